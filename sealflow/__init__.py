@@ -1,0 +1,1 @@
+"""SealFlow configuration, database plumbing, the ``sealflow`` CLI and the embedded stack."""

@@ -1,0 +1,113 @@
+"""One settings object for SealFlow, read once from ``SEALFLOW_*`` environment variables.
+
+No other module reads the environment: callers get a :class:`Settings` and pass it down.
+Inside Airflow, hooks in ``plugins/`` may override the external endpoints from connections.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from functools import lru_cache
+from pathlib import Path
+
+DEFAULT_SM2_UID = "1234567812345678"
+
+
+def _as_bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of SealFlow. Environment variable = ``SEALFLOW_`` + upper-case field name."""
+
+    home: Path = Path("var")
+    database_url: str = ""
+    # Embedded SeaweedFS (weed mini) ports; gRPC ports are these + 10000.
+    s3_port: int = 18333
+    master_port: int = 19333
+    filer_port: int = 18888
+    volume_port: int = 18080
+    s3_endpoint: str = ""
+    s3_access_key: str = "sealflow"
+    s3_secret_key: str = "sealflow-secret"
+    s3_region: str = "us-east-1"
+    archive_bucket: str = "sealflow-archive"
+    work_bucket: str = "sealflow-work"
+    # National-platform simulator (and, in production, the platform's endpoint).
+    platform_port: int = 18600
+    platform_url: str = ""
+    # Airflow API server for `sealflow stack up --ui`.
+    airflow_port: int = 18280
+    # Key-encryption key for the key store: a hex value, or a 0600 file holding it.
+    kek: str = field(default="", repr=False)
+    kek_file: str = ""
+    trust_roots: tuple[str, ...] = ()
+    sm2_uid: str = DEFAULT_SM2_UID
+    sms_outbox: str = ""
+    stamp_chunk_size: int = 500
+    log_level: str = "INFO"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.home.resolve()
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.state_dir / "airflow"
+
+    @property
+    def keystore_dir(self) -> Path:
+        return self.state_dir / "keys"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.state_dir / 'sealflow.db'}"
+
+    @property
+    def resolved_s3_endpoint(self) -> str:
+        return self.s3_endpoint or f"http://127.0.0.1:{self.s3_port}"
+
+    @property
+    def resolved_platform_url(self) -> str:
+        return self.platform_url or f"http://127.0.0.1:{self.platform_port}"
+
+    @property
+    def resolved_kek_file(self) -> Path:
+        return Path(self.kek_file) if self.kek_file else self.state_dir / "kek.hex"
+
+    @property
+    def resolved_sms_outbox(self) -> Path:
+        return Path(self.sms_outbox) if self.sms_outbox else self.state_dir / "sms"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = env.get(f"SEALFLOW_{f.name.upper()}")
+            if raw is None:
+                continue
+            default = f.default
+            if isinstance(default, bool):
+                values[f.name] = _as_bool(raw)
+            elif isinstance(default, int):
+                values[f.name] = int(raw)
+            elif isinstance(default, Path):
+                values[f.name] = Path(raw)
+            elif isinstance(default, tuple):
+                values[f.name] = tuple(p for p in raw.split(os.pathsep) if p)
+            else:
+                values[f.name] = raw
+        return cls(**values)  # type: ignore[arg-type]
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once."""
+    return Settings.from_env()
