@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 
 
-class SealStatus(str, Enum):
+class SealStatus(StrEnum):
     """A seal's status in the registry at a moment in time."""
 
     ACTIVE = "active"
