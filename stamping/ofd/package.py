@@ -130,6 +130,7 @@ class OfdPackage:
             raise OfdError(path, f"too many entries ({len(infos)} > {MAX_ENTRIES})")
         self.members: dict[str, Member] = {}
         self.directories: list[str] = []
+        self.order: list[str] = []  # every entry name, directories too, in zip order
         self._lower: dict[str, str] = {}
         total = 0
         seen: set[str] = set()
@@ -139,6 +140,7 @@ class OfdPackage:
             if key in seen:
                 raise OfdError(path, f"duplicate entry name {name!r}")
             seen.add(key)
+            self.order.append(name)
             if info.flag_bits & 0x1:
                 raise OfdError(path, f"encrypted entry {name!r}")
             if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
