@@ -1,0 +1,129 @@
+"""``sealflow verify PATH... [--trust ROOT.pem ...] [--json] [--html OUT]`` — 验章 of OFD/PDF files.
+
+Exit 0 when every document is valid, 1 when any is not, 2 on usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from sealflow.cli import UsageError
+from sealflow.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+DOC_SUFFIXES = (".ofd", ".pdf")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("verify", help="verify sealed OFD/PDF documents (验章)",
+                              description=__doc__.splitlines()[0])
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (folders: their .ofd/.pdf files)")
+    p.add_argument("--trust", action="append", default=[], metavar="ROOT.pem",
+                   help="a trusted root certificate (PEM or DER); repeatable; default: SEALFLOW_TRUST_ROOTS")
+    p.add_argument("--json", action="store_true", help="print one JSON array of results")
+    p.add_argument("--html", metavar="OUT", help="write a self-contained HTML report to OUT")
+    p.add_argument("--no-registry", action="store_true", help="do not look seals up in the SealFlow registry")
+    p.set_defaults(handler=run)
+
+
+def expand_paths(paths: list[str], suffixes: tuple[str, ...] = DOC_SUFFIXES) -> list[Path]:
+    """Files as given; folders expand (recursively, sorted) to their files with these suffixes."""
+    out: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in suffixes)
+            if not found:
+                raise UsageError(f"{raw}: no {'/'.join(suffixes)} files in this folder")
+            out.extend(found)
+        elif p.exists():
+            out.append(p)
+        else:
+            raise UsageError(f"{raw}: no such file or folder")
+    return out
+
+
+def load_trust(paths: list[str], settings: Settings):
+    roots = paths or list(settings.trust_roots)
+    if not roots:
+        return None
+    from stamping.pki.trust import TrustStore
+
+    for r in roots:
+        if not Path(r).is_file():
+            raise UsageError(f"{r}: trusted root certificate not found")
+    try:
+        return TrustStore.from_paths(roots)
+    except (ValueError, OSError) as exc:
+        raise UsageError(f"cannot read trusted roots: {exc}") from None
+
+
+def registry_lookup(settings: Settings):
+    """The registry's status lookup when a SealFlow database is configured, else None."""
+    if not settings.database_url and not (settings.state_dir / "sealflow.db").exists():
+        return None
+    try:
+        from stamping.registry import SealRegistry
+
+        from sealflow.db import make_engine, session_factory
+    except ImportError:
+        return None
+    try:
+        registry = SealRegistry(session_factory(make_engine(settings.resolved_database_url)), settings)
+        return registry.status_at
+    except Exception as exc:  # the registry is optional for 验章: say so and go on without it
+        log.warning("seal registry not available (%s); seal status is not checked", exc)
+        return None
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _print_text(results) -> None:
+    for r in results:
+        if r.valid:
+            state = "VALID"
+        elif r.intact and not r.error:
+            state = "INTACT-UNTRUSTED"
+        else:
+            state = "INVALID"
+        print(f"{state:17} {r.path} ({r.format}, {len(r.signatures)} signature(s))")
+        if r.error:
+            print(f"    error: {r.error}")
+        for i, s in enumerate(r.signatures, 1):
+            print(f"    [{i}] {s.seal_name or '?'} ({s.es_id or '?'}) by {s.signer or '?'} at {s.signed_at or '?'}")
+            for c in s.checks:
+                if not c.ok:
+                    print(f"        ✘ {c.name}: {c.reason}")
+
+
+def run(args: argparse.Namespace, settings: Settings | None = None) -> int:
+    from stamping.verify.dispatch import verify_file
+    from stamping.verify.report import dumps, render_html
+
+    settings = settings or get_settings()
+    files = expand_paths(args.paths)
+    trust = load_trust(args.trust, settings)
+    lookup = None if args.no_registry else registry_lookup(settings)
+    results = [verify_file(f, trust, lookup) for f in files]
+    if args.html:
+        write_atomic(Path(args.html), render_html(results))
+    if args.json:
+        sys.stdout.write(dumps(results) + "\n")
+    else:
+        _print_text(results)
+    return 0 if all(r.valid for r in results) else 1

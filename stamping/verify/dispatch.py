@@ -1,0 +1,55 @@
+"""Verify any sealed file (验章): OFD or PDF, told apart by content, never raising."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from stamping.verify.result import DocumentResult, SealStatusLookup
+
+log = logging.getLogger(__name__)
+MAX_FILE_BYTES = 256 * 1024 * 1024
+
+
+def sniff_format(head: bytes) -> str:
+    """'ofd' for a zip, 'pdf' when %PDF- appears in the first KiB (as readers allow), else 'unknown'."""
+    if head.startswith(b"PK\x03\x04"):
+        return "ofd"
+    if b"%PDF-" in head[:1024]:
+        return "pdf"
+    return "unknown"
+
+
+def verify_bytes(data: bytes, path: str, trust, status_lookup: SealStatusLookup | None = None) -> DocumentResult:
+    fmt = sniff_format(data[:1024])
+    try:
+        if fmt == "ofd":
+            from stamping.ofd.verify import verify_ofd
+
+            return verify_ofd(data, path, trust, status_lookup)
+        if fmt == "pdf":
+            try:
+                from stamping.pdf import verify_pdf
+            except ImportError as exc:
+                return DocumentResult(path, "pdf", error=f"PDF verification is not available: {exc}")
+            return verify_pdf(data, path, trust, status_lookup)
+    except Exception as exc:
+        # A verifier bug must not stop a batch; the document is reported as not verifiable.
+        log.exception("verification of %s failed unexpectedly", path)
+        return DocumentResult(path, fmt, error=f"verification failed: {type(exc).__name__}: {exc}")
+    return DocumentResult(path, "unknown", error="not an OFD or PDF file")
+
+
+def verify_file(path: str | os.PathLike, trust, status_lookup: SealStatusLookup | None = None) -> DocumentResult:
+    """Verify one file; an unreadable file gives ``DocumentResult(error=reason)``."""
+    name = str(path)
+    try:
+        p = Path(path)
+        size = p.stat().st_size
+        if size > MAX_FILE_BYTES:
+            return DocumentResult(name, "unknown", error=f"file too large ({size} bytes > {MAX_FILE_BYTES})")
+        data = p.read_bytes()
+    except OSError as exc:
+        return DocumentResult(name, "unknown", error=f"cannot read file: {exc.strerror or exc}")
+    return verify_bytes(data, name, trust, status_lookup)
