@@ -1,0 +1,184 @@
+"""``sealflow stamp --seal ES_ID --pin-env VAR [--placement SPEC] IN OUT`` — seal OFD/PDF files (签章).
+
+IN and OUT are files, or folders (every .ofd/.pdf under IN is sealed into the same relative path
+under OUT) with a progress bar and a summary. The PIN is read from the environment variable named
+by --pin-env, never from the command line (it would show in ``ps`` and shell history).
+Placement SPEC: ``anchor=（盖章）[,dx=MM,dy=MM][,page=N]`` (the default: the seal centred on the
+（盖章） line), or ``page=N,x=MM,y=MM`` (seal centre, mm from the page's top-left corner); add
+``--cross-page`` for a 骑缝章 across the right edge of every page.
+Exit 0 when every file was sealed, 1 when any failed, 2 on usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sealflow.cli import UsageError
+from sealflow.commands.verify import DOC_SUFFIXES
+from sealflow.settings import Settings, get_settings
+
+DEFAULT_ANCHOR = "（盖章）"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("stamp", help="seal OFD/PDF documents (签章)", description=__doc__.splitlines()[0])
+    p.add_argument("--seal", required=True, metavar="ES_ID", help="the seal's code (印章编码)")
+    p.add_argument("--pin-env", required=True, metavar="VAR", help="environment variable holding the PIN")
+    p.add_argument("--placement", default=f"anchor={DEFAULT_ANCHOR}", metavar="SPEC",
+                   help="anchor=TEXT[,dx=MM,dy=MM][,page=N] or page=N,x=MM,y=MM")
+    p.add_argument("--cross-page", action="store_true", help="骑缝章: split the seal across the right edge")
+    p.add_argument("--actor", default=None, help="who stamps (audit); default: the OS user")
+    p.add_argument("--reason", default="sealflow stamp", help="reason recorded in the audit log")
+    p.add_argument("input", metavar="IN")
+    p.add_argument("output", metavar="OUT")
+    p.set_defaults(handler=run)
+
+
+def parse_placement(spec: str, cross_page: bool = False):
+    from stamping.placement import Placement
+
+    values: dict[str, str] = {}
+    for part in filter(None, (s.strip() for s in spec.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or key.strip() not in {"anchor", "dx", "dy", "page", "x", "y"}:
+            raise UsageError(f"bad placement item {part!r} (use anchor=, dx=, dy=, page=, x=, y=)")
+        values[key.strip()] = value.strip()
+    try:
+        page = int(values["page"]) if "page" in values else None
+        x = float(values["x"]) if "x" in values else None
+        y = float(values["y"]) if "y" in values else None
+        offset = (float(values.get("dx", 0)), float(values.get("dy", 0)))
+    except ValueError as exc:
+        raise UsageError(f"bad placement number: {exc}") from None
+    anchor = values.get("anchor") or None
+    if not anchor and not cross_page and (x is None or y is None):
+        raise UsageError("placement needs anchor=TEXT, or x= and y=")
+    return Placement(page=page, x_mm=x, y_mm=y, anchor_text=anchor, offset_mm=offset, cross_page=cross_page)
+
+
+def stamp_bytes(data: bytes, path: str, seal_der: bytes, signer, placement, signed_at=None) -> tuple[bytes, str]:
+    """Seal one document (OFD or PDF, told by content); returns (sealed bytes, format)."""
+    from stamping.verify.dispatch import sniff_format
+
+    fmt = sniff_format(data[:1024])
+    if fmt == "ofd":
+        from stamping.ofd.stamp import stamp_ofd
+
+        return stamp_ofd(data, seal_der, signer, placement, signed_at, path=path), fmt
+    if fmt == "pdf":
+        from stamping.pdf import stamp_pdf
+
+        return stamp_pdf(data, seal_der, signer, placement, signed_at=signed_at), fmt
+    raise ValueError(f"{path}: not an OFD or PDF file")
+
+
+def write_atomic_bytes(path: Path, data: bytes) -> None:
+    """Write to a temp file in the same folder, then rename: never a half-written output."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def plan(src: Path, dst: Path) -> list[tuple[Path, Path]]:
+    if src.is_dir():
+        if dst.exists() and not dst.is_dir():
+            raise UsageError(f"{dst}: IN is a folder, so OUT must be a folder")
+        files = sorted(f for f in src.rglob("*") if f.is_file() and f.suffix.lower() in DOC_SUFFIXES)
+        if not files:
+            raise UsageError(f"{src}: no .ofd/.pdf files in this folder")
+        return [(f, dst / f.relative_to(src)) for f in files]
+    if not src.is_file():
+        raise UsageError(f"{src}: no such file or folder")
+    if dst.is_dir():
+        dst = dst / src.name
+    return [(src, dst)]
+
+
+class Progress:
+    """A one-line progress bar on stderr when it is a terminal, else nothing until the summary."""
+
+    def __init__(self, total: int, stream=sys.stderr) -> None:
+        self.total, self.done, self.stream = total, 0, stream
+        self.tty = hasattr(stream, "isatty") and stream.isatty()
+        self.start = time.perf_counter()
+
+    def step(self, label: str) -> None:
+        self.done += 1
+        if not self.tty:
+            return
+        width = 30
+        filled = int(width * self.done / max(self.total, 1))
+        self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {label[-40:]:40}")
+        self.stream.flush()
+        if self.done == self.total:
+            self.stream.write("\n")
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+
+def _registry(settings: Settings):
+    from stamping.registry import SealRegistry
+
+    from sealflow.db import make_engine, session_factory
+
+    return SealRegistry(session_factory(make_engine(settings.resolved_database_url)), settings)
+
+
+def _seal_signer(registry, es_id: str, pin: str, actor: str):
+    import inspect
+
+    params = inspect.signature(registry.seal_signer).parameters
+    if "actor" in params:
+        return registry.seal_signer(es_id, pin, actor=actor)
+    return registry.seal_signer(es_id, pin)
+
+
+def run(args: argparse.Namespace, settings: Settings | None = None, registry=None) -> int:
+    settings = settings or get_settings()
+    pin = os.environ.get(args.pin_env)  # the CLI is the boundary that takes the PIN from its caller
+    if not pin:
+        raise UsageError(f"environment variable {args.pin_env} is not set or empty")
+    placement = parse_placement(args.placement, args.cross_page)
+    jobs = plan(Path(args.input), Path(args.output))
+    actor = args.actor or getpass.getuser()
+    registry = registry or _registry(settings)
+    try:
+        signer, seal_der = _seal_signer(registry, args.seal, pin, actor)
+    except Exception as exc:  # wrong PIN, locked key, unknown or inactive seal: the message says which
+        print(f"sealflow stamp: cannot use seal {args.seal}: {exc}", file=sys.stderr)
+        return 1
+    progress = Progress(len(jobs))
+    failures: list[str] = []
+    for src, dst in jobs:
+        try:
+            out, _fmt = stamp_bytes(src.read_bytes(), str(src), seal_der, signer, placement,
+                                    datetime.now(UTC))
+            write_atomic_bytes(dst, out)
+            from stamping.gm.sm3 import sm3
+
+            registry.record_use(args.seal, actor, f"{dst} sm3:{sm3(out).hex()}", None, args.reason)
+        except Exception as exc:  # one bad document must not stop a folder run; it is reported
+            failures.append(f"{src}: {exc}")
+        progress.step(src.name)
+    ok = len(jobs) - len(failures)
+    rate = ok / progress.elapsed if progress.elapsed > 0 else 0.0
+    print(f"stamped {ok}/{len(jobs)} document(s) with seal {args.seal} in {progress.elapsed:.2f}s "
+          f"({rate:.1f}/s); failed {len(failures)}")
+    for line in failures:
+        print(f"  failed: {line}", file=sys.stderr)
+    return 0 if not failures else 1
