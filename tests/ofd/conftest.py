@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from ofd.kit import Kit, make_kit
+from stamping.ofd.demo import DemoKit, make_demo_kit
 
 
 @pytest.fixture(scope="session")
-def kit(tmp_path_factory) -> Kit:
-    return make_kit(tmp_path_factory.mktemp("ofd-kit"))
+def kit(tmp_path_factory) -> DemoKit:
+    return make_demo_kit(tmp_path_factory.mktemp("kit"))

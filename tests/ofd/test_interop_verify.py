@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ofd.helpers import flip_byte
 from stamping.ofd.verify import verify_ofd
+
+from .helpers import flip_byte
 
 
 def failing(result) -> list[str]:

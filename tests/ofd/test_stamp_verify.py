@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from ofd.helpers import flip_byte, members, raw_members
 from stamping.ofd import open_ofd
 from stamping.ofd.signature import read_signature
 from stamping.ofd.stamp import AnchorNotFound, stamp_ofd
 from stamping.ofd.verify import parse_signature_datetime, verify_ofd
 from stamping.ofd.writer import make_sample_certificate_ofd, sample_business_licence_fields
 from stamping.placement import Placement
+
+from .helpers import flip_byte, members, raw_members
 
 
 def at(x: float, y: float, page: int = 0) -> Placement:
@@ -160,7 +161,7 @@ def test_cross_page_seal(kit, interop_dir):
     widths = []
     for k, a in enumerate(info.stamp_annots):
         x, y, w, h = a.boundary
-        cx, cy, cw, ch = a.clip
+        cx, _, cw, _ = a.clip
         widths.append(cw)
         assert abs(cx - k * cw) < 0.02  # slice k of the picture
         assert abs((x + cx + cw) - 210) < 0.02  # that slice ends at the right edge

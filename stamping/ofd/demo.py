@@ -1,4 +1,7 @@
-"""A demo CA, a signer and a V4 seal for stamping tests (shared with tests/verify)."""
+"""A demo sealing kit (demo CA, unit signer, V4 official seal) for tests, benchmarks and demos.
+
+Nothing here is for production seals: the CA is a local demo CA and the key lives in memory.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +9,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+DEMO_UNIT = "南宁市示例市场监督管理局"
+DEMO_CREDIT_CODE = "11450100MB1234567X"
+DEMO_ES_ID = "45010000000001"
+
 
 @dataclass
-class Kit:
-    ca: object
-    signer: object
+class DemoKit:
+    ca: object  # stamping.pki.ca.DemoCA
+    signer: object  # stamping.keys.signer.Signer
     seal_der: bytes
-    trust: object
+    trust: object  # stamping.pki.trust.TrustStore
     root_pem_path: Path
 
 
-def make_kit(directory: Path) -> Kit:
+def make_demo_kit(directory: Path, unit: str = DEMO_UNIT, es_id: str = DEMO_ES_ID) -> DemoKit:
     from asn1crypto import pem
 
     from stamping.keys.signer import SoftwareSigner
@@ -26,15 +33,14 @@ def make_kit(directory: Path) -> Kit:
     from stamping.ses.make import SealSpec, make_seal
 
     ca = DemoCA.create(directory / "ca")
-    key, cert = ca.issue_unit_signer("南宁市示例市场监督管理局", "11450100MB1234567X")
+    key, cert = ca.issue_unit_signer(unit, DEMO_CREDIT_CODE)
     signer = SoftwareSigner(key, cert)
-    picture = demo_official_seal("南宁市示例市场监督管理局")
+    picture = demo_official_seal(unit)
     now = datetime.now(UTC)
-    spec = SealSpec(es_id="45010000000001", name="南宁市示例市场监督管理局公章", seal_type=1, signer_certs=[cert],
+    spec = SealSpec(es_id=es_id, name=f"{unit}公章", seal_type=1, signer_certs=[cert],
                     valid_start=now - timedelta(days=1), valid_end=now + timedelta(days=365),
                     picture_png=picture.png, width_mm=picture.width_mm, height_mm=picture.height_mm)
     seal_der = make_seal(spec, ca.maker_signer())
     root_path = directory / "root.pem"
     root_path.write_bytes(pem.armor("CERTIFICATE", ca.root_der))
-    trust = TrustStore([ca.root_der], [ca.intermediate_der])
-    return Kit(ca, signer, seal_der, trust, root_path)
+    return DemoKit(ca, signer, seal_der, TrustStore([ca.root_der], [ca.intermediate_der]), root_path)
