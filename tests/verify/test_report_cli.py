@@ -1,0 +1,98 @@
+"""Reports (JSON, HTML) and the ``sealflow verify`` contract: exit codes and the --json shape."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sealflow.cli import main
+from stamping.ofd.writer import make_sample_certificate_ofd, sample_business_licence_fields
+from stamping.verify.dispatch import sniff_format, verify_file
+from stamping.verify.report import render_html, results_to_json
+from stamping.verify.result import DocumentResult, SignatureResult
+
+PNG = b"\x89PNG\r\n\x1a\n-not-really"
+
+
+def crafted() -> DocumentResult:
+    sig = SignatureResult(signer="<script>alert(1)</script>", seal_name="公章 & <b>", es_id="4501",
+                          signed_at="2026-01-01T00:00:00+00:00", seal_picture_png=PNG, location="/Doc_0/x")
+    sig.add("references", False, 'modified: /Doc_0/<img src=x onerror="y">')
+    sig.add("signer_chain", True, "chain ok", kind="trust")
+    return DocumentResult(path="a<b>.ofd", format="ofd", signatures=[sig])
+
+
+def test_html_escapes_everything_and_embeds_picture():
+    html = render_html([crafted()])
+    assert "<script>" not in html and "<img src=x" not in html and "<b>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "data:image/png;base64," in html
+    assert "references" in html and "signer_chain" in html and "chain ok" in html
+    assert "2026-01-01T00:00:00+00:00" in html
+    assert "无效" in html  # the verdict
+
+
+def test_json_shape():
+    (doc,) = results_to_json([crafted()])
+    assert {"path", "format", "intact", "trusted", "valid", "signatures", "error"} <= doc.keys()
+    (sig,) = doc["signatures"]
+    assert {"signer", "seal_name", "es_id", "signed_at", "intact", "trusted", "checks"} <= sig.keys()
+    assert sig["checks"][0]["name"] == "references" and sig["checks"][0]["ok"] is False
+    assert doc["valid"] is False and sig["intact"] is False
+    json.dumps(doc)  # serialisable (the picture bytes are not in JSON)
+
+
+def test_sniff():
+    assert sniff_format(b"PK\x03\x04....") == "ofd"
+    assert sniff_format(b"\n\n%PDF-1.7") == "pdf"
+    assert sniff_format(b"hello") == "unknown"
+
+
+def test_verify_file_never_raises(tmp_path):
+    missing = verify_file(tmp_path / "nope.ofd", None)
+    assert missing.error and "cannot read" in missing.error
+    junk = tmp_path / "junk.pdf"
+    junk.write_bytes(b"garbage")
+    assert verify_file(junk, None).error == "not an OFD or PDF file"
+    bad_zip = tmp_path / "bad.ofd"
+    bad_zip.write_bytes(b"PK\x03\x04" + b"\0" * 50)
+    result = verify_file(bad_zip, None)
+    assert result.format == "ofd" and "zip" in result.error and not result.valid
+
+
+@pytest.fixture
+def unsigned(tmp_path):
+    path = tmp_path / "docs" / "unsigned.ofd"
+    path.parent.mkdir()
+    path.write_bytes(make_sample_certificate_ofd(sample_business_licence_fields(), "business_licence"))
+    (path.parent / "notes.txt").write_text("ignored by folder expansion")
+    return path
+
+
+def test_cli_unsigned_is_exit_1_with_json(unsigned, capsys):
+    rc = main(["verify", "--no-registry", "--json", str(unsigned.parent)])
+    assert rc == 1
+    out = json.loads(capsys.readouterr().out)
+    assert isinstance(out, list) and len(out) == 1
+    assert out[0]["path"] == str(unsigned) and out[0]["format"] == "ofd"
+    assert out[0]["valid"] is False and "not sealed" in out[0]["error"]
+
+
+def test_cli_usage_errors(tmp_path, capsys):
+    assert main(["verify", "--no-registry", str(tmp_path / "missing.ofd")]) == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["verify", "--no-registry", str(empty)]) == 2
+    assert main(["verify", "--no-registry", "--trust", str(tmp_path / "nope.pem"), str(empty)]) == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["verify"])
+    assert exc.value.code == 2
+
+
+def test_cli_html_report(unsigned, tmp_path, capsys):
+    out = tmp_path / "report" / "r.html"
+    assert main(["verify", "--no-registry", "--html", str(out), str(unsigned)]) == 1
+    html = out.read_text(encoding="utf-8")
+    assert "unsigned.ofd" in html and "not sealed" in html
+    assert "INVALID" in capsys.readouterr().out
