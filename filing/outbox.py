@@ -76,7 +76,7 @@ class OutboxRecord(Base):
     # The platform's signed receipt as received: {"receipt": {...}, "signature": "<base64>"}.
     receipt: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # A claim so that two dispatchers never send the same record at once (SQLite has no SKIP LOCKED).
-    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     def __repr__(self) -> str:

@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("subject", "subject_seq", name="uq_filing_outbox_subject_seq"),
     )
     op.create_index("ix_filing_outbox_state_next", "filing_outbox", ["state", "next_attempt_at"])
+    op.create_index("ix_filing_outbox_lease_owner", "filing_outbox", ["lease_owner"])
     op.create_table(
         "filing_attempts",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -49,5 +50,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_filing_attempts_record_id", table_name="filing_attempts")
     op.drop_table("filing_attempts")
+    op.drop_index("ix_filing_outbox_lease_owner", table_name="filing_outbox")
     op.drop_index("ix_filing_outbox_state_next", table_name="filing_outbox")
     op.drop_table("filing_outbox")
