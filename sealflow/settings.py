@@ -39,6 +39,13 @@ class Settings:
     # National-platform simulator (and, in production, the platform's endpoint).
     platform_port: int = 18600
     platform_url: str = ""
+    # Filing (备案): the pinned platform certificate (default <home>/filing/platform-cert.pem),
+    # the sending system's key in the key store and its PIN, our system id, drain schedule.
+    platform_cert: str = ""
+    filing_key_id: str = "filing-system"
+    filing_key_pin: str = field(default="", repr=False)
+    filing_system_id: str = "sealflow"
+    filing_schedule: str = "*/15 * * * *"
     # Airflow API server for `sealflow stack up --ui`.
     airflow_port: int = 18280
     # Key-encryption key for the key store: a hex value, or a 0600 file holding it.
