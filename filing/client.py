@@ -192,10 +192,7 @@ def fetch_platform_certificate(base_url: str, timeout: float = 10.0) -> bytes:
         raise PlatformUnavailable(f"platform certificate: {exc}") from exc
     if response.status_code != 200:
         raise PlatformUnavailable(f"platform certificate: HTTP {response.status_code}")
-    from asn1crypto import pem
-
-    data = response.content
-    return pem.unarmor(data)[2] if pem.detect(data) else data
+    return p.pem_to_der(response.content)
 
 
 def _reason(response: httpx.Response) -> str:

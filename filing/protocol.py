@@ -143,6 +143,19 @@ def unb64(text: str, what: str) -> bytes:
         raise ProtocolError(f"{what} is not valid base64") from exc
 
 
+def der_to_pem(der: bytes) -> bytes:
+    """A certificate in PEM armour (64-character lines)."""
+    body = "\n".join(b64(der)[i : i + 64] for i in range(0, len(b64(der)), 64))
+    return f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n".encode("ascii")
+
+
+def pem_to_der(data: bytes) -> bytes:
+    """DER of a PEM or DER certificate."""
+    from asn1crypto import pem
+
+    return pem.unarmor(data)[2] if pem.detect(data) else data
+
+
 def record_body(
     record_id: str, kind: str, subject: str, subject_seq: int, created_at: datetime, payload: dict[str, Any]
 ) -> dict[str, Any]:

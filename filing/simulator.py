@@ -460,14 +460,15 @@ def platform_identity(state_dir: Path, ca_dir: Path | None = None) -> tuple[Any,
     key_path, cert_path = state_dir / "platform-key.pem", state_dir / "platform-cert.pem"
     if key_path.exists() and cert_path.exists():
         key = SM2PrivateKey.from_pkcs8(key_path.read_bytes())
-        return SoftwareSigner(key, _pem_to_der(cert_path.read_bytes())), _pem_to_der(cert_path.read_bytes())
+        cert_der = p.pem_to_der(cert_path.read_bytes())
+        return SoftwareSigner(key, cert_der), cert_der
     from stamping.pki.ca import DemoCA
 
     ca = DemoCA.create(ca_dir or state_dir / "ca", name="Platform Simulator")
     key, cert_der = ca.issue_unit_signer(PLATFORM_NAME, PLATFORM_CREDIT_CODE)
     state_dir.mkdir(parents=True, exist_ok=True)
     _write_private(key_path, key.to_pkcs8_pem())
-    _write_atomic(cert_path, _der_to_pem(cert_der))
+    _write_atomic(cert_path, p.der_to_pem(cert_der))
     return SoftwareSigner(key, cert_der), cert_der
 
 
@@ -488,22 +489,6 @@ def _write_private(path: Path, data: bytes) -> None:
     tmp.replace(path)
 
 
-def _der_to_pem(der: bytes) -> bytes:
-    import base64
-    import textwrap
-
-    body = "\n".join(textwrap.wrap(base64.b64encode(der).decode("ascii"), 64))
-    return f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n".encode("ascii")
-
-
-def _pem_to_der(data: bytes) -> bytes:
-    from asn1crypto import pem
-
-    if pem.detect(data):
-        return pem.unarmor(data)[2]
-    return data
-
-
 def make_server(
     host: str,
     port: int,
@@ -521,7 +506,7 @@ def make_server(
 
         trust_store = TrustStore.from_paths(trust)
     platform = Platform(PlatformStore(db), signer, faults or Faults(), trust_store)
-    return SimulatorServer((host, port), platform, _der_to_pem(cert_der), admin, verbose)
+    return SimulatorServer((host, port), platform, p.der_to_pem(cert_der), admin, verbose)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,91 @@
+"""Who we are to the platform, and who the platform is to us.
+
+* The sending system's SM2 key lives in the key store (:class:`stamping.keys.store.KeyStore`) as
+  ``Settings.filing_key_id`` with PIN ``Settings.filing_key_pin``; in the embedded stack its
+  certificate comes from the DemoCA (:func:`setup_system_identity`). In production, import the
+  key and the certificate the platform's operator issued.
+* The platform's certificate is pinned in a file (``Settings.platform_cert``, default
+  ``<home>/filing/platform-cert.pem``). Production: put the certificate received from the
+  platform's operator there. Embedded stack: :func:`pin_platform_certificate` fetches it ONCE
+  from the simulator (``GET /v1/platform-certificate``) and never replaces it silently.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from filing.client import PlatformClient, fetch_platform_certificate
+from filing.protocol import der_to_pem, pem_to_der
+from sealflow.settings import Settings
+
+SYSTEM_NAME = "SealFlow filing system"
+SYSTEM_CREDIT_CODE = "91450000000000000X"
+
+
+class FilingNotConfigured(RuntimeError):
+    """The sending key or the pinned platform certificate is missing; says what to run."""
+
+
+def platform_cert_path(settings: Settings) -> Path:
+    if settings.platform_cert:
+        return Path(settings.platform_cert)
+    return settings.state_dir / "filing" / "platform-cert.pem"
+
+
+def load_platform_certificate(settings: Settings) -> bytes:
+    path = platform_cert_path(settings)
+    if not path.is_file():
+        raise FilingNotConfigured(f"{path}: no pinned platform certificate; run `sealflow filing setup`")
+    return pem_to_der(path.read_bytes())
+
+
+def pin_platform_certificate(settings: Settings, base_url: str | None = None) -> bytes:
+    """Pin the platform certificate on first use; afterwards return the pinned one unchanged."""
+    path = platform_cert_path(settings)
+    if path.is_file():
+        return pem_to_der(path.read_bytes())
+    der = fetch_platform_certificate(base_url or settings.resolved_platform_url)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(der_to_pem(der))
+    os.replace(tmp, path)
+    return der
+
+
+def setup_system_identity(settings: Settings, ca_dir: Path | None = None) -> bytes:
+    """Create the sending system's key and DemoCA certificate if missing; return the certificate (DER)."""
+    from stamping.keys.store import KeyStore
+    from stamping.pki.ca import DemoCA
+
+    if not settings.filing_key_pin:
+        raise FilingNotConfigured("set SEALFLOW_FILING_KEY_PIN: the PIN of the filing system's key")
+    store = KeyStore(settings)
+    if store.exists(settings.filing_key_id):
+        return store.signer(settings.filing_key_id, settings.filing_key_pin).certificate
+    ca = DemoCA.create(ca_dir or settings.state_dir / "ca")
+    key, cert_der = ca.issue_unit_signer(SYSTEM_NAME, SYSTEM_CREDIT_CODE)
+    store.create(settings.filing_key_id, settings.filing_key_pin, key=key)
+    store.set_certificate(settings.filing_key_id, cert_der)
+    return cert_der
+
+
+def system_signer(settings: Settings, pin: str | None = None) -> Any:
+    from stamping.keys.store import KeyStore
+
+    store = KeyStore(settings)
+    if not store.exists(settings.filing_key_id):
+        raise FilingNotConfigured(f"no key {settings.filing_key_id!r} in the key store; run `sealflow filing setup`")
+    return store.signer(settings.filing_key_id, pin if pin is not None else settings.filing_key_pin)
+
+
+def make_client(settings: Settings, base_url: str | None = None, timeout: float = 30.0) -> PlatformClient:
+    """A client from settings: endpoint, our key, the pinned platform certificate."""
+    return PlatformClient(
+        base_url or settings.resolved_platform_url,
+        system_signer(settings),
+        load_platform_certificate(settings),
+        timeout=timeout,
+        system_id=settings.filing_system_id,
+    )
