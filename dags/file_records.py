@@ -1,0 +1,43 @@
+"""file_records — file seal events and archive registrations with the national platform (备案).
+
+Runs on a cron (``SEALFLOW_FILING_SCHEDULE``, default every 15 minutes) AND whenever a batch is
+stamped or archived (Assets ``sealflow://batches/stamped`` / ``sealflow://batches/archived``).
+It drains the filing outbox in order per seal, with backoff; a record is done only when the
+platform's signed receipt is stored. Endpoint and credentials: Airflow connection ``sealflow_platform``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, dag, task
+
+from sealflow.settings import get_settings
+
+STAMPED_BATCHES = Asset("sealflow://batches/stamped")
+ARCHIVED_BATCHES = Asset("sealflow://batches/archived")
+
+
+@dag(
+    dag_id="file_records",
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable(get_settings().filing_schedule, timezone="UTC"),
+        assets=(STAMPED_BATCHES | ARCHIVED_BATCHES),
+    ),
+    start_date=datetime(2025, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["sealflow", "filing"],
+    doc_md=__doc__,
+)
+def file_records() -> None:
+    @task(retries=1)
+    def drain_outbox() -> dict:
+        from sealflow_airflow.platform_hook import file_records as run
+
+        return run()
+
+    drain_outbox()
+
+
+file_records()
