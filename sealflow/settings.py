@@ -30,12 +30,24 @@ class Settings:
     master_port: int = 19333
     filer_port: int = 18888
     volume_port: int = 18080
+    # weed mini always runs its admin server (even with the UI off); pin its port so stacks don't clash.
+    seaweed_admin_port: int = 18646
     s3_endpoint: str = ""
     s3_access_key: str = "sealflow"
     s3_secret_key: str = "sealflow-secret"
     s3_region: str = "us-east-1"
     archive_bucket: str = "sealflow-archive"
     work_bucket: str = "sealflow-work"
+    # Archives (电子档案): 档号 parts (全宗号, 门类代码), its pattern, upload threads, URL expiry,
+    # the archiving unit's key in the key store.
+    archive_fonds: str = "X001"
+    archive_category: str = "ZZ"
+    archive_code_pattern: str = r"^[0-9A-Z]{1,8}-[0-9A-Z]{1,4}·[0-9]{4}-(Y|D30|D10)-[0-9]{4,8}$"
+    archive_item_digits: int = 6
+    archive_upload_workers: int = 8
+    archive_url_expiry: int = 3600
+    archive_key_id: str = "archive-unit"
+    archive_key_pin: str = field(default="", repr=False)
     # National-platform simulator (and, in production, the platform's endpoint).
     platform_port: int = 18600
     platform_url: str = ""

@@ -1,0 +1,69 @@
+"""``sealflow stack up [--ui] | down | status [--json]``: the embedded stack on 127.0.0.1."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from sealflow.settings import get_settings
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("stack", help="start, stop or inspect the embedded stack (SeaweedFS, Airflow, "
+                                                 "platform simulator)")
+    actions = parser.add_subparsers(dest="stack_action", metavar="ACTION", required=True)
+    up = actions.add_parser("up", help="start what is not running (a second `up` does nothing)")
+    up.add_argument("--ui", action="store_true", help="also run Airflow: api-server, scheduler, dag-processor, "
+                                                      "triggerer (bound to 127.0.0.1)")
+    up.set_defaults(handler=_up)
+    down = actions.add_parser("down", help="stop exactly the processes `up` started (PID files)")
+    down.set_defaults(handler=_down)
+    status = actions.add_parser("status", help="each component with pid, port and health")
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.set_defaults(handler=_status)
+
+
+def _up(args: argparse.Namespace) -> int:
+    from sealflow.cli import CheckFailed
+    from sealflow.stack import StackError, airflow_login, up
+
+    settings = get_settings()
+    try:
+        state = up(settings, ui=args.ui)
+    except StackError as exc:
+        raise CheckFailed(str(exc)) from exc
+    print(f"S3 endpoint {state['s3_endpoint']} (buckets {state['buckets']['work']}, {state['buckets']['archive']})")
+    if args.ui:
+        user, password = airflow_login(settings)
+        print(f"Airflow UI: {state['airflow_url']}  login: {user} / {password}")
+    print(f"logs: {state['logs']}   stop with: sealflow stack down")
+    return 0
+
+
+def _down(_args: argparse.Namespace) -> int:
+    from sealflow.stack import down
+
+    down(get_settings())
+    return 0
+
+
+def format_status(state: dict[str, Any]) -> str:
+    lines = [f"state dir {state['state_dir']}"]
+    for name, comp in state["components"].items():
+        if comp["state"] != "running":
+            lines.append(f"  {name:<14} {comp['state']}")
+            continue
+        port = f"port {comp['port']}" if comp["port"] else ""
+        health = "healthy" if comp["healthy"] else "NOT healthy"
+        lines.append(f"  {name:<14} running  pid {comp['pid']:<8} {port:<11} {health}  log {comp['log']}")
+    lines.append(f"S3 {state['s3_endpoint']}  platform {state['platform_url']}  Airflow {state['airflow_url']}")
+    return "\n".join(lines)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from sealflow.stack import status
+
+    state = status(get_settings())
+    print(json.dumps(state, indent=2) if args.json else format_status(state))
+    return 0

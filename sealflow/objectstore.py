@@ -1,0 +1,67 @@
+"""S3 clients for SealFlow's object store (the embedded SeaweedFS, MinIO or a cloud S3).
+
+Only the endpoint, credentials and buckets change between the embedded stack and production;
+they all come from :class:`~sealflow.settings.Settings` (or, inside Airflow, the ``sealflow_s3``
+connection — see ``plugins/sealflow_airflow/hooks.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sealflow.settings import Settings
+
+# boto3 >= 1.36 sends CRC checksums by default; some S3-compatible stores mishandle them, so we
+# only send/validate checksums when an operation requires them (Object Lock puts do: Content-MD5).
+CHECKSUM_ENV = {
+    "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
+    "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required",
+}
+
+
+def client_config(**extra: Any) -> Any:  # botocore.config.Config
+    from botocore.config import Config
+
+    options: dict[str, Any] = {
+        "request_checksum_calculation": "when_required",
+        "response_checksum_validation": "when_required",
+        "s3": {"addressing_style": "path"},
+        "retries": {"max_attempts": 3, "mode": "standard"},
+        "connect_timeout": 5,
+        "read_timeout": 60,
+    }
+    options.update(extra)
+    return Config(**options)
+
+
+def make_s3_client(endpoint_url: str | None, access_key: str | None, secret_key: str | None,
+                   region: str = "us-east-1", **config: Any) -> Any:  # a botocore S3 client
+    """A boto3 S3 client with path-style addressing and checksums only when required."""
+    import boto3
+
+    session = boto3.session.Session()
+    return session.client(
+        "s3",
+        endpoint_url=endpoint_url or None,
+        aws_access_key_id=access_key or None,
+        aws_secret_access_key=secret_key or None,
+        region_name=region,
+        config=client_config(**config),
+    )
+
+
+def s3_client(settings: Settings, **config: Any) -> Any:  # a botocore S3 client
+    """The S3 client for ``settings`` (endpoint = the embedded SeaweedFS unless ``s3_endpoint`` is set)."""
+    return make_s3_client(settings.resolved_s3_endpoint, settings.s3_access_key, settings.s3_secret_key,
+                          settings.s3_region, **config)
+
+
+def ensure_buckets(client: Any, settings: Settings) -> None:
+    """Create the work bucket and the archive bucket (Object Lock + versioning) if missing (idempotent)."""
+    existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+    if settings.archive_bucket not in existing:
+        client.create_bucket(Bucket=settings.archive_bucket, ObjectLockEnabledForBucket=True)
+    # Object Lock implies versioning; setting it again is harmless and repairs a bucket made without it.
+    client.put_bucket_versioning(Bucket=settings.archive_bucket, VersioningConfiguration={"Status": "Enabled"})
+    if settings.work_bucket not in existing:
+        client.create_bucket(Bucket=settings.work_bucket)

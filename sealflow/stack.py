@@ -1,0 +1,580 @@
+"""The embedded SealFlow stack for one machine: SeaweedFS (S3 with Object Lock), an Airflow home
+(SQLite, LocalExecutor) and the national-platform simulator — all bound to 127.0.0.1.
+
+``sealflow stack up|down|status`` drives it; ``make demo`` and the tests use it. Each process we
+start writes a PID file in ``state_dir/run/`` recording its PID and creation time, so a second
+``up`` sees live processes and does nothing, and ``down`` signals exactly the processes it
+started (and their children) — never anything found by name. Logs go to ``state_dir/logs/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from sealflow.objectstore import CHECKSUM_ENV, ensure_buckets, s3_client
+from sealflow.settings import Settings
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DAGS_DIR = REPO_ROOT / "dags"
+PLUGINS_DIR = REPO_ROOT / "plugins"
+ADMIN_USER = "admin"
+S3_CONN_ID = "sealflow_s3"
+PLATFORM_CONN_ID = "sealflow_platform"
+AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+
+# Processes started by this Python process, kept referenced so they are reaped, not warned about.
+_CHILDREN: dict[int, subprocess.Popen] = {}
+
+
+class StackError(RuntimeError):
+    """A stack component could not be started or stopped; the message says which and why."""
+
+
+# --------------------------------------------------------------------------- paths and env
+def run_dir(settings: Settings) -> Path:
+    return settings.state_dir / "run"
+
+
+def logs_dir(settings: Settings) -> Path:
+    return settings.state_dir / "logs"
+
+
+def seaweed_dir(settings: Settings) -> Path:
+    return settings.state_dir / "seaweedfs"
+
+
+def platform_db(settings: Settings) -> Path:
+    return settings.state_dir / "platform" / "platform.db"
+
+
+def venv_bin() -> Path:
+    """The bin directory of the running interpreter (the venv holding airflow and weed)."""
+    return Path(sys.executable).parent
+
+
+def _secrets_file(settings: Settings) -> Path:
+    return settings.airflow_home / "sealflow-secrets.json"
+
+
+def _passwords_file(settings: Settings) -> Path:
+    return settings.airflow_home / "simple_auth_manager_passwords.json.generated"
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a 0600 file atomically (secrets: JWT key, Fernet key, UI password)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def _airflow_secrets(settings: Settings) -> dict[str, str]:
+    """JWT and API secrets shared by every Airflow component, and the Fernet key; made once."""
+    path = _secrets_file(settings)
+    if path.exists():
+        return json.loads(path.read_text())
+    import base64
+
+    values = {
+        "jwt_secret": secrets.token_urlsafe(32),
+        "api_secret_key": secrets.token_urlsafe(32),
+        "fernet_key": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+    }
+    _write_private(path, json.dumps(values))
+    return values
+
+
+def airflow_login(settings: Settings) -> tuple[str, str]:
+    """The local UI/API login (user, password) of the simple auth manager; made on first use."""
+    path = _passwords_file(settings)
+    passwords: dict[str, str] = {}
+    if path.exists():
+        with contextlib.suppress(ValueError):
+            passwords = json.loads(path.read_text() or "{}")
+    if ADMIN_USER not in passwords:
+        passwords[ADMIN_USER] = secrets.token_urlsafe(12)
+        _write_private(path, json.dumps(passwords) + "\n")
+    return ADMIN_USER, passwords[ADMIN_USER]
+
+
+def sealflow_env(settings: Settings) -> dict[str, str]:
+    """``SEALFLOW_*`` variables reproducing ``settings`` in a child process (home made absolute)."""
+    env: dict[str, str] = {}
+    for f in fields(Settings):
+        value = getattr(settings, f.name)
+        if f.name == "home":
+            value = str(settings.state_dir)
+        elif isinstance(value, tuple):
+            value = os.pathsep.join(value)
+        if value in ("", ()):
+            continue
+        env[f"SEALFLOW_{f.name.upper()}"] = str(value)
+    return env
+
+
+def airflow_env(settings: Settings, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The complete environment to run Airflow (CLI, components, ``dag.test()``) on this stack.
+
+    ``base`` defaults to the current environment (for PATH, HOME...); any ``AIRFLOW__``/``SEALFLOW_``
+    variables in it are replaced so the Airflow home is exactly the one of ``settings``.
+    """
+    source = os.environ if base is None else base
+    env = {k: v for k, v in source.items() if not k.startswith(("AIRFLOW_", "AIRFLOW__", "SEALFLOW_"))}
+    home = settings.airflow_home
+    api = f"http://127.0.0.1:{settings.airflow_port}"
+    keys = _airflow_secrets(settings)
+    env.update(sealflow_env(settings))
+    env.update(CHECKSUM_ENV)
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_DIR),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS_DIR),
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__FERNET_KEY": keys["fernet_key"],
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(_passwords_file(settings)),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__API__BASE_URL": api,
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(settings.airflow_port),
+            "AIRFLOW__API__SECRET_KEY": keys["api_secret_key"],
+            "AIRFLOW__API_AUTH__JWT_SECRET": keys["jwt_secret"],
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+        }
+    )
+    # Components spawn `airflow ...` themselves; DAG files import the Airflow glue in plugins/.
+    env["PATH"] = os.pathsep.join([str(venv_bin()), env.get("PATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PLUGINS_DIR), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def platform_available() -> bool:
+    """Whether the national-platform simulator (filing.simulator) is installed."""
+    try:
+        return importlib.util.find_spec("filing.simulator") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+# --------------------------------------------------------------------------- components
+@dataclass
+class Component:
+    name: str
+    argv: list[str]
+    port: int | None
+    env: dict[str, str]
+    health: Callable[[], bool]
+    startup_timeout: float = 60.0
+    cwd: Path | None = None
+
+
+def _http_ok(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - our own loopback URLs
+            return 200 <= response.status < 300
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def _s3_ready(settings: Settings) -> bool:
+    try:
+        s3_client(settings, retries={"max_attempts": 1}, connect_timeout=1, read_timeout=3).list_buckets()
+        return True
+    except Exception:  # any error means "not ready yet"; the caller times out with the log tail
+        return False
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def seaweed_component(settings: Settings) -> Component:
+    data = seaweed_dir(settings)
+    argv = [
+        str(venv_bin() / "weed"), "mini",
+        f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        "-admin.ui=false", "-webdav=false", "-master.telemetry=false",
+        f"-admin.port={settings.seaweed_admin_port}",
+        "-s3.port.iceberg=0", "-s3.port.lance=0",
+        f"-s3.port={settings.s3_port}", f"-master.port={settings.master_port}",
+        f"-filer.port={settings.filer_port}", f"-volume.port={settings.volume_port}",
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update({"AWS_ACCESS_KEY_ID": settings.s3_access_key, "AWS_SECRET_ACCESS_KEY": settings.s3_secret_key})
+    return Component("seaweedfs", argv, settings.s3_port, env, lambda: _s3_ready(settings), 60.0, data)
+
+
+def platform_component(settings: Settings) -> Component:
+    db = platform_db(settings)
+    argv = [sys.executable, "-m", "filing.simulator", "--host", "127.0.0.1",
+            "--port", str(settings.platform_port), "--db", str(db)]
+    env = dict(os.environ)
+    env.update(sealflow_env(settings))
+    url = f"{settings.resolved_platform_url}/v1/health"
+    return Component("platform", argv, settings.platform_port, env, lambda: _http_ok(url), 30.0, db.parent)
+
+
+def airflow_components(settings: Settings) -> list[Component]:
+    env = airflow_env(settings)
+    airflow = str(venv_bin() / "airflow")
+    health = f"http://127.0.0.1:{settings.airflow_port}/api/v2/monitor/health"
+    api_up = lambda: _http_ok(health)  # noqa: E731
+    home = settings.airflow_home
+    return [
+        Component("api-server", [airflow, "api-server", "--host", "127.0.0.1", "--port", str(settings.airflow_port)],
+                  settings.airflow_port, env, api_up, 120.0, home),
+        Component("scheduler", [airflow, "scheduler", "--skip-serve-logs"], None, env, lambda: True, 60.0, home),
+        Component("dag-processor", [airflow, "dag-processor"], None, env, lambda: True, 60.0, home),
+        Component("triggerer", [airflow, "triggerer", "--skip-serve-logs"], None, env, lambda: True, 60.0, home),
+    ]
+
+
+# --------------------------------------------------------------------------- PID files
+@dataclass
+class Running:
+    name: str
+    pid: int
+    create_time: float
+    port: int | None
+    log: str
+    argv: list[str] = field(default_factory=list)
+
+
+def _pid_file(settings: Settings, name: str) -> Path:
+    return run_dir(settings) / f"{name}.pid.json"
+
+
+def read_pid(settings: Settings, name: str) -> Running | None:
+    path = _pid_file(settings, name)
+    try:
+        return Running(**json.loads(path.read_text()))
+    except (FileNotFoundError, ValueError, TypeError):
+        return None
+
+
+def _process(entry: Running) -> Any:  # psutil.Process | None
+    """The live process of a PID file entry, only if it is still the very process we started."""
+    import psutil
+
+    try:
+        proc = psutil.Process(entry.pid)
+        if abs(proc.create_time() - entry.create_time) > 1.0 or proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return proc
+    except psutil.Error:
+        return None
+
+
+def alive(settings: Settings, name: str) -> Running | None:
+    entry = read_pid(settings, name)
+    if entry is None:
+        return None
+    if _process(entry) is None:
+        _pid_file(settings, name).unlink(missing_ok=True)
+        return None
+    return entry
+
+
+def _log_tail(path: Path, lines: int = 25, since: int = 0) -> str:
+    """The last lines of a log, from byte offset ``since`` (this start's output only)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(since)
+            text = handle.read().decode(errors="replace").splitlines()
+    except FileNotFoundError:
+        return "(no log)"
+    return "\n".join(text[-lines:])
+
+
+def _start(settings: Settings, comp: Component) -> Running:
+    import psutil
+
+    if comp.port is not None and _port_in_use(comp.port):
+        raise StackError(f"{comp.name}: port {comp.port} on 127.0.0.1 is already in use by another process; "
+                         f"choose other ports (SEALFLOW_*_PORT) or stop that process")
+    logs_dir(settings).mkdir(parents=True, exist_ok=True)
+    run_dir(settings).mkdir(parents=True, exist_ok=True)
+    if comp.cwd:
+        comp.cwd.mkdir(parents=True, exist_ok=True)
+    log_path = logs_dir(settings) / f"{comp.name}.log"
+    with open(log_path, "ab") as log_file:
+        offset = log_file.tell()
+        log_file.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {comp.name}\n".encode())
+        log_file.flush()
+        # A new session: the component outlives this command and gets its own process group,
+        # which `down` signals so that workers it forks stop with it.
+        proc = subprocess.Popen(comp.argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                                env=comp.env, cwd=comp.cwd, start_new_session=True)
+    _CHILDREN[proc.pid] = proc
+    entry = Running(comp.name, proc.pid, psutil.Process(proc.pid).create_time(), comp.port, str(log_path), comp.argv)
+    _write_private(_pid_file(settings, comp.name), json.dumps(asdict(entry)))
+    deadline = time.monotonic() + comp.startup_timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            _pid_file(settings, comp.name).unlink(missing_ok=True)
+            raise StackError(f"{comp.name} exited with code {proc.returncode} while starting; "
+                             f"log {log_path}:\n{_log_tail(log_path, since=offset)}")
+        if comp.health():
+            return entry
+        time.sleep(0.3)
+    _stop_entry(settings, entry)
+    raise StackError(f"{comp.name} did not become healthy within {comp.startup_timeout:.0f} s; "
+                     f"log {log_path}:\n{_log_tail(log_path, since=offset)}")
+
+
+def _stop_entry(settings: Settings, entry: Running, timeout: float = 20.0) -> bool:
+    """SIGTERM the process group we started, wait, then SIGKILL what is left. True if it was running."""
+    import psutil
+
+    proc = _process(entry)
+    if proc is None:
+        _pid_file(settings, entry.name).unlink(missing_ok=True)
+        return False
+    try:
+        family = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        family = [proc]
+    try:
+        os.killpg(entry.pid, signal.SIGTERM)  # our component leads its own group (start_new_session)
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(psutil.Error):
+            proc.terminate()
+    _, survivors = psutil.wait_procs(family, timeout=timeout)
+    for straggler in survivors:
+        with contextlib.suppress(psutil.Error):
+            straggler.kill()
+    psutil.wait_procs(survivors, timeout=5)
+    child = _CHILDREN.pop(entry.pid, None)
+    if child is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=1)
+    _pid_file(settings, entry.name).unlink(missing_ok=True)
+    return True
+
+
+@contextlib.contextmanager
+def _stack_lock(settings: Settings) -> Iterator[None]:
+    """One `up`/`down` at a time per state directory."""
+    run_dir(settings).mkdir(parents=True, exist_ok=True)
+    with open(run_dir(settings) / "stack.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# --------------------------------------------------------------------------- Airflow home
+_CONNECTIONS_SCRIPT = r"""
+import json, sys
+from airflow.models import Connection
+from airflow.utils.session import create_session
+wanted = json.load(sys.stdin)
+with create_session() as session:
+    for spec in wanted:
+        conn = session.query(Connection).filter(Connection.conn_id == spec["conn_id"]).one_or_none()
+        if conn is None:
+            session.add(Connection(**spec))
+            print("created connection", spec["conn_id"])
+            continue
+        for key, value in spec.items():
+            if key != "conn_id":
+                setattr(conn, key, value)
+        print("updated connection", spec["conn_id"])
+"""
+
+
+def connection_specs(settings: Settings) -> list[dict[str, Any]]:
+    """The Airflow connections of the stack: the object store and the national platform."""
+    from urllib.parse import urlsplit
+
+    platform = urlsplit(settings.resolved_platform_url)
+    return [
+        {
+            "conn_id": S3_CONN_ID,
+            "conn_type": "aws",
+            "description": "SealFlow object store (S3 API)",
+            "login": settings.s3_access_key,
+            "password": settings.s3_secret_key,
+            "extra": json.dumps({"endpoint_url": settings.resolved_s3_endpoint, "region_name": settings.s3_region,
+                                 "work_bucket": settings.work_bucket, "archive_bucket": settings.archive_bucket}),
+        },
+        {
+            "conn_id": PLATFORM_CONN_ID,
+            "conn_type": "http",
+            "description": "National government-service platform (备案接口)",
+            "host": platform.hostname or "127.0.0.1",
+            "port": platform.port or (443 if platform.scheme == "https" else 80),
+            "schema": platform.scheme or "http",
+        },
+    ]
+
+
+def _airflow_version() -> str:
+    from importlib.metadata import version
+
+    return version("apache-airflow-core")
+
+
+def prepare_airflow(settings: Settings, out: Callable[[str], None] = print) -> bool:
+    """Make the Airflow home: ``airflow db migrate`` once, connections upserted. True if work was done.
+
+    A marker records the Airflow version and the connections; when both are unchanged this is a no-op.
+    """
+    home = settings.airflow_home
+    home.mkdir(parents=True, exist_ok=True)
+    airflow_login(settings)
+    specs = connection_specs(settings)
+    fingerprint = hashlib.sha256(json.dumps([_airflow_version(), specs], sort_keys=True).encode()).hexdigest()
+    marker = home / ".sealflow-prepared"
+    if marker.exists() and marker.read_text().strip() == fingerprint and (home / "airflow.db").exists():
+        return False
+    env = airflow_env(settings)
+    log_path = logs_dir(settings) / "airflow-setup.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    out(f"airflow: migrating the metadata database in {home} ...")
+    with open(log_path, "ab") as log_file:
+        for argv, stdin in (([str(venv_bin() / "airflow"), "db", "migrate"], None),
+                            ([sys.executable, "-c", _CONNECTIONS_SCRIPT], json.dumps(specs).encode())):
+            done = subprocess.run(argv, input=stdin, stdout=log_file, stderr=subprocess.STDOUT, env=env,
+                                  cwd=home, timeout=600, check=False)
+            if done.returncode != 0:
+                raise StackError(f"{' '.join(argv[:3])} failed (exit {done.returncode}); "
+                                 f"log {log_path}:\n{_log_tail(log_path)}")
+    marker.write_text(fingerprint + "\n")
+    out(f"airflow: home ready, connections {S3_CONN_ID} and {PLATFORM_CONN_ID} set")
+    return True
+
+
+# --------------------------------------------------------------------------- up / down / status
+def _ensure(settings: Settings, comp: Component, out: Callable[[str], None]) -> Running:
+    entry = alive(settings, comp.name)
+    if entry is not None:
+        out(f"{comp.name}: already running (pid {entry.pid})")
+        return entry
+    started = time.monotonic()
+    entry = _start(settings, comp)
+    out(f"{comp.name}: started (pid {entry.pid}{f', port {comp.port}' if comp.port else ''}) "
+        f"in {time.monotonic() - started:.1f} s")
+    return entry
+
+
+def up(settings: Settings, ui: bool = False, out: Callable[[str], None] = print) -> dict[str, Any]:
+    """Start what is not running (idempotent) and return :func:`status`."""
+    with _stack_lock(settings):
+        _ensure(settings, seaweed_component(settings), out)
+        ensure_buckets(s3_client(settings), settings)
+        if platform_available():
+            try:
+                _ensure(settings, platform_component(settings), out)
+            except StackError as exc:
+                # The object store and Airflow still work; filing tasks will report the platform as down.
+                out(f"platform: NOT started — {exc}")
+        else:
+            out("platform: simulator not installed (filing.simulator missing) — skipped")
+        prepare_airflow(settings, out)
+        if ui:
+            for comp in airflow_components(settings):
+                _ensure(settings, comp, out)
+    return status(settings)
+
+
+def down(settings: Settings, out: Callable[[str], None] = print) -> list[str]:
+    """Stop every component this state directory started (UI first, the object store last)."""
+    stopped: list[str] = []
+    with _stack_lock(settings):
+        for name in (*reversed(AIRFLOW_COMPONENTS), "platform", "seaweedfs"):
+            entry = read_pid(settings, name)
+            if entry is None:
+                continue
+            if _stop_entry(settings, entry):
+                stopped.append(name)
+                out(f"{name}: stopped (pid {entry.pid})")
+            else:
+                out(f"{name}: was not running (stale pid file removed)")
+    if not stopped:
+        out("nothing was running")
+    return stopped
+
+
+def status(settings: Settings) -> dict[str, Any]:
+    """Each component with pid, port, health and log path; plus where things are."""
+    components: dict[str, Any] = {}
+    checks: dict[str, Callable[[], bool]] = {
+        "seaweedfs": lambda: _s3_ready(settings),
+        "platform": lambda: _http_ok(f"{settings.resolved_platform_url}/v1/health"),
+        "api-server": lambda: _http_ok(f"http://127.0.0.1:{settings.airflow_port}/api/v2/monitor/health"),
+    }
+    for name in ("seaweedfs", "platform", *AIRFLOW_COMPONENTS):
+        entry = alive(settings, name)
+        if entry is None:
+            state = "not installed" if name == "platform" and not platform_available() else "stopped"
+            components[name] = {"state": state, "pid": None, "port": None, "healthy": False}
+            continue
+        healthy = checks.get(name, lambda: True)()
+        components[name] = {"state": "running", "pid": entry.pid, "port": entry.port, "healthy": healthy,
+                            "log": entry.log}
+    return {
+        "state_dir": str(settings.state_dir),
+        "s3_endpoint": settings.resolved_s3_endpoint,
+        "buckets": {"work": settings.work_bucket, "archive": settings.archive_bucket},
+        "platform_url": settings.resolved_platform_url,
+        "airflow_home": str(settings.airflow_home),
+        "airflow_url": f"http://127.0.0.1:{settings.airflow_port}",
+        "logs": str(logs_dir(settings)),
+        "components": components,
+    }
+
+
+def run_dag_test(settings: Settings, dag_id: str, conf: dict[str, Any] | None = None,
+                 timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run one DAG in-process with ``dag.test()`` in a subprocess with :func:`airflow_env`.
+
+    The last stdout line is a JSON object ``{"dag_id", "run_id", "state"}``; exit code 0 only on success.
+    """
+    prepare_airflow(settings, out=lambda _msg: None)
+    script = (
+        "import json, sys\n"
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        f"bag = DagBag(dag_folder={str(DAGS_DIR)!r})\n"
+        f"dag = bag.dags.get({dag_id!r})\n"
+        "if dag is None:\n"
+        "    print(json.dumps({'error': 'dag not found', 'import_errors': {k: str(v)[-2000:] for k, v in "
+        "bag.import_errors.items()}}))\n"
+        "    sys.exit(3)\n"
+        f"run = dag.test(run_conf=json.loads({json.dumps(json.dumps(conf or {}))}))\n"
+        "state = str(getattr(run.state, 'value', run.state))\n"
+        "print(json.dumps({'dag_id': dag.dag_id, 'run_id': run.run_id, 'state': state}))\n"
+        "sys.exit(0 if state == 'success' else 1)\n"
+    )
+    return subprocess.run([sys.executable, "-c", script], env=airflow_env(settings), cwd=settings.airflow_home,
+                          capture_output=True, text=True, timeout=timeout, check=False)
