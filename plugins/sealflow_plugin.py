@@ -1,0 +1,16 @@
+"""Registers SealFlow with Airflow (the plugin manager loads every plugins/*.py it is not told to ignore).
+
+The Airflow glue itself is the ``sealflow_airflow`` package next to this file; DAG files import it by
+name. UI pages (a FastAPI app or external views) are added here — any FastAPI route must depend on
+Airflow's auth dependencies, since plugin routes are not protected by default.
+"""
+
+from __future__ import annotations
+
+from airflow.plugins_manager import AirflowPlugin
+
+
+class SealFlowPlugin(AirflowPlugin):
+    """SealFlow: electronic-seal batches (用章), verification (验章), archives and filing (备案)."""
+
+    name = "sealflow"
