@@ -3,9 +3,9 @@
 IN and OUT are files, or folders (every .ofd/.pdf under IN is sealed into the same relative path
 under OUT) with a progress bar and a summary. The PIN is read from the environment variable named
 by --pin-env, never from the command line (it would show in ``ps`` and shell history).
-Placement SPEC: ``anchor=（盖章）[,dx=MM,dy=MM][,page=N]`` (the default: the seal centred on the
-（盖章） line), or ``page=N,x=MM,y=MM`` (seal centre, mm from the page's top-left corner); add
-``--cross-page`` for a 骑缝章 across the right edge of every page.
+Placement SPEC (see stamping.placement): ``anchor:（盖章）[,dx=MM,dy=MM][,page=N]``
+(the default: the seal centred on the （盖章） line), or ``page=N,x=MM,y=MM`` (seal centre,
+mm from the page's top-left corner); add ``--cross-page`` for a 骑缝章 across the right edge of every page.
 Exit 0 when every file was sealed, 1 when any failed, 2 on usage errors.
 """
 
@@ -31,8 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("stamp", help="seal OFD/PDF documents (签章)", description=__doc__.splitlines()[0])
     p.add_argument("--seal", required=True, metavar="ES_ID", help="the seal's code (印章编码)")
     p.add_argument("--pin-env", required=True, metavar="VAR", help="environment variable holding the PIN")
-    p.add_argument("--placement", default=f"anchor={DEFAULT_ANCHOR}", metavar="SPEC",
-                   help="anchor=TEXT[,dx=MM,dy=MM][,page=N] or page=N,x=MM,y=MM")
+    p.add_argument("--placement", default=f"anchor:{DEFAULT_ANCHOR}", metavar="SPEC",
+                   help="anchor:TEXT[,dx=MM,dy=MM][,page=N] or page=N,x=MM,y=MM (seal centre, mm from top-left)")
     p.add_argument("--cross-page", action="store_true", help="骑缝章: split the seal across the right edge")
     p.add_argument("--actor", default=None, help="who stamps (audit); default: the OS user")
     p.add_argument("--reason", default="sealflow stamp", help="reason recorded in the audit log")
@@ -42,25 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def parse_placement(spec: str, cross_page: bool = False):
-    from stamping.placement import Placement
+    from stamping.placement import Placement, PlacementError
 
-    values: dict[str, str] = {}
-    for part in filter(None, (s.strip() for s in spec.split(","))):
-        key, sep, value = part.partition("=")
-        if not sep or key.strip() not in {"anchor", "dx", "dy", "page", "x", "y"}:
-            raise UsageError(f"bad placement item {part!r} (use anchor=, dx=, dy=, page=, x=, y=)")
-        values[key.strip()] = value.strip()
     try:
-        page = int(values["page"]) if "page" in values else None
-        x = float(values["x"]) if "x" in values else None
-        y = float(values["y"]) if "y" in values else None
-        offset = (float(values.get("dx", 0)), float(values.get("dy", 0)))
-    except ValueError as exc:
-        raise UsageError(f"bad placement number: {exc}") from None
-    anchor = values.get("anchor") or None
-    if not anchor and not cross_page and (x is None or y is None):
-        raise UsageError("placement needs anchor=TEXT, or x= and y=")
-    return Placement(page=page, x_mm=x, y_mm=y, anchor_text=anchor, offset_mm=offset, cross_page=cross_page)
+        return Placement.parse(spec, cross_page=cross_page)
+    except PlacementError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def stamp_bytes(data: bytes, path: str, seal_der: bytes, signer, placement, signed_at=None) -> tuple[bytes, str]:

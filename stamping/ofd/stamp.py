@@ -31,23 +31,17 @@ from stamping.ofd.page import PageContent, read_page
 from stamping.ofd.signatures import read_signatures
 from stamping.ofd.xmlns import OFD_NS
 from stamping.ofd.zipbuild import ZipBuilder
-from stamping.placement import Placement
+from stamping.placement import AnchorNotFound, Placement, PlacementError
 from stamping.ses.codec import parse_seal
 from stamping.ses.make import make_signature
+
+__all__ = ["AnchorNotFound", "stamp_ofd"]
 
 SM3_OID = "1.2.156.10197.1.401"
 SM2_SM3_OID = "1.2.156.10197.1.501"
 PROVIDER = ("SealFlow", "0.1", "SealFlow")
 _HEADER = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 _DOCBODY_END = re.compile(rb"</(?:([A-Za-z_][\w.-]*):)?DocBody\s*>")
-
-
-class AnchorNotFound(OfdError):
-    """The anchor text of a placement is not on the page(s) searched."""
-
-    def __init__(self, path: str, text: str) -> None:
-        super().__init__(path, f"anchor text {text!r} not found")
-        self.text = text
 
 
 @dataclass(frozen=True)
@@ -114,11 +108,10 @@ def _annotations(pkg: OfdPackage, doc: DocumentInfo, placement: Placement, size:
             bx = box[2] - (i + 1) * slice_w
             out.append(_Annot(doc.pages[i].id, (bx, cy - h / 2, w, h), (i * slice_w, 0.0, slice_w, h)))
         return out
-    page_index = placement.page if placement.page is not None else None
-    if page_index is not None and page_index < 0:
-        page_index += n
-    if page_index is not None and not 0 <= page_index < n:
-        raise OfdError(pkg.path, f"page {placement.page} out of range (document has {n} pages)")
+    try:
+        page_index = placement.page_index(n)
+    except PlacementError as exc:
+        raise OfdError(pkg.path, str(exc)) from None
     dx, dy = _offset(placement)
     if placement.anchor_text:
         indexes = [page_index] if page_index is not None else list(range(n))
