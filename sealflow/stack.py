@@ -337,13 +337,16 @@ def _start(settings: Settings, comp: Component) -> Running:
     _CHILDREN[proc.pid] = proc
     entry = Running(comp.name, proc.pid, psutil.Process(proc.pid).create_time(), comp.port, str(log_path), comp.argv)
     _write_private(_pid_file(settings, comp.name), json.dumps(asdict(entry)))
-    deadline = time.monotonic() + comp.startup_timeout
+    launched = time.monotonic()
+    deadline = launched + comp.startup_timeout
+    # A component without a port of its own counts as started once it survived a short grace period.
+    grace = 0.0 if comp.port is not None else 2.0
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             _pid_file(settings, comp.name).unlink(missing_ok=True)
             raise StackError(f"{comp.name} exited with code {proc.returncode} while starting; "
                              f"log {log_path}:\n{_log_tail(log_path, since=offset)}")
-        if comp.health():
+        if time.monotonic() - launched >= grace and comp.health():
             return entry
         time.sleep(0.3)
     _stop_entry(settings, entry)
@@ -351,34 +354,47 @@ def _start(settings: Settings, comp: Component) -> Running:
                      f"log {log_path}:\n{_log_tail(log_path, since=offset)}")
 
 
-def _stop_entry(settings: Settings, entry: Running, timeout: float = 20.0) -> bool:
-    """SIGTERM the process group we started, wait, then SIGKILL what is left. True if it was running."""
+def _stop_entries(settings: Settings, entries: list[Running], timeout: float = 20.0) -> list[Running]:
+    """SIGTERM the process groups we started, wait for all at once, SIGKILL what is left.
+
+    Returns the entries that were still running. Only processes whose PID *and* creation time match
+    a PID file are signalled (with the children they forked), so a reused PID is never touched.
+    """
     import psutil
 
-    proc = _process(entry)
-    if proc is None:
-        _pid_file(settings, entry.name).unlink(missing_ok=True)
-        return False
-    try:
-        family = [proc, *proc.children(recursive=True)]
-    except psutil.Error:
-        family = [proc]
-    try:
-        os.killpg(entry.pid, signal.SIGTERM)  # our component leads its own group (start_new_session)
-    except (ProcessLookupError, PermissionError):
-        with contextlib.suppress(psutil.Error):
-            proc.terminate()
+    running: list[Running] = []
+    family: list[Any] = []
+    for entry in entries:
+        proc = _process(entry)
+        if proc is None:
+            _pid_file(settings, entry.name).unlink(missing_ok=True)
+            continue
+        running.append(entry)
+        try:
+            family += [proc, *proc.children(recursive=True)]
+        except psutil.Error:
+            family.append(proc)
+        try:
+            os.killpg(entry.pid, signal.SIGTERM)  # our component leads its own group (start_new_session)
+        except (ProcessLookupError, PermissionError):
+            with contextlib.suppress(psutil.Error):
+                proc.terminate()
     _, survivors = psutil.wait_procs(family, timeout=timeout)
     for straggler in survivors:
         with contextlib.suppress(psutil.Error):
             straggler.kill()
     psutil.wait_procs(survivors, timeout=5)
-    child = _CHILDREN.pop(entry.pid, None)
-    if child is not None:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            child.wait(timeout=1)
-    _pid_file(settings, entry.name).unlink(missing_ok=True)
-    return True
+    for entry in running:
+        child = _CHILDREN.pop(entry.pid, None)
+        if child is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=1)
+        _pid_file(settings, entry.name).unlink(missing_ok=True)
+    return running
+
+
+def _stop_entry(settings: Settings, entry: Running, timeout: float = 20.0) -> bool:
+    return bool(_stop_entries(settings, [entry], timeout))
 
 
 @contextlib.contextmanager
@@ -509,21 +525,31 @@ def up(settings: Settings, ui: bool = False, out: Callable[[str], None] = print)
 
 
 def down(settings: Settings, out: Callable[[str], None] = print) -> list[str]:
-    """Stop every component this state directory started (UI first, the object store last)."""
+    """Stop every component this state directory started: Airflow first, then the simulator and the store."""
     stopped: list[str] = []
     with _stack_lock(settings):
-        for name in (*reversed(AIRFLOW_COMPONENTS), "platform", "seaweedfs"):
-            entry = read_pid(settings, name)
-            if entry is None:
-                continue
-            if _stop_entry(settings, entry):
-                stopped.append(name)
-                out(f"{name}: stopped (pid {entry.pid})")
-            else:
-                out(f"{name}: was not running (stale pid file removed)")
+        for group in (AIRFLOW_COMPONENTS, ("platform", "seaweedfs")):
+            entries = [e for e in (read_pid(settings, name) for name in group) if e is not None]
+            running = _stop_entries(settings, entries)
+            for entry in entries:
+                if entry in running:
+                    stopped.append(entry.name)
+                    out(f"{entry.name}: stopped (pid {entry.pid})")
+                else:
+                    out(f"{entry.name}: was not running (stale pid file removed)")
     if not stopped:
         out("nothing was running")
     return stopped
+
+
+def _monitor(settings: Settings) -> dict[str, Any]:
+    """Airflow's own view of its components (heartbeats), via the api-server; {} when it is down."""
+    url = f"http://127.0.0.1:{settings.airflow_port}/api/v2/monitor/health"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # our own loopback URL
+            return json.loads(response.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return {}
 
 
 def status(settings: Settings) -> dict[str, Any]:
@@ -540,7 +566,10 @@ def status(settings: Settings) -> dict[str, Any]:
             state = "not installed" if name == "platform" and not platform_available() else "stopped"
             components[name] = {"state": state, "pid": None, "port": None, "healthy": False}
             continue
-        healthy = checks.get(name, lambda: True)()
+        if name in checks:
+            healthy = checks[name]()
+        else:
+            healthy = _monitor(settings).get(name.replace("-", "_"), {}).get("status") == "healthy"
         components[name] = {"state": "running", "pid": entry.pid, "port": entry.port, "healthy": healthy,
                             "log": entry.log}
     return {

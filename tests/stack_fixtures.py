@@ -1,0 +1,95 @@
+"""The embedded stack as a session fixture, shared by every test area that needs S3 or Airflow.
+
+Expose it from ``tests/conftest.py`` with ``from tests.stack_fixtures import embedded_stack  # noqa``.
+The stack runs in a temporary state directory on free ports away from the defaults (and away from
+other stacks' gRPC ports = port + 10000), so it never clashes with a developer's own stack or with
+another test run on the same machine.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import socket
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sealflow.objectstore import s3_client
+from sealflow.settings import Settings
+from sealflow.stack import airflow_env, down, run_dag_test, up
+
+log = logging.getLogger(__name__)
+
+PORT_FIELDS = ("s3_port", "master_port", "filer_port", "volume_port", "seaweed_admin_port",
+               "platform_port", "airflow_port")
+
+
+def _free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_block(count: int = len(PORT_FIELDS), low: int = 21000, high: int = 22700) -> int:
+    """A base port with ``count`` free ports from it, and free gRPC companions (+10000).
+
+    The range keeps the gRPC ports (31000–32700) below Linux's ephemeral range (32768+).
+    """
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(low, high - count)
+        if all(_free(p) and _free(p + 10000) for p in range(base, base + count)):
+            return base
+    raise RuntimeError("no free block of ports for the test stack")
+
+
+def stack_settings(home: Path) -> Settings:
+    base = free_port_block()
+    ports = {name: base + i for i, name in enumerate(PORT_FIELDS)}
+    return Settings(home=home, kek="00" * 32, **ports)
+
+
+@dataclass
+class EmbeddedStack:
+    """A running embedded stack: its settings, S3 clients and Airflow runs in its Airflow home."""
+
+    settings: Settings
+
+    def s3(self, **config: Any) -> Any:
+        """A new boto3 S3 client on the stack's SeaweedFS."""
+        return s3_client(self.settings, **config)
+
+    def airflow_env(self) -> dict[str, str]:
+        return airflow_env(self.settings)
+
+    def run_dag(self, dag_id: str, conf: dict[str, Any] | None = None, timeout: float = 600
+                ) -> subprocess.CompletedProcess:
+        """``dag.test()`` of one DAG in a subprocess with this stack's Airflow env."""
+        return run_dag_test(self.settings, dag_id, conf, timeout)
+
+    def up(self) -> dict[str, Any]:
+        return up(self.settings, out=log.info)
+
+    def down(self) -> list[str]:
+        return down(self.settings, out=log.info)
+
+
+@pytest.fixture(scope="session")
+def embedded_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
+    """SeaweedFS + an Airflow home (+ the platform simulator when installed), started from nothing."""
+    stack = EmbeddedStack(stack_settings(tmp_path_factory.mktemp("stack") / "var"))
+    try:
+        stack.up()
+    except Exception:
+        stack.down()
+        raise
+    yield stack
+    stack.down()
