@@ -1,0 +1,12 @@
+"""Typed errors of the PDF code."""
+
+from __future__ import annotations
+
+
+class PdfError(ValueError):
+    """A PDF that cannot be stamped or read: encrypted, damaged, not a PDF, too large…"""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason

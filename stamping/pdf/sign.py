@@ -1,0 +1,402 @@
+"""PDF stamping (盖章) with an SM2/SM3 CMS signature, written as an incremental update.
+
+The original bytes are never touched: an update section is appended holding the signature field
+and widget(s) with the seal picture as appearance, the /Sig dictionary, the page and AcroForm
+objects that now name them, and a cross-reference section of the same kind as the input's
+(classic table, or a cross-reference stream for PDF 1.5 inputs). SM3 over the /ByteRange, the
+CMS is built here (see ``cms.py``) and spliced into the /Contents hole.
+
+PyMuPDF reads the input (page objects, /Annots, the AcroForm, anchor text); its writer is never
+used, so a second seal keeps the first one valid.
+
+骑缝章 (``Placement.cross_page``): ONE signature field with one widget per page (its /Kids),
+each widget showing that page's vertical slice of the seal at the page's right edge. One CMS
+signs the whole document once, and a verifier sees a single seal.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+
+import pymupdf
+
+from stamping.gm.sm3 import sm3
+from stamping.keys.signer import Signer
+from stamping.pdf.appearance import SealImage, ring_ops, seal_image
+from stamping.pdf.cms import CONTAINERS, MAX_SM2_SIG_DER, build_signed_attrs, build_signed_data, signed_attrs_der
+from stamping.pdf.errors import PdfError
+from stamping.placement import AnchorNotFound, Placement, PlacementError
+
+__all__ = ["MAX_PDF_BYTES", "PdfError", "open_pdf", "stamp_pdf"]
+
+MM = 72 / 25.4
+MAX_PDF_BYTES = 512 * 1024 * 1024
+MAX_PAGES = 20_000
+_BYTE_RANGE_PLACEHOLDER = b"/ByteRange[0 0000000000 0000000000 0000000000]"
+_STARTXREF = re.compile(rb"startxref\s+(\d+)\s+%%EOF")
+
+pymupdf.TOOLS.mupdf_display_errors(False)  # damaged input is reported as PdfError, not stderr noise
+
+
+def open_pdf(data: bytes, path: str) -> pymupdf.Document:
+    """Open untrusted PDF bytes for reading; refuse what we must not or cannot update."""
+    if len(data) > MAX_PDF_BYTES:
+        raise PdfError(path, f"too large ({len(data)} bytes, limit {MAX_PDF_BYTES})")
+    if b"%PDF-" not in data[:1024]:
+        raise PdfError(path, "not a PDF file (no %PDF- header)")
+    try:
+        doc = pymupdf.open(stream=data, filetype="pdf")
+    except (RuntimeError, ValueError) as exc:
+        raise PdfError(path, f"unreadable PDF ({exc})") from None
+    try:
+        if doc.is_encrypted or doc.needs_pass:
+            raise PdfError(path, "encrypted PDF: decrypt it before stamping")
+        if doc.is_repaired:
+            raise PdfError(path, "damaged PDF (broken cross-reference table or truncated file)")
+        if not 0 < doc.page_count <= MAX_PAGES:
+            raise PdfError(path, f"{doc.page_count} pages (1..{MAX_PAGES} supported)")
+    except PdfError:
+        doc.close()
+        raise
+    return doc
+
+
+def _last_startxref(data: bytes, path: str) -> int:
+    tail = data[-4096:]
+    hits = list(_STARTXREF.finditer(tail))
+    if not hits:
+        raise PdfError(path, "no startxref/%%EOF at the end (truncated file?)")
+    off = int(hits[-1].group(1))
+    if off >= len(data):
+        raise PdfError(path, "startxref points past the end of the file")
+    return off
+
+
+def _ref(obj: tuple[str, str]) -> int | None:
+    kind, value = obj
+    if kind != "xref":
+        return None
+    return int(value.split()[0])
+
+
+def _refs_in(array_text: str) -> list[int]:
+    return [int(m) for m in re.findall(r"(\d+)\s+\d+\s+R", array_text)]
+
+
+def _pdf_text(s: str) -> bytes:
+    """A PDF text string: ASCII as a literal, anything else as UTF-16BE hex with BOM."""
+    if s.isascii() and s.isprintable():
+        return b"(" + s.encode().replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)") + b")"
+    return b"<FEFF" + s.encode("utf-16-be").hex().upper().encode() + b">"
+
+
+def _pdf_date(dt: datetime) -> bytes:
+    dt = dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+    off = dt.utcoffset() or 0
+    minutes = int(off.total_seconds() // 60) if off else 0
+    sign = "+" if minutes >= 0 else "-"
+    return f"(D:{dt:%Y%m%d%H%M%S}{sign}{abs(minutes) // 60:02d}'{abs(minutes) % 60:02d}')".encode()
+
+
+def _num(v: float) -> bytes:
+    return (b"%.3f" % v).rstrip(b"0").rstrip(b".") or b"0"
+
+
+@dataclass
+class _Widget:
+    page_index: int
+    rect: tuple[float, float, float, float]  # PDF user space (x0, y0, x1, y1)
+    slice_index: int = 0
+    slices: int = 1
+
+
+@dataclass
+class _Update:
+    """Objects of one incremental update section: number → body (without 'N 0 obj')."""
+
+    next_num: int
+    objects: dict[int, bytes] = field(default_factory=dict)
+
+    def add(self, body: bytes = b"") -> int:
+        num = self.next_num
+        self.next_num += 1
+        self.objects[num] = body
+        return num
+
+
+# --- placement -----------------------------------------------------------------------------
+
+def _to_pdf_space(page: pymupdf.Page, x_pt: float, y_pt: float) -> pymupdf.Point:
+    """Displayed page coordinates (top-left origin, rotation applied) → PDF user space."""
+    return pymupdf.Point(x_pt, y_pt) * page.derotation_matrix * ~page.transformation_matrix
+
+
+def _seal_rect(page: pymupdf.Page, cx_pt: float, cy_pt: float, w_pt: float, h_pt: float):
+    p = _to_pdf_space(page, cx_pt, cy_pt)
+    if page.rotation % 180:
+        w_pt, h_pt = h_pt, w_pt
+    return (p.x - w_pt / 2, p.y - h_pt / 2, p.x + w_pt / 2, p.y + h_pt / 2)
+
+
+def _widgets(doc: pymupdf.Document, placement: Placement, image: SealImage, path: str) -> list[_Widget]:
+    w_pt, h_pt = image.width_mm * MM, image.height_mm * MM
+    n = doc.page_count
+    dx, dy = placement.offset_mm[0] * MM, placement.offset_mm[1] * MM
+    if placement.cross_page:
+        out = []
+        for i in range(n):
+            page = doc[i]
+            r = page.rect
+            cy = placement.y_mm * MM + dy if placement.y_mm is not None else r.height / 2
+            sw = w_pt / n
+            # The slice's own box sits at the right edge; the appearance shifts the picture.
+            x0, y0, x1, y1 = _seal_rect(page, r.width - sw / 2, cy, sw, h_pt)
+            out.append(_Widget(i, (x0, y0, x1, y1), i, n))
+        return out
+    try:
+        index = placement.page_index(n)
+    except PlacementError as exc:
+        raise PdfError(path, str(exc)) from None
+    if placement.anchor_text:
+        pages = [index] if index is not None else range(n)
+        for i in pages:
+            hits = doc[i].search_for(placement.anchor_text)
+            if hits:
+                hit = hits[0]
+                cx, cy = (hit.x0 + hit.x1) / 2, (hit.y0 + hit.y1) / 2
+                return [_Widget(i, _seal_rect(doc[i], cx + dx, cy + dy, w_pt, h_pt))]
+        raise AnchorNotFound(path, placement.anchor_text)
+    if placement.x_mm is None or placement.y_mm is None:
+        raise PdfError(path, "placement needs x_mm and y_mm, or an anchor text")
+    assert index is not None
+    return [_Widget(index, _seal_rect(doc[index], placement.x_mm * MM + dx, placement.y_mm * MM + dy, w_pt, h_pt))]
+
+
+# --- objects -------------------------------------------------------------------------------
+
+def _appearance(upd: _Update, image: SealImage, image_num: int | None, widget: _Widget, rotation: int) -> int:
+    w_pt, h_pt = image.width_mm * MM, image.height_mm * MM
+    sw = w_pt / widget.slices
+    shift = -widget.slice_index * sw
+    if image_num is not None:
+        ops = b"q %s 0 0 %s %s 0 cm /Im0 Do Q" % (_num(w_pt), _num(h_pt), _num(shift))
+        res = b"/Resources<</XObject<</Im0 %d 0 R>>>>" % image_num
+    else:
+        ops = b"q 1 0 0 1 %s 0 cm %s Q" % (_num(shift), ring_ops(w_pt, h_pt))
+        res = b"/Resources<<>>"
+    # Counter the page rotation so the seal stands upright as the page is displayed.
+    matrix = {90: b"/Matrix[0 1 -1 0 0 0]", 180: b"/Matrix[-1 0 0 -1 0 0]", 270: b"/Matrix[0 -1 1 0 0 0]"}
+    body = (b"<</Type/XObject/Subtype/Form/BBox[0 0 %s %s]%s%s/Length %d>>stream\n%s\nendstream"
+            % (_num(sw), _num(h_pt), matrix.get(rotation % 360, b""), res, len(ops), ops))
+    return upd.add(body)
+
+
+def _image_objects(upd: _Update, image: SealImage) -> int | None:
+    if image.image_obj is None:
+        return None
+    image_num = upd.add()
+    body = image.image_obj
+    if image.smask_obj is not None:
+        smask_num = upd.add(image.smask_obj)
+        body = body.replace(b"SMASK_REF", b"%d 0 R" % smask_num, 1)
+    upd.objects[image_num] = body
+    return image_num
+
+
+def _field_name(doc: pymupdf.Document) -> bytes:
+    return b"(SealFlow_Seal_" + secrets.token_hex(4).encode() + b")"
+
+
+def _add_to_page_annots(doc: pymupdf.Document, upd: _Update, page_xref: int, nums: Iterable[int]) -> None:
+    refs = " ".join(f"{n} 0 R" for n in nums)
+    annots = doc.xref_get_key(page_xref, "Annots")
+    ref = _ref(annots)
+    if ref is not None:  # an indirect array: update that array object only
+        old = doc.xref_object(ref, compressed=True).strip()
+        if not (old.startswith("[") and old.endswith("]")):
+            raise ValueError(f"page /Annots object {ref} is not an array")
+        upd.objects[ref] = f"{old[:-1]} {refs}]".encode("latin-1")
+        return
+    old = annots[1].strip() if annots[0] == "array" else "[]"
+    doc.xref_set_key(page_xref, "Annots", f"{old[:-1]} {refs}]")
+    upd.objects[page_xref] = doc.xref_object(page_xref, compressed=True).encode("latin-1")
+
+
+def _add_to_acroform(doc: pymupdf.Document, upd: _Update, field_num: int) -> None:
+    root = doc.pdf_catalog()
+    form = doc.xref_get_key(root, "AcroForm")
+    form_num = _ref(form)
+    if form_num is None and form[0] != "dict":
+        form_num = upd.add(b"<</Fields[%d 0 R]/SigFlags 3>>" % field_num)
+        doc.xref_set_key(root, "AcroForm", f"{form_num} 0 R")
+        upd.objects[root] = doc.xref_object(root, compressed=True).encode("latin-1")
+        return
+    owner, prefix = (form_num, "") if form_num is not None else (root, "AcroForm/")
+    fields = doc.xref_get_key(owner, prefix + "Fields")
+    fields_num = _ref(fields)
+    if fields_num is not None:
+        old = doc.xref_object(fields_num, compressed=True).strip()
+        upd.objects[fields_num] = f"{old[:-1]} {field_num} 0 R]".encode("latin-1")
+    else:
+        old = fields[1].strip() if fields[0] == "array" else "[]"
+        doc.xref_set_key(owner, prefix + "Fields", f"{old[:-1]} {field_num} 0 R]")
+    doc.xref_set_key(owner, prefix + "SigFlags", "3")
+    upd.objects[owner] = doc.xref_object(owner, compressed=True).encode("latin-1")
+
+
+# --- xref sections ---------------------------------------------------------------------------
+
+def _subsections(nums: list[int]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for n in nums:
+        if out and out[-1][0] + out[-1][1] == n:
+            out[-1] = (out[-1][0], out[-1][1] + 1)
+        else:
+            out.append((n, 1))
+    return out
+
+
+def _trailer_entries(doc: pymupdf.Document, size: int, prev: int) -> bytes:
+    parts = [b"/Size %d" % size]
+    for key in ("Root", "Info"):
+        ref = _ref(doc.xref_get_key(-1, key))
+        if ref is not None:
+            parts.append(b"/%s %d 0 R" % (key.encode(), ref))
+    kind, value = doc.xref_get_key(-1, "ID")
+    if kind == "array" and re.fullmatch(r"\[\s*<[0-9A-Fa-f]*>\s*<[0-9A-Fa-f]*>\s*\]", value):
+        parts.append(b"/ID" + value.encode())
+    else:
+        first = secrets.token_hex(16).upper().encode()
+        parts.append(b"/ID[<%s><%s>]" % (first, first))
+    parts.append(b"/Prev %d" % prev)
+    return b"".join(parts)
+
+
+def _write_update(src: bytes, doc: pymupdf.Document, upd: _Update, prev: int, xref_stream: bool) -> bytearray:
+    out = bytearray(src)
+    if not out.endswith(b"\n"):
+        out += b"\n"
+    offsets: dict[int, int] = {}
+    for num in sorted(upd.objects):
+        offsets[num] = len(out)
+        out += b"%d 0 obj\n" % num + upd.objects[num] + b"\nendobj\n"
+    if xref_stream:
+        xref_num = upd.next_num
+        offsets[xref_num] = len(out)
+        nums = sorted(offsets)
+        rows = b"".join(b"\x01" + offsets[n].to_bytes(4, "big") + b"\x00\x00" for n in nums)
+        index = b" ".join(b"%d %d" % s for s in _subsections(nums))
+        out += (b"%d 0 obj\n<</Type/XRef%s/W[1 4 2]/Index[%s]/Length %d>>stream\n"
+                % (xref_num, _trailer_entries(doc, xref_num + 1, prev), index, len(rows)))
+        out += rows + b"\nendstream\nendobj\n"
+        out += b"startxref\n%d\n%%%%EOF\n" % offsets[xref_num]
+        return out
+    start = len(out)
+    out += b"xref\n"
+    nums = sorted(offsets)
+    pos = 0
+    for first, count in _subsections(nums):
+        out += b"%d %d\n" % (first, count)
+        for n in nums[pos:pos + count]:
+            out += b"%010d 00000 n\r\n" % offsets[n]
+        pos += count
+    out += b"trailer\n<<" + _trailer_entries(doc, upd.next_num, prev) + b">>\n"
+    out += b"startxref\n%d\n%%%%EOF\n" % start
+    return out
+
+
+# --- signing -------------------------------------------------------------------------------
+
+@lru_cache(maxsize=256)
+def _contents_size(seal_der: bytes, certificate: bytes, container: str, year_utc: bool) -> int:
+    """Exact size of our CMS with the longest possible SM2 signature (DER is deterministic)."""
+    at = datetime(2026, 1, 1, tzinfo=UTC) if year_utc else datetime(2050, 1, 1, tzinfo=UTC)
+    attrs = build_signed_attrs(b"\0" * 32, at, seal_der, container)
+    return len(build_signed_data(attrs, b"\0" * MAX_SM2_SIG_DER, certificate, container))
+
+
+def stamp_pdf(src: bytes, seal_der: bytes, signer: Signer, placement: Placement, signed_at: datetime | None = None,
+              container: str = "pkcs7", reason: str = "电子印章", location: str = "", *,
+              path: str = "<pdf>", signer_name: str | None = None) -> bytes:
+    """Stamp ``seal_der`` (DER SESeal) on a PDF, signing it with ``signer``; returns the new bytes.
+
+    ``container``: "pkcs7" or "gbt35275" content-type OIDs. Raises PdfError for input we cannot
+    stamp (encrypted, damaged, not a PDF, too large, bad page) and AnchorNotFound."""
+    if container not in CONTAINERS:
+        raise ValueError(f"container must be one of {sorted(CONTAINERS)}, not {container!r}")
+    signed_at = (signed_at or datetime.now(UTC)).replace(microsecond=0)
+    doc = open_pdf(src, path)
+    try:
+        prev = _last_startxref(src, path)
+        xref_stream = doc.xref_get_key(-1, "Type") == ("name", "/XRef")
+        image = seal_image(seal_der)
+        widgets = _widgets(doc, placement, image, path)
+        size_key = int(doc.xref_get_key(-1, "Size")[1]) if doc.xref_get_key(-1, "Size")[0] == "int" else 0
+        upd = _Update(max(size_key, doc.xref_length()))
+
+        image_num = _image_objects(upd, image)
+        sig_num = upd.add()
+        field_num = upd.add()
+        widget_nums: dict[int, list[int]] = {}
+        kids = []
+        for w in widgets:
+            page = doc[w.page_index]
+            ap = _appearance(upd, image, image_num, w, page.rotation)
+            rect = b" ".join(_num(v) for v in w.rect)
+            common = b"/Type/Annot/Subtype/Widget/P %d 0 R/Rect[%s]/F 132/AP<</N %d 0 R>>" % (page.xref, rect, ap)
+            if len(widgets) == 1:
+                upd.objects[field_num] = (b"<<%s/FT/Sig/T%s/V %d 0 R>>" % (common, _field_name(doc), sig_num))
+                widget_nums.setdefault(page.xref, []).append(field_num)
+            else:
+                num = upd.add(b"<<%s/Parent %d 0 R>>" % (common, field_num))
+                kids.append(num)
+                widget_nums.setdefault(page.xref, []).append(num)
+        if kids:
+            upd.objects[field_num] = (b"<</FT/Sig/T%s/V %d 0 R/Kids[%s]>>"
+                                      % (_field_name(doc), sig_num, b" ".join(b"%d 0 R" % k for k in kids)))
+        for page_xref, nums in widget_nums.items():
+            _add_to_page_annots(doc, upd, page_xref, nums)
+        _add_to_acroform(doc, upd, field_num)
+
+        utc_time = 1950 <= signed_at.astimezone(UTC).year < 2050
+        hole = 2 * _contents_size(seal_der, signer.certificate, container, utc_time)
+        name = signer_name or _subject_cn(signer.certificate)
+        upd.objects[sig_num] = (
+            b"<</Type/Sig/Filter/Adobe.PPKLite/SubFilter/adbe.pkcs7.detached" + _BYTE_RANGE_PLACEHOLDER
+            + b"/Contents<" + b"0" * hole + b">/M" + _pdf_date(signed_at) + b"/Name" + _pdf_text(name)
+            + b"/Reason" + _pdf_text(reason) + (b"/Location" + _pdf_text(location) if location else b"") + b">>")
+        out = _write_update(src, doc, upd, prev, xref_stream)
+    finally:
+        doc.close()
+    return _sign(out, len(src), seal_der, signer, signed_at, container, hole)
+
+
+def _sign(out: bytearray, search_from: int, seal_der: bytes, signer: Signer, signed_at: datetime,
+          container: str, hole: int) -> bytes:
+    br_at = out.index(_BYTE_RANGE_PLACEHOLDER, search_from)
+    a = out.index(b"/Contents<", br_at) + len(b"/Contents")
+    b = a + hole + 2
+    byte_range = b"/ByteRange[0 %d %d %d]" % (a, b, len(out) - b)
+    out[br_at:br_at + len(_BYTE_RANGE_PLACEHOLDER)] = byte_range.ljust(len(_BYTE_RANGE_PLACEHOLDER))
+    view = memoryview(out)
+    digest = sm3(bytes(view[:a]) + bytes(view[b:]))
+    attrs = build_signed_attrs(digest, signed_at, seal_der, container)
+    signature = signer.sign(signed_attrs_der(attrs))
+    blob = build_signed_data(attrs, signature, signer.certificate, container).hex().upper().encode()
+    if len(blob) > hole:  # cannot happen: the hole is sized for the longest signature
+        raise RuntimeError("CMS larger than its /Contents hole")
+    out[a + 1:a + 1 + len(blob)] = blob
+    return bytes(out)
+
+
+@lru_cache(maxsize=256)
+def _subject_cn(cert_der: bytes) -> str:
+    from asn1crypto import x509
+
+    subject = x509.Certificate.load(cert_der).subject.native
+    return str(subject.get("common_name") or subject.get("organization_name") or "SealFlow")
