@@ -1,0 +1,127 @@
+"""The embedded stack: starts from nothing, S3 with Object Lock, restart keeps data, `up` is
+idempotent, `down` stops exactly the processes it started."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import psutil
+import pytest
+from botocore.exceptions import ClientError
+
+from sealflow.stack import Running, _pid_file, alive, read_pid, run_dir, status
+
+pytestmark = pytest.mark.stack
+
+
+def test_stack_started_from_nothing(embedded_stack):
+    state = status(embedded_stack.settings)
+    weed = state["components"]["seaweedfs"]
+    assert weed["state"] == "running" and weed["healthy"]
+    assert weed["port"] == embedded_stack.settings.s3_port != 18333
+    proc = psutil.Process(weed["pid"])
+    listening = {c.laddr for c in proc.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN}
+    assert listening and all(addr.ip == "127.0.0.1" for addr in listening), listening
+    assert (embedded_stack.settings.state_dir / "seaweedfs").is_dir()
+    assert (embedded_stack.settings.airflow_home / "airflow.db").is_file()
+    buckets = {b["Name"] for b in embedded_stack.s3().list_buckets()["Buckets"]}
+    assert {embedded_stack.settings.work_bucket, embedded_stack.settings.archive_bucket} <= buckets
+
+
+def test_s3_round_trip(embedded_stack):
+    s3 = embedded_stack.s3()
+    bucket = embedded_stack.settings.work_bucket
+    key = f"tests/{uuid.uuid4()}.bin"
+    body = bytes(range(256)) * 4096  # 1 MiB
+    s3.put_object(Bucket=bucket, Key=key, Body=body)
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == body
+    assert key in [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="tests/")["Contents"]]
+    s3.delete_object(Bucket=bucket, Key=key)
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket=bucket, Key=key)
+
+
+def test_archive_bucket_refuses_deleting_a_compliance_locked_version(embedded_stack):
+    s3 = embedded_stack.s3()
+    bucket = embedded_stack.settings.archive_bucket
+    assert s3.get_object_lock_configuration(Bucket=bucket)["ObjectLockConfiguration"]["ObjectLockEnabled"] == "Enabled"
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    key = f"aip/{uuid.uuid4()}.zip"
+    until = datetime.now(UTC) + timedelta(days=1)
+    put = s3.put_object(Bucket=bucket, Key=key, Body=b"archival information package",
+                        ObjectLockMode="COMPLIANCE", ObjectLockRetainUntilDate=until)
+    version = put["VersionId"]
+    retention = s3.get_object_retention(Bucket=bucket, Key=key, VersionId=version)["Retention"]
+    assert retention["Mode"] == "COMPLIANCE"
+    with pytest.raises(ClientError) as refused:
+        s3.delete_object(Bucket=bucket, Key=key, VersionId=version)
+    assert refused.value.response["Error"]["Code"] in {"AccessDenied", "InvalidRequest"}
+    # Shortening a COMPLIANCE retention is refused too.
+    with pytest.raises(ClientError):
+        s3.put_object_retention(Bucket=bucket, Key=key, VersionId=version,
+                                Retention={"Mode": "COMPLIANCE", "RetainUntilDate": datetime.now(UTC)})
+    assert s3.get_object(Bucket=bucket, Key=key, VersionId=version)["Body"].read() == b"archival information package"
+
+
+def test_second_up_is_a_no_op(embedded_stack):
+    before = {name: read_pid(embedded_stack.settings, name) for name in ("seaweedfs", "platform")}
+    messages: list[str] = []
+    from sealflow.stack import up
+
+    started = time.monotonic()
+    up(embedded_stack.settings, out=messages.append)
+    assert time.monotonic() - started < 5
+    after = {name: read_pid(embedded_stack.settings, name) for name in ("seaweedfs", "platform")}
+    assert after == before
+    assert f"seaweedfs: already running (pid {before['seaweedfs'].pid})" in messages
+    assert not any("migrating" in m for m in messages)
+
+
+def test_restart_keeps_data_and_down_stops_exactly_our_processes(embedded_stack):
+    settings = embedded_stack.settings
+    bucket = settings.archive_bucket
+    key = f"restart/{uuid.uuid4()}.txt"
+    embedded_stack.s3().put_object(Bucket=bucket, Key=key, Body=b"kept across restarts")
+    ours = alive(settings, "seaweedfs")
+    assert ours is not None
+    family = [psutil.Process(ours.pid), *psutil.Process(ours.pid).children(recursive=True)]
+
+    # An unrelated process, and a stale PID file naming it (PID reuse): `down` must leave it alone.
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        stale = Running("platform", bystander.pid, psutil.Process(bystander.pid).create_time() - 50, 1, "x", [])
+        had_platform = read_pid(settings, "platform")
+        if had_platform is None:
+            _pid_file(settings, "platform").write_text(json.dumps(stale.__dict__))
+        stopped = embedded_stack.down()
+        assert "seaweedfs" in stopped
+        assert bystander.poll() is None, "down killed a process it did not start"
+        assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in family)
+        assert not list(run_dir(settings).glob("*.pid.json"))
+        assert status(settings)["components"]["seaweedfs"]["state"] == "stopped"
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+    embedded_stack.up()
+    again = alive(settings, "seaweedfs")
+    assert again is not None and again.pid != ours.pid
+    body = embedded_stack.s3().get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert body == b"kept across restarts"
+
+
+def test_status_cli_json(embedded_stack):
+    from sealflow.stack import sealflow_env
+
+    env = {"PATH": "/usr/bin:/bin", **sealflow_env(embedded_stack.settings)}
+    done = subprocess.run([sys.executable, "-m", "sealflow.cli", "stack", "status", "--json"], env=env,
+                          capture_output=True, text=True, timeout=60, check=True)
+    state = json.loads(done.stdout)
+    assert state["state_dir"] == str(embedded_stack.settings.state_dir)
+    assert state["components"]["seaweedfs"]["healthy"] is True
+    assert state["components"]["scheduler"]["state"] == "stopped"
