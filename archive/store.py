@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from sealflow.settings import Settings
@@ -81,25 +79,15 @@ def md5_b64(data: bytes) -> str:
 class ObjectStore:
     """One bucket of an S3 store, with the calls archiving needs. Thread-safe (boto3 clients are)."""
 
-    def __init__(self, settings: Settings, bucket: str | None = None, *, pool: int = 32) -> None:
+    def __init__(self, settings: Settings, bucket: str | None = None, *, pool: int = 32, client=None) -> None:
         self.bucket = bucket or settings.archive_bucket
-        config = Config(
-            # Checksums only where an operation requires them: SeaweedFS and older S3s mishandle
-            # the newer default trailing checksums; we send explicit ones ourselves.
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-            max_pool_connections=pool,
-            retries={"max_attempts": 5, "mode": "standard"},
-            s3={"addressing_style": "path"},
-        )
-        self.client = boto3.client(
-            "s3",
-            endpoint_url=settings.resolved_s3_endpoint,
-            aws_access_key_id=settings.s3_access_key,
-            aws_secret_access_key=settings.s3_secret_key,
-            region_name=settings.s3_region,
-            config=config,
-        )
+        from sealflow.objectstore import s3_client
+
+        # Checksums only where an operation requires them (the store's own client config); we
+        # send explicit Content-MD5 and SHA-256 checksums ourselves. Enough pooled connections
+        # for the upload threads.
+        self.client = client or s3_client(settings, max_pool_connections=pool,
+                                          retries={"max_attempts": 5, "mode": "standard"})
 
     def __repr__(self) -> str:  # never show the keys
         return f"ObjectStore(bucket={self.bucket!r})"

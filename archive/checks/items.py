@@ -29,6 +29,8 @@ MAX_LENGTHS = {"licence_id": 128, "licence_number": 64, "licence_type": 100, "ho
 DATE_FIELDS = ("issue_date", "valid_from", "valid_until")
 ALLOWED_FORMATS = ("ofd", "pdf")
 PACKAGE_REQUIRED = ("metadata.json", "metadata.xml", "verification.json")
+# Files describing the package itself, not listed in metadata.json's file list.
+PACKAGE_SELF = {"metadata.json", "checks.json", "manifest-sm3.txt"}
 _ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -217,12 +219,15 @@ def package_structure(ctx: RecordContext) -> Outcome:
 # -- 完整性 -----------------------------------------------------------------------------------
 def totals(ctx: RecordContext) -> Outcome:
     b = ctx.batch
-    if not b.registered_count:
+    if ctx.declared_size is None or not b.registered_count:
         return NOT_PERFORMED, "no registration form counts"
+    summary = (f"batch registered {b.registered_count} items / {b.registered_bytes} bytes, "
+               f"found {b.actual_count} / {b.actual_bytes}")
+    if ctx.declared_size != len(ctx.data):
+        return FAIL, f"this record: {len(ctx.data)} bytes, registered {ctx.declared_size}; {summary}"
     if (b.registered_count, b.registered_bytes) != (b.actual_count, b.actual_bytes):
-        return FAIL, (f"registered {b.registered_count} items / {b.registered_bytes} bytes, "
-                      f"found {b.actual_count} / {b.actual_bytes}")
-    return PASS, f"{b.actual_count} items, {b.actual_bytes} bytes as registered"
+        return PASS, f"this record as registered; {summary} (the differing records are rejected)"
+    return PASS, summary
 
 
 def mandatory_metadata(ctx: RecordContext) -> Outcome:
@@ -254,7 +259,7 @@ def package_complete(ctx: RecordContext) -> Outcome:
     except (KeyError, ValueError) as exc:
         return FAIL, f"metadata.json unreadable: {exc}"
     listed = {f["name"] for f in meta.get("files", [])}
-    present = {n for n in ctx.package_files if n != "metadata.json"}
+    present = {n for n in ctx.package_files if n not in PACKAGE_SELF}
     if listed != present:
         return FAIL, f"metadata lists {sorted(listed ^ present)} differently from the package"
     return PASS, f"{len(present) + 1} files, as listed"
@@ -358,7 +363,7 @@ def malware(ctx: RecordContext) -> Outcome:
 def no_foreign_files(ctx: RecordContext) -> Outcome:
     if ctx.package_files is None:
         return NOT_PERFORMED, "package not built"
-    allowed = set(PACKAGE_REQUIRED) | {f"content/{ctx.document_name}"}
+    allowed = set(PACKAGE_REQUIRED) | PACKAGE_SELF | {f"content/{ctx.document_name}"}
     foreign = sorted(set(ctx.package_files) - allowed)
     return (FAIL, f"foreign files: {foreign}") if foreign else (PASS, "only the package's own files")
 

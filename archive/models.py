@@ -1,0 +1,56 @@
+"""Index tables of the archive (档案索引): one row per archived record, one per archiving run.
+
+A row is ``pending`` while its package is being written and verified and becomes ``archived``
+only afterwards, so searches never see a half-written package.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from sealflow.db import Base
+
+PENDING, ARCHIVED = "pending", "archived"
+
+
+class ArchiveRecord(Base):
+    __tablename__ = "archive_record"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    archival_code: Mapped[str] = mapped_column(String(64), unique=True)  # 档号
+    licence_id: Mapped[str] = mapped_column(String(128), unique=True)  # 证照标识
+    licence_number: Mapped[str] = mapped_column(String(64), index=True)  # 证照编号
+    licence_type: Mapped[str] = mapped_column(String(100), default="")
+    holder_name: Mapped[str] = mapped_column(String(200), index=True)  # 持证主体
+    holder_code: Mapped[str] = mapped_column(String(32), index=True)  # 持证主体代码
+    batch_id: Mapped[str] = mapped_column(String(64), index=True)
+    archived_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    retention: Mapped[str] = mapped_column(String(8))  # Y | D30 | D10
+    retain_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    object_key: Mapped[str] = mapped_column(Text)
+    object_version: Mapped[str] = mapped_column(String(64), default="")
+    package_sm3: Mapped[str] = mapped_column(String(64), default="")
+    package_size: Mapped[int] = mapped_column(BigInteger, default=0)
+    document_name: Mapped[str] = mapped_column(Text, default="")
+    document_sm3: Mapped[str] = mapped_column(String(64), default="")
+    manifest_sm3: Mapped[str] = mapped_column(String(64), default="")
+    batch_manifest_key: Mapped[str] = mapped_column(Text, default="")
+    state: Mapped[str] = mapped_column(String(16), index=True, default=PENDING)
+
+
+class ArchiveRun(Base):
+    """One archiving run of a batch: its registration form, signed SM3 manifest and counts."""
+
+    __tablename__ = "archive_run"
+
+    run_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    batch_id: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    records: Mapped[int] = mapped_column(Integer, default=0)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    manifest_key: Mapped[str] = mapped_column(Text, default="")
+    manifest_sm3: Mapped[str] = mapped_column(String(64), default="")
+    registration_key: Mapped[str] = mapped_column(Text, default="")

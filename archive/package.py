@@ -1,0 +1,238 @@
+"""Archival packages (归档信息包, GB/T 42727 folder style) and the batch's signed SM3 manifest.
+
+One record's package is a folder::
+
+    content/<file>          the sealed certificate (OFD or PDF), as stamped
+    metadata.json           电子证照 fields (GB/T 36903), 档号, 保管期限, archiving time, files
+    metadata.xml            the same metadata in XML
+    verification.json       the 验章 result
+    checks.json             the 四性检测 report (DA/T 70)
+    manifest-sm3.txt        SM3 of every file above (``<hex>  <path>`` lines, sorted)
+
+It is stored as one uncompressed POSIX tar object (an open format, nothing proprietary) so that
+a package is written, locked and fetched as a unit. The batch (one archiving run) adds a
+registration form (归档登记表: counts and bytes), a manifest of every record's manifest SM3, and
+the archiving unit's SM2 signature over that manifest with its certificate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import platform
+import tarfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import PurePosixPath
+
+from lxml import etree
+
+from archive.retention import RETENTION_NAMES
+
+PACKAGE_FORMAT = "SealFlow 归档信息包 1 (GB/T 42727-2023 folder style)"
+MANIFEST_NAME = "manifest-sm3.txt"
+CHECKS_NAME = "checks.json"
+BATCH_DIR = "_batch"
+BATCH_MANIFEST = "manifest-sm3.txt"
+BATCH_SIGNATURE = "manifest-sm3.txt.sig"
+BATCH_CERT = "signer.cer"
+BATCH_REGISTRATION = "registration.json"
+MAX_PACKAGE_BYTES = 512 * 1024 * 1024
+MAX_PACKAGE_MEMBERS = 64
+
+# 电子证照 metadata (GB/T 36903): English identifier → Chinese element name.
+LICENCE_FIELDS: dict[str, str] = {
+    "licence_id": "证照标识", "licence_number": "证照编号", "licence_type": "证照类型名称",
+    "licence_type_code": "证照类型代码", "holder_name": "持证主体", "holder_code": "持证主体代码",
+    "holder_code_kind": "持证主体代码类型", "issuer_name": "证照颁发机构", "issuer_code": "证照颁发机构代码",
+    "issue_date": "证照颁发日期", "valid_from": "有效期起始日期", "valid_until": "有效期截止日期",
+    "related_matter": "关联事项名称", "status": "状态",
+}
+
+
+class PackageError(ValueError):
+    """A package that cannot be read: names the package and the reason."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(f"{where}: {reason}")
+        self.where = where
+        self.reason = reason
+
+
+def sm3_hex(data: bytes) -> str:
+    # hashlib's "sm3" is OpenSSL's (the same as stamping.gm.sm3); we need the hex form here.
+    return hashlib.new("sm3", data).hexdigest()
+
+
+def package_slug(archival_code: str) -> str:
+    """A folder / object-key-safe form of a 档号 (the middle dot becomes a dash)."""
+    return archival_code.replace("·", "-")
+
+
+def manifest_text(files: dict[str, str]) -> bytes:
+    """``<sm3 hex>  <path>`` per file, sorted by path, UTF-8, LF."""
+    return "".join(f"{files[name]}  {name}\n" for name in sorted(files)).encode()
+
+
+def parse_manifest(data: bytes, where: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for n, line in enumerate(data.decode("utf-8").splitlines(), 1):
+        digest, sep, name = line.partition("  ")
+        if not sep or len(digest) != 64 or not name:
+            raise PackageError(where, f"manifest line {n} is malformed")
+        safe_relpath(name, where)
+        out[name] = digest
+    return out
+
+
+def safe_relpath(name: str, where: str) -> str:
+    p = PurePosixPath(name)
+    if not name or p.is_absolute() or ".." in p.parts or "\\" in name or "\x00" in name:
+        raise PackageError(where, f"unsafe path {name!r}")
+    return name
+
+
+@dataclass
+class RecordPackage:
+    archival_code: str
+    files: dict[str, bytes]  # every file of the package, manifest included
+    manifest_sm3: str
+    tar: bytes
+    tar_sm3: str
+
+    @property
+    def slug(self) -> str:
+        return package_slug(self.archival_code)
+
+
+def environment() -> dict[str, str]:
+    return {"software": "SealFlow", "python": platform.python_version(), "system": platform.system()}
+
+
+def metadata_dict(*, record: dict[str, str], archival_code: str, retention: str, retain_until: datetime,
+                  archived_at: datetime, batch_id: str, document_name: str, document_format: str,
+                  document_sm3: str, document_size: int, listed: dict[str, tuple[int, str]],
+                  verification_summary: dict) -> dict:
+    """The record's metadata; ``listed`` = name → (size, sm3) of the data files besides the document."""
+    files = [{"name": f"content/{document_name}", "size": document_size, "sm3": document_sm3,
+              "format": document_format, "role": "sealed certificate"}]
+    files += [{"name": n, "size": s, "sm3": d, "format": n.rsplit(".", 1)[-1], "role": "metadata"}
+              for n, (s, d) in sorted(listed.items())]
+    return {
+        "package_format": PACKAGE_FORMAT,
+        "archival_code": archival_code,
+        "retention": retention,
+        "retention_name": RETENTION_NAMES.get(retention, retention),
+        "retain_until": retain_until.isoformat(),
+        "archived_at": archived_at.isoformat(),
+        "batch_id": batch_id,
+        "licence": {k: record.get(k, "") for k in LICENCE_FIELDS if k in record},
+        "verification": verification_summary,
+        "environment": environment(),
+        "files": files,
+    }
+
+
+def metadata_xml(meta: dict) -> bytes:
+    """The metadata in XML with the Chinese element names users know."""
+    root = etree.Element("归档信息包元数据")
+    for tag, key in (("档号", "archival_code"), ("保管期限", "retention_name"), ("保管期限代码", "retention"),
+                     ("保管期限截止", "retain_until"), ("归档时间", "archived_at"), ("批次", "batch_id")):
+        etree.SubElement(root, tag).text = str(meta[key])
+    licence = etree.SubElement(root, "电子证照")
+    for key, value in meta["licence"].items():
+        etree.SubElement(licence, LICENCE_FIELDS[key]).text = str(value)
+    ver = etree.SubElement(root, "验章结果")
+    for key, value in meta["verification"].items():
+        etree.SubElement(ver, key).text = str(value)
+    files = etree.SubElement(root, "文件")
+    for f in meta["files"]:
+        etree.SubElement(files, "计算机文件", 名称=f["name"], 大小=str(f["size"]), SM3=f["sm3"], 格式=f["format"])
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+def verification_summary(verification: dict | None) -> dict:
+    v = verification or {}
+    sigs = v.get("signatures") or []
+    return {"valid": bool(v.get("valid")), "intact": bool(v.get("intact")), "trusted": bool(v.get("trusted")),
+            "seals": len(sigs), "signers": ", ".join(s.get("signer", "") for s in sigs)[:500]}
+
+
+def data_files(*, record: dict[str, str], archival_code: str, retention: str, retain_until: datetime,
+               archived_at: datetime, batch_id: str, document_name: str, document_format: str,
+               document: bytes, document_sm3: str, verification: dict | None) -> dict[str, bytes]:
+    """The package's files before the 四性检测 report and the manifest are added."""
+    ver_bytes = json.dumps(verification or {}, ensure_ascii=False, sort_keys=True, indent=1).encode()
+    common = dict(record=record, archival_code=archival_code, retention=retention, retain_until=retain_until,
+                  archived_at=archived_at, batch_id=batch_id, document_name=document_name,
+                  document_format=document_format, document_sm3=document_sm3, document_size=len(document),
+                  verification_summary=verification_summary(verification))
+    # metadata.xml lists the files too; build it from a first metadata view without itself.
+    listed = {"verification.json": (len(ver_bytes), sm3_hex(ver_bytes))}
+    xml = metadata_xml(metadata_dict(listed=listed, **common))
+    listed["metadata.xml"] = (len(xml), sm3_hex(xml))
+    meta = metadata_dict(listed=listed, **common)
+    return {
+        f"content/{document_name}": document,
+        "verification.json": ver_bytes,
+        "metadata.xml": xml,
+        "metadata.json": json.dumps(meta, ensure_ascii=False, sort_keys=True, indent=1).encode(),
+    }
+
+
+def finish_package(archival_code: str, files: dict[str, bytes], checks: dict, archived_at: datetime,
+                   known_sm3: dict[str, str] | None = None) -> RecordPackage:
+    """Add the 四性检测 report and the SM3 manifest, and tar the folder (deterministically)."""
+    files = dict(files)
+    files[CHECKS_NAME] = json.dumps(checks, ensure_ascii=False, sort_keys=True, indent=1).encode()
+    known = known_sm3 or {}
+    digests = {name: known.get(name) or sm3_hex(data) for name, data in files.items()}
+    manifest = manifest_text(digests)
+    files[MANIFEST_NAME] = manifest
+    tar = tar_folder(package_slug(archival_code), files, archived_at)
+    return RecordPackage(archival_code, files, sm3_hex(manifest), tar, sm3_hex(tar))
+
+
+def tar_folder(folder: str, files: dict[str, bytes], mtime: datetime) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for name in sorted(files):
+            info = tarfile.TarInfo(f"{folder}/{name}")
+            info.size = len(files[name])
+            info.mtime = int(mtime.timestamp())
+            info.mode = 0o444
+            tf.addfile(info, io.BytesIO(files[name]))
+    return buf.getvalue()
+
+
+def untar_package(data: bytes, where: str) -> tuple[str, dict[str, bytes]]:
+    """(folder name, files) of a package tar; refuses links, traversal, oversize and too many members."""
+    if len(data) > MAX_PACKAGE_BYTES:
+        raise PackageError(where, "package too large")
+    files: dict[str, bytes] = {}
+    folder = ""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tf:
+            for n, info in enumerate(tf):
+                if n >= MAX_PACKAGE_MEMBERS:
+                    raise PackageError(where, "too many members")
+                if not info.isfile():
+                    raise PackageError(where, f"member {info.name!r} is not a regular file")
+                top, _, rest = info.name.partition("/")
+                folder = folder or top
+                if top != folder or not rest:
+                    raise PackageError(where, f"member {info.name!r} outside the package folder")
+                safe_relpath(rest, where)
+                extracted = tf.extractfile(info)
+                files[rest] = extracted.read() if extracted else b""
+    except tarfile.TarError as exc:
+        raise PackageError(where, f"not a readable package: {exc}") from exc
+    return folder, files
+
+
+def batch_manifest(records: dict[str, str], registration: bytes) -> bytes:
+    """The run's manifest: each record package's manifest SM3, and the registration form's."""
+    entries = {f"{package_slug(code)}/{MANIFEST_NAME}": digest for code, digest in records.items()}
+    entries[BATCH_REGISTRATION] = sm3_hex(registration)
+    return manifest_text(entries)

@@ -1,0 +1,432 @@
+"""archive_records: stamped certificates → checked, packaged, locked, indexed electronic records.
+
+The pipeline's ``archive_batch`` DAG calls :func:`archive_records` with :class:`ArchiveInput` refs
+(path of the sealed document, its manifest fields, the SM3 and size recorded at stamping, the
+verification result). Each call is one archiving run:
+
+1. records already archived (same 证照标识) are skipped; pending ones from a crashed run resume
+   with their reserved 档号;
+2. 四性检测 phase one (content, metadata, seals — reusing the pipeline's verification result);
+   records that fail are not archived and the result says why;
+3. 档号 assigned continuously per prefix, rows reserved ``pending``;
+4. packages built and uploaded (thread pool; SM3 of each file computed once and carried), each
+   upload checked by the store (Content-MD5, SHA-256) and by a HEAD afterwards;
+5. the run's registration form and SM3 manifest, signed by the archiving unit, stored locked;
+6. only then the index rows are published ``archived`` — in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from archive import index
+from archive.checks import BatchFacts, MalwareScanner, NoScanner, RecordContext, run_checks
+from archive.checks.report import CheckReport, merge
+from archive.models import ARCHIVED, PENDING, ArchiveRecord, ArchiveRun
+from archive.package import (
+    BATCH_CERT,
+    BATCH_MANIFEST,
+    BATCH_REGISTRATION,
+    BATCH_SIGNATURE,
+    PackageError,
+    RecordPackage,
+    batch_manifest,
+    data_files,
+    finish_package,
+    package_slug,
+    parse_manifest,
+    sm3_hex,
+    untar_package,
+)
+from archive.retention import RetentionError, code_prefix, make_archival_code, retain_until, retention_code
+from archive.store import ObjectConflict, ObjectStore, StoreError
+from sealflow.db import transaction
+from sealflow.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Checks that need the 档号 or the built package run in phase two.
+PHASE_TWO = {"archival_code", "item_numbers", "package_structure", "package_complete", "metadata_readable",
+             "no_foreign_files"}
+MAX_DOCUMENT_BYTES = 256 * 1024 * 1024
+
+
+@dataclass
+class ArchiveInput:
+    """One stamped certificate to archive."""
+
+    path: str  # the sealed document on local (or mounted) storage
+    record: dict[str, str]  # manifest fields: licence_id, licence_number, holder_name, retention, ...
+    format: str = ""  # "ofd" | "pdf"; default from the record or the file suffix
+    sm3: str = ""  # hex SM3 of the sealed document, recorded at stamping (carried, not recomputed)
+    size: int | None = None  # bytes recorded at stamping (the registration form's count)
+    verification: dict | None = None  # DocumentResult.to_json() from the pipeline's 验章
+    name: str = ""  # file name inside the package; default: the path's name
+
+    @property
+    def file_name(self) -> str:
+        return self.name or Path(self.path).name
+
+    @property
+    def doc_format(self) -> str:
+        return (self.format or self.record.get("format") or Path(self.path).suffix.lstrip(".")).lower()
+
+
+@dataclass
+class RecordOutcome:
+    licence_id: str
+    file: str
+    status: str  # archived | already_archived | rejected | failed
+    archival_code: str = ""
+    object_key: str = ""
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ArchiveResult:
+    run_id: str
+    batch_id: str
+    outcomes: list[RecordOutcome] = field(default_factory=list)
+    manifest_key: str = ""
+    registration_key: str = ""
+    wall_s: float = 0.0
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+    @property
+    def archived(self) -> int:
+        return self.count("archived")
+
+    def to_json(self) -> dict:
+        return {
+            "run_id": self.run_id, "batch_id": self.batch_id, "manifest_key": self.manifest_key,
+            "registration_key": self.registration_key, "wall_s": round(self.wall_s, 3),
+            "counts": dict(Counter(o.status for o in self.outcomes)),
+            "not_archived": [asdict(o) for o in self.outcomes if o.status in ("rejected", "failed")],
+        }
+
+
+@dataclass
+class _Work:
+    inp: ArchiveInput
+    data: bytes
+    actual_sm3: str
+    verification: dict | None
+    report: CheckReport | None = None
+    code: str = ""
+    retention: str = ""
+    row_id: int = 0
+    package: RecordPackage | None = None
+    version: str = ""
+    outcome: RecordOutcome | None = None
+
+
+def package_key(archival_code: str) -> str:
+    return f"packages/{package_slug(archival_code)}.tar"
+
+
+def run_prefix(batch_id: str, run_id: str) -> str:
+    return f"runs/{batch_id}/{run_id}/"
+
+
+def _read(inp: ArchiveInput) -> tuple[bytes, str]:
+    p = Path(inp.path)
+    size = p.stat().st_size
+    if size > MAX_DOCUMENT_BYTES:
+        raise ValueError(f"{inp.path}: document too large ({size} bytes)")
+    data = p.read_bytes()
+    # Carried digest: trusted as the expected value, the actual one is still computed once here
+    # because the fixity item compares the two (a changed file must not be archived).
+    return data, sm3_hex(data)
+
+
+def _batch_facts(inputs: Sequence[ArchiveInput], sizes: dict[int, int], taken: dict[str, str]) -> BatchFacts:
+    ids = Counter(i.record.get("licence_id", "") for i in inputs)
+    nums = Counter(i.record.get("licence_number", "") for i in inputs)
+    dup_nums = {n for n, c in nums.items() if c > 1}
+    for i in inputs:  # a number archived before under another 证照标识 is a duplicate too
+        n = i.record.get("licence_number", "")
+        if n in taken and taken[n] != i.record.get("licence_id"):
+            dup_nums.add(n)
+    declared = [i.size for i in inputs]
+    facts = BatchFacts(duplicate_ids={k for k, c in ids.items() if c > 1}, duplicate_numbers=dup_nums,
+                       actual_count=len(sizes), actual_bytes=sum(sizes.values()))
+    if all(s is not None for s in declared):
+        facts.registered_count = len(inputs)
+        facts.registered_bytes = sum(s for s in declared if s is not None)
+    return facts
+
+
+def _verification(inp: ArchiveInput, trust) -> dict | None:
+    if inp.verification is not None:
+        return inp.verification
+    from stamping.verify.dispatch import verify_file
+
+    return verify_file(inp.path, trust).to_json()
+
+
+class Archiver:
+    """The collaborators of an archiving run; :func:`archive_records` is the one-call form."""
+
+    def __init__(self, settings: Settings, store: ObjectStore, sessions: sessionmaker[Session], signer,
+                 trust=None, scanner: MalwareScanner | None = None, workers: int | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.sessions = sessions
+        self.signer = signer
+        self.trust = trust
+        self.scanner = scanner or NoScanner()
+        self.workers = workers or settings.archive_upload_workers
+
+    # -- the run ----------------------------------------------------------------------------
+    def run(self, inputs: Sequence[ArchiveInput], batch_id: str, archived_at: datetime | None = None,
+            progress: Callable[[str], None] | None = None, part: int = 0) -> ArchiveResult:
+        started = time.monotonic()
+        now = (archived_at or datetime.now(UTC)).astimezone(UTC)
+        run_id = f"{batch_id}-{now:%Y%m%dT%H%M%S%f}-{part:04d}"
+        result = ArchiveResult(run_id, batch_id)
+        say = progress or (lambda _m: None)
+
+        with self.sessions() as s:
+            existing = index.existing_by_licence(s, (i.record.get("licence_id", "") for i in inputs))
+            taken = index.numbers_taken(s, (i.record.get("licence_number", "") for i in inputs))
+        todo: list[ArchiveInput] = []
+        for inp in inputs:
+            row = existing.get(inp.record.get("licence_id", ""))
+            if row is not None and row.state == ARCHIVED:
+                result.outcomes.append(RecordOutcome(row.licence_id, inp.file_name, "already_archived",
+                                                     row.archival_code, row.object_key))
+            else:
+                todo.append(inp)
+        if not todo:
+            result.wall_s = time.monotonic() - started
+            return result
+
+        works = self._phase_one(todo, existing, taken, now, result)
+        say(f"checked {len(todo)} records, {len(works)} pass phase one")
+        self._assign_codes(works, existing, now)
+        with ThreadPoolExecutor(self.workers) as pool:
+            list(pool.map(lambda w: self._package_and_store(w, batch_id, now), works))
+        stored = [w for w in works if w.package is not None and w.outcome is None]
+        for w in works:
+            if w.outcome is not None:
+                result.outcomes.append(w.outcome)
+        say(f"stored {len(stored)} packages")
+        if stored:
+            self._finish_run(stored, batch_id, run_id, now, result)
+        result.wall_s = time.monotonic() - started
+        return result
+
+    def _phase_one(self, todo: Sequence[ArchiveInput], existing: dict[str, ArchiveRecord], taken: dict[str, str],
+                   now: datetime, result: ArchiveResult) -> list[_Work]:
+        loaded: list[_Work] = []
+        sizes: dict[int, int] = {}
+        for n, inp in enumerate(todo):
+            try:
+                data, digest = _read(inp)
+            except (OSError, ValueError) as exc:
+                result.outcomes.append(RecordOutcome(inp.record.get("licence_id", ""), inp.file_name, "rejected",
+                                                     reasons=[f"完整性: document cannot be read: {exc}"]))
+                continue
+            sizes[n] = len(data)
+            loaded.append(_Work(inp, data, digest, None))
+        facts = _batch_facts(todo, sizes, taken)
+        scans = self.scanner.scan([Path(w.inp.path) for w in loaded])
+
+        def check(w: _Work) -> _Work:
+            w.verification = _verification(w.inp, self.trust)
+            ctx = self._context(w, facts, "")
+            ctx.scan = scans.get(Path(w.inp.path))
+            w.report = run_checks(ctx, "GD", only=None)
+            # Phase-two items are re-run once the 档号 and package exist; drop their placeholders.
+            w.report.results = [r if r["check"] not in PHASE_TWO else {**r, "status": "not_performed",
+                                                                       "reason": "pending"}
+                                for r in w.report.results]
+            try:
+                w.retention = retention_code(w.inp.record.get("retention", ""))
+            except RetentionError as exc:
+                w.outcome = RecordOutcome(w.inp.record.get("licence_id", ""), w.inp.file_name, "rejected",
+                                          reasons=[f"真实性: {exc}"])
+            return w
+
+        with ThreadPoolExecutor(self.workers) as pool:
+            checked = list(pool.map(check, loaded))
+        ok: list[_Work] = []
+        for w in checked:
+            if w.outcome is None and w.report is not None and not w.report.passed:
+                w.outcome = RecordOutcome(w.inp.record.get("licence_id", ""), w.inp.file_name, "rejected",
+                                          reasons=w.report.reasons())
+            if w.outcome is not None:
+                result.outcomes.append(w.outcome)
+            else:
+                ok.append(w)
+        return ok
+
+    def _context(self, w: _Work, facts: BatchFacts, code: str, files: dict[str, bytes] | None = None
+                 ) -> RecordContext:
+        return RecordContext(
+            record=w.inp.record, archival_code=code, code_pattern=self.settings.archive_code_pattern,
+            document_name=w.inp.file_name, data=w.data, declared_format=w.inp.doc_format,
+            declared_size=w.inp.size, carried_sm3=w.inp.sm3, actual_sm3=w.actual_sm3,
+            verification=w.verification, batch=facts, package_files=files)
+
+    def _assign_codes(self, works: list[_Work], existing: dict[str, ArchiveRecord], now: datetime) -> None:
+        """Reuse reserved 档号 of pending rows; number new ones continuously per prefix; reserve rows."""
+        s_ = self.settings
+        fresh: list[_Work] = []
+        for w in works:
+            row = existing.get(w.inp.record.get("licence_id", ""))
+            if row is not None and row.state == PENDING:
+                w.code, w.row_id = row.archival_code, row.id
+            else:
+                fresh.append(w)
+        if not fresh:
+            return
+        rows = []
+        with transaction(self.sessions) as s:
+            next_no: dict[str, int] = {}
+            for w in fresh:
+                prefix = code_prefix(s_.archive_fonds, s_.archive_category, now.year, w.retention)
+                if prefix not in next_no:
+                    next_no[prefix] = index.last_item_number(s, prefix) + 1
+                w.code = make_archival_code(s_.archive_fonds, s_.archive_category, now.year, w.retention,
+                                            next_no[prefix], s_.archive_item_digits)
+                next_no[prefix] += 1
+                rec = w.inp.record
+                rows.append({
+                    "archival_code": w.code, "licence_id": rec.get("licence_id", ""),
+                    "licence_number": rec.get("licence_number", ""), "licence_type": rec.get("licence_type", ""),
+                    "holder_name": rec.get("holder_name", ""), "holder_code": rec.get("holder_code", ""),
+                    "batch_id": "", "archived_at": now, "retention": w.retention,
+                    "retain_until": retain_until(w.retention, now), "object_key": package_key(w.code),
+                    "object_version": "", "package_sm3": "", "package_size": 0, "document_name": w.inp.file_name,
+                    "document_sm3": w.actual_sm3, "manifest_sm3": "", "batch_manifest_key": "",
+                })
+            index.reserve(s, rows)
+        with self.sessions() as s:
+            ids = {r.licence_id: r.id for r in index.existing_by_licence(s, (r["licence_id"] for r in rows)).values()}
+        for w in fresh:
+            w.row_id = ids[w.inp.record.get("licence_id", "")]
+
+    def _package_and_store(self, w: _Work, batch_id: str, now: datetime) -> None:
+        lid = w.inp.record.get("licence_id", "")
+        try:
+            files = data_files(record=w.inp.record, archival_code=w.code, retention=w.retention,
+                               retain_until=retain_until(w.retention, now), archived_at=now, batch_id=batch_id,
+                               document_name=w.inp.file_name, document_format=w.inp.doc_format, document=w.data,
+                               document_sm3=w.actual_sm3, verification=w.verification)
+            ctx = self._context(w, BatchFacts(), w.code, files)
+            assert w.report is not None
+            report = merge(w.report, run_checks(ctx, "GD", only=PHASE_TWO))
+            if not report.passed:
+                w.outcome = RecordOutcome(lid, w.inp.file_name, "rejected", w.code, reasons=report.reasons())
+                return
+            pkg = finish_package(w.code, files, report.to_json(), now,
+                                 known_sm3={f"content/{w.inp.file_name}": w.actual_sm3})
+            key = package_key(w.code)
+            until = retain_until(w.retention, now)
+            try:
+                put = self.store.put(key, pkg.tar, retain_until=until, content_type="application/x-tar",
+                                     metadata={"sm3": pkg.tar_sm3, "manifest-sm3": pkg.manifest_sm3})
+                w.version = put.version_id
+            except ObjectConflict:
+                # A crashed earlier run stored this record's package but never published it: adopt it
+                # if it is intact and is this record's; otherwise report the clash.
+                pkg, w.version = self._adopt(key, lid)
+            w.package = pkg
+        except (StoreError, PackageError, OSError, ValueError) as exc:
+            w.outcome = RecordOutcome(lid, w.inp.file_name, "failed", w.code, reasons=[str(exc)])
+
+    def _adopt(self, key: str, licence_id: str) -> tuple[RecordPackage, str]:
+        info = self.store.head(key)
+        data = self.store.get(key, info.version_id)
+        _folder, files = untar_package(data, key)
+        manifest = parse_manifest(files.get("manifest-sm3.txt", b""), key)
+        for name, digest in manifest.items():
+            if name not in files or sm3_hex(files[name]) != digest:
+                raise StoreError(key, f"existing package is damaged ({name}); not adopted")
+        meta = json.loads(files["metadata.json"])
+        if meta.get("licence", {}).get("licence_id") != licence_id:
+            raise ObjectConflict(key, "the 档号 is taken by another record's package")
+        pkg = RecordPackage(meta["archival_code"], files, sm3_hex(files["manifest-sm3.txt"]), data, sm3_hex(data))
+        return pkg, info.version_id
+
+    def _finish_run(self, stored: list[_Work], batch_id: str, run_id: str, now: datetime,
+                    result: ArchiveResult) -> None:
+        prefix = run_prefix(batch_id, run_id)
+        until = max(retain_until(w.retention, now) for w in stored)
+        registration = json.dumps({
+            "form": "归档登记表 (GB/T 18894-2016 表A.1)",
+            "batch_id": batch_id, "run_id": run_id, "archived_at": now.isoformat(),
+            "archiving_unit": _subject(self.signer.certificate),
+            "records": len(stored),
+            "document_bytes": sum(len(w.data) for w in stored),
+            "package_bytes": sum(len(w.package.tar) for w in stored if w.package),
+            "by_retention": dict(Counter(w.retention for w in stored)),
+            "first_archival_code": min(w.code for w in stored), "last_archival_code": max(w.code for w in stored),
+            "not_archived": [{"licence_id": o.licence_id, "file": o.file, "reasons": o.reasons}
+                             for o in result.outcomes if o.status in ("rejected", "failed")],
+        }, ensure_ascii=False, sort_keys=True, indent=1).encode()
+        manifest = batch_manifest({w.code: w.package.manifest_sm3 for w in stored if w.package}, registration)
+        signature = self.signer.sign(manifest)
+        manifest_key = prefix + BATCH_MANIFEST
+        for name, data in ((BATCH_REGISTRATION, registration), (BATCH_MANIFEST, manifest),
+                           (BATCH_SIGNATURE, signature), (BATCH_CERT, self.signer.certificate)):
+            self.store.put(prefix + name, data, retain_until=until)
+        with transaction(self.sessions) as s:
+            index.add_run(s, ArchiveRun(run_id=run_id, batch_id=batch_id, created_at=now, records=len(stored),
+                                        bytes=sum(len(w.data) for w in stored), manifest_key=manifest_key,
+                                        manifest_sm3=sm3_hex(manifest), registration_key=prefix + BATCH_REGISTRATION))
+            index.publish(s, [{
+                "id": w.row_id, "batch_id": batch_id, "object_version": w.version,
+                "package_sm3": w.package.tar_sm3, "package_size": len(w.package.tar),
+                "manifest_sm3": w.package.manifest_sm3, "batch_manifest_key": manifest_key,
+            } for w in stored if w.package])
+        for w in stored:
+            result.outcomes.append(RecordOutcome(w.inp.record.get("licence_id", ""), w.inp.file_name, "archived",
+                                                 w.code, package_key(w.code)))
+        result.manifest_key = manifest_key
+        result.registration_key = prefix + BATCH_REGISTRATION
+
+
+def _subject(cert_der: bytes) -> str:
+    try:
+        from asn1crypto import x509
+
+        return x509.Certificate.load(cert_der).subject.human_friendly
+    except Exception:  # a name for the form only; the signature check does not depend on it
+        return ""
+
+
+def archive_records(records: Sequence[ArchiveInput], *, batch_id: str, settings: Settings, store: ObjectStore,
+                    sessions: sessionmaker[Session], signer, trust=None, scanner: MalwareScanner | None = None,
+                    archived_at: datetime | None = None, chunk_size: int = 2000,
+                    progress: Callable[[str], None] | None = None) -> ArchiveResult:
+    """Archive stamped certificates in runs of ``chunk_size``; one merged result.
+
+    ``signer`` is the archiving unit's :class:`stamping.keys.signer.Signer`; ``trust`` (a TrustStore)
+    is used only for records passed without a verification result.
+    """
+    archiver = Archiver(settings, store, sessions, signer, trust, scanner)
+    merged: ArchiveResult | None = None
+    for i in range(0, max(len(records), 1), chunk_size):
+        part = archiver.run(records[i:i + chunk_size], batch_id, archived_at, progress, part=i // chunk_size)
+        if merged is None:
+            merged = part
+        else:
+            merged.outcomes += part.outcomes
+            merged.wall_s += part.wall_s
+            merged.manifest_key = part.manifest_key or merged.manifest_key
+    assert merged is not None
+    return merged
