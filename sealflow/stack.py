@@ -514,7 +514,8 @@ def up(settings: Settings, ui: bool = False, out: Callable[[str], None] = print)
                 _ensure(settings, platform_component(settings), out)
             except StackError as exc:
                 # The object store and Airflow still work; filing tasks will report the platform as down.
-                out(f"platform: NOT started — {exc}")
+                lines = str(exc).splitlines()
+                out(f"platform: NOT started — {lines[0]} … {lines[-1].strip()}")
         else:
             out("platform: simulator not installed (filing.simulator missing) — skipped")
         prepare_airflow(settings, out)

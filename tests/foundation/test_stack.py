@@ -125,3 +125,14 @@ def test_status_cli_json(embedded_stack):
     assert state["state_dir"] == str(embedded_stack.settings.state_dir)
     assert state["components"]["seaweedfs"]["healthy"] is True
     assert state["components"]["scheduler"]["state"] == "stopped"
+
+
+def test_demo_steps_and_summary(embedded_stack, capsys):
+    from sealflow.commands.demo import STEPS, run_demo, summary_text
+
+    ctx = run_demo(embedded_stack.settings, STEPS[:1])  # the stack step; the smoke run is tested on its own
+    text = summary_text(ctx)
+    settings = embedded_stack.settings
+    assert settings.resolved_s3_endpoint in text and str(settings.state_dir) in text
+    assert f"http://127.0.0.1:{settings.airflow_port}" in text and "login admin / " in text
+    assert "[1/1] start the embedded stack" in capsys.readouterr().out
