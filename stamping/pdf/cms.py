@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from asn1crypto import cms, core, x509
 
@@ -68,49 +69,78 @@ def _utc(dt: datetime) -> datetime:
     return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).astimezone(UTC).replace(microsecond=0)
 
 
+def _oid(dotted: str) -> bytes:
+    return core.ObjectIdentifier(dotted).dump()
+
+
+_OID_CACHE: dict[str, bytes] = {}
+
+
+def _oid_der(dotted: str) -> bytes:
+    der = _OID_CACHE.get(dotted)
+    if der is None:
+        der = _OID_CACHE[dotted] = _oid(dotted)
+    return der
+
+
+def _attribute(oid: str, value_der: bytes) -> bytes:
+    return _tlv(0x30, _oid_der(oid) + _tlv(0x31, value_der))
+
+
+def _signing_time_der(at: datetime) -> bytes:
+    at = _utc(at)
+    if 1950 <= at.year < 2050:
+        return _tlv(0x17, at.strftime("%y%m%d%H%M%SZ").encode())
+    return _tlv(0x18, at.strftime("%Y%m%d%H%M%SZ").encode())
+
+
 def build_signed_attrs(digest: bytes, signed_at: datetime, seal_der: bytes | None,
-                       container: str = "pkcs7") -> cms.CMSAttributes:
+                       container: str = "pkcs7") -> bytes:
+    """DER SET OF Attribute (contentType, signingTime, messageDigest, seal) — what SM2 signs.
+
+    Written by hand (DER: SET OF sorted by encoding): asn1crypto takes ~1 ms for this and the
+    pipeline signs thousands of documents per batch."""
     _, data_oid = CONTAINERS[container]
-    time_choice = "utc_time" if 1950 <= signed_at.year < 2050 else "generalized_time"
     attrs = [
-        cms.CMSAttribute({"type": "content_type", "values": [data_oid]}),
-        cms.CMSAttribute({"type": "signing_time", "values": [cms.Time({time_choice: _utc(signed_at)})]}),
-        cms.CMSAttribute({"type": "message_digest", "values": [digest]}),
+        _attribute("1.2.840.113549.1.9.3", _oid_der(data_oid)),
+        _attribute("1.2.840.113549.1.9.5", _signing_time_der(signed_at)),
+        _attribute("1.2.840.113549.1.9.4", _tlv(0x04, digest)),
     ]
     if seal_der is not None:
-        attrs.append(cms.CMSAttribute({"type": SESEAL_ATTR_OID, "values": [core.Any.load(seal_der)]}))
-    return cms.CMSAttributes(attrs)
+        attrs.append(_attribute(SESEAL_ATTR_OID, seal_der))
+    return _tlv(0x31, b"".join(sorted(attrs)))
 
 
 def signed_attrs_der(attrs: cms.CMSAttributes) -> bytes:
-    """DER of SET OF Attribute — the bytes the SM2 signature covers (RFC 5652 §5.4)."""
+    """DER of SET OF Attribute from a parsed SignerInfo's [0] IMPLICIT signedAttrs (RFC 5652 §5.4)."""
     der = attrs.dump()
     return b"\x31" + der[1:] if der[:1] == b"\xa0" else der
 
 
-def build_signed_data(signed_attrs: cms.CMSAttributes, signature: bytes, certificate: bytes,
-                      container: str = "pkcs7", extra_certs: tuple[bytes, ...] = ()) -> bytes:
-    """DER ContentInfo{SignedData} (detached) from signed attributes and their SM2 signature."""
-    signed_oid, data_oid = CONTAINERS[container]
+@lru_cache(maxsize=64)
+def _signer_parts(certificate: bytes, container: str, extra_certs: tuple[bytes, ...]) -> tuple[bytes, bytes, bytes]:
+    """(SignedData fields before signerInfos, SignerInfo head up to signedAttrs, algorithm + tag for the
+    signature) — the constant parts of our CMS for one certificate."""
+    data_oid = CONTAINERS[container][1]
     cert = x509.Certificate.load(certificate)
-    signer_info = cms.SignerInfo({
-        "version": "v1",
-        "sid": cms.SignerIdentifier({"issuer_and_serial_number": cms.IssuerAndSerialNumber({
-            "issuer": cert.issuer, "serial_number": cert.serial_number})}),
-        "digest_algorithm": {"algorithm": SM3},
-        "signed_attrs": signed_attrs,
-        "signature_algorithm": {"algorithm": SM2_WITH_SM3},
-        "signature": signature,
-    })
-    signed_data = cms.SignedData({
-        "version": "v1",
-        "digest_algorithms": [{"algorithm": SM3}],
-        "encap_content_info": {"content_type": data_oid},
-        "certificates": [cert] + [x509.Certificate.load(c) for c in extra_certs],
-        "signer_infos": [signer_info],
-    })
-    # ContentInfo by hand: asn1crypto only knows how to wrap the PKCS#7 content type.
-    return _tlv(0x30, core.ObjectIdentifier(signed_oid).dump() + _tlv(0xA0, signed_data.dump()))
+    ias = cms.IssuerAndSerialNumber({"issuer": cert.issuer, "serial_number": cert.serial_number}).dump()
+    sm3_alg = _tlv(0x30, _oid_der(SM3) + b"\x05\x00")
+    sd_head = (_tlv(0x02, b"\x01") + _tlv(0x31, sm3_alg) + _tlv(0x30, _oid_der(data_oid))
+               + _tlv(0xA0, certificate + b"".join(extra_certs)))
+    si_head = _tlv(0x02, b"\x01") + ias + sm3_alg
+    sig_alg = _tlv(0x30, _oid_der(SM2_WITH_SM3))
+    return sd_head, si_head, sig_alg
+
+
+def build_signed_data(signed_attrs: bytes, signature: bytes, certificate: bytes,
+                      container: str = "pkcs7", extra_certs: tuple[bytes, ...] = ()) -> bytes:
+    """DER ContentInfo{SignedData} (detached) from DER signed attributes and their SM2 signature."""
+    if signed_attrs[:1] != b"\x31":
+        raise ValueError("signed_attrs must be DER SET OF Attribute")
+    sd_head, si_head, sig_alg = _signer_parts(certificate, container, tuple(extra_certs))
+    signer_info = _tlv(0x30, si_head + b"\xa0" + signed_attrs[1:] + sig_alg + _tlv(0x04, signature))
+    signed_data = _tlv(0x30, sd_head + _tlv(0x31, signer_info))
+    return _tlv(0x30, _oid_der(CONTAINERS[container][0]) + _tlv(0xA0, signed_data))
 
 
 @dataclass

@@ -28,7 +28,7 @@ import pymupdf
 from stamping.gm.sm3 import sm3
 from stamping.keys.signer import Signer
 from stamping.pdf.appearance import SealImage, ring_ops, seal_image
-from stamping.pdf.cms import CONTAINERS, MAX_SM2_SIG_DER, build_signed_attrs, build_signed_data, signed_attrs_der
+from stamping.pdf.cms import CONTAINERS, MAX_SM2_SIG_DER, build_signed_attrs, build_signed_data
 from stamping.pdf.errors import PdfError
 from stamping.placement import AnchorNotFound, Placement, PlacementError
 
@@ -386,7 +386,7 @@ def _sign(out: bytearray, search_from: int, seal_der: bytes, signer: Signer, sig
     view = memoryview(out)
     digest = sm3(bytes(view[:a]) + bytes(view[b:]))
     attrs = build_signed_attrs(digest, signed_at, seal_der, container)
-    signature = signer.sign(signed_attrs_der(attrs))
+    signature = signer.sign(attrs)
     blob = build_signed_data(attrs, signature, signer.certificate, container).hex().upper().encode()
     if len(blob) > hole:  # cannot happen: the hole is sized for the longest signature
         raise RuntimeError("CMS larger than its /Contents hole")
