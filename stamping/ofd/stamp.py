@@ -139,8 +139,8 @@ def _add_signatures_to_ofd_xml(pkg: OfdPackage, loc: str) -> bytes:
 
 def _signatures_xml(pkg: OfdPackage, member: str | None, new_id: int, base_loc: str) -> bytes:
     if member is None or member not in pkg:
-        return (
-            _HEADER + f'<ofd:Signatures xmlns:ofd="{OFD_NS}"><ofd:MaxSignId>{new_id}</ofd:MaxSignId>'
+        return _HEADER + (
+            f'<ofd:Signatures xmlns:ofd="{OFD_NS}"><ofd:MaxSignId>{new_id}</ofd:MaxSignId>'
             f'<ofd:Signature ID="{new_id}" Type="Seal" BaseLoc={quoteattr(base_loc)}/></ofd:Signatures>'
         ).encode()
     root = pkg.xml(member)
