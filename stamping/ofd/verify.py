@@ -2,8 +2,8 @@
 
 Per signature (Signatures.xml entry):
 - ``references``: every Reference's SM3 digest over the member's bytes; a failure names the member;
-- ``coverage``: the References must cover the document root and every page content of the
-  document as it is now — otherwise the page content could have been swapped without touching
+- ``coverage``: the References must cover the document root, every page content and every
+  template page of the document as it is now — otherwise the page content could have been swapped without touching
   a signed byte. Other members that are not covered are reported in the reason but do not fail:
   anything added later can only change what is shown by changing a covered part (Document.xml,
   a page, a resource list), which the digests catch; and later seals' own files and
@@ -112,7 +112,7 @@ def _signer_name(cert_der: bytes) -> str:
 
 
 def _verify_one(pkg: OfdPackage, entry: SignatureEntry, doc_member: str, page_ids: dict[str, str],
-                later_files: set[str], trust: TrustStore | None,
+                must_cover: list[str], later_files: set[str], trust: TrustStore | None,
                 status_lookup: SealStatusLookup | None) -> SignatureResult:
     result = SignatureResult(location="/" + entry.member)
     if entry.member not in pkg:
@@ -126,7 +126,7 @@ def _verify_one(pkg: OfdPackage, entry: SignatureEntry, doc_member: str, page_id
     dt = parse_signature_datetime(sig.signature_datetime)
     result.signed_at = dt.isoformat() if dt else (sig.signature_datetime or None)
     covered = _check_references(pkg, sig, result)
-    _check_coverage(pkg, doc_member, list(page_ids.values()), covered, later_files, result)
+    _check_coverage(pkg, doc_member, must_cover, covered, later_files, result)
     for annot in sig.stamp_annots:
         if annot.page_ref not in page_ids:
             result.add("stamp_annot", False, f"StampAnnot {annot.id} points at page {annot.page_ref!r}, "
@@ -188,6 +188,7 @@ def verify_ofd(data: bytes, path: str, trust: TrustStore | None,
                 raise OfdError(path, f"missing part /{body.signatures} (declared in OFD.xml)")
             doc = read_document(pkg, body.doc_root)
             page_ids = {p.id: p.member for p in doc.pages}
+            must_cover = [*page_ids.values(), *doc.templates.values()]
             sig_list = read_signatures(pkg, body.signatures)
             all_sign_dirs = [folder_of(e.member) for e in sig_list.entries]
             for k, entry in enumerate(sig_list.entries):
@@ -195,7 +196,7 @@ def verify_ofd(data: bytes, path: str, trust: TrustStore | None,
                 for d in all_sign_dirs[k:]:
                     later.update(n for n in pkg.names() if folder_of(n) == d)
                 result.signatures.append(
-                    _verify_one(pkg, entry, body.doc_root, page_ids, later, trust, status_lookup))
+                    _verify_one(pkg, entry, body.doc_root, page_ids, must_cover, later, trust, status_lookup))
     except OfdError as exc:
         result.error = exc.reason
         return result

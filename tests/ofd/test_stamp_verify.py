@@ -184,3 +184,35 @@ def test_page_out_of_range(kit, interop_dir):
 ])
 def test_signature_datetime_formats(value, iso):
     assert parse_signature_datetime(value).isoformat() == iso
+
+
+def test_coverage_rules(kit, sealed):
+    # A member added after signing is reported but does not fail the seal.
+    import io
+    import zipfile
+
+    from .helpers import replace_member
+
+    buf = io.BytesIO(sealed)
+    with zipfile.ZipFile(buf, "a") as zf:
+        zf.writestr("Doc_0/Res/added.txt", b"later")
+    result = verify_ofd(buf.getvalue(), "added.ofd", kit.trust)
+    coverage = next(c for c in result.signatures[0].checks if c.name == "coverage")
+    assert coverage.ok and "/Doc_0/Res/added.txt" in coverage.reason
+    assert result.valid
+    # A signature whose References leave out a page fails, naming the page.
+    sig_xml = members(sealed)["Doc_0/Signs/Sign_0/Signature.xml"]
+    start = sig_xml.index(b'<ofd:Reference FileRef="/Doc_0/Pages/Page_0/Content.xml">')
+    end = sig_xml.index(b"</ofd:Reference>", start) + len(b"</ofd:Reference>")
+    stripped = replace_member(sealed, "Doc_0/Signs/Sign_0/Signature.xml", sig_xml[:start] + sig_xml[end:])
+    result = verify_ofd(stripped, "stripped.ofd", kit.trust)
+    assert any(f.startswith("coverage") and "/Doc_0/Pages/Page_0/Content.xml" in f for f in failing(result))
+
+
+def test_hostile_input_is_refused_before_stamping(kit):
+    from stamping.ofd import OfdError
+
+    from .test_package import XXE, make_zip
+
+    with pytest.raises(OfdError, match="DTD"):
+        stamp_ofd(make_zip([("OFD.xml", XXE)]), kit.seal_der, kit.signer, at(100, 100), path="evil.ofd")
