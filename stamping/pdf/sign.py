@@ -43,10 +43,10 @@ _STARTXREF = re.compile(rb"startxref\s+(\d+)\s+%%EOF")
 pymupdf.TOOLS.mupdf_display_errors(False)  # damaged input is reported as PdfError, not stderr noise
 
 
-def open_pdf(data: bytes, path: str) -> pymupdf.Document:
+def open_pdf(data: bytes, path: str, max_bytes: int = MAX_PDF_BYTES) -> pymupdf.Document:
     """Open untrusted PDF bytes for reading; refuse what we must not or cannot update."""
-    if len(data) > MAX_PDF_BYTES:
-        raise PdfError(path, f"too large ({len(data)} bytes, limit {MAX_PDF_BYTES})")
+    if len(data) > max_bytes:
+        raise PdfError(path, f"too large ({len(data)} bytes, limit {max_bytes})")
     if b"%PDF-" not in data[:1024]:
         raise PdfError(path, "not a PDF file (no %PDF- header)")
     try:
@@ -322,7 +322,7 @@ def _contents_size(seal_der: bytes, certificate: bytes, container: str, year_utc
 
 def stamp_pdf(src: bytes, seal_der: bytes, signer: Signer, placement: Placement, signed_at: datetime | None = None,
               container: str = "pkcs7", reason: str = "电子印章", location: str = "", *,
-              path: str = "<pdf>", signer_name: str | None = None) -> bytes:
+              path: str = "<pdf>", signer_name: str | None = None, max_bytes: int = MAX_PDF_BYTES) -> bytes:
     """Stamp ``seal_der`` (DER SESeal) on a PDF, signing it with ``signer``; returns the new bytes.
 
     ``container``: "pkcs7" or "gbt35275" content-type OIDs. Raises PdfError for input we cannot
@@ -330,7 +330,7 @@ def stamp_pdf(src: bytes, seal_der: bytes, signer: Signer, placement: Placement,
     if container not in CONTAINERS:
         raise ValueError(f"container must be one of {sorted(CONTAINERS)}, not {container!r}")
     signed_at = (signed_at or datetime.now(UTC)).replace(microsecond=0)
-    doc = open_pdf(src, path)
+    doc = open_pdf(src, path, max_bytes)
     try:
         prev = _last_startxref(src, path)
         xref_stream = doc.xref_get_key(-1, "Type") == ("name", "/XRef")

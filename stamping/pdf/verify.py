@@ -45,9 +45,9 @@ class _SigField:
     sig_xref: int
 
 
-def _open(data: bytes, path: str) -> pymupdf.Document:
-    if len(data) > MAX_PDF_BYTES:
-        raise PdfError(path, f"too large ({len(data)} bytes, limit {MAX_PDF_BYTES})")
+def _open(data: bytes, path: str, max_bytes: int) -> pymupdf.Document:
+    if len(data) > max_bytes:
+        raise PdfError(path, f"too large ({len(data)} bytes, limit {max_bytes})")
     if b"%PDF-" not in data[:1024]:
         raise PdfError(path, "not a PDF file (no %PDF- header)")
     try:
@@ -273,12 +273,12 @@ def _verify_one(doc: pymupdf.Document, data: bytes, field: _SigField, path: str,
     return result
 
 
-def verify_pdf(data: bytes, path: str, trust: TrustStore | None, status_lookup: SealStatusLookup | None = None
-               ) -> DocumentResult:
+def verify_pdf(data: bytes, path: str, trust: TrustStore | None, status_lookup: SealStatusLookup | None = None,
+               *, max_bytes: int = MAX_PDF_BYTES) -> DocumentResult:
     """验章 of every signature in a PDF. Never raises for bad input: the reason is in ``error``."""
     result = DocumentResult(path=path, format="pdf")
     try:
-        doc = _open(data, path)
+        doc = _open(data, path, max_bytes)
     except PdfError as exc:
         result.error = exc.reason
         return result
