@@ -1,0 +1,227 @@
+"""验章: the checks of a seal signature (SES_Signature) and of the seal (SESeal) it carries.
+
+Everything is checked over the original bytes the parser kept. Each check names what it
+looked at and, when it fails, why. Kinds (see :mod:`stamping.verify.result`): ``integrity``
+for signatures and digests, ``trust`` for chains to trusted roots, ``status`` for validity
+windows and the registry status.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from asn1crypto import x509
+
+from stamping.ses.model import Seal, SesSignature
+from stamping.verify.result import SealStatus, SealStatusLookup, SignatureResult
+
+if TYPE_CHECKING:
+    from stamping.pki.trust import TrustStore
+
+SM2_WITH_SM3 = "1.2.156.10197.1.501"
+# SM2 signature OID some producers write instead of SM2-with-SM3; SM3 is implied.
+_SM2_SIGN_ALGS = {SM2_WITH_SM3, "1.2.156.10197.1.301.1"}
+_DIGEST_NAMES = {"sm3": "sm3", "1.2.156.10197.1.401": "sm3", "sha1": "sha1", "sha-1": "sha1",
+                 "sha256": "sha256", "sha-256": "sha256", "md5": "md5"}
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+def _cert(der: bytes) -> x509.Certificate | None:
+    try:
+        cert = x509.Certificate.load(der, strict=True)
+        cert.native  # noqa: B018 - forces a full parse, so a broken certificate fails here
+        return cert
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError):
+        return None
+
+
+def _cn(der: bytes) -> str:
+    cert = _cert(der)
+    if cert is None:
+        return ""
+    subject = cert.subject.native
+    return str(subject.get("common_name") or subject.get("organization_name") or "")
+
+
+def verify_sm2(cert_der: bytes, signature: bytes, data: bytes) -> tuple[bool, str]:
+    """SM2-with-SM3 verification with the key of ``cert_der`` (default user id); (ok, why not)."""
+    from stamping.gm.sm2 import SM2PublicKey
+
+    try:
+        key = SM2PublicKey.from_certificate(cert_der)
+    except Exception as exc:  # any malformed certificate: a reason, never a crash
+        return False, f"certificate has no usable SM2 public key ({exc})"
+    if key.verify(signature, data):
+        return True, ""
+    return False, "SM2 signature does not verify"
+
+
+def _check_signature(result: SignatureResult, name: str, who: str, cert_der: bytes, alg: str,
+                     signature: bytes, data: bytes, what: str) -> bool:
+    if alg not in _SM2_SIGN_ALGS:
+        return result.add(name, False, f"{who} signature algorithm {alg} is not SM2-with-SM3 ({SM2_WITH_SM3})")
+    ok, why = verify_sm2(cert_der, signature, data)
+    if ok:
+        return result.add(name, True, f"{who} SM2 signature over {what} is valid")
+    return result.add(name, False, f"{who} signature over {what} is invalid: {why}")
+
+
+def _signer_in_cert_list(result: SignatureResult, seal: Seal, signer_cert: bytes) -> bool:
+    name = "signer_in_cert_list"
+    if seal.cert_list_type == 1:
+        if signer_cert in seal.cert_list:
+            return result.add(name, True, "the signer's certificate is in the seal's certificate list")
+        return result.add(name, False, f"the signer's certificate is not among the {len(seal.cert_list)} "
+                                       "certificate(s) the seal was made for")
+    if seal.cert_list_type == 2:
+        unknown = []
+        for type_name, value in seal.cert_digests:
+            algo = _DIGEST_NAMES.get(type_name.strip().lower())
+            if algo is None:
+                unknown.append(type_name)
+                continue
+            if hashlib.new(algo, signer_cert).digest() == value:
+                return result.add(name, True, f"the signer's certificate matches a {type_name} digest in the seal")
+        extra = f" (unknown digest types: {', '.join(unknown)})" if unknown else ""
+        return result.add(name, False, "the signer's certificate matches none of the seal's certificate digests"
+                                       + extra)
+    return result.add(name, False, f"unknown certListType {seal.cert_list_type}")
+
+
+def _seal_validity(result: SignatureResult, seal: Seal, signed_at: datetime | None) -> bool:
+    name = "seal_validity_at_signing"
+    if signed_at is None:
+        return result.add(name, False, "signing time unknown: the seal's validity cannot be checked", "status")
+    window = f"{_iso(seal.valid_start)} – {_iso(seal.valid_end)}"
+    if signed_at < seal.valid_start:
+        return result.add(name, False, f"signed at {_iso(signed_at)}, before the seal became valid ({window})",
+                          "status")
+    if signed_at > seal.valid_end:
+        return result.add(name, False, f"signed at {_iso(signed_at)}, after the seal expired ({window})", "status")
+    return result.add(name, True, f"signed within the seal's validity ({window})", "status")
+
+
+def _cert_validity(result: SignatureResult, signer_cert: bytes, signed_at: datetime | None) -> bool:
+    name = "signer_cert_validity"
+    cert = _cert(signer_cert)
+    if cert is None:
+        return result.add(name, False, "the signer's certificate cannot be parsed", "status")
+    if signed_at is None:
+        return result.add(name, False, "signing time unknown: certificate validity cannot be checked", "status")
+    validity = cert["tbs_certificate"]["validity"]
+    start, end = validity["not_before"].native, validity["not_after"].native
+    window = f"{_iso(start)} – {_iso(end)}"
+    if not start <= signed_at <= end:
+        return result.add(name, False, f"signed at {_iso(signed_at)}, outside the signer certificate's validity "
+                                       f"({window})", "status")
+    return result.add(name, True, f"signer certificate valid at signing ({window})", "status")
+
+
+def _chain(result: SignatureResult, name: str, who: str, cert_der: bytes, at: datetime | None,
+           trust: TrustStore | None) -> bool:
+    if trust is None:
+        return result.add(name, False, "no trusted roots configured", "trust")
+    if at is None:
+        at = datetime.now(UTC)
+    try:
+        chain = trust.validate(cert_der, at)
+    except Exception as exc:  # a broken certificate is a failed check, never a crash
+        return result.add(name, False, f"{who} certificate cannot be validated ({exc})", "trust")
+    if chain.ok:
+        return result.add(name, True, f"{who} certificate chains to a trusted root", "trust")
+    if not chain.issuer_found:
+        return result.add(name, False, f"{who} certificate does not chain to a trusted root "
+                                       f"(issuer not trusted): {chain.reason}", "trust")
+    return result.add(name, False, f"{who} certificate chain invalid: {chain.reason}", "trust")
+
+
+def _seal_status(result: SignatureResult, seal: Seal, signed_at: datetime | None,
+                 status_lookup: SealStatusLookup | None) -> bool:
+    name = "seal_status"
+    if status_lookup is None:
+        return result.add(name, True, "not checked: no seal registry configured", "status")
+    at = signed_at or datetime.now(UTC)
+    status = status_lookup(seal.es_id, at)
+    if status is None:
+        return result.add(name, True, f"seal {seal.es_id} is not in our registry", "status")
+    status = SealStatus(status)
+    if status is SealStatus.ACTIVE:
+        return result.add(name, True, f"seal {seal.es_id} was active at signing ({_iso(at)})", "status")
+    return result.add(name, False, f"seal {seal.es_id} was {status.value} at signing ({_iso(at)})", "status")
+
+
+def picture_png(seal: Seal) -> bytes | None:
+    """The seal picture as PNG for reports, or None (OFD-type pictures, unreadable data)."""
+    kind = seal.picture_type.strip().upper()
+    data = seal.picture_data
+    if not data or kind == "OFD":
+        return None
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return data
+    try:
+        if kind == "SVG" or b"<svg" in data[:4096]:
+            from stamping.pictures import _render_svg
+
+            img = _render_svg(data, "seal picture", float(seal.picture_width_mm or 40))
+        else:
+            from PIL import Image
+
+            img = Image.open(io.BytesIO(data))
+            if max(img.size) > 4096:
+                return None
+            img.load()
+        out = io.BytesIO()
+        img.save(out, format="PNG")
+        return out.getvalue()
+    except Exception:  # a picture that cannot be shown does not change the verdict
+        return None
+
+
+def _describe(result: SignatureResult, seal: Seal, signer_cert: bytes, signed_at: datetime | None) -> None:
+    result.signer = result.signer or _cn(signer_cert)
+    result.seal_name = result.seal_name or seal.name
+    result.es_id = result.es_id or seal.es_id
+    if signed_at is not None and not result.signed_at:
+        result.signed_at = _iso(signed_at)
+    if result.seal_picture_png is None:
+        result.seal_picture_png = picture_png(seal)
+
+
+def check_seal(result: SignatureResult, seal: Seal, signer_cert: bytes, signed_at: datetime | None,
+               trust: TrustStore | None, status_lookup: SealStatusLookup | None) -> None:
+    """Checks of the seal (电子印章) used by ``signer_cert`` at ``signed_at``."""
+    _describe(result, seal, signer_cert, signed_at)
+    what = ("DER(SEQUENCE{SES_SealInfo, cert, signatureAlgorithm})" if seal.version == 1
+            else "DER(SES_SealInfo)")
+    _check_signature(result, "maker_signature", "seal maker", seal.maker_cert, seal.sign_alg,
+                     seal.signed_value, seal.signed_bytes, what)
+    _signer_in_cert_list(result, seal, signer_cert)
+    _seal_validity(result, seal, signed_at)
+    _cert_validity(result, signer_cert, signed_at)
+    _chain(result, "signer_chain", "signer", signer_cert, signed_at, trust)
+    _chain(result, "maker_chain", "seal maker", seal.maker_cert, seal.create_date, trust)
+    _seal_status(result, seal, signed_at, status_lookup)
+
+
+def check_ses_signature(result: SignatureResult, sig: SesSignature, expected_data_hash: bytes | None,
+                        trust: TrustStore | None, status_lookup: SealStatusLookup | None) -> None:
+    """All checks of an electronic signature with a seal (电子签章): dataHash, the signer's
+    signature over TBS_Sign, then :func:`check_seal`."""
+    signed_at = sig.time_info if isinstance(sig.time_info, datetime) else None
+    if expected_data_hash is not None:
+        if sig.data_hash == expected_data_hash:
+            result.add("data_hash", True, "dataHash matches the SM3 digest of the signed data")
+        else:
+            result.add("data_hash", False, f"dataHash {sig.data_hash.hex()} does not match the digest of the "
+                                           f"signed data {expected_data_hash.hex()}: the data was changed")
+    _check_signature(result, "signer_signature", "signer", sig.signer_cert, sig.sign_alg, sig.signature,
+                     sig.signed_bytes, "DER(TBS_Sign)")
+    check_seal(result, sig.seal, sig.signer_cert, signed_at, trust, status_lookup)
+    if signed_at is None:
+        result.add("signing_time", False, f"timeInfo {sig.time_info!r} is not a readable time", "status")
