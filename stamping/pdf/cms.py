@@ -177,10 +177,10 @@ def parse_signed_data(blob: bytes) -> ParsedCms:
         if len(infos) != 1:
             raise CmsError(f"{len(infos)} SignerInfos (expected 1)")
         si = infos[0]
-        certs = [c.chosen.dump() for c in sd["certificates"]] if sd["certificates"].native is not None else []
-        signer_cert = _find_signer(si, certs)
+        certs = [c.chosen.dump() for c in sd["certificates"]] if len(sd["certificates"]) else []
+        signer_cert = _find_signer(si["sid"].dump(), tuple(certs))
         attrs = si["signed_attrs"]
-        if not attrs.native:
+        if not len(attrs):
             raise CmsError("no signed attributes")
         values = {a["type"].dotted: a["values"] for a in attrs}
         md = values.get("1.2.840.113549.1.9.4")
@@ -203,14 +203,17 @@ def parse_signed_data(blob: bytes) -> ParsedCms:
         raise CmsError(f"malformed CMS: {exc}") from None
 
 
-def _find_signer(si: cms.SignerInfo, certs: list[bytes]) -> bytes:
-    sid = si["sid"]
+@lru_cache(maxsize=256)
+def _find_signer(sid_der: bytes, certs: tuple[bytes, ...]) -> bytes:
+    """The certificate the SignerIdentifier names (cached: a batch has few distinct signers)."""
+    sid = cms.SignerIdentifier.load(sid_der)
     for der in certs:
-        cert = x509.Certificate.load(der)
+        tbs = x509.Certificate.load(der)["tbs_certificate"]
         if sid.name == "issuer_and_serial_number":
             ias = sid.chosen
-            if cert.serial_number == ias["serial_number"].native and cert.issuer == ias["issuer"]:
+            if (tbs["serial_number"].native == ias["serial_number"].native
+                    and tbs["issuer"].dump() == ias["issuer"].dump()):
                 return der
-        elif cert.key_identifier == sid.chosen.native:
+        elif x509.Certificate.load(der).key_identifier == sid.chosen.native:
             return der
     raise CmsError("the signer's certificate is not in the CMS")

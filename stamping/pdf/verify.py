@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 import pymupdf
 
@@ -216,9 +217,17 @@ def _check_cms(result: SignatureResult, cms_info: ParsedCms, digest: bytes) -> b
     return ok
 
 
+@lru_cache(maxsize=64)
+def _parse_seal_cached(seal_der: bytes):
+    """A batch carries the same seal in every file: parse it once (the Seal is only read)."""
+    from stamping.ses.codec import parse_seal
+
+    return parse_seal(seal_der)
+
+
 def _check_seal(result: SignatureResult, cms_info: ParsedCms, signed_at: datetime, trust: TrustStore | None,
                 status_lookup: SealStatusLookup | None) -> None:
-    from stamping.ses.codec import SesFormatError, parse_seal
+    from stamping.ses.codec import SesFormatError
     from stamping.verify.seal_checks import check_seal
 
     if cms_info.seal_der is None:
@@ -226,7 +235,7 @@ def _check_seal(result: SignatureResult, cms_info: ParsedCms, signed_at: datetim
         _chain_only(result, cms_info, signed_at, trust)
         return
     try:
-        seal = parse_seal(cms_info.seal_der)
+        seal = _parse_seal_cached(cms_info.seal_der)
     except SesFormatError as exc:
         result.add("seal", False, f"the embedded SESeal cannot be parsed: {exc}")
         return
