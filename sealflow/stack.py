@@ -585,6 +585,26 @@ def status(settings: Settings) -> dict[str, Any]:
     }
 
 
+def init_services(settings: Settings, timeout: float = 120.0, out: Callable[[str], None] = print) -> None:
+    """Prepare external services (production, compose's airflow-init): migrate the SealFlow database
+    and create the buckets once the object store answers. Idempotent."""
+    from sealflow.db import make_engine, migrate
+
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        migrate(engine)
+    finally:
+        engine.dispose()
+    out(f"database migrated: {engine.url.render_as_string(hide_password=True)}")
+    deadline = time.monotonic() + timeout
+    while not _s3_ready(settings):
+        if time.monotonic() > deadline:
+            raise StackError(f"object store {settings.resolved_s3_endpoint} did not answer within {timeout:.0f} s")
+        time.sleep(1)
+    ensure_buckets(s3_client(settings), settings)
+    out(f"buckets ready at {settings.resolved_s3_endpoint}: {settings.work_bucket}, {settings.archive_bucket}")
+
+
 def run_dag_test(settings: Settings, dag_id: str, conf: dict[str, Any] | None = None,
                  timeout: float = 900) -> subprocess.CompletedProcess:
     """Run one DAG in-process with ``dag.test()`` in a subprocess with :func:`airflow_env`.

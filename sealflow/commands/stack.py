@@ -22,6 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     status = actions.add_parser("status", help="each component with pid, port and health")
     status.add_argument("--json", action="store_true", help="print one JSON object")
     status.set_defaults(handler=_status)
+    init = actions.add_parser("init", help="prepare external services (production): migrate the SealFlow "
+                                           "database, create the buckets")
+    init.set_defaults(handler=_init)
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -66,4 +69,15 @@ def _status(args: argparse.Namespace) -> int:
 
     state = status(get_settings())
     print(json.dumps(state, indent=2) if args.json else format_status(state))
+    return 0
+
+
+def _init(_args: argparse.Namespace) -> int:
+    from sealflow.cli import CheckFailed
+    from sealflow.stack import StackError, init_services
+
+    try:
+        init_services(get_settings())
+    except StackError as exc:
+        raise CheckFailed(str(exc)) from exc
     return 0
