@@ -17,6 +17,7 @@ verification result). Each call is one archiving run:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -216,8 +217,10 @@ class Archiver:
         works = self._phase_one(todo, existing, taken, now, result)
         say(f"checked {len(todo)} records, {len(works)} pass phase one")
         self._assign_codes(works, existing, now)
+        say(f"reserved {len(works)} 档号")
         with ThreadPoolExecutor(self.workers) as pool:
             list(pool.map(lambda w: self._package_and_store(w, batch_id, now), works))
+        self._verify_uploads(works)
         stored = [w for w in works if w.package is not None and w.outcome is None]
         for w in works:
             if w.outcome is not None:
@@ -338,7 +341,8 @@ class Archiver:
             until = retain_until(w.retention, now)
             try:
                 put = self.store.put(key, pkg.tar, retain_until=until, content_type="application/x-tar",
-                                     metadata={"sm3": pkg.tar_sm3, "manifest-sm3": pkg.manifest_sm3})
+                                     metadata={"sm3": pkg.tar_sm3, "manifest-sm3": pkg.manifest_sm3},
+                                     verify=False)
                 w.version = put.version_id
             except ObjectConflict:
                 # A crashed earlier run stored this record's package but never published it: adopt it
@@ -347,6 +351,18 @@ class Archiver:
             w.package = pkg
         except (StoreError, PackageError, OSError, ValueError) as exc:
             w.outcome = RecordOutcome(lid, w.inp.file_name, "failed", w.code, reasons=[str(exc)])
+
+    def _verify_uploads(self, works: list[_Work]) -> None:
+        """Confirm every uploaded package is stored as sent (one LIST per 1,000) before publishing."""
+        expected = {package_key(w.code): (len(w.package.tar), hashlib.md5(w.package.tar, usedforsecurity=False)
+                                          .hexdigest())
+                    for w in works if w.package is not None and w.outcome is None}
+        problems = self.store.verify_listed(expected)
+        for w in works:
+            why = problems.get(package_key(w.code)) if w.package is not None and w.outcome is None else None
+            if why:
+                w.outcome = RecordOutcome(w.inp.record.get("licence_id", ""), w.inp.file_name, "failed", w.code,
+                                          reasons=[f"{package_key(w.code)}: {why}"])
 
     def _adopt(self, key: str, licence_id: str) -> tuple[RecordPackage, str]:
         info = self.store.head(key)
