@@ -121,6 +121,11 @@ class _Update:
 
     next_num: int
     objects: dict[int, bytes] = field(default_factory=dict)
+    gens: dict[int, int] = field(default_factory=dict)  # rewritten objects keep their generation
+
+    def rewrite(self, doc: pymupdf.Document, num: int, body: bytes) -> None:
+        self.objects[num] = body
+        self.gens[num] = _generation(doc, num)
 
     def add(self, body: bytes = b"") -> int:
         num = self.next_num
@@ -129,15 +134,29 @@ class _Update:
         return num
 
 
+def _generation(doc: pymupdf.Document, num: int) -> int:
+    """The generation number of an existing object (0 for objects in object streams)."""
+    try:
+        entry = pymupdf.mupdf.ll_pdf_get_xref_entry_no_null(pymupdf._as_pdf_document(doc).m_internal, num)
+        return int(entry.gen) if str(entry.type) == "n" else 0
+    except (AttributeError, RuntimeError, TypeError):  # pragma: no cover - older PyMuPDF
+        return 0
+
+
 # --- placement -----------------------------------------------------------------------------
 
-def _to_pdf_space(page: pymupdf.Page, x_pt: float, y_pt: float) -> pymupdf.Point:
-    """Displayed page coordinates (top-left origin, rotation applied) → PDF user space."""
-    return pymupdf.Point(x_pt, y_pt) * page.derotation_matrix * ~page.transformation_matrix
+def _to_pdf_space(page: pymupdf.Page, x_pt: float, y_pt: float, displayed: bool) -> pymupdf.Point:
+    """Page coordinates (top-left origin) → PDF user space. ``displayed``: the coordinates are on
+    the page as shown (rotation applied, as placements are given); else unrotated (as
+    PyMuPDF's text search returns them)."""
+    p = pymupdf.Point(x_pt, y_pt)
+    if displayed:
+        p = p * page.derotation_matrix
+    return p * ~page.transformation_matrix
 
 
-def _seal_rect(page: pymupdf.Page, cx_pt: float, cy_pt: float, w_pt: float, h_pt: float):
-    p = _to_pdf_space(page, cx_pt, cy_pt)
+def _seal_rect(page: pymupdf.Page, cx_pt: float, cy_pt: float, w_pt: float, h_pt: float, displayed: bool = True):
+    p = _to_pdf_space(page, cx_pt, cy_pt, displayed)
     if page.rotation % 180:
         w_pt, h_pt = h_pt, w_pt
     return (p.x - w_pt / 2, p.y - h_pt / 2, p.x + w_pt / 2, p.y + h_pt / 2)
@@ -167,7 +186,7 @@ def _widgets(doc: pymupdf.Document, placement: Placement, image: SealImage, path
         for i in pages:
             hits = doc[i].search_for(placement.anchor_text)
             if hits:
-                hit = hits[0]
+                hit = hits[0] * doc[i].rotation_matrix  # unrotated → as displayed, where offsets apply
                 cx, cy = (hit.x0 + hit.x1) / 2, (hit.y0 + hit.y1) / 2
                 return [_Widget(i, _seal_rect(doc[i], cx + dx, cy + dy, w_pt, h_pt))]
         raise AnchorNotFound(path, placement.anchor_text)
@@ -220,11 +239,11 @@ def _add_to_page_annots(doc: pymupdf.Document, upd: _Update, page_xref: int, num
         old = doc.xref_object(ref, compressed=True).strip()
         if not (old.startswith("[") and old.endswith("]")):
             raise ValueError(f"page /Annots object {ref} is not an array")
-        upd.objects[ref] = f"{old[:-1]} {refs}]".encode("latin-1")
+        upd.rewrite(doc, ref, f"{old[:-1]} {refs}]".encode("latin-1"))
         return
     old = annots[1].strip() if annots[0] == "array" else "[]"
     doc.xref_set_key(page_xref, "Annots", f"{old[:-1]} {refs}]")
-    upd.objects[page_xref] = doc.xref_object(page_xref, compressed=True).encode("latin-1")
+    upd.rewrite(doc, page_xref, doc.xref_object(page_xref, compressed=True).encode("latin-1"))
 
 
 def _add_to_acroform(doc: pymupdf.Document, upd: _Update, field_num: int) -> None:
@@ -234,19 +253,19 @@ def _add_to_acroform(doc: pymupdf.Document, upd: _Update, field_num: int) -> Non
     if form_num is None and form[0] != "dict":
         form_num = upd.add(b"<</Fields[%d 0 R]/SigFlags 3>>" % field_num)
         doc.xref_set_key(root, "AcroForm", f"{form_num} 0 R")
-        upd.objects[root] = doc.xref_object(root, compressed=True).encode("latin-1")
+        upd.rewrite(doc, root, doc.xref_object(root, compressed=True).encode("latin-1"))
         return
     owner, prefix = (form_num, "") if form_num is not None else (root, "AcroForm/")
     fields = doc.xref_get_key(owner, prefix + "Fields")
     fields_num = _ref(fields)
     if fields_num is not None:
         old = doc.xref_object(fields_num, compressed=True).strip()
-        upd.objects[fields_num] = f"{old[:-1]} {field_num} 0 R]".encode("latin-1")
+        upd.rewrite(doc, fields_num, f"{old[:-1]} {field_num} 0 R]".encode("latin-1"))
     else:
         old = fields[1].strip() if fields[0] == "array" else "[]"
         doc.xref_set_key(owner, prefix + "Fields", f"{old[:-1]} {field_num} 0 R]")
     doc.xref_set_key(owner, prefix + "SigFlags", "3")
-    upd.objects[owner] = doc.xref_object(owner, compressed=True).encode("latin-1")
+    upd.rewrite(doc, owner, doc.xref_object(owner, compressed=True).encode("latin-1"))
 
 
 # --- xref sections ---------------------------------------------------------------------------
@@ -264,9 +283,9 @@ def _subsections(nums: list[int]) -> list[tuple[int, int]]:
 def _trailer_entries(doc: pymupdf.Document, size: int, prev: int) -> bytes:
     parts = [b"/Size %d" % size]
     for key in ("Root", "Info"):
-        ref = _ref(doc.xref_get_key(-1, key))
-        if ref is not None:
-            parts.append(b"/%s %d 0 R" % (key.encode(), ref))
+        kind, value = doc.xref_get_key(-1, key)
+        if kind == "xref":
+            parts.append(b"/%s %s" % (key.encode(), value.encode("ascii")))
     kind, value = doc.xref_get_key(-1, "ID")
     if kind == "array" and re.fullmatch(r"\[\s*<[0-9A-Fa-f]*>\s*<[0-9A-Fa-f]*>\s*\]", value):
         parts.append(b"/ID" + value.encode())
@@ -284,12 +303,13 @@ def _write_update(src: bytes, doc: pymupdf.Document, upd: _Update, prev: int, xr
     offsets: dict[int, int] = {}
     for num in sorted(upd.objects):
         offsets[num] = len(out)
-        out += b"%d 0 obj\n" % num + upd.objects[num] + b"\nendobj\n"
+        out += b"%d %d obj\n" % (num, upd.gens.get(num, 0)) + upd.objects[num] + b"\nendobj\n"
     if xref_stream:
         xref_num = upd.next_num
         offsets[xref_num] = len(out)
         nums = sorted(offsets)
-        rows = b"".join(b"\x01" + offsets[n].to_bytes(4, "big") + b"\x00\x00" for n in nums)
+        rows = b"".join(b"\x01" + offsets[n].to_bytes(4, "big") + upd.gens.get(n, 0).to_bytes(2, "big")
+                        for n in nums)
         index = b" ".join(b"%d %d" % s for s in _subsections(nums))
         out += (b"%d 0 obj\n<</Type/XRef%s/W[1 4 2]/Index[%s]/Length %d>>stream\n"
                 % (xref_num, _trailer_entries(doc, xref_num + 1, prev), index, len(rows)))
@@ -303,7 +323,7 @@ def _write_update(src: bytes, doc: pymupdf.Document, upd: _Update, prev: int, xr
     for first, count in _subsections(nums):
         out += b"%d %d\n" % (first, count)
         for n in nums[pos:pos + count]:
-            out += b"%010d 00000 n\r\n" % offsets[n]
+            out += b"%010d %05d n\r\n" % (offsets[n], upd.gens.get(n, 0))
         pos += count
     out += b"trailer\n<<" + _trailer_entries(doc, upd.next_num, prev) + b">>\n"
     out += b"startxref\n%d\n%%%%EOF\n" % start
@@ -348,7 +368,8 @@ def stamp_pdf(src: bytes, seal_der: bytes, signer: Signer, placement: Placement,
             page = doc[w.page_index]
             ap = _appearance(upd, image, image_num, w, page.rotation)
             rect = b" ".join(_num(v) for v in w.rect)
-            common = b"/Type/Annot/Subtype/Widget/P %d 0 R/Rect[%s]/F 132/AP<</N %d 0 R>>" % (page.xref, rect, ap)
+            common = (b"/Type/Annot/Subtype/Widget/P %d %d R/Rect[%s]/F 132/AP<</N %d 0 R>>"
+                      % (page.xref, _generation(doc, page.xref), rect, ap))
             if len(widgets) == 1:
                 upd.objects[field_num] = (b"<<%s/FT/Sig/T%s/V %d 0 R>>" % (common, _field_name(doc), sig_num))
                 widget_nums.setdefault(page.xref, []).append(field_num)
