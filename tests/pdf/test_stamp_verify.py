@@ -203,3 +203,17 @@ def test_untrusted_root_is_intact_but_not_trusted(kit, sample_pdf, tmp_path):
     out = stamp_pdf(sample_pdf, kit.seal_der, kit.signer, ANCHOR)
     result = verify_pdf(out, "a.pdf", TrustStore([other.root_der]))
     assert result.intact and not result.trusted
+
+
+def test_rotated_page_anchor(kit):
+    doc = pymupdf.open()
+    page = doc.new_page()
+    page.set_rotation(90)
+    page.insert_text((100, 400), "发证机关：某某局（盖章）", fontname="china-s", fontsize=14, rotate=90)
+    src = doc.tobytes()
+    out = stamp_pdf(src, kit.seal_der, kit.signer, ANCHOR)
+    stamped = pymupdf.open(stream=out, filetype="pdf")[0]
+    widget = next(stamped.widgets())
+    anchor = stamped.search_for("（盖章）")[0]  # unrotated coordinates, like widget rects
+    assert widget.rect.contains(anchor)
+    assert verify_pdf(out, "rot.pdf", kit.trust).valid
