@@ -1,0 +1,195 @@
+"""``sealflow archive search|get|url|verify|fixity`` — find, fetch and check archived certificates.
+
+``verify`` works offline on a downloaded package with only ``--trust ROOT.pem``.
+Exit codes as for ``sealflow verify``: 0 all good, 1 a check failed, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from sealflow.cli import CheckFailed, UsageError
+from sealflow.settings import Settings, get_settings
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("archive", help="archived certificates (电子档案): search, get, url, verify",
+                              description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="archive_command", metavar="ACTION", required=True)
+
+    s = sub.add_parser("search", help="search the archive index")
+    s.add_argument("--number", help="证照编号")
+    s.add_argument("--id", dest="licence_id", help="证照标识")
+    s.add_argument("--holder", help="持证主体 (name, substring)")
+    s.add_argument("--holder-code", help="持证主体代码 (统一社会信用代码 / 公民身份号码)")
+    s.add_argument("--code", help="档号")
+    s.add_argument("--batch", help="batch id")
+    s.add_argument("--since", help="archived on or after (YYYY-MM-DD)")
+    s.add_argument("--until", help="archived on or before (YYYY-MM-DD)")
+    s.add_argument("--limit", type=int, default=100)
+    s.add_argument("--json", action="store_true", help="print JSON")
+    s.set_defaults(handler=run_search)
+
+    g = sub.add_parser("get", help="download a package to a folder")
+    g.add_argument("key", help="档号, 证照标识 or 证照编号")
+    g.add_argument("-o", "--out", default=".", help="destination folder (default: current)")
+    g.set_defaults(handler=run_get)
+
+    u = sub.add_parser("url", help="print a presigned download URL")
+    u.add_argument("key", help="档号, 证照标识 or 证照编号")
+    u.add_argument("--expires", type=int, default=None, help="seconds (default: SEALFLOW_ARCHIVE_URL_EXPIRY)")
+    u.set_defaults(handler=run_url)
+
+    v = sub.add_parser("verify", help="verify a downloaded package offline")
+    v.add_argument("folder", help="the package folder written by `sealflow archive get`")
+    v.add_argument("--trust", action="append", default=[], metavar="ROOT.pem", required=True,
+                   help="a trusted root certificate (PEM or DER); repeatable")
+    v.add_argument("--json", action="store_true")
+    v.set_defaults(handler=run_verify)
+
+    f = sub.add_parser("fixity", help="re-read every stored package and report mismatches")
+    f.add_argument("--json", action="store_true")
+    f.set_defaults(handler=run_fixity)
+
+
+def _sessions(settings: Settings):
+    from sealflow.db import make_engine, migrate, session_factory
+
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    return session_factory(engine)
+
+
+def _store(settings: Settings):
+    from archive.store import ObjectStore
+
+    return ObjectStore(settings)
+
+
+def _day(value: str | None, name: str, end: bool = False) -> datetime | None:
+    if not value:
+        return None
+    try:
+        d = date.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"--{name}: {value!r} is not a date (YYYY-MM-DD)") from None
+    start = datetime(d.year, d.month, d.day, tzinfo=UTC)
+    return start + timedelta(days=1) if end else start
+
+
+def _row_json(r) -> dict:
+    return {"archival_code": r.archival_code, "licence_id": r.licence_id, "licence_number": r.licence_number,
+            "licence_type": r.licence_type, "holder_name": r.holder_name, "holder_code": r.holder_code,
+            "batch_id": r.batch_id, "archived_at": r.archived_at.isoformat(), "retention": r.retention,
+            "retain_until": r.retain_until.isoformat(), "object_key": r.object_key, "package_sm3": r.package_sm3}
+
+
+def run_search(args: argparse.Namespace, settings: Settings | None = None) -> int:
+    from archive.index import SearchQuery, search
+
+    settings = settings or get_settings()
+    q = SearchQuery(licence_number=args.number or "", licence_id=args.licence_id or "", holder_name=args.holder or "",
+                    holder_code=args.holder_code or "", archival_code=args.code or "", batch_id=args.batch or "",
+                    since=_day(args.since, "since"), until=_day(args.until, "until", end=True), limit=args.limit)
+    with _sessions(settings)() as s:
+        rows = search(s, q)
+    if args.json:
+        sys.stdout.write(json.dumps([_row_json(r) for r in rows], ensure_ascii=False, indent=1) + "\n")
+    else:
+        for r in rows:
+            print(f"{r.archival_code}  {r.licence_number}  {r.holder_name}  {r.holder_code}  "
+                  f"{r.archived_at:%Y-%m-%d}  {r.licence_type}")
+        print(f"{len(rows)} record(s)")
+    return 0
+
+
+def _find(settings: Settings, key: str):
+    from archive.index import find_one
+
+    with _sessions(settings)() as s:
+        row = find_one(s, key)
+    if row is None:
+        raise UsageError(f"{key}: no archived record with this 档号, 证照标识 or 证照编号")
+    return row
+
+
+def run_get(args: argparse.Namespace, settings: Settings | None = None) -> int:
+    from archive.package import PackageError
+    from archive.retrieve import download_package
+
+    settings = settings or get_settings()
+    row = _find(settings, args.key)
+    try:
+        target = download_package(_store(settings), row, Path(args.out))
+    except PackageError as exc:
+        raise CheckFailed(str(exc)) from None
+    print(target)
+    return 0
+
+
+def run_url(args: argparse.Namespace, settings: Settings | None = None) -> int:
+    from archive.retrieve import package_url
+
+    settings = settings or get_settings()
+    expires = args.expires if args.expires is not None else settings.archive_url_expiry
+    if not 1 <= expires <= 7 * 24 * 3600:
+        raise UsageError("--expires must be between 1 second and 7 days")
+    row = _find(settings, args.key)
+    url = package_url(_store(settings), row, expires)
+    until = datetime.now(UTC) + timedelta(seconds=expires)
+    print(url)
+    print(f"expires {until:%Y-%m-%dT%H:%M:%SZ} ({expires} s)", file=sys.stderr)
+    return 0
+
+
+def run_verify(args: argparse.Namespace, settings: Settings | None = None) -> int:
+    from archive.offline import verify_package
+    from archive.package import PackageError
+
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: no such folder")
+    for t in args.trust:
+        if not Path(t).is_file():
+            raise UsageError(f"{t}: trusted root certificate not found")
+    from stamping.pki.trust import TrustStore
+
+    try:
+        trust = TrustStore.from_paths(args.trust)
+    except (ValueError, OSError) as exc:
+        raise UsageError(f"cannot read trusted roots: {exc}") from None
+    try:
+        result = verify_package(folder, trust)
+    except PackageError as exc:
+        raise UsageError(str(exc)) from None
+    if args.json:
+        sys.stdout.write(json.dumps(result.to_json(), ensure_ascii=False, indent=1) + "\n")
+    else:
+        print(f"{'OK' if result.ok else 'FAILED':7} {result.archival_code} ({folder})")
+        if result.signer:
+            print(f"    archived by: {result.signer}")
+        for d in result.documents:
+            print(f"    {d['file']}: {d['seals']} seal(s), {'valid' if d['valid'] else 'NOT valid'}")
+        for p in result.problems:
+            print(f"    ✘ {p.file}: {p.reason}")
+    return 0 if result.ok else 1
+
+
+def run_fixity(args: argparse.Namespace, settings: Settings | None = None) -> int:
+    from archive.fixity import run_fixity as fixity
+
+    settings = settings or get_settings()
+    report = fixity(_store(settings), _sessions(settings))
+    if args.json:
+        sys.stdout.write(json.dumps(report, ensure_ascii=False, indent=1) + "\n")
+    else:
+        print(f"checked {report['records_checked']} package(s): "
+              f"{'all intact' if report['ok'] else report['problem_counts']}")
+        for p in report["problems"]:
+            print(f"    ✘ {p['archival_code']} {p['key']}: {p['problem']} — {p['reason']}")
+        print(f"report: {report.get('report_key', '-')}")
+    return 0 if report["ok"] else 1
