@@ -286,8 +286,10 @@ def _arc_code(canvas: Image.Image, code: str, c: float, radius: float, size_px: 
 def _grid_text(name: str) -> list[list[str]]:
     """Characters of a square name seal in columns, read right to left, top to bottom."""
     chars = list(name)
-    if len(chars) in (2, 3):
-        chars.append("印")  # 3 characters + 印 fill a 2x2 grid, as on real seals
+    if len(chars) == 2:
+        chars += ["之", "印"]  # 李四 → 李四之印, as on real seals
+    elif len(chars) == 3:
+        chars.append("印")  # 张三丰 → 张三丰印: four characters fill a 2x2 grid
     if len(chars) <= 1:
         return [chars]
     if len(chars) == 4:
