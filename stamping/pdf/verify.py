@@ -239,9 +239,6 @@ def _check_seal(result: SignatureResult, cms_info: ParsedCms, signed_at: datetim
     except SesFormatError as exc:
         result.add("seal", False, f"the embedded SESeal cannot be parsed: {exc}")
         return
-    result.seal_name, result.es_id = seal.name, seal.es_id
-    if (seal.picture_type or "").lower() == "png":
-        result.seal_picture_png = seal.picture_data
     check_seal(result, seal, cms_info.signer_cert, signed_at, trust, status_lookup)
 
 

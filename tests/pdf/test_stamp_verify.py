@@ -217,3 +217,20 @@ def test_rotated_page_anchor(kit):
     anchor = stamped.search_for("（盖章）")[0]  # unrotated coordinates, like widget rects
     assert widget.rect.contains(anchor)
     assert verify_pdf(out, "rot.pdf", kit.trust).valid
+
+
+def test_registry_status_is_checked(kit, sample_pdf):
+    from stamping.verify.result import SealStatus
+
+    out = stamp_pdf(sample_pdf, kit.seal_der, kit.signer, ANCHOR)
+    seen = []
+
+    def revoked(es_id, at):
+        seen.append(es_id)
+        return SealStatus.REVOKED
+
+    result = verify_pdf(out, "a.pdf", kit.trust, revoked)
+    assert seen and result.intact and not result.valid
+    assert any(c.name == "seal_status" and not c.ok for c in result.signatures[0].checks)
+    assert result.signatures[0].seal_picture_png  # shown in the HTML report
+    assert verify_pdf(out, "a.pdf", kit.trust, lambda es_id, at: SealStatus.ACTIVE).valid
