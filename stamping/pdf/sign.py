@@ -25,7 +25,7 @@ from functools import lru_cache
 
 import pymupdf
 
-from stamping.gm.sm3 import sm3
+from stamping.gm.sm3 import new_sm3
 from stamping.keys.signer import Signer
 from stamping.pdf.appearance import SealImage, ring_ops, seal_image
 from stamping.pdf.cms import CONTAINERS, MAX_SM2_SIG_DER, build_signed_attrs, build_signed_data
@@ -404,8 +404,11 @@ def _sign(out: bytearray, search_from: int, seal_der: bytes, signer: Signer, sig
     b = a + hole + 2
     byte_range = b"/ByteRange[0 %d %d %d]" % (a, b, len(out) - b)
     out[br_at:br_at + len(_BYTE_RANGE_PLACEHOLDER)] = byte_range.ljust(len(_BYTE_RANGE_PLACEHOLDER))
-    view = memoryview(out)
-    digest = sm3(bytes(view[:a]) + bytes(view[b:]))
+    h = new_sm3()
+    with memoryview(out) as view:
+        h.update(view[:a])
+        h.update(view[b:])
+    digest = h.digest()
     attrs = build_signed_attrs(digest, signed_at, seal_der, container)
     signature = signer.sign(attrs)
     blob = build_signed_data(attrs, signature, signer.certificate, container).hex().upper().encode()

@@ -24,7 +24,7 @@ import pymupdf
 
 from stamping.gm.oids import SM2_SIGN, SM2_WITH_SM3, SM3
 from stamping.gm.sm2 import SM2PublicKey
-from stamping.gm.sm3 import sm3
+from stamping.gm.sm3 import new_sm3
 from stamping.pdf.cms import CONTAINERS, CmsError, ParsedCms, parse_signed_data
 from stamping.pdf.errors import PdfError
 from stamping.pdf.sign import MAX_PDF_BYTES
@@ -271,7 +271,11 @@ def _verify_one(doc: pymupdf.Document, data: bytes, field: _SigField, path: str,
         return result
     result.add("cms", True, f"CMS SignedData ({cms_info.container})")
     result.signer = _signer_name(cms_info.signer_cert)
-    digest = sm3(data[:hole_start] + data[hole_end:signed_end])
+    h = new_sm3()
+    with memoryview(data) as view:
+        h.update(view[:hole_start])
+        h.update(view[hole_end:signed_end])
+    digest = h.digest()
     _check_cms(result, cms_info, digest)
     signed_at = cms_info.signing_time or _pdf_m_date(doc, field.sig_xref) or datetime.now(UTC)
     result.signed_at = signed_at.isoformat()
