@@ -94,10 +94,9 @@ def test_restart_keeps_data_and_down_stops_exactly_our_processes(embedded_stack)
     # An unrelated process, and a stale PID file naming it (PID reuse): `down` must leave it alone.
     bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
-        stale = Running("platform", bystander.pid, psutil.Process(bystander.pid).create_time() - 50, 1, "x", [])
-        had_platform = read_pid(settings, "platform")
-        if had_platform is None:
-            _pid_file(settings, "platform").write_text(json.dumps(stale.__dict__))
+        # (the triggerer only runs with --ui, so its PID file is free for this forgery)
+        stale = Running("triggerer", bystander.pid, psutil.Process(bystander.pid).create_time() - 50, None, "x", [])
+        _pid_file(settings, "triggerer").write_text(json.dumps(stale.__dict__))
         stopped = embedded_stack.down()
         assert "seaweedfs" in stopped
         assert bystander.poll() is None, "down killed a process it did not start"
