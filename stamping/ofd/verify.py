@@ -101,16 +101,6 @@ def _check_coverage(pkg: OfdPackage, doc_member: str, page_members: list[str], c
         result.add("coverage", True, "every part of the package is covered")
 
 
-def _signer_name(cert_der: bytes) -> str:
-    try:
-        from asn1crypto import x509
-
-        subject = x509.Certificate.load(cert_der).subject.native
-        return str(subject.get("common_name") or subject.get("organization_name") or "")
-    except Exception:  # a display name only; the checks report broken certificates
-        return ""
-
-
 def _verify_one(pkg: OfdPackage, entry: SignatureEntry, doc_member: str, page_ids: dict[str, str],
                 must_cover: list[str], later_files: set[str], trust: TrustStore | None,
                 status_lookup: SealStatusLookup | None) -> SignatureResult:
@@ -147,14 +137,8 @@ def _verify_one(pkg: OfdPackage, entry: SignatureEntry, doc_member: str, page_id
         result.add("signed_value", False, exc.reason)
         return result
     result.add("signed_value", True, f"SES_Signature version {ses.version}")
-    seal = ses.seal
-    result.seal_name = result.seal_name or seal.name
-    result.es_id = result.es_id or seal.es_id
-    result.signer = result.signer or _signer_name(ses.signer_cert)
     if isinstance(ses.time_info, datetime):
-        result.signed_at = ses.time_info.astimezone(UTC).isoformat()
-    if seal.picture_type.upper() == "PNG" and result.seal_picture_png is None:
-        result.seal_picture_png = seal.picture_data
+        result.signed_at = None  # the signed timeInfo beats SignatureDateTime; the checks fill it in
     check_ses_signature(result, ses, sm3(pkg.read(entry.member)), trust, status_lookup)
     expected_loc = "/" + entry.member
     prop = (ses.property_info or "").strip()
