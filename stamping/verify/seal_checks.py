@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from asn1crypto import x509
@@ -19,6 +20,7 @@ from stamping.ses.model import Seal, SesSignature
 from stamping.verify.result import SealStatus, SealStatusLookup, SignatureResult
 
 if TYPE_CHECKING:
+    from stamping.gm.sm2 import SM2PublicKey
     from stamping.pki.trust import TrustStore
 
 SM2_WITH_SM3 = "1.2.156.10197.1.501"
@@ -49,12 +51,18 @@ def _cn(der: bytes) -> str:
     return str(subject.get("common_name") or subject.get("organization_name") or "")
 
 
-def verify_sm2(cert_der: bytes, signature: bytes, data: bytes) -> tuple[bool, str]:
-    """SM2-with-SM3 verification with the key of ``cert_der`` (default user id); (ok, why not)."""
+@lru_cache(maxsize=256)
+def _public_key(cert_der: bytes) -> SM2PublicKey:
+    """Keys of the few certificates a batch sees (one seal maker, a few signers), loaded once."""
     from stamping.gm.sm2 import SM2PublicKey
 
+    return SM2PublicKey.from_certificate(cert_der)
+
+
+def verify_sm2(cert_der: bytes, signature: bytes, data: bytes) -> tuple[bool, str]:
+    """SM2-with-SM3 verification with the key of ``cert_der`` (default user id); (ok, why not)."""
     try:
-        key = SM2PublicKey.from_certificate(cert_der)
+        key = _public_key(bytes(cert_der))
     except Exception as exc:  # any malformed certificate: a reason, never a crash
         return False, f"certificate has no usable SM2 public key ({exc})"
     if key.verify(signature, data):
