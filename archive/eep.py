@@ -34,9 +34,12 @@ SIGN_RULE = ("SM2-with-SM3 (GB/T 35276, default user id) over the exact UTF-8 by
              "as written in this file, from '<被签名对象' through '</被签名对象>'")
 LOCK_RULE = ("SM2-with-SM3 over the exact UTF-8 bytes of the 电子签名 element it names, from '<电子签名' "
              "through '</电子签名>'")
-ENCODING_DESCRIPTION = ("本封装包中“编码数据”元素存储的是计算机文件二进制流的Base64编码，"
-                        "有关Base64编码规则参见IETF RFC 2045多用途邮件扩展（MIME）第一部分：互联网信息体格式。当提取和显现封装在编码数据元素中的计算机文件时，"
-                        "应对Base64编码进行反编码，并依据封装包中“反编码关键字”元素中记录的值还原计算机文件的扩展名")
+ENCODING_DESCRIPTION = (
+    "本封装包中“编码数据”元素存储的是计算机文件二进制流的Base64编码，"
+    "有关Base64编码规则参见IETF RFC 2045多用途邮件扩展（MIME）第一部分：互联网信息体格式。"
+    "当提取和显现封装在编码数据元素中的计算机文件时，应对Base64编码进行反编码，"
+    "并依据封装包中“反编码关键字”元素中记录的值还原计算机文件的扩展名"
+)
 CHUNK = 3 * 64 * 1024  # a multiple of 3: Base64 of each chunk concatenates cleanly
 SIGNED_START = "<被签名对象".encode()
 SIGNED_END = "</被签名对象>".encode()
