@@ -1,0 +1,260 @@
+"""SM2 signatures (GB/T 32918) with SM3 and a distinguishing identifier.
+
+A narrow API over OpenSSL: keys are opaque objects; ``sign`` returns DER ``SEQUENCE{r, s}``;
+``verify`` takes DER or raw ``r||s`` and answers True/False, never raising on a bad signature.
+The message digest e = SM3(Z_A || M) is computed here (Z_A from the user id and the public key,
+cached per key), and OpenSSL signs e with a nonce from its own CSPRNG.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+
+from asn1crypto import core, keys, pem
+
+from stamping.gm import _libcrypto as _c
+from stamping.gm._libcrypto import SM2Unavailable
+from stamping.gm.oids import EC_PUBLIC_KEY, SM2_CURVE, register_with_asn1crypto
+from stamping.gm.sm3 import new_sm3
+
+__all__ = [
+    "DEFAULT_UID",
+    "SM2PrivateKey",
+    "SM2PublicKey",
+    "SM2Unavailable",
+    "signature_der_to_raw",
+    "signature_raw_to_der",
+]
+
+DEFAULT_UID = b"1234567812345678"
+register_with_asn1crypto()
+
+P = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFF
+A = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFC
+B = 0x28E9FA9E9D9F5E344D5A9E4BCF6509A7F39789F515AB8F92DDBCBD414D940E93
+N = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54123
+GX = 0x32C4AE2C1F1981195F9904466A39C9948FE30BBFF2660BE1715A4589334C74C7
+GY = 0xBC3736A2F4F6779C59BDCEE36B692153D0A9877CC62A474002DF32E52139F0A0
+_CURVE_BYTES = b"".join(v.to_bytes(32, "big") for v in (A, B, GX, GY))
+
+
+class _Ecdsa(core.Sequence):
+    _fields = [("r", core.Integer), ("s", core.Integer)]
+
+
+def signature_der_to_raw(sig: bytes) -> bytes:
+    """DER ``SEQUENCE{r, s}`` → 64-byte ``r||s``."""
+    parsed = _Ecdsa.load(sig, strict=True)
+    r, s = parsed["r"].native, parsed["s"].native
+    if not (0 < r < 2**256 and 0 < s < 2**256):
+        raise ValueError("SM2 signature values out of range")
+    return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
+def signature_raw_to_der(raw: bytes) -> bytes:
+    """64-byte ``r||s`` → DER ``SEQUENCE{r, s}``."""
+    if len(raw) != 64:
+        raise ValueError("a raw SM2 signature has 64 bytes")
+    return _Ecdsa({"r": int.from_bytes(raw[:32], "big"), "s": int.from_bytes(raw[32:], "big")}).dump()
+
+
+def _z_digest(point: bytes, uid: bytes) -> bytes:
+    entl = (len(uid) * 8).to_bytes(2, "big")
+    return new_sm3(entl + uid + _CURVE_BYTES + point[1:]).digest()
+
+
+def _spki_der(point: bytes) -> bytes:
+    return keys.PublicKeyInfo({
+        "algorithm": {"algorithm": EC_PUBLIC_KEY, "parameters": keys.ECDomainParameters("named", SM2_CURVE)},
+        "public_key": point,
+    }).dump()
+
+
+class _Key:
+    """An EVP_PKEY owned by this object, with a per-thread signing/verifying context."""
+
+    def __init__(self, pkey: int) -> None:
+        if not _c.LIB.EVP_PKEY_is_a(pkey, b"SM2"):
+            _c.LIB.EVP_PKEY_free(pkey)
+            raise ValueError("not an SM2 key (the curve must be sm2p256v1, 1.2.156.10197.1.301)")
+        self._pkey = pkey
+        self._local = threading.local()
+        self._z: dict[bytes, bytes] = {}
+
+    def _ctx(self) -> int:
+        ctx = getattr(self._local, "ctx", None)
+        if ctx is None:
+            ctx = _c.LIB.EVP_PKEY_CTX_new_from_pkey(None, self._pkey, None)
+            if not ctx:
+                raise SM2Unavailable("OpenSSL could not make an SM2 context")
+            self._local.ctx = ctx
+            self._local.contexts = getattr(self._local, "contexts", [])
+        return ctx
+
+    def _digest(self, point: bytes, data: bytes, uid: bytes) -> bytes:
+        z = self._z.get(uid)
+        if z is None:
+            z = self._z[uid] = _z_digest(point, uid)
+        h = new_sm3(z)
+        h.update(data)
+        return h.digest()
+
+    def __del__(self) -> None:
+        pkey = getattr(self, "_pkey", None)
+        if pkey:
+            ctx = getattr(getattr(self, "_local", None), "ctx", None)
+            if ctx:
+                _c.LIB.EVP_PKEY_CTX_free(ctx)
+            _c.LIB.EVP_PKEY_free(pkey)
+            self._pkey = None
+
+
+class SM2PublicKey(_Key):
+    """An SM2 public key: verify signatures, export SubjectPublicKeyInfo."""
+
+    def __init__(self, pkey: int, point: bytes) -> None:
+        super().__init__(pkey)
+        self._point = point
+
+    @classmethod
+    def from_point(cls, point: bytes) -> SM2PublicKey:
+        if len(point) != 65 or point[0] != 4:
+            raise ValueError("an SM2 public point is 65 bytes: 04 || X || Y")
+        return cls(_c.load_der(_c.LIB.d2i_PUBKEY, _spki_der(point)), point)
+
+    @classmethod
+    def from_spki(cls, data: bytes) -> SM2PublicKey:
+        if pem.detect(data):
+            _, _, data = pem.unarmor(data)
+        try:
+            info = keys.PublicKeyInfo.load(data, strict=True)
+            point = bytes(info["public_key"].contents)[1:]
+        except ValueError as exc:
+            raise ValueError(f"not a SubjectPublicKeyInfo: {exc}") from None
+        return cls.from_point(bytes(point))
+
+    @classmethod
+    def from_certificate(cls, cert_der: bytes) -> SM2PublicKey:
+        from asn1crypto import x509
+
+        try:
+            cert = x509.Certificate.load(cert_der, strict=False)
+            spki = cert["tbs_certificate"]["subject_public_key_info"]
+            point = bytes(spki["public_key"].contents)[1:]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"not an X.509 certificate: {exc}") from None
+        return cls.from_point(point)
+
+    @property
+    def point(self) -> bytes:
+        return self._point
+
+    def to_spki_der(self) -> bytes:
+        return _spki_der(self._point)
+
+    def z_digest(self, uid: bytes = DEFAULT_UID) -> bytes:
+        """Z_A of GB/T 32918.2 for this key and user id."""
+        return _z_digest(self._point, uid)
+
+    def verify(self, signature: bytes, data: bytes, uid: bytes = DEFAULT_UID) -> bool:
+        try:
+            der = signature_raw_to_der(signature) if len(signature) == 64 else signature
+            signature_der_to_raw(der)  # strict DER and range check before OpenSSL sees it
+        except ValueError:
+            return False
+        e = self._digest(self._point, data, uid)
+        ctx = self._ctx()
+        if _c.LIB.EVP_PKEY_verify_init(ctx) != 1:
+            _c.LIB.ERR_clear_error()
+            return False
+        ok = _c.LIB.EVP_PKEY_verify(ctx, der, len(der), e, 32) == 1
+        if not ok:
+            _c.LIB.ERR_clear_error()
+        return ok
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SM2PublicKey) and other._point == self._point
+
+    def __hash__(self) -> int:
+        return hash(self._point)
+
+    def __repr__(self) -> str:
+        return f"SM2PublicKey({self._point[:9].hex()}…)"
+
+
+class SM2PrivateKey(_Key):
+    """An SM2 private key. Its secret never appears in repr, str or exceptions."""
+
+    def __init__(self, pkey: int) -> None:
+        super().__init__(pkey)
+        spki = _c.take_der(_c.LIB.i2d_PUBKEY, pkey)
+        self._public = SM2PublicKey.from_spki(spki)
+
+    @classmethod
+    def generate(cls) -> SM2PrivateKey:
+        ctx = _c.LIB.EVP_PKEY_CTX_new_from_name(None, b"SM2", None)
+        try:
+            pkey = ctypes.c_void_p()
+            if _c.LIB.EVP_PKEY_keygen_init(ctx) != 1 or _c.LIB.EVP_PKEY_generate(ctx, ctypes.byref(pkey)) != 1:
+                _c.LIB.ERR_clear_error()
+                raise SM2Unavailable("OpenSSL could not generate an SM2 key")
+        finally:
+            _c.LIB.EVP_PKEY_CTX_free(ctx)
+        return cls(pkey.value)
+
+    @classmethod
+    def from_pkcs8(cls, data: bytes, password: bytes | None = None) -> SM2PrivateKey:
+        """A PKCS#8 (or SEC1) private key, PEM or DER. Encrypted PKCS#8 is not accepted."""
+        if password is not None:
+            raise ValueError("encrypted PKCS#8 is not supported; keep keys in the SealFlow key store")
+        if pem.detect(data):
+            _, _, data = pem.unarmor(data)
+        try:
+            pkey = _c.load_der(_c.LIB.d2i_AutoPrivateKey, bytes(data))
+        except ValueError:
+            raise ValueError("not an SM2 private key in PKCS#8 or SEC1 DER") from None
+        return cls(pkey)
+
+    @classmethod
+    def from_secret_scalar(cls, d: int) -> SM2PrivateKey:
+        if not 0 < d < N - 1:
+            raise ValueError("SM2 private scalar out of range")
+        sec1 = keys.ECPrivateKey({
+            "version": "ecPrivkeyVer1", "private_key": d,
+            "parameters": keys.ECDomainParameters("named", SM2_CURVE),
+        }).dump()
+        return cls(_c.load_der(_c.LIB.d2i_AutoPrivateKey, sec1))
+
+    def public_key(self) -> SM2PublicKey:
+        return self._public
+
+    def to_pkcs8_der(self) -> bytes:
+        sec1 = _c.take_der(_c.LIB.i2d_PrivateKey, self._pkey)
+        return keys.PrivateKeyInfo({
+            "version": 0,
+            "private_key_algorithm": {"algorithm": EC_PUBLIC_KEY,
+                                      "parameters": keys.ECDomainParameters("named", SM2_CURVE)},
+            "private_key": keys.ECPrivateKey.load(sec1),
+        }).dump()
+
+    def to_pkcs8_pem(self) -> bytes:
+        return pem.armor("PRIVATE KEY", self.to_pkcs8_der())
+
+    def sign(self, data: bytes, uid: bytes = DEFAULT_UID) -> bytes:
+        e = self._digest(self._public.point, data, uid)
+        ctx = self._ctx()
+        buf = ctypes.create_string_buffer(80)
+        size = ctypes.c_size_t(80)
+        if _c.LIB.EVP_PKEY_sign_init(ctx) != 1 or _c.LIB.EVP_PKEY_sign(ctx, buf, ctypes.byref(size), e, 32) != 1:
+            _c.LIB.ERR_clear_error()
+            raise RuntimeError("OpenSSL refused to make an SM2 signature")
+        return buf.raw[: size.value]
+
+    def __repr__(self) -> str:
+        return f"SM2PrivateKey(public={self._public.point[:9].hex()}…)"
+
+    __str__ = __repr__
+
+    def __reduce__(self):
+        raise TypeError("SM2 private keys cannot be pickled")
