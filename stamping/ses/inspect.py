@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from asn1crypto import x509
 
-from stamping.ses.codec import is_signature, parse_seal, parse_signature
+from stamping.ses.codec import MAX_INPUT, SesFormatError, is_signature, parse_seal, parse_signature
 from stamping.ses.model import Seal
 
 _SEAL_TYPES = {1: "unit seal (V1) / official", 2: "personal seal (V1)"}
@@ -87,6 +88,21 @@ def describe(der: bytes) -> dict[str, Any]:
             "seal": _describe_seal(sig.seal),
         }
     return {"kind": "seal", "seal": _describe_seal(parse_seal(der))}
+
+
+def read_seal_file(path: str | Path) -> bytes:
+    """The bytes of a .esl/.dat file, refused (SesFormatError naming the file) when too large."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_INPUT:
+        raise SesFormatError(f"{path}: {size} bytes exceeds the limit of {MAX_INPUT} bytes")
+    return path.read_bytes()
+
+
+def picture_of(der: bytes) -> tuple[str, bytes]:
+    """(picture type, picture bytes) of a seal, or of the seal inside a signature."""
+    seal = parse_signature(der).seal if is_signature(der) else parse_seal(der)
+    return seal.picture_type, seal.picture_data
 
 
 def _cert_lines(label: str, cert: dict[str, Any], indent: str) -> list[str]:
