@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import pymupdf
 
@@ -28,8 +29,10 @@ from stamping.gm.sm3 import new_sm3
 from stamping.pdf.cms import CONTAINERS, CmsError, ParsedCms, parse_signed_data
 from stamping.pdf.errors import PdfError
 from stamping.pdf.sign import MAX_PDF_BYTES
-from stamping.pki.trust import TrustStore
 from stamping.verify.result import DocumentResult, SealStatusLookup, SignatureResult
+
+if TYPE_CHECKING:
+    from stamping.pki.trust import TrustStore
 
 __all__ = ["verify_pdf"]
 
