@@ -80,6 +80,9 @@ class ClamAVScanner:
             if line.endswith(" FOUND") and ": " in line:
                 name, _, sig = line[: -len(" FOUND")].rpartition(": ")
                 found[name] = sig
+        if proc.returncode == 1 and not found:
+            return {p: ScanOutcome("not_performed", "ClamAV reported a finding it did not name; treat as not scanned",
+                                   self.name) for p in paths}
         out = {}
         for p in paths:
             sig = found.get(str(p))
