@@ -1,0 +1,203 @@
+"""The software key store: SM2 private keys SM4-GCM encrypted at rest, each unlocked by its PIN (口令).
+
+Two layers protect a key file: the PIN (through scrypt, a slow KDF) and the key-encryption key
+(KEK) from configuration — an env value or a 0600 file. Five wrong PINs in a row lock the key
+until an administrator unlocks it. Neither keys nor PINs ever appear in repr, logs or errors.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import hashlib
+import json
+import os
+import re
+import secrets
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sealflow.settings import Settings
+from stamping.gm.sm2 import SM2PrivateKey, SM2PublicKey
+from stamping.gm.sm3 import sm3
+from stamping.gm.sm4 import DecryptionFailed, decrypt_gcm, encrypt_gcm
+from stamping.keys.signer import Signer, SoftwareSigner
+
+MAX_WRONG_PINS = 5
+SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+_KEY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+
+
+class KeyStoreError(Exception):
+    """A key store problem; the message never holds key material or PINs."""
+
+
+class KeyNotFound(KeyStoreError):
+    pass
+
+
+class WrongPin(KeyStoreError):
+    def __init__(self, key_id: str, remaining: int) -> None:
+        super().__init__(f"wrong PIN for key {key_id}: {remaining} attempts left before it locks")
+        self.remaining = remaining
+
+
+class KeyLocked(KeyStoreError):
+    def __init__(self, key_id: str) -> None:
+        super().__init__(f"key {key_id} is locked after {MAX_WRONG_PINS} wrong PINs; an administrator must "
+                         "unlock it (sealflow ca unlock-key)")
+
+
+def load_kek(settings: Settings) -> bytes:
+    """The 16-byte SM4 key-encryption key from ``SEALFLOW_KEK`` or the KEK file (made 0600 if absent)."""
+    if settings.kek:
+        raw = settings.kek.strip()
+    else:
+        path = settings.resolved_kek_file
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32))
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            raise KeyStoreError(f"KEK file {path} is readable by others (mode {mode:o}); chmod 600 it")
+        raw = path.read_text().strip()
+    try:
+        material = bytes.fromhex(raw)
+    except ValueError:
+        raise KeyStoreError("the KEK must be hexadecimal") from None
+    if len(material) < 16:
+        raise KeyStoreError("the KEK must hold at least 16 bytes (32 hex digits)")
+    return sm3(b"sealflow-kek-v1" + material)[:16]
+
+
+def _pin_key(pin: str, salt: bytes) -> bytes:
+    return hashlib.scrypt(pin.encode("utf-8"), salt=salt, dklen=16, maxmem=64 * 1024 * 1024, **SCRYPT)
+
+
+class KeyStore:
+    """Keys in ``<state>/keys/<key_id>.json``; see the module docstring for the protection."""
+
+    def __init__(self, settings: Settings, directory: Path | None = None) -> None:
+        self._dir = directory or settings.keystore_dir
+        self._kek = load_kek(settings)
+
+    def __repr__(self) -> str:
+        return f"KeyStore({self._dir})"
+
+    def _path(self, key_id: str) -> Path:
+        if not _KEY_ID.match(key_id):
+            raise KeyStoreError(f"invalid key id {key_id!r}")
+        return self._dir / f"{key_id.replace(':', '_')}.json"
+
+    @contextmanager
+    def _locked(self, key_id: str) -> Iterator[Path]:
+        path = self._path(key_id)
+        self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with open(self._dir / ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield path
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _read(self, path: Path, key_id: str) -> dict:
+        if not path.exists():
+            raise KeyNotFound(f"no key {key_id} in the key store")
+        return json.loads(path.read_text())
+
+    def _write(self, path: Path, record: dict) -> None:
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(record, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    def exists(self, key_id: str) -> bool:
+        return self._path(key_id).exists()
+
+    def create(self, key_id: str, pin: str, key: SM2PrivateKey | None = None) -> SM2PublicKey:
+        if len(pin) < 6:
+            raise KeyStoreError("a PIN needs at least 6 characters")
+        key = key or SM2PrivateKey.generate()
+        salt = secrets.token_bytes(16)
+        aad = key_id.encode()
+        inner = encrypt_gcm(_pin_key(pin, salt), key.to_pkcs8_der(), aad)
+        record = {
+            "version": 1, "key_id": key_id, "kdf": {"name": "scrypt", **SCRYPT, "salt": salt.hex()},
+            "blob": base64.b64encode(encrypt_gcm(self._kek, inner, aad)).decode(),
+            "public_key": base64.b64encode(key.public_key().to_spki_der()).decode(),
+            "certificate": None, "wrong_pins": 0, "locked": False,
+        }
+        with self._locked(key_id) as path:
+            if path.exists():
+                raise KeyStoreError(f"key {key_id} already exists")
+            self._write(path, record)
+        return key.public_key()
+
+    def public_key(self, key_id: str) -> SM2PublicKey:
+        record = self._read(self._path(key_id), key_id)
+        return SM2PublicKey.from_spki(base64.b64decode(record["public_key"]))
+
+    def certificate(self, key_id: str) -> bytes | None:
+        record = self._read(self._path(key_id), key_id)
+        return base64.b64decode(record["certificate"]) if record.get("certificate") else None
+
+    def set_certificate(self, key_id: str, cert_der: bytes) -> None:
+        if SM2PublicKey.from_certificate(cert_der) != self.public_key(key_id):
+            raise KeyStoreError(f"the certificate does not belong to key {key_id}")
+        with self._locked(key_id) as path:
+            record = self._read(path, key_id)
+            record["certificate"] = base64.b64encode(cert_der).decode()
+            self._write(path, record)
+
+    def _unlock(self, key_id: str, pin: str) -> SM2PrivateKey:
+        aad = key_id.encode()
+        with self._locked(key_id) as path:
+            record = self._read(path, key_id)
+            if record.get("locked"):
+                raise KeyLocked(key_id)
+            try:
+                inner = decrypt_gcm(self._kek, base64.b64decode(record["blob"]), aad)
+            except DecryptionFailed:
+                raise KeyStoreError(f"key {key_id} cannot be decrypted with this KEK (wrong KEK or altered file)"
+                                    ) from None
+            salt = bytes.fromhex(record["kdf"]["salt"])
+            try:
+                der = decrypt_gcm(_pin_key(pin, salt), inner, aad)
+            except DecryptionFailed:
+                record["wrong_pins"] = int(record.get("wrong_pins", 0)) + 1
+                record["locked"] = record["wrong_pins"] >= MAX_WRONG_PINS
+                self._write(path, record)
+                if record["locked"]:
+                    raise KeyLocked(key_id) from None
+                raise WrongPin(key_id, MAX_WRONG_PINS - record["wrong_pins"]) from None
+            if record.get("wrong_pins"):
+                record["wrong_pins"] = 0
+                self._write(path, record)
+        return SM2PrivateKey.from_pkcs8(der)
+
+    def signer(self, key_id: str, pin: str) -> Signer:
+        key = self._unlock(key_id, pin)
+        cert = self.certificate(key_id)
+        if cert is None:
+            raise KeyStoreError(f"key {key_id} has no certificate yet")
+        return SoftwareSigner(key, cert)
+
+    def private_key(self, key_id: str, pin: str) -> SM2PrivateKey:
+        """The unlocked key itself, for issuing certificates before one exists (CA bootstrap)."""
+        return self._unlock(key_id, pin)
+
+    def admin_unlock(self, key_id: str) -> None:
+        with self._locked(key_id) as path:
+            record = self._read(path, key_id)
+            record["wrong_pins"], record["locked"] = 0, False
+            self._write(path, record)
+
+    def is_locked(self, key_id: str) -> bool:
+        return bool(self._read(self._path(key_id), key_id).get("locked"))
