@@ -101,7 +101,7 @@ def _check_coverage(pkg: OfdPackage, doc_member: str, page_members: list[str], c
         result.add("coverage", True, "every part of the package is covered")
 
 
-def _verify_one(pkg: OfdPackage, entry: SignatureEntry, doc_member: str, page_ids: dict[str, str],
+def _verify_one(pkg: OfdPackage, entry: SignatureEntry, doc_member: str, page_ids: dict[str, str] | None,
                 must_cover: list[str], later_files: set[str], trust: TrustStore | None,
                 status_lookup: SealStatusLookup | None) -> SignatureResult:
     result = SignatureResult(location="/" + entry.member)
@@ -117,7 +117,7 @@ def _verify_one(pkg: OfdPackage, entry: SignatureEntry, doc_member: str, page_id
     result.signed_at = dt.isoformat() if dt else (sig.signature_datetime or None)
     covered = _check_references(pkg, sig, result)
     _check_coverage(pkg, doc_member, must_cover, covered, later_files, result)
-    for annot in sig.stamp_annots:
+    for annot in sig.stamp_annots if page_ids is not None else ():
         if annot.page_ref not in page_ids:
             result.add("stamp_annot", False, f"StampAnnot {annot.id} points at page {annot.page_ref!r}, "
                        "which is not in the document")
@@ -163,6 +163,7 @@ def verify_ofd(data: bytes, path: str, trust: TrustStore | None,
     """Verify every seal in an OFD package. Never raises for bad input: the reason goes in
     ``error`` (unreadable package) or in the failing checks (a broken signature)."""
     result = DocumentResult(path=path, format="ofd")
+    doc_error: str | None = None
     try:
         pkg = OfdPackage(data, path)
         for body in read_doc_bodies(pkg):
@@ -170,9 +171,16 @@ def verify_ofd(data: bytes, path: str, trust: TrustStore | None,
                 continue
             if body.signatures not in pkg:
                 raise OfdError(path, f"missing part /{body.signatures} (declared in OFD.xml)")
-            doc = read_document(pkg, body.doc_root)
-            page_ids = {p.id: p.member for p in doc.pages}
-            must_cover = [*page_ids.values(), *doc.templates.values()]
+            # A broken Document.xml must not hide which signed part was changed: the signatures
+            # are still checked (their References name the member), and the document fails.
+            page_ids: dict[str, str] | None = None
+            must_cover: list[str] = []
+            try:
+                doc = read_document(pkg, body.doc_root)
+                page_ids = {p.id: p.member for p in doc.pages}
+                must_cover = [*page_ids.values(), *doc.templates.values()]
+            except OfdError as exc:
+                doc_error = doc_error or exc.reason
             sig_list = read_signatures(pkg, body.signatures)
             all_sign_dirs = [folder_of(e.member) for e in sig_list.entries]
             for k, entry in enumerate(sig_list.entries):
@@ -184,6 +192,8 @@ def verify_ofd(data: bytes, path: str, trust: TrustStore | None,
     except OfdError as exc:
         result.error = exc.reason
         return result
-    if not result.signatures:
+    if doc_error:
+        result.error = doc_error
+    elif not result.signatures:
         result.error = "no signatures: the document is not sealed"
     return result

@@ -122,9 +122,20 @@ def test_tampered_member_is_named(kit, sealed, member):
 
 
 def test_tampered_signature_xml(kit, sealed):
-    result = verify_ofd(flip_byte(sealed, "Doc_0/Signs/Sign_0/Signature.xml", 0.2), "t.ofd", kit.trust)
+    from .helpers import replace_member
+
+    name = "Doc_0/Signs/Sign_0/Signature.xml"
+    xml = members(sealed)[name]
+    # a well-formed change: the signing time's last digit
+    i = xml.index(b"</ofd:SignatureDateTime>") - 2
+    changed = xml[:i] + (b"1" if xml[i:i + 1] != b"1" else b"2") + xml[i + 1:]
+    result = verify_ofd(replace_member(sealed, name, changed), "t.ofd", kit.trust)
     assert not result.intact
     assert any(f.startswith("data_hash") for f in failing(result)), failing(result)
+    # a change that breaks the XML is named too
+    result = verify_ofd(flip_byte(sealed, name, 0.2), "t.ofd", kit.trust)
+    assert not result.intact
+    assert any(name in f for f in failing(result)), failing(result)
 
 
 @pytest.mark.parametrize("at_", [0.5, 0.99])
