@@ -24,7 +24,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -525,12 +525,17 @@ def up(settings: Settings, ui: bool = False, out: Callable[[str], None] = print)
     return status(settings)
 
 
-def down(settings: Settings, out: Callable[[str], None] = print) -> list[str]:
-    """Stop every component this state directory started: Airflow first, then the simulator and the store."""
+def down(settings: Settings, out: Callable[[str], None] = print, only: Iterable[str] | None = None) -> list[str]:
+    """Stop every component this state directory started: Airflow first, then the simulator and the store.
+
+    ``only`` limits it to the named components (e.g. ``AIRFLOW_COMPONENTS`` to stop just the UI side).
+    """
     stopped: list[str] = []
+    wanted = None if only is None else set(only)
     with _stack_lock(settings):
         for group in (AIRFLOW_COMPONENTS, ("platform", "seaweedfs")):
-            entries = [e for e in (read_pid(settings, name) for name in group) if e is not None]
+            names = [name for name in group if wanted is None or name in wanted]
+            entries = [e for e in (read_pid(settings, name) for name in names) if e is not None]
             running = _stop_entries(settings, entries)
             for entry in entries:
                 if entry in running:

@@ -85,3 +85,57 @@ def test_smoke_dag_writes_an_object_to_the_store(embedded_stack):
     assert expected in keys
     body = json.loads(s3.get_object(Bucket=embedded_stack.settings.work_bucket, Key=expected)["Body"].read())
     assert body["run_id"] == run["run_id"] and body["dag_id"] == "sealflow_smoke"
+
+
+@pytest.mark.e2e
+def test_ui_components_on_loopback_run_the_smoke_dag_under_the_scheduler(embedded_stack):
+    """`stack up --ui`: api-server, scheduler, dag-processor, triggerer on 127.0.0.1; login works;
+    a triggered run of the smoke DAG succeeds under the real scheduler (LocalExecutor)."""
+    import time
+
+    import httpx
+    import psutil
+
+    from sealflow.stack import AIRFLOW_COMPONENTS, airflow_login, down, up
+
+    settings = embedded_stack.settings
+    try:
+        state = up(settings, ui=True, out=lambda _m: None)
+        for name in AIRFLOW_COMPONENTS:
+            assert state["components"][name]["state"] == "running", name
+        api = psutil.Process(state["components"]["api-server"]["pid"])
+        listening = {c.laddr for p in [api, *api.children(recursive=True)]
+                     for c in p.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN}
+        assert listening and {a.ip for a in listening} == {"127.0.0.1"}, listening
+
+        base = f"http://127.0.0.1:{settings.airflow_port}"
+        user, password = airflow_login(settings)
+        with httpx.Client(base_url=base, timeout=30) as client:
+            assert client.post("/auth/token", json={"username": user, "password": "wrong"}).status_code >= 400
+            token = client.post("/auth/token", json={"username": user, "password": password}).json()["access_token"]
+            client.headers["Authorization"] = f"Bearer {token}"
+            deadline = time.monotonic() + 90
+            while client.get("/api/v2/dags/sealflow_smoke").status_code == 404:  # dag-processor parsing
+                assert time.monotonic() < deadline, "sealflow_smoke never appeared in the API"
+                time.sleep(1)
+            assert client.patch("/api/v2/dags/sealflow_smoke", json={"is_paused": False}).status_code == 200
+            run = client.post("/api/v2/dags/sealflow_smoke/dagRuns", json={"logical_date": None, "conf": {}})
+            assert run.status_code == 200, run.text
+            run_id = run.json()["dag_run_id"]
+            state_now = ""
+            while state_now not in {"success", "failed"}:
+                assert time.monotonic() < deadline + 60, f"run {run_id} still {state_now}"
+                time.sleep(1)
+                state_now = client.get(f"/api/v2/dags/sealflow_smoke/dagRuns/{run_id}").json()["state"]
+            assert state_now == "success"
+    finally:
+        down(settings, out=lambda _m: None, only=AIRFLOW_COMPONENTS)
+    assert all(status_of == "stopped" for status_of in
+               (embedded_stack_status(settings)[n]["state"] for n in AIRFLOW_COMPONENTS))
+    assert embedded_stack_status(settings)["seaweedfs"]["state"] == "running"
+
+
+def embedded_stack_status(settings):
+    from sealflow.stack import status
+
+    return status(settings)["components"]
