@@ -10,3 +10,14 @@ class PdfError(ValueError):
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
+
+
+def _mupdf_errors() -> tuple[type[BaseException], ...]:
+    import pymupdf
+
+    base = getattr(getattr(pymupdf, "mupdf", None), "FzErrorBase", None)
+    return (RuntimeError,) + ((base,) if isinstance(base, type) else ())
+
+
+# What PyMuPDF raises on damaged input (RuntimeError subclasses and low-level FzError*).
+MUPDF_ERRORS = _mupdf_errors()

@@ -29,7 +29,7 @@ from stamping.gm.sm3 import new_sm3
 from stamping.keys.signer import Signer
 from stamping.pdf.appearance import SealImage, ring_ops, seal_image
 from stamping.pdf.cms import CONTAINERS, MAX_SM2_SIG_DER, build_signed_attrs, build_signed_data
-from stamping.pdf.errors import PdfError
+from stamping.pdf.errors import MUPDF_ERRORS, PdfError
 from stamping.placement import AnchorNotFound, Placement, PlacementError
 
 __all__ = ["MAX_PDF_BYTES", "PdfError", "open_pdf", "stamp_pdf"]
@@ -51,7 +51,7 @@ def open_pdf(data: bytes, path: str, max_bytes: int = MAX_PDF_BYTES) -> pymupdf.
         raise PdfError(path, "not a PDF file (no %PDF- header)")
     try:
         doc = pymupdf.open(stream=data, filetype="pdf")
-    except (RuntimeError, ValueError) as exc:
+    except (ValueError, *MUPDF_ERRORS) as exc:
         raise PdfError(path, f"unreadable PDF ({exc})") from None
     try:
         if doc.is_encrypted or doc.needs_pass:
@@ -350,11 +350,11 @@ def stamp_pdf(src: bytes, seal_der: bytes, signer: Signer, placement: Placement,
     if container not in CONTAINERS:
         raise ValueError(f"container must be one of {sorted(CONTAINERS)}, not {container!r}")
     signed_at = (signed_at or datetime.now(UTC)).replace(microsecond=0)
+    image = seal_image(seal_der)
     doc = open_pdf(src, path, max_bytes)
     try:
         prev = _last_startxref(src, path)
         xref_stream = doc.xref_get_key(-1, "Type") == ("name", "/XRef")
-        image = seal_image(seal_der)
         widgets = _widgets(doc, placement, image, path)
         size_key = int(doc.xref_get_key(-1, "Size")[1]) if doc.xref_get_key(-1, "Size")[0] == "int" else 0
         upd = _Update(max(size_key, doc.xref_length()))
@@ -392,6 +392,8 @@ def stamp_pdf(src: bytes, seal_der: bytes, signer: Signer, placement: Placement,
             + b"/Contents<" + b"0" * hole + b">/M" + _pdf_date(signed_at) + b"/Name" + _pdf_text(name)
             + b"/Reason" + _pdf_text(reason) + (b"/Location" + _pdf_text(location) if location else b"") + b">>")
         out = _write_update(src, doc, upd, prev, xref_stream)
+    except MUPDF_ERRORS as exc:  # a damaged object met while reading pages, annotations or the form
+        raise PdfError(path, f"damaged PDF: {exc}") from None
     finally:
         doc.close()
     return _sign(out, len(src), seal_der, signer, signed_at, container, hole)

@@ -27,7 +27,7 @@ from stamping.gm.oids import SM2_SIGN, SM2_WITH_SM3, SM3
 from stamping.gm.sm2 import SM2PublicKey
 from stamping.gm.sm3 import new_sm3
 from stamping.pdf.cms import CONTAINERS, CmsError, ParsedCms, parse_signed_data
-from stamping.pdf.errors import PdfError
+from stamping.pdf.errors import MUPDF_ERRORS, PdfError
 from stamping.pdf.sign import MAX_PDF_BYTES
 from stamping.verify.result import DocumentResult, SealStatusLookup, SignatureResult
 
@@ -56,7 +56,7 @@ def _open(data: bytes, path: str, max_bytes: int) -> pymupdf.Document:
         raise PdfError(path, "not a PDF file (no %PDF- header)")
     try:
         doc = pymupdf.open(stream=data, filetype="pdf")
-    except (RuntimeError, ValueError) as exc:
+    except (ValueError, *MUPDF_ERRORS) as exc:
         raise PdfError(path, f"unreadable PDF ({exc})") from None
     if doc.is_encrypted or doc.needs_pass:
         doc.close()
@@ -163,7 +163,7 @@ def _check_later_changes(result: SignatureResult, data: bytes, signed_end: int, 
     try:
         old = pymupdf.open(stream=data[:signed_end], filetype="pdf")
         new = pymupdf.open(stream=data, filetype="pdf")
-    except (RuntimeError, ValueError) as exc:
+    except MUPDF_ERRORS as exc:
         result.add("later_changes", False, f"cannot read the signed revision: {exc}")
         return
     changed: list[str] = []
@@ -172,7 +172,7 @@ def _check_later_changes(result: SignatureResult, data: bytes, signed_end: int, 
             try:
                 if _same_or_allowed(old, new, xref):
                     continue
-            except RuntimeError:  # unreadable now (or then): damaged by the change
+            except MUPDF_ERRORS:  # unreadable now (or then): damaged by the change
                 pass
             changed.append(str(xref))
             if len(changed) >= 20:
@@ -303,11 +303,11 @@ def verify_pdf(data: bytes, path: str, trust: TrustStore | None, status_lookup: 
         for f in fields:
             try:
                 result.signatures.append(_verify_one(doc, data, f, path, trust, status_lookup))
-            except RuntimeError as exc:  # a damaged object under the signature dictionary
+            except MUPDF_ERRORS as exc:  # a damaged object under the signature dictionary
                 sig = SignatureResult(location=f.name)
                 sig.add("pdf_structure", False, f"unreadable signature objects: {exc}")
                 result.signatures.append(sig)
-    except RuntimeError as exc:
+    except MUPDF_ERRORS as exc:
         result.error = f"damaged PDF structure: {exc}"
     finally:
         doc.close()
