@@ -34,21 +34,22 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
 
 
-def _cert(der: bytes) -> x509.Certificate | None:
+@lru_cache(maxsize=256)
+def _cert_facts(der: bytes) -> tuple[str, datetime, datetime] | None:
+    """(subject CN, notBefore, notAfter) of a certificate, None when unreadable; cached."""
     try:
         cert = x509.Certificate.load(der, strict=True)
-        cert.native  # noqa: B018 - forces a full parse, so a broken certificate fails here
-        return cert
-    except (ValueError, TypeError, KeyError, IndexError, OverflowError):
+        subject = cert.subject.native
+        validity = cert["tbs_certificate"]["validity"]
+        name = str(subject.get("common_name") or subject.get("organization_name") or "")
+        return name, validity["not_before"].native, validity["not_after"].native
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError):
         return None
 
 
 def _cn(der: bytes) -> str:
-    cert = _cert(der)
-    if cert is None:
-        return ""
-    subject = cert.subject.native
-    return str(subject.get("common_name") or subject.get("organization_name") or "")
+    facts = _cert_facts(bytes(der))
+    return facts[0] if facts else ""
 
 
 @lru_cache(maxsize=256)
@@ -117,13 +118,12 @@ def _seal_validity(result: SignatureResult, seal: Seal, signed_at: datetime | No
 
 def _cert_validity(result: SignatureResult, signer_cert: bytes, signed_at: datetime | None) -> bool:
     name = "signer_cert_validity"
-    cert = _cert(signer_cert)
-    if cert is None:
+    facts = _cert_facts(bytes(signer_cert))
+    if facts is None:
         return result.add(name, False, "the signer's certificate cannot be parsed", "status")
     if signed_at is None:
         return result.add(name, False, "signing time unknown: certificate validity cannot be checked", "status")
-    validity = cert["tbs_certificate"]["validity"]
-    start, end = validity["not_before"].native, validity["not_after"].native
+    _, start, end = facts
     window = f"{_iso(start)} – {_iso(end)}"
     if not start <= signed_at <= end:
         return result.add(name, False, f"signed at {_iso(signed_at)}, outside the signer certificate's validity "
