@@ -32,6 +32,7 @@ from stamping.pki.trust import TrustStore
 from stamping.ses.codec import SesFormatError, parse_signature
 from stamping.verify.result import DocumentResult, SealStatusLookup, SignatureResult
 from stamping.verify.seal_checks import check_ses_signature
+from stamping.verify.trust_cache import cached
 
 _DT_FORMATS = ("%Y%m%d%H%M%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y%m%d%H%M%S.%f",
                "%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S.%f", "%Y/%m/%d %H:%M:%S")
@@ -163,6 +164,7 @@ def verify_ofd(data: bytes, path: str, trust: TrustStore | None,
     """Verify every seal in an OFD package. Never raises for bad input: the reason goes in
     ``error`` (unreadable package) or in the failing checks (a broken signature)."""
     result = DocumentResult(path=path, format="ofd")
+    trust = cached(trust)
     doc_error: str | None = None
     try:
         pkg = OfdPackage(data, path)
