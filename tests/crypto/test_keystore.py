@@ -1,0 +1,114 @@
+"""The key store: PINs, lockout, KEK handling, tamper detection, no secrets in text."""
+
+import json
+import logging
+import os
+import traceback
+from pathlib import Path
+
+import pytest
+
+from sealflow.settings import Settings
+from stamping.gm.sm2 import SM2PrivateKey
+from stamping.keys.store import KeyLocked, KeyStore, KeyStoreError, WrongPin
+from stamping.pki.ca import DemoCA
+
+PIN = "".join(str(d) for d in (2, 4, 6, 8, 1, 0))  # built at run time: never a literal in tracebacks
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> KeyStore:
+    return KeyStore(Settings(home=tmp_path, kek="11" * 32))
+
+
+def _with_cert(store: KeyStore, tmp_path: Path, key_id: str = "k1") -> SM2PrivateKey:
+    ca = DemoCA.create(tmp_path / "ca")
+    key, cert = ca.issue_unit_signer("示范公司", "91330100MA0000001X")
+    store.create(key_id, PIN, key)
+    store.set_certificate(key_id, cert)
+    return key
+
+
+def test_sign_with_the_right_pin(store: KeyStore, tmp_path: Path) -> None:
+    key = _with_cert(store, tmp_path)
+    signer = store.signer("k1", PIN)
+    assert key.public_key().verify(signer.sign(b"doc"), b"doc")
+
+
+def test_five_wrong_pins_lock_until_admin_unlock(store: KeyStore, tmp_path: Path) -> None:
+    _with_cert(store, tmp_path)
+    for remaining in (4, 3, 2, 1):
+        with pytest.raises(WrongPin) as err:
+            store.signer("k1", "000000")
+        assert err.value.remaining == remaining
+    with pytest.raises(KeyLocked):
+        store.signer("k1", "000000")
+    with pytest.raises(KeyLocked):
+        store.signer("k1", PIN)  # even the right PIN, until an administrator unlocks
+    store.admin_unlock("k1")
+    assert store.signer("k1", PIN)
+
+
+def test_right_pin_resets_the_counter(store: KeyStore, tmp_path: Path) -> None:
+    _with_cert(store, tmp_path)
+    for _ in range(4):
+        with pytest.raises(WrongPin):
+            store.signer("k1", "000000")
+    store.signer("k1", PIN)
+    with pytest.raises(WrongPin) as err:
+        store.signer("k1", "000000")
+    assert err.value.remaining == 4
+
+
+def test_secrets_never_in_text(store: KeyStore, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    key = _with_cert(store, tmp_path)
+    secret = key.to_pkcs8_der().hex()
+    caplog.set_level(logging.DEBUG)
+    signer = store.signer("k1", PIN)
+    logging.getLogger("sealflow").info("signer %r store %r key %s", signer, store, key)
+    wrong = "-".join(("wrong", "pin", "7"))
+    try:
+        store.signer("k1", wrong)
+    except WrongPin:
+        tb = traceback.format_exc()
+    texts = [repr(signer), str(signer), repr(store), repr(key), str(key), caplog.text, tb]
+    for text in texts:
+        assert PIN not in text and wrong not in text and secret not in text
+    on_disk = next((tmp_path / "keys").glob("k1.json")).read_text()
+    assert secret not in on_disk and PIN not in on_disk
+
+
+def test_tampered_key_file_is_refused(store: KeyStore, tmp_path: Path) -> None:
+    _with_cert(store, tmp_path)
+    path = next((tmp_path / "keys").glob("k1.json"))
+    record = json.loads(path.read_text())
+    blob = bytearray(record["blob"].encode())
+    blob[20] = ord("A") if blob[20] != ord("A") else ord("B")
+    record["blob"] = blob.decode()
+    path.write_text(json.dumps(record))
+    with pytest.raises(KeyStoreError, match="cannot be decrypted"):
+        store.signer("k1", PIN)
+
+
+def test_wrong_kek_is_refused(store: KeyStore, tmp_path: Path) -> None:
+    _with_cert(store, tmp_path)
+    other = KeyStore(Settings(home=tmp_path, kek="22" * 32))
+    with pytest.raises(KeyStoreError, match="cannot be decrypted"):
+        other.signer("k1", PIN)
+
+
+def test_kek_file_created_0600_and_loose_permissions_refused(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path)
+    KeyStore(settings).create("k2", PIN)
+    kek = settings.resolved_kek_file
+    assert (kek.stat().st_mode & 0o777) == 0o600
+    os.chmod(kek, 0o644)
+    with pytest.raises(KeyStoreError, match="readable by others"):
+        KeyStore(settings)
+
+
+def test_certificate_must_match_the_key(store: KeyStore, tmp_path: Path) -> None:
+    _with_cert(store, tmp_path)
+    store.create("k3", PIN)
+    with pytest.raises(KeyStoreError, match="does not belong"):
+        store.set_certificate("k3", store.certificate("k1"))
