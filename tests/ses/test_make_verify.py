@@ -260,3 +260,39 @@ def test_invalid_specs_refused(kit: Kit) -> None:
                 replace(kit.spec, valid_end=kit.spec.valid_start), replace(kit.spec, picture_png=b"nope")):
         with pytest.raises(ValueError):
             make_seal(bad, kit.maker)
+
+
+def test_v1_signature_path(interop_dir: Path, kit: Kit) -> None:
+    """A GM/T 0031-2014 SES_Signature (text timeInfo, cert inside TBS_Sign) verifies over DER(TBS_Sign)."""
+    seal_der = (interop_dir / "UserV1.esl").read_bytes()
+    tbs = asn1.TBSSignV1({
+        "version": 1, "eseal": core.Any.load(seal_der), "time_info": b"20210101120000",
+        "data_hash": DATA_HASH, "property_info": PROP, "cert": kit.signer.certificate,
+        "signature_algorithm": "1.2.156.10197.1.501"}).dump()
+    der = asn1.SESSignatureV1({"to_sign": asn1.TBSSignV1.load(tbs), "signature": kit.signer.sign(tbs)}).dump()
+    sig = parse_signature(der)
+    assert sig.version == 1 and sig.seal.version == 1 and sig.seal_der == seal_der
+    assert sig.time_info == datetime(2021, 1, 1, 4, 0, tzinfo=UTC)  # Beijing time
+    result = _verify(der, None)
+    checks = _checks(result)
+    assert checks["signer_signature"][0] and checks["maker_signature"][0] and checks["data_hash"][0]
+    assert not checks["signer_in_cert_list"][0]  # our certificate is not the one the seal was made for
+
+
+def test_jpeg_seal_picture_converted_for_reports(kit: Kit) -> None:
+    import io
+
+    from PIL import Image
+
+    from stamping.verify.seal_checks import picture_png
+
+    out = io.BytesIO()
+    Image.new("RGB", (100, 100), (200, 0, 0)).save(out, format="JPEG")
+    seal = parse_seal(kit.seal_der)
+    seal.picture_type, seal.picture_data = "JPG", out.getvalue()
+    png = picture_png(seal)
+    assert png is not None and png.startswith(b"\x89PNG")
+    seal.picture_type, seal.picture_data = "ofd", b"PK\x03\x04"
+    assert picture_png(seal) is None
+    seal.picture_type, seal.picture_data = "GIF", b"GIF89a broken"
+    assert picture_png(seal) is None
