@@ -16,6 +16,7 @@ from pathlib import Path
 
 from archive.package import (
     BATCH_CERT,
+    BATCH_CHAIN,
     BATCH_DIR,
     BATCH_MANIFEST,
     BATCH_REGISTRATION,
@@ -103,7 +104,8 @@ def verify_package(folder: Path, trust, *, check_seals: bool = True) -> PackageV
     except (OSError, ValueError, KeyError) as exc:
         res.fail("metadata.json", f"unreadable: {exc}")
         archived_at = datetime.now(UTC)
-    # 3. the run's signed manifest
+    # 3. the run's signed manifest (its CA certificates join the given roots: chains still must end there)
+    trust = _with_chain(trust, folder / BATCH_DIR / BATCH_CHAIN, res)
     _check_batch(folder / BATCH_DIR, manifest_bytes, res, trust, archived_at)
     # 4. every seal of every document
     if check_seals:
@@ -118,6 +120,19 @@ def verify_package(folder: Path, trust, *, check_seals: bool = True) -> PackageV
                 failed = [f"{c.name}: {c.reason}" for s in doc.signatures for c in s.checks if not c.ok]
                 res.fail(name, "seal verification failed: " + ("; ".join(failed) or doc.error or "no seal"))
     return res
+
+
+def _with_chain(trust, chain_path: Path, res: PackageVerification):
+    if trust is None or not chain_path.is_file():
+        return trust
+    from stamping.pki.trust import TrustStore, read_certificates
+
+    try:
+        certs = read_certificates(_read(chain_path))
+        return TrustStore(trust.roots, certs)
+    except Exception as exc:
+        res.fail(f"{BATCH_DIR}/{BATCH_CHAIN}", f"unreadable: {exc}")
+        return trust
 
 
 def _check_batch(bdir: Path, manifest_bytes: bytes, res: PackageVerification, trust, archived_at: datetime) -> None:
@@ -135,8 +150,10 @@ def _check_batch(bdir: Path, manifest_bytes: bytes, res: PackageVerification, tr
     own = f"{package_slug(res.archival_code)}/{MANIFEST_NAME}"
     if entries.get(own) != sm3_hex(manifest_bytes):
         res.fail(MANIFEST_NAME, "not the package manifest the signed run manifest lists")
-    if entries.get(BATCH_REGISTRATION) != sm3_hex(_read(paths[BATCH_REGISTRATION])):
-        res.fail(f"{BATCH_DIR}/{BATCH_REGISTRATION}", "altered: its SM3 differs from the run manifest")
+    for name in (BATCH_REGISTRATION, BATCH_CHAIN):
+        p = bdir / name
+        if name in entries and (not p.is_file() or entries[name] != sm3_hex(_read(p))):
+            res.fail(f"{BATCH_DIR}/{name}", "missing or altered: its SM3 differs from the run manifest")
     cert = _read(paths[BATCH_CERT])
     signature = _read(paths[BATCH_SIGNATURE])
     try:

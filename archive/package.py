@@ -38,6 +38,7 @@ BATCH_MANIFEST = "manifest-sm3.txt"
 BATCH_SIGNATURE = "manifest-sm3.txt.sig"
 BATCH_CERT = "signer.cer"
 BATCH_REGISTRATION = "registration.json"
+BATCH_CHAIN = "intermediates.pem"  # CA certificates between the trusted root and the signers
 MAX_PACKAGE_BYTES = 512 * 1024 * 1024
 MAX_PACKAGE_MEMBERS = 64
 
@@ -63,6 +64,12 @@ class PackageError(ValueError):
 def sm3_hex(data: bytes) -> str:
     # hashlib's "sm3" is OpenSSL's (the same as stamping.gm.sm3); we need the hex form here.
     return hashlib.new("sm3", data).hexdigest()
+
+
+def pem_bundle(certs: list[bytes]) -> bytes:
+    from asn1crypto import pem
+
+    return b"".join(pem.armor("CERTIFICATE", der) for der in certs)
 
 
 def package_slug(archival_code: str) -> str:
@@ -231,8 +238,9 @@ def untar_package(data: bytes, where: str) -> tuple[str, dict[str, bytes]]:
     return folder, files
 
 
-def batch_manifest(records: dict[str, str], registration: bytes) -> bytes:
-    """The run's manifest: each record package's manifest SM3, and the registration form's."""
+def batch_manifest(records: dict[str, str], registration: bytes, chain: bytes) -> bytes:
+    """The run's manifest: each record package's manifest SM3, the registration form's and the chain's."""
     entries = {f"{package_slug(code)}/{MANIFEST_NAME}": digest for code, digest in records.items()}
     entries[BATCH_REGISTRATION] = sm3_hex(registration)
+    entries[BATCH_CHAIN] = sm3_hex(chain)
     return manifest_text(entries)

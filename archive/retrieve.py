@@ -10,6 +10,7 @@ from pathlib import Path
 from archive.models import ArchiveRecord
 from archive.package import (
     BATCH_CERT,
+    BATCH_CHAIN,
     BATCH_DIR,
     BATCH_MANIFEST,
     BATCH_REGISTRATION,
@@ -34,7 +35,7 @@ def download_package(store: ObjectStore, row: ArchiveRecord, dest: Path) -> Path
     _folder, files = untar_package(data, row.object_key)
     prefix = row.batch_manifest_key.rsplit("/", 1)[0] + "/"
     batch = {name: store.get(prefix + name) for name in (BATCH_MANIFEST, BATCH_SIGNATURE, BATCH_CERT,
-                                                          BATCH_REGISTRATION)}
+                                                          BATCH_REGISTRATION, BATCH_CHAIN)}
     dest.mkdir(parents=True, exist_ok=True)
     target = dest / package_slug(row.archival_code)
     if target.exists():

@@ -36,6 +36,7 @@ from archive.checks.report import CheckReport, merge
 from archive.models import ARCHIVED, PENDING, ArchiveRecord, ArchiveRun
 from archive.package import (
     BATCH_CERT,
+    BATCH_CHAIN,
     BATCH_MANIFEST,
     BATCH_REGISTRATION,
     BATCH_SIGNATURE,
@@ -46,6 +47,7 @@ from archive.package import (
     finish_package,
     package_slug,
     parse_manifest,
+    pem_bundle,
     sm3_hex,
     untar_package,
 )
@@ -181,7 +183,8 @@ class Archiver:
     """The collaborators of an archiving run; :func:`archive_records` is the one-call form."""
 
     def __init__(self, settings: Settings, store: ObjectStore, sessions: sessionmaker[Session], signer,
-                 trust=None, scanner: MalwareScanner | None = None, workers: int | None = None) -> None:
+                 trust=None, scanner: MalwareScanner | None = None, workers: int | None = None,
+                 chain: list[bytes] | None = None) -> None:
         self.settings = settings
         self.store = store
         self.sessions = sessions
@@ -189,6 +192,9 @@ class Archiver:
         self.trust = trust
         self.scanner = scanner or NoScanner()
         self.workers = workers or settings.archive_upload_workers
+        # CA certificates stored with each run so that a package verifies offline with only the
+        # root: by default the trust store's known intermediates.
+        self.chain = list(chain) if chain is not None else _intermediates(trust)
 
     # -- the run ----------------------------------------------------------------------------
     def run(self, inputs: Sequence[ArchiveInput], batch_id: str, archived_at: datetime | None = None,
@@ -394,11 +400,13 @@ class Archiver:
             "not_archived": [{"licence_id": o.licence_id, "file": o.file, "reasons": o.reasons}
                              for o in result.outcomes if o.status in ("rejected", "failed")],
         }, ensure_ascii=False, sort_keys=True, indent=1).encode()
-        manifest = batch_manifest({w.code: w.package.manifest_sm3 for w in stored if w.package}, registration)
+        chain = pem_bundle(self.chain)
+        manifest = batch_manifest({w.code: w.package.manifest_sm3 for w in stored if w.package}, registration, chain)
         signature = self.signer.sign(manifest)
         manifest_key = prefix + BATCH_MANIFEST
         for name, data in ((BATCH_REGISTRATION, registration), (BATCH_MANIFEST, manifest),
-                           (BATCH_SIGNATURE, signature), (BATCH_CERT, self.signer.certificate)):
+                           (BATCH_SIGNATURE, signature), (BATCH_CERT, self.signer.certificate),
+                           (BATCH_CHAIN, chain)):
             self.store.put(prefix + name, data, retain_until=until)
         with transaction(self.sessions) as s:
             index.add_run(s, ArchiveRun(run_id=run_id, batch_id=batch_id, created_at=now, records=len(stored),
@@ -414,6 +422,15 @@ class Archiver:
                                                  w.code, package_key(w.code)))
         result.manifest_key = manifest_key
         result.registration_key = prefix + BATCH_REGISTRATION
+
+
+def _intermediates(trust) -> list[bytes]:
+    if trust is None:
+        return []
+    known = getattr(trust, "intermediates", None)
+    if known is None:  # TrustStore keeps them privately; read what it loaded
+        known = [c.der for c in getattr(trust, "_intermediates", [])]
+    return list(known)
 
 
 def _subject(cert_der: bytes) -> str:

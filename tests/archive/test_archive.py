@@ -61,7 +61,7 @@ def test_archive_then_rerun_creates_no_duplicates(env, sealed_docs):
     keys = sorted(o.key for o in env.store.list("packages/"))
     assert len(keys) == len(sealed_docs)
     runs_before = sorted(o.key for o in env.store.list("runs/"))
-    assert len(runs_before) == 4  # registration, manifest, signature, certificate
+    assert len(runs_before) == 5  # registration, manifest, signature, certificate, intermediates
 
     again = _archive(env, sealed_docs)
     assert again.count("already_archived") == len(sealed_docs) and again.archived == 0
