@@ -1,0 +1,218 @@
+"""The append-only audit log (审计日志) of seal making, change, revocation and use.
+
+Each entry holds actor, action, seal (es_id), reason, time and a JSON payload. Its ``digest`` is
+the SM3 of the canonical JSON of all those fields (with its seq), and its ``chain`` is
+SM3(previous chain || digest), starting from 32 zero bytes. Every ``checkpoint_every`` entries
+(and on demand) the audit key signs ``(seq, chain)`` with SM2, so that even a writer who
+recomputes every digest and chain after an edit is caught at the next signed checkpoint.
+
+Entries are written in the caller's session, i.e. in the same transaction as the change they
+record: a rolled-back change leaves no entry. Two appenders racing for the same ``seq`` collide
+on the primary key; the loser retries with the next number (a savepoint on PostgreSQL; SQLite
+serialises writers, and a stale snapshot there fails the whole transaction, which the caller
+retries).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from filing.protocol import ProtocolError, canonical
+from stamping.audit.models import AuditCheckpoint, AuditEntry
+from stamping.gm.sm3 import sm3
+
+if TYPE_CHECKING:
+    from stamping.gm.sm2 import SM2PublicKey
+    from stamping.keys.signer import Signer
+
+GENESIS = "00" * 32
+CHECKPOINT_DOMAIN = b"sealflow-audit-checkpoint/1"
+_APPEND_TRIES = 20
+
+
+class AuditError(ValueError):
+    """An entry that cannot be written (payload not canonical JSON, …)."""
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def time_text(value: datetime) -> str:
+    """The canonical text of an entry time (UTC, microseconds): what the digest covers."""
+    return _utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def entry_digest(seq: int, actor: str, action: str, es_id: str | None, reason: str, at: datetime,
+                 payload: dict[str, Any]) -> str:
+    """Hex SM3 of the canonical JSON of one entry."""
+    body = {"seq": seq, "actor": actor, "action": action, "es_id": es_id, "reason": reason,
+            "at": time_text(at), "payload": payload}
+    try:
+        return sm3(canonical(body)).hex()
+    except ProtocolError as exc:
+        raise AuditError(f"audit payload for {action} is not canonical JSON ({exc}); use strings and integers") from exc
+
+
+def chain_next(prev_chain: str, digest: str) -> str:
+    return sm3(bytes.fromhex(prev_chain) + bytes.fromhex(digest)).hex()
+
+
+def checkpoint_message(seq: int, chain: str) -> bytes:
+    """The bytes the audit key signs for a checkpoint."""
+    return b"%s\n%d\n%s" % (CHECKPOINT_DOMAIN, seq, chain.encode("ascii"))
+
+
+class AuditLog:
+    """Appends entries and signs checkpoints. ``signer`` gives the audit key's Signer (called lazily,
+    once); without it no checkpoints are signed."""
+
+    def __init__(self, signer: Callable[[], Signer] | None = None, checkpoint_every: int = 100,
+                 key_id: str = "audit-log") -> None:
+        self._signer_factory = signer
+        self._signer: Signer | None = None
+        self.checkpoint_every = max(1, checkpoint_every)
+        self.key_id = key_id
+
+    def __repr__(self) -> str:
+        return f"AuditLog(key_id={self.key_id!r}, checkpoint_every={self.checkpoint_every})"
+
+    def _audit_signer(self) -> Signer | None:
+        if self._signer is None and self._signer_factory is not None:
+            self._signer = self._signer_factory()
+        return self._signer
+
+    def append(self, session: Session, *, actor: str, action: str, es_id: str | None = None, reason: str = "",
+               payload: dict[str, Any] | None = None, at: datetime | None = None) -> AuditEntry:
+        """Add one entry in the caller's transaction and return it (with its seq and chain)."""
+        payload = dict(payload or {})
+        at = _utc(at or datetime.now(UTC))
+        savepoints = session.get_bind().dialect.name != "sqlite"
+        for _ in range(_APPEND_TRIES):
+            last = session.execute(
+                select(AuditEntry.seq, AuditEntry.chain).order_by(AuditEntry.seq.desc()).limit(1)
+            ).first()
+            seq = last.seq + 1 if last else 1
+            digest = entry_digest(seq, actor, action, es_id, reason, at, payload)
+            chain = chain_next(last.chain if last else GENESIS, digest)
+            entry = AuditEntry(seq=seq, actor=actor, action=action, es_id=es_id, reason=reason, at=at,
+                               payload=payload, digest=digest, chain=chain)
+            if not savepoints:
+                session.add(entry)
+                session.flush()
+                break
+            try:
+                with session.begin_nested():
+                    session.add(entry)
+            except IntegrityError:
+                continue  # another transaction took this seq: read the new head and try the next one
+            break
+        else:
+            raise AuditError(f"could not append to the audit log after {_APPEND_TRIES} tries (heavy contention)")
+        if seq % self.checkpoint_every == 0:
+            self._sign(session, seq, entry.chain, at)
+        return entry
+
+    def checkpoint(self, session: Session, at: datetime | None = None) -> AuditCheckpoint | None:
+        """Sign the newest entry now (on demand); None when the log is empty or already covered."""
+        last = session.execute(
+            select(AuditEntry.seq, AuditEntry.chain).order_by(AuditEntry.seq.desc()).limit(1)
+        ).first()
+        if last is None or session.get(AuditCheckpoint, last.seq) is not None:
+            return None
+        return self._sign(session, last.seq, last.chain, _utc(at or datetime.now(UTC)))
+
+    def _sign(self, session: Session, seq: int, chain: str, at: datetime) -> AuditCheckpoint | None:
+        signer = self._audit_signer()
+        if signer is None:
+            return None
+        point = AuditCheckpoint(seq=seq, chain=chain, at=at, key_id=self.key_id,
+                                signature=signer.sign(checkpoint_message(seq, chain)))
+        session.add(point)
+        session.flush()
+        return point
+
+
+@dataclass
+class AuditReport:
+    """What ``verify_audit`` found: ok, the first bad seq (None when ok) and why."""
+
+    ok: bool
+    entries: int
+    checkpoints: int
+    last_seq: int
+    first_bad_seq: int | None = None
+    reason: str = ""
+    covered_to: int = 0  # the newest signed checkpoint that verified
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "entries": self.entries, "checkpoints": self.checkpoints, "last_seq": self.last_seq,
+                "first_bad_seq": self.first_bad_seq, "reason": self.reason, "covered_to": self.covered_to,
+                "notes": list(self.notes)}
+
+
+def verify_audit(session: Session, audit_public_key: SM2PublicKey | None) -> AuditReport:
+    """Check every entry's digest, the chain, the seq order and every signed checkpoint.
+
+    Edited entries fail their digest; deleted ones leave a gap in seq (or, at the end, a signed
+    checkpoint past the last entry); inserted or reordered ones break the chain; a rewrite that
+    recomputes digests and chains differs from the next signed checkpoint. The first bad seq is named.
+    """
+    points = {p.seq: p for p in session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.seq))}
+    total = session.execute(select(func.count()).select_from(AuditEntry)).scalar_one()
+    report = AuditReport(ok=True, entries=total, checkpoints=len(points), last_seq=0)
+
+    def fail(seq: int, reason: str) -> AuditReport:
+        report.ok, report.first_bad_seq, report.reason = False, seq, reason
+        return report
+
+    chain, expected = GENESIS, 1
+    chains_at: dict[int, str] = {}
+    rows = session.execute(select(AuditEntry).order_by(AuditEntry.seq).execution_options(yield_per=2000)).scalars()
+    for entry in rows:
+        if entry.seq != expected:
+            return fail(expected, f"entry {expected} is missing: the log jumps from {expected - 1} to {entry.seq} "
+                                  "(deleted entries)")
+        try:
+            digest = entry_digest(entry.seq, entry.actor, entry.action, entry.es_id, entry.reason, entry.at,
+                                  entry.payload)
+        except AuditError as exc:
+            return fail(entry.seq, f"entry {entry.seq} cannot be read: {exc}")
+        if digest != entry.digest:
+            return fail(entry.seq, f"entry {entry.seq} was edited: its content does not match its SM3 digest")
+        chain = chain_next(chain, digest)
+        if chain != entry.chain:
+            return fail(entry.seq, f"entry {entry.seq} does not chain to entry {entry.seq - 1} "
+                                   "(entries inserted, deleted or reordered before it)")
+        if entry.seq in points:
+            chains_at[entry.seq] = chain
+        expected += 1
+    report.last_seq = expected - 1
+    previous_good = 0
+    for seq, point in points.items():
+        if audit_public_key is not None and not audit_public_key.verify(point.signature,
+                                                                        checkpoint_message(seq, point.chain)):
+            return fail(previous_good + 1, f"checkpoint at entry {seq} has a bad signature (forged or altered "
+                                           "checkpoint, or a different audit key)")
+        if seq > report.last_seq:
+            return fail(report.last_seq + 1, f"a signed checkpoint covers entry {seq} but the log ends at "
+                                             f"{report.last_seq}: entries {report.last_seq + 1}..{seq} were deleted")
+        if chains_at.get(seq) != point.chain:
+            return fail(previous_good + 1, f"entries {previous_good + 1}..{seq} were rewritten: the chain differs "
+                                           f"from the signed checkpoint at entry {seq}")
+        previous_good = seq
+    report.covered_to = previous_good
+    if audit_public_key is None:
+        report.notes.append("checkpoint signatures not checked: no audit public key given")
+    if report.last_seq > previous_good:
+        report.notes.append(f"entries {previous_good + 1}..{report.last_seq} are chained but not yet covered by a "
+                            "signed checkpoint (run `sealflow audit checkpoint`)")
+    return report
