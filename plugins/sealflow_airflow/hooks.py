@@ -25,9 +25,17 @@ def _connection(conn_id: str) -> Any | None:
     from airflow.sdk import BaseHook
 
     try:
-        return BaseHook.get_connection(conn_id)
-    except Exception as exc:  # AirflowNotFoundException and friends: fall back to settings
-        log.info("connection %s not available (%s); using SEALFLOW_* settings", conn_id, type(exc).__name__)
+        return BaseHook.get_connection(conn_id)  # in a task: through the execution API
+    except Exception as exc:  # AirflowNotFoundException and friends
+        first = exc
+    try:
+        # Outside a task (scripts, the CLI, tests) the SDK sees only env/secrets backends: ask the metastore.
+        from airflow.models.connection import Connection
+
+        return Connection.get_connection_from_secrets(conn_id)
+    except Exception as exc:  # not defined anywhere: fall back to settings
+        log.info("connection %s not available (%s, %s); using SEALFLOW_* settings", conn_id,
+                 type(first).__name__, type(exc).__name__)
         return None
 
 

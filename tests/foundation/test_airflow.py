@@ -139,3 +139,23 @@ def embedded_stack_status(settings):
     from sealflow.stack import status
 
     return status(settings)["components"]
+
+
+def test_hooks_build_settings_and_clients_from_the_connections(embedded_stack):
+    script = (
+        "import json\n"
+        "from sealflow.settings import Settings\n"
+        "from sealflow_airflow.hooks import platform_url, s3_client, settings_from_connections\n"
+        "s = settings_from_connections(Settings())\n"  # defaults everywhere: values must come from connections
+        "buckets = sorted(b['Name'] for b in s3_client().list_buckets()['Buckets'])\n"
+        "print(json.dumps({'s3': s.resolved_s3_endpoint, 'platform': platform_url(), 'key': s.s3_access_key,"
+        " 'buckets': buckets}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], env=embedded_stack.airflow_env(),
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    settings = embedded_stack.settings
+    assert got["s3"] == settings.resolved_s3_endpoint != "http://127.0.0.1:18333"
+    assert got["platform"] == settings.resolved_platform_url
+    assert settings.work_bucket in got["buckets"]
