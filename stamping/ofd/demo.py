@@ -20,7 +20,12 @@ class DemoKit:
     signer: object  # stamping.keys.signer.Signer
     seal_der: bytes
     trust: object  # stamping.pki.trust.TrustStore
-    root_pem_path: Path
+    trust_pem_path: Path  # the root and the issuing CA: what `sealflow verify --trust` takes
+
+    @property
+    def root_pem_path(self) -> Path:
+        """Kept for callers written against the first version: the same trust bundle."""
+        return self.trust_pem_path
 
 
 def make_demo_kit(directory: Path, unit: str = DEMO_UNIT, es_id: str = DEMO_ES_ID) -> DemoKit:
@@ -41,6 +46,7 @@ def make_demo_kit(directory: Path, unit: str = DEMO_UNIT, es_id: str = DEMO_ES_I
                     valid_start=now - timedelta(days=1), valid_end=now + timedelta(days=365),
                     picture_png=picture.png, width_mm=picture.width_mm, height_mm=picture.height_mm)
     seal_der = make_seal(spec, ca.maker_signer())
-    root_path = directory / "root.pem"
-    root_path.write_bytes(pem.armor("CERTIFICATE", ca.root_der))
-    return DemoKit(ca, signer, seal_der, TrustStore([ca.root_der], [ca.intermediate_der]), root_path)
+    # The SES_Signature carries the signer's certificate only, so the issuing CA goes with the root.
+    trust_path = directory / "trust.pem"
+    trust_path.write_bytes(pem.armor("CERTIFICATE", ca.root_der) + pem.armor("CERTIFICATE", ca.intermediate_der))
+    return DemoKit(ca, signer, seal_der, TrustStore([ca.root_der], [ca.intermediate_der]), trust_path)

@@ -96,3 +96,43 @@ def test_cli_html_report(unsigned, tmp_path, capsys):
     html = out.read_text(encoding="utf-8")
     assert "unsigned.ofd" in html and "not sealed" in html
     assert "INVALID" in capsys.readouterr().out
+
+
+def _seal_one(kit, tmp_path):
+    from stamping.ofd.stamp import stamp_ofd
+    from stamping.placement import Placement
+
+    data = make_sample_certificate_ofd(sample_business_licence_fields(2), "business_licence")
+    path = tmp_path / "sealed.ofd"
+    path.write_bytes(stamp_ofd(data, kit.seal_der, kit.signer, Placement(page=None, anchor_text="（盖章）")))
+    return path
+
+
+def test_cli_valid_document_exit_0(kit, tmp_path, capsys):
+    path = _seal_one(kit, tmp_path)
+    report = tmp_path / "r.html"
+    rc = main(["verify", "--no-registry", "--json", "--trust", str(kit.trust_pem_path), "--html", str(report),
+               str(path)])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0, out
+    (doc,) = out
+    assert doc["valid"] and doc["intact"] and doc["trusted"] and doc["error"] is None
+    (sig,) = doc["signatures"]
+    assert sig["es_id"] == "45010000000001" and sig["intact"] and sig["trusted"]
+    assert all(c["ok"] for c in sig["checks"])
+    html = report.read_text(encoding="utf-8")
+    assert "data:image/png;base64," in html and "45010000000001" in html and "maker_signature" in html
+    # without the root: intact but not trusted → exit 1
+    assert main(["verify", "--no-registry", "--json", str(path)]) == 1
+    (doc,) = json.loads(capsys.readouterr().out)
+    assert doc["intact"] and not doc["trusted"] and not doc["valid"]
+
+
+def test_cli_interop_intact_not_trusted(interop_dir, capsys):
+    rc = main(["verify", "--no-registry", "--json", str(interop_dir / "v4signed.ofd"),
+               str(interop_dir / "SESV4SignDoc.ofd"), str(interop_dir / "helloworld.ofd")])
+    assert rc == 1
+    v4, ses, hello = json.loads(capsys.readouterr().out)
+    assert v4["intact"] and not v4["trusted"] and v4["signatures"][0]["es_id"] == "50011200000399"
+    assert ses["intact"] and not ses["trusted"]
+    assert hello["error"] and not hello["intact"]
