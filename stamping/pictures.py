@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
@@ -61,8 +62,9 @@ def _sniff(data: bytes) -> str:
 def _render_svg(data: bytes, filename: str, width_mm: float) -> Image.Image:
     """SVG → raster with PyMuPDF (no external entities: MuPDF does not fetch them)."""
     lowered = data.lower()
-    if b"<!entity" in lowered or b"<!doctype" in lowered:
-        raise PictureError(f"{filename}: SVG with a DOCTYPE or entities is refused")
+    # Editors write a plain DOCTYPE (fine); entity declarations are how XXE and billion-laughs start.
+    if b"<!entity" in lowered or re.search(rb"<!doctype[^>\[]*\[", lowered):
+        raise PictureError(f"{filename}: SVG with entity declarations (a DOCTYPE internal subset) is refused")
     import pymupdf
 
     try:

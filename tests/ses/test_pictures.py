@@ -66,8 +66,20 @@ def test_import_svg_renders_to_png() -> None:
 def test_svg_with_entities_refused() -> None:
     svg = (b'<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
            b'<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100"><text>&x;</text></svg>')
-    with pytest.raises(PictureError, match=r"bad\.svg: SVG with a DOCTYPE"):
+    with pytest.raises(PictureError, match=r"bad\.svg: SVG with entity declarations"):
         import_impression(svg, "bad.svg", 40, 40)
+    bomb = b'<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY a "aaaa">]><svg xmlns="http://www.w3.org/2000/svg"/>'
+    with pytest.raises(PictureError, match="entity"):
+        import_impression(bomb, "bomb.svg", 40, 40)
+
+
+def test_svg_with_a_plain_doctype_imports() -> None:
+    svg = (b'<?xml version="1.0"?><!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" '
+           b'"http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd">'
+           b'<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100">'
+           b'<circle cx="50" cy="50" r="40" fill="#c00"/></svg>')
+    pic = import_impression(svg, "seal.svg", 40, 40)
+    assert _rgba(pic).getpixel((1, 1))[3] == 0
 
 
 def test_too_small_in_pixels() -> None:
