@@ -227,3 +227,19 @@ def test_hostile_input_is_refused_before_stamping(kit):
 
     with pytest.raises(OfdError, match="DTD"):
         stamp_ofd(make_zip([("OFD.xml", XXE)]), kit.seal_der, kit.signer, at(100, 100), path="evil.ofd")
+
+
+def test_other_namespace_and_relative_baseloc(kit, interop_dir):
+    from .helpers import replace_member
+
+    src = (interop_dir / "helloworld.ofd").read_bytes()
+    for name, content in members(src).items():
+        if name.endswith(".xml"):
+            src = replace_member(src, name, content.replace(b"http://www.ofdspec.org/2016", b"http://www.ofdspec.org"))
+    out = stamp_ofd(src, kit.seal_der, kit.signer, at(100, 100))
+    assert verify_ofd(out, "ns.ofd", kit.trust).valid
+    sigs = members(out)["Doc_0/Signs/Signatures.xml"]
+    relative = sigs.replace(b'BaseLoc="/Doc_0/Signs/Sign_0/Signature.xml"', b'BaseLoc="Sign_0/Signature.xml"')
+    assert relative != sigs
+    result = verify_ofd(replace_member(out, "Doc_0/Signs/Signatures.xml", relative), "rel.ofd", kit.trust)
+    assert result.valid, failing(result)
