@@ -12,7 +12,6 @@ standard says GeneralizedTime for V4 and UTCTime for V1, and both are seen in th
 
 from __future__ import annotations
 
-# ruff: noqa: RUF012 - asn1crypto schemas are class-level lists by design
 from asn1crypto import core
 from asn1crypto.x509 import Time
 
