@@ -186,6 +186,7 @@ def _check_later_changes(result: SignatureResult, data: bytes, signed_end: int, 
         result.add("later_changes", True, "later updates only add signatures and annotations")
 
 
+@lru_cache(maxsize=256)
 def _signer_name(cert_der: bytes) -> str:
     from asn1crypto import x509
 
@@ -201,6 +202,11 @@ def _pdf_m_date(doc: pymupdf.Document, sig_xref: int) -> datetime | None:
     return datetime.strptime(m.group(1), "%Y%m%d%H%M%S").replace(tzinfo=UTC) if m else None
 
 
+@lru_cache(maxsize=256)
+def _public_key(cert_der: bytes) -> SM2PublicKey:
+    return SM2PublicKey.from_certificate(cert_der)
+
+
 def _check_cms(result: SignatureResult, cms_info: ParsedCms, digest: bytes) -> bool:
     algos_ok = cms_info.digest_algorithm == SM3 and cms_info.signature_algorithm in (SM2_WITH_SM3, SM2_SIGN)
     result.add("algorithms", algos_ok, f"digest {cms_info.digest_algorithm}, signature {cms_info.signature_algorithm}")
@@ -211,7 +217,7 @@ def _check_cms(result: SignatureResult, cms_info: ParsedCms, digest: bytes) -> b
     result.add("content_type", cms_info.content_type is not None and cms_info.content_type == expected,
                f"container {cms_info.container}, content type {cms_info.content_type}")
     try:
-        key = SM2PublicKey.from_certificate(cms_info.signer_cert)
+        key = _public_key(cms_info.signer_cert)
     except (ValueError, TypeError) as exc:
         result.add("signer_signature", False, f"signer certificate has no usable SM2 key: {exc}")
         return False
