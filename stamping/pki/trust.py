@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 
 from asn1crypto import pem, x509
@@ -58,6 +59,20 @@ def read_certificates(data: bytes) -> list[bytes]:
 
 
 def signature_verifies(cert: x509.Certificate, issuer_der: bytes) -> bool:
+    return _signature_verifies(cert.dump(), issuer_der)
+
+
+@lru_cache(maxsize=1024)
+def _names_equal(a_der: bytes, b_der: bytes) -> bool:
+    """X.500 name equality (RFC 5280 matching), memoized: asn1crypto's LDAP string prep is slow."""
+    return a_der == b_der or x509.Name.load(a_der) == x509.Name.load(b_der)
+
+
+@lru_cache(maxsize=1024)
+def _signature_verifies(cert_der: bytes, issuer_der: bytes) -> bool:
+    # Memoized (a pure function of the two certificates): 验章 of a batch meets the same chain in
+    # every file, and the SM2 checks of the chain were most of the time of a PDF verification.
+    cert = x509.Certificate.load(cert_der)
     algo = cert["signature_algorithm"]["algorithm"].dotted
     if algo not in SM2_SIGNATURE_OIDS:
         return False
@@ -102,7 +117,8 @@ class TrustStore:
 
     def _issuers(self, child: _Cert, pool: list[_Cert]) -> list[_Cert]:
         aki = child.cert.authority_key_identifier
-        found = [c for c in pool if c.cert.subject == child.cert.issuer and c.der != child.der]
+        issuer_der = child.cert.issuer.dump()
+        found = [c for c in pool if c.der != child.der and _names_equal(c.cert.subject.dump(), issuer_der)]
         if aki:
             exact = [c for c in found if c.cert.key_identifier in (None, aki)]
             found = exact or found
