@@ -158,19 +158,42 @@ def _same_or_allowed(old: pymupdf.Document, new: pymupdf.Document, xref: int) ->
     return {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)} <= _ALLOWED_KEYS
 
 
-def _check_later_changes(result: SignatureResult, data: bytes, signed_end: int, path: str) -> None:
+def _entry(doc: pymupdf.Document, num: int) -> tuple[str, int]:
+    e = pymupdf.mupdf.ll_pdf_get_xref_entry_no_null(pymupdf._as_pdf_document(doc).m_internal, num)
+    return str(e.type), int(e.ofs)
+
+
+def _rewritten_later(doc: pymupdf.Document, signed_end: int, limit: int) -> list[int] | None:
+    """Numbers below ``limit`` whose current definition was written after ``signed_end`` (in a
+    later update, directly or inside a later object stream), or freed; None if unknown."""
+    if doc.is_repaired:
+        return None
+    try:
+        out = []
+        for num in range(1, min(limit, doc.xref_length())):
+            kind, ofs = _entry(doc, num)
+            if kind == "o":
+                kind, ofs = _entry(doc, ofs)  # where the containing object stream is
+            if kind != "n" or ofs >= signed_end:
+                out.append(num)
+        return out
+    except (AttributeError, TypeError, *MUPDF_ERRORS):  # pragma: no cover - older PyMuPDF
+        return None
+
+
+def _check_later_changes(result: SignatureResult, doc: pymupdf.Document, data: bytes, signed_end: int) -> None:
     """Objects of the signed revision rewritten by later updates, beyond adding annotations/fields."""
     try:
         old = pymupdf.open(stream=data[:signed_end], filetype="pdf")
-        new = pymupdf.open(stream=data, filetype="pdf")
     except MUPDF_ERRORS as exc:
         result.add("later_changes", False, f"cannot read the signed revision: {exc}")
         return
     changed: list[str] = []
     try:
-        for xref in range(1, old.xref_length()):
+        candidates = _rewritten_later(doc, signed_end, old.xref_length())
+        for xref in candidates if candidates is not None else range(1, old.xref_length()):
             try:
-                if _same_or_allowed(old, new, xref):
+                if _same_or_allowed(old, doc, xref):
                     continue
             except MUPDF_ERRORS:  # unreadable now (or then): damaged by the change
                 pass
@@ -179,7 +202,6 @@ def _check_later_changes(result: SignatureResult, data: bytes, signed_end: int, 
                 break
     finally:
         old.close()
-        new.close()
     if changed:
         result.add("later_changes", False, "modified after signing: object(s) " + ", ".join(changed))
     else:
@@ -271,7 +293,7 @@ def _verify_one(doc: pymupdf.Document, data: bytes, field: _SigField, path: str,
         return result
     hole_start, hole_end, signed_end = frame
     if signed_end < len(data):
-        _check_later_changes(result, data, signed_end, path)
+        _check_later_changes(result, doc, data, signed_end)
     try:
         blob = bytes.fromhex(data[hole_start + 1:hole_end - 1].decode("ascii"))
         cms_info = parse_signed_data(blob)
