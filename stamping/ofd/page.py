@@ -63,6 +63,38 @@ def expand_deltas(value: str | None) -> list[float]:
     return out
 
 
+def _advance(deltas: list[float], size: float, i: int) -> float:
+    """Distance from the first glyph to glyph ``i``: DeltaX when given, else one font size each."""
+    return sum(deltas[:i]) if len(deltas) >= i else size * i
+
+
+_TEXTCODE_TAGS = tuple(f"{{{ns}}}TextCode" if ns else "TextCode" for ns in xmlns.ACCEPTED_NS)
+
+
+def find_text(pkg: OfdPackage, member: str, needle: str) -> TextItem | None:
+    """The first TextCode holding ``needle``, with the box of just that part of the text.
+
+    Only the matching element is measured, so anchoring stays cheap on busy pages."""
+    root = pkg.xml(member)
+    for code in root.iter(*_TEXTCODE_TAGS):
+        content = code.text or ""
+        pos = content.find(needle)
+        if pos < 0:
+            continue
+        obj = code.getparent()
+        bound = xmlns.floats(obj.get("Boundary")) if obj is not None else []
+        if len(bound) != 4:
+            continue
+        size = float(obj.get("Size") or bound[3] or 0)
+        deltas = expand_deltas(code.get("DeltaX"))
+        x = bound[0] + float(code.get("X") or 0)
+        baseline = bound[1] + float(code.get("Y") or 0)
+        start = x + _advance(deltas, size, pos)
+        end = x + _advance(deltas, size, pos + len(needle) - 1) + size
+        return TextItem(needle, start, baseline - size, end - start, size, obj.get("ID", ""))
+    return None
+
+
 def read_page(pkg: OfdPackage, page_id: str, member: str,
               default_box: tuple[float, float, float, float]) -> PageContent:
     root = pkg.xml(member)

@@ -27,7 +27,7 @@ from stamping.ofd import xmlns
 from stamping.ofd.document import DocumentInfo, read_document
 from stamping.ofd.ofd_xml import read_doc_bodies
 from stamping.ofd.package import OfdError, OfdPackage, folder_of
-from stamping.ofd.page import PageContent, read_page
+from stamping.ofd.page import PageContent, find_text, read_page
 from stamping.ofd.signatures import read_signatures
 from stamping.ofd.xmlns import OFD_NS
 from stamping.ofd.zipbuild import ZipBuilder
@@ -68,21 +68,12 @@ def _offset(placement: Placement) -> tuple[float, float]:
     return float(off[0]), float(off[1])
 
 
-def _find_anchor(pkg: OfdPackage, doc: DocumentInfo, indexes: list[int], text: str,
-                 cache: dict[int, PageContent]) -> tuple[int, float, float]:
-    """The page index and centre (mm from top-left) of the first text item holding ``text``."""
+def _find_anchor(pkg: OfdPackage, doc: DocumentInfo, indexes: list[int], text: str) -> tuple[int, float, float]:
+    """The page index and centre (mm from top-left) of the first occurrence of ``text``."""
     for i in indexes:
-        page = cache.get(i) or read_page(pkg, doc.pages[i].id, doc.pages[i].member, doc.physical_box)
-        cache[i] = page
-        for item in page.texts:
-            pos = item.text.find(text)
-            if pos < 0:
-                continue
-            n = max(len(item.text), 1)
-            # Glyph positions are proportional enough for placing a 40 mm seal.
-            x0 = item.x_mm + item.width_mm * pos / n
-            w = item.width_mm * len(text) / n
-            return i, x0 + w / 2, item.y_mm + item.height_mm / 2
+        item = find_text(pkg, doc.pages[i].member, text)
+        if item is not None:
+            return i, item.x_mm + item.width_mm / 2, item.y_mm + item.height_mm / 2
     raise AnchorNotFound(pkg.path, text)
 
 
@@ -115,7 +106,7 @@ def _annotations(pkg: OfdPackage, doc: DocumentInfo, placement: Placement, size:
     dx, dy = _offset(placement)
     if placement.anchor_text:
         indexes = [page_index] if page_index is not None else list(range(n))
-        page_index, cx, cy = _find_anchor(pkg, doc, indexes, placement.anchor_text, pages)
+        page_index, cx, cy = _find_anchor(pkg, doc, indexes, placement.anchor_text)
     else:
         page_index = page_index or 0
         if placement.x_mm is None or placement.y_mm is None:
