@@ -507,9 +507,14 @@ def _ensure(settings: Settings, comp: Component, out: Callable[[str], None]) -> 
 def up(settings: Settings, ui: bool = False, out: Callable[[str], None] = print) -> dict[str, Any]:
     """Start what is not running (idempotent) and return :func:`status`."""
     with _stack_lock(settings):
-        _ensure(settings, seaweed_component(settings), out)
+        if settings.s3_endpoint:  # an external object store was configured: use it, start nothing
+            out(f"seaweedfs: not started, using the configured endpoint {settings.s3_endpoint}")
+        else:
+            _ensure(settings, seaweed_component(settings), out)
         ensure_buckets(s3_client(settings), settings)
-        if platform_available():
+        if settings.platform_url:
+            out(f"platform: not started, using the configured platform {settings.platform_url}")
+        elif platform_available():
             try:
                 _ensure(settings, platform_component(settings), out)
             except StackError as exc:
