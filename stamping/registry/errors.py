@@ -1,0 +1,55 @@
+"""Typed refusals of the seal registry: each message says what is wrong and what to do."""
+
+from __future__ import annotations
+
+
+class RegistryError(Exception):
+    """Base of every registry refusal."""
+
+
+class NotFound(RegistryError):
+    """No such unit, person, user, application or seal."""
+
+
+class InvalidInput(RegistryError):
+    """A malformed value: credit code, ID number, kind, name, role…"""
+
+
+class NotAuthorised(RegistryError):
+    """The actor is not an authorised user (with the needed role) of the owning unit."""
+
+
+class NameMismatch(RegistryError):
+    """The seal name does not match the ID-card name or the unit's legal name."""
+
+
+class InvalidState(RegistryError):
+    """The application or seal is not in a state that allows this step."""
+
+
+class SealRevoked(InvalidState):
+    """Revocation (注销) is final: nothing can be done with a revoked seal."""
+
+
+class SealNotActive(InvalidState):
+    """The seal is suspended, expired, retired or revoked, so it cannot be used or changed."""
+
+
+class ReviewRefused(RegistryError):
+    """A review out of order, by the applicant, or by a reviewer of an earlier level."""
+
+
+class RenewalWindow(RegistryError):
+    """Renewal (续期) is only possible in the 30 days before the seal expires."""
+
+
+class ValidityMismatch(RegistryError):
+    """The seal's validity differs from its signer certificate's."""
+
+
+class PinRefused(RegistryError):
+    """The key store refused the PIN (wrong PIN, or the key is locked)."""
+
+
+class ConcurrentChange(RegistryError):
+    """Someone else changed the same application or seal at the same moment; this change lost."""

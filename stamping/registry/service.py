@@ -1,0 +1,870 @@
+"""The seal registry's lifecycle (印章全生命周期): apply, review level by level, make, change,
+renew, expire, revoke, report lost, resume; status lookups for 验章; signers and use records.
+
+Each step runs in one database transaction that also writes its audit entry and, for making,
+change, renewal, expiry, revocation, suspension and resumption, its filing record
+(``filing.outbox.enqueue``): the three commit or roll back together.
+
+Design decisions:
+
+* **Change (变更) makes a new seal with a new esID** and retires the old one (``superseded_by`` /
+  ``supersedes`` link them). The esID is inside the signed SESeal and is all a verifier has to
+  look a seal up by: after a rename the old seal must answer "retired" and the new one "active"
+  to status lookups, which one esID cannot do. Renewal (续期) keeps the esID (the rules keep the
+  seal's identity) and bumps ``version``; every version's SESeal stays in ``registry_seal_versions``.
+* **Each seal version has its own key** (``seal-<esID>-v<n>-<random>`` in the key store, under the
+  keeper's PIN), so two racing renewals never overwrite each other's key or certificate; the
+  loser's key is simply never referenced.
+* **Races** (two reviewers, two renewals): the row is read ``FOR UPDATE`` (PostgreSQL; SQLite
+  serialises writers anyway), updates carry an optimistic ``row_version`` and reviews are unique
+  per (application, level). The loser gets :class:`ConcurrentChange` or, when it ran after the
+  winner committed, the refusal that the new state calls for.
+* **Expiry is a scheduled job** (:meth:`SealRegistry.expire_due`, the ``seal_maintenance`` DAG),
+  never decided lazily on read; :meth:`status_at` answers from the status history, so a
+  revocation after a signature does not invalidate that earlier signature.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from asn1crypto import x509
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+
+from filing.outbox import enqueue
+from sealflow.db import transaction
+from sealflow.settings import Settings
+from stamping.audit.log import AuditLog
+from stamping.audit.models import AuditEntry
+from stamping.gm.sm3 import sm3
+from stamping.registry import rules
+from stamping.registry.errors import (
+    ConcurrentChange,
+    InvalidInput,
+    InvalidState,
+    NotAuthorised,
+    NotFound,
+    PinRefused,
+    RegistryError,
+    RenewalWindow,
+    ReviewRefused,
+    SealNotActive,
+    SealRevoked,
+    ValidityMismatch,
+)
+from stamping.registry.models import (
+    ApplicationStatus,
+    Certificate,
+    OfficialType,
+    Person,
+    Review,
+    Role,
+    Seal,
+    SealApplication,
+    SealKind,
+    SealVersion,
+    StatusChange,
+    Unit,
+    UnitUser,
+    aware,
+    utc,
+)
+from stamping.verify.result import SealStatus
+
+if TYPE_CHECKING:
+    from stamping.keys.signer import Signer
+    from stamping.keys.store import KeyStore
+    from stamping.pictures import SealPicture
+    from stamping.pki.ca import DemoCA
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_TRIES = 6
+# Statuses a seal can still leave; REVOKED is final.
+_LIVE = (SealStatus.ACTIVE, SealStatus.SUSPENDED)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _iso(value: datetime) -> str:
+    return utc(value).isoformat()
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+@dataclass(frozen=True)
+class CertInfo:
+    serial: str
+    subject: str
+    not_before: datetime
+    not_after: datetime
+
+
+def cert_info(der: bytes) -> CertInfo:
+    cert = x509.Certificate.load(der)
+    validity = cert["tbs_certificate"]["validity"]
+    return CertInfo(serial=format(cert.serial_number, "x"), subject=cert.subject.human_friendly,
+                    not_before=validity["not_before"].native.astimezone(UTC),
+                    not_after=validity["not_after"].native.astimezone(UTC))
+
+
+def _common_name(der: bytes) -> str:
+    cert = x509.Certificate.load(der)
+    return cert.subject.native.get("common_name") or cert.subject.human_friendly
+
+
+class SealRegistry:
+    """The seal registry over a SealFlow database (see the module docstring).
+
+    ``keystore`` and ``ca`` default to the key store and the demo CA of ``settings``
+    (``<state>/keys``, ``<state>/ca``), created when first needed: read-only uses such as
+    :meth:`status_at` never touch them.
+    """
+
+    def __init__(self, session_factory: sessionmaker[Session], settings: Settings,
+                 keystore: KeyStore | None = None, ca: DemoCA | None = None, *,
+                 clock: Callable[[], datetime] = _now) -> None:
+        self._sessions = session_factory
+        self.settings = settings
+        self._keystore = keystore
+        self._ca = ca
+        self._clock = clock
+        self.audit = AuditLog(self._audit_signer, settings.audit_checkpoint_every, settings.audit_key_id)
+
+    def __repr__(self) -> str:
+        return f"SealRegistry({self.settings.state_dir})"
+
+    # --- collaborators -------------------------------------------------------------------
+
+    @property
+    def keystore(self) -> KeyStore:
+        if self._keystore is None:
+            from stamping.keys.store import KeyStore
+
+            self._keystore = KeyStore(self.settings)
+        return self._keystore
+
+    @property
+    def ca(self) -> DemoCA:
+        if self._ca is None:
+            from stamping.pki.ca import DemoCA
+
+            self._ca = DemoCA.create(self.settings.state_dir / "ca")
+        return self._ca
+
+    def _audit_pin(self) -> str:
+        if self.settings.audit_key_pin:
+            return self.settings.audit_key_pin
+        # Demo: a PIN generated on first use, kept 0600 beside the state (the KEK still protects the key).
+        path = self.settings.state_dir / "audit" / "audit-key.pin"
+        if not path.exists():
+            import os
+            import secrets
+
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(18))
+        return path.read_text().strip()
+
+    def _audit_signer(self) -> Signer:
+        """The audit key's signer; the key (and its certificate from the CA) is created on first use."""
+        from stamping.pki.certs import Subject
+
+        key_id, pin = self.settings.audit_key_id, self._audit_pin()
+        if not self.keystore.exists(key_id):
+            public = self.keystore.create(key_id, pin)
+            self.keystore.set_certificate(key_id, self.ca.issue(Subject("SealFlow audit log", organization="SealFlow"),
+                                                                public))
+        return self.keystore.signer(key_id, pin)
+
+    def audit_public_key(self):
+        """The audit key's public key (creating the key on first use)."""
+        self._audit_signer()
+        return self.keystore.public_key(self.settings.audit_key_id)
+
+    # --- transactions --------------------------------------------------------------------
+
+    def _tx(self, fn: Callable[[Session], T]) -> T:
+        """Run ``fn`` in one transaction; lost races become :class:`ConcurrentChange`.
+
+        SQLite answers a writer that waited too long, or whose snapshot went stale, with
+        "database is locked": the whole step is tried again (it then sees the winner's state).
+        """
+        for attempt in range(_TRIES):
+            try:
+                with transaction(self._sessions) as session:
+                    return fn(session)
+            except OperationalError as exc:
+                if "locked" not in str(exc).lower() and "busy" not in str(exc).lower():
+                    raise
+                if attempt == _TRIES - 1:
+                    raise ConcurrentChange("the database stayed busy with other changes; try again") from None
+                time.sleep(0.02 * (attempt + 1) + random.random() * 0.05)
+            except StaleDataError:
+                raise ConcurrentChange("another change to the same application or seal was committed at the same "
+                                       "moment and won; reload it and try again if still needed") from None
+            except IntegrityError as exc:
+                raise ConcurrentChange(f"a conflicting change was committed at the same moment "
+                                       f"({exc.orig.__class__.__name__}); reload and try again") from None
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _locked(session: Session, stmt):
+        # FOR UPDATE on PostgreSQL: a racing writer waits and then reads the winner's row.
+        if session.get_bind().dialect.name != "sqlite":
+            stmt = stmt.with_for_update()
+        return session.scalars(stmt).first()
+
+    # --- lookups -------------------------------------------------------------------------
+
+    @staticmethod
+    def _unit(session: Session, credit_code: str) -> Unit:
+        unit = session.scalars(select(Unit).where(Unit.credit_code == credit_code.strip().upper())).first()
+        if unit is None:
+            raise NotFound(f"no unit with 统一社会信用代码 {credit_code} in the registry; add it first "
+                           "(SealRegistry.add_unit / demo-setup)")
+        return unit
+
+    @staticmethod
+    def _person(session: Session, id_number: str) -> Person:
+        person = session.scalars(select(Person).where(Person.id_number == id_number.strip().upper())).first()
+        if person is None:
+            raise NotFound(f"no person with ID number {id_number[:6]}… in the registry; add the person first")
+        return person
+
+    def _seal(self, session: Session, es_id: str, *, lock: bool = False) -> Seal:
+        stmt = select(Seal).where(Seal.es_id == es_id)
+        seal = self._locked(session, stmt) if lock else session.scalars(stmt).first()
+        if seal is None:
+            raise NotFound(f"no seal {es_id} in the registry; check the esID (`sealflow seal list`)")
+        return seal
+
+    def _application(self, session: Session, application_id: int) -> SealApplication:
+        app = self._locked(session, select(SealApplication).where(SealApplication.id == application_id))
+        if app is None:
+            raise NotFound(f"no seal application {application_id}; see `sealflow seal list --applications`")
+        return app
+
+    @staticmethod
+    def _roles(session: Session, unit_id: int, username: str) -> list[UnitUser]:
+        return list(session.scalars(select(UnitUser).where(UnitUser.unit_id == unit_id,
+                                                           UnitUser.username == username)))
+
+    def _require(self, session: Session, unit: Unit, actor: str, roles: Iterable[Role], what: str,
+                 level: int | None = None) -> list[UnitUser]:
+        wanted = {r.value for r in roles}
+        rows = [r for r in self._roles(session, unit.id, actor)
+                if r.role in wanted and (level is None or r.role != Role.REVIEWER or r.level == level)]
+        if not rows:
+            need = " or ".join(sorted(wanted)) + (f" (level {level})" if level is not None else "")
+            raise NotAuthorised(f"{actor!r} may not {what}: only {need} users of {unit.name} "
+                                f"({unit.credit_code}) may; ask the unit's administrator to grant the role")
+        return rows
+
+    # --- units, persons, users (administration) ------------------------------------------
+
+    def add_unit(self, name: str, credit_code: str, *, parent_code: str | None = None, actor: str = "admin") -> int:
+        """Register a unit (用章单位) with its legal name and 统一社会信用代码."""
+        code, name = rules.check_credit_code(credit_code), rules.normalise_name(name)
+        if not name:
+            raise InvalidInput("the unit's legal name is empty")
+
+        def step(session: Session) -> int:
+            if session.scalars(select(Unit).where(Unit.credit_code == code)).first() is not None:
+                raise InvalidInput(f"unit {code} is already registered")
+            parent = self._unit(session, parent_code).id if parent_code else None
+            unit = Unit(name=name, credit_code=code, parent_id=parent, created_at=self._clock())
+            session.add(unit)
+            session.flush()
+            self.audit.append(session, actor=actor, action="unit.add", reason="",
+                              payload={"credit_code": code, "name": name})
+            return unit.id
+
+        return self._tx(step)
+
+    def rename_unit(self, credit_code: str, new_name: str, *, actor: str, reason: str = "") -> None:
+        """Record a unit's new legal name (更名); its seals then need a change (:meth:`change`)."""
+        new_name = rules.normalise_name(new_name)
+
+        def step(session: Session) -> None:
+            unit = self._unit(session, credit_code)
+            self._require(session, unit, actor, (Role.ADMIN,), "rename the unit")
+            old, unit.name = unit.name, new_name
+            self.audit.append(session, actor=actor, action="unit.rename", reason=reason,
+                              payload={"credit_code": unit.credit_code, "old_name": old, "new_name": new_name})
+
+        self._tx(step)
+
+    def add_person(self, name: str, id_number: str, *, actor: str = "admin") -> int:
+        """Register a person by ID-card name and 公民身份号码."""
+        number, name = rules.check_id_number(id_number), rules.normalise_name(name)
+        if not name:
+            raise InvalidInput("the person's ID-card name is empty")
+
+        def step(session: Session) -> int:
+            if session.scalars(select(Person).where(Person.id_number == number)).first() is not None:
+                raise InvalidInput(f"a person with ID number {number[:6]}… is already registered")
+            person = Person(name=name, id_number=number, created_at=self._clock())
+            session.add(person)
+            session.flush()
+            self.audit.append(session, actor=actor, action="person.add", payload={"name": name,
+                                                                                  "id_number_prefix": number[:6]})
+            return person.id
+
+        return self._tx(step)
+
+    def add_user(self, credit_code: str, username: str, role: str, *, level: int = 0,
+                 person_id_number: str | None = None, actor: str = "admin") -> None:
+        """Grant ``username`` a role in a unit (reviewers: at ``level`` 1..n)."""
+        try:
+            r = Role(role)
+        except ValueError:
+            raise InvalidInput(f"unknown role {role!r}; use one of {', '.join(Role)}") from None
+        if (r is Role.REVIEWER) != (level > 0):
+            raise InvalidInput("reviewers need a level ≥ 1 and other roles none (level 0)")
+        if not username.strip():
+            raise InvalidInput("the user name is empty")
+
+        def step(session: Session) -> None:
+            unit = self._unit(session, credit_code)
+            person = self._person(session, person_id_number).id if person_id_number else None
+            session.add(UnitUser(unit_id=unit.id, username=username.strip(), person_id=person, role=r.value,
+                                 level=level, created_at=self._clock()))
+            self.audit.append(session, actor=actor, action="user.grant", reason="",
+                              payload={"unit": unit.credit_code, "username": username, "role": r.value,
+                                       "level": level})
+
+        self._tx(step)
+
+    # --- apply and review ----------------------------------------------------------------
+
+    def apply(self, actor: str, credit_code: str, kind: str, name: str, *, official_type: str | None = None,
+              holder_id_number: str | None = None, keeper: str | None = None, reason: str = "") -> int:
+        """申领: ask for a new seal; returns the application id. Reviews follow (:meth:`review`)."""
+        k, sub = rules.seal_kind(kind, official_type)
+
+        def step(session: Session) -> int:
+            unit = self._unit(session, credit_code)
+            self._require(session, unit, actor, (Role.APPLICANT, Role.ADMIN), "apply for seals")
+            holder = self._person(session, holder_id_number) if holder_id_number else None
+            checked = rules.check_seal_name(k, sub, name, unit.name, holder.name if holder else None)
+            keeper_name = keeper or actor
+            self._check_keeper(session, unit, keeper_name, k, holder)
+            app = SealApplication(unit_id=unit.id, applicant=actor, kind=k.value,
+                                  official_type=sub.value if sub else None, name=checked,
+                                  holder_id=holder.id if holder else None, keeper=keeper_name,
+                                  levels_required=max(1, self.settings.review_levels), levels_approved=0,
+                                  status=ApplicationStatus.SUBMITTED.value, reason=reason, created_at=self._clock())
+            session.add(app)
+            session.flush()
+            self.audit.append(session, actor=actor, action="seal.apply", reason=reason,
+                              payload={"application": app.id, "unit": unit.credit_code, "kind": k.value,
+                                       "official_type": app.official_type, "name": checked, "keeper": keeper_name})
+            return app.id
+
+        return self._tx(step)
+
+    def _check_keeper(self, session: Session, unit: Unit, keeper: str, kind: SealKind, holder: Person | None) -> None:
+        rows = [r for r in self._roles(session, unit.id, keeper) if r.role == Role.KEEPER]
+        if not rows:
+            raise InvalidInput(f"{keeper!r} is not a keeper (保管人) of {unit.name}; name a user with the keeper role")
+        if kind is SealKind.PERSONAL and holder is not None and all(r.person_id != holder.id for r in rows):
+            raise InvalidInput(f"a personal seal is kept by its holder: {keeper!r} is not linked to {holder.name}")
+
+    def review(self, actor: str, application_id: int, level: int, approve: bool, comment: str = "") -> str:
+        """逐级审核: decide ``level`` of an application; returns the application's new status."""
+
+        def step(session: Session) -> str:
+            app = self._application(session, application_id)
+            unit = session.get(Unit, app.unit_id)
+            if app.status != ApplicationStatus.SUBMITTED:
+                raise InvalidState(f"application {app.id} is {app.status}; only submitted applications are reviewed")
+            if level != app.levels_approved + 1:
+                raise ReviewRefused(f"application {app.id} waits for level {app.levels_approved + 1}, not level "
+                                    f"{level}; levels are reviewed in order")
+            self._require(session, unit, actor, (Role.REVIEWER,), f"review level {level}", level=level)
+            if actor == app.applicant:
+                raise ReviewRefused(f"{actor!r} applied for this seal and may not review it; another reviewer must")
+            earlier = session.scalars(select(Review.reviewer).where(Review.application_id == app.id)).all()
+            if actor in earlier:
+                raise ReviewRefused(f"{actor!r} already reviewed an earlier level of application {app.id}; each "
+                                    "level needs a different reviewer")
+            session.add(Review(application_id=app.id, level=level, reviewer=actor, approved=approve,
+                               comment=comment, at=self._clock()))
+            if not approve:
+                app.status = ApplicationStatus.REJECTED.value
+            else:
+                app.levels_approved = level
+                if level >= app.levels_required:
+                    app.status = ApplicationStatus.APPROVED.value
+            session.flush()
+            self.audit.append(session, actor=actor, action="seal.review", reason=comment,
+                              payload={"application": app.id, "level": level, "approved": approve,
+                                       "status": app.status})
+            return app.status
+
+        return self._tx(step)
+
+    # --- making --------------------------------------------------------------------------
+
+    def _picture(self, kind: SealKind, sub: OfficialType | None, name: str, unit_name: str) -> SealPicture:
+        from stamping import pictures
+
+        if kind is SealKind.PERSONAL:
+            return pictures.demo_personal_seal(name)
+        if kind is SealKind.POSITION:
+            return pictures.demo_position_seal(name)
+        bottom = name[len(unit_name):] if sub is not OfficialType.LEGAL_NAME else ""
+        return pictures.demo_official_seal(unit_name, bottom_text=bottom)
+
+    def _issue(self, *, kind: SealKind, es_id: str, version: int, pin: str, unit: Unit, holder: Person | None,
+               name: str, type_code: int, start: datetime, end: datetime,
+               picture: SealPicture | None, sub: OfficialType | None) -> dict[str, Any]:
+        """Key into the key store, signer certificate from the CA, V4 SESeal by the maker: outside any
+        transaction (slow, and nothing in the database refers to the key until the step commits)."""
+        import secrets
+
+        from stamping.ses.make import SealSpec, make_seal
+
+        if kind is SealKind.PERSONAL:
+            key, cert = self.ca.issue_person_signer(holder.name, holder.id_number, start, end)
+        else:
+            key, cert = self.ca.issue_unit_signer(unit.name, unit.credit_code, start, end)
+        info = cert_info(cert)
+        if info.not_before != utc(start) or info.not_after != utc(end):
+            raise ValidityMismatch(f"the CA issued a certificate valid {info.not_before}..{info.not_after}, not the "
+                                   f"seal's {start}..{end}; a seal's validity must equal its certificate's")
+        key_id = f"seal-{es_id}-v{version}-{secrets.token_hex(3)}"
+        try:
+            self.keystore.create(key_id, pin, key)
+        except Exception as exc:  # the key store says what is wrong with the PIN (too short…)
+            raise PinRefused(f"the key store refused the new key for seal {es_id}: {exc}") from None
+        self.keystore.set_certificate(key_id, cert)
+        picture = picture or self._picture(kind, sub, name, unit.name)
+        spec = SealSpec(es_id=es_id, name=name, seal_type=type_code, signer_certs=[cert], valid_start=start,
+                        valid_end=end, picture_png=picture.png, width_mm=picture.width_mm,
+                        height_mm=picture.height_mm, create_date=self._clock())
+        seal_der = make_seal(spec, self.ca.maker_signer())
+        return {"key_id": key_id, "cert": cert, "cert_info": info, "seal_der": seal_der,
+                "seal_sm3": sm3(seal_der).hex()}
+
+    def _store_version(self, session: Session, seal: Seal, made: dict[str, Any]) -> None:
+        now = self._clock()
+        session.add(SealVersion(seal_id=seal.id, es_id=seal.es_id, version=seal.version, seal_der=made["seal_der"],
+                                seal_sm3=made["seal_sm3"], key_id=made["key_id"], valid_start=seal.valid_start,
+                                valid_end=seal.valid_end, created_at=now))
+        info: CertInfo = made["cert_info"]
+        session.add(Certificate(seal_id=seal.id, es_id=seal.es_id, seal_version=seal.version, serial=info.serial,
+                                subject=info.subject, cert_der=made["cert"], cert_sm3=sm3(made["cert"]).hex(),
+                                not_before=info.not_before, not_after=info.not_after, created_at=now))
+
+    def _history(self, session: Session, seal: Seal, to: SealStatus, actor: str, reason: str,
+                 at: datetime | None = None, *, initial: bool = False) -> None:
+        session.add(StatusChange(seal_id=seal.id, es_id=seal.es_id, from_status=None if initial else seal.status,
+                                 to_status=to.value, at=at or self._clock(), actor=actor, reason=reason))
+        seal.status = to.value
+
+    def make(self, actor: str, application_id: int, pin: str, *, picture: SealPicture | None = None,
+             valid_days: int | None = None) -> str:
+        """制作: after every level approved, make the seal (key under the keeper's ``pin``, signer
+        certificate, V4 SESeal), store it, file it and audit it. Returns the new esID."""
+        with self._sessions() as session:
+            app = session.get(SealApplication, application_id)
+            if app is None:
+                raise NotFound(f"no seal application {application_id}; see `sealflow seal list --applications`")
+            if app.status != ApplicationStatus.APPROVED:
+                raise InvalidState(f"application {app.id} is {app.status}: a seal is made only after all "
+                                   f"{app.levels_required} review level(s) approved it")
+            unit = session.get(Unit, app.unit_id)
+            holder = session.get(Person, app.holder_id) if app.holder_id else None
+            if actor != app.keeper:
+                self._require(session, unit, actor, (Role.ADMIN,), "make this seal (the keeper or an admin may)")
+            kind, sub = rules.seal_kind(app.kind, app.official_type)
+            name = rules.check_seal_name(kind, sub, app.name, unit.name, holder.name if holder else None)
+            session.expunge_all()
+        start = self._clock()
+        end = start + timedelta(days=valid_days or self.settings.seal_validity_days)
+        es_id = rules.new_es_id(self.settings.seal_region_code, start)
+        code = rules.type_code(kind, sub)
+        made = self._issue(kind=kind, es_id=es_id, version=1, pin=pin, unit=unit, holder=holder, name=name,
+                           type_code=code, start=start, end=end, picture=picture, sub=sub)
+
+        def step(session: Session) -> str:
+            current = self._application(session, application_id)
+            if current.status != ApplicationStatus.APPROVED:
+                raise InvalidState(f"application {current.id} is {current.status} now (made at the same moment?)")
+            seal = Seal(es_id=es_id, version=1, kind=kind.value, official_type=sub.value if sub else None,
+                        type_code=code, name=name, unit_id=unit.id, holder_id=holder.id if holder else None,
+                        keeper=current.keeper, key_id=made["key_id"], signer_cert_der=made["cert"],
+                        seal_der=made["seal_der"], seal_sm3=made["seal_sm3"], valid_start=start, valid_end=end,
+                        status=SealStatus.ACTIVE.value, application_id=current.id, created_at=start, updated_at=start)
+            session.add(seal)
+            session.flush()
+            self._history(session, seal, SealStatus.ACTIVE, actor, "made", initial=True)
+            self._store_version(session, seal, made)
+            current.status, current.es_id = ApplicationStatus.MADE.value, es_id
+            self._file(session, "seal.make", seal, unit, holder, reason="")
+            self.audit.append(session, actor=actor, action="seal.make", es_id=es_id,
+                              payload=self._audit_payload(seal, application=current.id))
+            return es_id
+
+        return self._tx(step)
+
+    # --- change, renewal, expiry ---------------------------------------------------------
+
+    def change(self, actor: str, es_id: str, pin: str, *, new_name: str | None = None,
+               new_unit_code: str | None = None, reason: str = "", picture: SealPicture | None = None) -> str:
+        """变更 (rename, merger): a new seal (new esID) with the new name or owner; the old one is
+        retired. Returns the new esID. A unit rename is recorded first with :meth:`rename_unit`."""
+        with self._sessions() as session:
+            old = self._seal(session, es_id)
+            self._check_live(old, "change", allow=(SealStatus.ACTIVE,))
+            unit = session.get(Unit, old.unit_id)
+            self._require(session, unit, actor, (Role.ADMIN, Role.KEEPER), "change this seal")
+            target = self._unit(session, new_unit_code) if new_unit_code else unit
+            if target.id != unit.id:
+                self._require(session, target, actor, (Role.ADMIN, Role.KEEPER), "move a seal into this unit")
+            holder = session.get(Person, old.holder_id) if old.holder_id else None
+            kind, sub = rules.seal_kind(old.kind, old.official_type)
+            name = rules.check_seal_name(kind, sub, new_name or old.name, target.name, holder.name if holder else None)
+            old_keeper = old.keeper
+            session.expunge_all()
+        start = self._clock()
+        end = start + timedelta(days=self.settings.seal_validity_days)
+        new_id = rules.new_es_id(self.settings.seal_region_code, start)
+        code = rules.type_code(kind, sub)
+        made = self._issue(kind=kind, es_id=new_id, version=1, pin=pin, unit=target, holder=holder, name=name,
+                           type_code=code, start=start, end=end, picture=picture, sub=sub)
+
+        def step(session: Session) -> str:
+            seal = self._seal(session, es_id, lock=True)
+            self._check_live(seal, "change", allow=(SealStatus.ACTIVE,))
+            new = Seal(es_id=new_id, version=1, kind=kind.value, official_type=sub.value if sub else None,
+                       type_code=code, name=name, unit_id=target.id, holder_id=holder.id if holder else None,
+                       keeper=old_keeper, key_id=made["key_id"], signer_cert_der=made["cert"],
+                       seal_der=made["seal_der"], seal_sm3=made["seal_sm3"], valid_start=start, valid_end=end,
+                       status=SealStatus.ACTIVE.value, supersedes=seal.es_id, application_id=seal.application_id,
+                       created_at=start, updated_at=start)
+            session.add(new)
+            session.flush()
+            self._history(session, new, SealStatus.ACTIVE, actor, f"made by change of {seal.es_id}", initial=True)
+            self._store_version(session, new, made)
+            self._history(session, seal, SealStatus.RETIRED, actor, f"changed into {new_id}: {reason}".strip(": "))
+            seal.superseded_by, seal.updated_at = new_id, start
+            self._file(session, "seal.change", seal, unit, holder, reason=reason, superseded_by=new_id)
+            self._file(session, "seal.make", new, target, holder, reason=reason, supersedes=seal.es_id)
+            self.audit.append(session, actor=actor, action="seal.change", es_id=seal.es_id, reason=reason,
+                              payload={"old": self._audit_payload(seal), "new": self._audit_payload(new)})
+            return new_id
+
+        return self._tx(step)
+
+    def renew(self, actor: str, es_id: str, pin: str, *, valid_days: int | None = None) -> int:
+        """续期: within the 30 days before expiry, a new certificate and SESeal with a new validity,
+        same esID. Returns the new version number."""
+        now = self._clock()
+        with self._sessions() as session:
+            seal = self._seal(session, es_id)
+            self._check_live(seal, "renew", allow=(SealStatus.ACTIVE,))
+            unit = session.get(Unit, seal.unit_id)
+            self._require(session, unit, actor, (Role.ADMIN, Role.KEEPER), "renew this seal")
+            self._check_window(seal, now)
+            holder = session.get(Person, seal.holder_id) if seal.holder_id else None
+            kind, sub = rules.seal_kind(seal.kind, seal.official_type)
+            version, old_end, name, code = seal.version, aware(seal.valid_end), seal.name, seal.type_code
+            session.expunge_all()
+        end = old_end + timedelta(days=valid_days or self.settings.seal_validity_days)
+        made = self._issue(kind=kind, es_id=es_id, version=version + 1, pin=pin, unit=unit, holder=holder, name=name,
+                           type_code=code, start=now, end=end, picture=None, sub=sub)
+
+        def step(session: Session) -> int:
+            seal = self._seal(session, es_id, lock=True)
+            self._check_live(seal, "renew", allow=(SealStatus.ACTIVE,))
+            if seal.version != version:
+                raise ConcurrentChange(f"seal {es_id} was renewed or changed at the same moment (now version "
+                                       f"{seal.version}); nothing more to do")
+            self._check_window(seal, now)
+            seal.version, seal.key_id, seal.signer_cert_der = version + 1, made["key_id"], made["cert"]
+            seal.seal_der, seal.seal_sm3, seal.valid_start, seal.valid_end = (made["seal_der"], made["seal_sm3"],
+                                                                              now, end)
+            seal.updated_at = now
+            session.flush()
+            self._store_version(session, seal, made)
+            self._file(session, "seal.renew", seal, unit, holder, reason="")
+            self.audit.append(session, actor=actor, action="seal.renew", es_id=es_id,
+                              payload=self._audit_payload(seal, previous_valid_end=_iso(old_end)))
+            return seal.version
+
+        return self._tx(step)
+
+    @staticmethod
+    def _check_window(seal: Seal, now: datetime) -> None:
+        end = aware(seal.valid_end)
+        opens = end - timedelta(days=rules.RENEWAL_WINDOW_DAYS)
+        if now < opens:
+            raise RenewalWindow(f"seal {seal.es_id} expires on {end:%Y-%m-%d}; renewal opens on {opens:%Y-%m-%d} "
+                                f"(the {rules.RENEWAL_WINDOW_DAYS} days before expiry); try again then")
+        if now >= end:
+            raise RenewalWindow(f"seal {seal.es_id} expired on {end:%Y-%m-%d}; an expired seal cannot be renewed, "
+                                "apply for a new one")
+
+    def expire_due(self, now: datetime | None = None, actor: str = "scheduler") -> list[str]:
+        """The scheduled job: every active or suspended seal past its validity becomes expired
+        (filed and audited, one transaction per seal). Returns the esIDs it expired."""
+        now = utc(now or self._clock())
+        with self._sessions() as session:
+            due = session.scalars(select(Seal.es_id).where(Seal.status.in_([s.value for s in _LIVE]),
+                                                           Seal.valid_end <= now)).all()
+        expired = []
+        for es_id in due:
+            def step(session: Session, es_id: str = es_id) -> bool:
+                seal = self._seal(session, es_id, lock=True)
+                if seal.status not in _LIVE or aware(seal.valid_end) > now:
+                    return False  # renewed, revoked or expired by someone else meanwhile
+                self._history(session, seal, SealStatus.EXPIRED, actor, f"validity ended {_iso(seal.valid_end)}",
+                              at=now)
+                seal.updated_at = now
+                unit = session.get(Unit, seal.unit_id)
+                holder = session.get(Person, seal.holder_id) if seal.holder_id else None
+                self._file(session, "seal.expire", seal, unit, holder, reason="validity ended", at=now)
+                self.audit.append(session, actor=actor, action="seal.expire", es_id=es_id, at=now,
+                                  payload=self._audit_payload(seal))
+                return True
+
+            try:
+                if self._tx(step):
+                    expired.append(es_id)
+            except ConcurrentChange:
+                log.info("seal %s changed while expiring; the next run looks again", es_id)
+        return expired
+
+    # --- revoke, suspend, resume ---------------------------------------------------------
+
+    @staticmethod
+    def _check_live(seal: Seal, what: str, allow: tuple[SealStatus, ...] = _LIVE) -> None:
+        if seal.status == SealStatus.REVOKED:
+            raise SealRevoked(f"seal {seal.es_id} is revoked (注销) and revocation is final: it cannot {what}; "
+                              "apply for a new seal")
+        if seal.status not in allow:
+            raise SealNotActive(f"seal {seal.es_id} is {seal.status}; cannot {what} it"
+                                + (f" (superseded by {seal.superseded_by})" if seal.superseded_by else ""))
+
+    def _transition(self, actor: str, es_id: str, to: SealStatus, kind: str, action: str, reason: str,
+                    allow: tuple[SealStatus, ...], roles: tuple[Role, ...], what: str) -> None:
+        def step(session: Session) -> None:
+            seal = self._seal(session, es_id, lock=True)
+            self._check_live(seal, what, allow=allow)
+            unit = session.get(Unit, seal.unit_id)
+            self._require(session, unit, actor, roles, f"{what} this seal")
+            if to is SealStatus.ACTIVE and aware(seal.valid_end) <= self._clock():
+                raise SealNotActive(f"seal {es_id} is past its validity ({seal.valid_end:%Y-%m-%d}); it cannot be "
+                                    "resumed, it will expire")
+            self._history(session, seal, to, actor, reason)
+            seal.updated_at = self._clock()
+            holder = session.get(Person, seal.holder_id) if seal.holder_id else None
+            session.flush()
+            self._file(session, kind, seal, unit, holder, reason=reason)
+            self.audit.append(session, actor=actor, action=action, es_id=es_id, reason=reason,
+                              payload=self._audit_payload(seal))
+
+        self._tx(step)
+
+    def revoke(self, actor: str, es_id: str, reason: str) -> None:
+        """注销: end a seal for good (final: no later step accepts it)."""
+        self._transition(actor, es_id, SealStatus.REVOKED, "seal.revoke", "seal.revoke", reason,
+                         tuple(SealStatus), (Role.ADMIN,), "revoke")
+
+    def report_lost(self, actor: str, es_id: str, reason: str) -> None:
+        """失控/丢失: suspend the seal at once; any user of the owning unit may report."""
+        self._transition(actor, es_id, SealStatus.SUSPENDED, "seal.suspend", "seal.report_lost", reason,
+                         (SealStatus.ACTIVE,), tuple(Role), "report lost")
+
+    def resume(self, actor: str, es_id: str, reason: str) -> None:
+        """Lift a suspension (an administrator, once the seal is back under control)."""
+        self._transition(actor, es_id, SealStatus.ACTIVE, "seal.resume", "seal.resume", reason,
+                         (SealStatus.SUSPENDED,), (Role.ADMIN,), "resume")
+
+    # --- filing and audit payloads -------------------------------------------------------
+
+    def _file(self, session: Session, kind: str, seal: Seal, unit: Unit, holder: Person | None, *, reason: str,
+              at: datetime | None = None, **extra: str) -> str:
+        payload = self.filing_payload(seal, unit, holder, event=kind, at=at or self._clock())
+        if reason:
+            payload["reason"] = reason
+        payload.update(extra)
+        return enqueue(session, kind, seal.es_id, payload)
+
+    @staticmethod
+    def filing_payload(seal: Seal, unit: Unit, holder: Person | None, *, event: str, at: datetime) -> dict[str, Any]:
+        """The fields national-platform.md asks for, per seal event (see filing.protocol)."""
+        from stamping.ses.codec import parse_seal
+
+        maker = parse_seal(seal.seal_der).maker_cert
+        info = cert_info(seal.signer_cert_der)
+        personal = seal.kind == SealKind.PERSONAL and holder is not None
+        return {
+            "es_id": seal.es_id, "seal_name": seal.name, "seal_kind": seal.kind, "seal_type": seal.type_code,
+            "official_type": seal.official_type or "", "version": seal.version,
+            "owner_name": holder.name if personal else unit.name,
+            "owner_id": holder.id_number if personal else unit.credit_code,
+            "maker_name": _common_name(maker), "maker_cert": _b64(maker),
+            "signer_certs": [{"serial": info.serial, "sm3": sm3(seal.signer_cert_der).hex()}],
+            "valid_start": _iso(seal.valid_start), "valid_end": _iso(seal.valid_end),
+            "event": event, "event_time": _iso(at), "status": seal.status, "seal_sm3": seal.seal_sm3,
+        }
+
+    @staticmethod
+    def _audit_payload(seal: Seal, **extra: Any) -> dict[str, Any]:
+        return {"es_id": seal.es_id, "version": seal.version, "name": seal.name, "kind": seal.kind,
+                "status": seal.status, "seal_sm3": seal.seal_sm3, "valid_start": _iso(seal.valid_start),
+                "valid_end": _iso(seal.valid_end), **extra}
+
+    # --- use -----------------------------------------------------------------------------
+
+    def status_at(self, es_id: str, at: datetime) -> SealStatus | None:
+        """The seal's status at ``at`` from its history (a SealStatusLookup); None if unknown here."""
+        at = utc(at)
+        with self._sessions() as session:
+            rows = session.execute(select(StatusChange.to_status, StatusChange.at)
+                                   .where(StatusChange.es_id == es_id).order_by(StatusChange.at, StatusChange.id)
+                                   ).all()
+        if not rows:
+            return None
+        status = rows[0].to_status  # a time before the making: the seal's first status (validity checks catch it)
+        for row in rows:
+            if aware(row.at) <= at:
+                status = row.to_status
+            else:
+                break
+        return SealStatus(status)
+
+    def seal_signer(self, es_id: str, pin: str, actor: str) -> tuple[Signer, bytes]:
+        """The signer and SESeal DER to stamp with: only an active seal within its validity, and only
+        for its keeper or a keeper of the owning unit; the PIN unlocks the key."""
+        now = self._clock()
+        with self._sessions() as session:
+            seal = self._seal(session, es_id)
+            self._check_live(seal, "be used", allow=(SealStatus.ACTIVE,))
+            if not aware(seal.valid_start) <= now < aware(seal.valid_end):
+                raise SealNotActive(f"seal {es_id} is outside its validity ({seal.valid_start:%Y-%m-%d}.."
+                                    f"{seal.valid_end:%Y-%m-%d}); renew it or wait for the expiry job")
+            unit = session.get(Unit, seal.unit_id)
+            if actor != seal.keeper:
+                self._require(session, unit, actor, (Role.KEEPER,), "use this seal")
+            key_id, seal_der = seal.key_id, seal.seal_der
+        from stamping.keys.store import KeyStoreError
+
+        try:
+            signer = self.keystore.signer(key_id, pin)
+        except KeyStoreError as exc:
+            raise PinRefused(f"seal {es_id}: {exc}") from None
+        return signer, seal_der
+
+    def check_can_use(self, es_id: str, actor: str) -> None:
+        """Refuse (typed) unless ``actor`` may use the active seal ``es_id`` — without a PIN."""
+        with self._sessions() as session:
+            seal = self._seal(session, es_id)
+            self._check_live(seal, "be used", allow=(SealStatus.ACTIVE,))
+            if actor != seal.keeper:
+                self._require(session, session.get(Unit, seal.unit_id), actor, (Role.KEEPER,), "use this seal")
+
+    def record_use(self, es_id: str, actor: str, document_ref: str, batch_id: str | None = None, reason: str = "",
+                   *, session: Session | None = None) -> AuditEntry:
+        """Audit one use of a seal (one stamped document); in ``session`` when given (the caller's
+        transaction), else in a transaction of its own."""
+        def step(s: Session) -> AuditEntry:
+            seal = self._seal(s, es_id)
+            return self.audit.append(s, actor=actor, action="seal.use", es_id=es_id, reason=reason,
+                                     payload={"document": document_ref, "batch_id": batch_id or "",
+                                              "seal_version": seal.version, "seal_sm3": seal.seal_sm3})
+
+        return step(session) if session is not None else self._tx(step)
+
+    def record_uses(self, session: Session, *, es_id: str, actor: str, batch_id: str,
+                    documents: list[tuple[str, str]]) -> None:
+        """One audit entry per stamped document ``(file, sm3 hex)`` in the caller's transaction
+        (the batch pipeline's UseRecorder)."""
+        for name, digest in documents:
+            self.record_use(es_id, actor, f"{name} sm3:{digest}", batch_id, session=session)
+
+    # --- reading -------------------------------------------------------------------------
+
+    def seal_der(self, es_id: str, version: int | None = None) -> bytes:
+        """The SESeal DER (the current one, or of ``version``) for export (.esl)."""
+        with self._sessions() as session:
+            seal = self._seal(session, es_id)
+            if version is None or version == seal.version:
+                return seal.seal_der
+            row = session.scalars(select(SealVersion).where(SealVersion.es_id == es_id,
+                                                            SealVersion.version == version)).first()
+            if row is None:
+                raise NotFound(f"seal {es_id} has no version {version} (versions 1..{seal.version})")
+            return row.seal_der
+
+    def list_seals(self, *, credit_code: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
+        with self._sessions() as session:
+            stmt = select(Seal, Unit).join(Unit, Unit.id == Seal.unit_id).order_by(Seal.id)
+            if credit_code:
+                stmt = stmt.where(Unit.credit_code == credit_code.strip().upper())
+            if status:
+                stmt = stmt.where(Seal.status == status)
+            return [self._summary(seal, unit) for seal, unit in session.execute(stmt)]
+
+    def list_applications(self, *, status: str | None = None) -> list[dict[str, Any]]:
+        with self._sessions() as session:
+            stmt = select(SealApplication, Unit).join(Unit, Unit.id == SealApplication.unit_id).order_by(
+                SealApplication.id)
+            if status:
+                stmt = stmt.where(SealApplication.status == status)
+            return [{"id": a.id, "unit": u.name, "credit_code": u.credit_code, "kind": a.kind,
+                     "official_type": a.official_type, "name": a.name, "applicant": a.applicant, "keeper": a.keeper,
+                     "status": a.status, "levels": f"{a.levels_approved}/{a.levels_required}", "es_id": a.es_id}
+                    for a, u in session.execute(stmt)]
+
+    @staticmethod
+    def _summary(seal: Seal, unit: Unit) -> dict[str, Any]:
+        return {"es_id": seal.es_id, "version": seal.version, "name": seal.name, "kind": seal.kind,
+                "official_type": seal.official_type, "type_code": seal.type_code, "unit": unit.name,
+                "credit_code": unit.credit_code, "keeper": seal.keeper, "status": seal.status,
+                "valid_start": _iso(seal.valid_start), "valid_end": _iso(seal.valid_end), "seal_sm3": seal.seal_sm3,
+                "supersedes": seal.supersedes, "superseded_by": seal.superseded_by}
+
+    def show(self, es_id: str) -> dict[str, Any]:
+        """Everything about one seal: summary, certificates, versions and status history."""
+        with self._sessions() as session:
+            seal = self._seal(session, es_id)
+            out = self._summary(seal, session.get(Unit, seal.unit_id))
+            out["certificates"] = [{"version": c.seal_version, "serial": c.serial, "subject": c.subject,
+                                    "not_before": _iso(c.not_before), "not_after": _iso(c.not_after),
+                                    "sm3": c.cert_sm3}
+                                   for c in session.scalars(select(Certificate).where(Certificate.es_id == es_id)
+                                                            .order_by(Certificate.id))]
+            out["history"] = [{"from": h.from_status, "to": h.to_status, "at": _iso(h.at), "actor": h.actor,
+                               "reason": h.reason}
+                              for h in session.scalars(select(StatusChange).where(StatusChange.es_id == es_id)
+                                                       .order_by(StatusChange.at, StatusChange.id))]
+            return out
+
+
+def state_file(settings: Settings) -> Path:
+    """Where ``bootstrap_demo`` leaves its summary (esIDs, users; never PINs)."""
+    return settings.state_dir / "registry" / "demo.json"
+
+
+__all__ = ["RegistryError", "SealRegistry", "cert_info", "state_file"]
