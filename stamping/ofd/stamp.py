@@ -57,6 +57,12 @@ def _seal_size(seal_der: bytes) -> tuple[float, float]:
     return float(seal.picture_width_mm), float(seal.picture_height_mm)
 
 
+@lru_cache(maxsize=64)
+def _seal_digest(seal_der: bytes) -> bytes:
+    """The same seal is used for a whole batch: hash its ~20 KB once."""
+    return sm3(seal_der)
+
+
 def _fmt(v: float) -> str:
     return f"{v:.2f}".rstrip("0").rstrip(".") or "0"
 
@@ -209,7 +215,7 @@ def stamp_ofd(src: bytes, seal_der: bytes, signer: Signer, placement: Placement,
         if name == sig_list_member:
             continue
         refs.append(("/" + name, sm3(replaced.get(name) or pkg.read(name))))
-    refs.append(("/" + seal_member, sm3(seal_der)))
+    refs.append(("/" + seal_member, _seal_digest(seal_der)))
     signature_xml = _signature_xml(refs, annots, signed_at, "/" + seal_member, "/" + value_member)
     signed_value = make_signature(seal_der, sm3(signature_xml), "/" + sig_member, signer, signed_at)
     replaced[sig_list_member] = _signatures_xml(pkg, sig_list_member, new_id, "/" + sig_member)
