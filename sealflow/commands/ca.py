@@ -1,0 +1,112 @@
+"""``sealflow ca init|issue|show|verify`` — the local demo CA (never a production CA)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from asn1crypto import pem
+
+from sealflow.cli import CheckFailed, UsageError
+from sealflow.settings import get_settings
+
+
+def _ca_dir() -> Path:
+    return get_settings().state_dir / "ca"
+
+
+def _init(args: argparse.Namespace) -> int:
+    from stamping.pki.ca import DemoCA
+
+    ca = DemoCA.create(_ca_dir(), args.name)
+    print(f"demo CA ready in {ca.directory}")
+    print(f"trusted root: {ca.directory / 'ca-root.pem'}")
+    return 0
+
+
+def _issue(args: argparse.Namespace) -> int:
+    import os
+
+    from stamping.keys.store import KeyStore
+    from stamping.pki.ca import DemoCA
+    from stamping.pki.certs import Subject
+
+    settings = get_settings()
+    pin = os.environ.get(args.pin_env, "")
+    if not pin:
+        raise UsageError(f"set the new key's PIN in the environment variable {args.pin_env}")
+    if bool(args.credit_code) == bool(args.id_number):
+        raise UsageError("give exactly one of --credit-code (a unit) or --id-number (a person)")
+    ca = DemoCA.create(_ca_dir())
+    store = KeyStore(settings)
+    public = store.create(args.key_id, pin)
+    subject = (Subject(args.name, organization=args.name, organization_identifier=args.credit_code)
+               if args.credit_code else Subject(args.name, serial_number=args.id_number))
+    cert = ca.issue(subject, public)
+    store.set_certificate(args.key_id, cert)
+    out = Path(args.out) if args.out else settings.state_dir / f"{args.key_id}.pem"
+    out.write_bytes(pem.armor("CERTIFICATE", cert))
+    print(f"key {args.key_id} created in the key store; certificate written to {out}")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from stamping.pki.certs import describe
+    from stamping.pki.trust import read_certificates
+
+    paths = [Path(p) for p in args.certs] or [_ca_dir() / f"{n}.pem" for n in
+                                             ("ca-root", "ca-intermediate", "seal-maker")]
+    out = []
+    for path in paths:
+        if not path.exists():
+            raise UsageError(f"{path} does not exist (run `sealflow ca init` first?)")
+        out += [{"file": str(path), **describe(der)} for der in read_certificates(path.read_bytes())]
+    if args.json:
+        print(json.dumps(out, ensure_ascii=False, indent=1))
+    else:
+        for item in out:
+            print(f"{item['file']}\n  subject  {item['subject']}\n  issuer   {item['issuer']}\n"
+                  f"  valid    {item['not_before']} → {item['not_after']}\n  CA {item['ca']}  "
+                  f"usage {', '.join(item['key_usage'])}\n  SM3 {item['sm3']}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from stamping.pki.trust import TrustStore, read_certificates
+
+    trust_paths = args.trust or [str(_ca_dir() / "ca-root.pem"), str(_ca_dir() / "ca-intermediate.pem")]
+    trust = TrustStore.from_paths(trust_paths)
+    failed = False
+    for cert_path in args.certs:
+        for der in read_certificates(Path(cert_path).read_bytes()):
+            result = trust.validate(der)
+            print(f"{cert_path}: {'OK' if result.ok else 'FAILED'} — {result.reason}")
+            failed |= not result.ok
+    if failed:
+        raise CheckFailed("at least one certificate did not validate")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    ca = subparsers.add_parser("ca", help="the local demo CA")
+    sub = ca.add_subparsers(dest="ca_command", required=True)
+    p = sub.add_parser("init", help="create the demo CA (idempotent)")
+    p.add_argument("--name", default="SealFlow Demo")
+    p.set_defaults(handler=_init)
+    p = sub.add_parser("issue", help="create a key in the key store and a signer certificate for it")
+    p.add_argument("key_id")
+    p.add_argument("--name", required=True, help="unit legal name or person's ID-card name")
+    p.add_argument("--credit-code", help="统一社会信用代码 of a unit")
+    p.add_argument("--id-number", help="公民身份号码 of a person")
+    p.add_argument("--pin-env", default="SEALFLOW_PIN", help="environment variable holding the new key's PIN")
+    p.add_argument("--out", help="where to write the certificate PEM")
+    p.set_defaults(handler=_issue)
+    p = sub.add_parser("show", help="print certificates (default: the demo CA's)")
+    p.add_argument("certs", nargs="*")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_show)
+    p = sub.add_parser("verify", help="validate certificates against trusted roots")
+    p.add_argument("certs", nargs="+")
+    p.add_argument("--trust", action="append", help="trusted root/intermediate PEM (default: the demo CA)")
+    p.set_defaults(handler=_verify)

@@ -1,0 +1,42 @@
+"""``sealflow ca`` end to end through the CLI entry point."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sealflow import cli
+from sealflow.settings import get_settings
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("SEALFLOW_HOME", str(tmp_path))
+    monkeypatch.setenv("SEALFLOW_KEK", "33" * 32)
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()
+
+
+def test_init_issue_show_verify(home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(["ca", "init"]) == 0
+    assert cli.main(["ca", "init"]) == 0  # idempotent
+    monkeypatch.setenv("SEALFLOW_PIN", "135790")
+    assert cli.main(["ca", "issue", "unit-1", "--name", "示范公司", "--credit-code", "91330100MA0000001X"]) == 0
+    capsys.readouterr()
+    assert cli.main(["ca", "show", "--json", str(home / "unit-1.pem")]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert "91330100MA0000001X" in shown[0]["subject"] and shown[0]["ca"] is False
+    assert cli.main(["ca", "verify", str(home / "unit-1.pem")]) == 0
+    other = home / "other"
+    other.mkdir()
+    from stamping.pki.ca import DemoCA
+
+    foreign = DemoCA.create(other / "ca")
+    (other / "root.pem").write_bytes((foreign.directory / "ca-root.pem").read_bytes())
+    assert cli.main(["ca", "verify", "--trust", str(other / "root.pem"), str(home / "unit-1.pem")]) == 1
+
+
+def test_issue_without_pin_is_a_usage_error(home: Path) -> None:
+    assert cli.main(["ca", "issue", "k", "--name", "x", "--credit-code", "91330100MA0000001X",
+                     "--pin-env", "NO_SUCH_VAR_SET"]) == 2
