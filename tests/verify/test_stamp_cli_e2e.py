@@ -1,0 +1,68 @@
+"""``sealflow stamp`` end to end with the real registry (demo unit and seal), then ``sealflow verify``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sealflow.cli import main
+from sealflow.db import make_engine, migrate, session_factory
+from sealflow.settings import get_settings
+from stamping.ofd.writer import make_sample_certificate_ofd, sample_business_licence_fields
+
+PIN = "246810"
+
+
+@pytest.fixture
+def demo_env(tmp_path, monkeypatch):
+    from stamping.registry import SealRegistry
+    from stamping.registry.demo import KEEPER, bootstrap_demo
+
+    monkeypatch.setenv("SEALFLOW_HOME", str(tmp_path / "var"))
+    monkeypatch.setenv("SEALFLOW_KEK", "11" * 32)
+    get_settings.cache_clear()
+    settings = get_settings()
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    registry = SealRegistry(session_factory(engine), settings)
+    info = bootstrap_demo(registry, official_pin=PIN)
+    monkeypatch.setenv("SF_E2E_PIN", PIN)
+    yield settings, registry, info["es_ids"]["official"], KEEPER
+    engine.dispose()
+    get_settings.cache_clear()
+
+
+def test_stamp_folder_then_verify(demo_env, tmp_path, capsys, interop_dir):
+    settings, _, es_id, keeper = demo_env
+    inbox = tmp_path / "inbox"
+    (inbox / "sub").mkdir(parents=True)
+    for i, rel in enumerate(["a.ofd", "sub/b.ofd"]):
+        (inbox / rel).write_bytes(make_sample_certificate_ofd(sample_business_licence_fields(i), "business_licence"))
+    (inbox / "c.ofd").write_bytes((interop_dir / "helloworld.ofd").read_bytes())  # no （盖章） line
+    out = tmp_path / "out"
+    rc = main(["stamp", "--seal", es_id, "--pin-env", "SF_E2E_PIN", "--actor", keeper, str(inbox), str(out)])
+    captured = capsys.readouterr()
+    assert rc == 1  # c.ofd has no （盖章） line
+    assert "stamped 2/3" in captured.out and "c.ofd" in captured.err and "（盖章）" in captured.err
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == ["a.ofd", "sub/b.ofd"]
+    # verify with the registry's CA as trust and the registry's status lookup (database present)
+    ca_dir = settings.state_dir / "ca"
+    rc = main(["verify", "--json", "--trust", str(ca_dir / "ca-root.pem"), "--trust",
+               str(ca_dir / "ca-intermediate.pem"), str(out)])
+    docs = json.loads(capsys.readouterr().out)
+    assert rc == 0 and len(docs) == 2 and all(d["valid"] for d in docs), docs
+    checks = {c["name"]: c for c in docs[0]["signatures"][0]["checks"]}
+    assert checks["seal_status"]["ok"] and "active" in checks["seal_status"]["reason"]
+    assert docs[0]["signatures"][0]["es_id"] == es_id
+
+
+def test_wrong_pin_is_refused(demo_env, tmp_path, monkeypatch, capsys):
+    _, _, es_id, keeper = demo_env
+    src = tmp_path / "a.ofd"
+    src.write_bytes(make_sample_certificate_ofd(sample_business_licence_fields(), "business_licence"))
+    monkeypatch.setenv("SF_E2E_PIN", "000000")
+    rc = main(["stamp", "--seal", es_id, "--pin-env", "SF_E2E_PIN", "--actor", keeper, str(src),
+               str(tmp_path / "o.ofd")])
+    assert rc == 1 and not (tmp_path / "o.ofd").exists()
+    assert "cannot use seal" in capsys.readouterr().err
