@@ -504,6 +504,21 @@ def _ensure(settings: Settings, comp: Component, out: Callable[[str], None]) -> 
     return entry
 
 
+def _pin_platform_certificate(settings: Settings, out: Callable[[str], None]) -> None:
+    """Pin the simulator's receipt-signing certificate once (filing.identity never replaces a pinned one)."""
+    try:
+        from filing.identity import pin_platform_certificate, platform_cert_path
+    except ImportError:
+        return
+    if platform_cert_path(settings).is_file():
+        return
+    try:
+        pin_platform_certificate(settings)
+        out(f"platform: certificate pinned in {platform_cert_path(settings)}")
+    except Exception as exc:  # filing still reports "run `sealflow filing setup`" when it needs it
+        out(f"platform: certificate not pinned ({exc})")
+
+
 def up(settings: Settings, ui: bool = False, out: Callable[[str], None] = print) -> dict[str, Any]:
     """Start what is not running (idempotent) and return :func:`status`."""
     with _stack_lock(settings):
@@ -517,6 +532,7 @@ def up(settings: Settings, ui: bool = False, out: Callable[[str], None] = print)
         elif platform_available():
             try:
                 _ensure(settings, platform_component(settings), out)
+                _pin_platform_certificate(settings, out)
             except StackError as exc:
                 # The object store and Airflow still work; filing tasks will report the platform as down.
                 lines = str(exc).splitlines()

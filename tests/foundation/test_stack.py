@@ -33,6 +33,22 @@ def test_stack_started_from_nothing(embedded_stack):
     assert {embedded_stack.settings.work_bucket, embedded_stack.settings.archive_bucket} <= buckets
 
 
+def test_platform_simulator_runs_and_its_certificate_is_pinned(embedded_stack):
+    from sealflow.stack import platform_available
+
+    if not platform_available():
+        pytest.skip("filing.simulator not installed")
+    import httpx
+
+    settings = embedded_stack.settings
+    platform = status(settings)["components"]["platform"]
+    assert platform["state"] == "running" and platform["healthy"], platform
+    assert platform["port"] == settings.platform_port
+    health = httpx.get(f"{settings.resolved_platform_url}/v1/health", timeout=10).json()
+    assert health["status"] == "ok"
+    assert (settings.state_dir / "filing" / "platform-cert.pem").is_file()
+
+
 def test_s3_round_trip(embedded_stack):
     s3 = embedded_stack.s3()
     bucket = embedded_stack.settings.work_bucket
