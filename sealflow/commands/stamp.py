@@ -119,9 +119,8 @@ class Progress:
 
 
 def _registry(settings: Settings):
-    from stamping.registry import SealRegistry
-
     from sealflow.db import make_engine, session_factory
+    from stamping.registry import SealRegistry
 
     return SealRegistry(session_factory(make_engine(settings.resolved_database_url)), settings)
 
@@ -136,6 +135,8 @@ def _seal_signer(registry, es_id: str, pin: str, actor: str):
 
 
 def run(args: argparse.Namespace, settings: Settings | None = None, registry=None) -> int:
+    from stamping.gm.sm3 import sm3
+
     settings = settings or get_settings()
     pin = os.environ.get(args.pin_env)  # the CLI is the boundary that takes the PIN from its caller
     if not pin:
@@ -155,10 +156,9 @@ def run(args: argparse.Namespace, settings: Settings | None = None, registry=Non
         try:
             out, _fmt = stamp_bytes(src.read_bytes(), str(src), seal_der, signer, placement,
                                     datetime.now(UTC))
-            write_atomic_bytes(dst, out)
-            from stamping.gm.sm3 import sm3
-
+            # Audit first: a use that was recorded but not written is safe; the reverse is not.
             registry.record_use(args.seal, actor, f"{dst} sm3:{sm3(out).hex()}", None, args.reason)
+            write_atomic_bytes(dst, out)
         except Exception as exc:  # one bad document must not stop a folder run; it is reported
             failures.append(f"{src}: {exc}")
         progress.step(src.name)
