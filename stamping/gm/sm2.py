@@ -102,11 +102,12 @@ class _Key:
 
     def __del__(self) -> None:
         pkey = getattr(self, "_pkey", None)
-        if pkey:
+        lib = getattr(_c, "LIB", None) if _c is not None else None
+        if pkey and lib is not None:  # at interpreter shutdown the module may already be gone
             ctx = getattr(getattr(self, "_local", None), "ctx", None)
             if ctx:
-                _c.LIB.EVP_PKEY_CTX_free(ctx)
-            _c.LIB.EVP_PKEY_free(pkey)
+                lib.EVP_PKEY_CTX_free(ctx)
+            lib.EVP_PKEY_free(pkey)
             self._pkey = None
 
 
