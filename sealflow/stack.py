@@ -654,3 +654,13 @@ def run_dag_test(settings: Settings, dag_id: str, conf: dict[str, Any] | None = 
     )
     return subprocess.run([sys.executable, "-c", script], env=airflow_env(settings), cwd=settings.airflow_home,
                           capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def start_components(settings: Settings, names: Iterable[str], out: Callable[[str], None] = print) -> None:
+    """Start only the named Airflow components (e.g. the api-server for keepers' answers in tests)."""
+    wanted = set(names)
+    with _stack_lock(settings):
+        prepare_airflow(settings, out)
+        for comp in airflow_components(settings):
+            if comp.name in wanted:
+                _ensure(settings, comp, out)

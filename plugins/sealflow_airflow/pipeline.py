@@ -1,0 +1,186 @@
+"""Airflow glue of the batch pipeline: builds the domain objects once per worker process and
+exposes one function per task of ``stamp_batch``. Only references (batch id, chunk numbers,
+counts, decisions) are returned — they are what goes to XCom."""
+
+from __future__ import annotations
+
+import logging
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import Asset
+
+from sealflow.db import make_engine, migrate, session_factory, transaction
+from sealflow.settings import Settings, get_settings
+from stamping.batch import approval, process
+from stamping.batch.models import Batch
+from stamping.batch.sms import LocalSmsGateway
+from stamping.placement import Placement
+
+log = logging.getLogger(__name__)
+
+STAMPED_BATCHES = Asset("sealflow://batches/stamped")
+ARCHIVED_BATCHES = Asset("sealflow://batches/archived")
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    from sealflow_airflow.hooks import settings_from_connections
+
+    return settings_from_connections(get_settings())
+
+
+@lru_cache(maxsize=1)
+def _sessions():
+    engine = make_engine(settings().resolved_database_url)
+    migrate(engine)
+    return session_factory(engine)
+
+
+@lru_cache(maxsize=1)
+def seals():
+    """The seal registry and its signers (stamping.registry), built once per worker process."""
+    from sealflow_airflow.seals import SealDesk
+
+    return SealDesk(settings(), _sessions())
+
+
+@lru_cache(maxsize=1)
+def tools() -> process.BatchTools:
+    from stamping.ofd import stamp_ofd, verify_ofd
+    from stamping.pdf import stamp_pdf, verify_pdf
+
+    desk = seals()
+    trust = desk.trust_store()
+    lookup = desk.status_lookup
+    return process.BatchTools(
+        session_factory=_sessions(),
+        work_root=settings().state_dir / "batches",
+        stampers={"pdf": stamp_pdf, "ofd": stamp_ofd},
+        verifiers={
+            "pdf": lambda data, path: verify_pdf(data, path, trust, lookup),
+            "ofd": lambda data, path: verify_ofd(data, path, trust, lookup),
+        },
+        signer_provider=desk.batch_signer,
+        record_uses=desk.record_uses,
+        status_lookup=lookup,
+    )
+
+
+def _batch_id(params: dict[str, Any], run_id: str) -> str:
+    raw = params.get("batch_id") or run_id
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", raw).strip("-")[:64]
+
+
+def _fetch_source(location: str, batch_id: str) -> Path:
+    """A local folder as is; an ``s3://bucket/prefix`` is downloaded into the batch's work area."""
+    if not location.startswith("s3://"):
+        folder = Path(location).expanduser()
+        if not folder.is_dir():
+            raise process.BatchError(f"batch folder {folder} does not exist")
+        return folder
+    from sealflow_airflow.hooks import s3_client
+
+    bucket, _, prefix = location[5:].partition("/")
+    target = settings().state_dir / "batches" / batch_id / "received"
+    client = s3_client()
+    paginator = client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            relative = obj["Key"][len(prefix):].lstrip("/")
+            if not relative or ".." in Path(relative).parts:
+                continue
+            dest = target / relative
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            client.download_file(bucket, obj["Key"], str(dest))
+    return target
+
+
+def ingest_batch(params: dict[str, Any], run_id: str) -> dict:
+    batch_id = _batch_id(params, run_id)
+    if not params.get("es_id"):
+        raise process.BatchError("the trigger form must name the seal (es_id)")
+    if not params.get("batch_location"):
+        raise process.BatchError("the trigger form must give the batch folder or S3 prefix")
+    seals().check_can_request(params["es_id"], params.get("requester") or "")
+    counts = process.ingest(
+        tools(), batch_id=batch_id, source=_fetch_source(params["batch_location"], batch_id),
+        es_id=params["es_id"], requester=params.get("requester") or "unknown",
+        placement=Placement.parse(params.get("placement") or "anchor:（盖章）"),
+        options={"pdf_container": params.get("pdf_container", "pkcs7")},
+        chunk_size=settings().stamp_chunk_size,
+    )
+    log.info("batch %s ingested: %s", batch_id, counts)
+    return {"batch_id": batch_id, "es_id": params["es_id"], "requester": params.get("requester") or "unknown",
+            "accepted": counts.get("accepted", 0) + counts.get("stamped", 0)
+            + counts.get("verified", 0), "quarantined": counts.get("quarantined", 0), "documents": counts["documents"]}
+
+
+def request_approval(batch_id: str) -> str:
+    desk = seals()
+    with transaction(_sessions()) as session:
+        batch = session.get(Batch, batch_id)
+        keeper = desk.keeper_of(batch.es_id)
+        documents = sum(1 for _ in process.documents(session, batch_id, ["accepted", "stamped", "verified"]))
+        request_id = approval.request_approval(
+            session, batch_id=batch_id, es_id=batch.es_id, keeper=keeper.name, keeper_phone=keeper.phone,
+            requester=batch.requester, documents=documents,
+            gateway=LocalSmsGateway(settings().resolved_sms_outbox))
+        batch.status = "awaiting_approval"
+    return request_id
+
+
+def record_decision(batch_id: str, *, approve: bool, code: str, decided_by: str) -> dict:
+    desk = seals()
+    with transaction(_sessions()) as session:
+        batch = session.get(Batch, batch_id)
+        decision = approval.decide(session, request_id=f"{batch_id}:{batch.es_id}", approve=approve, code=code,
+                                   decided_by=decided_by)
+        batch.status = "approved" if decision.approved else "refused"
+        desk.audit_decision(session, decision)
+    log.info("用章审批 of batch %s: %s (%s)", batch_id, "approved" if decision.approved else "refused",
+             decision.reason)
+    return {"approved": decision.approved, "reason": decision.reason, "decided_by": decision.decided_by}
+
+
+def plan_chunks(batch_id: str, decision: dict) -> list[int]:
+    if not decision.get("approved"):
+        log.warning("batch %s: seal use not approved (%s); nothing is stamped", batch_id, decision.get("reason"))
+        return []
+    return process.chunks(tools(), batch_id)
+
+
+def _require_approval(batch_id: str) -> Batch:
+    with _sessions()() as session:
+        batch = session.get(Batch, batch_id)
+        if batch is None or not approval.is_approved(session, batch_id, batch.es_id):
+            raise process.BatchError(f"batch {batch_id}: the seal's use is not approved; refusing to stamp")
+        return batch
+
+
+def stamp_chunk(batch_id: str, chunk: int) -> dict:
+    batch = _require_approval(batch_id)
+    return process.stamp_chunk(tools(), batch_id, chunk, actor=batch.requester)
+
+
+def verify_chunk(batch_id: str, chunk: int) -> dict:
+    return process.verify_chunk(tools(), batch_id, chunk)
+
+
+def finish_batch(batch_id: str, context: Any) -> dict:
+    summary = process.finish(tools(), batch_id)
+    try:
+        from sealflow_airflow.hooks import s3_client
+
+        client = s3_client()
+        bucket = settings().work_bucket
+        for name in ("report.json", "report.html"):
+            client.upload_file(summary[f"report_{name.split('.')[1]}"], bucket, f"batches/{batch_id}/{name}")
+        summary["report_s3"] = f"s3://{bucket}/batches/{batch_id}/report.html"
+    except Exception as exc:  # the local report stays the reference; S3 is a copy for operators
+        log.warning("batch %s: report not copied to object storage: %s", batch_id, exc)
+    context["outlet_events"][STAMPED_BATCHES].extra = {"batch_id": batch_id, "status": summary["status"]}
+    log.info("batch %s finished: %s — report %s", batch_id, summary["counts"], summary["report_html"])
+    return summary

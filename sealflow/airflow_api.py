@@ -1,0 +1,98 @@
+"""A small client of Airflow's REST API v2: what records offices and seal keepers use from scripts
+and the CLI — trigger a batch, list the approvals waiting for a keeper, answer one, follow a run."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+TERMINAL_RUN_STATES = {"success", "failed"}
+
+
+class AirflowApiError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class PendingApproval:
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int
+    subject: str
+    options: list[str]
+
+
+class AirflowApi:
+    def __init__(self, base_url: str, username: str, password: str, timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._client = httpx.Client(base_url=self.base_url, timeout=timeout)
+        response = self._client.post("/auth/token", json={"username": username, "password": password})
+        if response.status_code not in (200, 201):
+            raise AirflowApiError(f"login to {self.base_url} as {username} refused ({response.status_code})")
+        self._client.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._client.request(method, f"/api/v2{path}", **kwargs)
+        if response.status_code >= 400:
+            raise AirflowApiError(f"{method} {path}: {response.status_code} {response.text[:500]}")
+        return response.json() if response.content else None
+
+    def trigger(self, dag_id: str, conf: dict[str, Any], run_id: str | None = None) -> str:
+        body: dict[str, Any] = {"logical_date": None, "conf": conf}
+        if run_id:
+            body["dag_run_id"] = run_id
+        return self._call("POST", f"/dags/{dag_id}/dagRuns", json=body)["dag_run_id"]
+
+    def unpause(self, dag_id: str) -> None:
+        self._call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+
+    def run_state(self, dag_id: str, run_id: str) -> str:
+        return self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
+
+    def pending_approvals(self, dag_id: str = "~", run_id: str = "~") -> list[PendingApproval]:
+        data = self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/hitlDetails",
+                          params={"response_received": False})
+        out = []
+        for item in data.get("hitl_details", []):
+            ti = item.get("task_instance", {})
+            if item.get("response_received"):
+                continue
+            out.append(PendingApproval(ti.get("dag_id", dag_id), ti.get("dag_run_id", run_id), ti.get("task_id", ""),
+                                       ti.get("map_index", -1), item.get("subject", ""), item.get("options", [])))
+        return out
+
+    def answer(self, approval: PendingApproval, option: str, params_input: dict[str, Any]) -> None:
+        self._call(
+            "PATCH",
+            f"/dags/{approval.dag_id}/dagRuns/{approval.run_id}/taskInstances/{approval.task_id}/"
+            f"{approval.map_index}/hitlDetails",
+            json={"chosen_options": [option], "params_input": params_input},
+        )
+
+    def wait_for_approval(self, dag_id: str, run_id: str, timeout: float = 300) -> PendingApproval:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pending = self.pending_approvals(dag_id, run_id)
+            if pending:
+                return pending[0]
+            state = self.run_state(dag_id, run_id)
+            if state in TERMINAL_RUN_STATES:
+                raise AirflowApiError(f"run {run_id} ended ({state}) without asking for approval")
+            time.sleep(1)
+        raise AirflowApiError(f"no approval request for run {run_id} within {timeout:.0f}s")
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 1800) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.run_state(dag_id, run_id)
+            if state in TERMINAL_RUN_STATES:
+                return state
+            time.sleep(1)
+        raise AirflowApiError(f"run {run_id} did not finish within {timeout:.0f}s")

@@ -1,0 +1,280 @@
+"""A batch's way through SealFlow, as plain functions the DAG (or the CLI) calls.
+
+Every step is idempotent and keyed by the batch id and the document's file name: a rerun of a
+step, or of the whole run, finds finished work in the database and moves on, so no document is
+ever stamped twice. Only references (batch id, chunk numbers, counts) leave these functions.
+
+Work area of a batch: ``<work_root>/<batch_id>/`` with ``in/`` (the received files and manifest),
+``out/`` (sealed documents), ``report.json`` and ``report.html``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from sealflow.db import transaction
+from stamping.batch.manifest import ManifestError, check_manifest, read_manifest
+from stamping.batch.models import Batch, BatchDocument
+from stamping.gm.sm3 import sm3
+from stamping.keys.signer import Signer
+from stamping.placement import Placement
+from stamping.verify.result import DocumentResult, SealStatusLookup
+
+log = logging.getLogger(__name__)
+
+MANIFEST_NAMES = ("manifest.csv", "manifest.json")
+
+
+class BatchError(Exception):
+    """The batch as a whole cannot go on; the message names the batch and the reason."""
+
+
+class UseRecorder(Protocol):
+    """Writes one audit entry per use of a seal (per document) in the caller's transaction."""
+
+    def __call__(self, session: Session, *, es_id: str, actor: str, batch_id: str,
+                 documents: list[tuple[str, str]]) -> None: ...
+
+
+SignerProvider = Callable[[str], tuple[Signer, bytes]]  # es_id → (signer, SESeal DER)
+Stamper = Callable[[bytes, bytes, Signer, Placement], bytes]
+Verifier = Callable[[bytes, str], DocumentResult]
+
+
+@dataclass
+class BatchTools:
+    """What the steps need from the rest of SealFlow; built once per task by the caller."""
+
+    session_factory: sessionmaker[Session]
+    work_root: Path
+    stampers: dict[str, Stamper] = field(default_factory=dict)  # "pdf"/"ofd" → stamp function
+    verifiers: dict[str, Verifier] = field(default_factory=dict)
+    signer_provider: SignerProvider | None = None
+    record_uses: UseRecorder | None = None
+    status_lookup: SealStatusLookup | None = None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def find_manifest(folder: Path) -> Path:
+    for name in MANIFEST_NAMES:
+        if (folder / name).is_file():
+            return folder / name
+    raise BatchError(f"{folder}: no manifest.csv or manifest.json in the batch folder")
+
+
+def ingest(tools: BatchTools, *, batch_id: str, source: Path, es_id: str, requester: str,
+           placement: Placement, options: dict | None = None, chunk_size: int = 500) -> dict:
+    """Check the manifest and files of a batch folder and register its documents.
+
+    Accepted documents are copied into the batch's work area and assigned to chunks; the
+    others are quarantined with their reasons. A second call for the same batch changes nothing.
+    """
+    with transaction(tools.session_factory) as session:
+        existing = session.get(Batch, batch_id)
+        if existing is not None:
+            return _counts(session, batch_id)
+    manifest_path = find_manifest(source)
+    try:
+        rows = read_manifest(manifest_path)
+    except ManifestError as exc:
+        raise BatchError(f"batch {batch_id}: {exc}") from None
+    checked = check_manifest(rows, source)
+    work = tools.work_root / batch_id
+    (work / "in").mkdir(parents=True, exist_ok=True)
+    docs: list[BatchDocument] = []
+    for index, record in enumerate(checked.accepted):
+        data = (source / record.file).read_bytes()
+        _atomic_write(work / "in" / record.file, data)
+        docs.append(BatchDocument(batch_id=batch_id, file=record.file, row=record.row, format=record.format,
+                                  chunk=index // chunk_size, record=record.to_dict(), state="accepted",
+                                  reasons=[], input_sm3=sm3(data).hex(), output_path="", output_sm3="",
+                                  verification={}))
+    for rejection in checked.rejected:
+        docs.append(BatchDocument(batch_id=batch_id, file=rejection.file or f"(row {rejection.row})",
+                                  row=rejection.row, format="", chunk=-1, record={}, state="quarantined",
+                                  reasons=rejection.reasons, input_sm3="", output_path="", output_sm3="",
+                                  verification={}))
+    shutil.copy2(manifest_path, work / "in" / manifest_path.name)
+    with transaction(tools.session_factory) as session:
+        session.add(Batch(batch_id=batch_id, source=str(source), es_id=es_id, requester=requester,
+                          placement=placement.to_dict(), options=options or {}, status="ingested",
+                          work_dir=str(work), created_at=_now(), report={}))
+        session.flush()
+        session.add_all(docs)
+    with transaction(tools.session_factory) as session:
+        return _counts(session, batch_id)
+
+
+def chunks(tools: BatchTools, batch_id: str) -> list[int]:
+    """The chunk numbers of the batch's accepted documents (what the DAG maps over)."""
+    with tools.session_factory() as session:
+        rows = session.scalars(
+            select(BatchDocument.chunk).where(BatchDocument.batch_id == batch_id, BatchDocument.chunk >= 0)
+            .distinct().order_by(BatchDocument.chunk)
+        )
+        return list(rows)
+
+
+def set_status(tools: BatchTools, batch_id: str, status: str) -> None:
+    with transaction(tools.session_factory) as session:
+        session.execute(update(Batch).where(Batch.batch_id == batch_id).values(status=status))
+
+
+def _load_batch(session: Session, batch_id: str) -> Batch:
+    batch = session.get(Batch, batch_id)
+    if batch is None:
+        raise BatchError(f"batch {batch_id} is not registered: run ingest first")
+    return batch
+
+
+def stamp_chunk(tools: BatchTools, batch_id: str, chunk: int, actor: str) -> dict:
+    """Seal every accepted document of one chunk that is not sealed yet.
+
+    A sealed file is written atomically before its state is committed; when a killed run left a
+    sealed file whose state was not committed, that file is adopted (after it verifies) instead of
+    being sealed a second time.
+    """
+    if tools.signer_provider is None:
+        raise BatchError("no signer provider configured")
+    with tools.session_factory() as session:
+        batch = _load_batch(session, batch_id)
+        es_id, placement, work = batch.es_id, Placement.from_dict(batch.placement), Path(batch.work_dir)
+        todo = list(session.scalars(select(BatchDocument).where(
+            BatchDocument.batch_id == batch_id, BatchDocument.chunk == chunk,
+            BatchDocument.state == "accepted")))
+    if not todo:
+        return {"chunk": chunk, "stamped": 0, "failed": 0}
+    signer, seal_der = tools.signer_provider(es_id)
+    stamped: list[tuple[int, str, str, str]] = []
+    failed: list[tuple[int, str]] = []
+    for doc in todo:
+        out = work / "out" / doc.file
+        try:
+            data = _adopt_or_stamp(tools, doc, out, work, seal_der, signer, placement)
+        except Exception as exc:  # any document-level failure quarantines that document only
+            failed.append((doc.id, f"stamping failed: {type(exc).__name__}: {exc}"))
+            continue
+        stamped.append((doc.id, doc.file, str(out), sm3(data).hex()))
+    with transaction(tools.session_factory) as session:
+        now = _now()
+        for doc_id, _file, out_path, digest in stamped:
+            session.execute(update(BatchDocument).where(BatchDocument.id == doc_id).values(
+                state="stamped", output_path=out_path, output_sm3=digest, stamped_at=now))
+        for doc_id, reason in failed:
+            session.execute(update(BatchDocument).where(BatchDocument.id == doc_id).values(
+                state="failed", reasons=[reason]))
+        if tools.record_uses is not None and stamped:
+            tools.record_uses(session, es_id=es_id, actor=actor, batch_id=batch_id,
+                              documents=[(f, d) for _i, f, _o, d in stamped])
+    log.info("batch %s chunk %d: %d stamped, %d failed", batch_id, chunk, len(stamped), len(failed))
+    return {"chunk": chunk, "stamped": len(stamped), "failed": len(failed)}
+
+
+def _adopt_or_stamp(tools: BatchTools, doc: BatchDocument, out: Path, work: Path, seal_der: bytes,
+                    signer: Signer, placement: Placement) -> bytes:
+    if out.exists():
+        existing = out.read_bytes()
+        result = tools.verifiers[doc.format](existing, str(out))
+        if result.intact and result.signatures:
+            log.info("adopting %s sealed by an interrupted run", doc.file)
+            return existing
+        out.unlink()
+    source = (work / "in" / doc.file).read_bytes()
+    sealed = tools.stampers[doc.format](source, seal_der, signer, placement)
+    _atomic_write(out, sealed)
+    return sealed
+
+
+def verify_chunk(tools: BatchTools, batch_id: str, chunk: int) -> dict:
+    """Independent 验章 of every stamped document of one chunk: verified, or failed with reasons."""
+    with tools.session_factory() as session:
+        todo = list(session.scalars(select(BatchDocument).where(
+            BatchDocument.batch_id == batch_id, BatchDocument.chunk == chunk,
+            BatchDocument.state == "stamped")))
+    updates: list[dict] = []
+    for doc in todo:
+        data = Path(doc.output_path).read_bytes()
+        if sm3(data).hex() != doc.output_sm3:
+            updates.append({"id": doc.id, "state": "failed", "reasons": ["sealed file changed after stamping"],
+                            "verification": {}})
+            continue
+        result = tools.verifiers[doc.format](data, doc.output_path)
+        summary = result.to_json()
+        if result.valid:
+            updates.append({"id": doc.id, "state": "verified", "reasons": [], "verification": summary})
+        else:
+            reasons = [result.error] if result.error else [
+                f"{c['name']}: {c['reason']}" for s in summary["signatures"] for c in s["checks"] if not c["ok"]
+            ]
+            updates.append({"id": doc.id, "state": "failed", "reasons": reasons, "verification": summary})
+    with transaction(tools.session_factory) as session:
+        now = _now()
+        for u in updates:
+            session.execute(update(BatchDocument).where(BatchDocument.id == u["id"]).values(
+                state=u["state"], reasons=u["reasons"], verification=u["verification"], verified_at=now))
+    ok = sum(1 for u in updates if u["state"] == "verified")
+    return {"chunk": chunk, "verified": ok, "failed": len(updates) - ok}
+
+
+def _counts(session: Session, batch_id: str) -> dict:
+    rows = session.execute(select(BatchDocument.state, func.count()).where(
+        BatchDocument.batch_id == batch_id).group_by(BatchDocument.state)).all()
+    counts = {state: n for state, n in rows}
+    return {"batch_id": batch_id, "documents": sum(counts.values()), **counts}
+
+
+def documents(session: Session, batch_id: str, states: Iterable[str] | None = None) -> list[BatchDocument]:
+    query = select(BatchDocument).where(BatchDocument.batch_id == batch_id).order_by(BatchDocument.row)
+    if states is not None:
+        query = query.where(BatchDocument.state.in_(list(states)))
+    return list(session.scalars(query))
+
+
+def finish(tools: BatchTools, batch_id: str, status: str | None = None) -> dict:
+    """Write the batch report (report.json, report.html) and mark the batch finished."""
+    from stamping.batch.report import render_html
+
+    with transaction(tools.session_factory) as session:
+        batch = _load_batch(session, batch_id)
+        counts = _counts(session, batch_id)
+        docs = [{"row": d.row, "file": d.file, "state": d.state, "reasons": d.reasons,
+                 "licence_number": d.record.get("licence_number", ""), "output_sm3": d.output_sm3}
+                for d in documents(session, batch_id)]
+        final = status or ("refused" if batch.status == "refused" else "done")
+        report = {"batch_id": batch_id, "es_id": batch.es_id, "requester": batch.requester,
+                  "source": batch.source, "status": final, "created_at": batch.created_at.isoformat(),
+                  "finished_at": _now().isoformat(), "counts": counts, "documents": docs}
+        work = Path(batch.work_dir)
+        _atomic_write(work / "report.json", json.dumps(report, ensure_ascii=False, indent=1).encode())
+        _atomic_write(work / "report.html", render_html(report).encode())
+        batch.status, batch.finished_at = final, _now()
+        batch.report = {"counts": counts, "json": str(work / "report.json"), "html": str(work / "report.html")}
+    return {"batch_id": batch_id, "status": final, "counts": counts,
+            "report_json": str(work / "report.json"), "report_html": str(work / "report.html")}

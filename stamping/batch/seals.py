@@ -1,0 +1,123 @@
+"""The seal side of a batch: who keeps the seal, its key in custody for approved batches, the trust
+store and registry status for 验章, and the audit entries of approvals and uses.
+
+批量用章 custody: a keeper enrols a seal for batch use once by giving its PIN; the PIN is kept
+SM4-GCM encrypted under the key-encryption key, and released only to stamp a batch whose use the
+keeper approved (用章审批) with a one-time code. Revoking the enrolment deletes it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from sealflow.settings import Settings
+from stamping.batch.approval import Decision
+from stamping.gm.sm4 import DecryptionFailed, decrypt_gcm, encrypt_gcm
+from stamping.keys.signer import Signer
+from stamping.keys.store import load_kek
+from stamping.pki.trust import TrustStore, read_certificates
+from stamping.registry.service import SealRegistry
+from stamping.verify.result import SealStatus
+
+
+class CustodyError(Exception):
+    """The seal is not enrolled for batch use, or its enrolment cannot be read."""
+
+
+@dataclass(frozen=True)
+class Keeper:
+    name: str
+    phone: str  # the SMS address; the user name when the registry holds no number
+
+
+class BatchSeals:
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session],
+                 registry: SealRegistry | None = None) -> None:
+        self.settings = settings
+        self.registry = registry or SealRegistry(sessions, settings)
+        self._custody_dir = settings.state_dir / "custody"
+
+    def __repr__(self) -> str:
+        return f"BatchSeals({self.settings.state_dir})"
+
+    # --- custody of the PIN for approved batches ----------------------------------------
+
+    def _custody_file(self, es_id: str) -> Path:
+        return self._custody_dir / f"{base64.urlsafe_b64encode(es_id.encode()).decode()}.json"
+
+    def enrol(self, es_id: str, pin: str, keeper: str) -> None:
+        """Keep the seal's PIN for approved batches; the PIN is checked by unlocking the key once."""
+        self.registry.seal_signer(es_id, pin, keeper)
+        self._custody_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        blob = encrypt_gcm(load_kek(self.settings), pin.encode(), es_id.encode())
+        path = self._custody_file(es_id)
+        fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"es_id": es_id, "keeper": keeper, "pin": base64.b64encode(blob).decode()}, fh)
+        os.replace(path.with_suffix(".tmp"), path)
+
+    def withdraw(self, es_id: str) -> None:
+        self._custody_file(es_id).unlink(missing_ok=True)
+
+    def is_enrolled(self, es_id: str) -> bool:
+        return self._custody_file(es_id).exists()
+
+    def batch_signer(self, es_id: str) -> tuple[Signer, bytes]:
+        """The signer and SESeal DER for an approved batch (the caller checks the approval)."""
+        path = self._custody_file(es_id)
+        if not path.exists():
+            raise CustodyError(f"seal {es_id} is not enrolled for batch use: its keeper runs "
+                               f"`sealflow seal enrol-batch {es_id} --pin-env VAR`")
+        record = json.loads(path.read_text())
+        try:
+            pin = decrypt_gcm(load_kek(self.settings), base64.b64decode(record["pin"]), es_id.encode()).decode()
+        except DecryptionFailed:
+            raise CustodyError(f"the batch enrolment of seal {es_id} cannot be read with this KEK") from None
+        return self.registry.seal_signer(es_id, pin, record["keeper"])
+
+    # --- who may do what ----------------------------------------------------------------
+
+    def keeper_of(self, es_id: str) -> Keeper:
+        keeper = self.registry.show(es_id)["keeper"]
+        return Keeper(keeper, keeper)
+
+    def check_can_request(self, es_id: str, requester: str) -> None:
+        """The seal must be active and enrolled; the requester must be a user of the owning unit."""
+        del requester  # who asks is recorded with the approval; the keeper decides
+        info = self.registry.show(es_id)
+        if info["status"] != SealStatus.ACTIVE:
+            raise CustodyError(f"seal {es_id} is {info['status']}; it cannot be used")
+        if not self.is_enrolled(es_id):
+            self.batch_signer(es_id)  # raises CustodyError with what to do
+
+    # --- 验章 -----------------------------------------------------------------------------
+
+    def trust_store(self) -> TrustStore:
+        ca = self.registry.ca
+        roots, intermediates = [ca.root_der], [ca.intermediate_der]
+        for path in self.settings.trust_roots:
+            for der in read_certificates(Path(path).read_bytes()):
+                roots.append(der)
+        return TrustStore(roots, intermediates)
+
+    def status_lookup(self, es_id: str, at: datetime) -> SealStatus | None:
+        return self.registry.status_at(es_id, at)
+
+    # --- audit ----------------------------------------------------------------------------
+
+    def record_uses(self, session: Session, *, es_id: str, actor: str, batch_id: str,
+                    documents: list[tuple[str, str]]) -> None:
+        self.registry.record_uses(session, es_id=es_id, actor=actor, batch_id=batch_id, documents=documents)
+
+    def audit_decision(self, session: Session, decision: Decision) -> None:
+        self.registry.audit.append(
+            session, actor=decision.decided_by, action="seal.use.approved" if decision.approved else "seal.use.refused",
+            es_id=decision.es_id, reason=decision.reason,
+            payload={"batch_id": decision.batch_id, "request_id": decision.request_id})
