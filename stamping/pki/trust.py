@@ -42,10 +42,12 @@ class _Cert:
 
     @property
     def self_issued(self) -> bool:
-        return self.cert.subject == self.cert.issuer
+        return _names_equal(self.cert.subject.dump(), self.cert.issuer.dump())
 
 
+@lru_cache(maxsize=512)
 def _load(der: bytes) -> _Cert:
+    # Memoized: _Cert is immutable and a batch validates the same few certificates again and again.
     cert = x509.Certificate.load(der)
     _ = cert["tbs_certificate"]["subject"]  # force the parse now, so a broken certificate fails here
     return _Cert(der, cert)
