@@ -9,6 +9,7 @@ naming the file and the reason.
 
 from __future__ import annotations
 
+import itertools
 import re
 import zipfile
 import zlib
@@ -81,6 +82,14 @@ def check_member_name(name: str, path: str) -> str:
     if any(p in ("", ".", "..") for p in parts):
         raise OfdError(path, f"path traversal or empty segment in entry name {name!r}")
     return name
+
+
+def _raw_name(info: zipfile.ZipInfo) -> bytes:
+    """The entry name's bytes as stored (zipfile decoded them as UTF-8 or cp437)."""
+    try:
+        return info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437")
+    except UnicodeEncodeError:
+        return info.orig_filename.encode("utf-8")
 
 
 def _fix_name(info: zipfile.ZipInfo) -> str:
@@ -159,8 +168,20 @@ class OfdPackage:
             self._lower.setdefault(name.lower(), name)
         if "OFD.xml" not in self.members:
             raise OfdError(path, "missing OFD.xml (not an OFD package)")
+        self._check_layout(infos)
         self._cache: dict[str, bytes] = {}
         self._inflated = 0
+
+    def _check_layout(self, infos: list[zipfile.ZipInfo]) -> None:
+        """Entries must not overlap (overlapping entries make small zips inflate enormously, and
+        let two readers see different files) and must lie before the central directory."""
+        spans = sorted((i.header_offset, i.header_offset + 30 + len(_raw_name(i)) + i.compress_size, i.filename)
+                       for i in infos)
+        for (_, end, name), (start, _, _) in itertools.pairwise(spans):
+            if end > start:
+                raise OfdError(self.path, f"overlapping zip entries at {name!r}")
+        if spans and spans[-1][1] > len(self.data):
+            raise OfdError(self.path, f"entry {spans[-1][2]!r} extends past the end of the file")
 
     # -- reading -----------------------------------------------------------------------------
     def names(self) -> list[str]:
@@ -200,6 +221,12 @@ class OfdPackage:
             raise OfdError(self.path, f"bad local header for {name!r}")
         n = int.from_bytes(head[26:28], "little")
         m = int.from_bytes(head[28:30], "little")
+        local_name = self.data[start + 30 : start + 30 + n]
+        central_name = _raw_name(info)
+        if local_name != central_name and local_name.decode("utf-8", "replace") != info.orig_filename:
+            raise OfdError(self.path, f"local header name differs from the directory for {name!r}")
+        if int.from_bytes(head[8:10], "little") != info.compress_type:
+            raise OfdError(self.path, f"local header compression differs from the directory for {name!r}")
         begin = start + 30 + n + m
         raw = self.data[begin : begin + info.compress_size]
         if len(raw) != info.compress_size:

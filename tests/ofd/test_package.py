@@ -169,3 +169,21 @@ def test_resolve_locations(interop_dir):
     assert pkg.resolve("TPLS/Tpl_0/Content.xml", "Doc_0") == "Doc_0/Tpls/Tpl_0/Content.xml"  # case differs
     with pytest.raises(OfdError, match="escapes"):
         pkg.resolve("../../etc/passwd", "Doc_0")
+
+
+def test_overlapping_entries_refused():
+    data = bytearray(make_zip([("OFD.xml", OFD_XML), ("Doc_0/a.xml", b"<a/>" * 50)]))
+    # point the second central-directory entry at the first local header (the "better zip bomb" trick)
+    second = data.find(b"PK\x01\x02", data.find(b"PK\x01\x02") + 4)
+    struct.pack_into("<I", data, second + 42, 0)
+    with pytest.raises(OfdError, match="overlapping zip entries"):
+        OfdPackage(bytes(data), "overlap.ofd")
+
+
+def test_local_name_mismatch_refused():
+    data = make_zip([("OFD.xml", OFD_XML), ("Doc_0/a.xml", b"<a/>")])
+    local = data.find(b"PK\x03\x04", 4)
+    patched = data[:local + 30] + data[local + 30:].replace(b"Doc_0/a.xml", b"Doc_0/b.xml", 1)
+    pkg = OfdPackage(patched, "mismatch.ofd")
+    with pytest.raises(OfdError, match="local header name differs"):
+        pkg.read("Doc_0/a.xml")
