@@ -231,14 +231,14 @@ def _field_name(doc: pymupdf.Document) -> bytes:
     return b"(SealFlow_Seal_" + secrets.token_hex(4).encode() + b")"
 
 
-def _add_to_page_annots(doc: pymupdf.Document, upd: _Update, page_xref: int, nums: Iterable[int]) -> None:
+def _add_to_page_annots(doc: pymupdf.Document, upd: _Update, page_xref: int, nums: Iterable[int], path: str) -> None:
     refs = " ".join(f"{n} 0 R" for n in nums)
     annots = doc.xref_get_key(page_xref, "Annots")
     ref = _ref(annots)
     if ref is not None:  # an indirect array: update that array object only
         old = doc.xref_object(ref, compressed=True).strip()
         if not (old.startswith("[") and old.endswith("]")):
-            raise ValueError(f"page /Annots object {ref} is not an array")
+            raise PdfError(path, f"page /Annots object {ref} is not an array")
         upd.rewrite(doc, ref, f"{old[:-1]} {refs}]".encode("latin-1"))
         return
     old = annots[1].strip() if annots[0] == "array" else "[]"
@@ -381,7 +381,7 @@ def stamp_pdf(src: bytes, seal_der: bytes, signer: Signer, placement: Placement,
             upd.objects[field_num] = (b"<</FT/Sig/T%s/V %d 0 R/Kids[%s]>>"
                                       % (_field_name(doc), sig_num, b" ".join(b"%d 0 R" % k for k in kids)))
         for page_xref, nums in widget_nums.items():
-            _add_to_page_annots(doc, upd, page_xref, nums)
+            _add_to_page_annots(doc, upd, page_xref, nums, path)
         _add_to_acroform(doc, upd, field_num)
 
         utc_time = 1950 <= signed_at.astimezone(UTC).year < 2050

@@ -10,6 +10,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.sig_validate import SignatureValidator
+
 from stamping.gm.oids import GBT35275_DATA, GBT35275_SIGNED_DATA, SM2_WITH_SM3, SM3
 from stamping.gm.sm2 import SM2PublicKey
 

@@ -1,3 +1,4 @@
+import io
 import random
 import subprocess
 from datetime import UTC, datetime
@@ -59,19 +60,46 @@ def test_pyhanko_accepts_one_and_two_seals(kit, any_sample_pdf, container):
     assert "later incremental updates" in result.signatures[0].checks[0].reason
 
 
-def test_pyhanko_accepts_other_producers(kit, sample_pdf, tmp_path):
-    """Inputs written by pypdf (and re-saved by pyHanko's writer) stamp and validate too."""
-    import io
-
+def _pypdf_copy(src: bytes) -> bytes:
     from pypdf import PdfReader, PdfWriter
 
     writer = PdfWriter()
-    writer.append(PdfReader(io.BytesIO(sample_pdf)))
+    writer.append(PdfReader(io.BytesIO(src)))
     buf = io.BytesIO()
     writer.write(buf)
-    out = stamp_pdf(buf.getvalue(), kit.seal_der, kit.signer, ANCHOR)
+    return buf.getvalue()
+
+
+def _pyhanko_copy(src: bytes) -> bytes:
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.pdf_utils.writer import copy_into_new_writer
+
+    buf = io.BytesIO()
+    copy_into_new_writer(PdfFileReader(io.BytesIO(src))).write(buf)
+    return buf.getvalue()
+
+
+def _pyhanko_incremental(src: bytes) -> bytes:
+    """A revision added by pyHanko (to an xref-stream file: pyHanko appends an xref stream)."""
+    from pyhanko.pdf_utils.generic import TextStringObject
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    writer = IncrementalPdfFileWriter(io.BytesIO(src))
+    writer.root["/Lang"] = TextStringObject("zh-CN")
+    writer.update_root()
+    buf = io.BytesIO()
+    writer.write(buf)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("producer", [_pypdf_copy, _pyhanko_copy, _pyhanko_incremental])
+def test_inputs_from_other_producers(kit, producer):
+    """Inputs written by pypdf and pyHanko stamp and validate too (pyHanko and our 验章)."""
+    src = producer(make_sample_certificate_pdf(FIELDS, "营业执照", xref_stream=producer is _pyhanko_incremental))
+    out = stamp_pdf(src, kit.seal_der, kit.signer, ANCHOR)
+    assert out.startswith(src)
     _assert_pyhanko_valid(out, kit, 1)
-    assert verify_pdf(out, "pypdf.pdf", kit.trust).valid
+    assert verify_pdf(out, "other.pdf", kit.trust).valid
 
 
 def test_openssl_verifies_our_sm2_signature(kit, sample_pdf, tmp_path):
