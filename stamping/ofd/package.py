@@ -15,7 +15,6 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from io import BytesIO
-from pathlib import PurePosixPath
 
 from lxml import etree
 
@@ -301,5 +300,4 @@ class OfdPackage:
 
 def folder_of(name: str) -> str:
     """The folder of a member name ('' for top level)."""
-    parent = str(PurePosixPath(name).parent)
-    return "" if parent == "." else parent
+    return name.rstrip("/").rpartition("/")[0]
