@@ -12,6 +12,18 @@ from sealflow.settings import get_settings
 from stamping.ofd.writer import make_sample_certificate_ofd, sample_business_licence_fields
 
 PIN = "246810"
+XXE = (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>')
+
+
+def make_zip(entries: list[tuple[str, bytes]]) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in entries:
+            zf.writestr(name, data)
+    return buf.getvalue()
 
 
 @pytest.fixture
@@ -40,11 +52,13 @@ def test_stamp_folder_then_verify(demo_env, tmp_path, capsys, interop_dir):
     for i, rel in enumerate(["a.ofd", "sub/b.ofd"]):
         (inbox / rel).write_bytes(make_sample_certificate_ofd(sample_business_licence_fields(i), "business_licence"))
     (inbox / "c.ofd").write_bytes((interop_dir / "helloworld.ofd").read_bytes())  # no （盖章） line
+    (inbox / "evil.ofd").write_bytes(make_zip([("OFD.xml", XXE)]))  # hostile: refused, nothing written
     out = tmp_path / "out"
     rc = main(["stamp", "--seal", es_id, "--pin-env", "SF_E2E_PIN", "--actor", keeper, str(inbox), str(out)])
     captured = capsys.readouterr()
-    assert rc == 1  # c.ofd has no （盖章） line
-    assert "stamped 2/3" in captured.out and "c.ofd" in captured.err and "（盖章）" in captured.err
+    assert rc == 1  # c.ofd has no （盖章） line, evil.ofd has a DTD
+    assert "stamped 2/4" in captured.out and "c.ofd" in captured.err and "（盖章）" in captured.err
+    assert "evil.ofd" in captured.err and "DTD" in captured.err
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == ["a.ofd", "sub/b.ofd"]
     # verify with the registry's CA as trust and the registry's status lookup (database present)
     ca_dir = settings.state_dir / "ca"
