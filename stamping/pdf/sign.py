@@ -31,6 +31,7 @@ from stamping.pdf.appearance import SealImage, ring_ops, seal_image
 from stamping.pdf.cms import CONTAINERS, MAX_SM2_SIG_DER, build_signed_attrs, build_signed_data
 from stamping.pdf.errors import MUPDF_ERRORS, PdfError
 from stamping.placement import AnchorNotFound, Placement, PlacementError
+from stamping.ses.make import _check_binding
 
 __all__ = ["MAX_PDF_BYTES", "PdfError", "open_pdf", "stamp_pdf"]
 
@@ -227,7 +228,7 @@ def _image_objects(upd: _Update, image: SealImage) -> int | None:
     return image_num
 
 
-def _field_name(doc: pymupdf.Document) -> bytes:
+def _field_name() -> bytes:
     return b"(SealFlow_Seal_" + secrets.token_hex(4).encode() + b")"
 
 
@@ -346,18 +347,21 @@ def stamp_pdf(src: bytes, seal_der: bytes, signer: Signer, placement: Placement,
     """Stamp ``seal_der`` (DER SESeal) on a PDF, signing it with ``signer``; returns the new bytes.
 
     ``container``: "pkcs7" or "gbt35275" content-type OIDs. Raises PdfError for input we cannot
-    stamp (encrypted, damaged, not a PDF, too large, bad page) and AnchorNotFound."""
+    stamp (encrypted, damaged, not a PDF, too large, bad page), AnchorNotFound, and
+    ``stamping.ses.make.SealBindingError`` when the seal was not made for the signer's certificate."""
     if container not in CONTAINERS:
         raise ValueError(f"container must be one of {sorted(CONTAINERS)}, not {container!r}")
     signed_at = (signed_at or datetime.now(UTC)).replace(microsecond=0)
+    # The seal must have been made for this signer (certList), as for OFD: SealBindingError.
+    _check_binding(seal_der, signer.certificate)
     image = seal_image(seal_der)
     doc = open_pdf(src, path, max_bytes)
     try:
         prev = _last_startxref(src, path)
         xref_stream = doc.xref_get_key(-1, "Type") == ("name", "/XRef")
         widgets = _widgets(doc, placement, image, path)
-        size_key = int(doc.xref_get_key(-1, "Size")[1]) if doc.xref_get_key(-1, "Size")[0] == "int" else 0
-        upd = _Update(max(size_key, doc.xref_length()))
+        kind, size = doc.xref_get_key(-1, "Size")
+        upd = _Update(max(int(size) if kind == "int" else 0, doc.xref_length()))
 
         image_num = _image_objects(upd, image)
         sig_num = upd.add()
@@ -371,7 +375,7 @@ def stamp_pdf(src: bytes, seal_der: bytes, signer: Signer, placement: Placement,
             common = (b"/Type/Annot/Subtype/Widget/P %d %d R/Rect[%s]/F 132/AP<</N %d 0 R>>"
                       % (page.xref, _generation(doc, page.xref), rect, ap))
             if len(widgets) == 1:
-                upd.objects[field_num] = (b"<<%s/FT/Sig/T%s/V %d 0 R>>" % (common, _field_name(doc), sig_num))
+                upd.objects[field_num] = (b"<<%s/FT/Sig/T%s/V %d 0 R>>" % (common, _field_name(), sig_num))
                 widget_nums.setdefault(page.xref, []).append(field_num)
             else:
                 num = upd.add(b"<<%s/Parent %d 0 R>>" % (common, field_num))
@@ -379,7 +383,7 @@ def stamp_pdf(src: bytes, seal_der: bytes, signer: Signer, placement: Placement,
                 widget_nums.setdefault(page.xref, []).append(num)
         if kids:
             upd.objects[field_num] = (b"<</FT/Sig/T%s/V %d 0 R/Kids[%s]>>"
-                                      % (_field_name(doc), sig_num, b" ".join(b"%d 0 R" % k for k in kids)))
+                                      % (_field_name(), sig_num, b" ".join(b"%d 0 R" % k for k in kids)))
         for page_xref, nums in widget_nums.items():
             _add_to_page_annots(doc, upd, page_xref, nums, path)
         _add_to_acroform(doc, upd, field_num)

@@ -262,3 +262,12 @@ def test_registry_status_is_checked(kit, sample_pdf):
     assert any(c.name == "seal_status" and not c.ok for c in result.signatures[0].checks)
     assert result.signatures[0].seal_picture_png  # shown in the HTML report
     assert verify_pdf(out, "a.pdf", kit.trust, lambda es_id, at: SealStatus.ACTIVE).valid
+
+
+def test_signer_must_be_in_the_seal_cert_list(kit, sample_pdf):
+    from stamping.keys.signer import SoftwareSigner
+    from stamping.ses.make import SealBindingError
+
+    key, cert = kit.ca.issue_unit_signer("另一个单位", "91450100MA5L000001")
+    with pytest.raises(SealBindingError):
+        stamp_pdf(sample_pdf, kit.seal_der, SoftwareSigner(key, cert), ANCHOR)
