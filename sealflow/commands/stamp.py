@@ -62,7 +62,7 @@ def stamp_bytes(data: bytes, path: str, seal_der: bytes, signer, placement, sign
     if fmt == "pdf":
         from stamping.pdf import stamp_pdf
 
-        return stamp_pdf(data, seal_der, signer, placement, signed_at=signed_at), fmt
+        return stamp_pdf(data, seal_der, signer, placement, signed_at, path=path), fmt
     raise ValueError(f"{path}: not an OFD or PDF file")
 
 

@@ -52,20 +52,25 @@ def test_stamp_folder_then_verify(demo_env, tmp_path, capsys, interop_dir):
     for i, rel in enumerate(["a.ofd", "sub/b.ofd"]):
         (inbox / rel).write_bytes(make_sample_certificate_ofd(sample_business_licence_fields(i), "business_licence"))
     (inbox / "c.ofd").write_bytes((interop_dir / "helloworld.ofd").read_bytes())  # no （盖章） line
+    from stamping.pdf.samples import make_sample_certificate_pdf
+
+    (inbox / "d.pdf").write_bytes(make_sample_certificate_pdf(sample_business_licence_fields(4), "business_licence"))
     (inbox / "evil.ofd").write_bytes(make_zip([("OFD.xml", XXE)]))  # hostile: refused, nothing written
     out = tmp_path / "out"
     rc = main(["stamp", "--seal", es_id, "--pin-env", "SF_E2E_PIN", "--actor", keeper, str(inbox), str(out)])
     captured = capsys.readouterr()
     assert rc == 1  # c.ofd has no （盖章） line, evil.ofd has a DTD
-    assert "stamped 2/4" in captured.out and "c.ofd" in captured.err and "（盖章）" in captured.err
+    assert "stamped 3/5" in captured.out and "c.ofd" in captured.err and "（盖章）" in captured.err
     assert "evil.ofd" in captured.err and "DTD" in captured.err
-    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == ["a.ofd", "sub/b.ofd"]
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == ["a.ofd", "d.pdf",
+                                                                                      "sub/b.ofd"]
     # verify with the registry's CA as trust and the registry's status lookup (database present)
     ca_dir = settings.state_dir / "ca"
     rc = main(["verify", "--json", "--trust", str(ca_dir / "ca-root.pem"), "--trust",
                str(ca_dir / "ca-intermediate.pem"), str(out)])
     docs = json.loads(capsys.readouterr().out)
-    assert rc == 0 and len(docs) == 2 and all(d["valid"] for d in docs), docs
+    assert rc == 0 and len(docs) == 3 and all(d["valid"] for d in docs), docs
+    assert [d["format"] for d in docs] == ["ofd", "pdf", "ofd"]
     checks = {c["name"]: c for c in docs[0]["signatures"][0]["checks"]}
     assert checks["seal_status"]["ok"] and "active" in checks["seal_status"]["reason"]
     assert docs[0]["signatures"][0]["es_id"] == es_id
