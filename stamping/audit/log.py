@@ -41,6 +41,11 @@ class AuditError(ValueError):
     """An entry that cannot be written (payload not canonical JSON, …)."""
 
 
+class AuditConflict(AuditError):
+    """Another transaction took the next seq and this one cannot step past it by itself (SQLite has
+    no usable savepoint here): roll the whole transaction back and run it again."""
+
+
 def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
@@ -106,7 +111,10 @@ class AuditLog:
                                payload=payload, digest=digest, chain=chain)
             if not savepoints:
                 session.add(entry)
-                session.flush()
+                try:
+                    session.flush()
+                except IntegrityError as exc:
+                    raise AuditConflict(f"audit seq {seq} was taken by a concurrent transaction; retry") from exc
                 break
             try:
                 with session.begin_nested():
@@ -115,7 +123,7 @@ class AuditLog:
                 continue  # another transaction took this seq: read the new head and try the next one
             break
         else:
-            raise AuditError(f"could not append to the audit log after {_APPEND_TRIES} tries (heavy contention)")
+            raise AuditConflict(f"could not append to the audit log after {_APPEND_TRIES} tries (heavy contention)")
         if seq % self.checkpoint_every == 0:
             self._sign(session, seq, entry.chain, at)
         return entry

@@ -45,7 +45,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from filing.outbox import enqueue
 from sealflow.db import transaction
 from sealflow.settings import Settings
-from stamping.audit.log import AuditLog
+from stamping.audit.log import AuditConflict, AuditLog
 from stamping.audit.models import AuditEntry
 from stamping.gm.sm3 import sm3
 from stamping.registry import rules
@@ -204,14 +204,15 @@ class SealRegistry:
         """Run ``fn`` in one transaction; lost races become :class:`ConcurrentChange`.
 
         SQLite answers a writer that waited too long, or whose snapshot went stale, with
-        "database is locked": the whole step is tried again (it then sees the winner's state).
+        "database is locked", and an audit append that lost its seq there cannot step past it
+        alone: the whole step is tried again (it then sees the winner's state).
         """
         for attempt in range(_TRIES):
             try:
                 with transaction(self._sessions) as session:
                     return fn(session)
-            except OperationalError as exc:
-                if "locked" not in str(exc).lower() and "busy" not in str(exc).lower():
+            except (OperationalError, AuditConflict) as exc:
+                if isinstance(exc, OperationalError) and not any(w in str(exc).lower() for w in ("locked", "busy")):
                     raise
                 if attempt == _TRIES - 1:
                     raise ConcurrentChange("the database stayed busy with other changes; try again") from None
