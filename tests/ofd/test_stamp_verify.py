@@ -243,3 +243,18 @@ def test_other_namespace_and_relative_baseloc(kit, interop_dir):
     assert relative != sigs
     result = verify_ofd(replace_member(out, "Doc_0/Signs/Signatures.xml", relative), "rel.ofd", kit.trust)
     assert result.valid, failing(result)
+
+
+def test_status_lookup_is_consulted(kit, sealed):
+    from stamping.verify.result import SealStatus
+
+    seen = []
+
+    def revoked(es_id, at):
+        seen.append((es_id, at))
+        return SealStatus.REVOKED
+
+    result = verify_ofd(sealed, "cert.ofd", kit.trust, revoked)
+    assert seen and seen[0][0] == "45010000000001"
+    assert result.intact and result.trusted and not result.valid
+    assert any(f.startswith("seal_status") and "revoked" in f for f in failing(result))
