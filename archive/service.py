@@ -17,13 +17,16 @@ verification result). Each call is one archiving run:
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
+import multiprocessing
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,7 +44,6 @@ from archive.package import (
     BATCH_REGISTRATION,
     BATCH_SIGNATURE,
     PackageError,
-    RecordPackage,
     batch_manifest,
     data_files,
     finish_package,
@@ -62,6 +64,8 @@ log = logging.getLogger(__name__)
 PHASE_TWO = {"archival_code", "item_numbers", "package_structure", "package_complete", "metadata_readable",
              "no_foreign_files"}
 MAX_DOCUMENT_BYTES = 256 * 1024 * 1024
+# Runs at least this large use worker processes for checks and packaging (both cores).
+PROCESS_THRESHOLD = 200
 
 
 @dataclass
@@ -121,18 +125,37 @@ class ArchiveResult:
 
 
 @dataclass
+class _Built:
+    """A package built by a worker: the tar and its digests (each computed once, there)."""
+
+    tar: bytes
+    size: int
+    tar_sm3: str
+    manifest_sm3: str
+    md5_hex: str
+    sha256_b64: str
+
+
+@dataclass
 class _Work:
     inp: ArchiveInput
-    data: bytes
-    actual_sm3: str
-    verification: dict | None
+    size: int = 0
+    actual_sm3: str = ""
+    verification: dict | None = None
     report: CheckReport | None = None
-    code: str = ""
     retention: str = ""
+    code: str = ""
     row_id: int = 0
-    package: RecordPackage | None = None
+    package: _Built | None = None
     version: str = ""
     outcome: RecordOutcome | None = None
+
+    @property
+    def licence_id(self) -> str:
+        return self.inp.record.get("licence_id", "")
+
+    def fail(self, status: str, reasons: list[str]) -> None:
+        self.outcome = RecordOutcome(self.licence_id, self.inp.file_name, status, self.code, reasons=reasons)
 
 
 def package_key(archival_code: str) -> str:
@@ -143,15 +166,56 @@ def run_prefix(batch_id: str, run_id: str) -> str:
     return f"runs/{batch_id}/{run_id}/"
 
 
-def _read(inp: ArchiveInput) -> tuple[bytes, str]:
+def _read(inp: ArchiveInput) -> bytes:
     p = Path(inp.path)
     size = p.stat().st_size
     if size > MAX_DOCUMENT_BYTES:
         raise ValueError(f"{inp.path}: document too large ({size} bytes)")
-    data = p.read_bytes()
-    # Carried digest: trusted as the expected value, the actual one is still computed once here
-    # because the fixity item compares the two (a changed file must not be archived).
-    return data, sm3_hex(data)
+    return p.read_bytes()
+
+
+def _context(inp: ArchiveInput, data: bytes, actual_sm3: str, verification: dict | None, facts: BatchFacts,
+             code: str, pattern: str, files: dict[str, bytes] | None = None) -> RecordContext:
+    return RecordContext(
+        record=inp.record, archival_code=code, code_pattern=pattern, document_name=inp.file_name, data=data,
+        declared_format=inp.doc_format, declared_size=inp.size, carried_sm3=inp.sm3, actual_sm3=actual_sm3,
+        verification=verification, batch=facts, package_files=files)
+
+
+def _check_job(inp: ArchiveInput, verification: dict | None, facts: BatchFacts, scan, pattern: str
+               ) -> tuple[str, CheckReport]:
+    """四性检测 phase one of one record (runs in a worker process): (actual SM3, report)."""
+    data = _read(inp)
+    # The carried digest is the expected value; the actual one is computed here, once, because
+    # the fixity item compares the two (a file changed since stamping must not be archived).
+    actual = sm3_hex(data)
+    ctx = _context(inp, data, actual, verification, facts, "", "")
+    ctx.scan = scan
+    report = run_checks(ctx, "GD")
+    # Phase-two items run once the 档号 and the package exist; until then they are placeholders.
+    report.results = [r if r["check"] not in PHASE_TWO else {**r, "status": "not_performed", "reason": "pending"}
+                      for r in report.results]
+    return actual, report
+
+
+def _build_job(inp: ArchiveInput, verification: dict | None, report: CheckReport, expected_sm3: str, code: str,
+               retention: str, now: datetime, batch_id: str, pattern: str) -> _Built | list[str]:
+    """Phase two and the package of one record (runs in a worker process); reasons when refused."""
+    data = _read(inp)
+    if sm3_hex(data) != expected_sm3:
+        return [f"完整性: {inp.file_name} changed while being archived"]
+    files = data_files(record=inp.record, archival_code=code, retention=retention,
+                       retain_until=retain_until(retention, now), archived_at=now, batch_id=batch_id,
+                       document_name=inp.file_name, document_format=inp.doc_format, document=data,
+                       document_sm3=expected_sm3, verification=verification)
+    ctx = _context(inp, data, expected_sm3, verification, BatchFacts(), code, pattern, files)
+    final = merge(report, run_checks(ctx, "GD", only=PHASE_TWO))
+    if not final.passed:
+        return final.reasons()
+    pkg = finish_package(code, files, final.to_json(), now, known_sm3={f"content/{inp.file_name}": expected_sm3})
+    return _Built(pkg.tar, len(pkg.tar), pkg.tar_sm3, pkg.manifest_sm3,
+                  hashlib.md5(pkg.tar, usedforsecurity=False).hexdigest(),
+                  base64.b64encode(hashlib.sha256(pkg.tar).digest()).decode())
 
 
 def _batch_facts(inputs: Sequence[ArchiveInput], sizes: dict[int, int], taken: dict[str, str]) -> BatchFacts:
@@ -184,7 +248,7 @@ class Archiver:
 
     def __init__(self, settings: Settings, store: ObjectStore, sessions: sessionmaker[Session], signer,
                  trust=None, scanner: MalwareScanner | None = None, workers: int | None = None,
-                 chain: list[bytes] | None = None) -> None:
+                 chain: list[bytes] | None = None, processes: int | None = None) -> None:
         self.settings = settings
         self.store = store
         self.sessions = sessions
@@ -192,9 +256,38 @@ class Archiver:
         self.trust = trust
         self.scanner = scanner or NoScanner()
         self.workers = workers or settings.archive_upload_workers
+        self.processes = processes  # None: up to 4 (one per core); 0: never use processes
+        self.process_threshold = PROCESS_THRESHOLD
+        self._threads = ThreadPoolExecutor(self.workers, thread_name_prefix="archive-cpu")
+        self._io = ThreadPoolExecutor(self.workers, thread_name_prefix="archive-io")
+        self._processes: ProcessPoolExecutor | None = None
         # CA certificates stored with each run so that a package verifies offline with only the
         # root: by default the trust store's known intermediates.
         self.chain = list(chain) if chain is not None else _intermediates(trust)
+
+    # -- workers ----------------------------------------------------------------------------
+    def _cpu(self, records: int) -> Executor:
+        """Worker processes for the CPU work of large runs (checks, packaging), reused across runs;
+        small runs stay in threads (no process start-up)."""
+        if records < self.process_threshold or (os.cpu_count() or 1) < 2 or self.processes == 0:
+            return self._threads
+        if self._processes is None:
+            # spawn: the parent has live threads (boto3 pools); forking them is unsafe.
+            self._processes = ProcessPoolExecutor(self.processes or min(4, os.cpu_count() or 2),
+                                                  mp_context=multiprocessing.get_context("spawn"))
+        return self._processes
+
+    def close(self) -> None:
+        if self._processes is not None:
+            self._processes.shutdown()
+            self._processes = None
+        self._threads.shutdown()
+
+    def __enter__(self) -> Archiver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- the run ----------------------------------------------------------------------------
     def run(self, inputs: Sequence[ArchiveInput], batch_id: str, archived_at: datetime | None = None,
@@ -220,75 +313,55 @@ class Archiver:
             result.wall_s = time.monotonic() - started
             return result
 
-        works = self._phase_one(todo, existing, taken, now, result)
+        cpu = self._cpu(len(todo))
+        works = self._phase_one(todo, taken, cpu, result)
         say(f"checked {len(todo)} records, {len(works)} pass phase one")
         self._assign_codes(works, existing, now)
         say(f"reserved {len(works)} 档号")
-        with ThreadPoolExecutor(self.workers) as pool:
-            list(pool.map(lambda w: self._package_and_store(w, batch_id, now), works))
+        self._build_and_store(works, cpu, batch_id, now)
         self._verify_uploads(works)
         stored = [w for w in works if w.package is not None and w.outcome is None]
-        for w in works:
-            if w.outcome is not None:
-                result.outcomes.append(w.outcome)
+        result.outcomes += [w.outcome for w in works if w.outcome is not None]
         say(f"stored {len(stored)} packages")
         if stored:
             self._finish_run(stored, batch_id, run_id, now, result)
         result.wall_s = time.monotonic() - started
         return result
 
-    def _phase_one(self, todo: Sequence[ArchiveInput], existing: dict[str, ArchiveRecord], taken: dict[str, str],
-                   now: datetime, result: ArchiveResult) -> list[_Work]:
-        loaded: list[_Work] = []
+    def _phase_one(self, todo: Sequence[ArchiveInput], taken: dict[str, str], cpu: Executor,
+                   result: ArchiveResult) -> list[_Work]:
+        works: list[_Work] = []
         sizes: dict[int, int] = {}
         for n, inp in enumerate(todo):
+            w = _Work(inp)
+            works.append(w)
             try:
-                data, digest = _read(inp)
-            except (OSError, ValueError) as exc:
-                result.outcomes.append(RecordOutcome(inp.record.get("licence_id", ""), inp.file_name, "rejected",
-                                                     reasons=[f"完整性: document cannot be read: {exc}"]))
+                w.size = sizes[n] = os.stat(inp.path).st_size
+            except OSError as exc:
+                w.fail("rejected", [f"完整性: document cannot be read: {exc.strerror or exc}"])
                 continue
-            sizes[n] = len(data)
-            loaded.append(_Work(inp, data, digest, None))
-        facts = _batch_facts(todo, sizes, taken)
-        scans = self.scanner.scan([Path(w.inp.path) for w in loaded])
-
-        def check(w: _Work) -> _Work:
-            w.verification = _verification(w.inp, self.trust)
-            ctx = self._context(w, facts, "")
-            ctx.scan = scans.get(Path(w.inp.path))
-            w.report = run_checks(ctx, "GD", only=None)
-            # Phase-two items are re-run once the 档号 and package exist; drop their placeholders.
-            w.report.results = [r if r["check"] not in PHASE_TWO else {**r, "status": "not_performed",
-                                                                       "reason": "pending"}
-                                for r in w.report.results]
             try:
-                w.retention = retention_code(w.inp.record.get("retention", ""))
+                w.retention = retention_code(inp.record.get("retention", ""))
             except RetentionError as exc:
-                w.outcome = RecordOutcome(w.inp.record.get("licence_id", ""), w.inp.file_name, "rejected",
-                                          reasons=[f"真实性: {exc}"])
-            return w
-
-        with ThreadPoolExecutor(self.workers) as pool:
-            checked = list(pool.map(check, loaded))
-        ok: list[_Work] = []
-        for w in checked:
-            if w.outcome is None and w.report is not None and not w.report.passed:
-                w.outcome = RecordOutcome(w.inp.record.get("licence_id", ""), w.inp.file_name, "rejected",
-                                          reasons=w.report.reasons())
-            if w.outcome is not None:
-                result.outcomes.append(w.outcome)
-            else:
-                ok.append(w)
-        return ok
-
-    def _context(self, w: _Work, facts: BatchFacts, code: str, files: dict[str, bytes] | None = None
-                 ) -> RecordContext:
-        return RecordContext(
-            record=w.inp.record, archival_code=code, code_pattern=self.settings.archive_code_pattern,
-            document_name=w.inp.file_name, data=w.data, declared_format=w.inp.doc_format,
-            declared_size=w.inp.size, carried_sm3=w.inp.sm3, actual_sm3=w.actual_sm3,
-            verification=w.verification, batch=facts, package_files=files)
+                w.fail("rejected", [f"真实性: {exc}"])
+        facts = _batch_facts(todo, sizes, taken)
+        live = [w for w in works if w.outcome is None]
+        scans = self.scanner.scan([Path(w.inp.path) for w in live])
+        # Only records without the pipeline's result are verified here (in threads: rare path).
+        for w, v in zip(live, self._threads.map(lambda w: _verification(w.inp, self.trust), live), strict=True):
+            w.verification = v
+        futures = {cpu.submit(_check_job, w.inp, w.verification, facts, scans.get(Path(w.inp.path)), ""): w
+                   for w in live}
+        for fut, w in futures.items():
+            try:
+                w.actual_sm3, w.report = fut.result()
+            except (OSError, ValueError) as exc:
+                w.fail("rejected", [f"完整性: document cannot be read: {exc}"])
+                continue
+            if not w.report.passed:
+                w.fail("rejected", w.report.reasons())
+        result.outcomes += [w.outcome for w in works if w.outcome is not None]
+        return [w for w in works if w.outcome is None]
 
     def _assign_codes(self, works: list[_Work], existing: dict[str, ArchiveRecord], now: datetime) -> None:
         """Reuse reserved 档号 of pending rows; number new ones continuously per prefix; reserve rows."""
@@ -328,49 +401,56 @@ class Archiver:
         for w in fresh:
             w.row_id = ids[w.inp.record.get("licence_id", "")]
 
-    def _package_and_store(self, w: _Work, batch_id: str, now: datetime) -> None:
-        lid = w.inp.record.get("licence_id", "")
-        try:
-            files = data_files(record=w.inp.record, archival_code=w.code, retention=w.retention,
-                               retain_until=retain_until(w.retention, now), archived_at=now, batch_id=batch_id,
-                               document_name=w.inp.file_name, document_format=w.inp.doc_format, document=w.data,
-                               document_sm3=w.actual_sm3, verification=w.verification)
-            ctx = self._context(w, BatchFacts(), w.code, files)
-            assert w.report is not None
-            report = merge(w.report, run_checks(ctx, "GD", only=PHASE_TWO))
-            if not report.passed:
-                w.outcome = RecordOutcome(lid, w.inp.file_name, "rejected", w.code, reasons=report.reasons())
-                return
-            pkg = finish_package(w.code, files, report.to_json(), now,
-                                 known_sm3={f"content/{w.inp.file_name}": w.actual_sm3})
-            key = package_key(w.code)
-            until = retain_until(w.retention, now)
+    def _build_and_store(self, works: list[_Work], cpu: Executor, batch_id: str, now: datetime) -> None:
+        """Packages are built by the CPU workers and uploaded by the I/O threads as each is ready."""
+        pattern = self.settings.archive_code_pattern
+        builds = {cpu.submit(_build_job, w.inp, w.verification, w.report, w.actual_sm3, w.code, w.retention, now,
+                             batch_id, pattern): w for w in works}
+        uploads = []
+        for fut in as_completed(builds):
+            w = builds[fut]
             try:
-                put = self.store.put(key, pkg.tar, retain_until=until, content_type="application/x-tar",
-                                     metadata={"sm3": pkg.tar_sm3, "manifest-sm3": pkg.manifest_sm3},
-                                     verify=False)
+                built = fut.result()
+            except (OSError, ValueError) as exc:
+                w.fail("failed", [str(exc)])
+                continue
+            if isinstance(built, list):
+                w.fail("rejected", built)
+                continue
+            uploads.append(self._io.submit(self._store_one, w, built, now))
+        for u in uploads:
+            u.result()
+
+    def _store_one(self, w: _Work, built: _Built, now: datetime) -> None:
+        key = package_key(w.code)
+        try:
+            try:
+                put = self.store.put(key, built.tar, retain_until=retain_until(w.retention, now),
+                                     content_type="application/x-tar",
+                                     metadata={"sm3": built.tar_sm3, "manifest-sm3": built.manifest_sm3},
+                                     verify=False, sha256=built.sha256_b64)
                 w.version = put.version_id
+                w.package = built
             except ObjectConflict:
                 # A crashed earlier run stored this record's package but never published it: adopt it
                 # if it is intact and is this record's; otherwise report the clash.
-                pkg, w.version = self._adopt(key, lid)
-            w.package = pkg
-        except (StoreError, PackageError, OSError, ValueError) as exc:
-            w.outcome = RecordOutcome(lid, w.inp.file_name, "failed", w.code, reasons=[str(exc)])
+                w.package, w.version = self._adopt(key, w.licence_id)
+        except (StoreError, PackageError, ValueError) as exc:
+            w.fail("failed", [str(exc)])
+            return
+        w.package.tar = b""  # uploaded: keep the digests, free the bytes
 
     def _verify_uploads(self, works: list[_Work]) -> None:
         """Confirm every uploaded package is stored as sent (one LIST per 1,000) before publishing."""
-        expected = {package_key(w.code): (len(w.package.tar), hashlib.md5(w.package.tar, usedforsecurity=False)
-                                          .hexdigest())
-                    for w in works if w.package is not None and w.outcome is None}
-        problems = self.store.verify_listed(expected)
-        for w in works:
-            why = problems.get(package_key(w.code)) if w.package is not None and w.outcome is None else None
+        ok = [w for w in works if w.package is not None and w.outcome is None]
+        problems = self.store.verify_listed({package_key(w.code): (w.package.size, w.package.md5_hex)
+                                             for w in ok if w.package})
+        for w in ok:
+            why = problems.get(package_key(w.code))
             if why:
-                w.outcome = RecordOutcome(w.inp.record.get("licence_id", ""), w.inp.file_name, "failed", w.code,
-                                          reasons=[f"{package_key(w.code)}: {why}"])
+                w.fail("failed", [f"{package_key(w.code)}: {why}"])
 
-    def _adopt(self, key: str, licence_id: str) -> tuple[RecordPackage, str]:
+    def _adopt(self, key: str, licence_id: str) -> tuple[_Built, str]:
         info = self.store.head(key)
         data = self.store.get(key, info.version_id)
         _folder, files = untar_package(data, key)
@@ -381,8 +461,10 @@ class Archiver:
         meta = json.loads(files["metadata.json"])
         if meta.get("licence", {}).get("licence_id") != licence_id:
             raise ObjectConflict(key, "the 档号 is taken by another record's package")
-        pkg = RecordPackage(meta["archival_code"], files, sm3_hex(files["manifest-sm3.txt"]), data, sm3_hex(data))
-        return pkg, info.version_id
+        built = _Built(data, len(data), sm3_hex(data), sm3_hex(files["manifest-sm3.txt"]),
+                       hashlib.md5(data, usedforsecurity=False).hexdigest(),
+                       base64.b64encode(hashlib.sha256(data).digest()).decode())
+        return built, info.version_id
 
     def _finish_run(self, stored: list[_Work], batch_id: str, run_id: str, now: datetime,
                     result: ArchiveResult) -> None:
@@ -393,8 +475,8 @@ class Archiver:
             "batch_id": batch_id, "run_id": run_id, "archived_at": now.isoformat(),
             "archiving_unit": _subject(self.signer.certificate),
             "records": len(stored),
-            "document_bytes": sum(len(w.data) for w in stored),
-            "package_bytes": sum(len(w.package.tar) for w in stored if w.package),
+            "document_bytes": sum(w.size for w in stored),
+            "package_bytes": sum(w.package.size for w in stored if w.package),
             "by_retention": dict(Counter(w.retention for w in stored)),
             "first_archival_code": min(w.code for w in stored), "last_archival_code": max(w.code for w in stored),
             "not_archived": [{"licence_id": o.licence_id, "file": o.file, "reasons": o.reasons}
@@ -410,11 +492,11 @@ class Archiver:
             self.store.put(prefix + name, data, retain_until=until)
         with transaction(self.sessions) as s:
             index.add_run(s, ArchiveRun(run_id=run_id, batch_id=batch_id, created_at=now, records=len(stored),
-                                        bytes=sum(len(w.data) for w in stored), manifest_key=manifest_key,
+                                        bytes=sum(w.size for w in stored), manifest_key=manifest_key,
                                         manifest_sm3=sm3_hex(manifest), registration_key=prefix + BATCH_REGISTRATION))
             index.publish(s, [{
                 "id": w.row_id, "batch_id": batch_id, "object_version": w.version,
-                "package_sm3": w.package.tar_sm3, "package_size": len(w.package.tar),
+                "package_sm3": w.package.tar_sm3, "package_size": w.package.size,
                 "manifest_sm3": w.package.manifest_sm3, "batch_manifest_key": manifest_key,
             } for w in stored if w.package])
         for w in stored:
@@ -451,15 +533,15 @@ def archive_records(records: Sequence[ArchiveInput], *, batch_id: str, settings:
     ``signer`` is the archiving unit's :class:`stamping.keys.signer.Signer`; ``trust`` (a TrustStore)
     is used only for records passed without a verification result.
     """
-    archiver = Archiver(settings, store, sessions, signer, trust, scanner)
     merged: ArchiveResult | None = None
-    for i in range(0, max(len(records), 1), chunk_size):
-        part = archiver.run(records[i:i + chunk_size], batch_id, archived_at, progress, part=i // chunk_size)
-        if merged is None:
-            merged = part
-        else:
-            merged.outcomes += part.outcomes
-            merged.wall_s += part.wall_s
-            merged.manifest_key = part.manifest_key or merged.manifest_key
+    with Archiver(settings, store, sessions, signer, trust, scanner) as archiver:
+        for i in range(0, max(len(records), 1), chunk_size):
+            part = archiver.run(records[i:i + chunk_size], batch_id, archived_at, progress, part=i // chunk_size)
+            if merged is None:
+                merged = part
+            else:
+                merged.outcomes += part.outcomes
+                merged.wall_s += part.wall_s
+                merged.manifest_key = part.manifest_key or merged.manifest_key
     assert merged is not None
     return merged

@@ -182,9 +182,8 @@ def test_search_get_url_and_offline_verify(env, sealed_docs, monkeypatch, capsys
 
 
 def test_offline_verify_untrusted_root_fails(env, sealed_docs, tmp_path, capsys):
-    from stamping.pki.ca import DemoCA
-
     from archive.retrieve import download_package
+    from stamping.pki.ca import DemoCA
 
     _archive(env, sealed_docs[:1])
     with env.sessions() as s:
@@ -229,3 +228,21 @@ def test_pending_rows_are_invisible_and_resume(env, sealed_docs):
         assert len(search(s, SearchQuery(batch_id="B3"))) == 2
     assert all(len(env.store.versions(k)) == 1 for k in stored)
     assert package_key("X") == "packages/X.tar"
+
+
+def test_worker_processes_build_the_same_packages(env, sealed_docs):
+    """Large runs check and package in worker processes; the result is the same as in threads."""
+    from archive.service import Archiver
+
+    with Archiver(env.settings, env.store, env.sessions, env.signer, env.trust, NoScanner(), processes=2) as a:
+        a.process_threshold = 0
+        result = a.run([d.to_input() for d in sealed_docs[:3]], "P1")
+        assert a._processes is not None
+    assert result.archived == 3, result.to_json()
+    with env.sessions() as s:
+        rows = search(s, SearchQuery(batch_id="P1"))
+    assert len(rows) == 3
+    for r in rows:
+        with tarfile.open(fileobj=io.BytesIO(env.store.get(r.object_key))) as tf:
+            report = json.loads(next(tf.extractfile(m).read() for m in tf if m.name.endswith("/checks.json")))
+        assert report["passed"] and report["counts"].get("fail", 0) == 0
