@@ -105,12 +105,19 @@ def test_second_seal_keeps_first_valid(kit, sealed):
     assert "Doc_0/Signs/Sign_0/SignedValue.dat" in {r.member for r in second.references}
 
 
-def test_second_seal_on_foreign_file(kit, interop_dir):
-    out = stamp_ofd((interop_dir / "v4signed.ofd").read_bytes(), kit.seal_der, kit.signer, at(150, 100))
-    result = verify_ofd(out, "v4signed+ours.ofd", kit.trust)
+@pytest.mark.parametrize("name", ["v4signed.ofd", "signedFile.ofd", "SESV4SignDoc.ofd"])
+def test_second_seal_on_foreign_file(kit, interop_dir, name):
+    src = (interop_dir / name).read_bytes()
+    out = stamp_ofd(src, kit.seal_der, kit.signer, at(150, 100))
+    result = verify_ofd(out, name, kit.trust)
     theirs, ours = result.signatures
     assert theirs.intact, failing(result)
     assert ours.valid, failing(result)
+    doc = open_ofd(out)
+    before = open_ofd(src).signatures
+    assert doc.signatures.max_sign_id == before.max_sign_id + 1
+    assert doc.signatures.entries[-1].id == str(before.max_sign_id + 1)
+    assert [e.member for e in doc.signatures.entries][:-1] == [e.member for e in before.entries]
 
 
 @pytest.mark.parametrize("member", ["OFD.xml", "Doc_0/Document.xml", "Doc_0/Pages/Page_0/Content.xml",
