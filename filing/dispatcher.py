@@ -149,10 +149,17 @@ def _outcome_name(error: PlatformError | None) -> str:
 
 
 def _record(
-    factory: sessionmaker[Session], rows: list[OutboxRecord], outcomes: list[BatchOutcome], backoff: Backoff
+    factory: sessionmaker[Session],
+    rows: list[OutboxRecord],
+    outcomes: list[BatchOutcome],
+    backoff: Backoff,
+    due: datetime,
 ) -> DrainResult:
     result = DrainResult(claimed=len(rows), chunks=1)
     at = utcnow()
+    # Backoff counts from the drain's own "now" (which tests may move ahead), never from before it,
+    # so a record that failed in this call is not due again within the same call.
+    base = max(at, due)
     updates: list[dict[str, Any]] = []
     attempts: list[dict[str, Any]] = []
     for row, outcome in zip(rows, outcomes, strict=True):
@@ -167,7 +174,8 @@ def _record(
             values.update(state=DEAD, last_error=error)
             result.dead += 1
         else:
-            values.update(state=FAILED, last_error=error, next_attempt_at=at + timedelta(seconds=backoff.delay(tries)))
+            retry_at = base + timedelta(seconds=backoff.delay(tries))
+            values.update(state=FAILED, last_error=error, next_attempt_at=retry_at)
             result.failed += 1
         if name != "sent":
             result.errors[name] = result.errors.get(name, 0) + 1
@@ -218,7 +226,7 @@ def drain(
             _, rows = claim(session_factory, due, limit, lease_s)
             if not rows:
                 return
-            outcome = _record(session_factory, rows, _send(client, rows, use_batch), policy)
+            outcome = _record(session_factory, rows, _send(client, rows, use_batch), policy, due)
             with lock:
                 for name in ("claimed", "sent", "failed", "dead", "chunks"):
                     setattr(total, name, getattr(total, name) + getattr(outcome, name))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import faulthandler
 import json
 import random
 import signal
@@ -529,6 +530,7 @@ def main(argv: list[str] | None = None) -> int:
     faults.update({f.name: getattr(args, f.name) for f in fields(Faults)})
     server = make_server(args.host, args.port, args.db, args.trust, args.ca, faults, not args.no_admin, args.verbose)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` dumps every thread's stack to stderr
     print(f"filing simulator listening on http://{args.host}:{server.server_address[1]}", flush=True)
     try:
         server.serve_forever(poll_interval=0.2)

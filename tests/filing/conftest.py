@@ -24,15 +24,17 @@ class Simulator:
 
     def __init__(self, state: Path, *extra: str) -> None:
         self.db = state / "platform.db"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "filing.simulator", "--host", "127.0.0.1", "--port", "0", "--db", str(self.db),
-             *extra],
-            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
+        self.log = state / "simulator.log"  # a file, not a pipe: a full pipe would stall the simulator
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "filing.simulator", "--host", "127.0.0.1", "--port", "0", "--db", str(self.db),
+                 *extra],
+                cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=log, text=True,
+            )
         line = self.proc.stdout.readline()
         if "listening on" not in line:
             self.proc.kill()
-            raise RuntimeError(f"simulator did not start: {line!r} {self.proc.stderr.read()}")
+            raise RuntimeError(f"simulator did not start: {line!r} {self.log.read_text()}")
         self.url = line.strip().rsplit(" ", 1)[-1]
         self.http = httpx.Client(base_url=self.url, timeout=10)
         from filing.protocol import pem_to_der
