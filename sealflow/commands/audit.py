@@ -1,0 +1,115 @@
+"""``sealflow audit verify|show|checkpoint`` — the tamper-evident audit log (审计).
+
+* ``verify [--public-key FILE] [--json]`` — every entry's SM3 digest, the chain, the seq order and
+  every SM2-signed checkpoint; exit 1 naming the first bad entry;
+* ``show [--es-id ESID] [--action A] [--limit N] [--json]`` — the newest entries;
+* ``checkpoint`` — sign the newest entry now (checkpoints are also made every
+  SEALFLOW_AUDIT_CHECKPOINT_EVERY entries).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from sealflow.cli import CheckFailed, UsageError
+from sealflow.commands.seal import print_table, registry
+from sealflow.settings import Settings, get_settings
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("audit", help="the tamper-evident audit log (审计)", description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    v = sub.add_parser("verify", help="check the whole log; name the first bad entry")
+    v.add_argument("--public-key", type=Path, help="the audit key's public key (PEM/DER SubjectPublicKeyInfo or "
+                                                   "certificate); default: from the key store")
+    v.add_argument("--json", action="store_true")
+    v.set_defaults(handler=run_verify)
+    s = sub.add_parser("show", help="the newest entries")
+    s.add_argument("--es-id")
+    s.add_argument("--action", help="e.g. seal.make, seal.use, seal.revoke")
+    s.add_argument("--limit", type=int, default=50)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(handler=run_show)
+    c = sub.add_parser("checkpoint", help="sign the newest entry now")
+    c.set_defaults(handler=run_checkpoint)
+
+
+def _public_key(path: Path):
+    from asn1crypto import pem
+
+    from stamping.gm.sm2 import SM2PublicKey
+
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
+    data = path.read_bytes()
+    try:
+        return SM2PublicKey.from_spki(data)
+    except Exception:  # not an SPKI: try a certificate
+        try:
+            return SM2PublicKey.from_certificate(pem.unarmor(data)[2] if pem.detect(data) else data)
+        except Exception as exc:
+            raise UsageError(f"{path}: neither an SM2 public key nor a certificate ({exc})") from None
+
+
+def run_verify(args: argparse.Namespace, settings: Settings | None = None) -> int:
+    from stamping.audit import verify_audit
+
+    settings = settings or get_settings()
+    reg = registry(settings)
+    key = _public_key(args.public_key) if args.public_key else reg.audit_public_key()
+    with reg._sessions() as session:
+        report = verify_audit(session, key)
+    if args.json:
+        print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(f"audit log: {report.entries} entries, {report.checkpoints} signed checkpoints")
+        for note in report.notes:
+            print(f"  note: {note}")
+    if not report.ok:
+        if args.json:
+            return 1
+        raise CheckFailed(f"audit log is NOT intact: first bad entry {report.first_bad_seq}: {report.reason}")
+    if not args.json:
+        print(f"OK: entries 1..{report.last_seq} intact; signed up to entry {report.covered_to}")
+    return 0
+
+
+def run_show(args: argparse.Namespace, settings: Settings | None = None) -> int:
+    from sqlalchemy import select
+
+    from stamping.audit.log import time_text
+    from stamping.audit.models import AuditEntry
+
+    settings = settings or get_settings()
+    reg = registry(settings)
+    stmt = select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(max(1, args.limit))
+    if args.es_id:
+        stmt = stmt.where(AuditEntry.es_id == args.es_id)
+    if args.action:
+        stmt = stmt.where(AuditEntry.action == args.action)
+    with reg._sessions() as session:
+        rows = [{"seq": e.seq, "at": time_text(e.at), "actor": e.actor, "action": e.action, "es_id": e.es_id,
+                 "reason": e.reason, "payload": e.payload, "digest": e.digest, "chain": e.chain}
+                for e in session.scalars(stmt)][::-1]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+    elif not rows:
+        print("no audit entries")
+    else:
+        print_table([{**r, "at": r["at"][:19], "reason": (r["reason"] or "")[:40]} for r in rows],
+                    ("seq", "at", "actor", "action", "es_id", "reason"))
+    return 0
+
+
+def run_checkpoint(args: argparse.Namespace, settings: Settings | None = None) -> int:
+    from sealflow.db import transaction
+
+    settings = settings or get_settings()
+    reg = registry(settings)
+    with transaction(reg._sessions) as session:
+        point = reg.audit.checkpoint(session)
+    print(f"checkpoint signed at entry {point.seq}" if point else "nothing to sign: the newest entry is covered")
+    return 0
