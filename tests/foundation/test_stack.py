@@ -151,3 +151,16 @@ def test_demo_steps_and_summary(embedded_stack, capsys):
     assert settings.resolved_s3_endpoint in text and str(settings.state_dir) in text
     assert f"http://127.0.0.1:{settings.airflow_port}" in text and "login admin / " in text
     assert "[1/1] start the embedded stack" in capsys.readouterr().out
+
+
+def test_up_cli_on_a_running_stack_reports_and_changes_nothing(embedded_stack):
+    from sealflow.stack import sealflow_env
+
+    before = read_pid(embedded_stack.settings, "seaweedfs")
+    env = {"PATH": "/usr/bin:/bin", **sealflow_env(embedded_stack.settings)}
+    done = subprocess.run([sys.executable, "-m", "sealflow.cli", "stack", "up"], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert f"seaweedfs: already running (pid {before.pid})" in done.stdout
+    assert embedded_stack.settings.resolved_s3_endpoint in done.stdout
+    assert read_pid(embedded_stack.settings, "seaweedfs") == before
