@@ -1,0 +1,32 @@
+"""seal_maintenance — the registry's daily job: seals past their validity become expired (filed
+with the national platform and audited, one transaction per seal), then the audit log gets a
+signed checkpoint. Expiry is decided here, never lazily when a seal is read."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from airflow.sdk import CronTriggerTimetable, dag, task
+
+
+@dag(
+    dag_id="seal_maintenance",
+    schedule=CronTriggerTimetable("10 0 * * *", timezone="UTC"),
+    start_date=datetime(2025, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["sealflow", "registry"],
+    doc_md=__doc__,
+)
+def seal_maintenance() -> None:
+    @task(retries=2)
+    def expire_and_checkpoint() -> dict:
+        from sealflow.settings import get_settings
+        from stamping.registry.maintenance import run_maintenance
+
+        return run_maintenance(get_settings())
+
+    expire_and_checkpoint()
+
+
+seal_maintenance()

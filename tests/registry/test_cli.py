@@ -1,0 +1,105 @@
+"""``sealflow seal …`` and ``sealflow audit …`` end to end on a SQLite state directory."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from sealflow.cli import main
+from sealflow.settings import Settings
+from stamping.registry.maintenance import run_maintenance
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "var"
+    for key, value in {"SEALFLOW_HOME": str(home), "SEALFLOW_KEK": "33" * 32, "SEALFLOW_DATABASE_URL": "",
+                       "SEALFLOW_REVIEW_LEVELS": "1", "SEALFLOW_AUDIT_KEY_PIN": "audit-pin-9"}.items():
+        monkeypatch.setenv(key, value)
+    from sealflow.settings import get_settings
+
+    get_settings.cache_clear()
+    yield home
+    get_settings.cache_clear()
+
+
+def _json(capsys: pytest.CaptureFixture[str]):
+    return json.loads(capsys.readouterr().out)
+
+
+def test_seal_cli_lifecycle(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    assert main(["seal", "demo-setup", "--json"]) == 0
+    demo = _json(capsys)
+    official = demo["es_ids"]["official"]
+    assert "pins" not in demo and (Path(demo["pin_file"]).stat().st_mode & 0o777) == 0o600
+    pins = json.loads(Path(demo["pin_file"]).read_text())
+    assert set(pins) == set(demo["es_ids"].values())
+    assert main(["seal", "demo-setup", "--json"]) == 0  # idempotent: the same seals
+    assert _json(capsys)["es_ids"] == demo["es_ids"]
+
+    assert main(["seal", "list"]) == 0
+    table = capsys.readouterr().out
+    assert official in table and "南宁市示范行政审批局" in table and "active" in table
+    assert main(["seal", "show", official, "--json"]) == 0
+    assert _json(capsys)["history"][0]["to"] == "active"
+
+    # apply → review → make from the command line, PIN from the environment
+    code = demo["credit_code"]
+    assert main(["seal", "apply", "--unit", code, "--kind", "official", "--type", "business",
+                 "--name", "南宁市示范行政审批局合同专用章", "--keeper", "keeper", "--actor", "applicant",
+                 "--json"]) == 0
+    app = _json(capsys)["application"]
+    assert main(["seal", "review", str(app), "--level", "1", "--approve", "--actor", "reviewer1"]) == 0
+    assert "every level approved" in capsys.readouterr().out
+    assert main(["seal", "make", str(app), "--actor", "keeper"]) == 2  # no PIN
+    assert "SEALFLOW_SEAL_PIN" in capsys.readouterr().err
+    monkeypatch.setenv("SEALFLOW_SEAL_PIN", "contract-pin")
+    assert main(["seal", "make", str(app), "--actor", "keeper", "--json"]) == 0
+    contract = _json(capsys)["es_id"]
+
+    # refusals: exit 1 with what is wrong; unknown things exit 2
+    assert main(["seal", "apply", "--unit", code, "--kind", "personal", "--name", "张四",
+                 "--holder", "450102198001011231", "--actor", "applicant"]) in (1, 2)
+    assert main(["seal", "revoke", contract, "--reason", "x", "--actor", "keeper"]) == 1
+    assert "NotAuthorised" in capsys.readouterr().err
+    assert main(["seal", "show", "450000000000000000"]) == 2
+    assert "no seal" in capsys.readouterr().err
+
+    assert main(["seal", "report-lost", contract, "--reason", "lost", "--actor", "keeper"]) == 0
+    assert main(["seal", "resume", contract, "--reason", "found", "--actor", "admin"]) == 0
+    assert main(["seal", "renew", contract, "--actor", "keeper"]) == 1
+    assert "renewal opens on" in capsys.readouterr().err
+    out = tmp_path / "c.esl"
+    assert main(["seal", "export-esl", contract, str(out)]) == 0
+    assert main(["seal", "inspect", "--json", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["seal", "revoke", contract, "--reason", "no longer needed", "--actor", "admin"]) == 0
+    assert main(["seal", "resume", contract, "--reason", "undo", "--actor", "admin"]) == 1
+    assert "final" in capsys.readouterr().err
+
+    assert main(["audit", "show", "--es-id", contract, "--json"]) == 0
+    actions = [e["action"] for e in _json(capsys)]
+    assert actions == ["seal.make", "seal.report_lost", "seal.resume", "seal.revoke"]
+    assert main(["audit", "checkpoint"]) == 0
+    assert "checkpoint signed" in capsys.readouterr().out
+    assert main(["audit", "verify", "--json"]) == 0
+    report = _json(capsys)
+    assert report["ok"] and report["covered_to"] == report["last_seq"]
+
+    # the daily job: nothing due now; two years on, every live seal expires
+    settings = Settings.from_env()
+    assert run_maintenance(settings)["expired"] == []
+    done = run_maintenance(settings, datetime.now(UTC) + timedelta(days=800))
+    assert sorted(done["expired"]) == sorted(demo["es_ids"].values()) and done["checkpoint_seq"]
+
+    # tampering shows in `audit verify` with the first bad entry
+    import sqlite3
+
+    with sqlite3.connect(home / "sealflow.db") as db:
+        db.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 3")
+    assert main(["audit", "verify"]) == 1
+    assert "first bad entry 3" in capsys.readouterr().err
