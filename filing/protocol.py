@@ -34,6 +34,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 PROTOCOL = "sealflow-filing/1"
@@ -292,12 +293,18 @@ def sign_batch(records: list[dict[str, Any]], signer: Any, system_id: str = "") 
     return body, headers
 
 
-def verify_signature(cert_der: bytes, signature: bytes, data: bytes) -> bool:
-    """SM2-with-SM3 (default uid) check of ``signature`` over ``data`` by the key in ``cert_der``."""
+@lru_cache(maxsize=64)
+def public_key(cert_der: bytes) -> Any:
+    """The SM2 key of a certificate, parsed once: the key object also caches its Z value (GM/T 0009)."""
     from stamping.gm.sm2 import SM2PublicKey
 
+    return SM2PublicKey.from_certificate(cert_der)
+
+
+def verify_signature(cert_der: bytes, signature: bytes, data: bytes) -> bool:
+    """SM2-with-SM3 (default uid) check of ``signature`` over ``data`` by the key in ``cert_der``."""
     try:
-        key = SM2PublicKey.from_certificate(cert_der)
+        key = public_key(cert_der)
     except Exception as exc:  # a certificate we cannot read is a refused signature, whatever the parser says
         raise SignatureInvalid(f"unreadable certificate: {type(exc).__name__}") from exc
     return key.verify(signature, data)

@@ -33,7 +33,6 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
-from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -115,9 +114,9 @@ class PlatformStore:
         self.lock = threading.Lock()
 
     def store(
-        self, items: list[tuple[dict[str, Any], str]], sender_cert_sm3: str, signer: Any
+        self, items: list[tuple[dict[str, Any], bytes, str]], sender_cert_sm3: str, signer: Any
     ) -> list[tuple[int, bytes]]:
-        """Store each (record, record_sm3) unless already there; per item (status, receipt bytes or reason).
+        """Store each (record, canonical bytes, record_sm3) unless there; per item (status, receipt or reason).
 
         One transaction for all items: they are all stored, or none.
         """
@@ -125,7 +124,7 @@ class PlatformStore:
         with self.lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                for record, digest in items:
+                for record, canon, digest in items:
                     row = self._db.execute(
                         "SELECT record_sm3, receipt FROM filings WHERE record_id = ?", (record["record_id"],)
                     ).fetchone()
@@ -135,14 +134,14 @@ class PlatformStore:
                         else:
                             results.append((409, b"record_id already filed with a different body"))
                         continue
-                    results.append((201, self._insert(record, digest, sender_cert_sm3, signer)))
+                    results.append((201, self._insert(record, canon, digest, sender_cert_sm3, signer)))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
         return results
 
-    def _insert(self, record: dict[str, Any], digest: str, sender_cert_sm3: str, signer: Any) -> bytes:
+    def _insert(self, record: dict[str, Any], canon: bytes, digest: str, sender_cert_sm3: str, signer: Any) -> bytes:
         receipt_id = "RC" + uuid.uuid4().hex
         received_at = datetime.now(UTC).isoformat()
         body = {
@@ -162,7 +161,7 @@ class PlatformStore:
                 record["kind"],
                 record["subject"],
                 record["subject_seq"],
-                p.canonical(record).decode("utf-8"),
+                canon.decode("utf-8"),
                 sender_cert_sm3,
                 receipt_id,
                 received_at,
@@ -190,13 +189,6 @@ class PlatformStore:
     def close(self) -> None:
         with self.lock:
             self._db.close()
-
-
-@lru_cache(maxsize=64)
-def _public_key(cert_der: bytes) -> Any:
-    from stamping.gm.sm2 import SM2PublicKey
-
-    return SM2PublicKey.from_certificate(cert_der)
 
 
 class Platform:
@@ -236,7 +228,7 @@ class Platform:
 
     def verify(self, cert_der: bytes, signature: bytes, data: bytes) -> None:
         try:
-            key = _public_key(cert_der)
+            key = p.public_key(cert_der)
         except Exception as exc:  # any parser failure means the certificate is refused
             raise p.SignatureInvalid("unreadable sender certificate") from exc
         if not key.verify(signature, data):
@@ -376,7 +368,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._error(422, "invalid_record", str(exc))
         except p.ProtocolError as exc:
             return self._error(400, "bad_request", str(exc))
-        [(status, out)] = platform.store.store([(record, p.sm3_hex(canon))], p.sm3_hex(cert), platform.signer)
+        [(status, out)] = platform.store.store([(record, canon, p.sm3_hex(canon))], p.sm3_hex(cert), platform.signer)
         if status == 409:
             return self._error(409, "conflict", out.decode())
         return self._after_commit(status, out)
@@ -404,7 +396,7 @@ class Handler(BaseHTTPRequestHandler):
         except (p.ProtocolError, ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:
             return self._error(400, "bad_request", f"batch body: {exc}")
         results: list[dict[str, Any] | None] = []
-        accepted: list[tuple[dict[str, Any], str]] = []
+        accepted: list[tuple[dict[str, Any], bytes, str]] = []
         slots: list[int] = []
         for i, item in enumerate(items):
             record_id = item.get("record", {}).get("record_id") if isinstance(item, dict) else None
@@ -420,10 +412,10 @@ class Handler(BaseHTTPRequestHandler):
                 results.append({"record_id": record_id, "status": 422, "reason": str(exc)})
                 continue
             results.append(None)
-            accepted.append((record, p.sm3_hex(canon)))
+            accepted.append((record, canon, p.sm3_hex(canon)))
             slots.append(i)
         stored = platform.store.store(accepted, p.sm3_hex(cert), platform.signer) if accepted else []
-        for slot, (record, _), (status, out) in zip(slots, accepted, stored, strict=True):
+        for slot, (record, _, _), (status, out) in zip(slots, accepted, stored, strict=True):
             if status == 409:
                 results[slot] = {"record_id": record["record_id"], "status": 409, "reason": out.decode()}
             else:
