@@ -23,6 +23,7 @@ class Simulator:
     """A running ``python -m filing.simulator`` and handles to its admin endpoints and its store."""
 
     def __init__(self, state: Path, *extra: str) -> None:
+        state.mkdir(parents=True, exist_ok=True)
         self.db = state / "platform.db"
         self.log = state / "simulator.log"  # a file, not a pipe: a full pipe would stall the simulator
         with self.log.open("wb") as log:
@@ -94,6 +95,14 @@ def system_signer(demo_ca):
 @pytest.fixture(scope="module")
 def simulator(tmp_path_factory) -> Iterator[Simulator]:
     sim = Simulator(tmp_path_factory.mktemp("platform"))
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def own_simulator(tmp_path) -> Iterator[Simulator]:
+    """A fresh platform for one test: its listing holds only that test's records."""
+    sim = Simulator(tmp_path / "platform")
     yield sim
     sim.stop()
 
