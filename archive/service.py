@@ -26,7 +26,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -243,6 +243,19 @@ def _verification(inp: ArchiveInput, trust) -> dict | None:
     return verify_file(inp.path, trust).to_json()
 
 
+@dataclass
+class _RunState:
+    result: ArchiveResult
+    batch_id: str
+    now: datetime
+    started: float
+    say: Callable[[str], None]
+    existing: dict[str, ArchiveRecord] = field(default_factory=dict)
+    works: list[_Work] = field(default_factory=list)
+    futures: dict[Future, _Work] = field(default_factory=dict)
+    cpu: Executor | None = None
+
+
 class Archiver:
     """The collaborators of an archiving run; :func:`archive_records` is the one-call form."""
 
@@ -292,49 +305,62 @@ class Archiver:
     # -- the run ----------------------------------------------------------------------------
     def run(self, inputs: Sequence[ArchiveInput], batch_id: str, archived_at: datetime | None = None,
             progress: Callable[[str], None] | None = None, part: int = 0) -> ArchiveResult:
-        started = time.monotonic()
+        """One archiving run over ``inputs`` (see the module docstring)."""
+        return self.complete(self.start(inputs, batch_id, archived_at, progress, part))
+
+    def start(self, inputs: Sequence[ArchiveInput], batch_id: str, archived_at: datetime | None = None,
+              progress: Callable[[str], None] | None = None, part: int = 0,
+              duplicates: tuple[set[str], set[str]] = (set(), set())) -> _RunState:
+        """Look records up and queue their phase-one checks; :meth:`complete` finishes the run.
+
+        Split so that a caller can queue the next run's checks while this run uploads.
+        """
         now = (archived_at or datetime.now(UTC)).astimezone(UTC)
         run_id = f"{batch_id}-{now:%Y%m%dT%H%M%S%f}-{part:04d}"
-        result = ArchiveResult(run_id, batch_id)
-        say = progress or (lambda _m: None)
-
+        st = _RunState(ArchiveResult(run_id, batch_id), batch_id, now, time.monotonic(), progress or (lambda _m: None))
         with self.sessions() as s:
-            existing = index.existing_by_licence(s, (i.record.get("licence_id", "") for i in inputs))
+            st.existing = index.existing_by_licence(s, (i.record.get("licence_id", "") for i in inputs))
             taken = index.numbers_taken(s, (i.record.get("licence_number", "") for i in inputs))
         todo: list[ArchiveInput] = []
         for inp in inputs:
-            row = existing.get(inp.record.get("licence_id", ""))
+            row = st.existing.get(inp.record.get("licence_id", ""))
             if row is not None and row.state == ARCHIVED:
-                result.outcomes.append(RecordOutcome(row.licence_id, inp.file_name, "already_archived",
-                                                     row.archival_code, row.object_key))
+                st.result.outcomes.append(RecordOutcome(row.licence_id, inp.file_name, "already_archived",
+                                                        row.archival_code, row.object_key))
             else:
                 todo.append(inp)
-        if not todo:
-            result.wall_s = time.monotonic() - started
-            return result
+        if todo:
+            st.cpu = self._cpu(len(todo))
+            self._submit_checks(st, todo, taken, duplicates)
+        return st
 
-        cpu = self._cpu(len(todo))
-        works = self._phase_one(todo, taken, cpu, result)
-        say(f"checked {len(todo)} records, {len(works)} pass phase one")
-        self._assign_codes(works, existing, now)
-        say(f"reserved {len(works)} 档号")
-        self._build_and_store(works, cpu, batch_id, now)
+    def complete(self, st: _RunState, after_submit: Callable[[], None] | None = None) -> ArchiveResult:
+        result = st.result
+        if st.cpu is None:
+            if after_submit:
+                after_submit()
+            result.wall_s = time.monotonic() - st.started
+            return result
+        works = self._collect_checks(st)
+        st.say(f"checked {len(st.works)} records, {len(works)} pass phase one")
+        self._assign_codes(works, st.existing, st.now)
+        st.say(f"reserved {len(works)} 档号")
+        self._build_and_store(works, st.cpu, st.batch_id, st.now, after_submit)
         self._verify_uploads(works)
         stored = [w for w in works if w.package is not None and w.outcome is None]
         result.outcomes += [w.outcome for w in works if w.outcome is not None]
-        say(f"stored {len(stored)} packages")
+        st.say(f"stored {len(stored)} packages")
         if stored:
-            self._finish_run(stored, batch_id, run_id, now, result)
-        result.wall_s = time.monotonic() - started
+            self._finish_run(stored, st.batch_id, result.run_id, st.now, result)
+        result.wall_s = time.monotonic() - st.started
         return result
 
-    def _phase_one(self, todo: Sequence[ArchiveInput], taken: dict[str, str], cpu: Executor,
-                   result: ArchiveResult) -> list[_Work]:
-        works: list[_Work] = []
+    def _submit_checks(self, st: _RunState, todo: Sequence[ArchiveInput], taken: dict[str, str],
+                       duplicates: tuple[set[str], set[str]]) -> None:
         sizes: dict[int, int] = {}
         for n, inp in enumerate(todo):
             w = _Work(inp)
-            works.append(w)
+            st.works.append(w)
             try:
                 w.size = sizes[n] = os.stat(inp.path).st_size
             except OSError as exc:
@@ -345,14 +371,19 @@ class Archiver:
             except RetentionError as exc:
                 w.fail("rejected", [f"真实性: {exc}"])
         facts = _batch_facts(todo, sizes, taken)
-        live = [w for w in works if w.outcome is None]
+        facts.duplicate_ids |= duplicates[0]
+        facts.duplicate_numbers |= duplicates[1]
+        live = [w for w in st.works if w.outcome is None]
         scans = self.scanner.scan([Path(w.inp.path) for w in live])
         # Only records without the pipeline's result are verified here (in threads: rare path).
         for w, v in zip(live, self._threads.map(lambda w: _verification(w.inp, self.trust), live), strict=True):
             w.verification = v
-        futures = {cpu.submit(_check_job, w.inp, w.verification, facts, scans.get(Path(w.inp.path)), ""): w
-                   for w in live}
-        for fut, w in futures.items():
+        assert st.cpu is not None
+        st.futures = {st.cpu.submit(_check_job, w.inp, w.verification, facts, scans.get(Path(w.inp.path)), ""): w
+                      for w in live}
+
+    def _collect_checks(self, st: _RunState) -> list[_Work]:
+        for fut, w in st.futures.items():
             try:
                 w.actual_sm3, w.report = fut.result()
             except (OSError, ValueError) as exc:
@@ -360,8 +391,8 @@ class Archiver:
                 continue
             if not w.report.passed:
                 w.fail("rejected", w.report.reasons())
-        result.outcomes += [w.outcome for w in works if w.outcome is not None]
-        return [w for w in works if w.outcome is None]
+        st.result.outcomes += [w.outcome for w in st.works if w.outcome is not None]
+        return [w for w in st.works if w.outcome is None]
 
     def _assign_codes(self, works: list[_Work], existing: dict[str, ArchiveRecord], now: datetime) -> None:
         """Reuse reserved 档号 of pending rows; number new ones continuously per prefix; reserve rows."""
@@ -401,11 +432,14 @@ class Archiver:
         for w in fresh:
             w.row_id = ids[w.inp.record.get("licence_id", "")]
 
-    def _build_and_store(self, works: list[_Work], cpu: Executor, batch_id: str, now: datetime) -> None:
+    def _build_and_store(self, works: list[_Work], cpu: Executor, batch_id: str, now: datetime,
+                         after_submit: Callable[[], None] | None = None) -> None:
         """Packages are built by the CPU workers and uploaded by the I/O threads as each is ready."""
         pattern = self.settings.archive_code_pattern
         builds = {cpu.submit(_build_job, w.inp, w.verification, w.report, w.actual_sm3, w.code, w.retention, now,
                              batch_id, pattern): w for w in works}
+        if after_submit:
+            after_submit()  # e.g. queue the next run's checks behind these builds
         uploads = []
         for fut in as_completed(builds):
             w = builds[fut]
@@ -530,18 +564,37 @@ def archive_records(records: Sequence[ArchiveInput], *, batch_id: str, settings:
                     progress: Callable[[str], None] | None = None) -> ArchiveResult:
     """Archive stamped certificates in runs of ``chunk_size``; one merged result.
 
-    ``signer`` is the archiving unit's :class:`stamping.keys.signer.Signer`; ``trust`` (a TrustStore)
-    is used only for records passed without a verification result.
+    Each run (chunk) has its own signed manifest and is published as a whole; the next run's
+    checks are queued while the current one uploads. ``signer`` is the archiving unit's
+    :class:`stamping.keys.signer.Signer`; ``trust`` (a TrustStore) verifies records passed without a
+    verification result and supplies the CA certificates stored for offline verification.
     """
+    chunks = [records[i:i + chunk_size] for i in range(0, len(records), chunk_size)] or [[]]
+    ids = Counter(r.record.get("licence_id", "") for r in records)
+    nums = Counter(r.record.get("licence_number", "") for r in records)
+    duplicates = ({k for k, c in ids.items() if c > 1}, {k for k, c in nums.items() if c > 1})
     merged: ArchiveResult | None = None
+    started = time.monotonic()
     with Archiver(settings, store, sessions, signer, trust, scanner) as archiver:
-        for i in range(0, max(len(records), 1), chunk_size):
-            part = archiver.run(records[i:i + chunk_size], batch_id, archived_at, progress, part=i // chunk_size)
+        def start(k: int):
+            return archiver.start(chunks[k], batch_id, archived_at, progress, part=k, duplicates=duplicates)
+
+        state = start(0)
+        for k in range(len(chunks)):
+            following: list = []
+
+            def queue_next(k: int = k, following: list = following) -> None:
+                if k + 1 < len(chunks):
+                    following.append(start(k + 1))
+
+            part = archiver.complete(state, queue_next)
             if merged is None:
                 merged = part
             else:
                 merged.outcomes += part.outcomes
-                merged.wall_s += part.wall_s
                 merged.manifest_key = part.manifest_key or merged.manifest_key
+            if following:
+                state = following[0]
     assert merged is not None
+    merged.wall_s = time.monotonic() - started
     return merged

@@ -74,7 +74,7 @@ def main() -> None:
     if not _s3_up(settings):
         from sealflow.stack import up
 
-        settings = Settings(home=work / "var", kek="00" * 32, **_free_ports())
+        settings = settings.with_overrides(home=work / "var", kek="00" * 32, **_free_ports())
         print(f"starting a temporary stack in {settings.home}")
         up(settings, out=print)
         started_stack = True

@@ -44,7 +44,7 @@ class Settings:
     archive_category: str = "ZZ"
     archive_code_pattern: str = r"^[0-9A-Z]{1,8}-[0-9A-Z]{1,4}·[0-9]{4}-(Y|D30|D10)-[0-9]{4,8}$"
     archive_item_digits: int = 6
-    archive_upload_workers: int = 8
+    archive_upload_workers: int = 24
     archive_url_expiry: int = 3600
     archive_key_id: str = "archive-unit"
     archive_key_pin: str = field(default="", repr=False)
