@@ -231,3 +231,30 @@ def test_archive_registrations_and_reconciliation(sessions, sim, client, archive
     assert not result.ok
     assert [m["record_id"] for m in result.mismatched] == [ids[0]]
     assert result.missing_at_platform == [ids[2]]
+
+
+def test_simulator_refuses_senders_outside_its_trust(tmp_path, demo_ca, system_signer, seal_payload) -> None:
+    from stamping.pki.ca import DemoCA
+    from tests.filing.conftest import Simulator
+
+    def pem_files(ca, where):
+        where.mkdir()
+        (where / "root.pem").write_bytes(p.der_to_pem(ca.root_der))
+        (where / "inter.pem").write_bytes(p.der_to_pem(ca.intermediate_der))
+        return ["--trust", str(where / "root.pem"), "--trust", str(where / "inter.pem")]
+
+    other = DemoCA.create(tmp_path / "other-ca", name="Other Province")
+    record = p.record_body("trusted" + "5" * 25, "seal.make", "TRUST1", 1, utcnow(), seal_payload("TRUST1"))
+    cases = ((pem_files(demo_ca, tmp_path / "ours"), None), (pem_files(other, tmp_path / "theirs"), 401))
+    for trust, expected in cases:
+        sim = Simulator(tmp_path / f"platform-{expected}", *trust)
+        try:
+            with PlatformClient(sim.url, system_signer, sim.cert_der, timeout=5) as c:
+                if expected is None:
+                    assert c.send(record).record_id == record["record_id"]
+                else:
+                    with pytest.raises(PlatformRejected, match="not trusted") as refused:
+                        c.send(record)
+                    assert refused.value.status == expected
+        finally:
+            sim.stop()
