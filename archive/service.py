@@ -141,6 +141,7 @@ class _Work:
     inp: ArchiveInput
     size: int = 0
     actual_sm3: str = ""
+    stamp: tuple[int, int] = (0, 0)  # (size, mtime_ns) when phase one hashed the file
     verification: dict | None = None
     report: CheckReport | None = None
     retention: str = ""
@@ -183,8 +184,9 @@ def _context(inp: ArchiveInput, data: bytes, actual_sm3: str, verification: dict
 
 
 def _check_job(inp: ArchiveInput, verification: dict | None, facts: BatchFacts, scan, pattern: str
-               ) -> tuple[str, CheckReport]:
-    """四性检测 phase one of one record (runs in a worker process): (actual SM3, report)."""
+               ) -> tuple[str, tuple[int, int], CheckReport]:
+    """四性检测 phase one of one record (runs in a worker process): (actual SM3, (size, mtime), report)."""
+    mtime = os.stat(inp.path).st_mtime_ns
     data = _read(inp)
     # The carried digest is the expected value; the actual one is computed here, once, because
     # the fixity item compares the two (a file changed since stamping must not be archived).
@@ -195,14 +197,16 @@ def _check_job(inp: ArchiveInput, verification: dict | None, facts: BatchFacts, 
     # Phase-two items run once the 档号 and the package exist; until then they are placeholders.
     report.results = [r if r["check"] not in PHASE_TWO else {**r, "status": "not_performed", "reason": "pending"}
                       for r in report.results]
-    return actual, report
+    return actual, (len(data), mtime), report
 
 
-def _build_job(inp: ArchiveInput, verification: dict | None, report: CheckReport, expected_sm3: str, code: str,
-               retention: str, now: datetime, batch_id: str, pattern: str) -> _Built | list[str]:
+def _build_job(inp: ArchiveInput, verification: dict | None, report: CheckReport, expected_sm3: str,
+               stamp: tuple[int, int], code: str, retention: str, now: datetime, batch_id: str, pattern: str
+               ) -> _Built | list[str]:
     """Phase two and the package of one record (runs in a worker process); reasons when refused."""
     data = _read(inp)
-    if sm3_hex(data) != expected_sm3:
+    if (len(data), os.stat(inp.path).st_mtime_ns) != stamp:
+        # Checked in phase one by SM3; a file rewritten since then is refused rather than re-hashed.
         return [f"完整性: {inp.file_name} changed while being archived"]
     files = data_files(record=inp.record, archival_code=code, retention=retention,
                        retain_until=retain_until(retention, now), archived_at=now, batch_id=batch_id,
@@ -212,7 +216,8 @@ def _build_job(inp: ArchiveInput, verification: dict | None, report: CheckReport
     final = merge(report, run_checks(ctx, "GD", only=PHASE_TWO))
     if not final.passed:
         return final.reasons()
-    pkg = finish_package(code, files, final.to_json(), now, known_sm3={f"content/{inp.file_name}": expected_sm3})
+    known = {f["name"]: f["sm3"] for f in json.loads(files["metadata.json"])["files"]}
+    pkg = finish_package(code, files, final.to_json(), now, known_sm3=known)
     return _Built(pkg.tar, len(pkg.tar), pkg.tar_sm3, pkg.manifest_sm3,
                   hashlib.md5(pkg.tar, usedforsecurity=False).hexdigest(),
                   base64.b64encode(hashlib.sha256(pkg.tar).digest()).decode())
@@ -385,7 +390,7 @@ class Archiver:
     def _collect_checks(self, st: _RunState) -> list[_Work]:
         for fut, w in st.futures.items():
             try:
-                w.actual_sm3, w.report = fut.result()
+                w.actual_sm3, w.stamp, w.report = fut.result()
             except (OSError, ValueError) as exc:
                 w.fail("rejected", [f"完整性: document cannot be read: {exc}"])
                 continue
@@ -436,8 +441,8 @@ class Archiver:
                          after_submit: Callable[[], None] | None = None) -> None:
         """Packages are built by the CPU workers and uploaded by the I/O threads as each is ready."""
         pattern = self.settings.archive_code_pattern
-        builds = {cpu.submit(_build_job, w.inp, w.verification, w.report, w.actual_sm3, w.code, w.retention, now,
-                             batch_id, pattern): w for w in works}
+        builds = {cpu.submit(_build_job, w.inp, w.verification, w.report, w.actual_sm3, w.stamp, w.code,
+                             w.retention, now, batch_id, pattern): w for w in works}
         if after_submit:
             after_submit()  # e.g. queue the next run's checks behind these builds
         uploads = []
