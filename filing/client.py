@@ -111,9 +111,9 @@ class PlatformClient:
         if response.status_code >= 400:
             raise PlatformRejected(response.status_code, _reason(response))
 
-    def _check(self, envelope: Any, record: dict[str, Any]) -> Receipt:
+    def _check(self, envelope: Any, record: dict[str, Any], digest: str | None = None) -> Receipt:
         try:
-            return p.check_receipt(envelope, self.platform_cert, record)
+            return p.check_receipt(envelope, self.platform_cert, record, digest)
         except p.ProtocolError as exc:
             raise ReceiptInvalid(f"record {record['record_id']}: {exc}") from exc
 
@@ -133,7 +133,7 @@ class PlatformClient:
 
         A failure of the whole request raises :class:`PlatformUnavailable` / :class:`PlatformRejected`.
         """
-        body, headers = p.sign_batch(list(records), self.signer, self.system_id)
+        body, headers, digests = p.sign_batch(list(records), self.signer, self.system_id)
         response = self._post("/v1/filings:batch", body, headers)
         self._raise_for_status(response)
         try:
@@ -142,9 +142,9 @@ class PlatformClient:
                 raise ValueError("result count differs from record count")
         except (ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:
             raise PlatformUnavailable(f"batch of {len(records)}: unreadable reply ({exc})") from exc
-        return [self._outcome(record, result) for record, result in zip(records, results, strict=True)]
+        return [self._outcome(*item) for item in zip(records, results, digests, strict=True)]
 
-    def _outcome(self, record: dict[str, Any], result: Any) -> BatchOutcome:
+    def _outcome(self, record: dict[str, Any], result: Any, digest: str) -> BatchOutcome:
         record_id = record["record_id"]
         if not isinstance(result, dict) or result.get("record_id") != record_id:
             return BatchOutcome(record_id, error=PlatformUnavailable("batch reply out of order"))
@@ -152,7 +152,7 @@ class PlatformClient:
         if status in (200, 201):
             try:
                 envelope = {"receipt": result.get("receipt"), "signature": result.get("signature")}
-                return BatchOutcome(record_id, receipt=self._check(envelope, record), status=status)
+                return BatchOutcome(record_id, receipt=self._check(envelope, record, digest), status=status)
             except ReceiptInvalid as exc:
                 return BatchOutcome(record_id, error=exc, status=status)
         reason = str(result.get("reason", "no reason given"))

@@ -279,9 +279,13 @@ def sign_request(record: dict[str, Any], signer: Any, system_id: str = "") -> tu
     return body, headers
 
 
-def sign_batch(records: list[dict[str, Any]], signer: Any, system_id: str = "") -> tuple[bytes, dict[str, str]]:
-    """Body and headers of a ``POST /v1/filings:batch``: each record signed on its own."""
-    items = [{"record": r, "signature": b64(signer.sign(canonical(r)))} for r in records]
+def sign_batch(
+    records: list[dict[str, Any]], signer: Any, system_id: str = ""
+) -> tuple[bytes, dict[str, str], list[str]]:
+    """Body and headers of a ``POST /v1/filings:batch`` (each record signed on its own), and the
+    records' digests (what their receipts' ``record_sm3`` must be)."""
+    canons = [canonical(r) for r in records]
+    items = [{"record": r, "signature": b64(signer.sign(c))} for r, c in zip(records, canons, strict=True)]
     body = canonical({"records": items})
     headers = {
         "Content-Type": "application/json; charset=utf-8",
@@ -290,7 +294,7 @@ def sign_batch(records: list[dict[str, Any]], signer: Any, system_id: str = "") 
     }
     if system_id:
         headers[HEADER_SYSTEM] = system_id
-    return body, headers
+    return body, headers, [sm3_hex(c) for c in canons]
 
 
 @lru_cache(maxsize=64)
@@ -344,7 +348,9 @@ def make_receipt(body: dict[str, Any], platform_signer: Any) -> dict[str, Any]:
     return {"receipt": body, "signature": b64(platform_signer.sign(canonical(body)))}
 
 
-def check_receipt(envelope: Any, platform_cert: bytes, record: dict[str, Any] | None = None) -> Receipt:
+def check_receipt(
+    envelope: Any, platform_cert: bytes, record: dict[str, Any] | None = None, record_sm3: str | None = None
+) -> Receipt:
     """Parse a receipt envelope, verify the platform's signature and, given ``record``, that the
     receipt is for this very record (same id and same SM3 of the canonical record).
 
@@ -357,6 +363,6 @@ def check_receipt(envelope: Any, platform_cert: bytes, record: dict[str, Any] | 
     if record is not None:
         if receipt.record_id != record["record_id"]:
             raise ProtocolError(f"receipt {receipt.receipt_id} is for {receipt.record_id}, not {record['record_id']}")
-        if receipt.record_sm3 != record_digest(record):
+        if receipt.record_sm3 != (record_sm3 or record_digest(record)):
             raise ProtocolError(f"receipt {receipt.receipt_id}: record digest differs from the record sent")
     return receipt
