@@ -61,8 +61,9 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=10_000)
     parser.add_argument("--per-seal", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=200)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--single", action="store_true", help="one request per record instead of batches")
+    parser.add_argument("--url", help="use a simulator already running there (with /admin) instead of starting one")
     args = parser.parse_args()
 
     from stamping.keys.signer import SoftwareSigner
@@ -70,7 +71,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-filing-") as tmp:
         state = Path(tmp)
-        proc, url = start_simulator(state)
+        proc, url = (None, args.url.rstrip("/")) if args.url else start_simulator(state)
         try:
             key, cert = DemoCA.create(state / "ca").issue_unit_signer("SealFlow filing system", "91450000000000000X")
             import httpx
@@ -100,9 +101,10 @@ def main() -> None:
                 sent = session.scalar(select(func.count()).where(OutboxRecord.state == SENT))
             platform = httpx.get(url + "/admin/stats").json()
         finally:
-            proc.terminate()
-            proc.wait(timeout=10)
-    if sent != args.records or platform["records"] != args.records:
+            if proc is not None:
+                proc.terminate()
+                proc.wait(timeout=10)
+    if sent != args.records or (proc is not None and platform["records"] != args.records):
         raise SystemExit(f"incomplete: sent {sent}, platform holds {platform}, drain {result.as_dict()}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"drain: {result.as_dict()}", flush=True)
