@@ -74,10 +74,15 @@ def setup_system_identity(settings: Settings, ca_dir: Path | None = None) -> byt
 def system_signer(settings: Settings, pin: str | None = None) -> Any:
     from stamping.keys.store import KeyStore
 
+    from stamping.keys.store import KeyStoreError
+
     store = KeyStore(settings)
     if not store.exists(settings.filing_key_id):
         raise FilingNotConfigured(f"no key {settings.filing_key_id!r} in the key store; run `sealflow filing setup`")
-    return store.signer(settings.filing_key_id, pin if pin is not None else settings.filing_key_pin)
+    try:
+        return store.signer(settings.filing_key_id, pin if pin is not None else settings.filing_key_pin)
+    except KeyStoreError as exc:  # wrong PIN, locked key: the message names the key, never the PIN
+        raise FilingNotConfigured(f"{exc} (SEALFLOW_FILING_KEY_PIN or the connection's password)") from exc
 
 
 def make_client(settings: Settings, base_url: str | None = None, timeout: float = 30.0) -> PlatformClient:
