@@ -72,9 +72,7 @@ def setup_system_identity(settings: Settings, ca_dir: Path | None = None) -> byt
 
 
 def system_signer(settings: Settings, pin: str | None = None) -> Any:
-    from stamping.keys.store import KeyStore
-
-    from stamping.keys.store import KeyStoreError
+    from stamping.keys.store import KeyStore, KeyStoreError
 
     store = KeyStore(settings)
     if not store.exists(settings.filing_key_id):

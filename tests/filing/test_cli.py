@@ -67,3 +67,12 @@ def test_filing_parser() -> None:
     args = build_parser().parse_args(["filing", "retry", "--dead"])
     assert args.handler is cmd.run_retry and args.dead
     assert build_parser().parse_args(["filing", "status", "--json"]).json
+
+
+def test_wrong_pin_is_a_usage_error_without_the_pin(tmp_path, own_simulator) -> None:
+    settings = Settings(home=tmp_path / "var", kek="00" * 32, platform_url=own_simulator.url, filing_key_pin="135790")
+    cmd.run_setup(Namespace(ca=tmp_path / "ca", url=None), settings)
+    wrong = settings.with_overrides(filing_key_pin="999999")
+    with pytest.raises(UsageError, match="wrong PIN") as refused:
+        cmd.run_drain(Namespace(max=None, url=None, json=True), wrong)
+    assert "999999" not in str(refused.value) and "135790" not in str(refused.value)
