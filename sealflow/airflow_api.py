@@ -82,8 +82,7 @@ class AirflowApi:
             pending = self.pending_approvals(dag_id, run_id)
             if pending:
                 return pending[0]
-            state = self.run_state(dag_id, run_id)
-            if state in TERMINAL_RUN_STATES:
+            if run_id != "~" and (state := self.run_state(dag_id, run_id)) in TERMINAL_RUN_STATES:
                 raise AirflowApiError(f"run {run_id} ended ({state}) without asking for approval")
             time.sleep(1)
         raise AirflowApiError(f"no approval request for run {run_id} within {timeout:.0f}s")

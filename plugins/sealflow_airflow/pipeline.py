@@ -16,6 +16,7 @@ from sealflow.db import make_engine, migrate, session_factory, transaction
 from sealflow.settings import Settings, get_settings
 from stamping.batch import approval, process
 from stamping.batch.models import Batch
+from stamping.batch.seals import BatchSeals
 from stamping.batch.sms import LocalSmsGateway
 from stamping.placement import Placement
 
@@ -40,17 +41,17 @@ def _sessions():
 
 
 @lru_cache(maxsize=1)
-def seals():
-    """The seal registry and its signers (stamping.registry), built once per worker process."""
-    from sealflow_airflow.seals import SealDesk
-
-    return SealDesk(settings(), _sessions())
+def seals() -> BatchSeals:
+    """The seal registry, custody and trust for batches, built once per worker process."""
+    return BatchSeals(settings(), _sessions())
 
 
 @lru_cache(maxsize=1)
 def tools() -> process.BatchTools:
-    from stamping.ofd import stamp_ofd, verify_ofd
-    from stamping.pdf import stamp_pdf, verify_pdf
+    from stamping.ofd.stamp import stamp_ofd
+    from stamping.ofd.verify import verify_ofd
+    from stamping.pdf.sign import stamp_pdf
+    from stamping.pdf.verify import verify_pdf
 
     desk = seals()
     trust = desk.trust_store()
@@ -58,7 +59,12 @@ def tools() -> process.BatchTools:
     return process.BatchTools(
         session_factory=_sessions(),
         work_root=settings().state_dir / "batches",
-        stampers={"pdf": stamp_pdf, "ofd": stamp_ofd},
+        stampers={
+            "pdf": lambda src, seal, signer, placement, path, options: stamp_pdf(
+                src, seal, signer, placement, container=options.get("pdf_container", "pkcs7"), path=path),
+            "ofd": lambda src, seal, signer, placement, path, options: stamp_ofd(
+                src, seal, signer, placement, path=path),
+        },
         verifiers={
             "pdf": lambda data, path: verify_pdf(data, path, trust, lookup),
             "ofd": lambda data, path: verify_ofd(data, path, trust, lookup),

@@ -49,7 +49,8 @@ class UseRecorder(Protocol):
 
 
 SignerProvider = Callable[[str], tuple[Signer, bytes]]  # es_id → (signer, SESeal DER)
-Stamper = Callable[[bytes, bytes, Signer, Placement], bytes]
+# (document, SESeal DER, signer, placement, the document's path for messages, batch options) → sealed bytes
+Stamper = Callable[[bytes, bytes, Signer, Placement, str, dict], bytes]
 Verifier = Callable[[bytes, str], DocumentResult]
 
 
@@ -166,6 +167,7 @@ def stamp_chunk(tools: BatchTools, batch_id: str, chunk: int, actor: str) -> dic
     with tools.session_factory() as session:
         batch = _load_batch(session, batch_id)
         es_id, placement, work = batch.es_id, Placement.from_dict(batch.placement), Path(batch.work_dir)
+        options = dict(batch.options or {})
         todo = list(session.scalars(select(BatchDocument).where(
             BatchDocument.batch_id == batch_id, BatchDocument.chunk == chunk,
             BatchDocument.state == "accepted")))
@@ -177,7 +179,7 @@ def stamp_chunk(tools: BatchTools, batch_id: str, chunk: int, actor: str) -> dic
     for doc in todo:
         out = work / "out" / doc.file
         try:
-            data = _adopt_or_stamp(tools, doc, out, work, seal_der, signer, placement)
+            data = _adopt_or_stamp(tools, doc, out, work, seal_der, signer, placement, options)
         except Exception as exc:  # any document-level failure quarantines that document only
             failed.append((doc.id, f"stamping failed: {type(exc).__name__}: {exc}"))
             continue
@@ -198,7 +200,7 @@ def stamp_chunk(tools: BatchTools, batch_id: str, chunk: int, actor: str) -> dic
 
 
 def _adopt_or_stamp(tools: BatchTools, doc: BatchDocument, out: Path, work: Path, seal_der: bytes,
-                    signer: Signer, placement: Placement) -> bytes:
+                    signer: Signer, placement: Placement, options: dict) -> bytes:
     if out.exists():
         existing = out.read_bytes()
         result = tools.verifiers[doc.format](existing, str(out))
@@ -206,8 +208,8 @@ def _adopt_or_stamp(tools: BatchTools, doc: BatchDocument, out: Path, work: Path
             log.info("adopting %s sealed by an interrupted run", doc.file)
             return existing
         out.unlink()
-    source = (work / "in" / doc.file).read_bytes()
-    sealed = tools.stampers[doc.format](source, seal_der, signer, placement)
+    source_path = work / "in" / doc.file
+    sealed = tools.stampers[doc.format](source_path.read_bytes(), seal_der, signer, placement, doc.file, options)
     _atomic_write(out, sealed)
     return sealed
 

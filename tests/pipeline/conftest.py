@@ -1,0 +1,101 @@
+"""The pipeline on the real embedded stack: SeaweedFS, an Airflow home with its api-server (where
+keepers answer 用章审批), the demo registry with its seals enrolled for batch use."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sealflow.airflow_api import AirflowApi
+from sealflow.db import make_engine, migrate, session_factory
+from sealflow.stack import DAGS_DIR, airflow_login, start_components
+from stamping.batch.seals import BatchSeals
+from stamping.batch.sms import LocalSmsGateway
+from stamping.registry.demo import KEEPER, bootstrap_demo
+from stamping.registry.service import SealRegistry
+from tests.stack_fixtures import EmbeddedStack
+
+
+@dataclass
+class PipelineEnv:
+    stack: EmbeddedStack
+    sessions: Any
+    seals: BatchSeals
+    es_id: str
+    personal_es_id: str
+    api: AirflowApi
+
+    @property
+    def settings(self):
+        return self.stack.settings
+
+    def last_code(self) -> str:
+        message = LocalSmsGateway(self.settings.resolved_sms_outbox).last_message(KEEPER) or ""
+        match = re.search(r"code (\d{6})", message)
+        assert match, f"no one-time code was texted to the keeper: {message!r}"
+        return match.group(1)
+
+    def run_batch(self, conf: dict[str, Any], answer: str, code: str | None = None,
+                  timeout: float = 600) -> subprocess.CompletedProcess:
+        """``dag.test()`` of stamp_batch while the keeper answers its approval through the REST API."""
+        proc = subprocess.Popen([sys.executable, "-c", dag_test_script("stamp_batch", conf)],
+                                env=self.stack.airflow_env(), cwd=self.settings.airflow_home,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline = time.monotonic() + timeout
+            while not (pending := self.api.pending_approvals("stamp_batch", "~")):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    out = proc.communicate(timeout=5)[0] if proc.poll() is not None else ""
+                    raise AssertionError(f"stamp_batch never asked for approval:\n{out[-4000:]}")
+                time.sleep(0.5)
+            self.api.answer(pending[0], answer, {"code": code if code is not None else self.last_code()})
+            out, _ = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, "")
+
+
+def dag_test_script(dag_id: str, conf: dict[str, Any]) -> str:
+    return (
+        "import json, sys\n"
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        f"bag = DagBag(dag_folder={str(DAGS_DIR)!r})\n"
+        f"run = bag.dags[{dag_id!r}].test(run_conf=json.loads({json.dumps(json.dumps(conf))}))\n"
+        "state = str(getattr(run.state, 'value', run.state))\n"
+        "print(json.dumps({'run_id': run.run_id, 'state': state}))\n"
+        "sys.exit(0 if state == 'success' else 1)\n"
+    )
+
+
+@pytest.fixture(scope="session")
+def pipeline_env(embedded_stack: EmbeddedStack) -> Iterator[PipelineEnv]:
+    settings = embedded_stack.settings
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    registry = SealRegistry(sessions, settings)
+    demo = bootstrap_demo(registry, official_pin="official-246810", personal_pin="personal-135790")
+    seals = BatchSeals(settings, sessions, registry)
+    seals.enrol(demo["es_ids"]["official"], "official-246810", KEEPER)
+    start_components(settings, ["api-server"], out=lambda _m: None)
+    user, password = airflow_login(settings)
+    api = AirflowApi(f"http://127.0.0.1:{settings.airflow_port}", user, password)
+    yield PipelineEnv(embedded_stack, sessions, seals, demo["es_ids"]["official"], demo["es_ids"]["personal"], api)
+    api.close()
+    engine.dispose()
+
+
+def batch_conf(env: PipelineEnv, folder: Path, batch_id: str, **extra: Any) -> dict[str, Any]:
+    return {"batch_location": str(folder), "es_id": env.es_id, "placement": "anchor:（盖章）",
+            "requester": "applicant", "batch_id": batch_id, "pdf_container": "pkcs7", **extra}

@@ -1,0 +1,133 @@
+"""stamp_batch under dag.test(): happy path with bad rows, refused approval, wrong code, resume."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+from sqlalchemy import select
+
+from stamping.audit.models import AuditEntry
+from stamping.batch import process
+from stamping.batch.models import Batch, BatchDocument
+from stamping.batch.samples import write_batch
+from stamping.verify.dispatch import verify_file
+from tests.pipeline.conftest import PipelineEnv, batch_conf
+
+
+def _docs(env: PipelineEnv, batch_id: str) -> list[BatchDocument]:
+    with env.sessions() as session:
+        return list(session.scalars(select(BatchDocument).where(BatchDocument.batch_id == batch_id)))
+
+
+def _audit(env: PipelineEnv, action: str, batch_id: str) -> list[AuditEntry]:
+    with env.sessions() as session:
+        rows = session.scalars(select(AuditEntry).where(AuditEntry.action == action))
+        return [r for r in rows if (r.payload or {}).get("batch_id") == batch_id]
+
+
+def test_happy_path_with_bad_documents(pipeline_env: PipelineEnv, tmp_path: Path) -> None:
+    expected = write_batch(tmp_path / "in", 10, bad=True)
+    result = pipeline_env.run_batch(batch_conf(pipeline_env, tmp_path / "in", "happy-1"), "Approve")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    docs = _docs(pipeline_env, "happy-1")
+    states = {d.file: d.state for d in docs}
+    assert sum(1 for s in states.values() if s == "verified") == expected["good"]
+    quarantined = {d.file: d.reasons for d in docs if d.state == "quarantined"}
+    assert len(quarantined) == expected["bad"]
+    assert any("check character" in " ".join(r) for r in quarantined.values())
+    assert any("not in the batch folder" in " ".join(r) for r in quarantined.values())
+    assert any("neither a PDF nor an OFD" in " ".join(r) for r in quarantined.values())
+    with pipeline_env.sessions() as session:
+        batch = session.get(Batch, "happy-1")
+        assert batch.status == "done"
+        report = json.loads(Path(batch.report["json"]).read_text())
+    assert report["counts"]["verified"] == expected["good"]
+    assert Path(batch.report["html"]).read_text().count("<tr") == len(docs) + 1
+    uses = _audit(pipeline_env, "seal.use", "happy-1")
+    assert len(uses) == expected["good"]  # one audit entry per sealed document
+    assert _audit(pipeline_env, "seal.use.approved", "happy-1")
+    trust = pipeline_env.seals.trust_store()
+    for doc in docs:
+        if doc.state == "verified":
+            checked = verify_file(doc.output_path, trust)
+            assert checked.valid, checked.to_json()
+            assert checked.signatures[0].es_id == pipeline_env.es_id
+    reports = pipeline_env.stack.s3().list_objects_v2(Bucket=pipeline_env.settings.work_bucket,
+                                                      Prefix="batches/happy-1/")
+    assert {o["Key"] for o in reports.get("Contents", [])} >= {"batches/happy-1/report.html"}
+
+
+def test_refused_approval_stamps_nothing(pipeline_env: PipelineEnv, tmp_path: Path) -> None:
+    write_batch(tmp_path / "in", 4, bad=False)
+    result = pipeline_env.run_batch(batch_conf(pipeline_env, tmp_path / "in", "refused-1"), "Reject")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    docs = _docs(pipeline_env, "refused-1")
+    assert {d.state for d in docs} == {"accepted"}
+    assert not any(d.output_path for d in docs)
+    with pipeline_env.sessions() as session:
+        assert session.get(Batch, "refused-1").status == "refused"
+    refused = _audit(pipeline_env, "seal.use.refused", "refused-1")
+    assert refused and "refused" in refused[0].reason
+    assert not _audit(pipeline_env, "seal.use", "refused-1")
+
+
+def test_wrong_code_refuses(pipeline_env: PipelineEnv, tmp_path: Path) -> None:
+    write_batch(tmp_path / "in", 2, bad=False)
+    result = pipeline_env.run_batch(batch_conf(pipeline_env, tmp_path / "in", "wrongcode-1"), "Approve",
+                                    code="000000")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert {d.state for d in _docs(pipeline_env, "wrongcode-1")} == {"accepted"}
+    with pipeline_env.sessions() as session:
+        assert session.get(Batch, "wrongcode-1").status == "refused"
+
+
+def test_killed_chunk_resumes_without_stamping_twice(pipeline_env: PipelineEnv, tmp_path: Path) -> None:
+    """A chunk dies after sealing some files but before committing them; the rerun adopts those
+    files (they verify) and seals only the rest: every document sealed exactly once."""
+    from tests.pipeline.plugins_path import pipeline_module
+
+    pipeline = pipeline_module(pipeline_env.settings)
+    write_batch(tmp_path / "in", 6, bad=False)
+    tools = pipeline.tools()
+    base = process.BatchTools(**{**tools.__dict__})
+    signs: list[str] = []
+    real_signer, seal_der = pipeline_env.seals.batch_signer(pipeline_env.es_id)
+
+    class CountingSigner:
+        certificate = real_signer.certificate
+
+        def sign(self, data: bytes) -> bytes:
+            signs.append("x")
+            return real_signer.sign(data)
+
+    class Killed(BaseException):
+        pass
+
+    def stamper_dying_after(n: int):
+        def stamp(src, seal, signer, placement, path, options):
+            if len(signs) >= n:
+                raise Killed()
+            kind = "pdf" if src.startswith(b"%PDF") else "ofd"
+            return tools.stampers[kind](src, seal, signer, placement, path, options)
+        return stamp
+
+    base.signer_provider = lambda es_id: (CountingSigner(), seal_der)
+    dying = process.BatchTools(**{**base.__dict__, "stampers": {"pdf": stamper_dying_after(3),
+                                                                "ofd": stamper_dying_after(3)}})
+    from stamping.placement import Placement
+
+    process.ingest(dying, batch_id="resume-1", source=tmp_path / "in", es_id=pipeline_env.es_id,
+                   requester="applicant", placement=Placement.parse("anchor:（盖章）"), chunk_size=100)
+    with contextlib.suppress(Killed):
+        process.stamp_chunk(dying, "resume-1", 0, actor="applicant")
+    assert len(signs) == 3, [d.reasons for d in _docs(pipeline_env, "resume-1")]
+    assert {d.state for d in _docs(pipeline_env, "resume-1")} == {"accepted"}  # nothing committed
+    process.stamp_chunk(base, "resume-1", 0, actor="applicant")
+    process.stamp_chunk(base, "resume-1", 0, actor="applicant")  # a second rerun finds nothing to do
+    assert len(signs) == 6  # three adopted, three sealed: six signatures for six documents
+    assert {d.state for d in _docs(pipeline_env, "resume-1")} == {"stamped"}
+    assert len(_audit(pipeline_env, "seal.use", "resume-1")) == 6
+    process.verify_chunk(base, "resume-1", 0)
+    assert {d.state for d in _docs(pipeline_env, "resume-1")} == {"verified"}
