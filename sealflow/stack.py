@@ -631,6 +631,36 @@ def init_services(settings: Settings, timeout: float = 120.0, out: Callable[[str
     out(f"buckets ready at {settings.resolved_s3_endpoint}: {settings.work_bucket}, {settings.archive_bucket}")
 
 
+_REAPER_SCRIPT = """
+import sys
+from pathlib import Path
+
+import psutil
+
+from sealflow.settings import Settings
+from sealflow.stack import down
+
+try:
+    psutil.Process(int(sys.argv[1])).wait()
+except psutil.NoSuchProcess:
+    pass
+down(Settings(home=Path(sys.argv[2])), out=lambda _msg: None)
+"""
+
+
+def spawn_reaper(settings: Settings, watch_pid: int | None = None) -> int:
+    """Stop this state directory's stack when process ``watch_pid`` (default: this one) ends, however it ends.
+
+    For throw-away stacks (tests, benchmarks): a killed test run must not leave servers behind. If
+    the owner already stopped the stack, the reaper finds no PID files and just exits.
+    """
+    argv = [sys.executable, "-c", _REAPER_SCRIPT, str(watch_pid or os.getpid()), str(settings.state_dir)]
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    _CHILDREN[proc.pid] = proc
+    return proc.pid
+
+
 def dag_file(dag_id: str) -> Path:
     """The file in ``dags/`` that names ``dag_id`` (parsing one file instead of all is seconds faster);
     the whole folder when no single file does."""

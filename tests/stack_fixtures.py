@@ -21,7 +21,7 @@ import pytest
 
 from sealflow.objectstore import s3_client
 from sealflow.settings import Settings
-from sealflow.stack import airflow_env, down, run_dag_test, up
+from sealflow.stack import airflow_env, down, run_dag_test, spawn_reaper, up
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,7 @@ class EmbeddedStack:
 def embedded_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
     """SeaweedFS + an Airflow home (+ the platform simulator when installed), started from nothing."""
     stack = EmbeddedStack(stack_settings(tmp_path_factory.mktemp("stack") / "var"))
+    spawn_reaper(stack.settings)  # stops the stack even if this test run is killed before teardown
     try:
         stack.up()
     except Exception:

@@ -164,3 +164,38 @@ def test_up_cli_on_a_running_stack_reports_and_changes_nothing(embedded_stack):
     assert f"seaweedfs: already running (pid {before.pid})" in done.stdout
     assert embedded_stack.settings.resolved_s3_endpoint in done.stdout
     assert read_pid(embedded_stack.settings, "seaweedfs") == before
+
+
+def test_a_killed_owner_leaves_no_servers_behind(tmp_path):
+    """spawn_reaper: when the process owning a throw-away stack is SIGKILLed, the stack still stops."""
+    import os
+    import signal
+
+    from sealflow.stack import sealflow_env
+    from tests.stack_fixtures import stack_settings
+
+    settings = stack_settings(tmp_path / "var")
+    script = (
+        "import time\n"
+        "from sealflow.settings import Settings\n"
+        "from sealflow.stack import _ensure, seaweed_component, spawn_reaper\n"
+        "s = Settings.from_env()\n"
+        "spawn_reaper(s)\n"
+        "entry = _ensure(s, seaweed_component(s), lambda _m: None)\n"
+        "print(entry.pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    env = {**os.environ, **sealflow_env(settings)}
+    owner = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        weed = psutil.Process(int(owner.stdout.readline()))
+        assert weed.is_running()
+    finally:
+        owner.send_signal(signal.SIGKILL)
+        owner.wait()
+        owner.stdout.close()
+    weed.wait(timeout=30)  # raises TimeoutExpired if the reaper did not stop it
+    deadline = time.monotonic() + 10
+    while list(run_dir(settings).glob("*.pid.json")):  # the reaper removes the PID file right after
+        assert time.monotonic() < deadline, "the reaper left the PID file"
+        time.sleep(0.1)
