@@ -64,6 +64,9 @@ def _declare(lib: ctypes.CDLL) -> None:
         "i2d_PUBKEY": (c_int, [c_void_p, ctypes.POINTER(c_void_p)]),
         "i2d_PrivateKey": (c_int, [c_void_p, ctypes.POINTER(c_void_p)]),
         "CRYPTO_free": (None, [c_void_p, c_char_p, c_int]),
+        "BIO_new_mem_buf": (c_void_p, [c_char_p, c_int]),
+        "BIO_free": (c_int, [c_void_p]),
+        "d2i_PKCS8PrivateKey_bio": (c_void_p, [c_void_p, c_void_p, c_void_p, c_char_p]),
         "ERR_clear_error": (None, []),
     }
     for name, (restype, argtypes) in sig.items():
@@ -103,4 +106,22 @@ def load_der(fn, data: bytes) -> int:
     if not obj:
         LIB.ERR_clear_error()
         raise ValueError("OpenSSL could not decode the key")
+    return obj
+
+
+def load_encrypted_pkcs8(data: bytes, password: bytes) -> int:
+    """An EVP_PKEY from DER EncryptedPrivateKeyInfo (PBES2 etc.), decrypted by OpenSSL."""
+    if b"\0" in password:
+        raise ValueError("a PKCS#8 password cannot contain NUL bytes")
+    bio = LIB.BIO_new_mem_buf(data, len(data))
+    if not bio:
+        raise MemoryError("OpenSSL could not allocate a memory BIO")
+    try:
+        # With no callback OpenSSL's PEM_def_callback takes the last argument as the password.
+        obj = LIB.d2i_PKCS8PrivateKey_bio(bio, None, None, password)
+    finally:
+        LIB.BIO_free(bio)
+    if not obj:
+        LIB.ERR_clear_error()
+        raise ValueError("OpenSSL could not decrypt the PKCS#8 key (wrong password or not PKCS#8)")
     return obj

@@ -9,7 +9,6 @@ cached per key), and OpenSSL signs e with a nonce from its own CSPRNG.
 from __future__ import annotations
 
 import ctypes
-import threading
 
 from asn1crypto import core, keys, pem
 
@@ -72,25 +71,29 @@ def _spki_der(point: bytes) -> bytes:
 
 
 class _Key:
-    """An EVP_PKEY owned by this object, with a per-thread signing/verifying context."""
+    """An EVP_PKEY owned by this object, with a pool of signing/verifying contexts.
+
+    A context serves one call at a time: each call takes one from the pool (or makes one) and
+    puts it back, so threads never share a context, and ``__del__`` frees every context made,
+    whichever thread made it. ``list.pop``/``append`` are atomic under the GIL.
+    """
 
     def __init__(self, pkey: int) -> None:
         if not _c.LIB.EVP_PKEY_is_a(pkey, b"SM2"):
             _c.LIB.EVP_PKEY_free(pkey)
             raise ValueError("not an SM2 key (the curve must be sm2p256v1, 1.2.156.10197.1.301)")
         self._pkey = pkey
-        self._local = threading.local()
+        self._pool: list[int] = []
         self._z: dict[bytes, bytes] = {}
 
-    def _ctx(self) -> int:
-        ctx = getattr(self._local, "ctx", None)
-        if ctx is None:
+    def _take_ctx(self) -> int:
+        try:
+            return self._pool.pop()
+        except IndexError:
             ctx = _c.LIB.EVP_PKEY_CTX_new_from_pkey(None, self._pkey, None)
             if not ctx:
-                raise SM2Unavailable("OpenSSL could not make an SM2 context")
-            self._local.ctx = ctx
-            self._local.contexts = getattr(self._local, "contexts", [])
-        return ctx
+                raise SM2Unavailable("OpenSSL could not make an SM2 context") from None
+            return ctx
 
     def _digest(self, point: bytes, data: bytes, uid: bytes) -> bytes:
         z = self._z.get(uid)
@@ -104,9 +107,9 @@ class _Key:
         pkey = getattr(self, "_pkey", None)
         lib = getattr(_c, "LIB", None) if _c is not None else None
         if pkey and lib is not None:  # at interpreter shutdown the module may already be gone
-            ctx = getattr(getattr(self, "_local", None), "ctx", None)
-            if ctx:
+            for ctx in getattr(self, "_pool", ()):
                 lib.EVP_PKEY_CTX_free(ctx)
+            self._pool = []
             lib.EVP_PKEY_free(pkey)
             self._pkey = None
 
@@ -165,14 +168,14 @@ class SM2PublicKey(_Key):
         except ValueError:
             return False
         e = self._digest(self._point, data, uid)
-        ctx = self._ctx()
-        if _c.LIB.EVP_PKEY_verify_init(ctx) != 1:
-            _c.LIB.ERR_clear_error()
-            return False
-        ok = _c.LIB.EVP_PKEY_verify(ctx, der, len(der), e, 32) == 1
-        if not ok:
-            _c.LIB.ERR_clear_error()
-        return ok
+        ctx = self._take_ctx()
+        try:
+            ok = _c.LIB.EVP_PKEY_verify_init(ctx) == 1 and _c.LIB.EVP_PKEY_verify(ctx, der, len(der), e, 32) == 1
+            if not ok:
+                _c.LIB.ERR_clear_error()
+            return ok
+        finally:
+            self._pool.append(ctx)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, SM2PublicKey) and other._point == self._point
@@ -206,15 +209,17 @@ class SM2PrivateKey(_Key):
 
     @classmethod
     def from_pkcs8(cls, data: bytes, password: bytes | None = None) -> SM2PrivateKey:
-        """A PKCS#8 (or SEC1) private key, PEM or DER. Encrypted PKCS#8 is not accepted."""
-        if password is not None:
-            raise ValueError("encrypted PKCS#8 is not supported; keep keys in the SealFlow key store")
+        """A PKCS#8 (or SEC1) private key, PEM or DER; encrypted PKCS#8 when ``password`` is given."""
         if pem.detect(data):
             _, _, data = pem.unarmor(data)
         try:
-            pkey = _c.load_der(_c.LIB.d2i_AutoPrivateKey, bytes(data))
+            if password is not None:
+                pkey = _c.load_encrypted_pkcs8(bytes(data), bytes(password))
+            else:
+                pkey = _c.load_der(_c.LIB.d2i_AutoPrivateKey, bytes(data))
         except ValueError:
-            raise ValueError("not an SM2 private key in PKCS#8 or SEC1 DER") from None
+            hint = " (wrong password?)" if password is not None else ""
+            raise ValueError(f"not an SM2 private key in PKCS#8 or SEC1 DER{hint}") from None
         return cls(pkey)
 
     @classmethod
@@ -244,12 +249,15 @@ class SM2PrivateKey(_Key):
 
     def sign(self, data: bytes, uid: bytes = DEFAULT_UID) -> bytes:
         e = self._digest(self._public.point, data, uid)
-        ctx = self._ctx()
         buf = ctypes.create_string_buffer(80)
         size = ctypes.c_size_t(80)
-        if _c.LIB.EVP_PKEY_sign_init(ctx) != 1 or _c.LIB.EVP_PKEY_sign(ctx, buf, ctypes.byref(size), e, 32) != 1:
-            _c.LIB.ERR_clear_error()
-            raise RuntimeError("OpenSSL refused to make an SM2 signature")
+        ctx = self._take_ctx()
+        try:
+            if _c.LIB.EVP_PKEY_sign_init(ctx) != 1 or _c.LIB.EVP_PKEY_sign(ctx, buf, ctypes.byref(size), e, 32) != 1:
+                _c.LIB.ERR_clear_error()
+                raise RuntimeError("OpenSSL refused to make an SM2 signature")
+        finally:
+            self._pool.append(ctx)
         return buf.raw[: size.value]
 
     def __repr__(self) -> str:

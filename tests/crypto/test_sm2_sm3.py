@@ -134,3 +134,42 @@ def test_any_flipped_bit_fails(message: bytes, bit: int) -> None:
     changed[pos // 8] ^= 1 << (pos % 8)
     assert not key.public_key().verify(sig, bytes(changed))
     assert key.public_key().verify(sig, message)
+
+
+@pytest.mark.parametrize("cipher", ["aes-256-cbc", "sm4-cbc"])
+def test_encrypted_pkcs8_from_openssl(tmp_path: Path, cipher: str) -> None:
+    password = "-".join(("pw", cipher))
+    assert _openssl("genpkey", "-algorithm", "SM2", "-out", "key.pem", cwd=tmp_path).returncode == 0
+    made = _openssl("pkcs8", "-topk8", "-in", "key.pem", "-v2", cipher, "-passout", f"pass:{password}",
+                    "-out", "enc.pem", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    plain = SM2PrivateKey.from_pkcs8((tmp_path / "key.pem").read_bytes())
+    enc = (tmp_path / "enc.pem").read_bytes()
+    assert SM2PrivateKey.from_pkcs8(enc, password.encode()).public_key() == plain.public_key()
+    with pytest.raises(ValueError, match="wrong password") as err:
+        SM2PrivateKey.from_pkcs8(enc, b"not-the-password")
+    assert "not-the-password" not in str(err.value)
+
+
+def test_non_sm2_keys_are_refused(tmp_path: Path) -> None:
+    assert _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "p256.pem",
+                    cwd=tmp_path).returncode == 0
+    with pytest.raises(ValueError, match="not an SM2 key"):
+        SM2PrivateKey.from_pkcs8((tmp_path / "p256.pem").read_bytes())
+    with pytest.raises(ValueError):
+        SM2PublicKey.from_point(b"\x04" + b"\x01" * 64)  # not on the curve
+
+
+def test_one_key_signs_and_verifies_from_many_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    key = SM2PrivateKey.generate()
+    public = key.public_key()
+
+    def work(i: int) -> bool:
+        msg = i.to_bytes(4, "big") * 10
+        sigs = [key.sign(msg) for _ in range(50)]
+        return all(public.verify(s, msg) and not public.verify(s, msg + b"x") for s in sigs)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert all(pool.map(work, range(16)))
