@@ -97,36 +97,50 @@ class AuditLog:
     def append(self, session: Session, *, actor: str, action: str, es_id: str | None = None, reason: str = "",
                payload: dict[str, Any] | None = None, at: datetime | None = None) -> AuditEntry:
         """Add one entry in the caller's transaction and return it (with its seq and chain)."""
-        payload = dict(payload or {})
-        at = _utc(at or datetime.now(UTC))
+        return self.append_many(session, [{"actor": actor, "action": action, "es_id": es_id, "reason": reason,
+                                           "payload": payload, "at": at}])[0]
+
+    def append_many(self, session: Session, items: list[dict[str, Any]]) -> list[AuditEntry]:
+        """Add several entries (dicts of ``append``'s keyword arguments) in order, reading the head
+        once: one round trip per batch of uses instead of one per document."""
+        now = datetime.now(UTC)
+        rows = [{"actor": i["actor"], "action": i["action"], "es_id": i.get("es_id"), "reason": i.get("reason") or "",
+                 "payload": dict(i.get("payload") or {}), "at": _utc(i.get("at") or now)} for i in items]
+        if not rows:
+            return []
         savepoints = session.get_bind().dialect.name != "sqlite"
         for _ in range(_APPEND_TRIES):
             last = session.execute(
                 select(AuditEntry.seq, AuditEntry.chain).order_by(AuditEntry.seq.desc()).limit(1)
             ).first()
-            seq = last.seq + 1 if last else 1
-            digest = entry_digest(seq, actor, action, es_id, reason, at, payload)
-            chain = chain_next(last.chain if last else GENESIS, digest)
-            entry = AuditEntry(seq=seq, actor=actor, action=action, es_id=es_id, reason=reason, at=at,
-                               payload=payload, digest=digest, chain=chain)
+            seq, chain = (last.seq, last.chain) if last else (0, GENESIS)
+            entries = []
+            for row in rows:
+                seq += 1
+                digest = entry_digest(seq, row["actor"], row["action"], row["es_id"], row["reason"], row["at"],
+                                      row["payload"])
+                chain = chain_next(chain, digest)
+                entries.append(AuditEntry(seq=seq, digest=digest, chain=chain, **row))
             if not savepoints:
-                session.add(entry)
+                session.add_all(entries)
                 try:
                     session.flush()
                 except IntegrityError as exc:
-                    raise AuditConflict(f"audit seq {seq} was taken by a concurrent transaction; retry") from exc
+                    raise AuditConflict(f"audit seq {entries[0].seq} was taken by a concurrent transaction; "
+                                        "retry") from exc
                 break
             try:
                 with session.begin_nested():
-                    session.add(entry)
+                    session.add_all(entries)
             except IntegrityError:
-                continue  # another transaction took this seq: read the new head and try the next one
+                continue  # another transaction took these seqs: read the new head and try again after it
             break
         else:
             raise AuditConflict(f"could not append to the audit log after {_APPEND_TRIES} tries (heavy contention)")
-        if seq % self.checkpoint_every == 0:
-            self._sign(session, seq, entry.chain, at)
-        return entry
+        for entry in entries:
+            if entry.seq % self.checkpoint_every == 0:
+                self._sign(session, entry.seq, entry.chain, entry.at)
+        return entries
 
     def checkpoint(self, session: Session, at: datetime | None = None) -> AuditCheckpoint | None:
         """Sign the newest entry now (on demand); None when the log is empty or already covered."""

@@ -801,8 +801,12 @@ class SealRegistry:
                     documents: list[tuple[str, str]]) -> None:
         """One audit entry per stamped document ``(file, sm3 hex)`` in the caller's transaction
         (the batch pipeline's UseRecorder)."""
-        for name, digest in documents:
-            self.record_use(es_id, actor, f"{name} sm3:{digest}", batch_id, session=session)
+        seal = self._seal(session, es_id)
+        self.audit.append_many(session, [
+            {"actor": actor, "action": "seal.use", "es_id": es_id,
+             "payload": {"document": f"{name} sm3:{digest}", "batch_id": batch_id or "",
+                         "seal_version": seal.version, "seal_sm3": seal.seal_sm3}}
+            for name, digest in documents])
 
     # --- reading -------------------------------------------------------------------------
 
