@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -103,17 +104,29 @@ def main() -> None:
         print(f"prepared {len(inputs)} records from {len(templates)} sealed documents "
               f"in {time.perf_counter() - t0:.1f} s")
 
+        weed = _weed_process(settings)
+        cpu0, weed0 = _cpu_seconds(), _proc_cpu(weed)
+        load0 = os.getloadavg()[0]
         start = time.perf_counter()
         result = archive_records(inputs, batch_id="BENCH", settings=settings, store=store, sessions=sessions,
                                  signer=unit_signer, trust=kit.trust, scanner=NoScanner(), chunk_size=args.chunk,
                                  progress=lambda m: print(f"  {time.perf_counter() - start:6.1f} s  {m}"))
         wall = time.perf_counter() - start
+        cpu, weed_cpu = _cpu_seconds() - cpu0, _proc_cpu(weed) - weed0
+        t = os.times()
+        print(f"cpu (cumulative): main process {t.user + t.system:.1f} s, "
+              f"worker processes {t.children_user + t.children_system:.1f} s")
         counts = result.to_json()["counts"]
         print(f"archived {result.archived} of {len(inputs)} in {wall:.1f} s: {counts}")
         if result.archived != len(inputs):
             print(json.dumps(result.to_json()["not_archived"][:3], ensure_ascii=False))
         print(json.dumps({"records": result.archived, "wall_s": round(wall, 2),
-                          "records_per_s": round(result.archived / wall, 1), "chunk": args.chunk,
+                          "records_per_s": round(result.archived / wall, 1),
+                          # CPU seconds used by SealFlow (incl. worker processes) and by SeaweedFS, and
+                          # the machine's load at the start: on a shared machine the wall time depends
+                          # on what else runs; the CPU figures do not.
+                          "cpu_s": round(cpu, 1), "seaweedfs_cpu_s": round(weed_cpu, 1),
+                          "load_at_start": round(load0, 1), "chunk": args.chunk,
                           "upload_workers": settings.archive_upload_workers}))
     finally:
         if started_stack:
@@ -121,6 +134,34 @@ def main() -> None:
 
             down(settings, out=print)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _cpu_seconds() -> float:
+    """User+system CPU of this process and its reaped children (the worker processes)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def _weed_process(settings: Settings):
+    try:
+        import psutil
+
+        from sealflow.stack import read_pid
+
+        entry = read_pid(settings, "seaweedfs")
+        return psutil.Process(entry.pid) if entry else None
+    except Exception:
+        return None
+
+
+def _proc_cpu(proc) -> float:
+    if proc is None:
+        return 0.0
+    try:
+        t = proc.cpu_times()
+        return t.user + t.system
+    except Exception:
+        return 0.0
 
 
 def _free_ports() -> dict[str, int]:
