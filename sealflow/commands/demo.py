@@ -86,9 +86,19 @@ def step_smoke(ctx: DemoContext) -> None:
     ctx.note("smoke DAG output", result["log"])
 
 
+def _batch_steps() -> list[Step]:
+    from sealflow.demo_batch import step_batch, step_seal
+
+    return [
+        Step("make the demo seals (apply → reviews → make) and enrol the official seal for batches", step_seal),
+        Step("run stamp_batch under the scheduler; the keeper approves with the texted code", step_batch),
+    ]
+
+
 STEPS: list[Step] = [
     Step("start the embedded stack (SeaweedFS, Airflow home, platform simulator)", step_stack),
     Step("run the smoke DAG (writes an object to the work bucket)", step_smoke),
+    *_batch_steps(),
 ]
 
 
