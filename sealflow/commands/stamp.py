@@ -97,7 +97,8 @@ def plan(src: Path, dst: Path) -> list[tuple[Path, Path]]:
 class Progress:
     """A one-line progress bar on stderr when it is a terminal, else nothing until the summary."""
 
-    def __init__(self, total: int, stream=sys.stderr) -> None:
+    def __init__(self, total: int, stream=None) -> None:
+        stream = stream or sys.stderr  # looked up now: a default bound at import goes stale under test capture
         self.total, self.done, self.stream = total, 0, stream
         self.tty = hasattr(stream, "isatty") and stream.isatty()
         self.start = time.perf_counter()
