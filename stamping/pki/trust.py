@@ -20,7 +20,7 @@ from stamping.gm.oids import SM2_WITH_SM3
 from stamping.gm.sm2 import SM2PublicKey
 
 MAX_DEPTH = 8
-SM2_SIGNATURE_OIDS = {SM2_WITH_SM3, "1.2.156.10197.1.501"}
+SM2_SIGNATURE_OIDS = {SM2_WITH_SM3}
 
 
 @dataclass
@@ -152,8 +152,12 @@ class TrustStore:
                 return ChainResult(False, reason, [c.der for c in path], issuer_found=False)
             issuer = next((c for c in candidates if signature_verifies(current.cert, c.der)), None)
             if issuer is None:
-                return ChainResult(False, f"signature on '{current.name}' by '{candidates[0].name}' does not verify",
-                                   [c.der for c in path])
+                algo = current.cert["signature_algorithm"]["algorithm"].dotted
+                if algo not in SM2_SIGNATURE_OIDS:
+                    reason = f"'{current.name}' is signed with {algo}, not SM2-with-SM3 ({SM2_WITH_SM3})"
+                else:
+                    reason = f"signature on '{current.name}' by '{candidates[0].name}' does not verify"
+                return ChainResult(False, reason, [c.der for c in path])
             if not issuer.cert.ca:
                 return ChainResult(False, f"issuer '{issuer.name}' is not a CA (basicConstraints cA is not set)",
                                    [c.der for c in path])
