@@ -1,4 +1,4 @@
-"""``sealflow ca init|issue|show|verify`` — the local demo CA (never a production CA)."""
+"""``sealflow ca init|issue|show|verify|unlock-key`` — the local demo CA (never a production CA)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def _init(args: argparse.Namespace) -> int:
 def _issue(args: argparse.Namespace) -> int:
     import os
 
-    from stamping.keys.store import KeyStore
+    from stamping.keys.store import KeyStore, KeyStoreError
     from stamping.pki.ca import DemoCA
     from stamping.pki.certs import Subject
 
@@ -39,8 +39,11 @@ def _issue(args: argparse.Namespace) -> int:
     if bool(args.credit_code) == bool(args.id_number):
         raise UsageError("give exactly one of --credit-code (a unit) or --id-number (a person)")
     ca = DemoCA.create(_ca_dir())
-    store = KeyStore(settings)
-    public = store.create(args.key_id, pin)
+    try:
+        store = KeyStore(settings)
+        public = store.create(args.key_id, pin)
+    except KeyStoreError as exc:  # key exists, weak PIN, bad id, loose KEK file: all the operator's to fix
+        raise UsageError(str(exc)) from None
     subject = (Subject(args.name, organization=args.name, organization_identifier=args.credit_code)
                if args.credit_code else Subject(args.name, serial_number=args.id_number))
     cert = ca.issue(subject, public)
@@ -88,6 +91,18 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unlock_key(args: argparse.Namespace) -> int:
+    from stamping.keys.store import KeyNotFound, KeyStore
+
+    store = KeyStore(get_settings())
+    try:
+        store.admin_unlock(args.key_id)
+    except KeyNotFound as exc:
+        raise UsageError(str(exc)) from None
+    print(f"key {args.key_id} unlocked; its wrong-PIN counter is back to 0")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     ca = subparsers.add_parser("ca", help="the local demo CA")
     sub = ca.add_subparsers(dest="ca_command", required=True)
@@ -110,3 +125,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("certs", nargs="+")
     p.add_argument("--trust", action="append", help="trusted root/intermediate PEM (default: the demo CA)")
     p.set_defaults(handler=_verify)
+    p = sub.add_parser("unlock-key", help="administrator: unlock a key locked after 5 wrong PINs")
+    p.add_argument("key_id")
+    p.set_defaults(handler=_unlock_key)

@@ -47,7 +47,7 @@ class WrongPin(KeyStoreError):
 class KeyLocked(KeyStoreError):
     def __init__(self, key_id: str) -> None:
         super().__init__(f"key {key_id} is locked after {MAX_WRONG_PINS} wrong PINs; an administrator must "
-                         "unlock it (sealflow ca unlock-key)")
+                         f"unlock it (sealflow ca unlock-key {key_id})")
 
 
 def load_kek(settings: Settings) -> bytes:

@@ -40,3 +40,22 @@ def test_init_issue_show_verify(home: Path, monkeypatch: pytest.MonkeyPatch, cap
 def test_issue_without_pin_is_a_usage_error(home: Path) -> None:
     assert cli.main(["ca", "issue", "k", "--name", "x", "--credit-code", "91330100MA0000001X",
                      "--pin-env", "NO_SUCH_VAR_SET"]) == 2
+
+
+def test_issue_twice_and_admin_unlock(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stamping.keys.store import KeyLocked, KeyStore, WrongPin
+
+    pin = "".join(("97", "53", "11"))
+    monkeypatch.setenv("SEALFLOW_PIN", pin)
+    args = ["ca", "issue", "person-1", "--name", "张伟", "--id-number", "11010519491231002X"]
+    assert cli.main(args) == 0
+    assert cli.main(args) == 2  # the key exists already: a usage error, not a traceback
+    store = KeyStore(get_settings())
+    for _ in range(4):
+        with pytest.raises(WrongPin):
+            store.signer("person-1", "000000")
+    with pytest.raises(KeyLocked):
+        store.signer("person-1", "000000")
+    assert cli.main(["ca", "unlock-key", "person-1"]) == 0
+    assert store.signer("person-1", pin).sign(b"x")
+    assert cli.main(["ca", "unlock-key", "nobody"]) == 2
