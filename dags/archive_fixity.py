@@ -1,0 +1,29 @@
+"""archive_fixity — 长期保存 fixity check: re-read every archived package, compare with the index,
+store one aggregated report under reports/fixity/ in the archive bucket. Fails when anything is
+missing or altered, so the run shows red and the report key says where to look."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import dag, task
+
+
+@dag(dag_id="archive_fixity", schedule="@weekly", catchup=False, max_active_runs=1,
+     tags=["sealflow", "archive"], doc_md=__doc__)
+def archive_fixity() -> None:
+    @task(execution_timeout=timedelta(hours=6))
+    def check() -> dict:
+        from sealflow_airflow import pipeline
+
+        from archive.integration import scheduled_fixity
+
+        report = scheduled_fixity(pipeline.settings(), pipeline._sessions())
+        if not report["ok"]:
+            raise RuntimeError(f"fixity: {report['problem_counts']} — report {report.get('report_key')}")
+        return report
+
+    check()
+
+
+archive_fixity()
