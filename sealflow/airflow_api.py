@@ -50,6 +50,18 @@ class AirflowApi:
             body["dag_run_id"] = run_id
         return self._call("POST", f"/dags/{dag_id}/dagRuns", json=body)["dag_run_id"]
 
+    def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
+        """Wait until the dag-processor has parsed ``dag_id`` (right after the stack starts)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            response = self._client.get(f"/api/v2/dags/{dag_id}")
+            if response.status_code == 200:
+                return
+            if time.monotonic() > deadline:
+                raise AirflowApiError(f"DAG {dag_id} not known to Airflow after {timeout:.0f}s "
+                                      f"({response.status_code}); check the dag-processor log")
+            time.sleep(1)
+
     def unpause(self, dag_id: str) -> None:
         self._call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
 

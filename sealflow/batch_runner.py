@@ -65,6 +65,7 @@ def last_code(settings: Settings, keeper: str) -> str | None:
 
 def submit(api: AirflowApi, folder: Path, es_id: str, batch_id: str, requester: str = "applicant",
            placement: str = "anchor:（盖章）", pdf_container: str = "pkcs7") -> str:
+    api.wait_for_dag(DAG_ID)
     api.unpause(DAG_ID)
     conf: dict[str, Any] = {"batch_location": str(folder), "es_id": es_id, "placement": placement,
                             "requester": requester, "batch_id": batch_id, "pdf_container": pdf_container}
