@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ctypes
 
-from asn1crypto import core, keys, pem
+from asn1crypto import keys, pem
 
 from stamping.gm import _libcrypto as _c
 from stamping.gm._libcrypto import SM2Unavailable
@@ -38,16 +38,42 @@ GY = 0xBC3736A2F4F6779C59BDCEE36B692153D0A9877CC62A474002DF32E52139F0A0
 _CURVE_BYTES = b"".join(v.to_bytes(32, "big") for v in (A, B, GX, GY))
 
 
-class _Ecdsa(core.Sequence):
-    _fields = [("r", core.Integer), ("s", core.Integer)]
+def _der_int(value: bytes, pos: int) -> tuple[int, int]:
+    """One strict DER INTEGER (positive, minimal, ≤ 33 bytes) at ``pos`` → (value, next pos)."""
+    if pos + 2 > len(value) or value[pos] != 0x02:
+        raise ValueError("SM2 signature: INTEGER expected")
+    length = value[pos + 1]
+    body = value[pos + 2: pos + 2 + length]
+    if not 0 < length <= 33 or len(body) != length:
+        raise ValueError("SM2 signature: bad INTEGER length")
+    if body[0] & 0x80 or (length > 1 and body[0] == 0 and not body[1] & 0x80):
+        raise ValueError("SM2 signature: INTEGER not minimal DER or negative")
+    return int.from_bytes(body, "big"), pos + 2 + length
+
+
+def _parse_der(sig: bytes) -> tuple[int, int]:
+    # By hand, strictly: the asn1crypto round trip was 5% of a verification.
+    if len(sig) < 8 or sig[0] != 0x30 or sig[1] != len(sig) - 2:
+        raise ValueError("SM2 signature: not a DER SEQUENCE of the right length")
+    r, pos = _der_int(sig, 2)
+    s, pos = _der_int(sig, pos)
+    if pos != len(sig):
+        raise ValueError("SM2 signature: trailing bytes")
+    if not (0 < r < 2**256 and 0 < s < 2**256):
+        raise ValueError("SM2 signature values out of range")
+    return r, s
+
+
+def _der_int_bytes(value: int) -> bytes:
+    body = value.to_bytes(32, "big").lstrip(b"\0") or b"\0"
+    if body[0] & 0x80:
+        body = b"\0" + body
+    return bytes((0x02, len(body))) + body
 
 
 def signature_der_to_raw(sig: bytes) -> bytes:
     """DER ``SEQUENCE{r, s}`` → 64-byte ``r||s``."""
-    parsed = _Ecdsa.load(sig, strict=True)
-    r, s = parsed["r"].native, parsed["s"].native
-    if not (0 < r < 2**256 and 0 < s < 2**256):
-        raise ValueError("SM2 signature values out of range")
+    r, s = _parse_der(sig)
     return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
 
@@ -55,7 +81,8 @@ def signature_raw_to_der(raw: bytes) -> bytes:
     """64-byte ``r||s`` → DER ``SEQUENCE{r, s}``."""
     if len(raw) != 64:
         raise ValueError("a raw SM2 signature has 64 bytes")
-    return _Ecdsa({"r": int.from_bytes(raw[:32], "big"), "s": int.from_bytes(raw[32:], "big")}).dump()
+    body = _der_int_bytes(int.from_bytes(raw[:32], "big")) + _der_int_bytes(int.from_bytes(raw[32:], "big"))
+    return bytes((0x30, len(body))) + body
 
 
 def _z_digest(point: bytes, uid: bytes) -> bytes:
@@ -163,8 +190,8 @@ class SM2PublicKey(_Key):
 
     def verify(self, signature: bytes, data: bytes, uid: bytes = DEFAULT_UID) -> bool:
         try:
-            der = signature_raw_to_der(signature) if len(signature) == 64 else signature
-            signature_der_to_raw(der)  # strict DER and range check before OpenSSL sees it
+            der = signature_raw_to_der(signature) if len(signature) == 64 else bytes(signature)
+            _parse_der(der)  # strict DER and range check before OpenSSL sees it
         except ValueError:
             return False
         e = self._digest(self._point, data, uid)

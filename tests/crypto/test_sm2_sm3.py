@@ -173,3 +173,30 @@ def test_one_key_signs_and_verifies_from_many_threads() -> None:
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         assert all(pool.map(work, range(16)))
+
+
+@settings(max_examples=25, deadline=None)
+@given(r=st.integers(min_value=1, max_value=2**256 - 1), s=st.integers(min_value=1, max_value=2**256 - 1))
+def test_der_codec_matches_asn1crypto(r: int, s: int) -> None:
+    from asn1crypto import core
+
+    class Ecdsa(core.Sequence):
+        _fields = [("r", core.Integer), ("s", core.Integer)]
+
+    raw = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    der = signature_raw_to_der(raw)
+    assert der == Ecdsa({"r": r, "s": s}).dump()
+    assert signature_der_to_raw(der) == raw
+
+
+@pytest.mark.parametrize("bad", [
+    b"", b"\x30\x06\x02\x01\x00\x02\x01\x01",  # r = 0
+    b"\x30\x07\x02\x02\x00\x01\x02\x01\x01",  # non-minimal INTEGER
+    b"\x30\x06\x02\x01\x81\x02\x01\x01",  # negative
+    b"\x30\x06\x02\x01\x01\x02\x01\x01\x00",  # trailing byte
+    b"\x31\x06\x02\x01\x01\x02\x01\x01",  # SET, not SEQUENCE
+])
+def test_non_der_signatures_are_refused(bad: bytes) -> None:
+    with pytest.raises(ValueError):
+        signature_der_to_raw(bad)
+    assert not SM2PrivateKey.generate().public_key().verify(bad, b"m")
