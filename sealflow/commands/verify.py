@@ -68,9 +68,8 @@ def registry_lookup(settings: Settings):
     if not settings.database_url and not (settings.state_dir / "sealflow.db").exists():
         return None
     try:
-        from stamping.registry import SealRegistry
-
         from sealflow.db import make_engine, session_factory
+        from stamping.registry import SealRegistry
     except ImportError:
         return None
     try:
