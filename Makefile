@@ -20,7 +20,7 @@ demo: install
 	$(BIN)/sealflow demo
 
 test: install
-	$(BIN)/ruff check .
+	$(BIN)/ruff check --no-cache .  # a stale cache hid import-order errors that a fresh clone reports
 	$(BIN)/pytest -q
 
 lint: install
