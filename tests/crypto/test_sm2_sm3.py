@@ -88,7 +88,7 @@ def _openssl(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, check=False)
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(message=st.binary(min_size=0, max_size=2048))
 def test_our_signatures_verify_with_openssl_and_gmssl(tmp_path_factory: pytest.TempPathFactory,
                                                       message: bytes) -> None:
