@@ -160,10 +160,23 @@ class SM2PublicKey(_Key):
             _, _, data = pem.unarmor(data)
         try:
             info = keys.PublicKeyInfo.load(data, strict=True)
-            point = bytes(info["public_key"].contents)[1:]
         except ValueError as exc:
             raise ValueError(f"not a SubjectPublicKeyInfo: {exc}") from None
-        return cls.from_point(bytes(point))
+        return cls._from_info(info)
+
+    @classmethod
+    def _from_info(cls, info: keys.PublicKeyInfo) -> SM2PublicKey:
+        try:
+            algorithm = info["algorithm"]["algorithm"].dotted
+            params = info["algorithm"]["parameters"]
+            curve = params.chosen.dotted if algorithm == EC_PUBLIC_KEY and params.name == "named" else None
+            point = bytes(info["public_key"].contents)[1:]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"not an SM2 public key: {exc}") from None
+        # Some older issuers put the curve OID itself in the algorithm field (GM/T 0015 drafts).
+        if curve != SM2_CURVE and algorithm != SM2_CURVE:
+            raise ValueError(f"not an SM2 public key (algorithm {algorithm}, curve {curve or 'not named'})")
+        return cls.from_point(point)
 
     @classmethod
     def from_certificate(cls, cert_der: bytes) -> SM2PublicKey:
@@ -172,10 +185,9 @@ class SM2PublicKey(_Key):
         try:
             cert = x509.Certificate.load(cert_der, strict=False)
             spki = cert["tbs_certificate"]["subject_public_key_info"]
-            point = bytes(spki["public_key"].contents)[1:]
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"not an X.509 certificate: {exc}") from None
-        return cls.from_point(point)
+        return cls._from_info(spki)
 
     @property
     def point(self) -> bytes:

@@ -128,14 +128,20 @@ class TrustStore:
 
     def validate(self, cert_der: bytes, at: datetime | None = None, extra_intermediates: Sequence[bytes] = (),
                  require_key_usage: Sequence[str] = ()) -> ChainResult:
+        """Never raises on a malformed certificate: that is a failed (broken, not untrusted) result."""
         at = at or datetime.now(UTC)
         if at.tzinfo is None:
             at = at.replace(tzinfo=UTC)
         try:
-            leaf = _load(cert_der)
-            pool = self._roots + self._intermediates + [_load(d) for d in extra_intermediates]
-        except ValueError as exc:
-            return ChainResult(False, f"certificate cannot be parsed: {exc}", [], False)
+            return self._validate(cert_der, at, extra_intermediates, require_key_usage)
+        except (ValueError, TypeError, KeyError, OverflowError) as exc:
+            # asn1crypto parses lazily: a damaged extension or date surfaces only when read.
+            return ChainResult(False, f"certificate cannot be parsed: {exc}", [], issuer_found=True)
+
+    def _validate(self, cert_der: bytes, at: datetime, extra_intermediates: Sequence[bytes],
+                  require_key_usage: Sequence[str]) -> ChainResult:
+        leaf = _load(cert_der)
+        pool = self._roots + self._intermediates + [_load(d) for d in extra_intermediates]
         path = [leaf]
         current = leaf
         ca_below = 0  # CA certificates (not self-issued) between the current issuer and the leaf

@@ -86,6 +86,9 @@ def test_failure_reasons(ca: DemoCA) -> None:
                               "signature_algorithm": {"algorithm": "sha256_ecdsa"},
                               "signature_value": cert["signature_value"].native}).dump()
     assert "not SM2-with-SM3" in trust.validate(ecdsa).reason
+    for garbage in (leaf[: len(leaf) // 2], b"\x30\x03\x02\x01\x01", b"not DER at all"):
+        broken = trust.validate(garbage)
+        assert not broken.ok and broken.issuer_found and "cannot be parsed" in broken.reason
     _, stranger = _root("Stranger Root")
     alone = trust.validate(stranger)
     assert not alone.issuer_found and "self-signed certificate 'Common Name: Stranger Root" in alone.reason

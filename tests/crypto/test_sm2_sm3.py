@@ -158,6 +158,9 @@ def test_non_sm2_keys_are_refused(tmp_path: Path) -> None:
         SM2PrivateKey.from_pkcs8((tmp_path / "p256.pem").read_bytes())
     with pytest.raises(ValueError):
         SM2PublicKey.from_point(b"\x04" + b"\x01" * 64)  # not on the curve
+    assert _openssl("pkey", "-in", "p256.pem", "-pubout", "-out", "p256pub.pem", cwd=tmp_path).returncode == 0
+    with pytest.raises(ValueError, match=r"not an SM2 public key .*curve 1\.2\.840\.10045\.3\.1\.7"):
+        SM2PublicKey.from_spki((tmp_path / "p256pub.pem").read_bytes())
 
 
 def test_one_key_signs_and_verifies_from_many_threads() -> None:
