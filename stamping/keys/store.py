@@ -201,3 +201,30 @@ class KeyStore:
 
     def is_locked(self, key_id: str) -> bool:
         return bool(self._read(self._path(key_id), key_id).get("locked"))
+
+
+def service_pin(settings: Settings, key_id: str, configured: str = "") -> str:
+    """The PIN of a system's own key (archiving unit, filing system…): the configured one, else one
+    generated on first use and kept 0600 in the state directory (the KEK still protects the key)."""
+    if configured:
+        return configured
+    path = settings.state_dir / "pins" / f"{key_id}.pin"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(18))
+    return path.read_text().strip()
+
+
+def ensure_service_signer(settings: Settings, key_id: str, configured_pin: str, issue_certificate) -> Signer:
+    """The signer of a system key, creating the key and its certificate on first use.
+
+    ``issue_certificate(public_key) -> DER`` issues the certificate (e.g. the demo CA's ``issue``).
+    """
+    store = KeyStore(settings)
+    pin = service_pin(settings, key_id, configured_pin)
+    if not store.exists(key_id):
+        public = store.create(key_id, pin)
+        store.set_certificate(key_id, issue_certificate(public))
+    return store.signer(key_id, pin)

@@ -57,6 +57,27 @@ def test_happy_path_with_bad_documents(pipeline_env: PipelineEnv, tmp_path: Path
     reports = pipeline_env.stack.s3().list_objects_v2(Bucket=pipeline_env.settings.work_bucket,
                                                       Prefix="batches/happy-1/")
     assert {o["Key"] for o in reports.get("Contents", [])} >= {"batches/happy-1/report.html"}
+    _archive_the_batch(pipeline_env, "happy-1", expected["good"])
+
+
+def _archive_the_batch(env: PipelineEnv, batch_id: str, good: int) -> None:
+    """archive_batch (normally scheduled by the Asset) on the stamped batch; a rerun adds nothing."""
+    from archive.models import ArchiveRun
+    from filing.outbox import OutboxRecord
+
+    for attempt in (1, 2):
+        done = env.stack.run_dag("archive_batch", {"batch_id": batch_id})
+        assert done.returncode == 0, f"run {attempt}: " + done.stdout[-3000:] + done.stderr[-3000:]
+    with env.sessions() as session:
+        runs = session.scalars(select(ArchiveRun).where(ArchiveRun.batch_id == batch_id)).all()
+        assert sum(r.records for r in runs) == good
+        queued = session.scalars(select(OutboxRecord).where(OutboxRecord.kind == "archive.register",
+                                                            OutboxRecord.subject == batch_id)).all()
+        assert len(queued) == len(runs) >= 1
+        assert queued[0].payload["documents"] == runs[0].records
+    keys = [o["Key"] for page in env.stack.s3().get_paginator("list_objects_v2").paginate(
+        Bucket=env.settings.archive_bucket) for o in page.get("Contents", [])]
+    assert len([k for k in keys if k.endswith(".tar")]) >= good
 
 
 def test_refused_approval_stamps_nothing(pipeline_env: PipelineEnv, tmp_path: Path) -> None:

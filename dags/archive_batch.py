@@ -1,0 +1,32 @@
+"""archive_batch — every verified certificate of a stamped batch becomes an electronic archive
+record (电子档案): package + metadata + 四性检测 → S3 with Object Lock → index; then the batch's
+archiving registration goes to the filing outbox. Scheduled by the Asset stamp_batch emits."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import dag, get_current_context, task
+from sealflow_airflow.pipeline import ARCHIVED_BATCHES, STAMPED_BATCHES
+
+
+@dag(dag_id="archive_batch", schedule=[STAMPED_BATCHES], catchup=False, max_active_runs=1,
+     tags=["sealflow", "archive"], doc_md=__doc__)
+def archive_batch() -> None:
+    @task
+    def batches_to_archive() -> list[str]:
+        from sealflow_airflow import archiving
+
+        return archiving.triggering_batches(get_current_context())
+
+    @task(execution_timeout=timedelta(hours=2), retries=2, retry_delay=timedelta(seconds=30),
+          outlets=[ARCHIVED_BATCHES])
+    def archive(batch_ids: list[str]) -> list[dict]:
+        from sealflow_airflow import archiving
+
+        return archiving.archive_batches(batch_ids, get_current_context())
+
+    archive(batches_to_archive())
+
+
+archive_batch()

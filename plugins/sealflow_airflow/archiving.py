@@ -1,0 +1,79 @@
+"""Airflow glue of archiving: which batches an Asset event names, and archiving them."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC
+from typing import Any
+
+from sealflow_airflow import pipeline
+
+log = logging.getLogger(__name__)
+
+
+def triggering_batches(context: Any) -> list[str]:
+    """The batch ids of the stamp_batch events that scheduled this run (or ``conf.batch_id``)."""
+    conf = (context.get("dag_run").conf or {}) if context.get("dag_run") else {}
+    if conf.get("batch_id"):
+        return [str(conf["batch_id"])]
+    ids: list[str] = []
+    for events in (context.get("triggering_asset_events") or {}).values():
+        for event in events:
+            batch_id = (event.extra or {}).get("batch_id")
+            status = (event.extra or {}).get("status", "done")
+            if batch_id and status == "done" and batch_id not in ids:
+                ids.append(batch_id)
+    return ids
+
+
+def _archive_signer():
+    from stamping.keys.store import ensure_service_signer
+    from stamping.pki.certs import Subject
+
+    settings = pipeline.settings()
+    ca = pipeline.seals().registry.ca
+    return ensure_service_signer(settings, settings.archive_key_id, settings.archive_key_pin,
+                                 lambda public: ca.issue(Subject("SealFlow 归档单位", organization="SealFlow"), public))
+
+
+def archive_batches(batch_ids: list[str], context: Any) -> list[dict]:
+    from archive.integration import archive_batch
+
+    settings = pipeline.settings()
+    sessions = pipeline._sessions()
+    out = []
+    for batch_id in batch_ids:
+        result = archive_batch(settings, sessions, batch_id, signer=_archive_signer())
+        summary = result.to_json()
+        log.info("batch %s archived: %s", batch_id, summary["counts"])
+        summary["registrations_queued"] = queue_registrations(sessions, batch_id)
+        out.append(summary)
+    context["outlet_events"][pipeline.ARCHIVED_BATCHES].extra = {"batch_ids": batch_ids}
+    return out
+
+
+def queue_registrations(sessions: Any, batch_id: str) -> int:
+    """One archive.register filing record per archiving run of the batch, queued once."""
+    from sqlalchemy import select
+
+    from archive.models import ArchiveRun
+    from filing.outbox import OutboxRecord, enqueue
+    from sealflow.db import transaction
+
+    with transaction(sessions) as session:
+        queued = {r.payload.get("manifest_sm3") for r in session.scalars(
+            select(OutboxRecord).where(OutboxRecord.kind == "archive.register", OutboxRecord.subject == batch_id))}
+        runs = session.scalars(select(ArchiveRun).where(ArchiveRun.batch_id == batch_id)
+                               .order_by(ArchiveRun.created_at)).all()
+        added = 0
+        for run in runs:
+            if run.manifest_sm3 in queued:
+                continue
+            enqueue(session, "archive.register", batch_id, {
+                "batch_id": batch_id, "documents": run.records, "bytes": run.bytes,
+                "manifest_sm3": run.manifest_sm3,
+                "registered_at": (run.created_at if run.created_at.tzinfo else run.created_at.replace(tzinfo=UTC)
+                                  ).isoformat(),
+                "package_uri": run.manifest_key})
+            added += 1
+    return added
