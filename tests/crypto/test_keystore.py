@@ -112,3 +112,11 @@ def test_certificate_must_match_the_key(store: KeyStore, tmp_path: Path) -> None
     store.create("k3", PIN)
     with pytest.raises(KeyStoreError, match="does not belong"):
         store.set_certificate("k3", store.certificate("k1"))
+
+
+def test_key_file_moved_to_another_id_does_not_decrypt(store: KeyStore, tmp_path: Path) -> None:
+    _with_cert(store, tmp_path)
+    keys = tmp_path / "keys"
+    (keys / "k9.json").write_bytes((keys / "k1.json").read_bytes())
+    with pytest.raises(KeyStoreError, match="cannot be decrypted"):
+        store.signer("k9", PIN)
