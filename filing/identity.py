@@ -59,16 +59,26 @@ def setup_system_identity(settings: Settings, ca_dir: Path | None = None) -> byt
     from stamping.keys.store import KeyStore
     from stamping.pki.ca import DemoCA
 
-    if not settings.filing_key_pin:
-        raise FilingNotConfigured("set SEALFLOW_FILING_KEY_PIN: the PIN of the filing system's key")
+    pin = _pin(settings)
     store = KeyStore(settings)
     if store.exists(settings.filing_key_id):
-        return store.signer(settings.filing_key_id, settings.filing_key_pin).certificate
+        return store.signer(settings.filing_key_id, pin).certificate
     ca = DemoCA.create(ca_dir or settings.state_dir / "ca")
     key, cert_der = ca.issue_unit_signer(SYSTEM_NAME, SYSTEM_CREDIT_CODE)
-    store.create(settings.filing_key_id, settings.filing_key_pin, key=key)
+    store.create(settings.filing_key_id, pin, key=key)
     store.set_certificate(settings.filing_key_id, cert_der)
     return cert_der
+
+
+def _pin(settings: Settings) -> str:
+    """The configured PIN; on the embedded stack (no platform URL configured) one generated on first use."""
+    if settings.filing_key_pin or settings.platform_url:
+        if not settings.filing_key_pin:
+            raise FilingNotConfigured("set SEALFLOW_FILING_KEY_PIN: the PIN of the filing system's key")
+        return settings.filing_key_pin
+    from stamping.keys.store import service_pin
+
+    return service_pin(settings, settings.filing_key_id)
 
 
 def system_signer(settings: Settings, pin: str | None = None) -> Any:
@@ -76,9 +86,12 @@ def system_signer(settings: Settings, pin: str | None = None) -> Any:
 
     store = KeyStore(settings)
     if not store.exists(settings.filing_key_id):
-        raise FilingNotConfigured(f"no key {settings.filing_key_id!r} in the key store; run `sealflow filing setup`")
+        if settings.platform_url:
+            raise FilingNotConfigured(f"no key {settings.filing_key_id!r} in the key store; "
+                                      "run `sealflow filing setup`")
+        setup_system_identity(settings)  # embedded stack: a demo identity from the demo CA on first use
     try:
-        return store.signer(settings.filing_key_id, pin if pin is not None else settings.filing_key_pin)
+        return store.signer(settings.filing_key_id, pin if pin is not None else _pin(settings))
     except KeyStoreError as exc:  # wrong PIN, locked key: the message names the key, never the PIN
         raise FilingNotConfigured(f"{exc} (SEALFLOW_FILING_KEY_PIN or the connection's password)") from exc
 
