@@ -35,6 +35,7 @@ class DemoCA:
         self.directory = directory
         self._store = KeyStore(Settings(home=directory, kek_file=str(directory / "kek.hex")), directory / "keys")
         self._pin = (directory / "ca.pin").read_text().strip()
+        self._signers: dict[str, Signer] = {}
         self.root_der = self._cert(ROOT)
         self.intermediate_der = self._cert(INTERMEDIATE)
         self.maker_cert_der = self._cert(MAKER)
@@ -85,10 +86,18 @@ class DemoCA:
         return TrustStore([self.root_der], [self.intermediate_der])
 
     def maker_signer(self) -> Signer:
-        return self._store.signer(MAKER, self._pin)
+        return self._signer(MAKER)
 
     def _issuing_signer(self) -> Signer:
-        return self._store.signer(INTERMEDIATE, self._pin)
+        return self._signer(INTERMEDIATE)
+
+    def _signer(self, key_id: str) -> Signer:
+        # Unlocked once per DemoCA object: each unlock costs a scrypt run (~35 ms), and tests and
+        # demos issue many certificates in a row.
+        signer = self._signers.get(key_id)
+        if signer is None:
+            signer = self._signers[key_id] = self._store.signer(key_id, self._pin)
+        return signer
 
     def issue(self, subject: Subject, public_key, not_before: datetime | None = None,
               not_after: datetime | None = None) -> bytes:
