@@ -467,7 +467,8 @@ class Archiver:
                 put = self.store.put(key, built.tar, retain_until=retain_until(w.retention, now),
                                      content_type="application/x-tar",
                                      metadata={"sm3": built.tar_sm3, "manifest-sm3": built.manifest_sm3},
-                                     verify=False, sha256=built.sha256_b64)
+                                     verify=False, sha256=built.sha256_b64,
+                                     md5=base64.b64encode(bytes.fromhex(built.md5_hex)).decode())
                 w.version = put.version_id
                 w.package = built
             except ObjectConflict:

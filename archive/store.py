@@ -120,18 +120,19 @@ class ObjectStore:
     # -- objects ----------------------------------------------------------------------------
     def put(self, key: str, data: bytes | str | os.PathLike, *, retain_until: datetime | None = None,
             metadata: dict[str, str] | None = None, content_type: str = "application/octet-stream",
-            verify: bool = True, sha256: str | None = None) -> PutResult:
+            verify: bool = True, sha256: str | None = None, md5: str | None = None) -> PutResult:
         """Upload once; an identical object already there is a no-op, a different one is refused.
 
         The store checks Content-MD5 and SHA-256 on arrival; after the upload a HEAD confirms the
         stored size and SHA-256 before the caller may publish the object anywhere. Callers storing
         many objects pass ``verify=False`` and check them together with :meth:`verify_listed`.
+        ``sha256`` / ``md5`` (Base64) may be passed when already computed.
         """
         body = data if isinstance(data, bytes) else Path(data).read_bytes()
         digest = sha256 or sha256_b64(body)
         args: dict = {
             "Bucket": self.bucket, "Key": key, "Body": body, "ContentType": content_type,
-            "ContentMD5": md5_b64(body), "ChecksumSHA256": digest, "IfNoneMatch": "*",
+            "ContentMD5": md5 or md5_b64(body), "ChecksumSHA256": digest, "IfNoneMatch": "*",
             "Metadata": metadata or {},
         }
         if retain_until is not None:
