@@ -9,6 +9,7 @@ cached per key), and OpenSSL signs e with a nonce from its own CSPRNG.
 from __future__ import annotations
 
 import ctypes
+from functools import lru_cache
 
 from asn1crypto import keys, pem
 
@@ -90,11 +91,32 @@ def _z_digest(point: bytes, uid: bytes) -> bytes:
     return new_sm3(entl + uid + _CURVE_BYTES + point[1:]).digest()
 
 
+# DER SubjectPublicKeyInfo header for id-ecPublicKey on sm2p256v1 with a 65-byte point; the point
+# follows. A constant: building it with asn1crypto took longer than an SM2 verification.
+_SPKI_PREFIX = bytes.fromhex("3059301306072a8648ce3d020106082a811ccf5501822d034200")
+
+
 def _spki_der(point: bytes) -> bytes:
-    return keys.PublicKeyInfo({
-        "algorithm": {"algorithm": EC_PUBLIC_KEY, "parameters": keys.ECDomainParameters("named", SM2_CURVE)},
-        "public_key": point,
-    }).dump()
+    return _SPKI_PREFIX + point
+
+
+@lru_cache(maxsize=1024)
+def _public_from_point(point: bytes) -> SM2PublicKey:
+    # Memoized: decoding a key in OpenSSL 3 costs about one verification, and a batch meets the
+    # same few signer and CA keys in every file. Keys are immutable and safe to share across threads.
+    return SM2PublicKey(_c.load_der(_c.LIB.d2i_PUBKEY, _spki_der(point)), point)
+
+
+@lru_cache(maxsize=512)
+def _public_from_certificate(cert_der: bytes) -> SM2PublicKey:
+    from asn1crypto import x509
+
+    try:
+        cert = x509.Certificate.load(cert_der, strict=False)
+        spki = cert["tbs_certificate"]["subject_public_key_info"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"not an X.509 certificate: {exc}") from None
+    return SM2PublicKey._from_info(spki)
 
 
 class _Key:
@@ -152,7 +174,7 @@ class SM2PublicKey(_Key):
     def from_point(cls, point: bytes) -> SM2PublicKey:
         if len(point) != 65 or point[0] != 4:
             raise ValueError("an SM2 public point is 65 bytes: 04 || X || Y")
-        return cls(_c.load_der(_c.LIB.d2i_PUBKEY, _spki_der(point)), point)
+        return _public_from_point(bytes(point))
 
     @classmethod
     def from_spki(cls, data: bytes) -> SM2PublicKey:
@@ -180,14 +202,7 @@ class SM2PublicKey(_Key):
 
     @classmethod
     def from_certificate(cls, cert_der: bytes) -> SM2PublicKey:
-        from asn1crypto import x509
-
-        try:
-            cert = x509.Certificate.load(cert_der, strict=False)
-            spki = cert["tbs_certificate"]["subject_public_key_info"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"not an X.509 certificate: {exc}") from None
-        return cls._from_info(spki)
+        return _public_from_certificate(bytes(cert_der))
 
     @property
     def point(self) -> bytes:
