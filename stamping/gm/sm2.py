@@ -240,6 +240,11 @@ class SM2PublicKey(_Key):
     def __repr__(self) -> str:
         return f"SM2PublicKey({self._point[:9].hex()}…)"
 
+    def __reduce__(self):
+        # Rebuilt from the point: copying the object's state would copy the EVP_PKEY pointer, and two
+        # owners of one pointer free it twice.
+        return (SM2PublicKey.from_point, (self._point,))
+
 
 class SM2PrivateKey(_Key):
     """An SM2 private key. Its secret never appears in repr, str or exceptions."""

@@ -203,3 +203,16 @@ def test_non_der_signatures_are_refused(bad: bytes) -> None:
     with pytest.raises(ValueError):
         signature_der_to_raw(bad)
     assert not SM2PrivateKey.generate().public_key().verify(bad, b"m")
+
+
+def test_public_keys_copy_and_pickle_safely() -> None:
+    import copy
+    import pickle
+
+    key = SM2PrivateKey.generate()
+    public = key.public_key()
+    sig = key.sign(b"m")
+    for clone in (pickle.loads(pickle.dumps(public)), copy.copy(public), copy.deepcopy(public)):
+        assert clone == public and clone.verify(sig, b"m")
+    with pytest.raises(TypeError):
+        copy.deepcopy(key)
