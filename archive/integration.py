@@ -63,5 +63,5 @@ def scheduled_fixity(settings: Settings, sessions: sessionmaker[Session]) -> dic
     """One fixity pass over the archive; the report (also stored in the bucket) without the problem list."""
     from archive.fixity import run_fixity
 
-    report = run_fixity(ObjectStore(settings), sessions)
+    report = run_fixity(ObjectStore(settings, attempts=1), sessions)
     return {k: v for k, v in report.items() if k != "problems"} | {"problems_shown": report["problems"][:20]}

@@ -79,15 +79,17 @@ def md5_b64(data: bytes) -> str:
 class ObjectStore:
     """One bucket of an S3 store, with the calls archiving needs. Thread-safe (boto3 clients are)."""
 
-    def __init__(self, settings: Settings, bucket: str | None = None, *, pool: int = 32, client=None) -> None:
+    def __init__(self, settings: Settings, bucket: str | None = None, *, pool: int = 32, client=None,
+                 attempts: int = 3) -> None:
         self.bucket = bucket or settings.archive_bucket
         from sealflow.objectstore import s3_client
 
         # Checksums only where an operation requires them (the store's own client config); we
         # send explicit Content-MD5 and SHA-256 checksums ourselves. Enough pooled connections
-        # for the upload threads.
+        # for the upload threads. ``attempts``: fixity uses 1 — a damaged object makes SeaweedFS
+        # spend ~25 s per read attempt, and the next scheduled pass retries anyway.
         self.client = client or s3_client(settings, max_pool_connections=pool,
-                                          retries={"max_attempts": 5, "mode": "standard"})
+                                          retries={"max_attempts": attempts, "mode": "standard"})
 
     def __repr__(self) -> str:  # never show the keys
         return f"ObjectStore(bucket={self.bucket!r})"

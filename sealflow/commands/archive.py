@@ -64,10 +64,10 @@ def _sessions(settings: Settings):
     return session_factory(engine)
 
 
-def _store(settings: Settings):
+def _store(settings: Settings, attempts: int = 3):
     from archive.store import ObjectStore
 
-    return ObjectStore(settings)
+    return ObjectStore(settings, attempts=attempts)
 
 
 def _day(value: str | None, name: str, end: bool = False) -> datetime | None:
@@ -183,7 +183,7 @@ def run_fixity(args: argparse.Namespace, settings: Settings | None = None) -> in
     from archive.fixity import run_fixity as fixity
 
     settings = settings or get_settings()
-    report = fixity(_store(settings), _sessions(settings))
+    report = fixity(_store(settings, attempts=1), _sessions(settings))
     if args.json:
         sys.stdout.write(json.dumps(report, ensure_ascii=False, indent=1) + "\n")
     else:
