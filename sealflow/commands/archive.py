@@ -1,4 +1,4 @@
-"""``sealflow archive search|get|url|verify|fixity`` — find, fetch and check archived certificates.
+"""``sealflow archive search|get|url|verify|eep|fixity`` — find, fetch and check archived certificates.
 
 ``verify`` works offline on a downloaded package with only ``--trust ROOT.pem``.
 Exit codes as for ``sealflow verify``: 0 all good, 1 a check failed, 2 usage error.
@@ -50,6 +50,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="a trusted root certificate (PEM or DER); repeatable")
     v.add_argument("--json", action="store_true")
     v.set_defaults(handler=run_verify)
+
+    e = sub.add_parser("eep", help="export a downloaded package as a signed DA/T 48 EEP (XML)")
+    e.add_argument("folder", help="the package folder written by `sealflow archive get`")
+    e.add_argument("-o", "--out", required=True, help="the EEP file to write")
+    e.set_defaults(handler=run_eep)
 
     f = sub.add_parser("fixity", help="re-read every stored package and report mismatches")
     f.add_argument("--json", action="store_true")
@@ -177,6 +182,28 @@ def run_verify(args: argparse.Namespace, settings: Settings | None = None) -> in
         for p in result.problems:
             print(f"    ✘ {p.file}: {p.reason}")
     return 0 if result.ok else 1
+
+
+def run_eep(args: argparse.Namespace, settings: Settings | None = None) -> int:
+    """Signed by the archiving unit's key (SEALFLOW_ARCHIVE_KEY_ID / SEALFLOW_ARCHIVE_KEY_PIN)."""
+    from archive.eep import write_eep
+    from archive.integration import archive_signer
+    from archive.package import PackageError
+
+    settings = settings or get_settings()
+    folder = Path(args.folder)
+    if not (folder / "metadata.json").is_file():
+        raise UsageError(f"{folder}: not a downloaded archival package (no metadata.json)")
+    try:
+        signer = archive_signer(settings)
+    except Exception as exc:  # the key store names the problem (unknown key, wrong PIN, locked)
+        raise UsageError(f"archiving unit key {settings.archive_key_id!r}: {exc}") from None
+    try:
+        out = write_eep(folder, Path(args.out), signer)
+    except (PackageError, OSError, ValueError, KeyError) as exc:
+        raise CheckFailed(f"{folder}: cannot export: {exc}") from None
+    print(out)
+    return 0
 
 
 def run_fixity(args: argparse.Namespace, settings: Settings | None = None) -> int:

@@ -120,3 +120,26 @@ def test_fixity_finds_bytes_damaged_on_disk(env, sealed_docs, embedded_stack):
     report = run_fixity(ObjectStore(env.settings, attempts=1), env.sessions)
     assert [p["archival_code"] for p in report["problems"]] == [row.archival_code]
     assert report["problems"][0]["problem"] in {"unreadable", "mismatch"}
+
+
+def test_eep_command_signs_with_the_archive_key(env, sealed_docs, kit, tmp_path, monkeypatch, capsys):
+    from sealflow.cli import main
+    from stamping.keys.store import KeyStore
+
+    settings = env.settings.with_overrides(home=tmp_path / "home", archive_key_pin="archive-pin-1")
+    _archive(env, sealed_docs[:1])
+    folder = download_package(env.store, _rows(env)[0], tmp_path / "dl")
+    monkeypatch.setattr("sealflow.commands.archive.get_settings", lambda: settings)
+    out = tmp_path / "record.eep.xml"
+    assert main(["archive", "eep", str(folder), "-o", str(out)]) == 2  # no archiving key yet
+    assert "archiving unit key" in capsys.readouterr().err
+    assert not out.exists()
+
+    key, cert = kit.ca.issue_unit_signer("示范市档案馆", "11330100MB00000018")
+    keys = KeyStore(settings)
+    keys.create(settings.archive_key_id, settings.archive_key_pin, key)
+    keys.set_certificate(settings.archive_key_id, cert)
+    assert main(["archive", "eep", str(folder), "-o", str(out)]) == 0
+    assert validate_eep(out, XSD) == []
+    content = read_eep(out)
+    assert content.signature_ok is True and content.certificate == cert
