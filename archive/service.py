@@ -66,6 +66,7 @@ PHASE_TWO = {"archival_code", "item_numbers", "package_structure", "package_comp
 MAX_DOCUMENT_BYTES = 256 * 1024 * 1024
 # Runs at least this large use worker processes for checks and packaging (both cores).
 PROCESS_THRESHOLD = 200
+RESERVE_BATCH = 250  # 档号 reserved (one INSERT) per this many records that passed phase one
 
 
 @dataclass
@@ -258,7 +259,8 @@ class _RunState:
     existing: dict[str, ArchiveRecord] = field(default_factory=dict)
     works: list[_Work] = field(default_factory=list)
     futures: dict[Future, _Work] = field(default_factory=dict)
-    cpu: Executor | None = None
+    cpu: Executor | None = None  # checks
+    build: Executor | None = None
 
 
 class Archiver:
@@ -278,28 +280,34 @@ class Archiver:
         self.process_threshold = PROCESS_THRESHOLD
         self._threads = ThreadPoolExecutor(self.workers, thread_name_prefix="archive-cpu")
         self._io = ThreadPoolExecutor(self.workers, thread_name_prefix="archive-io")
-        self._processes: ProcessPoolExecutor | None = None
+        self._check_procs: ProcessPoolExecutor | None = None
+        self._build_procs: ProcessPoolExecutor | None = None
         # CA certificates stored with each run so that a package verifies offline with only the
         # root: by default the trust store's known intermediates.
         self.chain = list(chain) if chain is not None else _intermediates(trust)
 
     # -- workers ----------------------------------------------------------------------------
-    def _cpu(self, records: int) -> Executor:
-        """Worker processes for the CPU work of large runs (checks, packaging), reused across runs;
-        small runs stay in threads (no process start-up)."""
+    def _cpu(self, records: int) -> tuple[Executor, Executor]:
+        """(check pool, build pool): worker processes for the CPU work of large runs, reused across
+        runs; small runs stay in threads (no process start-up). Two pools, so that packages are
+        built while later records are still being checked (one queue would serve all checks first)."""
         if records < self.process_threshold or (os.cpu_count() or 1) < 2 or self.processes == 0:
-            return self._threads
-        if self._processes is None:
+            return self._threads, self._threads
+        if self._check_procs is None or self._build_procs is None:
+            n = max(2, self.processes or min(4, os.cpu_count() or 2))
             # spawn: the parent has live threads (boto3 pools); forking them is unsafe.
-            self._processes = ProcessPoolExecutor(self.processes or min(4, os.cpu_count() or 2),
-                                                  mp_context=multiprocessing.get_context("spawn"))
-        return self._processes
+            ctx = multiprocessing.get_context("spawn")
+            self._check_procs = ProcessPoolExecutor(n // 2, mp_context=ctx)
+            self._build_procs = ProcessPoolExecutor(n - n // 2, mp_context=ctx)
+        return self._check_procs, self._build_procs
 
     def close(self) -> None:
-        if self._processes is not None:
-            self._processes.shutdown()
-            self._processes = None
+        for pool in (self._check_procs, self._build_procs):
+            if pool is not None:
+                pool.shutdown()
+        self._check_procs = self._build_procs = None
         self._threads.shutdown()
+        self._io.shutdown()
 
     def __enter__(self) -> Archiver:
         return self
@@ -335,7 +343,7 @@ class Archiver:
             else:
                 todo.append(inp)
         if todo:
-            st.cpu = self._cpu(len(todo))
+            st.cpu, st.build = self._cpu(len(todo))
             self._submit_checks(st, todo, taken, duplicates)
         return st
 
@@ -346,11 +354,11 @@ class Archiver:
                 after_submit()
             result.wall_s = time.monotonic() - st.started
             return result
-        works = self._collect_checks(st)
-        st.say(f"checked {len(st.works)} records, {len(works)} pass phase one")
-        self._assign_codes(works, st.existing, st.now)
-        st.say(f"reserved {len(works)} 档号")
-        self._build_and_store(works, st.cpu, st.batch_id, st.now, after_submit)
+        works, builds = self._checks_then_builds(st)
+        if after_submit:
+            after_submit()  # e.g. queue the next run's checks: they run while these packages upload
+        st.say(f"checked {len(st.works)} records, {len(works)} passed and are being packaged")
+        self._store_built(builds, st.now)
         self._verify_uploads(works)
         stored = [w for w in works if w.package is not None and w.outcome is None]
         result.outcomes += [w.outcome for w in works if w.outcome is not None]
@@ -387,8 +395,25 @@ class Archiver:
         st.futures = {st.cpu.submit(_check_job, w.inp, w.verification, facts, scans.get(Path(w.inp.path)), ""): w
                       for w in live}
 
-    def _collect_checks(self, st: _RunState) -> list[_Work]:
-        for fut, w in st.futures.items():
+    def _checks_then_builds(self, st: _RunState) -> tuple[list[_Work], dict[Future, _Work]]:
+        """As phase-one results arrive, passing records get their 档号 (reserved in small batches,
+        numbered in order of passing: continuous, no gaps) and go straight to packaging."""
+        passed: list[_Work] = []
+        pending: list[_Work] = []
+        builds: dict[Future, _Work] = {}
+        pattern = self.settings.archive_code_pattern
+        assert st.build is not None
+
+        def flush() -> None:
+            self._assign_codes(pending, st.existing, st.now)
+            for w in pending:
+                builds[st.build.submit(_build_job, w.inp, w.verification, w.report, w.actual_sm3, w.stamp, w.code,
+                                       w.retention, st.now, st.result.batch_id, pattern)] = w
+            passed.extend(pending)
+            pending.clear()
+
+        for fut in as_completed(st.futures):
+            w = st.futures[fut]
             try:
                 w.actual_sm3, w.stamp, w.report = fut.result()
             except (OSError, ValueError) as exc:
@@ -396,8 +421,14 @@ class Archiver:
                 continue
             if not w.report.passed:
                 w.fail("rejected", w.report.reasons())
+                continue
+            pending.append(w)
+            if len(pending) >= RESERVE_BATCH:
+                flush()
+        if pending:
+            flush()
         st.result.outcomes += [w.outcome for w in st.works if w.outcome is not None]
-        return [w for w in st.works if w.outcome is None]
+        return passed, builds
 
     def _assign_codes(self, works: list[_Work], existing: dict[str, ArchiveRecord], now: datetime) -> None:
         """Reuse reserved 档号 of pending rows; number new ones continuously per prefix; reserve rows."""
@@ -437,14 +468,8 @@ class Archiver:
         for w in fresh:
             w.row_id = ids[w.inp.record.get("licence_id", "")]
 
-    def _build_and_store(self, works: list[_Work], cpu: Executor, batch_id: str, now: datetime,
-                         after_submit: Callable[[], None] | None = None) -> None:
-        """Packages are built by the CPU workers and uploaded by the I/O threads as each is ready."""
-        pattern = self.settings.archive_code_pattern
-        builds = {cpu.submit(_build_job, w.inp, w.verification, w.report, w.actual_sm3, w.stamp, w.code,
-                             w.retention, now, batch_id, pattern): w for w in works}
-        if after_submit:
-            after_submit()  # e.g. queue the next run's checks behind these builds
+    def _store_built(self, builds: dict[Future, _Work], now: datetime) -> None:
+        """Each package is uploaded by the I/O threads as soon as a worker has built it."""
         uploads = []
         for fut in as_completed(builds):
             w = builds[fut]

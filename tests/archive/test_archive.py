@@ -237,7 +237,7 @@ def test_worker_processes_build_the_same_packages(env, sealed_docs):
     with Archiver(env.settings, env.store, env.sessions, env.signer, env.trust, NoScanner(), processes=2) as a:
         a.process_threshold = 0
         result = a.run([d.to_input() for d in sealed_docs[:3]], "P1")
-        assert a._processes is not None
+        assert a._build_procs is not None and a._check_procs is not None
     assert result.archived == 3, result.to_json()
     with env.sessions() as s:
         rows = search(s, SearchQuery(batch_id="P1"))
