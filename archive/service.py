@@ -2,17 +2,21 @@
 
 The pipeline's ``archive_batch`` DAG calls :func:`archive_records` with :class:`ArchiveInput` refs
 (path of the sealed document, its manifest fields, the SM3 and size recorded at stamping, the
-verification result). Each call is one archiving run:
+verification result). Records are archived in runs (chunks); each run:
 
-1. records already archived (same 证照标识) are skipped; pending ones from a crashed run resume
-   with their reserved 档号;
-2. 四性检测 phase one (content, metadata, seals — reusing the pipeline's verification result);
-   records that fail are not archived and the result says why;
-3. 档号 assigned continuously per prefix, rows reserved ``pending``;
-4. packages built and uploaded (thread pool; SM3 of each file computed once and carried), each
-   upload checked by the store (Content-MD5, SHA-256) and by a HEAD afterwards;
-5. the run's registration form and SM3 manifest, signed by the archiving unit, stored locked;
-6. only then the index rows are published ``archived`` — in one transaction.
+1. skips records already archived (same 证照标识); pending ones from a crashed run resume with
+   their reserved 档号 (their stored package is adopted if intact);
+2. runs 四性检测 phase one (content, metadata, seals — reusing the pipeline's verification result)
+   in worker processes; records that fail are not archived and the result says why;
+3. gives each passing record the next 档号 of its prefix as results arrive (continuous, no gaps;
+   rows reserved ``pending`` in small batches) and has it packaged by the build workers (phase-two
+   checks, metadata, SM3 manifest, tar; each digest computed once, in the worker);
+4. uploads packages from a thread pool as they are built (Object Lock COMPLIANCE until the
+   保管期限 ends; the store checks Content-MD5 and SHA-256), then confirms them by listing;
+5. stores the run's registration form and SM3 manifest, signed by the archiving unit, locked;
+6. only then publishes the index rows ``archived`` — in one transaction.
+
+The next run's checks are queued while the current run uploads.
 """
 
 from __future__ import annotations
@@ -591,7 +595,7 @@ def _subject(cert_der: bytes) -> str:
 
 def archive_records(records: Sequence[ArchiveInput], *, batch_id: str, settings: Settings, store: ObjectStore,
                     sessions: sessionmaker[Session], signer, trust=None, scanner: MalwareScanner | None = None,
-                    archived_at: datetime | None = None, chunk_size: int = 2000,
+                    archived_at: datetime | None = None, chunk_size: int = 5000,
                     progress: Callable[[str], None] | None = None) -> ArchiveResult:
     """Archive stamped certificates in runs of ``chunk_size``; one merged result.
 

@@ -64,7 +64,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=10_000)
     parser.add_argument("--templates", type=int, default=40, help="distinct sealed documents")
-    parser.add_argument("--chunk", type=int, default=2_000, help="records per archiving run")
+    parser.add_argument("--chunk", type=int, default=5_000, help="records per archiving run")
     args = parser.parse_args()
 
     from stamping.batch.samples import sample_rows
