@@ -1,0 +1,225 @@
+"""Pipeline benchmark: batches of 1,000 and 10,000 sample certificates through ``stamp_batch``.
+
+What runs: a throw-away embedded stack (SeaweedFS + Airflow api-server, scheduler with the
+LocalExecutor, dag-processor, triggerer) in a temporary state directory on free ports; the demo
+registry with its official seal enrolled for batch use; per size a generated batch
+(``stamping.batch.samples.write_batch``, PDF and OFD, several licence types, no bad rows) that is
+triggered through the REST API and whose 用章审批 is answered as the keeper does — with the
+one-time code from the local SMS outbox (``sealflow.batch_runner``). The run's stamp and verify
+chunks are mapped tasks; the DAG's ``max_active_tasks=2`` runs two of them at once on two cores.
+
+Figures per size:
+
+- ``wall_s``: from the trigger to the run's terminal state as seen by the REST API (polled every
+  0.2 s), approval round trip included. Generating the sample batch is not timed.
+- ``docs_per_s`` and ``per_doc_ms``: documents stamped *and* verified (the report's ``verified``)
+  over ``wall_s``.
+- ``domain_s``: seconds spent in SealFlow's own code: every ``stamp_chunk``/``verify_chunk``
+  reports the seconds of its domain step (``stamping.batch.process``) in its XCom result; for
+  the single tasks ``ingest`` and ``report`` the whole task duration counts as domain time (so
+  overhead is, if anything, under-stated).
+- ``airflow_overhead_share``: 1 − domain time on the critical path / wall, where the critical
+  path counts the mapped chunks' domain time divided by the slots that run them in parallel
+  (min(2, chunks)) and the single tasks' time in full. What is left is Airflow: scheduling
+  latency between tasks, task process start-up and DAG parsing in each task, the approval's
+  deferral and resumption, XCom and state updates.
+- ``task_overhead_s``: Σ(task instance duration) − Σ(domain time) for the mapped tasks — the
+  per-task cost inside task instances (start-up, DAG parse, SDK calls), summed.
+- ``peak_rss_mb``: the largest resident set of any single process of the stack (Airflow
+  components and every task process they fork), sampled every 0.2 s with psutil;
+  ``peak_pss_total_mb`` is the largest sum of their proportional set sizes at one sample (shared
+  pages split between the processes sharing them: the stack's whole footprint).
+
+Run: ``make bench-pipeline`` (or ``.venv/bin/python benchmarks/bench_pipeline.py [sizes...]``).
+The last stdout line is one JSON object: the largest size's figures at the top level plus
+``per_doc_ms_1000``/``per_doc_ms_10000`` and every size under ``runs``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from sealflow.airflow_api import AirflowApi, AirflowApiError
+from sealflow.batch_runner import DAG_ID, airflow_api, approve, prepare_demo_seal, submit
+from sealflow.settings import Settings
+from sealflow.stack import AIRFLOW_COMPONENTS, down, read_pid, spawn_reaper, up
+from stamping.batch.samples import write_batch
+
+REPO = Path(__file__).resolve().parents[1]
+SIZES = (1_000, 10_000)
+TERMINAL = {"success", "failed"}
+DAG_SLOTS = 2  # stamp_batch's max_active_tasks
+
+
+class RssSampler(threading.Thread):
+    """Samples the resident set of the stack's processes and all their descendants."""
+
+    def __init__(self, settings: Settings, interval: float = 0.2) -> None:
+        super().__init__(daemon=True)
+        self.settings, self.interval = settings, interval
+        self.peak_single = 0
+        self.peak_total = 0
+        self._halt = threading.Event()
+
+    def _roots(self) -> list[psutil.Process]:
+        roots = []
+        for name in AIRFLOW_COMPONENTS:
+            entry = read_pid(self.settings, name)
+            if entry is not None and psutil.pid_exists(entry.pid):
+                roots.append(psutil.Process(entry.pid))
+        return roots
+
+    def sample(self) -> None:
+        seen: dict[int, tuple[int, int]] = {}
+        for root in self._roots():
+            try:
+                procs = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                continue
+            for proc in procs:
+                with contextlib.suppress(psutil.Error):
+                    mem = proc.memory_full_info()
+                    seen[proc.pid] = (mem.rss, mem.pss)
+        if seen:
+            self.peak_single = max(self.peak_single, max(rss for rss, _pss in seen.values()))
+            self.peak_total = max(self.peak_total, sum(pss for _rss, pss in seen.values()))
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            self.sample()
+            self._halt.wait(self.interval)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join()
+
+
+def _duration(ti: dict[str, Any]) -> float:
+    if ti.get("duration") is not None:
+        return float(ti["duration"])
+    return 0.0
+
+
+def task_instances(api: AirflowApi, run_id: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    while True:
+        page = api._call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances",
+                         params={"limit": 100, "offset": len(out)})
+        items = page.get("task_instances", [])
+        out.extend(items)
+        if not items or len(out) >= page.get("total_entries", 0):
+            return out
+
+
+def xcom_value(api: AirflowApi, run_id: str, task_id: str, map_index: int) -> Any:
+    try:
+        entry = api._call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value",
+                          params={"map_index": map_index, "deserialize": True})
+    except AirflowApiError:  # a failed task has no result; the run's state says so
+        return None
+    value = entry.get("value")
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def measure(settings: Settings, seal: Any, size: int, root: Path) -> dict[str, Any]:
+    folder = root / f"in-{size}"
+    generated = time.perf_counter()
+    expected = write_batch(folder, size, bad=False)
+    generated = time.perf_counter() - generated
+    print(f"batch of {expected['documents']} generated in {generated:.1f} s", flush=True)
+    api = airflow_api(settings)
+    sampler = RssSampler(settings)
+    sampler.start()
+    try:
+        started = time.perf_counter()
+        run_id = submit(api, folder, seal.es_id, f"bench-{size}-{int(time.time())}")
+        approve(api, settings, run_id, seal.keeper, timeout=600)
+        approved = time.perf_counter() - started
+        while (state := api.run_state(DAG_ID, run_id)) not in TERMINAL:
+            if time.perf_counter() - started > 3600:
+                raise RuntimeError(f"run {run_id} did not finish within an hour")
+            time.sleep(0.2)
+        wall = time.perf_counter() - started
+    finally:
+        sampler.stop()
+    tis = task_instances(api, run_id)
+    mapped_domain = mapped_ti = serial = 0.0
+    per_task: dict[str, float] = {}
+    for ti in tis:
+        task_id = ti["task_id"]
+        per_task[task_id] = per_task.get(task_id, 0.0) + _duration(ti)
+        if task_id in ("stamp_chunk", "verify_chunk"):
+            mapped_ti += _duration(ti)
+            result = xcom_value(api, run_id, task_id, ti["map_index"])
+            mapped_domain += float((result or {}).get("seconds", 0.0))
+        elif task_id in ("ingest", "report"):
+            serial += _duration(ti)
+    api.close()
+    if state != "success":
+        for ti in tis:
+            print(f"  {ti['task_id']}[{ti['map_index']}]: {ti['state']} {_duration(ti):.1f} s", flush=True)
+    chunks = sum(1 for ti in tis if ti["task_id"] == "stamp_chunk")
+    report = json.loads((settings.state_dir / "batches" / run_id.removeprefix("batch__") / "report.json").read_text())
+    verified = report["counts"].get("verified", 0)
+    critical_domain = serial + mapped_domain / max(1, min(DAG_SLOTS, chunks))
+    figures = {
+        "docs": size,
+        "verified": verified,
+        "state": state,
+        "wall_s": round(wall, 2),
+        "docs_per_s": round(verified / wall, 1),
+        "per_doc_ms": round(1000 * wall / max(1, verified), 2),
+        "approval_s": round(approved, 2),
+        "chunks": chunks,
+        "domain_s": round(serial + mapped_domain, 2),
+        "airflow_overhead_share": round(max(0.0, 1 - critical_domain / wall), 3),
+        "task_overhead_s": round(mapped_ti - mapped_domain, 2),
+        "task_seconds": {k: round(v, 2) for k, v in sorted(per_task.items())},
+        "peak_rss_mb": round(sampler.peak_single / 2**20, 1),
+        "peak_pss_total_mb": round(sampler.peak_total / 2**20, 1),
+    }
+    print(json.dumps(figures), flush=True)
+    if state != "success" or verified != expected["good"]:
+        raise RuntimeError(f"run {run_id}: {state}, {verified} of {expected['good']} verified")
+    return figures
+
+
+def main(sizes: tuple[int, ...]) -> dict[str, Any]:
+    sys.path.insert(0, str(REPO))  # run as a script: the tests' stack settings (free ports away from others)
+    from tests.stack_fixtures import stack_settings
+
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
+        root = Path(tmp)
+        settings = stack_settings(root / "var")
+        spawn_reaper(settings)  # the stack stops even if this benchmark is killed
+        try:
+            up(settings, ui=True, out=lambda _m: None)
+            seal = prepare_demo_seal(settings)
+            api = airflow_api(settings)
+            api.wait_for_dag(DAG_ID, timeout=300)
+            api.close()
+            runs = [measure(settings, seal, size, root) for size in sizes]
+        finally:
+            down(settings, out=lambda _m: None)
+    last = runs[-1]
+    summary = {k: last[k] for k in ("docs", "wall_s", "docs_per_s", "peak_rss_mb", "peak_pss_total_mb",
+                                    "airflow_overhead_share", "domain_s", "task_overhead_s")}
+    for run in runs:
+        summary[f"per_doc_ms_{run['docs']}"] = run["per_doc_ms"]
+    summary["cores"] = psutil.cpu_count()
+    summary["runs"] = runs
+    return summary
+
+
+if __name__ == "__main__":
+    chosen = tuple(int(a) for a in sys.argv[1:]) or SIZES
+    print(json.dumps(main(chosen)))
