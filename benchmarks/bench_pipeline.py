@@ -11,7 +11,7 @@ chunks are mapped tasks; the DAG's ``max_active_tasks=2`` runs two of them at on
 Figures per size:
 
 - ``wall_s``: from the trigger to the run's terminal state as seen by the REST API (polled every
-  0.2 s), approval round trip included. Generating the sample batch is not timed.
+  0.25 s), approval round trip included. Generating the sample batch is not timed.
 - ``docs_per_s`` and ``per_doc_ms``: documents stamped *and* verified (the report's ``verified``)
   over ``wall_s``.
 - ``domain_s``: seconds spent in SealFlow's own code: every ``stamp_chunk``/``verify_chunk``
@@ -26,19 +26,26 @@ Figures per size:
 - ``task_overhead_s``: Σ(task instance duration) − Σ(domain time) for the mapped tasks — the
   per-task cost inside task instances (start-up, DAG parse, SDK calls), summed.
 - ``peak_rss_mb``: the largest resident set of any single process of the stack (Airflow
-  components and every task process they fork), sampled every 0.2 s with psutil;
-  ``peak_pss_total_mb`` is the largest sum of their proportional set sizes at one sample (shared
+  components and every task process they fork), sampled every 0.5 s with psutil;
+  ``peak_pss_total_mb`` is the largest sum of their proportional set sizes (every 3 s; shared
   pages split between the processes sharing them: the stack's whole footprint).
+- ``cpu_s``: CPU seconds per Airflow component during the run (the scheduler's include the task
+  processes); ``loadavg_1m`` the machine's load before and after — on a shared machine other
+  work shows up there and in the wall time.
 
-Run: ``make bench-pipeline`` (or ``.venv/bin/python benchmarks/bench_pipeline.py [sizes...]``).
+Run: ``make bench-pipeline`` (or ``.venv/bin/python benchmarks/bench_pipeline.py [sizes...]
+[--chunk-size N]``).
 The last stdout line is one JSON object: the largest size's figures at the top level plus
 ``per_doc_ms_1000``/``per_doc_ms_10000`` and every size under ``runs``.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import dataclasses
 import json
+import os
 import sys
 import tempfile
 import threading
@@ -60,42 +67,63 @@ TERMINAL = {"success", "failed"}
 DAG_SLOTS = 2  # stamp_batch's max_active_tasks
 
 
-class RssSampler(threading.Thread):
-    """Samples the resident set of the stack's processes and all their descendants."""
+class StackSampler(threading.Thread):
+    """Samples memory and CPU time of the stack's processes and all their descendants.
 
-    def __init__(self, settings: Settings, interval: float = 0.2) -> None:
+    RSS every ``interval`` (cheap); PSS, which walks every mapping, every ``pss_every`` samples so
+    the sampler itself does not take the CPU it measures. CPU seconds are summed per component
+    (the scheduler's include its LocalExecutor workers and the task processes they fork).
+    """
+
+    def __init__(self, settings: Settings, interval: float = 0.5, pss_every: int = 6) -> None:
         super().__init__(daemon=True)
-        self.settings, self.interval = settings, interval
+        self.settings, self.interval, self.pss_every = settings, interval, pss_every
         self.peak_single = 0
         self.peak_total = 0
+        self._procs: dict[int, tuple[str, psutil.Process]] = {}
+        self._cpu: dict[int, tuple[str, float]] = {}
+        self._start_cpu: dict[int, float] = {}
         self._halt = threading.Event()
+        self._roots = [(name, psutil.Process(entry.pid)) for name in AIRFLOW_COMPONENTS
+                       if (entry := read_pid(settings, name)) is not None and psutil.pid_exists(entry.pid)]
 
-    def _roots(self) -> list[psutil.Process]:
-        roots = []
-        for name in AIRFLOW_COMPONENTS:
-            entry = read_pid(self.settings, name)
-            if entry is not None and psutil.pid_exists(entry.pid):
-                roots.append(psutil.Process(entry.pid))
-        return roots
+    @staticmethod
+    def _cpu_seconds(proc: psutil.Process) -> float:
+        times = proc.cpu_times()
+        return times.user + times.system
 
-    def sample(self) -> None:
-        seen: dict[int, tuple[int, int]] = {}
-        for root in self._roots():
+    def sample(self, count: int) -> None:
+        rss_sum = pss_sum = 0
+        for name, root in self._roots:
             try:
                 procs = [root, *root.children(recursive=True)]
             except psutil.Error:
                 continue
             for proc in procs:
+                known = self._procs.setdefault(proc.pid, (name, proc))[1]  # same object: cpu_times stay valid
                 with contextlib.suppress(psutil.Error):
-                    mem = proc.memory_full_info()
-                    seen[proc.pid] = (mem.rss, mem.pss)
-        if seen:
-            self.peak_single = max(self.peak_single, max(rss for rss, _pss in seen.values()))
-            self.peak_total = max(self.peak_total, sum(pss for _rss, pss in seen.values()))
+                    if proc.pid not in self._start_cpu:
+                        self._start_cpu[proc.pid] = self._cpu_seconds(known) if count == 0 else 0.0
+                    self._cpu[proc.pid] = (name, self._cpu_seconds(known))
+                    rss = known.memory_info().rss
+                    self.peak_single = max(self.peak_single, rss)
+                    rss_sum += rss
+                    if count % self.pss_every == 0:
+                        pss_sum += known.memory_full_info().pss
+        if count % self.pss_every == 0:
+            self.peak_total = max(self.peak_total, pss_sum)
+
+    def cpu_by_component(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for pid, (name, seconds) in self._cpu.items():
+            out[name] = out.get(name, 0.0) + seconds - self._start_cpu.get(pid, 0.0)
+        return {k: round(v, 1) for k, v in sorted(out.items())}
 
     def run(self) -> None:
+        count = 0
         while not self._halt.is_set():
-            self.sample()
+            self.sample(count)
+            count += 1
             self._halt.wait(self.interval)
 
     def stop(self) -> None:
@@ -137,7 +165,8 @@ def measure(settings: Settings, seal: Any, size: int, root: Path) -> dict[str, A
     generated = time.perf_counter() - generated
     print(f"batch of {expected['documents']} generated in {generated:.1f} s", flush=True)
     api = airflow_api(settings)
-    sampler = RssSampler(settings)
+    load_before = os.getloadavg()[0]
+    sampler = StackSampler(settings)
     sampler.start()
     try:
         started = time.perf_counter()
@@ -147,20 +176,23 @@ def measure(settings: Settings, seal: Any, size: int, root: Path) -> dict[str, A
         while (state := api.run_state(DAG_ID, run_id)) not in TERMINAL:
             if time.perf_counter() - started > 3600:
                 raise RuntimeError(f"run {run_id} did not finish within an hour")
-            time.sleep(0.2)
+            time.sleep(0.25)
         wall = time.perf_counter() - started
     finally:
         sampler.stop()
     tis = task_instances(api, run_id)
     mapped_domain = mapped_ti = serial = 0.0
     per_task: dict[str, float] = {}
+    domain: dict[str, float] = {}
     for ti in tis:
         task_id = ti["task_id"]
         per_task[task_id] = per_task.get(task_id, 0.0) + _duration(ti)
         if task_id in ("stamp_chunk", "verify_chunk"):
             mapped_ti += _duration(ti)
             result = xcom_value(api, run_id, task_id, ti["map_index"])
-            mapped_domain += float((result or {}).get("seconds", 0.0))
+            seconds = float((result or {}).get("seconds", 0.0))
+            mapped_domain += seconds
+            domain[task_id] = domain.get(task_id, 0.0) + seconds
         elif task_id in ("ingest", "report"):
             serial += _duration(ti)
     api.close()
@@ -183,7 +215,10 @@ def measure(settings: Settings, seal: Any, size: int, root: Path) -> dict[str, A
         "domain_s": round(serial + mapped_domain, 2),
         "airflow_overhead_share": round(max(0.0, 1 - critical_domain / wall), 3),
         "task_overhead_s": round(mapped_ti - mapped_domain, 2),
+        "domain_seconds": {k: round(v, 2) for k, v in sorted(domain.items())},
         "task_seconds": {k: round(v, 2) for k, v in sorted(per_task.items())},
+        "cpu_s": sampler.cpu_by_component(),
+        "loadavg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "peak_rss_mb": round(sampler.peak_single / 2**20, 1),
         "peak_pss_total_mb": round(sampler.peak_total / 2**20, 1),
     }
@@ -193,13 +228,15 @@ def measure(settings: Settings, seal: Any, size: int, root: Path) -> dict[str, A
     return figures
 
 
-def main(sizes: tuple[int, ...]) -> dict[str, Any]:
+def main(sizes: tuple[int, ...], chunk_size: int | None = None) -> dict[str, Any]:
     sys.path.insert(0, str(REPO))  # run as a script: the tests' stack settings (free ports away from others)
     from tests.stack_fixtures import stack_settings
 
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         root = Path(tmp)
         settings = stack_settings(root / "var")
+        if chunk_size:
+            settings = dataclasses.replace(settings, stamp_chunk_size=chunk_size)
         spawn_reaper(settings)  # the stack stops even if this benchmark is killed
         try:
             up(settings, ui=True, out=lambda _m: None)
@@ -216,10 +253,15 @@ def main(sizes: tuple[int, ...]) -> dict[str, Any]:
     for run in runs:
         summary[f"per_doc_ms_{run['docs']}"] = run["per_doc_ms"]
     summary["cores"] = psutil.cpu_count()
+    summary["stamp_chunk_size"] = chunk_size or Settings().stamp_chunk_size
     summary["runs"] = runs
     return summary
 
 
 if __name__ == "__main__":
-    chosen = tuple(int(a) for a in sys.argv[1:]) or SIZES
-    print(json.dumps(main(chosen)))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sizes", nargs="*", type=int, default=list(SIZES), help="batch sizes, in order")
+    parser.add_argument("--chunk-size", type=int, default=None,
+                        help="documents per stamp/verify task (default: Settings.stamp_chunk_size)")
+    args = parser.parse_args()
+    print(json.dumps(main(tuple(args.sizes), args.chunk_size)))
