@@ -68,13 +68,30 @@ class AirflowApi:
     def run_state(self, dag_id: str, run_id: str) -> str:
         return self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
 
+    def runs(self, dag_id: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The DAG's newest runs first."""
+        data = self._call("GET", f"/dags/{dag_id}/dagRuns", params={"order_by": "-run_after", "limit": limit})
+        return data.get("dag_runs", [])
+
+    def wait_for_new_run(self, dag_id: str, after: str, timeout: float = 600) -> dict[str, Any]:
+        """Wait for a run of ``dag_id`` queued after the ISO time ``after`` to finish; returns it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for run in self.runs(dag_id):
+                if (run.get("queued_at") or run.get("run_after") or "") > after and run["state"] in TERMINAL_RUN_STATES:
+                    return run
+            time.sleep(1)
+        raise AirflowApiError(f"no finished run of {dag_id} after {after} within {timeout:.0f}s")
+
     def pending_approvals(self, dag_id: str = "~", run_id: str = "~") -> list[PendingApproval]:
         data = self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/hitlDetails",
                           params={"response_received": False})
         out = []
         for item in data.get("hitl_details", []):
             ti = item.get("task_instance", {})
-            if item.get("response_received"):
+            # The request row exists a moment before the task parks; an answer sent in between would be
+            # stored but not resume the task, so only parked tasks count as waiting for the keeper.
+            if item.get("response_received") or ti.get("state") not in ("awaiting_input", "deferred"):
                 continue
             out.append(PendingApproval(ti.get("dag_id", dag_id), ti.get("dag_run_id", run_id), ti.get("task_id", ""),
                                        ti.get("map_index", -1), item.get("subject", ""), item.get("options", [])))

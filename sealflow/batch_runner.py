@@ -16,7 +16,10 @@ from sealflow.settings import Settings
 from stamping.batch.sms import LocalSmsGateway
 
 DAG_ID = "stamp_batch"
+# The DAGs a batch flows through; Airflow creates DAGs paused, so the embedded stack unpauses them.
+PIPELINE_DAGS = ("stamp_batch", "archive_batch", "file_records")
 CODE_RE = re.compile(r"code (\d{6})")
+ANSWER_SETTLE_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -65,8 +68,9 @@ def last_code(settings: Settings, keeper: str) -> str | None:
 
 def submit(api: AirflowApi, folder: Path, es_id: str, batch_id: str, requester: str = "applicant",
            placement: str = "anchor:（盖章）", pdf_container: str = "pkcs7") -> str:
-    api.wait_for_dag(DAG_ID)
-    api.unpause(DAG_ID)
+    for dag_id in PIPELINE_DAGS:
+        api.wait_for_dag(dag_id)
+        api.unpause(dag_id)
     conf: dict[str, Any] = {"batch_location": str(folder), "es_id": es_id, "placement": placement,
                             "requester": requester, "batch_id": batch_id, "pdf_container": pdf_container}
     return api.trigger(DAG_ID, conf, run_id=f"batch__{batch_id}")
@@ -76,6 +80,10 @@ def approve(api: AirflowApi, settings: Settings, run_id: str, keeper: str, *, ac
             code: str | None = None, timeout: float = 600) -> None:
     """Answer the run's 用章审批 as the keeper: Approve with the texted code, or Reject."""
     pending = api.wait_for_approval(DAG_ID, run_id, timeout=timeout)
+    # Airflow 3.3 marks a HITL task failed when the answer lands within a second of it parking
+    # (the executor's "finished" event for the parking process races the resume); people never
+    # answer that fast, scripts must wait a moment.
+    time.sleep(ANSWER_SETTLE_S)
     if accept and code is None:
         deadline = time.monotonic() + 30
         while (code := last_code(settings, keeper)) is None and time.monotonic() < deadline:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,13 @@ def step_batch(ctx: Any) -> None:
     up(ctx.settings, ui=True, out=lambda msg: print(f"    {msg}"))
     batch_id = time.strftime("demo-%Y%m%d-%H%M%S")
     folder = ctx.settings.state_dir / "inbox" / batch_id
-    expected = write_batch(folder, DEMO_DOCUMENTS, bad=True)
+    import secrets
+
+    # New serial numbers each run: the archive keeps one record per certificate (证照标识).
+    expected = write_batch(folder, DEMO_DOCUMENTS, bad=True, start=secrets.randbelow(9_000_000))
     print(f"    batch {batch_id}: {expected['documents']} documents ({expected['bad']} deliberately bad) in {folder}")
     seal = ctx.data["seal"]
+    ctx.data["batch_started"] = datetime.now(UTC).isoformat()
     result = run_batch(ctx.settings, folder, seal.es_id, seal.keeper, batch_id)
     print(f"    stamp_batch: {result['state']} in {result['seconds']} s (run {result['run_id']})")
     if result["state"] != "success":
@@ -49,3 +54,38 @@ def step_batch(ctx: Any) -> None:
     ctx.note("sealed documents", str(ctx.settings.state_dir / "batches" / batch_id / "out"))
     ctx.note("verify one yourself", f"sealflow verify {ctx.settings.state_dir / 'batches' / batch_id / 'out'} "
                                     f"--trust {ctx.settings.state_dir / 'ca' / 'ca-root.pem'}")
+
+
+def step_archive_and_file(ctx: Any) -> None:
+    """archive_batch and file_records run by themselves (Assets); wait for them and report."""
+    from sqlalchemy import func, select
+
+    from archive.models import ArchiveRun
+    from filing.outbox import OutboxRecord
+    from sealflow.batch_runner import airflow_api
+    from sealflow.db import make_engine, session_factory
+
+    api = airflow_api(ctx.settings)
+    try:
+        archived = api.wait_for_new_run("archive_batch", ctx.data["batch_started"], timeout=600)
+        print(f"    archive_batch: {archived['state']} (run {archived['dag_run_id']}, scheduled by the Asset)")
+    finally:
+        api.close()
+    batch_id = ctx.data["batch"]["batch_id"]
+    engine = make_engine(ctx.settings.resolved_database_url)
+    sessions = session_factory(engine)
+    deadline = time.monotonic() + 300
+    while True:  # file_records runs on the Assets; wait until the outbox has nothing left to send
+        with sessions() as session:
+            runs = session.scalars(select(ArchiveRun).where(ArchiveRun.batch_id == batch_id)).all()
+            states = dict(session.execute(select(OutboxRecord.state, func.count())
+                                          .group_by(OutboxRecord.state)).all())
+        if (not states.get("pending") and not states.get("failed")) or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    engine.dispose()
+    print(f"    file_records: outbox {dict(sorted(states.items()))}")
+    ctx.note("archive", f"{sum(r.records for r in runs)} records of {batch_id} in s3://{ctx.settings.archive_bucket}"
+                        f" (Object Lock COMPLIANCE); search: sealflow archive search --batch {batch_id}")
+    ctx.note("filing outbox", ", ".join(f"{k} {v}" for k, v in sorted(states.items())) +
+             "  (sealflow filing status)")

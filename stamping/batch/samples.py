@@ -89,13 +89,14 @@ def render_certificate(row: dict[str, str]) -> bytes:
 
 
 def write_batch(folder: Path, count: int, *, bad: bool = True, formats: tuple[str, ...] = ("pdf", "ofd"),
-                manifest: str = "csv") -> dict[str, int]:
+                manifest: str = "csv", start: int = 0) -> dict[str, int]:
     """Write ``count`` certificates and their manifest into ``folder``.
 
-    With ``bad``, four more rows are broken on purpose; returns the expected counts.
+    With ``bad``, four more rows are broken on purpose; returns the expected counts. ``start`` offsets
+    the serial numbers, so batches with different starts hold different certificates.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    rows = sample_rows(count, formats=formats)
+    rows = sample_rows(count, start=start, formats=formats)
     cache: dict[tuple[str, str], bytes] = {}
     for row in rows:
         # Certificates of one type and format share a layout; render each distinct page once per
@@ -106,7 +107,7 @@ def write_batch(folder: Path, count: int, *, bad: bool = True, formats: tuple[st
         (folder / row["file"]).write_bytes(cache[key])
     bad_rows = 0
     if bad:
-        extra = sample_rows(4, start=count, formats=formats)
+        extra = sample_rows(4, start=start + count, formats=formats)
         extra[0]["holder_code"] = extra[0]["holder_code"][:-1] + ("0" if extra[0]["holder_code"][-1] != "0" else "1")
         extra[1]["file"] = "missing-" + extra[1]["file"]
         extra[2]["file"] = extra[2]["file"].rsplit(".", 1)[0] + ".pdf"
