@@ -87,11 +87,12 @@ def step_smoke(ctx: DemoContext) -> None:
 
 
 def _batch_steps() -> list[Step]:
-    from sealflow.demo_batch import step_batch, step_seal
+    from sealflow.demo_batch import step_archive_and_file, step_batch, step_seal
 
     return [
         Step("make the demo seals (apply → reviews → make) and enrol the official seal for batches", step_seal),
         Step("run stamp_batch under the scheduler; the keeper approves with the texted code", step_batch),
+        Step("archive_batch and file_records follow on their own (Assets): archive, then file", step_archive_and_file),
     ]
 
 
