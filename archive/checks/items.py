@@ -164,7 +164,7 @@ def metadata_unique(ctx: RecordContext) -> Outcome:
 
 def identifiers(ctx: RecordContext) -> Outcome:
     try:
-        from stamping.batch.identifiers import check_credit_code, check_id_number, check_licence_id
+        from stamping.identifiers import check_credit_code, check_id_number, check_licence_id
     except ImportError:
         return NOT_PERFORMED, "identifier checks are not available"
     bad = []

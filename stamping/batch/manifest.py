@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path, PurePosixPath
 
-from stamping.batch.identifiers import check_credit_code, check_id_number, check_licence_id
+from stamping.identifiers import check_credit_code, check_id_number, check_licence_id
 
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 MAX_DOCUMENT_BYTES = 50 * 1024 * 1024

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-from stamping.batch.identifiers import make_credit_code, make_id_number, make_licence_id
+from stamping.identifiers import make_credit_code, make_id_number, make_licence_id
 
 ISSUER_NAME = "示范市市场监督管理局"
 ISSUER_CODE = make_credit_code("11330100MB1234567")

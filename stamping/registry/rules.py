@@ -17,11 +17,11 @@ Type codes (the SESeal ``property.type``; the standard leaves them to the busine
 
 from __future__ import annotations
 
-import re
 import secrets
 import unicodedata
 from datetime import datetime
 
+from stamping import identifiers
 from stamping.registry.errors import InvalidInput, NameMismatch
 from stamping.registry.models import OfficialType, SealKind
 
@@ -36,12 +36,6 @@ TYPE_CODES: dict[tuple[str, str | None], int] = {
     (SealKind.POSITION, None): 6,
 }
 
-_CREDIT_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-_CREDIT_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
-_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_ID_CHECK = "10X98765432"
-_CREDIT_RE = re.compile(r"^[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10}$")
-_ID_RE = re.compile(r"^\d{17}[\dX]$")
 
 
 def normalise_name(name: str) -> str:
@@ -49,30 +43,23 @@ def normalise_name(name: str) -> str:
     return unicodedata.normalize("NFC", name).strip()
 
 
-def credit_code_check(first17: str) -> str:
-    """The 18th character of a 统一社会信用代码 (GB 32100-2015)."""
-    total = sum(_CREDIT_CHARS.index(c) * w for c, w in zip(first17, _CREDIT_WEIGHTS, strict=True))
-    return _CREDIT_CHARS[(31 - total % 31) % 31]
-
-
-def id_number_check(first17: str) -> str:
-    """The 18th character of a 公民身份号码 (GB 11643-1999, ISO 7064 MOD 11-2)."""
-    return _ID_CHECK[sum(int(c) * w for c, w in zip(first17, _ID_WEIGHTS, strict=True)) % 11]
+credit_code_check = identifiers.credit_code_check_char
+id_number_check = identifiers.id_number_check_char
 
 
 def check_credit_code(code: str) -> str:
+    """The normalised 统一社会信用代码, or InvalidInput saying what is wrong."""
     code = code.strip().upper()
-    if not _CREDIT_RE.match(code) or credit_code_check(code[:17]) != code[17]:
-        raise InvalidInput(f"统一社会信用代码 {code!r} is not valid (18 characters, GB 32100 check character); "
-                           "copy it from the unit's business licence")
+    if why := identifiers.check_credit_code(code):
+        raise InvalidInput(f"{code!r}: {why}; copy it from the unit's business licence")
     return code
 
 
 def check_id_number(number: str) -> str:
+    """The normalised 公民身份号码, or InvalidInput saying what is wrong (never echoing the whole number)."""
     number = number.strip().upper()
-    if not _ID_RE.match(number) or id_number_check(number[:17]) != number[17]:
-        raise InvalidInput(f"公民身份号码 {number[:6]}… is not valid (18 characters with the GB 11643 check "
-                           "digit); copy it from the ID card")
+    if why := identifiers.check_id_number(number):
+        raise InvalidInput(f"公民身份号码 {number[:6]}…: {why}; copy it from the ID card")
     return number
 
 
@@ -129,11 +116,5 @@ def new_es_id(region: str, at: datetime) -> str:
     return f"{region}{at.year:04d}{secrets.randbelow(10**8):08d}"
 
 
-def demo_credit_code(first17: str) -> str:
-    """A valid 统一社会信用代码 from 17 characters (demo and tests)."""
-    return first17 + credit_code_check(first17)
-
-
-def demo_id_number(first17: str) -> str:
-    """A valid 公民身份号码 from 17 digits (demo and tests)."""
-    return first17 + id_number_check(first17)
+demo_credit_code = identifiers.make_credit_code  # a valid code from 17 characters (demo and tests)
+demo_id_number = identifiers.make_id_number  # a valid number from 17 digits (demo and tests)

@@ -52,7 +52,7 @@ def kit(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def archive_signer(kit):
-    from stamping.batch.identifiers import make_credit_code
+    from stamping.identifiers import make_credit_code
     from stamping.keys.signer import SoftwareSigner
 
     key, cert = kit.ca.issue_unit_signer(ARCHIVE_UNIT, make_credit_code(ARCHIVE_UNIT_CODE))

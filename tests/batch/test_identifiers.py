@@ -1,7 +1,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stamping.batch.identifiers import (
+from stamping.identifiers import (
     CREDIT_CODE_CHARSET,
     check_credit_code,
     check_id_number,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from hypothesis import given, settings
@@ -42,9 +42,10 @@ def test_credit_code_check_character_catches_one_changed_character(body: str) ->
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.text(alphabet="0123456789", min_size=17, max_size=17))
-def test_id_number_check_digit_catches_one_changed_digit(body: str) -> None:
-    number = demo_id_number(body)
+@given(st.text(alphabet="0123456789", min_size=6, max_size=6), st.dates(min_value=date(1900, 1, 1),
+       max_value=date(2020, 12, 31)), st.text(alphabet="0123456789", min_size=3, max_size=3))
+def test_id_number_check_digit_catches_one_changed_digit(region: str, born: date, seq: str) -> None:
+    number = demo_id_number(f"{region}{born:%Y%m%d}{seq}")
     assert check_id_number(number) == number
     alt = "1" if number[5] != "1" else "2"
     with pytest.raises(InvalidInput):
