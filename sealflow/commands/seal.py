@@ -19,13 +19,13 @@ import getpass
 import json
 import os
 import sys
-import tempfile
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from sealflow.cli import CheckFailed, UsageError
+from sealflow.files import write_atomic
 from sealflow.settings import Settings, get_settings
 
 _PICTURE_SUFFIX = {"PNG": ".png", "JPG": ".jpg", "JPEG": ".jpg", "GIF": ".gif", "SVG": ".svg", "OFD": ".ofd"}
@@ -190,17 +190,6 @@ def _emit(args: argparse.Namespace, data: Any, text: str) -> int:
     return 0
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 # --- handlers -----------------------------------------------------------------------------
 
 
@@ -315,7 +304,7 @@ def run_export(args: argparse.Namespace, settings: Settings) -> int:
     der = registry(settings).seal_der(args.es_id, args.version)
     if not args.out.parent.is_dir():
         raise UsageError(f"{args.out.parent}: no such folder")
-    _write_atomic(args.out, der)
+    write_atomic(args.out, der)
     print(f"{args.out}: SESeal of {args.es_id} ({len(der)} bytes)")
     return 0
 
@@ -392,7 +381,7 @@ def run_inspect(args: argparse.Namespace) -> int:
         out = Path(args.picture)
         if not out.parent.is_dir():
             raise UsageError(f"{out.parent}: no such folder for the picture")
-        _write_atomic(out, data)
+        write_atomic(out, data)
         if not args.json:
             print(f"picture ({kind}, {len(data)} bytes) written to {out}"
                   + ("" if out.suffix.lower() == _PICTURE_SUFFIX.get(kind.upper(), out.suffix.lower())

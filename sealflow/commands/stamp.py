@@ -15,13 +15,13 @@ import argparse
 import getpass
 import os
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sealflow.cli import UsageError
 from sealflow.commands.verify import DOC_SUFFIXES
+from sealflow.files import write_atomic
 from sealflow.settings import Settings, get_settings
 
 DEFAULT_ANCHOR = "（盖章）"
@@ -64,19 +64,6 @@ def stamp_bytes(data: bytes, path: str, seal_der: bytes, signer, placement, sign
 
         return stamp_pdf(data, seal_der, signer, placement, signed_at, path=path), fmt
     raise ValueError(f"{path}: not an OFD or PDF file")
-
-
-def write_atomic_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, then rename: never a half-written output."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def plan(src: Path, dst: Path) -> list[tuple[Path, Path]]:
@@ -159,7 +146,7 @@ def run(args: argparse.Namespace, settings: Settings | None = None, registry=Non
                                     datetime.now(UTC))
             # Audit first: a use that was recorded but not written is safe; the reverse is not.
             registry.record_use(args.seal, actor, f"{dst} sm3:{sm3(out).hex()}", None, args.reason)
-            write_atomic_bytes(dst, out)
+            write_atomic(dst, out)
         except Exception as exc:  # one bad document must not stop a folder run; it is reported
             failures.append(f"{src}: {exc}")
         progress.step(src.name)

@@ -168,19 +168,9 @@ class SealRegistry:
         return self._ca
 
     def _audit_pin(self) -> str:
-        if self.settings.audit_key_pin:
-            return self.settings.audit_key_pin
-        # Demo: a PIN generated on first use, kept 0600 beside the state (the KEK still protects the key).
-        path = self.settings.state_dir / "audit" / "audit-key.pin"
-        if not path.exists():
-            import os
-            import secrets
+        from stamping.keys.store import service_pin
 
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_urlsafe(18))
-        return path.read_text().strip()
+        return service_pin(self.settings, self.settings.audit_key_id, self.settings.audit_key_pin)
 
     def _audit_signer(self) -> Signer:
         """The audit key's signer; the key (and its certificate from the CA) is created on first use."""
