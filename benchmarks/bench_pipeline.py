@@ -158,6 +158,17 @@ def xcom_value(api: AirflowApi, run_id: str, task_id: str, map_index: int) -> An
     return json.loads(value) if isinstance(value, str) else value
 
 
+def _log_tail(settings: Settings, run_id: str, ti: dict[str, Any], lines: int = 15) -> str:
+    """The end of a failed task's last log (the stack and its logs go away with the benchmark)."""
+    folder = settings.airflow_home / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}" / f"task_id={ti['task_id']}"
+    if ti["map_index"] >= 0:
+        folder = folder / f"map_index={ti['map_index']}"
+    logs = sorted(folder.glob("attempt=*.log"))
+    if not logs:
+        return f"    (no log under {folder})"
+    return "\n".join("    " + line[:400] for line in logs[-1].read_text(errors="replace").splitlines()[-lines:])
+
+
 def measure(settings: Settings, seal: Any, size: int, root: Path) -> dict[str, Any]:
     folder = root / f"in-{size}"
     generated = time.perf_counter()
@@ -199,6 +210,8 @@ def measure(settings: Settings, seal: Any, size: int, root: Path) -> dict[str, A
     if state != "success":
         for ti in tis:
             print(f"  {ti['task_id']}[{ti['map_index']}]: {ti['state']} {_duration(ti):.1f} s", flush=True)
+            if ti["state"] == "failed":
+                print(_log_tail(settings, run_id, ti), flush=True)
     chunks = sum(1 for ti in tis if ti["task_id"] == "stamp_chunk")
     report = json.loads((settings.state_dir / "batches" / run_id.removeprefix("batch__") / "report.json").read_text())
     verified = report["counts"].get("verified", 0)
