@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "audit",
     "stamp",
     "verify",
+    "batch",
     "archive",
     "filing",
 )

@@ -1,0 +1,113 @@
+"""``sealflow batch enrol|submit|approve|status`` — a records office and a seal keeper at the command
+line, through the same interfaces as the Airflow UI (its REST API) and the registry."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from sealflow.cli import CheckFailed, UsageError
+from sealflow.settings import get_settings
+
+
+def _enrol(args: argparse.Namespace) -> int:
+    from sealflow.db import make_engine, migrate, session_factory
+    from stamping.batch.seals import BatchSeals
+
+    pin = os.environ.get(args.pin_env, "")
+    if not pin:
+        raise UsageError(f"put the seal's PIN in the environment variable {args.pin_env}")
+    settings = get_settings()
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    try:
+        BatchSeals(settings, session_factory(engine)).enrol(args.es_id, pin, args.keeper)
+    except Exception as exc:  # registry refusals and key-store errors carry their own reasons (never the PIN)
+        raise CheckFailed(f"seal {args.es_id} not enrolled: {exc}") from None
+    print(f"seal {args.es_id} enrolled for batch use; each batch still needs the keeper's approval")
+    return 0
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from sealflow.batch_runner import airflow_api, submit
+
+    folder = Path(args.folder).resolve()
+    if not folder.is_dir():
+        raise UsageError(f"{folder} is not a folder")
+    api = airflow_api(get_settings())
+    try:
+        run_id = submit(api, folder, args.seal, args.batch_id or folder.name, requester=args.requester,
+                        placement=args.placement, pdf_container=args.pdf_container)
+    finally:
+        api.close()
+    print(f"submitted: run {run_id}; the seal's keeper gets a one-time code to approve it")
+    return 0
+
+
+def _approve(args: argparse.Namespace) -> int:
+    from sealflow.batch_runner import DAG_ID, airflow_api
+
+    api = airflow_api(get_settings())
+    try:
+        pending = [p for p in api.pending_approvals(DAG_ID, "~") if args.run_id in (None, p.run_id)]
+        if not pending:
+            raise UsageError("no batch is waiting for approval" + (f" in run {args.run_id}" if args.run_id else ""))
+        if len(pending) > 1 and args.run_id is None:
+            raise UsageError("several batches wait for approval: name one with --run-id "
+                             + ", ".join(p.run_id for p in pending))
+        if not args.reject and not args.code:
+            raise UsageError("give the one-time code with --code, or --reject")
+        api.answer(pending[0], "Reject" if args.reject else "Approve", {"code": args.code or ""})
+    finally:
+        api.close()
+    print(f"{'rejected' if args.reject else 'answered'}: {pending[0].subject}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    report = settings.state_dir / "batches" / args.batch_id / "report.json"
+    if not report.exists():
+        raise UsageError(f"no report for batch {args.batch_id} yet ({report})")
+    data = json.loads(report.read_text())
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False, indent=1))
+        return 0
+    print(f"batch {data['batch_id']} — {data['status']} — seal {data['es_id']}")
+    for key, value in data["counts"].items():
+        if key != "batch_id":
+            print(f"  {key:<12} {value}")
+    for doc in data["documents"]:
+        if doc["state"] in ("quarantined", "failed"):
+            print(f"  row {doc['row']:>5} {doc['state']:<11} {doc['file']}: {'; '.join(doc['reasons'])}")
+    print(f"  report: {report.with_name('report.html')}")
+    return 1 if data["counts"].get("failed") else 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    group = subparsers.add_parser("batch", help="submit batches, approve them as a seal keeper, read reports")
+    sub = group.add_subparsers(dest="batch_command", required=True)
+    p = sub.add_parser("enrol", help="keeper: enrol a seal for batch use (its PIN kept under the KEK)")
+    p.add_argument("es_id")
+    p.add_argument("--keeper", required=True, help="the keeper's user name in the registry")
+    p.add_argument("--pin-env", default="SEALFLOW_PIN", help="environment variable holding the seal's PIN")
+    p.set_defaults(handler=_enrol)
+    p = sub.add_parser("submit", help="records office: submit a batch folder to stamp_batch")
+    p.add_argument("folder")
+    p.add_argument("--seal", required=True, help="es_id of the seal to use")
+    p.add_argument("--batch-id")
+    p.add_argument("--requester", default=os.environ.get("USER", "office"))
+    p.add_argument("--placement", default="anchor:（盖章）")
+    p.add_argument("--pdf-container", choices=["pkcs7", "gbt35275"], default="pkcs7")
+    p.set_defaults(handler=_submit)
+    p = sub.add_parser("approve", help="keeper: answer a batch's 用章审批 with the one-time code")
+    p.add_argument("--run-id")
+    p.add_argument("--code")
+    p.add_argument("--reject", action="store_true")
+    p.set_defaults(handler=_approve)
+    p = sub.add_parser("status", help="a batch's report")
+    p.add_argument("batch_id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_status)
