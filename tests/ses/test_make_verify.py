@@ -40,9 +40,11 @@ class Kit:
     def __init__(self, directory: Path) -> None:
         self.ca = DemoCA.create(directory / "ca")
         self.maker = self.ca.maker_signer()
-        key, cert = self.ca.issue_unit_signer("南宁市测试局", "11450100MB0000000X")
+        # NOW is taken when the module is collected; the whole suite may reach this fixture minutes later.
+        since = NOW - timedelta(days=1)
+        key, cert = self.ca.issue_unit_signer("南宁市测试局", "11450100MB0000000X", not_before=since)
         self.signer = SoftwareSigner(key, cert)
-        key2, cert2 = self.ca.issue_unit_signer("另一个单位", "11450100MB0000001Y")
+        key2, cert2 = self.ca.issue_unit_signer("另一个单位", "11450100MB0000001Y", not_before=since)
         self.other = SoftwareSigner(key2, cert2)
         self.trust = TrustStore([self.ca.root_der], [self.ca.intermediate_der])
         self.spec = SealSpec(
