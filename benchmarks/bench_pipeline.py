@@ -13,9 +13,11 @@ Figures per size:
 - ``wall_s``: from the trigger to the run's terminal state as seen by the REST API (polled every
   0.25 s), approval round trip included. Generating the sample batch is not timed.
 - ``docs_per_s`` and ``per_doc_ms``: documents stamped *and* verified (the report's ``verified``)
-  over ``wall_s``.
+  over ``wall_s`` — so the fixed costs of a run (approval round trip, first and last task) weigh
+  on 1,000 documents far more than on 10,000.
 - ``domain_s``: seconds spent in SealFlow's own code: every ``stamp_chunk``/``verify_chunk``
-  reports the seconds of its domain step (``stamping.batch.process``) in its XCom result; for
+  reports the wall seconds of its domain step (``stamping.batch.process``; on a loaded machine
+  they include waiting for a CPU) in its XCom result; for
   the single tasks ``ingest`` and ``report`` the whole task duration counts as domain time (so
   overhead is, if anything, under-stated).
 - ``airflow_overhead_share``: 1 − domain time on the critical path / wall, where the critical
