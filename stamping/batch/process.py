@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -26,6 +24,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from sealflow.db import transaction
+from sealflow.files import write_atomic
 from stamping.batch.manifest import ManifestError, check_manifest, read_manifest
 from stamping.batch.models import Batch, BatchDocument
 from stamping.gm.sm3 import sm3
@@ -77,18 +76,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def find_manifest(folder: Path) -> Path:
     for name in MANIFEST_NAMES:
         if (folder / name).is_file():
@@ -118,7 +105,7 @@ def ingest(tools: BatchTools, *, batch_id: str, source: Path, es_id: str, reques
     docs: list[dict] = []
     for index, record in enumerate(checked.accepted):
         data = (source / record.file).read_bytes()
-        _atomic_write(work / "in" / record.file, data)
+        write_atomic(work / "in" / record.file, data)
         docs.append(_document_row(batch_id, record.file, record.row, format=record.format,
                                   chunk=index // chunk_size, record=record.to_dict(), state="accepted",
                                   input_sm3=sm3(data).hex()))
@@ -224,7 +211,7 @@ def _adopt_or_stamp(tools: BatchTools, doc: BatchDocument, out: Path, work: Path
         out.unlink()
     source_path = work / "in" / doc.file
     sealed = tools.stampers[doc.format](source_path.read_bytes(), seal_der, signer, placement, doc.file, options)
-    _atomic_write(out, sealed)
+    write_atomic(out, sealed)
     return sealed
 
 
@@ -293,8 +280,8 @@ def finish(tools: BatchTools, batch_id: str, status: str | None = None) -> dict:
                   "source": batch.source, "status": final, "created_at": batch.created_at.isoformat(),
                   "finished_at": _now().isoformat(), "counts": counts, "documents": docs}
         work = Path(batch.work_dir)
-        _atomic_write(work / "report.json", json.dumps(report, ensure_ascii=False, indent=1).encode())
-        _atomic_write(work / "report.html", render_html(report).encode())
+        write_atomic(work / "report.json", json.dumps(report, ensure_ascii=False, indent=1).encode())
+        write_atomic(work / "report.html", render_html(report).encode())
         batch.status, batch.finished_at = final, _now()
         batch.report = {"counts": counts, "json": str(work / "report.json"), "html": str(work / "report.html")}
     return {"batch_id": batch_id, "status": final, "counts": counts,
