@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 TERMINAL_RUN_STATES = {"success", "failed"}
+ANSWER_SETTLE_S = 3.0
 
 
 class AirflowApiError(RuntimeError):
@@ -24,6 +26,7 @@ class PendingApproval:
     map_index: int
     subject: str
     options: list[str]
+    created_at: str = ""  # when the task asked (ISO); answers wait until it has settled
 
 
 class AirflowApi:
@@ -94,10 +97,21 @@ class AirflowApi:
             if item.get("response_received") or ti.get("state") not in ("awaiting_input", "deferred"):
                 continue
             out.append(PendingApproval(ti.get("dag_id", dag_id), ti.get("dag_run_id", run_id), ti.get("task_id", ""),
-                                       ti.get("map_index", -1), item.get("subject", ""), item.get("options", [])))
+                                       ti.get("map_index", -1), item.get("subject", ""), item.get("options", []),
+                                       item.get("created_at") or ""))
         return out
 
     def answer(self, approval: PendingApproval, option: str, params_input: dict[str, Any]) -> None:
+        # Airflow 3.3 marks a HITL task failed when the answer lands within about a second of the task
+        # parking (the executor's "finished" event of the parking process races the resume). People
+        # never answer that fast; scripts wait until the request is ANSWER_SETTLE_S old.
+        if approval.created_at:
+            asked = datetime.fromisoformat(approval.created_at.replace("Z", "+00:00"))
+            age = (datetime.now(UTC) - asked).total_seconds()
+            if age < ANSWER_SETTLE_S:
+                time.sleep(ANSWER_SETTLE_S - age)
+        else:
+            time.sleep(ANSWER_SETTLE_S)
         self._call(
             "PATCH",
             f"/dags/{approval.dag_id}/dagRuns/{approval.run_id}/taskInstances/{approval.task_id}/"

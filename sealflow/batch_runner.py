@@ -19,7 +19,6 @@ DAG_ID = "stamp_batch"
 # The DAGs a batch flows through; Airflow creates DAGs paused, so the embedded stack unpauses them.
 PIPELINE_DAGS = ("stamp_batch", "archive_batch", "file_records")
 CODE_RE = re.compile(r"code (\d{6})")
-ANSWER_SETTLE_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -80,10 +79,6 @@ def approve(api: AirflowApi, settings: Settings, run_id: str, keeper: str, *, ac
             code: str | None = None, timeout: float = 600) -> None:
     """Answer the run's 用章审批 as the keeper: Approve with the texted code, or Reject."""
     pending = api.wait_for_approval(DAG_ID, run_id, timeout=timeout)
-    # Airflow 3.3 marks a HITL task failed when the answer lands within a second of it parking
-    # (the executor's "finished" event for the parking process races the resume); people never
-    # answer that fast, scripts must wait a moment.
-    time.sleep(ANSWER_SETTLE_S)
     if accept and code is None:
         deadline = time.monotonic() + 30
         while (code := last_code(settings, keeper)) is None and time.monotonic() < deadline:

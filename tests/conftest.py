@@ -14,10 +14,8 @@ from sealflow.settings import Settings
 from tests.stack_fixtures import embedded_stack  # noqa: F401 - session fixture shared by all areas
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# Other implementations' signed files: beside the checkout, or where SEALFLOW_INTEROP_DIR points.
-INTEROP_DIR = next((p for p in (Path(os.environ.get("SEALFLOW_INTEROP_DIR", "")),
-                                REPO_ROOT.parent / "shared" / "interop", Path("/work/shared/interop"))
-                    if str(p) not in ("", ".") and p.is_dir()), REPO_ROOT.parent / "shared" / "interop")
+from tests.shared_paths import INTEROP_DIR  # noqa: E402 - beside the checkout, or SEALFLOW_SHARED_DIR
+
 PG_DSN = os.environ.get("SEALFLOW_TEST_PG_DSN", "")
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -16,7 +15,7 @@ from archive.retrieve import download_package
 from archive.service import archive_records
 
 pytestmark = pytest.mark.stack
-XSD = Path(__file__).resolve().parents[3] / "shared" / "reference" / "eep" / "DA-T-48-2009.xsd"
+from tests.shared_paths import EEP_XSD as XSD  # noqa: E402
 
 
 def _archive(env, docs):

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from sealflow.airflow_api import AirflowApi
-from sealflow.batch_runner import ANSWER_SETTLE_S
 from sealflow.db import make_engine, migrate, session_factory
 from sealflow.stack import DAGS_DIR, airflow_login, start_components
 from stamping.batch.seals import BatchSeals
@@ -58,7 +57,6 @@ class PipelineEnv:
                     out = proc.communicate(timeout=5)[0] if proc.poll() is not None else ""
                     raise AssertionError(f"stamp_batch never asked for approval:\n{out[-4000:]}")
                 time.sleep(0.5)
-            time.sleep(ANSWER_SETTLE_S)  # see sealflow.batch_runner.approve
             self.api.answer(pending[0], answer, {"code": code if code is not None else self.last_code()})
             out, _ = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
         finally:

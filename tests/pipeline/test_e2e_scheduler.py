@@ -43,8 +43,6 @@ def test_batch_under_the_scheduler(scheduler_stack, tmp_path: Path) -> None:
 def test_office_and_keeper_use_the_cli(scheduler_stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                        capsys: pytest.CaptureFixture) -> None:
     """``sealflow batch submit`` by the office, ``sealflow batch approve --code`` by the keeper."""
-    import time
-
     from sealflow import cli
     from sealflow.batch_runner import DAG_ID, airflow_api, last_code
     from sealflow.settings import get_settings
@@ -71,7 +69,6 @@ def test_office_and_keeper_use_the_cli(scheduler_stack, tmp_path: Path, monkeypa
         assert cli.main(["batch", "submit", str(tmp_path / "cli-batch-2"), "--seal", seal.es_id,
                          "--batch-id", "cli-2"]) == 0
         api.wait_for_approval(DAG_ID, "batch__cli-2", timeout=300)
-        time.sleep(3)
         assert cli.main(["batch", "approve", "--run-id", "batch__cli-2", "--code",
                          last_code(settings, seal.keeper)]) == 0
         assert api.wait_for_run(DAG_ID, "batch__cli-2", timeout=300) == "success"

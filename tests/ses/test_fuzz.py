@@ -4,17 +4,16 @@ it only ever raises SesFormatError."""
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stamping.ses.codec import SesFormatError, parse_seal, parse_signature
 from stamping.ses.inspect import describe
+from tests.shared_paths import INTEROP_DIR as INTEROP
 
 from .conftest import SEAL_FILES, SIGNATURE_FILES
 
-INTEROP = Path(__file__).resolve().parents[2].parent / "shared" / "interop"
 # The small tax-bureau signature and the V1 seal, read at import so strategies can use them;
 # a missing interop folder leaves a minimal valid-looking seed.
 SEEDS = [(INTEROP / n).read_bytes() for n in SEAL_FILES + SIGNATURE_FILES if (INTEROP / n).is_file()] or [
