@@ -52,8 +52,9 @@ def step_batch(ctx: Any) -> None:
             ctx.note(f"  {doc['state']}", f"row {doc['row']} {doc['file']}: {'; '.join(doc['reasons'])}")
     ctx.note("batch report", str(Path(report_path).with_name("report.html")))
     ctx.note("sealed documents", str(ctx.settings.state_dir / "batches" / batch_id / "out"))
+    ca = ctx.settings.state_dir / "ca"
     ctx.note("verify one yourself", f"sealflow verify {ctx.settings.state_dir / 'batches' / batch_id / 'out'} "
-                                    f"--trust {ctx.settings.state_dir / 'ca' / 'ca-root.pem'}")
+                                    f"--trust {ca / 'ca-root.pem'} --trust {ca / 'ca-intermediate.pem'}")
 
 
 def step_archive_and_file(ctx: Any) -> None:
