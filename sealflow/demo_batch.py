@@ -27,7 +27,7 @@ def step_batch(ctx: Any) -> None:
 
     up(ctx.settings, ui=True, out=lambda msg: print(f"    {msg}"))
     batch_id = time.strftime("demo-%Y%m%d-%H%M%S")
-    folder = ctx.settings.state_dir / "inbox" / batch_id
+    folder = ctx.settings.state_dir / "samples" / batch_id
     import secrets
 
     # New serial numbers each run: the archive keeps one record per certificate (证照标识).

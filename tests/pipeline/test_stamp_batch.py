@@ -152,3 +152,16 @@ def test_killed_chunk_resumes_without_stamping_twice(pipeline_env: PipelineEnv, 
     assert len(_audit(pipeline_env, "seal.use", "resume-1")) == 6
     process.verify_chunk(base, "resume-1", 0)
     assert {d.state for d in _docs(pipeline_env, "resume-1")} == {"verified"}
+
+
+def test_inbox_scan_starts_each_ready_batch_once(pipeline_env: PipelineEnv) -> None:
+    folder = pipeline_env.settings.state_dir / "inbox" / "office-drop-1"
+    write_batch(folder, 2, bad=False, start=900)
+    (folder / "batch.json").write_text(json.dumps({"es_id": pipeline_env.es_id, "requester": "applicant"}),
+                                       encoding="utf-8")
+    for attempt in (1, 2):
+        done = pipeline_env.stack.run_dag("stamp_inbox")
+        assert done.returncode == 0, f"scan {attempt}: " + done.stdout[-3000:] + done.stderr[-3000:]
+    runs = [r for r in pipeline_env.api.runs("stamp_batch", limit=100) if r["dag_run_id"].startswith("inbox__")]
+    assert [r["dag_run_id"] for r in runs] == ["inbox__office-drop-1"]
+    assert runs[0]["conf"]["batch_location"] == str(folder)
