@@ -30,6 +30,7 @@ from stamping.keys.signer import Signer
 from stamping.pdf.appearance import SealImage, ring_ops, seal_image
 from stamping.pdf.cms import CONTAINERS, MAX_SM2_SIG_DER, build_signed_attrs, build_signed_data
 from stamping.pdf.errors import MUPDF_ERRORS, PdfError
+from stamping.pdf.reading import open_untrusted
 from stamping.placement import AnchorNotFound, Placement, PlacementError
 from stamping.ses.make import _check_binding
 
@@ -46,17 +47,8 @@ pymupdf.TOOLS.mupdf_display_errors(False)  # damaged input is reported as PdfErr
 
 def open_pdf(data: bytes, path: str, max_bytes: int = MAX_PDF_BYTES) -> pymupdf.Document:
     """Open untrusted PDF bytes for reading; refuse what we must not or cannot update."""
-    if len(data) > max_bytes:
-        raise PdfError(path, f"too large ({len(data)} bytes, limit {max_bytes})")
-    if b"%PDF-" not in data[:1024]:
-        raise PdfError(path, "not a PDF file (no %PDF- header)")
+    doc = open_untrusted(data, path, max_bytes)
     try:
-        doc = pymupdf.open(stream=data, filetype="pdf")
-    except (ValueError, *MUPDF_ERRORS) as exc:
-        raise PdfError(path, f"unreadable PDF ({exc})") from None
-    try:
-        if doc.is_encrypted or doc.needs_pass:
-            raise PdfError(path, "encrypted PDF: decrypt it before stamping")
         if doc.is_repaired:
             raise PdfError(path, "damaged PDF (broken cross-reference table or truncated file)")
         if not 0 < doc.page_count <= MAX_PAGES:

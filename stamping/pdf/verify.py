@@ -28,6 +28,7 @@ from stamping.gm.sm2 import SM2PublicKey
 from stamping.gm.sm3 import new_sm3
 from stamping.pdf.cms import CONTAINERS, CmsError, ParsedCms, parse_signed_data
 from stamping.pdf.errors import MUPDF_ERRORS, PdfError
+from stamping.pdf.reading import open_untrusted
 from stamping.pdf.sign import MAX_PDF_BYTES
 from stamping.verify.result import DocumentResult, SealStatusLookup, SignatureResult
 
@@ -47,21 +48,6 @@ _ALLOWED_KEYS = {"Annots", "Fields", "SigFlags", "AcroForm", "DSS", "Perms", "Ne
 class _SigField:
     name: str
     sig_xref: int
-
-
-def _open(data: bytes, path: str, max_bytes: int) -> pymupdf.Document:
-    if len(data) > max_bytes:
-        raise PdfError(path, f"too large ({len(data)} bytes, limit {max_bytes})")
-    if b"%PDF-" not in data[:1024]:
-        raise PdfError(path, "not a PDF file (no %PDF- header)")
-    try:
-        doc = pymupdf.open(stream=data, filetype="pdf")
-    except (ValueError, *MUPDF_ERRORS) as exc:
-        raise PdfError(path, f"unreadable PDF ({exc})") from None
-    if doc.is_encrypted or doc.needs_pass:
-        doc.close()
-        raise PdfError(path, "encrypted PDF")
-    return doc
 
 
 def _ref(obj: tuple[str, str]) -> int | None:
@@ -358,7 +344,7 @@ def verify_pdf(data: bytes, path: str, trust: TrustStore | None, status_lookup: 
     """验章 of every signature in a PDF. Never raises for bad input: the reason is in ``error``."""
     result = DocumentResult(path=path, format="pdf")
     try:
-        doc = _open(data, path, max_bytes)
+        doc = open_untrusted(data, path, max_bytes)
     except PdfError as exc:
         result.error = exc.reason
         return result
