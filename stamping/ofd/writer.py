@@ -9,6 +9,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from stamping.ofd.xmlns import OFD_NS
 from stamping.ofd.zipbuild import ZipBuilder
+from stamping.sample_text import advance, wrap
 
 LICENCE_TITLES = {
     "business_licence": "营业执照",
@@ -25,10 +26,6 @@ _FOOTER_KEYS = ("发证机关", "登记机关", "发证日期", "登记日期")
 _CREDIT_KEY = "统一社会信用代码"
 
 
-def _advance(ch: str, size: float) -> float:
-    return size if ord(ch) >= 0x2E80 else size * 0.5
-
-
 def _fmt(v: float) -> str:
     return f"{v:.3f}".rstrip("0").rstrip(".")
 
@@ -42,8 +39,8 @@ class _Page:
         """Text with its top-left corner at (x, y) mm; the baseline sits one font size lower."""
         if not s:
             return
-        width = sum(_advance(c, size) for c in s)
-        deltas = " ".join(_fmt(_advance(c, size)) for c in s[:-1])
+        width = sum(advance(c, size) for c in s)
+        deltas = " ".join(_fmt(advance(c, size)) for c in s[:-1])
         delta_attr = f" DeltaX={quoteattr(deltas)}" if deltas else ""
         weight = ' Weight="700"' if bold else ""
         self.objects.append(
@@ -64,20 +61,6 @@ class _Page:
         self.next_id += 1
 
 
-def _wrap(s: str, size: float, width: float) -> list[str]:
-    lines, cur, used = [], "", 0.0
-    for ch in s:
-        adv = _advance(ch, size)
-        if used + adv > width and cur:
-            lines.append(cur)
-            cur, used = "", 0.0
-        cur += ch
-        used += adv
-    if cur:
-        lines.append(cur)
-    return lines or [""]
-
-
 def _layout(fields: dict[str, str], title: str) -> _Page:
     page = _Page()
     page.frame(10, 10, PAGE_W - 20, PAGE_H - 20)
@@ -85,7 +68,7 @@ def _layout(fields: dict[str, str], title: str) -> _Page:
     if fields.get(_CREDIT_KEY):
         page.text(22, 24, f"{_CREDIT_KEY}：{fields[_CREDIT_KEY]}", 3.5)
     title_size = 14.0
-    tw = sum(_advance(c, title_size) for c in title)
+    tw = sum(advance(c, title_size) for c in title)
     page.text((PAGE_W - tw) / 2, 40, title, title_size, bold=True)
     y = 75.0
     size, label_w, left = 4.5, 36.0, 28.0
@@ -93,7 +76,7 @@ def _layout(fields: dict[str, str], title: str) -> _Page:
         if key in (_CREDIT_KEY, *_FOOTER_KEYS):
             continue
         page.text(left, y, key, size)
-        for line in _wrap(str(value), size, PAGE_W - left - label_w - 28):
+        for line in wrap(str(value), size, PAGE_W - left - label_w - 28):
             page.text(left + label_w, y, line, size)
             y += size * 1.8
         y += 2.0

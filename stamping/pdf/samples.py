@@ -13,6 +13,7 @@ from functools import lru_cache
 import pymupdf
 
 from stamping.ofd.writer import LICENCE_TITLES
+from stamping.sample_text import advance, wrap
 
 __all__ = ["make_sample_certificate_pdf"]
 
@@ -21,24 +22,6 @@ PAGE_W_MM, PAGE_H_MM = 210.0, 297.0
 _FONT = "china-s"
 _FOOTER_KEYS = ("发证机关", "登记机关", "发证日期", "登记日期")
 _CREDIT_KEY = "统一社会信用代码"
-
-
-def _advance(ch: str, size: float) -> float:
-    return size if ord(ch) >= 0x2E80 else size * 0.5
-
-
-def _wrap(s: str, size: float, width: float) -> list[str]:
-    lines, cur, used = [], "", 0.0
-    for ch in s:
-        adv = _advance(ch, size)
-        if used + adv > width and cur:
-            lines.append(cur)
-            cur, used = "", 0.0
-        cur += ch
-        used += adv
-    if cur:
-        lines.append(cur)
-    return lines or [""]
 
 
 def _text(page: pymupdf.Page | pymupdf.Shape, x_mm: float, y_mm: float, s: str, size_mm: float) -> None:
@@ -70,14 +53,14 @@ def _certificate_page(page: pymupdf.Shape, fields: dict[str, str], title: str) -
     if fields.get(_CREDIT_KEY):
         _text(page, 22, 24, f"{_CREDIT_KEY}：{fields[_CREDIT_KEY]}", 3.5)
     title_size = 14.0
-    tw = sum(_advance(c, title_size) for c in title)
+    tw = sum(advance(c, title_size) for c in title)
     _text(page, (PAGE_W_MM - tw) / 2, 40, title, title_size)
     y, size, label_w, left = 75.0, 4.5, 36.0, 28.0
     for key, value in fields.items():
         if key in (_CREDIT_KEY, *_FOOTER_KEYS):
             continue
         _text(page, left, y, key, size)
-        for line in _wrap(str(value), size, PAGE_W_MM - left - label_w - 28):
+        for line in wrap(str(value), size, PAGE_W_MM - left - label_w - 28):
             _text(page, left + label_w, y, line, size)
             y += size * 1.8
         y += 2.0
