@@ -9,21 +9,10 @@ from xml.sax.saxutils import escape, quoteattr
 
 from stamping.ofd.xmlns import OFD_NS
 from stamping.ofd.zipbuild import ZipBuilder
-from stamping.sample_text import advance, wrap
+from stamping.sample_layout import PAGE_H, PAGE_W, advance, certificate_text, title_of
 
-LICENCE_TITLES = {
-    "business_licence": "营业执照",
-    "business_license": "营业执照",
-    "permit": "许可证",
-    "licence": "许可证",
-    "certificate": "证明",
-}
-PAGE_W, PAGE_H = 210.0, 297.0
 FONT_ID = 2
 _HEADER = '<?xml version="1.0" encoding="UTF-8"?>\n'
-# Fields placed in the footer rather than the body.
-_FOOTER_KEYS = ("发证机关", "登记机关", "发证日期", "登记日期")
-_CREDIT_KEY = "统一社会信用代码"
 
 
 def _fmt(v: float) -> str:
@@ -65,36 +54,15 @@ def _layout(fields: dict[str, str], title: str) -> _Page:
     page = _Page()
     page.frame(10, 10, PAGE_W - 20, PAGE_H - 20)
     page.frame(13, 13, PAGE_W - 26, PAGE_H - 26, 0.3)
-    if fields.get(_CREDIT_KEY):
-        page.text(22, 24, f"{_CREDIT_KEY}：{fields[_CREDIT_KEY]}", 3.5)
-    title_size = 14.0
-    tw = sum(advance(c, title_size) for c in title)
-    page.text((PAGE_W - tw) / 2, 40, title, title_size, bold=True)
-    y = 75.0
-    size, label_w, left = 4.5, 36.0, 28.0
-    for key, value in fields.items():
-        if key in (_CREDIT_KEY, *_FOOTER_KEYS):
-            continue
-        page.text(left, y, key, size)
-        for line in wrap(str(value), size, PAGE_W - left - label_w - 28):
-            page.text(left + label_w, y, line, size)
-            y += size * 1.8
-        y += 2.0
-        if y > 200:
-            break
-    authority = fields.get("发证机关") or fields.get("登记机关") or ""
-    issued = fields.get("发证日期") or fields.get("登记日期") or f"{date.today():%Y年%m月%d日}"
-    if authority:
-        page.text(120, 222, f"{'登记机关' if '登记机关' in fields else '发证机关'}：{authority}", 4.5)
-    page.text(130, 236, issued, 4.5)
-    page.text(138, 248, "（盖章）", 4.5)
+    for run in certificate_text(fields, title):
+        page.text(run.x, run.y, run.text, run.size, bold=run.bold)
     return page
 
 
 def make_sample_certificate_ofd(fields: dict[str, str], licence_type: str) -> bytes:
     """A 1-page certificate as an OFD package: title, 统一社会信用代码, the fields in order,
     发证机关, a date line and （盖章）, in the named font 宋体 (a reader substitutes a CJK font)."""
-    title = LICENCE_TITLES.get(licence_type, licence_type)
+    title = title_of(licence_type)
     page = _layout(fields, title)
     ns = f'xmlns:ofd="{OFD_NS}"'
     ofd_xml = (

@@ -7,21 +7,18 @@ sample writer so both formats look alike and share anchors (发证机关, （盖
 
 from __future__ import annotations
 
-from datetime import date
 from functools import lru_cache
 
 import pymupdf
 
-from stamping.ofd.writer import LICENCE_TITLES
-from stamping.sample_text import advance, wrap
+from stamping.sample_layout import PAGE_H as PAGE_H_MM
+from stamping.sample_layout import PAGE_W as PAGE_W_MM
+from stamping.sample_layout import certificate_text, title_of
 
 __all__ = ["make_sample_certificate_pdf"]
 
 MM = 72 / 25.4
-PAGE_W_MM, PAGE_H_MM = 210.0, 297.0
 _FONT = "china-s"
-_FOOTER_KEYS = ("发证机关", "登记机关", "发证日期", "登记日期")
-_CREDIT_KEY = "统一社会信用代码"
 
 
 def _text(page: pymupdf.Page | pymupdf.Shape, x_mm: float, y_mm: float, s: str, size_mm: float) -> None:
@@ -50,28 +47,8 @@ def _template() -> bytes:
 
 
 def _certificate_page(page: pymupdf.Shape, fields: dict[str, str], title: str) -> None:
-    if fields.get(_CREDIT_KEY):
-        _text(page, 22, 24, f"{_CREDIT_KEY}：{fields[_CREDIT_KEY]}", 3.5)
-    title_size = 14.0
-    tw = sum(advance(c, title_size) for c in title)
-    _text(page, (PAGE_W_MM - tw) / 2, 40, title, title_size)
-    y, size, label_w, left = 75.0, 4.5, 36.0, 28.0
-    for key, value in fields.items():
-        if key in (_CREDIT_KEY, *_FOOTER_KEYS):
-            continue
-        _text(page, left, y, key, size)
-        for line in wrap(str(value), size, PAGE_W_MM - left - label_w - 28):
-            _text(page, left + label_w, y, line, size)
-            y += size * 1.8
-        y += 2.0
-        if y > 200:
-            break
-    authority = fields.get("发证机关") or fields.get("登记机关") or ""
-    issued = fields.get("发证日期") or fields.get("登记日期") or f"{date.today():%Y年%m月%d日}"
-    if authority:
-        _text(page, 120, 222, f"{'登记机关' if '登记机关' in fields else '发证机关'}：{authority}", 4.5)
-    _text(page, 130, 236, issued, 4.5)
-    _text(page, 138, 248, "（盖章）", 4.5)
+    for run in certificate_text(fields, title):
+        _text(page, run.x, run.y, run.text, run.size)
 
 
 def make_sample_certificate_pdf(fields: dict[str, str], licence_type: str, *, pages: int = 1,
@@ -80,7 +57,7 @@ def make_sample_certificate_pdf(fields: dict[str, str], licence_type: str, *, pa
 
     ``pages`` > 1 adds continuation pages (附页, for 骑缝章 demos); ``xref_stream`` writes a
     PDF 1.5 cross-reference stream with object streams instead of a classic xref table."""
-    title = LICENCE_TITLES.get(licence_type, licence_type)
+    title = title_of(licence_type)
     doc = pymupdf.open("pdf", _template())
     try:
         shape = doc[0].new_shape()
