@@ -129,7 +129,8 @@ def request_approval(batch_id: str) -> str:
     with transaction(_sessions()) as session:
         batch = session.get(Batch, batch_id)
         keeper = desk.keeper_of(batch.es_id)
-        documents = sum(1 for _ in process.documents(session, batch_id, ["accepted", "stamped", "verified"]))
+        counts = process.state_counts(session, batch_id)
+        documents = sum(counts.get(state, 0) for state in ("accepted", "stamped", "verified"))
         request_id = approval.request_approval(
             session, batch_id=batch_id, es_id=batch.es_id, keeper=keeper.name, keeper_phone=keeper.phone,
             requester=batch.requester, documents=documents,

@@ -93,7 +93,7 @@ def ingest(tools: BatchTools, *, batch_id: str, source: Path, es_id: str, reques
     with transaction(tools.session_factory) as session:
         existing = session.get(Batch, batch_id)
         if existing is not None:
-            return _counts(session, batch_id)
+            return state_counts(session, batch_id)
     manifest_path = find_manifest(source)
     try:
         rows = read_manifest(manifest_path)
@@ -121,7 +121,7 @@ def ingest(tools: BatchTools, *, batch_id: str, source: Path, es_id: str, reques
         if docs:  # one executemany: a 10,000-document batch as ORM objects costs seconds of unit-of-work
             session.execute(insert(BatchDocument), docs)
     with transaction(tools.session_factory) as session:
-        return _counts(session, batch_id)
+        return state_counts(session, batch_id)
 
 
 def _document_row(batch_id: str, file: str, row: int, *, state: str, format: str = "", chunk: int = -1,
@@ -246,7 +246,8 @@ def verify_chunk(tools: BatchTools, batch_id: str, chunk: int) -> dict:
     return {"chunk": chunk, "verified": ok, "failed": len(updates) - ok, "seconds": _since(started)}
 
 
-def _counts(session: Session, batch_id: str) -> dict:
+def state_counts(session: Session, batch_id: str) -> dict:
+    """``{"batch_id", "documents", <state>: n, ...}`` counted in the database."""
     rows = session.execute(select(BatchDocument.state, func.count()).where(
         BatchDocument.batch_id == batch_id).group_by(BatchDocument.state)).all()
     counts = {state: n for state, n in rows}
@@ -266,7 +267,7 @@ def finish(tools: BatchTools, batch_id: str, status: str | None = None) -> dict:
 
     with transaction(tools.session_factory) as session:
         batch = _load_batch(session, batch_id)
-        counts = _counts(session, batch_id)
+        counts = state_counts(session, batch_id)
         # Only the report's columns: each document's verification summary is kilobytes, not needed here.
         rows = session.execute(
             select(BatchDocument.row, BatchDocument.file, BatchDocument.state, BatchDocument.reasons,
