@@ -1,4 +1,16 @@
-"""The result of 验章, one shape for OFD and PDF, the same that ``sealflow verify --json`` prints."""
+"""The result of 验章, one shape for OFD and PDF, the same that ``sealflow verify --json`` prints.
+
+One verdict with three levels (``Verdict``):
+
+- ``valid`` — every check passes and the signed content is everything a reader displays;
+- ``valid_with_warnings`` — the signatures are intact and trusted, but something a reader draws is not
+  covered (a template or resource outside the References), or the file has later updates that only add
+  further signatures / DSS data, or it carries active content. Warnings are checks of kind ``warning``
+  (per signature) or entries of ``DocumentResult.warnings`` (per file);
+- ``not_valid`` — anything else.
+
+``valid`` stays the strict boolean (``verdict == "valid"``): SealFlow's own batches accept only that.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +18,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
+
+
+class Verdict(StrEnum):
+    """The one verdict of 验章 (有效 / 有效但有警告 / 无效)."""
+
+    VALID = "valid"
+    VALID_WITH_WARNINGS = "valid_with_warnings"
+    NOT_VALID = "not_valid"
 
 
 class SealStatus(StrEnum):
@@ -29,7 +49,8 @@ class Check:
     name: str
     ok: bool
     reason: str = ""
-    # "integrity" checks decide `intact`; "trust" checks decide `trusted`; "status" the rest.
+    # "integrity" checks decide `intact`; "trust" checks decide `trusted`; "status" the rest;
+    # a failed "warning" check lowers the verdict to valid_with_warnings, never below.
     kind: str = "integrity"
 
 
@@ -63,6 +84,18 @@ class SignatureResult:
     def valid(self) -> bool:
         return self.intact and self.trusted and all(c.ok for c in self.checks)
 
+    @property
+    def warnings(self) -> list[str]:
+        return [f"{c.name}: {c.reason}" for c in self.checks if c.kind == "warning" and not c.ok]
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.valid:
+            return Verdict.VALID
+        if self.intact and self.trusted and all(c.ok for c in self.checks if c.kind != "warning"):
+            return Verdict.VALID_WITH_WARNINGS
+        return Verdict.NOT_VALID
+
     def to_json(self) -> dict:
         return {
             "signer": self.signer,
@@ -73,6 +106,8 @@ class SignatureResult:
             "intact": self.intact,
             "trusted": self.trusted,
             "valid": self.valid,
+            "verdict": str(self.verdict),
+            "warnings": self.warnings,
             "checks": [{k: v for k, v in asdict(c).items()} for c in self.checks],
         }
 
@@ -83,6 +118,8 @@ class DocumentResult:
     format: str  # "ofd" | "pdf" | "unknown"
     signatures: list[SignatureResult] = field(default_factory=list)
     error: str | None = None
+    # File-level warnings (later updates that only add signatures, active content, ...).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def intact(self) -> bool:
@@ -94,7 +131,20 @@ class DocumentResult:
 
     @property
     def valid(self) -> bool:
-        return self.error is None and bool(self.signatures) and all(s.valid for s in self.signatures)
+        return (self.error is None and bool(self.signatures) and not self.warnings
+                and all(s.valid for s in self.signatures))
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.valid:
+            return Verdict.VALID
+        if self.error is None and self.signatures and all(s.verdict != Verdict.NOT_VALID for s in self.signatures):
+            return Verdict.VALID_WITH_WARNINGS
+        return Verdict.NOT_VALID
+
+    @property
+    def all_warnings(self) -> list[str]:
+        return [*self.warnings, *(w for s in self.signatures for w in s.warnings)]
 
     def to_json(self) -> dict:
         return {
@@ -103,6 +153,8 @@ class DocumentResult:
             "intact": self.intact,
             "trusted": self.trusted,
             "valid": self.valid,
+            "verdict": str(self.verdict),
+            "warnings": self.all_warnings,
             "signatures": [s.to_json() for s in self.signatures],
             "error": self.error,
         }
