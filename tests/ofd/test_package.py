@@ -86,7 +86,7 @@ def test_duplicate_names_refused():
 def test_missing_ofd_xml_and_not_a_zip():
     with pytest.raises(OfdError, match=r"missing OFD\.xml"):
         OfdPackage(make_zip([("Doc_0/Document.xml", b"<x/>")]), "m.ofd")
-    with pytest.raises(OfdError, match="named .ofd but the content is a PDF"):
+    with pytest.raises(OfdError, match=r"named \.ofd but the content is a PDF"):
         OfdPackage(b"%PDF-1.7 not a zip", "p.ofd")
     with pytest.raises(OfdError, match="not an OFD or PDF file"):
         OfdPackage(b"junk", "j.ofd")
@@ -178,7 +178,7 @@ def test_overlapping_entries_refused():
     # point the second central-directory entry at the first local header (the "better zip bomb" trick)
     second = data.find(b"PK\x01\x02", data.find(b"PK\x01\x02") + 4)
     struct.pack_into("<I", data, second + 42, 0)
-    with pytest.raises(OfdError, match="names another file|overlaps"):
+    with pytest.raises(OfdError, match=r"names another file|overlaps"):
         OfdPackage(bytes(data), "overlap.ofd")
 
 
