@@ -70,7 +70,7 @@ def resign(sealed: bytes, kit, *, drop: tuple[str, ...] = (), add: tuple[str, ..
     parts = {**members(sealed), **(extra or {})}
     sig_name = "Doc_0/Signs/Sign_0/Signature.xml"
     xml = parts[sig_name].decode()
-    for name in drop:
+    for name in (n for n in drop if n not in (extra or {})):
         xml, n = re.subn(rf'<ofd:Reference FileRef="/{re.escape(name)}">.*?</ofd:Reference>', "", xml)
         assert n == 1, name
     for name in extra or {}:
