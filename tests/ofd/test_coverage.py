@@ -132,3 +132,33 @@ def test_stamping_another_vendors_sealed_invoice_keeps_its_seal_intact(kit, inte
     theirs, ours = verify_ofd(out, "v4signed.ofd", kit.trust).signatures
     assert theirs.intact and not theirs.trusted  # as before: their test CA is not ours
     assert ours.valid, ours.to_json()
+
+
+def test_sealflow_verify_exits_3_for_warnings_and_shows_them(kit, sealed, tmp_path, capsys):
+    import json
+
+    from sealflow.cli import main
+
+    warned = tmp_path / "warned.ofd"
+    warned.write_bytes(resign(sealed, kit, drop=(TEMPLATE,)))
+    good = tmp_path / "good.ofd"
+    good.write_bytes(sealed)
+    trust = ["--no-registry", "--trust", str(kit.trust_pem_path)]
+    assert main(["verify", *trust, str(good)]) == 0
+    capsys.readouterr()
+    assert main(["verify", *trust, str(warned), str(good)]) == 3
+    text = capsys.readouterr().out
+    assert "VALID-WITH-WARNINGS" in text and "⚠ drawn_parts: parts the document draws are not covered" in text
+    report = tmp_path / "r.html"
+    assert main(["verify", *trust, "--json", "--html", str(report), str(warned)]) == 3
+    (doc,) = json.loads(capsys.readouterr().out)
+    assert doc["verdict"] == "valid_with_warnings" and doc["valid"] is False and doc["intact"] and doc["trusted"]
+    assert doc["warnings"] == [f"drawn_parts: parts the document draws are not covered by the signature: "
+                               f"/{TEMPLATE} (template)"]
+    html = report.read_text(encoding="utf-8")
+    assert "有效但有警告 valid with warnings" in html and f"/{TEMPLATE} (template)" in html
+    # any not_valid document wins over warnings
+    assert main(["verify", *trust, str(warned), str(tmp_path / "x.ofd")]) == 2  # missing file: usage error
+    bad = tmp_path / "bad.ofd"
+    bad.write_bytes(resign(sealed, kit, drop=("OFD.xml",)))
+    assert main(["verify", *trust, str(warned), str(bad)]) == 1
