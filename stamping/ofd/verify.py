@@ -10,7 +10,9 @@ Per signature (Signatures.xml entry):
 - ``drawn_parts`` (kind ``warning``): templates, resources, images, fonts, annotations and
   attachments the displayed document draws that are not covered → ``valid_with_warnings`` naming
   them. Other uncovered members (drawn by nothing) are named in the coverage reason only.
-- ``signed_value``: SignedValue.dat parses as an SES_Signature (V1, V4 or V5);
+- ``signed_value``: SignedValue.dat parses as an SES_Signature (V1, V4 or V5) for Type=Seal, or as a
+  GB/T 35275 SignedData for Type=Sign (digital signatures without a seal, checked by
+  :mod:`stamping.ofd.digital_signature`; the SES checks below do not apply to them);
 - the SES checks from :func:`stamping.verify.seal_checks.check_ses_signature` (dataHash =
   SM3(Signature.xml), the signer's and the maker's signatures, certList, validity, chains, status);
 - ``property_info``: the SES propertyInfo names this Signature.xml;
@@ -26,6 +28,7 @@ from datetime import UTC, datetime
 
 from stamping.gm.sm3 import sm3
 from stamping.ofd.coverage import Displayed
+from stamping.ofd.digital_signature import check_digital_signature
 from stamping.ofd.document import read_document
 from stamping.ofd.ofd_xml import read_doc_bodies
 from stamping.ofd.package import OfdError, OfdPackage, folder_of
@@ -141,11 +144,14 @@ def _verify_one(pkg: OfdPackage, entry: SignatureEntry, displayed: Displayed | N
             result.add("stamp_annot", False, f"StampAnnot {annot.id} points at page {annot.page_ref!r}, "
                        "which is not in the document")
             break
-    if entry.type.lower() != "seal":
-        result.add("signed_value", False, f"signature Type={entry.type} (GB/T 35275 SignedData) is not supported")
-        return result
     if sig.signed_value_member not in pkg:
         result.add("signed_value", False, f"missing part /{sig.signed_value_member}")
+        return result
+    if entry.type.lower() == "sign":  # 数字签名: GB/T 35275 SignedData, no seal
+        check_digital_signature(result, pkg.read(sig.signed_value_member), pkg.read(entry.member), dt, trust)
+        return result
+    if entry.type.lower() != "seal":
+        result.add("signed_value", False, f"unknown signature Type={entry.type!r} (Seal or Sign)")
         return result
     try:
         ses = parse_signature(pkg.read(sig.signed_value_member))
