@@ -227,6 +227,10 @@ def _local_entry(data: bytes, c: tuple, raw_name: bytes, path: str) -> ZipEntry:
     if end > len(data):
         raise ContainerError(path, f"entry {shown!r} extends past the end of the file")
     if flags & _DESCRIPTOR_FLAG:
+        if method == 0 and (lcsize, lusize) != (csize, usize):
+            # A stored entry without sizes: a streaming reader must scan for the descriptor signature,
+            # which the data itself can contain — and then sees the rest as further entries.
+            raise ContainerError(path, f"entry {shown!r}: stored entry without sizes in its local header")
         if (lcrc, lcsize, lusize) not in ((0, 0, 0), (crc, csize, usize)):
             raise ContainerError(path, f"entry {shown!r}: local header CRC/sizes differ from the directory")
         end = _descriptor_end(data, end, (crc, csize, usize), shown, path)

@@ -224,6 +224,7 @@ class OfdPackage:
                 raise OfdError(self.path, f"corrupt entry {member.name!r}: {exc}") from None
             if len(out) > limit:
                 raise OfdError(self.path, f"entry {member.name!r} inflates beyond its declared size")
+            _require_stream_end(d, self.path, member.name)
         if zlib.crc32(out) != info.CRC:
             raise OfdError(self.path, f"CRC mismatch in entry {member.name!r}")
         return out
@@ -242,6 +243,7 @@ class OfdPackage:
                 if d.unconsumed_tail:
                     raise OfdError(self.path, f"entry {member.name!r} inflates beyond its declared size")
             buf += d.flush()
+            _require_stream_end(d, self.path, member.name)
         except zlib.error as exc:
             raise OfdError(self.path, f"corrupt entry {member.name!r}: {exc}") from None
         if len(buf) > limit:
@@ -282,6 +284,13 @@ class OfdPackage:
 
     def exists(self, loc: str, base: str = "") -> bool:
         return self.resolve(loc, base) in self.members
+
+
+def _require_stream_end(d, path: str, name: str) -> None:
+    """The deflate stream must end exactly at the entry's last stored byte: bytes after its end are
+    hidden data that a streaming reader would take for the next entry."""
+    if not d.eof or d.unused_data or d.unconsumed_tail:
+        raise OfdError(path, f"entry {name!r}: data does not end where its deflate stream ends")
 
 
 def folder_of(name: str) -> str:

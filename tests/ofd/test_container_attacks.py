@@ -164,3 +164,30 @@ def test_pdf_containing_a_zip_is_refused(tmp_path, kit, sealed, monkeypatch):
         assert verify_pdf(signed, "p.pdf", kit.trust).valid  # the PDF signature itself is sound
     result = verdict_of(tmp_path, kit, "p.pdf", signed)
     assert result.verdict == "not_valid" and "ambiguous" in result.error, result.error
+
+
+def test_bytes_hidden_after_a_deflate_stream_are_refused(kit, sealed):
+    """Inside an entry's stored span, after the end of its deflate stream: invisible to a reader that
+    trusts the sizes, a further entry to one that walks the stream."""
+    from stamping.ofd.package import OfdError, OfdPackage
+
+    parts = members(sealed)
+    data = build_zip(parts)
+    pkg = OfdPackage(data, "x.ofd")
+    name = "Doc_0/Pages/Page_0/Content.xml"
+    start, size = pkg.members[name].data_offset, pkg.members[name].info.compress_size
+    extra = hidden_entry(b"OFD.xml", b"<forged/>")
+    out = bytearray(data[:start + size] + extra + data[start + size:])
+    # grow the entry's compressed size in both headers, move everything after it
+    local = pkg.members[name].info.header_offset
+    struct.pack_into("<I", out, local + 18, size + len(extra))
+    out = bytearray(shift_offsets(bytes(out), start + 1, len(extra)))
+    cd = struct.unpack_from("<I", out, len(out) - 22 + 16)[0]
+    i = cd
+    while out[i:i + 4] == b"PK\x01\x02":
+        n, m, k = struct.unpack_from("<HHH", out, i + 28)
+        if out[i + 46:i + 46 + n] == name.encode():
+            struct.pack_into("<I", out, i + 20, size + len(extra))
+        i += 46 + n + m + k
+    with pytest.raises(OfdError, match="does not end where its deflate stream ends"):
+        OfdPackage(bytes(out), "x.ofd").read(name)
