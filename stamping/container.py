@@ -26,9 +26,9 @@ Decisions:
 
 from __future__ import annotations
 
+import os.path
 import struct
 from dataclasses import dataclass
-from pathlib import PurePath
 
 PDF_HEADER = b"%PDF-"
 PDF_HEADER_WINDOW = 1024
@@ -57,7 +57,7 @@ class ContainerError(ValueError):
         self.reason = reason
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ZipEntry:
     """One entry as the central directory and its local header (which agree) describe it."""
 
@@ -132,7 +132,7 @@ def format_from_name(path: str) -> str | None:
     """The format the name promises: ``pdf``/``ofd``; None for names without an extension."""
     if not path or path.startswith("<"):
         return None
-    suffix = PurePath(path).suffix.lower()
+    suffix = os.path.splitext(path)[1].lower()
     if not suffix:
         return None
     if suffix not in SUFFIX_FORMATS:

@@ -14,7 +14,6 @@ class SignatureEntry:
     type: str  # "Seal" (default) or "Sign"
     member: str  # member name of its Signature.xml
     base_loc: str  # as written
-    list_member: str = ""  # the Signatures.xml that lists it
 
 
 @dataclass
@@ -35,7 +34,7 @@ def read_signatures(pkg: OfdPackage, member: str) -> SignatureList:
         if not loc:
             raise OfdError(pkg.path, f"{member}: Signature without BaseLoc")
         kind = sig.get("Type") or "Seal"
-        entries.append(SignatureEntry(sig.get("ID", ""), kind, pkg.resolve(loc, base), loc, member))
+        entries.append(SignatureEntry(sig.get("ID", ""), kind, pkg.resolve(loc, base), loc))
     try:
         max_id = int(xmlns.text(root, "MaxSignId") or 0)
     except ValueError:

@@ -5,8 +5,8 @@ Per signature (Signatures.xml entry):
 - ``coverage``: judged on what a reader displays (:mod:`stamping.ofd.coverage`): ``OFD.xml``, the
   ``Document.xml`` of the FIRST DocBody (the one readers open, whichever DocBody lists the
   signature) and every page's content must be covered, else the document shown is not the one
-  signed (``not_valid``). Later seals' own files and Signatures.xml are necessarily uncovered by
-  earlier seals and are not counted;
+  signed (``not_valid``). A seal's own files and later seals' (Signature.xml, SignedValue.dat,
+  Seal.esl) and Signatures.xml are necessarily uncovered and are not counted;
 - ``drawn_parts`` (kind ``warning``): templates, resources, images, fonts, annotations and
   attachments the displayed document draws that are not covered → ``valid_with_warnings`` naming
   them. Other uncovered members (drawn by nothing) are named in the coverage reason only.
@@ -25,13 +25,14 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from stamping.gm.sm3 import sm3
 from stamping.ofd.coverage import Displayed
 from stamping.ofd.digital_signature import check_digital_signature
 from stamping.ofd.document import read_document
 from stamping.ofd.ofd_xml import read_doc_bodies
-from stamping.ofd.package import OfdError, OfdPackage, folder_of
+from stamping.ofd.package import OfdError, OfdPackage
 from stamping.ofd.signature import SM3_NAMES, SignatureInfo, read_signature
 from stamping.ofd.signatures import SignatureEntry, read_signatures
 from stamping.pki.trust import TrustStore
@@ -66,6 +67,18 @@ def parse_signature_datetime(value: str) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
+@lru_cache(maxsize=64)
+def _cached_sm3(data: bytes) -> bytes:
+    return sm3(data)
+
+
+def _digest(data: bytes) -> bytes:
+    """SM3 of a referenced member. Large members are looked up by content first: the same Seal.esl
+    (tens of KB, the seal picture) comes with every document of a batch, and a dict lookup of those
+    bytes costs a tenth of hashing them with SM3 (a hit compares the bytes in full, so it is exact)."""
+    return _cached_sm3(data) if len(data) >= 8192 else sm3(data)
+
+
 def _check_references(pkg: OfdPackage, sig: SignatureInfo, result: SignatureResult) -> set[str]:
     covered: set[str] = set()
     if sig.check_method not in SM3_NAMES:
@@ -85,7 +98,7 @@ def _check_references(pkg: OfdPackage, sig: SignatureInfo, result: SignatureResu
         except (binascii.Error, ValueError):
             bad.append(f"{ref.file_ref} (CheckValue is not base64)")
             continue
-        if sm3(pkg.read(ref.member)) != expected:
+        if _digest(pkg.read(ref.member)) != expected:
             bad.append(f"{ref.file_ref} (digest mismatch)")
     if bad:
         result.add("references", False, "modified or missing: " + ", ".join(bad))
@@ -95,20 +108,19 @@ def _check_references(pkg: OfdPackage, sig: SignatureInfo, result: SignatureResu
 
 
 def _check_coverage(pkg: OfdPackage, displayed: Displayed | None, covered: set[str], later_files: set[str],
-                    signature_list: str, result: SignatureResult, drawn_cache: dict) -> None:
+                    result: SignatureResult, drawn_cache: dict) -> None:
     if displayed is None:
         result.add("coverage", False, "the displayed document cannot be read, so coverage cannot be judged")
         return
     missing = [m for m in displayed.essential if m not in covered]
-    # Later seals' files are not counted against an earlier seal, unless something draws them: a
-    # "later signature" folder placed over a template must not hide that template.
-    uncovered = sorted(n for n in pkg.names() if n not in covered and n != signature_list)
+    # Later seals' own files (their Signature.xml, SignedValue.dat, Seal.esl) and Signatures.xml are
+    # necessarily uncovered by an earlier seal; anything else uncovered is judged by the drawn walk.
+    uncovered = sorted(n for n in pkg.names() if n not in covered and n not in later_files)
     drawn: dict[str, str] = {}
-    if uncovered:  # only then is the drawn walk needed (once per document): a single SealFlow seal covers all
+    if uncovered:  # only then is the drawn walk needed (once per document): SealFlow's seals cover all
         if "drawn" not in drawn_cache:
             drawn_cache["drawn"] = displayed.drawn(pkg)
         drawn = drawn_cache["drawn"]
-    uncovered = [n for n in uncovered if n not in later_files or n in drawn]
     if missing:
         result.add("coverage", False, "what a reader displays is not covered by the signature: "
                    + ", ".join("/" + m for m in missing))
@@ -125,20 +137,23 @@ def _check_coverage(pkg: OfdPackage, displayed: Displayed | None, covered: set[s
 
 def _verify_one(pkg: OfdPackage, entry: SignatureEntry, displayed: Displayed | None,
                 page_ids: dict[str, str] | None, later_files: set[str], trust: TrustStore | None,
-                status_lookup: SealStatusLookup | None, drawn_cache: dict) -> SignatureResult:
+                status_lookup: SealStatusLookup | None, drawn_cache: dict,
+                parsed: SignatureInfo | OfdError | None = None) -> SignatureResult:
     result = SignatureResult(location="/" + entry.member)
     if entry.member not in pkg:
         result.add("signature_xml", False, f"missing part /{entry.member}")
         return result
     try:
-        sig = read_signature(pkg, entry.member)
+        if isinstance(parsed, OfdError):
+            raise parsed
+        sig = parsed or read_signature(pkg, entry.member)
     except OfdError as exc:
         result.add("signature_xml", False, exc.reason)
         return result
     dt = parse_signature_datetime(sig.signature_datetime)
     result.signed_at = dt.isoformat() if dt else (sig.signature_datetime or None)
     covered = _check_references(pkg, sig, result)
-    _check_coverage(pkg, displayed, covered, later_files, entry.list_member, result, drawn_cache)
+    _check_coverage(pkg, displayed, covered, later_files, result, drawn_cache)
     for annot in sig.stamp_annots if page_ids is not None else ():
         if annot.page_ref not in page_ids:
             result.add("stamp_annot", False, f"StampAnnot {annot.id} points at page {annot.page_ref!r}, "
@@ -183,6 +198,22 @@ def _verify_one(pkg: OfdPackage, entry: SignatureEntry, displayed: Displayed | N
     return result
 
 
+def _parse(pkg: OfdPackage, entry: SignatureEntry) -> SignatureInfo | OfdError | None:
+    if entry.member not in pkg:
+        return None  # reported by _verify_one
+    try:
+        return read_signature(pkg, entry.member)
+    except OfdError as exc:
+        return exc
+
+
+def _artefacts(entry: SignatureEntry, info: SignatureInfo | OfdError | None) -> set[str]:
+    """A signature's own files: its Signature.xml, SignedValue.dat and Seal.esl."""
+    if not isinstance(info, SignatureInfo):
+        return {entry.member}
+    return {entry.member, info.signed_value_member, *([info.seal_member] if info.seal_member else [])}
+
+
 def verify_ofd(data: bytes, path: str, trust: TrustStore | None,
                status_lookup: SealStatusLookup | None = None) -> DocumentResult:
     """Verify every seal in an OFD package. Never raises for bad input: the reason goes in
@@ -214,13 +245,13 @@ def verify_ofd(data: bytes, path: str, trust: TrustStore | None,
             except OfdError as exc:
                 doc_error = doc_error or exc.reason
             sig_list = read_signatures(pkg, body.signatures)
-            all_sign_dirs = [folder_of(e.member) for e in sig_list.entries]
+            parsed = [_parse(pkg, e) for e in sig_list.entries]
             for k, entry in enumerate(sig_list.entries):
                 later = {body.signatures}
-                for d in all_sign_dirs[k:]:
-                    later.update(n for n in pkg.names() if folder_of(n) == d)
+                for j in range(k, len(parsed)):  # this seal's own files and those of later seals
+                    later |= _artefacts(sig_list.entries[j], parsed[j])
                 result.signatures.append(_verify_one(pkg, entry, displayed, page_ids, later, trust,
-                                                     status_lookup, drawn_cache))
+                                                     status_lookup, drawn_cache, parsed[k]))
     except OfdError as exc:
         result.error = exc.reason
         return result
