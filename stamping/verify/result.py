@@ -40,6 +40,9 @@ class SealStatus(StrEnum):
 
 # Looks up a seal by es_id at a time; None when the seal is not in our registry.
 SealStatusLookup = Callable[[str, datetime], SealStatus | None]
+# Whether a signature value (by es_id) was recorded as a use of that seal in the audit log;
+# None when the seal is not in our registry.
+SignatureUseLookup = Callable[[str, bytes], bool | None]
 
 
 @dataclass
