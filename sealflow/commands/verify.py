@@ -64,7 +64,8 @@ def load_trust(paths: list[str], settings: Settings):
 
 
 def registry_lookup(settings: Settings):
-    """The registry's status lookup when a SealFlow database is configured, else None."""
+    """The registry's status lookup when a SealFlow database is configured, else None (its
+    audited-use lookup is ``lookup.__self__.use_recorded``)."""
     if not settings.database_url and not (settings.state_dir / "sealflow.db").exists():
         return None
     try:
@@ -118,7 +119,8 @@ def run(args: argparse.Namespace, settings: Settings | None = None) -> int:
     files = expand_paths(args.paths)
     trust = load_trust(args.trust, settings)
     lookup = None if args.no_registry else registry_lookup(settings)
-    results = [verify_file(f, trust, lookup) for f in files]
+    uses = getattr(getattr(lookup, "__self__", None), "use_recorded", None)
+    results = [verify_file(f, trust, lookup, use_lookup=uses) for f in files]
     if args.html:
         write_atomic(Path(args.html), render_html(results))
     if args.json:

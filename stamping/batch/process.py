@@ -28,7 +28,7 @@ from sealflow.files import write_atomic
 from stamping.batch.manifest import ManifestError, check_manifest, read_manifest
 from stamping.batch.models import Batch, BatchDocument
 from stamping.gm.sm3 import sm3
-from stamping.keys.signer import Signer
+from stamping.keys.signer import RecordingSigner, Signer
 from stamping.placement import Placement
 from stamping.verify.result import DocumentResult, SealStatusLookup
 
@@ -42,10 +42,12 @@ class BatchError(Exception):
 
 
 class UseRecorder(Protocol):
-    """Writes one audit entry per use of a seal (per document) in the caller's transaction."""
+    """Writes one audit entry per use of a seal (per document) in the caller's transaction;
+    ``documents``: (file, SM3 hex of the sealed file, SM3 hex of the signature value or "")."""
 
     def __call__(self, session: Session, *, es_id: str, actor: str, batch_id: str,
-                 documents: list[tuple[str, str]]) -> None: ...
+                 documents: list[tuple[str, ...]]) -> None: ...
+
 
 
 SignerProvider = Callable[[str], tuple[Signer, bytes]]  # es_id → (signer, SESeal DER)
@@ -173,29 +175,32 @@ def stamp_chunk(tools: BatchTools, batch_id: str, chunk: int, actor: str) -> dic
     if not todo:
         return {"chunk": chunk, "stamped": 0, "failed": 0, "seconds": _since(started)}
     signer, seal_der = tools.signer_provider(es_id)
-    stamped: list[tuple[int, str, str, str]] = []
+    signer = RecordingSigner(signer)  # the audit entry of each use names the signature made
+    stamped: list[tuple[int, str, str, str, str]] = []
     failed: list[tuple[int, str]] = []
     for doc in todo:
         out = work / "out" / doc.file
+        signer.last = None
         try:
             data = _adopt_or_stamp(tools, doc, out, work, seal_der, signer, placement, options)
         except Exception as exc:  # any document-level failure quarantines that document only
             failed.append((doc.id, f"stamping failed: {type(exc).__name__}: {exc}"))
             continue
-        stamped.append((doc.id, doc.file, str(out), sm3(data).hex()))
+        signature_sm3 = sm3(signer.last).hex() if signer.last is not None else ""
+        stamped.append((doc.id, doc.file, str(out), sm3(data).hex(), signature_sm3))
     with transaction(tools.session_factory) as session:
         now = _now()
         # One executemany per kind of outcome (ORM bulk UPDATE by primary key), not a statement per document.
         if stamped:
             session.execute(update(BatchDocument), [
                 {"id": doc_id, "state": "stamped", "output_path": out_path, "output_sm3": digest, "stamped_at": now}
-                for doc_id, _file, out_path, digest in stamped])
+                for doc_id, _file, out_path, digest, _sig in stamped])
         if failed:
             session.execute(update(BatchDocument), [
                 {"id": doc_id, "state": "failed", "reasons": [reason]} for doc_id, reason in failed])
         if tools.record_uses is not None and stamped:
             tools.record_uses(session, es_id=es_id, actor=actor, batch_id=batch_id,
-                              documents=[(f, d) for _i, f, _o, d in stamped])
+                              documents=[(f, d, sig) for _i, f, _o, d, sig in stamped])
     log.info("batch %s chunk %d: %d stamped, %d failed", batch_id, chunk, len(stamped), len(failed))
     return {"chunk": chunk, "stamped": len(stamped), "failed": len(failed), "seconds": _since(started)}
 

@@ -236,20 +236,29 @@ class TimestampAuthority:
             token = self.issue(req.imprint, req.hash_oid, req.nonce, req.cert_req)
         except TimestampError as exc:
             return _rejection("bad_data_format", str(exc))
+        except Exception:  # a signer fault: the client gets a refusal, never a broken reply
+            return _rejection("system_failure", "the TSA could not sign; try again later")
         return tsp.TimeStampResp({"status": {"status": "granted"},
                                   "time_stamp_token": cms.ContentInfo.load(token)}).dump()
 
 
+class _TimeStampResp(core.Sequence):
+    """TimeStampResp with the token OPTIONAL, as RFC 3161 has it (asn1crypto's requires it)."""
+
+    _fields = [("status", tsp.PKIStatusInfo), ("time_stamp_token", cms.ContentInfo, {"optional": True})]
+
+
 def _rejection(fail: str, text: str) -> bytes:
-    return tsp.TimeStampResp({"status": {"status": "rejection", "status_string": [text],
-                                         "fail_info": {fail}}}).dump()
+    # By hand: asn1crypto's TimeStampResp does not let the token be absent, as a rejection needs.
+    status = tsp.PKIStatusInfo({"status": "rejection", "status_string": [text], "fail_info": {fail}}).dump()
+    return _tlv(0x30, status)
 
 
 def token_from_response(response: bytes, imprint: bytes, nonce: int | None, hash_oid: str = SM3) -> bytes:
     """The token of a granted TimeStampResp, after checking it answers *our* request (same
     imprint, same nonce). Its signature and TSA are judged by :func:`verify_token` later."""
     try:
-        resp = tsp.TimeStampResp.load(response, strict=True)
+        resp = _TimeStampResp.load(response, strict=True)
         status = resp["status"]["status"].native
         if status not in ("granted", "granted_with_mods"):
             texts = resp["status"]["status_string"]
