@@ -28,6 +28,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from asn1crypto import cms, core, tsp, x509
@@ -307,16 +308,49 @@ class TokenInfo:
     certificates: list[bytes] = field(default_factory=list, repr=False)
 
 
-def _signer_cert(sid: cms.SignerIdentifier, certs: list[bytes]) -> bytes | None:
+@lru_cache(maxsize=256)
+def _cert_ids(cert_der: bytes) -> tuple[bytes, int, bytes | None]:
+    """(issuer DER, serial, SKI) of a certificate; cached: every token carries the same TSA certificate."""
+    cert = x509.Certificate.load(cert_der)
+    return cert.issuer.dump(), cert.serial_number, cert.key_identifier
+
+
+@lru_cache(maxsize=256)
+def _signer_cert(sid_der: bytes, certs: tuple[bytes, ...]) -> bytes | None:
+    sid = cms.SignerIdentifier.load(sid_der)
     for der in certs:
-        cert = x509.Certificate.load(der)
+        issuer, serial, ski = _cert_ids(der)
         if sid.name == "issuer_and_serial_number":
             ias = sid.chosen
-            if cert.serial_number == ias["serial_number"].native and cert.issuer.dump() == ias["issuer"].dump():
+            if serial == ias["serial_number"].native and issuer == ias["issuer"].dump():
                 return der
-        elif cert.key_identifier == sid.chosen.native:
+        elif ski == sid.chosen.native:
             return der
     return None
+
+
+def _split_certificates(field: core.Asn1Value) -> list[bytes]:
+    """The certificates of SignedData.certificates as raw DER, split by hand: asn1crypto parsing
+    them on every token was most of a token's verification. Only plain certificates (tag 0x30)."""
+    if isinstance(field, core.Void):
+        return []
+    data, pos, out = field.contents, 0, []
+    while pos < len(data):
+        tag, first = data[pos], data[pos + 1]
+        if first < 0x80:
+            start, length = pos + 2, first
+        else:
+            k = first & 0x7F
+            if not 0 < k <= 4:
+                raise TimestampError("bad DER length in the token's certificates")
+            start, length = pos + 2 + k, int.from_bytes(data[pos + 2:pos + 2 + k], "big")
+        end = start + length
+        if end > len(data):
+            raise TimestampError("truncated certificate in the token")
+        if tag == 0x30:
+            out.append(bytes(data[pos:end]))
+        pos = end
+    return out
 
 
 def read_token(token: bytes) -> TokenInfo:
@@ -344,8 +378,7 @@ def read_token(token: bytes) -> TokenInfo:
         if len(infos) != 1:
             raise TimestampError(f"token with {len(infos)} SignerInfos (expected 1)")
         si = infos[0]
-        certs = [c.chosen.dump() for c in sd["certificates"] if c.name == "certificate"] \
-            if not isinstance(sd["certificates"], core.Void) else []
+        certs = _split_certificates(sd["certificates"])
         attrs = si["signed_attrs"]
         if isinstance(attrs, core.Void) or not len(attrs):
             raise TimestampError("token SignerInfo without signed attributes")
@@ -369,7 +402,7 @@ def read_token(token: bytes) -> TokenInfo:
             signature_oid=si["signature_algorithm"]["algorithm"].dotted, signature=si["signature"].native,
             signed_attrs_der=b"\x31" + der_attrs[1:] if der_attrs[:1] == b"\xa0" else der_attrs,
             content_type=ct[0].dotted if ct else None, message_digest=md[0].native if md else None,
-            ess_cert_hashes=ess, tsa_cert=_signer_cert(si["sid"], certs), certificates=certs,
+            ess_cert_hashes=ess, tsa_cert=_signer_cert(si["sid"].dump(), tuple(certs)), certificates=certs,
         )
     except TimestampError:
         raise
@@ -396,6 +429,7 @@ class TokenCheck:
         return self.intact and self.trusted
 
 
+@lru_cache(maxsize=256)
 def _eku_reason(cert_der: bytes) -> str | None:
     """Why a certificate is not a time-stamping certificate, or None when it is one."""
     cert = x509.Certificate.load(cert_der)
@@ -410,6 +444,7 @@ def _eku_reason(cert_der: bytes) -> str | None:
     return "it has no extendedKeyUsage with id-kp-timeStamping"
 
 
+@lru_cache(maxsize=256)
 def _name(cert_der: bytes) -> str:
     try:
         subject = x509.Certificate.load(cert_der).subject.native
