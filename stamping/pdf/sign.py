@@ -392,8 +392,7 @@ def stamp_pdf(src: bytes, seal_der: bytes, signer: Signer, placement: Placement,
         _add_to_acroform(doc, upd, field_num)
 
         utc_time = 1950 <= signed_at.astimezone(UTC).year < 2050
-        hole = 2 * (_contents_size(seal_der, signer.certificate, container, utc_time)
-                    + (TOKEN_RESERVE if timestamper is not None else 0))
+        hole = 2 * (_contents_size(seal_der, signer.certificate, container, utc_time) + _token_reserve(timestamper))
         name = signer_name or _subject_cn(signer.certificate)
         upd.objects[sig_num] = (
             b"<</Type/Sig/Filter/Adobe.PPKLite/SubFilter/adbe.pkcs7.detached" + _BYTE_RANGE_PLACEHOLDER
@@ -429,6 +428,15 @@ def _sign(out: bytearray, search_from: int, seal_der: bytes, signer: Signer, sig
                              f"/Contents reserve ({hole // 2} bytes): the TSA's tokens exceed {TOKEN_RESERVE} bytes")
     out[a + 1:a + 1 + len(blob)] = blob
     return bytes(out)
+
+
+def _token_reserve(timestamper: Timestamper | None) -> int:
+    """Bytes to leave for the token: TOKEN_RESERVE until the TSA client has seen a token, then
+    that size with a margin (serials, nonces and signatures vary by a few bytes)."""
+    if timestamper is None:
+        return 0
+    seen = getattr(timestamper, "max_token_bytes", 0)
+    return min(TOKEN_RESERVE, seen + 512) if seen else TOKEN_RESERVE
 
 
 @lru_cache(maxsize=256)

@@ -63,6 +63,7 @@ class TsaClient:
         self._lock = threading.Lock()
         self._connections: list[http.client.HTTPConnection] = []
         self.requests = 0
+        self.max_token_bytes = 0  # the largest token seen: PDF stamping sizes its /Contents reserve by it
 
     def __repr__(self) -> str:
         return f"TsaClient({self.url!r})"
@@ -121,7 +122,10 @@ class TsaClient:
                                  f"not {REPLY_TYPE}")
         if len(data) > MAX_REPLY_BYTES:
             raise TsaUnavailable(f"time-stamp authority {self.url} sent more than {MAX_REPLY_BYTES} bytes")
-        return token_from_response(data, imprint, nonce, SM3)
+        token = token_from_response(data, imprint, nonce, SM3)
+        with self._lock:
+            self.max_token_bytes = max(self.max_token_bytes, len(token))
+        return token
 
     def close(self) -> None:
         with self._lock:
