@@ -30,6 +30,7 @@ from stamping.batch.models import Batch, BatchDocument
 from stamping.gm.sm3 import sm3
 from stamping.keys.signer import RecordingSigner, Signer
 from stamping.placement import Placement
+from stamping.ses.codec import parse_seal
 from stamping.verify.result import DocumentResult, SealStatusLookup
 
 log = logging.getLogger(__name__)
@@ -182,11 +183,11 @@ def stamp_chunk(tools: BatchTools, batch_id: str, chunk: int, actor: str) -> dic
         out = work / "out" / doc.file
         signer.last = None
         try:
-            data = _adopt_or_stamp(tools, doc, out, work, seal_der, signer, placement, options)
+            data, adopted_signature = _adopt_or_stamp(tools, doc, out, work, seal_der, signer, placement, options)
         except Exception as exc:  # any document-level failure quarantines that document only
             failed.append((doc.id, f"stamping failed: {type(exc).__name__}: {exc}"))
             continue
-        signature_sm3 = sm3(signer.last).hex() if signer.last is not None else ""
+        signature_sm3 = sm3(signer.last).hex() if signer.last is not None else adopted_signature
         stamped.append((doc.id, doc.file, str(out), sm3(data).hex(), signature_sm3))
     with transaction(tools.session_factory) as session:
         now = _now()
@@ -206,18 +207,21 @@ def stamp_chunk(tools: BatchTools, batch_id: str, chunk: int, actor: str) -> dic
 
 
 def _adopt_or_stamp(tools: BatchTools, doc: BatchDocument, out: Path, work: Path, seal_der: bytes,
-                    signer: Signer, placement: Placement, options: dict) -> bytes:
+                    signer: Signer, placement: Placement, options: dict) -> tuple[bytes, str]:
+    """The sealed bytes, and for an adopted file the SM3 of its (last, i.e. our) signature value."""
     if out.exists():
         existing = out.read_bytes()
         result = tools.verifiers[doc.format](existing, str(out))
         if result.intact and result.signatures:
             log.info("adopting %s sealed by an interrupted run", doc.file)
-            return existing
+            ours = result.signatures[-1]
+            # Its use is recorded only when the last seal is this batch's seal.
+            return existing, ours.signature_sm3 if ours.es_id == parse_seal(seal_der).es_id else ""
         out.unlink()
     source_path = work / "in" / doc.file
     sealed = tools.stampers[doc.format](source_path.read_bytes(), seal_der, signer, placement, doc.file, options)
     write_atomic(out, sealed)
-    return sealed
+    return sealed, ""
 
 
 def verify_chunk(tools: BatchTools, batch_id: str, chunk: int) -> dict:

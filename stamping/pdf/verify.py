@@ -339,7 +339,8 @@ def _verify_one(doc: pymupdf.Document, data: bytes, field: _SigField, path: str,
     digest = h.digest()
     _check_cms(result, cms_info, digest)
     seal = _seal_or_none(cms_info.seal_der)
-    signed_at = judge_signing_time(result, claimed=cms_info.signing_time or sig.m,
+    # No time at all (neither signingTime nor /M): judged now, as before.
+    signed_at = judge_signing_time(result, claimed=cms_info.signing_time or sig.m or datetime.now(UTC),
                                    token=cms_info.time_stamp_token, signature_value=cms_info.signature,
                                    signer_cert=cms_info.signer_cert, seal=seal, trust=trust,
                                    status_lookup=status_lookup)

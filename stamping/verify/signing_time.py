@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from asn1crypto import x509
 
+from stamping.gm.sm3 import sm3
 from stamping.pki.timestamp import verify_token
 from stamping.verify.result import SealStatus, SealStatusLookup, SignatureResult, SignatureUseLookup
 
@@ -76,6 +77,7 @@ def judge_signing_time(result: SignatureResult, *, claimed: datetime | None, tok
     """Add the ``timestamp`` (when a token is present) and ``signing_time`` checks; return the time
     at which the signature is to be judged: genTime when proven, else the claimed time."""
     now = now or datetime.now(UTC)
+    result.signature_sm3 = sm3(signature_value).hex()
     if token is not None:
         check = verify_token(token, signature_value, trust)
         if check.proven and check.gen_time is not None:
