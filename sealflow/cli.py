@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "archive",
     "filing",
     "kek",
+    "backup",
 )
 
 
