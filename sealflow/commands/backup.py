@@ -45,31 +45,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         s.set_defaults(handler=handler)
 
 
-def destination(settings: Settings, target: str | None):
-    from backup.snapshot import FolderDestination, S3Destination
-    from sealflow.objectstore import s3_client
+def _destination(settings: Settings, target: str | None):
+    from backup.service import destination
+    from backup.snapshot import BackupError
 
-    target = target or settings.backup_target
-    if not target:
-        raise UsageError("no backup target: give --to/--from a folder or s3://bucket/prefix, "
-                         "or set SEALFLOW_BACKUP_TARGET")
-    if target.startswith("s3://"):
-        bucket, _, prefix = target[5:].partition("/")
-        client = s3_client(settings)
-        return S3Destination(client, bucket, prefix, settings.backup_retention_days)
-    folder = Path(target).resolve()
-    if folder.is_relative_to(settings.state_dir.resolve()):
-        raise UsageError(f"{folder} is inside the SealFlow home: a backup must survive losing the home")
-    return FolderDestination(folder)
+    try:
+        return destination(settings, target)
+    except BackupError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _keys(settings: Settings):
-    from backup.snapshot import BackupKeys
-    from stamping.keys.store import kek_material
+    from backup.service import backup_keys
+    from backup.snapshot import BackupError
 
-    if not settings.kek and not settings.resolved_kek_file.exists():
-        raise UsageError(f"no KEK at {settings.resolved_kek_file}: rebuild it first with `sealflow kek recover`")
-    return BackupKeys.from_kek(kek_material(settings))
+    try:
+        return backup_keys(settings)
+    except BackupError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _trust(paths: list[Path]):
@@ -82,35 +75,23 @@ def _trust(paths: list[Path]):
 
 
 def run_create(args: argparse.Namespace, settings: Settings | None = None) -> int:
-    from backup.snapshot import create_backup
-    from sealflow.db import make_engine, migrate, session_factory
-    from stamping.keys.store import ensure_service_signer
-    from stamping.pki.certs import Subject
-    from stamping.registry import SealRegistry
+    from backup.service import take_backup
+    from backup.snapshot import BackupError
 
     settings = settings or get_settings()
-    dest = destination(settings, args.target)
-    engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
-    reg = SealRegistry(session_factory(engine), settings)
-    signer = ensure_service_signer(settings, settings.backup_key_id, settings.backup_key_pin,
-                                   lambda public: reg.ca.issue(Subject("SealFlow 备份", organization="SealFlow"),
-                                                               public))
-    snapshot = {"review_levels": settings.review_levels, "seal_region_code": settings.seal_region_code,
-                "archive_fonds": settings.archive_fonds, "filing_system_id": settings.filing_system_id}
+    _destination(settings, args.target)  # a wrong target is a usage error before anything is read
     try:
-        result = create_backup(engine, settings.state_dir, dest, _keys(settings), signer, snapshot,
-                               intermediates=(reg.ca.intermediate_der,))
-    finally:
-        engine.dispose()
+        result = take_backup(settings, args.target)
+    except BackupError as exc:
+        raise UsageError(str(exc)) from None
     summary = {"backup_id": result.backup_id, "base": result.base, "objects_written": result.objects_written,
-               "bytes_written": result.bytes_written, "target": dest.describe(),
+               "bytes_written": result.bytes_written, "target": args.target or settings.backup_target,
                "tables": {k: v["rows"] for k, v in result.manifest["tables"].items()}}
     if args.json:
         print(json.dumps(summary, ensure_ascii=False))
     else:
         kind = f"incremental on {result.base}" if result.base else "full"
-        print(f"backup {result.backup_id} ({kind}) at {dest.describe()}: {result.objects_written} new objects, "
+        print(f"backup {result.backup_id} ({kind}) at {summary['target']}: {result.objects_written} new objects, "
               f"{result.bytes_written} bytes")
     return 0
 
@@ -119,7 +100,7 @@ def run_list(args: argparse.Namespace, settings: Settings | None = None) -> int:
     from backup.restore import backup_ids
 
     settings = settings or get_settings()
-    ids = backup_ids(destination(settings, args.target))
+    ids = backup_ids(_destination(settings, args.target))
     print(json.dumps(ids) if args.json else ("\n".join(ids) or "no backups"))
     return 0
 
@@ -131,7 +112,7 @@ def run_verify(args: argparse.Namespace, settings: Settings | None = None) -> in
     settings = settings or get_settings()
     keys = None if args.no_decrypt else _keys(settings)
     try:
-        check = verify_backup(destination(settings, args.target), args.backup_id, _trust(args.trust), keys)
+        check = verify_backup(_destination(settings, args.target), args.backup_id, _trust(args.trust), keys)
     except BackupError as exc:
         raise UsageError(str(exc)) from None
     if args.json:
@@ -160,7 +141,7 @@ def run_restore(args: argparse.Namespace, settings: Settings | None = None) -> i
     from stamping.keys.store import KeyStore
 
     settings = settings or get_settings()
-    dest = destination(settings, args.target)
+    dest = _destination(settings, args.target)
     keys = _keys(settings)  # the KEK file may sit in the (otherwise empty) home: move it aside meanwhile
     kek_in_home = settings.resolved_kek_file.parent.resolve() == settings.state_dir.resolve()
     kek_text = settings.resolved_kek_file.read_text() if kek_in_home and settings.resolved_kek_file.exists() else None
