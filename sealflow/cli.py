@@ -26,6 +26,8 @@ COMMAND_MODULES = (
     "batch",
     "archive",
     "filing",
+    "kek",
+    "backup",
 )
 
 
