@@ -105,7 +105,11 @@ def _print_text(results) -> None:
         if r.error:
             print(f"    error: {r.error}")
         for i, s in enumerate(r.signatures, 1):
-            print(f"    [{i}] {s.seal_name or '?'} ({s.es_id or '?'}) by {s.signer or '?'} at {s.signed_at or '?'}")
+            timing = next((c for c in s.checks if c.name == "signing_time"), None)
+            basis = "" if timing is None else (" (proven by a time-stamp)" if "proven by" in timing.reason
+                                               else " (claimed, not proven)")
+            print(f"    [{i}] {s.seal_name or '?'} ({s.es_id or '?'}) by {s.signer or '?'} "
+                  f"at {s.signed_at or '?'}{basis}")
             for c in s.checks:
                 if not c.ok:
                     print(f"        ✘ {c.name}: {c.reason}")
