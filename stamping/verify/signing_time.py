@@ -25,7 +25,7 @@ through the injected :data:`stamping.verify.result.SignatureUseLookup`.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -39,7 +39,9 @@ if TYPE_CHECKING:
     from stamping.pki.trust import TrustStore
     from stamping.ses.model import Seal
 
-__all__ = ["check_recorded_use", "judge_signing_time"]
+__all__ = ["FUTURE_TOLERANCE", "check_recorded_use", "judge_signing_time"]
+
+FUTURE_TOLERANCE = timedelta(minutes=5)  # clock skew between the TSA and this verifier
 
 
 def _iso(value: datetime) -> str:
@@ -80,7 +82,10 @@ def judge_signing_time(result: SignatureResult, *, claimed: datetime | None, tok
     result.signature_sm3 = sm3(signature_value).hex()
     if token is not None:
         check = verify_token(token, signature_value, trust)
-        if check.proven and check.gen_time is not None:
+        if check.proven and check.gen_time is not None and check.gen_time > now + FUTURE_TOLERANCE:
+            result.add("timestamp", False, f"time-stamp token dated {_iso(check.gen_time)}, in the future: "
+                                           "the TSA's clock is wrong, the token proves nothing", "warning")
+        elif check.proven and check.gen_time is not None:
             result.add("timestamp", True, check.reason, "trust")
             note = ""
             if claimed is not None and abs((claimed - check.gen_time).total_seconds()) > 600:
@@ -88,7 +93,7 @@ def judge_signing_time(result: SignatureResult, *, claimed: datetime | None, tok
             result.add("signing_time", True, f"proven by the time-stamp token: {_iso(check.gen_time)}{note}",
                        "status")
             return check.gen_time
-        if not check.intact:
+        elif not check.intact:
             result.add("timestamp", False, f"time-stamp token invalid: {check.reason}", "integrity")
         else:
             result.add("timestamp", False, f"time-stamp token does not prove the time: {check.reason}", "warning")

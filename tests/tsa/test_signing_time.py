@@ -178,3 +178,15 @@ def test_with_the_registry_a_signature_must_be_an_audited_use(kit, tsa, fmt):
     outside = verify(fmt, stamp(fmt, kit, timestamper=tsa), kit, uses=uses)  # same key, never audited
     assert outside.verdict == Verdict.NOT_VALID
     assert "not recorded as a use" in checks(outside)["use_recorded"].reason
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_token_dated_in_the_future_proves_nothing(kit, fmt):
+    key, cert = kit.ca.issue_tsa("TSA with a fast clock")
+    fast = TimestampAuthority(SoftwareSigner(key, cert), [kit.ca.intermediate_der],
+                              clock=lambda: NOW + timedelta(days=2))
+    result = verify(fmt, stamp(fmt, kit, timestamper=fast), kit)
+    assert result.verdict != Verdict.VALID
+    c = checks(result)
+    assert not c["timestamp"].ok and "in the future" in c["timestamp"].reason
+    assert "claimed by the signer" in c["signing_time"].reason
