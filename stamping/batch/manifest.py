@@ -451,3 +451,21 @@ def check_manifest(rows: list[dict[str, str]], folder: Path) -> CheckedManifest:
         else:
             rejected.append(rejection)
     return CheckedManifest(accepted, rejected)
+
+
+def quarantine_table(rows: list[tuple[int, str, list[str]]], limit: int = 500) -> str:
+    """A readable table of quarantined rows (row, file, reasons) for the task log an operator reads.
+
+    Only what the manifest row already said is shown (file names, field names, identifiers), each
+    cell made printable and bounded; past ``limit`` rows a last line says how many were left out.
+    """
+    if not rows:
+        return "no row quarantined"
+    shown = [(str(row), _printable(file, 60), _printable("; ".join(reasons), 300))
+             for row, file, reasons in rows[:limit]]
+    widths = [max(len(cells[i]) for cells in [("row", "file", "reasons"), *shown]) for i in range(2)]
+    lines = [f"{'row':>{widths[0]}}  {'file':<{widths[1]}}  reasons"]
+    lines += [f"{r:>{widths[0]}}  {f:<{widths[1]}}  {why}" for r, f, why in shown]
+    if len(rows) > limit:
+        lines.append(f"… and {len(rows) - limit} more quarantined rows (see the batch report)")
+    return "\n".join(lines)
