@@ -111,12 +111,13 @@ def batch_progress(session, batch_id: str) -> dict | None:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from sealflow.db import make_engine, session_factory
+    from sealflow.db import make_engine, migrate, session_factory
     from stamping.batch import process
 
     settings = get_settings()
     engine = make_engine(settings.resolved_database_url)
     try:
+        migrate(engine)
         with session_factory(engine)() as session:
             data = batch_progress(session, args.batch_id)
             bad = [] if data is None else [
