@@ -77,7 +77,9 @@ def tools() -> process.BatchTools:
 
 
 def _batch_id(params: dict[str, Any], run_id: str) -> str:
-    raw = params.get("batch_id") or run_id
+    """The form's batch id, else the run's name: ``batch__NAME`` (the CLI's and the form's way to
+    name a run) is batch ``NAME``, any other run id is the batch id as it stands."""
+    raw = params.get("batch_id") or run_id.removeprefix("batch__")
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", raw).strip("-")[:64]
 
 
