@@ -7,7 +7,10 @@ Decisions:
   as ``null`` and validates the Params' JSON schema before it enables "Trigger": a ``"string"``
   field that was left empty kept the button disabled without a word.
 * The seal is chosen from the seals enrolled for batch use (批量用章), read when the DAG file
-  is parsed: an ``enum`` of esIDs with ``values_display`` naming each seal and its keeper. The
+  is parsed: ``examples`` (the form's drop-down list) of esIDs with ``values_display`` naming
+  each seal and its keeper. Not an ``enum``: the API server validates a run's conf against the
+  DAG as last parsed, so a seal enrolled seconds ago (``sealflow batch enrol`` then ``submit``)
+  would be refused until the next parse; ingest checks the seal against the registry anyway. The
   list comes from the custody folder (one file per enrolled seal, readable without the
   database); the seals' names come from the registry when it answers within seconds. When
   nothing can be read (no home yet, no seal enrolled, registry down) the field falls back to
@@ -81,8 +84,8 @@ def seal_param_schema(seals: dict[str, str]) -> dict:
     """The Param keyword arguments of the seal field: a list of enrolled seals, or a typed esID."""
     if seals:
         first = next(iter(seals))
-        return {"default": first, "type": "string", "enum": list(seals), "values_display": seals,
-                "title": "Seal (印章)",
+        return {"default": first, "type": "string", "pattern": ES_ID_PATTERN, "examples": list(seals),
+                "values_display": seals, "title": "Seal (印章)",
                 "description": "A seal enrolled for batch use; its keeper approves the batch with a one-time code."}
     return {"default": None, "type": "string", "pattern": ES_ID_PATTERN, "title": "Seal (印章编码 esID)",
             "description": "No seal is enrolled for batch use yet (sealflow batch enrol ES_ID --keeper NAME); "
