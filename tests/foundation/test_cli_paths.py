@@ -119,3 +119,50 @@ def test_batch_status_counts_each_stage_from_the_database(tmp_path: Path, home_e
     counts = {line.split()[0]: line.split()[1] for line in lines[1:9]}
     assert counts == {"checked": "3000", "quarantined": "3000", "approved": "0", "stamped": "0",
                       "verified": "0", "failed": "0", "archived": "0", "filed": "0"}
+
+
+def test_batch_status_shows_a_new_approval_request_not_the_earlier_refusal(tmp_path: Path) -> None:
+    """The pipeline's own writes, in its order: a request, a refusal, then a new run's request."""
+    from sealflow.commands.batch import batch_progress
+    from sealflow.db import make_engine, migrate, session_factory, transaction
+    from stamping.batch import approval, process
+    from stamping.batch.models import Batch
+    from stamping.batch.sms import LocalSmsGateway
+    from stamping.placement import Placement
+
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    rows = sample_rows(2, formats=("pdf",))
+    for row in rows:
+        (folder / row["file"]).write_bytes(b"%PDF-1.7\n")
+    with (folder / "manifest.csv").open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=MANIFEST_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    migrate(engine)
+    sessions = session_factory(engine)
+    tools = process.BatchTools(session_factory=sessions, work_root=tmp_path / "work")
+    process.ingest(tools, batch_id="b1", source=folder, es_id="es", requester="office",
+                   placement=Placement.parse("anchor:（盖章）"))
+
+    def request() -> None:  # as sealflow_airflow.pipeline.request_approval does
+        with transaction(sessions) as session:
+            approval.request_approval(session, batch_id="b1", es_id="es", keeper="keeper", keeper_phone="keeper",
+                                      requester="office", documents=2, gateway=LocalSmsGateway(tmp_path / "sms"))
+            session.get(Batch, "b1").status = "awaiting_approval"
+
+    def progress() -> dict:
+        with sessions() as session:
+            return batch_progress(session, "b1")
+
+    request()
+    assert (progress()["status"], progress()["approval"]) == ("awaiting_approval", "awaiting the keeper")
+    with transaction(sessions) as session:  # as record_decision does on a refusal
+        approval.decide(session, request_id="b1:es", approve=False, code="", decided_by="keeper")
+        session.get(Batch, "b1").status = "refused"
+    assert (progress()["status"], progress()["approval"], progress()["counts"]["approved"]) == (
+        "refused", "refused", 0)
+    request()  # the batch is submitted again: a new request waits for the keeper
+    assert (progress()["status"], progress()["approval"]) == ("awaiting_approval", "awaiting the keeper")
+    engine.dispose()
