@@ -36,6 +36,8 @@ COMMAND_MODULES = (
     "batch",
     "archive",
     "filing",
+    "kek",
+    "backup",
 )
 
 

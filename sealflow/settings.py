@@ -67,6 +67,12 @@ class Settings:
     audit_key_id: str = "audit-log"
     audit_key_pin: str = field(default="", repr=False)
     audit_checkpoint_every: int = 100
+    # Backups (备份): where they go (a folder or s3://bucket/prefix; never inside the home), the backup
+    # key in the key store and its PIN, and the Object Lock retention of backup objects in days.
+    backup_target: str = ""
+    backup_key_id: str = "backup-system"
+    backup_key_pin: str = field(default="", repr=False)
+    backup_retention_days: int = 30
     # Airflow API server for `sealflow stack up --ui`.
     airflow_port: int = 18280
     # Key-encryption key for the key store: a hex value, or a 0600 file holding it.
