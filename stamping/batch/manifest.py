@@ -143,7 +143,7 @@ def read_manifest(path: Path) -> list[dict[str, str]]:
         raise ManifestError(str(path), "must be a .csv or .json file")
     if not rows:
         raise ManifestError(str(path), "lists no documents")
-    return [row if UNREADABLE in row else _canonical(row) for row in rows]
+    return [_canonical(row) for row in rows]
 
 
 def _csv_rows(text: str) -> list[dict[str, str]]:
@@ -159,8 +159,10 @@ def _csv_rows(text: str) -> list[dict[str, str]]:
         except csv.Error as exc:
             rows.append({UNREADABLE: f"CSV row cannot be read: {exc}"})
             continue
-        rows.append({k: v if isinstance(v, str) else "" for k, v in row.items() if k is not None}
-                    | ({UNREADABLE: "the row has more fields than the header"} if None in row else {}))
+        if None in row:
+            rows.append({UNREADABLE: "the row has more fields than the header"})
+            continue
+        rows.append({k: v if isinstance(v, str) else "" for k, v in row.items()})
 
 
 def _json_rows(path: Path, text: str) -> list[dict[str, str]]:
@@ -238,6 +240,10 @@ def _rows_one_by_one(path: Path, text: str) -> list[object]:
 
 
 def _canonical(row: dict[str, str]) -> dict[str, str]:
+    if set(row) == {UNREADABLE}:
+        return row  # made by the readers above: the reason is ours
+    if any(_CONTROL.search(key or "") for key in row):
+        return {UNREADABLE: "a column name holds control characters"}
     out: dict[str, str] = {}
     for key, value in row.items():
         name = (key or "").strip()
@@ -295,7 +301,7 @@ def _check_row(row_no: int, row: dict[str, str], folder: Path) -> tuple[Manifest
     rejection = Rejection(row_no, _printable(row.get("file", "")))
     reasons = rejection.reasons
     if UNREADABLE in row:
-        reasons.append(row[UNREADABLE])
+        reasons.append(_printable(row[UNREADABLE], 300))
         return None, rejection
     for name, value in row.items():
         if len(value) > MAX_FIELD_CHARS:

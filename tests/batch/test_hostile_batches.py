@@ -216,3 +216,23 @@ def test_resume_adopts_a_file_the_interrupted_run_sealed(tools: process.BatchToo
     tools.sealed.clear()  # type: ignore[attr-defined]
     process.stamp_chunk(tools, "adopt-2", 0, actor="office")
     assert tools.sealed == []  # type: ignore[attr-defined]
+
+
+def test_a_column_named_like_the_readers_own_marker_is_refused_not_trusted(tmp_path: Path) -> None:
+    folder, rows = _folder(tmp_path, 2)
+    data = [dict(rows[0]), {**rows[1], "\x00unreadable": "evil\x00reason"}]
+    (folder / "manifest.json").write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    accepted, rejected = _check(folder, folder / "manifest.json")
+    assert accepted == [rows[0]["file"]]
+    assert rejected[3] == "a column name holds control characters"
+
+
+def test_a_csv_row_with_more_fields_than_the_header_is_a_bad_row(tmp_path: Path) -> None:
+    folder, rows = _folder(tmp_path, 2)
+    manifest = _csv(folder, rows)
+    lines = manifest.read_text(encoding="utf-8").splitlines()
+    lines[2] += ",surplus"
+    manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    accepted, rejected = _check(folder, manifest)
+    assert accepted == [rows[0]["file"]]
+    assert rejected[3] == "the row has more fields than the header"
