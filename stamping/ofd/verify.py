@@ -17,7 +17,9 @@ Per signature (Signatures.xml entry):
   SM3(Signature.xml), the signer's and the maker's signatures, certList, validity, chains, status);
 - ``property_info``: the SES propertyInfo names this Signature.xml;
 - ``seal_esl``: Seal.esl, when present, equals the SESeal inside TBS_Sign byte for byte;
-- ``stamp_annot``: each StampAnnot points at a page of the document.
+- ``stamp_annot``: each StampAnnot points at a page of the document;
+- ``timestamp`` / ``signing_time`` / ``use_recorded``: the SES_Signature's timeStamp token and the
+  audit log (:mod:`stamping.verify.signing_time`).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from stamping.ofd.signature import SM3_NAMES, SignatureInfo, read_signature
 from stamping.ofd.signatures import SignatureEntry, read_signatures
 from stamping.pki.trust import TrustStore
 from stamping.ses.codec import SesFormatError, parse_signature
-from stamping.verify.result import DocumentResult, SealStatusLookup, SignatureResult
+from stamping.verify.result import DocumentResult, SealStatusLookup, SignatureResult, SignatureUseLookup
 from stamping.verify.seal_checks import check_ses_signature
 from stamping.verify.trust_cache import cached
 
@@ -138,7 +140,8 @@ def _check_coverage(pkg: OfdPackage, displayed: Displayed | None, covered: set[s
 def _verify_one(pkg: OfdPackage, entry: SignatureEntry, displayed: Displayed | None,
                 page_ids: dict[str, str] | None, later_files: set[str], trust: TrustStore | None,
                 status_lookup: SealStatusLookup | None, drawn_cache: dict,
-                parsed: SignatureInfo | OfdError | None = None) -> SignatureResult:
+                parsed: SignatureInfo | OfdError | None = None,
+                use_lookup: SignatureUseLookup | None = None) -> SignatureResult:
     result = SignatureResult(location="/" + entry.member)
     if entry.member not in pkg:
         result.add("signature_xml", False, f"missing part /{entry.member}")
@@ -179,7 +182,7 @@ def _verify_one(pkg: OfdPackage, entry: SignatureEntry, displayed: Displayed | N
     result.add("signed_value", True, f"SES_Signature version {ses.version}")
     if isinstance(ses.time_info, datetime):
         result.signed_at = None  # the signed timeInfo beats SignatureDateTime; the checks fill it in
-    check_ses_signature(result, ses, sm3(pkg.read(entry.member)), trust, status_lookup)
+    check_ses_signature(result, ses, sm3(pkg.read(entry.member)), trust, status_lookup, use_lookup)
     expected_loc = "/" + entry.member
     prop = (ses.property_info or "").strip()
     try:
@@ -215,7 +218,8 @@ def _artefacts(entry: SignatureEntry, info: SignatureInfo | OfdError | None) -> 
 
 
 def verify_ofd(data: bytes, path: str, trust: TrustStore | None,
-               status_lookup: SealStatusLookup | None = None) -> DocumentResult:
+               status_lookup: SealStatusLookup | None = None, *,
+               use_lookup: SignatureUseLookup | None = None) -> DocumentResult:
     """Verify every seal in an OFD package. Never raises for bad input: the reason goes in
     ``error`` (unreadable package) or in the failing checks (a broken signature)."""
     result = DocumentResult(path=path, format="ofd")
@@ -251,7 +255,7 @@ def verify_ofd(data: bytes, path: str, trust: TrustStore | None,
                 for j in range(k, len(parsed)):  # this seal's own files and those of later seals
                     later |= _artefacts(sig_list.entries[j], parsed[j])
                 result.signatures.append(_verify_one(pkg, entry, displayed, page_ids, later, trust,
-                                                     status_lookup, drawn_cache, parsed[k]))
+                                                     status_lookup, drawn_cache, parsed[k], use_lookup))
     except OfdError as exc:
         result.error = exc.reason
         return result

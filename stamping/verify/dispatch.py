@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from stamping.container import ContainerError, identify
-from stamping.verify.result import DocumentResult, SealStatusLookup
+from stamping.verify.result import DocumentResult, SealStatusLookup, SignatureUseLookup
 
 log = logging.getLogger(__name__)
 MAX_FILE_BYTES = 256 * 1024 * 1024
@@ -28,7 +28,8 @@ def sniff_format(head: bytes) -> str:
     return "unknown"
 
 
-def verify_bytes(data: bytes, path: str, trust, status_lookup: SealStatusLookup | None = None) -> DocumentResult:
+def verify_bytes(data: bytes, path: str, trust, status_lookup: SealStatusLookup | None = None, *,
+                 use_lookup: SignatureUseLookup | None = None) -> DocumentResult:
     try:
         fmt = identify(data, path)
     except ContainerError as exc:
@@ -37,13 +38,13 @@ def verify_bytes(data: bytes, path: str, trust, status_lookup: SealStatusLookup 
         if fmt == "ofd":
             from stamping.ofd.verify import verify_ofd
 
-            return verify_ofd(data, path, trust, status_lookup)
+            return verify_ofd(data, path, trust, status_lookup, use_lookup=use_lookup)
         if fmt == "pdf":
             try:
                 from stamping.pdf import verify_pdf
             except ImportError as exc:
                 return DocumentResult(path, "pdf", error=f"PDF verification is not available: {exc}")
-            return verify_pdf(data, path, trust, status_lookup)
+            return verify_pdf(data, path, trust, status_lookup, use_lookup=use_lookup)
     except Exception as exc:
         # A verifier bug must not stop a batch; the document is reported as not verifiable.
         log.exception("verification of %s failed unexpectedly", path)
@@ -51,7 +52,8 @@ def verify_bytes(data: bytes, path: str, trust, status_lookup: SealStatusLookup 
     return DocumentResult(path, "unknown", error="not an OFD or PDF file")  # unreachable: identify decided
 
 
-def verify_file(path: str | os.PathLike, trust, status_lookup: SealStatusLookup | None = None) -> DocumentResult:
+def verify_file(path: str | os.PathLike, trust, status_lookup: SealStatusLookup | None = None, *,
+                use_lookup: SignatureUseLookup | None = None) -> DocumentResult:
     """Verify one file; an unreadable file gives ``DocumentResult(error=reason)``."""
     name = str(path)
     try:
@@ -62,4 +64,4 @@ def verify_file(path: str | os.PathLike, trust, status_lookup: SealStatusLookup 
         data = p.read_bytes()
     except OSError as exc:
         return DocumentResult(name, "unknown", error=f"cannot read file: {exc.strerror or exc}")
-    return verify_bytes(data, name, trust, status_lookup)
+    return verify_bytes(data, name, trust, status_lookup, use_lookup=use_lookup)
