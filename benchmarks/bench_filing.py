@@ -3,7 +3,9 @@
 Starts ``python -m filing.simulator`` on a free port, queues N seal events (4 per seal, so the
 order per seal matters) in a fresh SQLite outbox, and times one ``drain`` until every record has
 a checked, signed receipt. Last line: one JSON object with records, wall_s, records_per_s,
-peak_rss_mb (of this client process).
+peak_rss_mb (of this client process), and per CPU second: client_cpu_s (this process: drain
+threads, signing, receipt checks), platform_cpu_s (the simulator, when this benchmark started it)
+and records_per_cpu_s (records over both), which a busy machine does not skew.
 
     python benchmarks/bench_filing.py [--records 10000] [--batch-size 200] [--workers 2] [--single]
 """
@@ -24,6 +26,8 @@ from sqlalchemy import func, select
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from cpu_figures import TreeCpu  # noqa: E402
 
 from filing.client import PlatformClient  # noqa: E402
 from filing.dispatcher import drain  # noqa: E402
@@ -92,11 +96,15 @@ def main() -> None:
             enqueue_s = time.perf_counter() - t0
             print(f"queued {queued} records for {seals} seals in {enqueue_s:.1f}s", flush=True)
 
+            platform_cpu = TreeCpu([proc.pid] if proc is not None else []).start()
             with PlatformClient(url, SoftwareSigner(key, cert), platform_cert, timeout=60) as client:
+                cpu0 = time.process_time()
                 t0 = time.perf_counter()
                 result = drain(sessions, client, batch_size=args.batch_size, workers=args.workers,
                                use_batch=not args.single)
                 wall = time.perf_counter() - t0
+                client_cpu = time.process_time() - cpu0
+            platform_cpu.stop()
             with sessions() as session:
                 sent = session.scalar(select(func.count()).where(OutboxRecord.state == SENT))
             platform = httpx.get(url + "/admin/stats").json()
@@ -113,6 +121,8 @@ def main() -> None:
         "peak_rss_mb": round(peak, 1), "batch_size": args.batch_size, "workers": args.workers,
         "mode": "single" if args.single else "batch", "enqueue_s": round(enqueue_s, 2),
         "platform_records": platform["records"],
+        "client_cpu_s": round(client_cpu, 2), "platform_cpu_s": round(platform_cpu.seconds, 2),
+        "records_per_cpu_s": round(sent / max(1e-9, client_cpu + platform_cpu.seconds), 1),
     }))
 
 

@@ -35,8 +35,21 @@ Figures per size:
   processes); ``loadavg_1m`` the machine's load before and after — on a shared machine other
   work shows up there and in the wall time.
 
+- ``stack_cpu_ms_per_doc``: CPU of every process of the stack (Airflow components, the tasks they
+  fork, SeaweedFS, the TSA, the platform simulator) from the trigger to the run's end, per
+  verified document (``cpu_figures.TreeCpu``: counts reaped task processes too). Not counted: the
+  database server when it is an external PostgreSQL (SQLite, the default, is in-process).
+- ``domain_cpu_ms_per_doc``: the reference measured in the same run — the same documents through
+  the same domain steps (``ingest``, ``stamp_chunk``, ``verify_chunk``, ``finish`` of
+  ``stamping.batch.process``, built by the Airflow glue's ``tools()``) in this one plain process,
+  no Airflow, no S3; its CPU plus the TSA's for the tokens it asks for. ``cpu_overhead_ratio`` is
+  the first over the second (target ≤ 2).
+
+``--background-load N`` runs N bounded CPU burners for the whole benchmark (started and stopped
+by it) to reproduce failures that show only on a loaded machine.
+
 Run: ``make bench-pipeline`` (or ``.venv/bin/python benchmarks/bench_pipeline.py [sizes...]
-[--chunk-size N]``).
+[--chunk-size N] [--background-load N]``).
 The last stdout line is one JSON object: the largest size's figures at the top level plus
 ``per_doc_ms_1000``/``per_doc_ms_10000`` and every size under ``runs``.
 """
@@ -56,17 +69,48 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from cpu_figures import BackgroundLoad, TreeCpu
 
 from sealflow.airflow_api import AirflowApi, AirflowApiError
 from sealflow.batch_runner import DAG_ID, airflow_api, approve, prepare_demo_seal, submit
 from sealflow.settings import Settings
 from sealflow.stack import AIRFLOW_COMPONENTS, down, read_pid, spawn_reaper, up
+from stamping.batch import process
 from stamping.batch.samples import write_batch
+from stamping.placement import Placement
 
 REPO = Path(__file__).resolve().parents[1]
 SIZES = (1_000, 10_000)
 TERMINAL = {"success", "failed"}
 DAG_SLOTS = 2  # stamp_batch's max_active_tasks
+STACK_COMPONENTS = (*AIRFLOW_COMPONENTS, "seaweedfs", "tsa", "platform")
+
+
+def stack_pids(settings: Settings, names: tuple[str, ...] = STACK_COMPONENTS) -> list[int]:
+    return [entry.pid for name in names if (entry := read_pid(settings, name)) is not None]
+
+
+def domain_reference(settings: Settings, es_id: str, folder: Path, batch_id: str) -> dict[str, float]:
+    """CPU seconds of the domain steps alone on ``folder``'s documents, in this process (plus the TSA's).
+
+    The Airflow glue's ``tools()`` builds the same stampers, verifiers, signer and registry look-ups
+    the tasks use; the steps run one after the other, chunk by chunk, as the DAG would."""
+    sys.path.insert(0, str(REPO))
+    from tests.pipeline.plugins_path import pipeline_module
+
+    tools = pipeline_module(settings).tools()
+    tsa = TreeCpu(stack_pids(settings, ("tsa",))).start()
+    cpu, wall = time.process_time(), time.perf_counter()
+    process.ingest(tools, batch_id=batch_id, source=folder, es_id=es_id, requester="applicant",
+                   placement=Placement.parse("anchor:（盖章）"), options={"pdf_container": "pkcs7"},
+                   chunk_size=settings.stamp_chunk_size)
+    for chunk in process.chunks(tools, batch_id):
+        process.stamp_chunk(tools, batch_id, chunk, "bench-keeper")
+    verified = sum(process.verify_chunk(tools, batch_id, chunk)["verified"]
+                   for chunk in process.chunks(tools, batch_id))
+    process.finish(tools, batch_id)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    return {"cpu_s": cpu + tsa.stop(), "wall_s": wall, "verified": verified}
 
 
 class StackSampler(threading.Thread):
@@ -168,7 +212,9 @@ def _log_tail(settings: Settings, run_id: str, ti: dict[str, Any], lines: int = 
     logs = sorted(folder.glob("attempt=*.log"))
     if not logs:
         return f"    (no log under {folder})"
-    return "\n".join("    " + line[:400] for line in logs[-1].read_text(errors="replace").splitlines()[-lines:])
+    text = logs[-1].read_text(errors="replace").splitlines()
+    errors = [line for line in text if '"level":"error"' in line]  # in full: the cause is in their detail
+    return "\n".join(["    " + line[:400] for line in text[-lines:]] + ["  errors in full:"] + errors)
 
 
 def measure(settings: Settings, seal: Any, size: int, root: Path) -> dict[str, Any]:
@@ -180,6 +226,7 @@ def measure(settings: Settings, seal: Any, size: int, root: Path) -> dict[str, A
     api = airflow_api(settings)
     load_before = os.getloadavg()[0]
     sampler = StackSampler(settings)
+    stack_cpu = TreeCpu(stack_pids(settings)).start()
     sampler.start()
     try:
         started = time.perf_counter()
@@ -191,6 +238,7 @@ def measure(settings: Settings, seal: Any, size: int, root: Path) -> dict[str, A
                 raise RuntimeError(f"run {run_id} did not finish within an hour")
             time.sleep(0.25)
         wall = time.perf_counter() - started
+        stack_cpu.stop()
     finally:
         sampler.stop()
     tis = task_instances(api, run_id)
@@ -217,6 +265,9 @@ def measure(settings: Settings, seal: Any, size: int, root: Path) -> dict[str, A
     chunks = sum(1 for ti in tis if ti["task_id"] == "stamp_chunk")
     report = json.loads((settings.state_dir / "batches" / run_id.removeprefix("batch__") / "report.json").read_text())
     verified = report["counts"].get("verified", 0)
+    reference = domain_reference(settings, seal.es_id, folder, f"domain-ref-{size}-{int(time.time())}")
+    stack_ms = 1000 * stack_cpu.seconds / max(1, verified)
+    domain_ms = 1000 * reference["cpu_s"] / max(1, reference["verified"])
     critical_domain = serial + mapped_domain / max(1, min(DAG_SLOTS, chunks))
     figures = {
         "docs": size,
@@ -232,6 +283,11 @@ def measure(settings: Settings, seal: Any, size: int, root: Path) -> dict[str, A
         "task_overhead_s": round(mapped_ti - mapped_domain, 2),
         "domain_seconds": {k: round(v, 2) for k, v in sorted(domain.items())},
         "task_seconds": {k: round(v, 2) for k, v in sorted(per_task.items())},
+        "stack_cpu_s": round(stack_cpu.seconds, 2),
+        "stack_cpu_ms_per_doc": round(stack_ms, 2),
+        "domain_cpu_ms_per_doc": round(domain_ms, 2),
+        "domain_wall_s": round(reference["wall_s"], 2),
+        "cpu_overhead_ratio": round(stack_ms / domain_ms, 3) if domain_ms else None,
         "cpu_s": sampler.cpu_by_component(),
         "loadavg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "peak_rss_mb": round(sampler.peak_single / 2**20, 1),
@@ -243,7 +299,14 @@ def measure(settings: Settings, seal: Any, size: int, root: Path) -> dict[str, A
     return figures
 
 
-def main(sizes: tuple[int, ...], chunk_size: int | None = None) -> dict[str, Any]:
+def main(sizes: tuple[int, ...], chunk_size: int | None = None, background_load: int = 0) -> dict[str, Any]:
+    with BackgroundLoad(background_load):
+        summary = _main(sizes, chunk_size)
+    summary["background_load"] = background_load
+    return summary
+
+
+def _main(sizes: tuple[int, ...], chunk_size: int | None = None) -> dict[str, Any]:
     sys.path.insert(0, str(REPO))  # run as a script: the tests' stack settings (free ports away from others)
     from tests.stack_fixtures import stack_settings
 
@@ -264,7 +327,8 @@ def main(sizes: tuple[int, ...], chunk_size: int | None = None) -> dict[str, Any
             down(settings, out=lambda _m: None)
     last = runs[-1]
     summary = {k: last[k] for k in ("docs", "wall_s", "docs_per_s", "peak_rss_mb", "peak_pss_total_mb",
-                                    "airflow_overhead_share", "domain_s", "task_overhead_s")}
+                                    "airflow_overhead_share", "domain_s", "task_overhead_s", "stack_cpu_ms_per_doc",
+                                    "domain_cpu_ms_per_doc", "cpu_overhead_ratio")}
     for run in runs:
         summary[f"per_doc_ms_{run['docs']}"] = run["per_doc_ms"]
     summary["cores"] = psutil.cpu_count()
@@ -278,5 +342,7 @@ if __name__ == "__main__":
     parser.add_argument("sizes", nargs="*", type=int, default=list(SIZES), help="batch sizes, in order")
     parser.add_argument("--chunk-size", type=int, default=None,
                         help="documents per stamp/verify task (default: Settings.stamp_chunk_size)")
+    parser.add_argument("--background-load", type=int, default=0,
+                        help="CPU burners to run alongside (a loaded machine, to reproduce failures under load)")
     args = parser.parse_args()
-    print(json.dumps(main(tuple(args.sizes), args.chunk_size)))
+    print(json.dumps(main(tuple(args.sizes), args.chunk_size, args.background_load)))
