@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export AWS_REQUEST_CHECKSUM_CALCULATION ?= when_required
 export AWS_RESPONSE_CHECKSUM_VALIDATION ?= when_required
 
-.PHONY: install demo test lint ui stack-up stack-down bench-crypto bench-docs bench-pipeline bench-archive bench-filing clean
+.PHONY: install demo test lint ui stack-up stack-down bench-crypto bench-docs bench-pipeline bench-archive bench-filing bench-e2e clean
 
 $(BIN)/sealflow: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,14 +41,19 @@ bench-crypto: install
 bench-docs: install
 	$(BIN)/python benchmarks/bench_docs.py
 
+# BENCH_ARGS passes options, e.g. `make bench-pipeline BENCH_ARGS="1000 --background-load 2"`.
 bench-pipeline: install
-	$(BIN)/python benchmarks/bench_pipeline.py
+	$(BIN)/python benchmarks/bench_pipeline.py $(BENCH_ARGS)
 
 bench-archive: install
 	$(BIN)/python benchmarks/bench_archive.py
 
 bench-filing: install
 	$(BIN)/python benchmarks/bench_filing.py
+
+# inbox → stamp_inbox → approval → stamped+verified → archived → filed; BENCH_E2E_DOCS=10000 for the full size.
+bench-e2e: install
+	$(BIN)/python benchmarks/bench_e2e.py $(BENCH_ARGS)
 
 clean:
 	-$(BIN)/sealflow stack down

@@ -52,3 +52,13 @@ def test_bench_pipeline_reports_stack_cpu_against_the_domain_reference() -> None
     figures = last_json("bench_pipeline.py", "6", "--chunk-size", "3")
     assert_positive(figures, ["stack_cpu_ms_per_doc", "domain_cpu_ms_per_doc", "cpu_overhead_ratio"])
     assert figures["runs"][0]["verified"] == 6
+
+
+@pytest.mark.stack
+@pytest.mark.slow
+def test_bench_e2e_reports_the_whole_path_inbox_to_filed() -> None:
+    figures = last_json("bench_e2e.py", "--docs", "6", timeout=1500)
+    assert_positive(figures, ["wall_s", "stack_cpu_ms_per_doc", "domain_cpu_ms_per_doc", "cpu_overhead_ratio",
+                              "filed", "peak_rss_mb", "peak_pss_total_mb"])
+    assert figures["verified"] == figures["archived"] == 6
+    assert_positive(figures["stage_s"], ["inbox_scan", "approval", "stamp_verify", "archive", "filing"])
