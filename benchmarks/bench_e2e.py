@@ -15,7 +15,8 @@ from the end of the one before), ``stack_cpu_ms_per_doc`` (CPU of every process 
 tasks included, ``cpu_figures.TreeCpu``), ``domain_cpu_ms_per_doc`` — the reference measured in
 the same run: the same documents through the same domain steps in this one process (ingest,
 stamp and verify chunk by chunk, report, ``archive.integration.archive_batch``, the
-registration queued and drained to the platform), no Airflow; its CPU plus that of SeaweedFS, the
+registration queued and drained to the platform), no Airflow — on a twin batch (same kinds and
+formats, other serial numbers: the archive takes each 证照标识 once); its CPU plus that of SeaweedFS, the
 TSA and the platform simulator, which the work needs either way — and ``cpu_overhead_ratio``
 (the first over the second; target ≤ 2), ``filed`` (archive registrations of the batch holding a
 platform receipt), ``archived``, ``peak_rss_mb`` (largest single process) and
@@ -130,6 +131,10 @@ def measure(settings: Settings, seal: Any, docs: int, root: Path) -> dict[str, A
     staging = root / "staging" / f"e2e-{docs}-{int(time.time())}"
     generated = time.perf_counter()
     expected = write_batch(staging, docs, bad=False)
+    # The reference's documents: the same kinds, sizes and formats, other serial numbers (the archive
+    # takes each 证照标识 once: the stack's documents would be "already archived").
+    reference_folder = root / "reference"
+    write_batch(reference_folder, docs, bad=False, start=docs)
     print(f"batch of {expected['documents']} generated in {time.perf_counter() - generated:.1f} s", flush=True)
     inbox = settings.state_dir / "inbox"
     inbox.mkdir(parents=True, exist_ok=True)
@@ -178,7 +183,7 @@ def measure(settings: Settings, seal: Any, docs: int, root: Path) -> dict[str, A
     verified = json.loads((settings.state_dir / "batches" / batch_id / "report.json").read_text())["counts"].get(
         "verified", 0)
     archived = _archived(settings, batch_id)
-    reference = domain_whole_path(settings, seal.es_id, folder, f"domain-ref-{batch_id}"[:60])
+    reference = domain_whole_path(settings, seal.es_id, reference_folder, f"domain-ref-{batch_id}"[:60])
     stack_ms = 1000 * stack_cpu.seconds / max(1, verified)
     domain_ms = 1000 * reference["cpu_s"] / max(1, reference["verified"])
     figures = {
