@@ -76,6 +76,7 @@ def tools() -> process.BatchTools:
         signer_provider=desk.batch_signer,
         record_uses=desk.record_uses,
         status_lookup=lookup,
+        status_snapshot=desk.registry.status_snapshot,  # 验章: each seal's status history read once per chunk
     )
 
 

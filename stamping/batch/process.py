@@ -14,6 +14,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -76,6 +77,8 @@ class BatchTools:
     signer_provider: SignerProvider | None = None
     record_uses: UseRecorder | None = None
     status_lookup: SealStatusLookup | None = None
+    # Entered around 验章 of a chunk: the registry reads each seal's status history once per chunk.
+    status_snapshot: Callable[[], AbstractContextManager] | None = None
 
 
 def _since(started: float) -> float:
@@ -281,6 +284,18 @@ def verify_chunk(tools: BatchTools, batch_id: str, chunk: int) -> dict:
             BatchDocument.batch_id == batch_id, BatchDocument.chunk == chunk,
             BatchDocument.state == "stamped")))
     updates: list[dict] = []
+    with (tools.status_snapshot or nullcontext)():
+        _verify_documents(tools, todo, updates)
+    if updates:
+        with transaction(tools.session_factory) as session:
+            now = _now()
+            session.execute(update(BatchDocument), [{**u, "verified_at": now} for u in updates])
+    ok = sum(1 for u in updates if u["state"] == "verified")
+    return {"chunk": chunk, "verified": ok, "failed": len(updates) - ok, "seconds": _since(started)}
+
+
+def _verify_documents(tools: BatchTools, todo: list[BatchDocument], updates: list[dict]) -> None:
+    """验章 of each document; one update row each (verified, or failed with the reasons)."""
     for doc in todo:
         data = Path(doc.output_path).read_bytes()
         if sm3(data).hex() != doc.output_sm3:
@@ -294,12 +309,6 @@ def verify_chunk(tools: BatchTools, batch_id: str, chunk: int) -> dict:
         else:
             updates.append({"id": doc.id, "state": "failed", "reasons": verdict_reasons(result),
                             "verification": summary})
-    if updates:
-        with transaction(tools.session_factory) as session:
-            now = _now()
-            session.execute(update(BatchDocument), [{**u, "verified_at": now} for u in updates])
-    ok = sum(1 for u in updates if u["state"] == "verified")
-    return {"chunk": chunk, "verified": ok, "failed": len(updates) - ok, "seconds": _since(started)}
 
 
 def state_counts(session: Session, batch_id: str) -> dict:
