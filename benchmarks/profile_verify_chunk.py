@@ -54,12 +54,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--docs", type=int, default=300)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--no-profile", action="store_true", help="CPU ms per document only, without cProfile")
+    parser.add_argument("--no-snapshot", action="store_true",
+                        help="one status query per look-up, as before the per-chunk snapshot (for A/B runs)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="profile-verify-") as tmp:
         settings = Settings(home=Path(tmp) / "var", kek="00" * 32)
         seal = prepare_demo_seal(settings)
         write_batch(Path(tmp) / "in", args.docs, bad=False)
         tools = tools_for(settings)
+        if args.no_snapshot:
+            tools.status_snapshot = None
         process.ingest(tools, batch_id="prof", source=Path(tmp) / "in", es_id=seal.es_id, requester="applicant",
                        placement=Placement.parse("anchor:（盖章）"), chunk_size=args.docs)
         cpu = time.process_time()
@@ -67,13 +72,16 @@ def main() -> None:
         stamp_ms = 1000 * (time.process_time() - cpu) / args.docs
         profile = cProfile.Profile()
         cpu = time.process_time()
-        profile.enable()
+        if not args.no_profile:
+            profile.enable()
         result = process.verify_chunk(tools, "prof", 0)
         profile.disable()
         verify_ms = 1000 * (time.process_time() - cpu) / args.docs
         assert result["verified"] == args.docs, result
-    print(f"stamp_chunk {stamp_ms:.2f} CPU ms/doc, verify_chunk {verify_ms:.2f} CPU ms/doc (under the profiler)")
-    pstats.Stats(profile).sort_stats("cumulative").print_stats(args.top)
+    print(f"stamp_chunk {stamp_ms:.2f} CPU ms/doc, verify_chunk {verify_ms:.2f} CPU ms/doc"
+          f"{'' if args.no_profile else ' (under the profiler)'}{' without the snapshot' if args.no_snapshot else ''}")
+    if not args.no_profile:
+        pstats.Stats(profile).sort_stats("cumulative").print_stats(args.top)
 
 
 if __name__ == "__main__":
