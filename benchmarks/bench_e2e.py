@@ -224,6 +224,14 @@ def main(docs: int, background_load: int = 0) -> dict[str, Any]:
                 api.unpause(dag_id)
             api.close()
             figures = measure(settings, seal, docs, root)
+        except Exception:
+            keep = Path(tempfile.mkdtemp(prefix="bench-e2e-logs-"))
+            down(settings, out=lambda _m: None)
+            for folder in (settings.state_dir / "logs", settings.airflow_home / "logs"):
+                if folder.is_dir():
+                    shutil.copytree(folder, keep / folder.relative_to(root), dirs_exist_ok=True)
+            print(f"the stack's logs are kept in {keep}", flush=True)
+            raise
         finally:
             down(settings, out=lambda _m: None)
     figures["background_load"] = background_load
