@@ -33,7 +33,9 @@ SEAL_KINDS: tuple[str, ...] = (
     "seal.resume",
 )
 ARCHIVE_KINDS: tuple[str, ...] = ("archive.register",)
-KINDS: tuple[str, ...] = SEAL_KINDS + ARCHIVE_KINDS
+# Audit checkpoint heads, anchored with the platform (stamping.audit.anchors).
+AUDIT_KINDS: tuple[str, ...] = ("audit.checkpoint",)
+KINDS: tuple[str, ...] = SEAL_KINDS + ARCHIVE_KINDS + AUDIT_KINDS
 
 PENDING = "pending"
 SENT = "sent"

@@ -59,14 +59,16 @@ class Settings:
     filing_system_id: str = "sealflow"
     filing_schedule: str = "*/15 * * * *"
     # Seal registry (印章管理): review levels (逐级审核) per application, seal validity in days,
-    # the region prefix of new esIDs; audit log key, its PIN (demo: generated on first use) and
-    # how many entries between signed checkpoints.
+    # the region prefix of new esIDs; audit log key, its PIN (demo: generated on first use),
+    # how many entries between mandatory signed checkpoints, and the checkpoint interval in seconds:
+    # no entry may stay uncovered, nor a checkpoint un-anchored, longer (docs/audit.md).
     review_levels: int = 2
     seal_validity_days: int = 730
     seal_region_code: str = "450000"
     audit_key_id: str = "audit-log"
     audit_key_pin: str = field(default="", repr=False)
     audit_checkpoint_every: int = 100
+    audit_checkpoint_interval: int = 7200
     # Airflow API server for `sealflow stack up --ui`.
     airflow_port: int = 18280
     # Key-encryption key for the key store: a hex value, or a 0600 file holding it.
