@@ -13,7 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from sealflow.settings import get_settings
+from sealflow.settings import StateNotPrivate, check_state, get_settings
 
 COMMAND_MODULES = (
     "stack",
@@ -60,7 +60,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        check_state(get_settings())  # state dir 0700, databases and secrets 0600; umask 077 from here on
         return int(handler(args) or 0)
+    except StateNotPrivate as exc:
+        print(f"sealflow: refused: {exc}", file=sys.stderr)
+        return 1
     except UsageError as exc:
         print(f"sealflow: error: {exc}", file=sys.stderr)
         return 2

@@ -2,12 +2,19 @@
 
 No other module reads the environment: callers get a :class:`Settings` and pass it down.
 Inside Airflow, hooks in ``plugins/`` may override the external endpoints from connections.
+
+It also holds the permission rules of the state at rest (:func:`check_state`): the state directory
+is 0700, and the databases and every secret file in it (KEK, key store, CA, PIN files, Airflow
+secrets, the simulator's key, SMS codes) are 0600 — checked at start and refused otherwise, with the
+``chmod`` that fixes it. Decision: refuse rather than repair silently, because an open file may
+already have been read; the operator decides (rotate the secret, then chmod).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import stat
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
@@ -141,3 +148,77 @@ class Settings:
 def get_settings() -> Settings:
     """The process-wide settings, read from the environment once."""
     return Settings.from_env()
+
+
+# --- the state at rest -------------------------------------------------------------------------
+
+PRIVATE_UMASK = 0o077
+
+
+class StateNotPrivate(RuntimeError):
+    """The state directory, a database or a secret file can be read by other users."""
+
+
+def _sqlite_path(url: str) -> Path | None:
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split("///", 1)[-1]
+    return Path(path) if path and path != ":memory:" else None
+
+
+def state_secrets(settings: Settings) -> Iterator[Path]:
+    """Every database and secret file SealFlow keeps in (or for) the state directory."""
+    state, airflow = settings.state_dir, settings.airflow_home
+    for db in (_sqlite_path(settings.resolved_database_url), airflow / "airflow.db",
+               state / "platform" / "platform.db"):
+        if db is not None:
+            yield from (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm"))
+    yield settings.resolved_kek_file
+    for folder in (settings.keystore_dir, state / "ca", state / "ca" / "keys", state / "platform" / "ca",
+                   state / "platform" / "ca" / "keys", settings.resolved_sms_outbox):
+        if folder.is_dir():
+            # certificates (.pem) are public; dot files are empty locks and temporaries
+            yield from (p for p in folder.iterdir()
+                        if p.is_file() and not p.name.endswith(".pem") and not p.name.startswith("."))
+    yield state / "platform" / "platform-key.pem"
+    yield state / "registry" / "demo-pins.json"
+    yield from (airflow / "sealflow-secrets.json", airflow / "simple_auth_manager_passwords.json.generated",
+                airflow / "airflow.cfg")
+
+
+def private_dirs(settings: Settings) -> Iterator[Path]:
+    """Directories that must be 0700: the state directory and the folders of keys and codes."""
+    state = settings.state_dir
+    yield from (state, settings.keystore_dir, state / "ca", settings.resolved_sms_outbox)
+
+
+def open_modes(settings: Settings) -> list[tuple[Path, int]]:
+    """Each existing private directory or secret file that others may access, with its mode."""
+    found = []
+    for path in (*private_dirs(settings), *state_secrets(settings)):
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            found.append((path, mode))
+    return found
+
+
+def check_state(settings: Settings) -> None:
+    """Refuse to start on a state directory others can read into; from here on, every file this
+    process (and what it starts) creates is private (umask 077).
+
+    Raises :class:`StateNotPrivate` naming each path, its mode and the command that fixes it.
+    """
+    os.umask(PRIVATE_UMASK)
+    problems = open_modes(settings)
+    if not problems:
+        return
+    dirs = [str(p) for p, _ in problems if p.is_dir()]
+    files = [str(p) for p, _ in problems if not p.is_dir()]
+    listed = "; ".join(f"{p} (mode {m:o})" for p, m in problems)
+    fix = " && ".join(c for c in (f"chmod 700 {' '.join(dirs)}" if dirs else "",
+                                  f"chmod 600 {' '.join(files)}" if files else "") if c)
+    raise StateNotPrivate(f"the state at rest is readable by other users: {listed}. Anyone who could read them "
+                          f"may hold the secrets: rotate what matters, then run `{fix}`")

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from sealflow.objectstore import CHECKSUM_ENV, ensure_buckets, s3_client
-from sealflow.settings import Settings
+from sealflow.settings import Settings, check_state
 
 log = logging.getLogger(__name__)
 
@@ -521,6 +521,7 @@ def _pin_platform_certificate(settings: Settings, out: Callable[[str], None]) ->
 
 def up(settings: Settings, ui: bool = False, out: Callable[[str], None] = print) -> dict[str, Any]:
     """Start what is not running (idempotent) and return :func:`status`."""
+    check_state(settings)  # refuse an open state dir; what the stack creates is private (umask 077)
     with _stack_lock(settings):
         if settings.s3_endpoint:  # an external object store was configured: use it, start nothing
             out(f"seaweedfs: not started, using the configured endpoint {settings.s3_endpoint}")

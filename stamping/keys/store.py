@@ -107,6 +107,9 @@ class KeyStore:
     def _read(self, path: Path, key_id: str) -> dict:
         if not path.exists():
             raise KeyNotFound(f"no key {key_id} in the key store")
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:  # like the KEK file: an open key file may have been copied; refuse, do not repair
+            raise KeyStoreError(f"key file {path} is readable by others (mode {mode:o}); chmod 600 it")
         return json.loads(path.read_text())
 
     def _write(self, path: Path, record: dict) -> None:
