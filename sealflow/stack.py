@@ -233,10 +233,22 @@ def seaweed_component(settings: Settings) -> Component:
     return Component("seaweedfs", argv, settings.s3_port, env, lambda: _s3_ready(settings), 60.0, data)
 
 
+def sender_trust(settings: Settings) -> list[Path]:
+    """What the simulator trusts for senders: the state's demo CA, root and intermediate (made if missing)."""
+    from stamping.pki.ca import DemoCA
+
+    directory = settings.state_dir / "ca"
+    DemoCA.create(directory)
+    return [directory / "ca-root.pem", directory / "ca-intermediate.pem"]
+
+
 def platform_component(settings: Settings) -> Component:
     db = platform_db(settings)
+    # Senders must chain to the state's demo CA (the one that issues the filing system's certificate).
     argv = [sys.executable, "-m", "filing.simulator", "--host", "127.0.0.1",
             "--port", str(settings.platform_port), "--db", str(db)]
+    for pem_file in sender_trust(settings):
+        argv += ["--trust", str(pem_file)]
     env = dict(os.environ)
     env.update(sealflow_env(settings))
     url = f"{settings.resolved_platform_url}/v1/health"
@@ -505,7 +517,8 @@ def _ensure(settings: Settings, comp: Component, out: Callable[[str], None]) -> 
 
 
 def _pin_platform_certificate(settings: Settings, out: Callable[[str], None]) -> None:
-    """Pin the simulator's receipt-signing certificate once (filing.identity never replaces a pinned one)."""
+    """Pin the simulator's receipt-signing certificate once, from the file the simulator made on this
+    machine — never from its HTTP endpoint (filing.identity never replaces a pinned one)."""
     try:
         from filing.identity import pin_platform_certificate, platform_cert_path
     except ImportError:
@@ -513,7 +526,7 @@ def _pin_platform_certificate(settings: Settings, out: Callable[[str], None]) ->
     if platform_cert_path(settings).is_file():
         return
     try:
-        pin_platform_certificate(settings)
+        pin_platform_certificate(settings, platform_db(settings).parent / "platform-cert.pem")
         out(f"platform: certificate pinned in {platform_cert_path(settings)}")
     except Exception as exc:  # filing still reports "run `sealflow filing setup`" when it needs it
         out(f"platform: certificate not pinned ({exc})")
