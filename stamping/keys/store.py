@@ -196,7 +196,10 @@ class KeyStore:
         """The unlocked key itself, for issuing certificates before one exists (CA bootstrap)."""
         return self._unlock(key_id, pin)
 
-    def admin_unlock(self, key_id: str) -> None:
+    def admin_unlock(self, key_id: str, credential_dir: Path, credential: str) -> None:
+        """Unlock a key locked after wrong PINs: only with the CA administrator's credential (kept
+        in ``credential_dir``, the CA's directory)."""
+        check_admin_credential(credential_dir, credential)
         with self._locked(key_id) as path:
             record = self._read(path, key_id)
             record["wrong_pins"], record["locked"] = 0, False
@@ -204,6 +207,51 @@ class KeyStore:
 
     def is_locked(self, key_id: str) -> bool:
         return bool(self._read(self._path(key_id), key_id).get("locked"))
+
+
+class AdminCredentialRefused(KeyStoreError):
+    """The CA administrator's credential is missing or wrong; the key stays as it was."""
+
+
+ADMIN_CREDENTIAL_FILE = "admin.cred"
+
+
+def _admin_hash(pin: str, salt: bytes) -> bytes:
+    return hashlib.scrypt(pin.encode("utf-8"), salt=salt, dklen=32, maxmem=64 * 1024 * 1024, **SCRYPT)
+
+
+def set_admin_credential(directory: Path, pin: str, current: str | None = None) -> None:
+    """Record the CA administrator's credential (管理员口令) in ``directory`` (the CA's): a salted
+    scrypt hash in a 0600 file. Replacing one needs the ``current`` credential."""
+    if len(pin) < 12:
+        raise KeyStoreError("the CA administrator's credential needs at least 12 characters")
+    path = directory / ADMIN_CREDENTIAL_FILE
+    if path.exists():
+        check_admin_credential(directory, current or "")
+    salt = secrets.token_bytes(16)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        digest = _admin_hash(pin, salt)
+        json.dump({"salt": base64.b64encode(salt).decode(), "scrypt": base64.b64encode(digest).decode()}, fh)
+    os.replace(tmp, path)
+
+
+def check_admin_credential(directory: Path, pin: str) -> None:
+    """Raise :class:`AdminCredentialRefused` unless ``pin`` is the CA administrator's credential."""
+    path = directory / ADMIN_CREDENTIAL_FILE
+    if not path.is_file():
+        raise AdminCredentialRefused(f"no CA administrator credential in {directory}; the CA administrator sets "
+                                     "one with `sealflow ca init --admin-pin-env VAR`")
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise AdminCredentialRefused(f"{path} is readable by others (mode {mode:o}); chmod 600 it and set a new "
+                                     "credential")
+    record = json.loads(path.read_text())
+    expected = base64.b64decode(record["scrypt"])
+    if not pin or not secrets.compare_digest(_admin_hash(pin, base64.b64decode(record["salt"])), expected):
+        raise AdminCredentialRefused("the CA administrator's credential is wrong; nothing was changed")
 
 
 def service_pin(settings: Settings, key_id: str, configured: str = "") -> str:
