@@ -106,16 +106,21 @@ def _airflow_secrets(settings: Settings) -> dict[str, str]:
     return values
 
 
+def airflow_users(settings: Settings) -> list[tuple[str, str]]:
+    """The SimpleAuthManager's users: the stack administrator and the registry's people by role
+    (sealflow.airflow_users), each with a generated password in the 0600 passwords file."""
+    from sealflow.airflow_users import ensure_passwords, registry_users, simple_auth_users
+
+    users = simple_auth_users(registry_users(settings), ADMIN_USER)
+    ensure_passwords(_passwords_file(settings), [name for name, _ in users], _write_private)
+    return users
+
+
 def airflow_login(settings: Settings) -> tuple[str, str]:
     """The local UI/API login (user, password) of the simple auth manager; made on first use."""
-    path = _passwords_file(settings)
-    passwords: dict[str, str] = {}
-    if path.exists():
-        with contextlib.suppress(ValueError):
-            passwords = json.loads(path.read_text() or "{}")
-    if ADMIN_USER not in passwords:
-        passwords[ADMIN_USER] = secrets.token_urlsafe(12)
-        _write_private(path, json.dumps(passwords) + "\n")
+    from sealflow.airflow_users import ensure_passwords
+
+    passwords = ensure_passwords(_passwords_file(settings), [ADMIN_USER], _write_private)
     return ADMIN_USER, passwords[ADMIN_USER]
 
 
@@ -155,7 +160,7 @@ def airflow_env(settings: Settings, base: Mapping[str, str] | None = None) -> di
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__FERNET_KEY": keys["fernet_key"],
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{n}:{r}" for n, r in airflow_users(settings)),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(_passwords_file(settings)),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
