@@ -31,6 +31,7 @@ SEAL_KINDS: tuple[str, ...] = (
     "seal.revoke",
     "seal.suspend",
     "seal.resume",
+    "seal.destroy",  # 销毁: the seal's private keys destroyed after its revocation
 )
 ARCHIVE_KINDS: tuple[str, ...] = ("archive.register",)
 # Audit checkpoint heads, anchored with the platform (stamping.audit.anchors).

@@ -81,7 +81,8 @@ AUDIT_CHECKPOINT_FIELDS: dict[str, type | tuple[type, ...]] = {
 # Optional: "reason" (seal.revoke / seal.suspend / seal.change), "archive_id" (档号), "package_uri".
 REQUIRED_FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
     **dict.fromkeys(
-        ("seal.make", "seal.change", "seal.renew", "seal.expire", "seal.revoke", "seal.suspend", "seal.resume"),
+        ("seal.make", "seal.change", "seal.renew", "seal.expire", "seal.revoke", "seal.suspend", "seal.resume",
+         "seal.destroy"),
         SEAL_EVENT_FIELDS,
     ),
     "archive.register": ARCHIVE_FIELDS,

@@ -175,7 +175,8 @@ def state_secrets(settings: Settings) -> Iterator[Path]:
             yield from (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm"))
     yield settings.resolved_kek_file
     for folder in (settings.keystore_dir, state / "ca", state / "ca" / "keys", state / "platform" / "ca",
-                   state / "platform" / "ca" / "keys", settings.resolved_sms_outbox, state / "pins"):
+                   state / "platform" / "ca" / "keys", settings.resolved_sms_outbox, state / "pins",
+                   state / "custody"):
         if folder.is_dir():
             # certificates (.pem) are public; dot files are empty locks and temporaries
             yield from (p for p in folder.iterdir()
@@ -189,7 +190,8 @@ def state_secrets(settings: Settings) -> Iterator[Path]:
 def private_dirs(settings: Settings) -> Iterator[Path]:
     """Directories that must be 0700: the state directory and the folders of keys and codes."""
     state = settings.state_dir
-    yield from (state, settings.keystore_dir, state / "ca", settings.resolved_sms_outbox, state / "pins")
+    yield from (state, settings.keystore_dir, state / "ca", settings.resolved_sms_outbox, state / "pins",
+                state / "custody")
 
 
 def open_modes(settings: Settings) -> list[tuple[Path, int]]:

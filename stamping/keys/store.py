@@ -205,8 +205,38 @@ class KeyStore:
             record["wrong_pins"], record["locked"] = 0, False
             self._write(path, record)
 
+    def destroy(self, key_id: str) -> bool:
+        """销毁: overwrite the key file with random bytes, flush it to disk and remove it (and any
+        half-written temporary). Returns whether there was a key. The public key and certificate
+        live on in the certificates the registry keeps, so earlier signatures still verify."""
+        with self._locked(key_id) as path:
+            found = path.exists()
+            for victim in (path, path.with_suffix(".tmp")):
+                shred(victim)
+        return found
+
     def is_locked(self, key_id: str) -> bool:
         return bool(self._read(self._path(key_id), key_id).get("locked"))
+
+
+def shred(path: Path) -> None:
+    """Overwrite a file with random bytes (same size), fsync, then unlink it; nothing if absent.
+    (On copy-on-write or journalling file systems the old blocks may survive: the KEK still
+    protects them, and production keys belong in an HSM whose destroy is final.)"""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return
+    with open(path, "r+b") as fh:
+        fh.write(secrets.token_bytes(max(size, 1)))
+        fh.flush()
+        os.fsync(fh.fileno())
+    path.unlink()
+
+
+def custody_path(settings: Settings, es_id: str) -> Path:
+    """Where batch custody keeps a seal's PIN (SM4-GCM under the KEK) for approved batches."""
+    return settings.state_dir / "custody" / f"{base64.urlsafe_b64encode(es_id.encode()).decode()}.json"
 
 
 class AdminCredentialRefused(KeyStoreError):

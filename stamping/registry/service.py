@@ -849,10 +849,52 @@ class SealRegistry:
 
         self._tx(step)
 
-    def revoke(self, actor: str, es_id: str, reason: str) -> None:
-        """注销: end a seal for good (final: no later step accepts it)."""
+    def revoke(self, actor: str, es_id: str, reason: str) -> list[str]:
+        """注销: end a seal for good (final: no later step accepts it), then destroy its keys
+        (:meth:`destroy_keys`). Returns the key ids destroyed."""
         self._transition(actor, es_id, SealStatus.REVOKED, "seal.revoke", "seal.revoke", reason,
                          tuple(SealStatus), (Role.ADMIN,), "revoke")
+        return self.destroy_keys(actor, es_id, reason)
+
+    def destroy_keys(self, actor: str, es_id: str, reason: str = "") -> list[str]:
+        """销毁: overwrite and remove every private key the seal ever had (each version's key file in
+        the key store) and the PIN batch custody keeps for it; audit and file the destruction.
+
+        Only for a revoked seal, after the revocation committed (files cannot roll back with a
+        transaction; a failure here leaves a revoked seal that can no longer be used anyway, and
+        running this again finishes the job). The certificates stay in the registry, so earlier
+        signatures still verify and status lookups still answer.
+        """
+        from stamping.keys.store import custody_path, shred
+
+        with self._sessions() as session:
+            seal = self._seal(session, es_id)
+            if seal.status != SealStatus.REVOKED:
+                raise InvalidState(f"seal {es_id} is {seal.status}: keys are destroyed only once it is revoked "
+                                   "(`sealflow seal revoke`)")
+            self._require(session, session.get(Unit, seal.unit_id), actor, (Role.ADMIN,), "destroy its keys")
+            key_ids = sorted({seal.key_id, *session.scalars(select(SealVersion.key_id)
+                                                            .where(SealVersion.es_id == es_id))})
+            recorded = session.scalars(select(AuditEntry.seq).where(AuditEntry.es_id == es_id,
+                                                                    AuditEntry.action == "seal.destroy")).first()
+        destroyed = [k for k in key_ids if self.keystore.destroy(k)]
+        custody = custody_path(self.settings, es_id)
+        had_custody = custody.exists()
+        shred(custody)
+        if recorded is not None and not destroyed and not had_custody:
+            return []  # done before: nothing left to destroy, nothing new to record
+
+        def step(session: Session) -> None:
+            seal = self._seal(session, es_id, lock=True)
+            unit = session.get(Unit, seal.unit_id)
+            holder = session.get(Person, seal.holder_id) if seal.holder_id else None
+            self._file(session, "seal.destroy", seal, unit, holder, reason=reason or "keys destroyed after revocation")
+            self.audit.append(session, actor=actor, action="seal.destroy", es_id=es_id, reason=reason,
+                              payload=self._audit_payload(seal, keys=key_ids, destroyed=destroyed,
+                                                          custody_pin_destroyed=str(had_custody).lower()))
+
+        self._tx(step)
+        return destroyed
 
     def report_lost(self, actor: str, es_id: str, reason: str) -> None:
         """失控/丢失: suspend the seal at once; any user of the owning unit may report."""

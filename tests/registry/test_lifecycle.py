@@ -292,7 +292,7 @@ def test_revocation_is_final_and_keeps_earlier_signatures_valid(world: World) ->
             call()
     clock.advance(days=400)
     assert reg.expire_due() == []
-    assert [r.kind for r in _outbox(world, es_id)] == ["seal.make", "seal.revoke"]
+    assert [r.kind for r in _outbox(world, es_id)] == ["seal.make", "seal.revoke", "seal.destroy"]
     assert _outbox(world, es_id)[1].payload["reason"] == "unit dissolved"
 
 
