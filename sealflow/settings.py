@@ -76,6 +76,9 @@ class Settings:
     audit_key_pin: str = field(default="", repr=False)
     audit_checkpoint_every: int = 100
     audit_checkpoint_interval: int = 7200
+    # Identity registers of the data-sharing platform (身份核验): persons and units are checked there
+    # on applying for and using a seal (the local simulator in the demo and tests); "" = not checked.
+    identity_url: str = ""
     # Airflow API server for `sealflow stack up --ui`.
     airflow_port: int = 18280
     # Key-encryption key for the key store: a hex value, or a 0600 file holding it.

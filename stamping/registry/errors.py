@@ -57,3 +57,7 @@ class ConcurrentChange(RegistryError):
 
 class NotAuthenticated(RegistryError):
     """Who is at the keyboard is not known: the OS login is not mapped to a user, or the credential is wrong."""
+
+
+class IdentityMismatch(RegistryError):
+    """The identity register does not confirm a person's or unit's name and number (or cannot be asked)."""

@@ -60,6 +60,7 @@ from stamping.gm.sm3 import sm3
 from stamping.registry import rules
 from stamping.registry.errors import (
     ConcurrentChange,
+    IdentityMismatch,
     InvalidInput,
     InvalidState,
     NotAuthenticated,
@@ -98,6 +99,7 @@ if TYPE_CHECKING:
     from stamping.keys.store import KeyStore
     from stamping.pictures import SealPicture
     from stamping.pki.ca import DemoCA
+    from stamping.registry.identity_source import IdentitySource
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -171,9 +173,10 @@ class SealRegistry:
 
     def __init__(self, session_factory: sessionmaker[Session], settings: Settings,
                  keystore: KeyStore | None = None, ca: DemoCA | None = None, *,
-                 clock: Callable[[], datetime] = _now) -> None:
+                 clock: Callable[[], datetime] = _now, identity: IdentitySource | None = None) -> None:
         self._sessions = session_factory
         self.settings = settings
+        self._identity = identity
         self._keystore = keystore
         self._ca = ca
         self._clock = clock
@@ -199,6 +202,50 @@ class SealRegistry:
 
             self._ca = DemoCA.create(self.settings.state_dir / "ca")
         return self._ca
+
+    @property
+    def identity(self) -> IdentitySource | None:
+        """The identity registers (身份核验): the one given, else ``settings.identity_url``; None = not checked."""
+        if self._identity is None and self.settings.identity_url:
+            from stamping.registry.identity_source import HttpIdentitySource
+
+            self._identity = HttpIdentitySource(self.settings.identity_url)
+        return self._identity
+
+    def _check_identities(self, actor: str, action: str, es_id: str | None, unit: Unit,
+                          persons: Iterable[Person]) -> None:
+        """Ask the registers about the unit and each person; a mismatch (or a register that cannot be
+        asked) refuses the step with the register's reason and is audited in its own transaction."""
+        source = self.identity
+        if source is None:
+            return
+        from stamping.registry.identity_source import IdentityUnavailable
+
+        asks = [("unit", unit.name, unit.credit_code, source.check_unit)]
+        asks += [("person", p.name, p.id_number, source.check_person) for p in persons]
+        for kind, name, number, ask in asks:
+            try:
+                verdict = ask(name, number)
+                reason = verdict.reason
+            except IdentityUnavailable as exc:
+                verdict, reason = None, f"{exc}; try again when the register answers"
+            if verdict is not None and verdict.match:
+                continue
+            def record(session: Session, kind: str = kind, name: str = name, number: str = number,
+                       reason: str = reason) -> None:
+                self.audit.append(session, actor=actor, action="identity.mismatch", es_id=es_id, reason=reason,
+                                  payload={"step": action, "kind": kind, "name": name, "number_prefix": number[:6]})
+
+            self._tx(record)
+            raise IdentityMismatch(f"{action} refused: the identity register does not confirm the {kind} "
+                                   f"{name} ({number[:6]}…): {reason}")
+
+    def _user_person(self, session: Session, unit: Unit, username: str) -> Person | None:
+        user = session.scalars(select(RegistryUser).where(RegistryUser.username == username)).first()
+        person_id = user.person_id if user is not None else None
+        if person_id is None:
+            person_id = next((r.person_id for r in self._roles(session, unit.id, username) if r.person_id), None)
+        return session.get(Person, person_id) if person_id else None
 
     def _audit_pin(self) -> str:
         from stamping.keys.store import service_pin
@@ -522,6 +569,13 @@ class SealRegistry:
               holder_id_number: str | None = None, keeper: str | None = None, reason: str = "") -> int:
         """申领: ask for a new seal; returns the application id. Reviews follow (:meth:`review`)."""
         k, sub = rules.seal_kind(kind, official_type)
+        with self._sessions() as session:  # 身份核验 of the unit, the holder and the applicant first
+            unit = self._unit(session, credit_code)
+            self._require(session, unit, actor, (Role.APPLICANT, Role.ADMIN), "apply for seals")
+            people = [p for p in (self._person(session, holder_id_number) if holder_id_number else None,
+                                  self._user_person(session, unit, actor)) if p is not None]
+            session.expunge_all()
+        self._check_identities(actor, "seal.apply", None, unit, people)
 
         def step(session: Session) -> int:
             unit = self._unit(session, credit_code)
@@ -974,6 +1028,10 @@ class SealRegistry:
             if actor != seal.keeper:
                 self._require(session, unit, actor, (Role.KEEPER,), "use this seal")
             key_id, seal_der = seal.key_id, seal.seal_der
+            people = [p for p in (session.get(Person, seal.holder_id) if seal.holder_id else None,
+                                  self._user_person(session, unit, actor)) if p is not None]
+            session.expunge_all()
+        self._check_identities(actor, "seal.use", es_id, unit, people)
         from stamping.keys.store import KeyStoreError
 
         try:
@@ -987,8 +1045,13 @@ class SealRegistry:
         with self._sessions() as session:
             seal = self._seal(session, es_id)
             self._check_live(seal, "be used", allow=(SealStatus.ACTIVE,))
+            unit = session.get(Unit, seal.unit_id)
             if actor != seal.keeper:
-                self._require(session, session.get(Unit, seal.unit_id), actor, (Role.KEEPER,), "use this seal")
+                self._require(session, unit, actor, (Role.KEEPER,), "use this seal")
+            people = [p for p in (session.get(Person, seal.holder_id) if seal.holder_id else None,
+                                  self._user_person(session, unit, actor)) if p is not None]
+            session.expunge_all()
+        self._check_identities(actor, "seal.use", es_id, unit, people)
 
     def record_use(self, es_id: str, actor: str, document_ref: str, batch_id: str | None = None, reason: str = "",
                    *, session: Session | None = None) -> AuditEntry:
