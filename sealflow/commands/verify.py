@@ -64,7 +64,8 @@ def load_trust(paths: list[str], settings: Settings):
 
 
 def registry_lookup(settings: Settings):
-    """The registry's status lookup when a SealFlow database is configured, else None."""
+    """The registry's status lookup when a SealFlow database is configured, else None (its
+    audited-use lookup is ``lookup.__self__.use_recorded``)."""
     if not settings.database_url and not (settings.state_dir / "sealflow.db").exists():
         return None
     try:
@@ -104,7 +105,11 @@ def _print_text(results) -> None:
         if r.error:
             print(f"    error: {r.error}")
         for i, s in enumerate(r.signatures, 1):
-            print(f"    [{i}] {s.seal_name or '?'} ({s.es_id or '?'}) by {s.signer or '?'} at {s.signed_at or '?'}")
+            timing = next((c for c in s.checks if c.name == "signing_time"), None)
+            basis = "" if timing is None else (" (proven by a time-stamp)" if "proven by" in timing.reason
+                                               else " (claimed, not proven)")
+            print(f"    [{i}] {s.seal_name or '?'} ({s.es_id or '?'}) by {s.signer or '?'} "
+                  f"at {s.signed_at or '?'}{basis}")
             for c in s.checks:
                 if not c.ok:
                     print(f"        ✘ {c.name}: {c.reason}")
@@ -118,7 +123,8 @@ def run(args: argparse.Namespace, settings: Settings | None = None) -> int:
     files = expand_paths(args.paths)
     trust = load_trust(args.trust, settings)
     lookup = None if args.no_registry else registry_lookup(settings)
-    results = [verify_file(f, trust, lookup) for f in files]
+    uses = getattr(getattr(lookup, "__self__", None), "use_recorded", None)
+    results = [verify_file(f, trust, lookup, use_lookup=uses) for f in files]
     if args.html:
         write_atomic(Path(args.html), render_html(results))
     if args.json:

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape, quoteattr
 
 from lxml import etree
@@ -34,6 +35,9 @@ from stamping.ofd.zipbuild import ZipBuilder
 from stamping.placement import AnchorNotFound, Placement, PlacementError
 from stamping.ses.codec import parse_seal
 from stamping.ses.make import make_signature
+
+if TYPE_CHECKING:
+    from stamping.pki.tsa_client import Timestamper
 
 __all__ = ["AnchorNotFound", "stamp_ofd"]
 
@@ -187,8 +191,10 @@ def _free_sign_folder(pkg: OfdPackage, signs_dir: str) -> str:
 
 
 def stamp_ofd(src: bytes, seal_der: bytes, signer: Signer, placement: Placement,
-              signed_at: datetime | None = None, cross_page: bool = False, *, path: str = "<ofd>") -> bytes:
-    """Seal an OFD document; returns the new package. Raises OfdError / AnchorNotFound."""
+              signed_at: datetime | None = None, cross_page: bool = False, *, path: str = "<ofd>",
+              timestamper: Timestamper | None = None) -> bytes:
+    """Seal an OFD document; returns the new package. Raises OfdError / AnchorNotFound.
+    ``timestamper``: the TSA whose token over the signature value goes in SES_Signature.timeStamp."""
     signed_at = (signed_at or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     pkg = OfdPackage(src, path)
     body = read_doc_bodies(pkg)[0]
@@ -217,7 +223,7 @@ def stamp_ofd(src: bytes, seal_der: bytes, signer: Signer, placement: Placement,
         refs.append(("/" + name, sm3(replaced.get(name) or pkg.read(name))))
     refs.append(("/" + seal_member, _seal_digest(seal_der)))
     signature_xml = _signature_xml(refs, annots, signed_at, "/" + seal_member, "/" + value_member)
-    signed_value = make_signature(seal_der, sm3(signature_xml), "/" + sig_member, signer, signed_at)
+    signed_value = make_signature(seal_der, sm3(signature_xml), "/" + sig_member, signer, signed_at, timestamper)
     replaced[sig_list_member] = _signatures_xml(pkg, sig_list_member, new_id, "/" + sig_member)
 
     zb = ZipBuilder(signed_at.timetuple()[:6])

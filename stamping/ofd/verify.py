@@ -13,7 +13,9 @@ Per signature (Signatures.xml entry):
   SM3(Signature.xml), the signer's and the maker's signatures, certList, validity, chains, status);
 - ``property_info``: the SES propertyInfo names this Signature.xml;
 - ``seal_esl``: Seal.esl, when present, equals the SESeal inside TBS_Sign byte for byte;
-- ``stamp_annot``: each StampAnnot points at a page of the document.
+- ``stamp_annot``: each StampAnnot points at a page of the document;
+- ``timestamp`` / ``signing_time`` / ``use_recorded``: the SES_Signature's timeStamp token and the
+  audit log (:mod:`stamping.verify.signing_time`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from stamping.ofd.signature import SM3_NAMES, SignatureInfo, read_signature
 from stamping.ofd.signatures import SignatureEntry, read_signatures
 from stamping.pki.trust import TrustStore
 from stamping.ses.codec import SesFormatError, parse_signature
-from stamping.verify.result import DocumentResult, SealStatusLookup, SignatureResult
+from stamping.verify.result import DocumentResult, SealStatusLookup, SignatureResult, SignatureUseLookup
 from stamping.verify.seal_checks import check_ses_signature
 from stamping.verify.trust_cache import cached
 
@@ -104,7 +106,8 @@ def _check_coverage(pkg: OfdPackage, doc_member: str, page_members: list[str], c
 
 def _verify_one(pkg: OfdPackage, entry: SignatureEntry, doc_member: str, page_ids: dict[str, str] | None,
                 must_cover: list[str], later_files: set[str], trust: TrustStore | None,
-                status_lookup: SealStatusLookup | None) -> SignatureResult:
+                status_lookup: SealStatusLookup | None, use_lookup: SignatureUseLookup | None = None
+                ) -> SignatureResult:
     result = SignatureResult(location="/" + entry.member)
     if entry.member not in pkg:
         result.add("signature_xml", False, f"missing part /{entry.member}")
@@ -140,7 +143,7 @@ def _verify_one(pkg: OfdPackage, entry: SignatureEntry, doc_member: str, page_id
     result.add("signed_value", True, f"SES_Signature version {ses.version}")
     if isinstance(ses.time_info, datetime):
         result.signed_at = None  # the signed timeInfo beats SignatureDateTime; the checks fill it in
-    check_ses_signature(result, ses, sm3(pkg.read(entry.member)), trust, status_lookup)
+    check_ses_signature(result, ses, sm3(pkg.read(entry.member)), trust, status_lookup, use_lookup)
     expected_loc = "/" + entry.member
     prop = (ses.property_info or "").strip()
     try:
@@ -160,7 +163,8 @@ def _verify_one(pkg: OfdPackage, entry: SignatureEntry, doc_member: str, page_id
 
 
 def verify_ofd(data: bytes, path: str, trust: TrustStore | None,
-               status_lookup: SealStatusLookup | None = None) -> DocumentResult:
+               status_lookup: SealStatusLookup | None = None, *,
+               use_lookup: SignatureUseLookup | None = None) -> DocumentResult:
     """Verify every seal in an OFD package. Never raises for bad input: the reason goes in
     ``error`` (unreadable package) or in the failing checks (a broken signature)."""
     result = DocumentResult(path=path, format="ofd")
@@ -190,7 +194,8 @@ def verify_ofd(data: bytes, path: str, trust: TrustStore | None,
                 for d in all_sign_dirs[k:]:
                     later.update(n for n in pkg.names() if folder_of(n) == d)
                 result.signatures.append(
-                    _verify_one(pkg, entry, body.doc_root, page_ids, must_cover, later, trust, status_lookup))
+                    _verify_one(pkg, entry, body.doc_root, page_ids, must_cover, later, trust, status_lookup,
+                                use_lookup))
     except OfdError as exc:
         result.error = exc.reason
         return result

@@ -6,7 +6,7 @@ import logging
 import os
 from pathlib import Path
 
-from stamping.verify.result import DocumentResult, SealStatusLookup
+from stamping.verify.result import DocumentResult, SealStatusLookup, SignatureUseLookup
 
 log = logging.getLogger(__name__)
 MAX_FILE_BYTES = 256 * 1024 * 1024
@@ -21,19 +21,20 @@ def sniff_format(head: bytes) -> str:
     return "unknown"
 
 
-def verify_bytes(data: bytes, path: str, trust, status_lookup: SealStatusLookup | None = None) -> DocumentResult:
+def verify_bytes(data: bytes, path: str, trust, status_lookup: SealStatusLookup | None = None, *,
+                 use_lookup: SignatureUseLookup | None = None) -> DocumentResult:
     fmt = sniff_format(data[:1024])
     try:
         if fmt == "ofd":
             from stamping.ofd.verify import verify_ofd
 
-            return verify_ofd(data, path, trust, status_lookup)
+            return verify_ofd(data, path, trust, status_lookup, use_lookup=use_lookup)
         if fmt == "pdf":
             try:
                 from stamping.pdf import verify_pdf
             except ImportError as exc:
                 return DocumentResult(path, "pdf", error=f"PDF verification is not available: {exc}")
-            return verify_pdf(data, path, trust, status_lookup)
+            return verify_pdf(data, path, trust, status_lookup, use_lookup=use_lookup)
     except Exception as exc:
         # A verifier bug must not stop a batch; the document is reported as not verifiable.
         log.exception("verification of %s failed unexpectedly", path)
@@ -41,7 +42,8 @@ def verify_bytes(data: bytes, path: str, trust, status_lookup: SealStatusLookup 
     return DocumentResult(path, "unknown", error="not an OFD or PDF file")
 
 
-def verify_file(path: str | os.PathLike, trust, status_lookup: SealStatusLookup | None = None) -> DocumentResult:
+def verify_file(path: str | os.PathLike, trust, status_lookup: SealStatusLookup | None = None, *,
+                use_lookup: SignatureUseLookup | None = None) -> DocumentResult:
     """Verify one file; an unreadable file gives ``DocumentResult(error=reason)``."""
     name = str(path)
     try:
@@ -52,4 +54,4 @@ def verify_file(path: str | os.PathLike, trust, status_lookup: SealStatusLookup 
         data = p.read_bytes()
     except OSError as exc:
         return DocumentResult(name, "unknown", error=f"cannot read file: {exc.strerror or exc}")
-    return verify_bytes(data, name, trust, status_lookup)
+    return verify_bytes(data, name, trust, status_lookup, use_lookup=use_lookup)
