@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-from sealflow.settings import StateNotPrivate
+from sealflow.settings import StateNotPrivate, make_private_dirs
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -41,7 +41,7 @@ class DatabaseNotPrivate(StateNotPrivate):
 def _private_sqlite(path: Path) -> None:
     """Create the SQLite file 0600 before SQLite does (it would follow the umask; its -wal and -shm
     files copy the main file's mode); refuse one that others can read."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(path.parent)
     with suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     mode = stat.S_IMODE(path.stat().st_mode)

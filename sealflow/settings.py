@@ -220,6 +220,21 @@ class StateNotPrivate(RuntimeError):
     """The state directory, a database or a secret file can be read by other users."""
 
 
+def make_private_dirs(path: Path) -> None:
+    """Create ``path`` and every missing parent with mode 0700 (``mkdir(parents=True)`` would make
+    the parents 0755 whatever ``mode`` says): the state directory is private from its first moment."""
+    missing = []
+    current = Path(path)
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+
+
 def _sqlite_path(url: str) -> Path | None:
     if not url.startswith("sqlite"):
         return None

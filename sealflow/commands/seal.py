@@ -383,7 +383,7 @@ def run_expire(args: argparse.Namespace, settings: Settings) -> int:
 @_run
 def run_demo_setup(args: argparse.Namespace, settings: Settings) -> int:
     from stamping.registry import RegistryError
-    from stamping.registry.demo import bootstrap_demo
+    from stamping.registry.demo import bootstrap_demo, keep_credentials
 
     reg = registry(settings)
     actor = None
@@ -391,12 +391,8 @@ def run_demo_setup(args: argparse.Namespace, settings: Settings) -> int:
         actor = authenticated_user(reg)
     out = bootstrap_demo(reg, official_pin=os.environ.get("SEALFLOW_DEMO_OFFICIAL_PIN"),
                          personal_pin=os.environ.get("SEALFLOW_DEMO_PERSONAL_PIN"), actor=actor, os_login=os_login())
-    credentials = out.pop("credentials")
-    if credentials:  # the demo people's credentials: a 0600 file for the demo, never printed
-        cred_file = settings.state_dir / "registry" / "demo-credentials.json"
-        old = json.loads(cred_file.read_text()) if cred_file.exists() else {}
-        _write_private_json(cred_file, {**old, **credentials})
-    out["credential_file"] = str(settings.state_dir / "registry" / "demo-credentials.json")
+    # the demo people's credentials: a 0600 file for the demo, never printed
+    out["credential_file"] = str(keep_credentials(settings, out.pop("credentials")))
     pins = out.pop("pins")
     pin_file = settings.state_dir / "registry" / "demo-pins.json"
     if pins:  # the demo keeper's PINs: a 0600 file for the demo, never printed

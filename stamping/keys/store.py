@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sealflow.settings import Settings
+from sealflow.settings import Settings, make_private_dirs
 from stamping.gm.sm2 import SM2PrivateKey, SM2PublicKey
 from stamping.gm.sm3 import sm3
 from stamping.gm.sm4 import DecryptionFailed, decrypt_gcm, encrypt_gcm
@@ -57,7 +57,7 @@ def kek_material(settings: Settings) -> bytes:
     else:
         path = settings.resolved_kek_file
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(path.parent)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_hex(32))
@@ -101,7 +101,7 @@ class KeyStore:
     @contextmanager
     def _locked(self, key_id: str) -> Iterator[Path]:
         path = self._path(key_id)
-        self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_dirs(self._dir)
         with open(self._dir / ".lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:

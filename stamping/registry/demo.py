@@ -9,7 +9,9 @@ by that administrator with :meth:`SealRegistry.add_user`, each with a credential
 from __future__ import annotations
 
 import json
+import os
 import secrets
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -106,6 +108,25 @@ def bootstrap_demo(registry: SealRegistry, *, official_pin: str | None = None, p
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return {**summary, "pins": pins, "credentials": credentials}
+
+
+def credentials_file(settings) -> Path:
+    """Where the demo keeps its people's credentials (0600) so that you can act as each of them."""
+    return state_file(settings).with_name("demo-credentials.json")
+
+
+def keep_credentials(settings, credentials: dict[str, str]) -> Path:
+    """Add new demo credentials to :func:`credentials_file` (0600, written whole or not at all)."""
+    path = credentials_file(settings)
+    if credentials:
+        old = json.loads(path.read_text()) if path.exists() else {}
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump({**old, **credentials}, fh)
+        os.replace(tmp, path)
+    return path
 
 
 def _existing(registry: SealRegistry) -> dict[str, str] | None:
