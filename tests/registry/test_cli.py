@@ -101,7 +101,7 @@ def test_seal_cli_lifecycle(home: Path, tmp_path: Path, capsys: pytest.CaptureFi
 
     assert main(["audit", "show", "--es-id", contract, "--json"]) == 0
     actions = [e["action"] for e in _json(capsys)]
-    assert actions == ["seal.make", "seal.report_lost", "seal.resume", "seal.revoke"]
+    assert actions == ["seal.make", "seal.report_lost", "seal.resume", "seal.revoke", "seal.destroy"]
     assert main(["audit", "checkpoint", "--offline"]) == 0  # no object store here: anchors are tested elsewhere
     assert "checkpoint signed" in capsys.readouterr().out
     assert main(["audit", "verify", "--offline", "--json"]) == 0
