@@ -26,9 +26,12 @@ import pymupdf
 from stamping.gm.oids import SM2_SIGN, SM2_WITH_SM3, SM3
 from stamping.gm.sm2 import SM2PublicKey
 from stamping.gm.sm3 import new_sm3
+from stamping.pdf.active import active_content, docmdp_permission
 from stamping.pdf.cms import CONTAINERS, CmsError, ParsedCms, parse_signed_data
 from stamping.pdf.errors import MUPDF_ERRORS, PdfError
 from stamping.pdf.reading import open_untrusted
+from stamping.pdf.rendering import compare_rendering
+from stamping.pdf.revisions import LaterUpdates, analyse_later_updates
 from stamping.pdf.sign import MAX_PDF_BYTES
 from stamping.verify.result import DocumentResult, SealStatusLookup, SignatureResult
 
@@ -41,7 +44,6 @@ _HEX_HOLE = re.compile(rb"<[0-9A-Fa-f\s]*>")
 _EOF_AT_END = re.compile(rb"%%EOF\s*$")
 _SUBFILTERS = ("/adbe.pkcs7.detached", "/ETSI.CAdES.detached")
 # Keys an incremental update may change in an object that existed when a seal was signed.
-_ALLOWED_KEYS = {"Annots", "Fields", "SigFlags", "AcroForm", "DSS", "Perms", "NeedAppearances"}
 
 
 @dataclass
@@ -169,72 +171,55 @@ def _check_byte_range(result: SignatureResult, data: bytes, br: list[int] | None
     return a1, b0, end
 
 
-def _object_keys(doc: pymupdf.Document, xref: int) -> dict[str, str]:
-    return {k: doc.xref_get_key(xref, k)[1] for k in doc.xref_get_keys(xref)}
-
-
-def _same_or_allowed(old: pymupdf.Document, new: pymupdf.Document, xref: int) -> bool:
-    before = old.xref_object(xref, compressed=True)
-    after = new.xref_object(xref, compressed=True) if xref < new.xref_length() else ""
-    if before == after and (not old.xref_is_stream(xref) or old.xref_stream_raw(xref) == new.xref_stream_raw(xref)):
-        return True
-    if before.lstrip().startswith("["):
-        # An /Annots or /Fields array may only grow.
-        return set(re.findall(r"\d+ \d+ R", before)) <= set(re.findall(r"\d+ \d+ R", after))
-    if old.xref_is_stream(xref) or new.xref_is_stream(xref):
-        return False
-    a, b = _object_keys(old, xref), _object_keys(new, xref)
-    return {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)} <= _ALLOWED_KEYS
-
-
 def _entry(doc: pymupdf.Document, num: int) -> tuple[str, int]:
     e = pymupdf.mupdf.ll_pdf_get_xref_entry_no_null(pymupdf._as_pdf_document(doc).m_internal, num)
     return str(e.type), int(e.ofs)
 
 
-def _rewritten_later(doc: pymupdf.Document, signed_end: int, limit: int) -> list[int] | None:
-    """Numbers below ``limit`` whose current definition was written after ``signed_end`` (in a
-    later update, directly or inside a later object stream), or freed; None if unknown."""
-    if doc.is_repaired:
-        return None
-    try:
-        out = []
-        for num in range(1, min(limit, doc.xref_length())):
-            kind, ofs = _entry(doc, num)
-            if kind == "o":
-                kind, ofs = _entry(doc, ofs)  # where the containing object stream is
-            if kind != "n" or ofs >= signed_end:
-                out.append(num)
-        return out
-    except (AttributeError, TypeError, *MUPDF_ERRORS):  # pragma: no cover - older PyMuPDF
-        return None
-
-
-def _check_later_changes(result: SignatureResult, doc: pymupdf.Document, data: bytes, signed_end: int) -> None:
-    """Objects of the signed revision rewritten by later updates, beyond adding annotations/fields."""
+def _check_later_changes(result: SignatureResult, doc: pymupdf.Document, data: bytes, signed_end: int,
+                         sig_xref: int) -> LaterUpdates:
+    """Classify every update after the signed revision (``revisions.py``) and compare what the pages show
+    (``rendering.py``); either finding makes the signature not valid."""
+    updates = analyse_later_updates(doc, data, signed_end)
+    if docmdp_permission(doc) == (1, sig_xref):
+        updates.modified("the signature certifies the document with DocMDP /P 1 (no changes allowed) "
+                         "but later updates follow")
+    if updates.modifications:
+        result.add("later_changes", False, "document modified after sealing: " + "; ".join(updates.modifications))
+    else:
+        added = ", ".join(f"object {n}" for n in updates.new_signature_fields) or "none"
+        result.add("later_changes", True, f"later updates only add signatures (fields: {added})"
+                   + (" and DSS data" if updates.adds_dss else ""))
     try:
         old = pymupdf.open(stream=data[:signed_end], filetype="pdf")
+        try:
+            diffs = compare_rendering(old, doc, updates.new_widget_rects)
+        finally:
+            old.close()
     except MUPDF_ERRORS as exc:
-        result.add("later_changes", False, f"cannot read the signed revision: {exc}")
-        return
-    changed: list[str] = []
-    try:
-        candidates = _rewritten_later(doc, signed_end, old.xref_length())
-        for xref in candidates if candidates is not None else range(1, old.xref_length()):
-            try:
-                if _same_or_allowed(old, doc, xref):
-                    continue
-            except MUPDF_ERRORS:  # unreadable now (or then): damaged by the change
-                pass
-            changed.append(str(xref))
-            if len(changed) >= 20:
-                break
-    finally:
-        old.close()
-    if changed:
-        result.add("later_changes", False, "modified after signing: object(s) " + ", ".join(changed))
+        result.add("rendering", False, f"document modified after sealing: cannot render a revision ({exc})")
+        return updates
+    if diffs:
+        result.add("rendering", False, "document modified after sealing: "
+                   + "; ".join(d.describe() for d in diffs[:10]))
     else:
-        result.add("later_changes", True, "later updates only add signatures and annotations")
+        result.add("rendering", True, "every page looks as signed (outside later signatures' widgets)")
+    return updates
+
+
+def _check_hole_in_signature(result: SignatureResult, doc: pymupdf.Document, data: bytes, sig_xref: int,
+                             hole: tuple[int, int], signed_end: int) -> bool:
+    """The /Contents hole must be the value of this very signature dictionary, written in the signed
+    revision (signature wrapping moves the ByteRange elsewhere, or defines the dictionary later)."""
+    try:
+        kind, ofs = _entry(doc, sig_xref)
+    except (AttributeError, TypeError, *MUPDF_ERRORS):  # pragma: no cover - older PyMuPDF
+        return True
+    end = data.find(b"endobj", ofs) if kind == "n" else -1
+    if kind != "n" or not ofs < hole[0] < hole[1] <= end <= signed_end:
+        return result.add("byte_range", False, f"the signed /Contents hole is not inside signature object "
+                          f"{sig_xref} of the signed revision (signature wrapping)")
+    return True
 
 
 @lru_cache(maxsize=256)
@@ -305,8 +290,8 @@ def _chain_only(result: SignatureResult, cms_info: ParsedCms, signed_at: datetim
     result.add("signer_chain", chain.ok, chain.reason, kind="trust")
 
 
-def _verify_one(doc: pymupdf.Document, data: bytes, field: _SigField, path: str, trust: TrustStore | None,
-                status_lookup: SealStatusLookup | None) -> SignatureResult:
+def _verify_one(doc: pymupdf.Document, data: bytes, field: _SigField, trust: TrustStore | None,
+                status_lookup: SealStatusLookup | None, warnings: list[str]) -> SignatureResult:
     result = SignatureResult(location=field.name)
     sig = _SigDict(doc, data, field.sig_xref)
     sub = sig.sub_filter
@@ -317,8 +302,13 @@ def _verify_one(doc: pymupdf.Document, data: bytes, field: _SigField, path: str,
     if frame is None:
         return result
     hole_start, hole_end, signed_end = frame
+    if not _check_hole_in_signature(result, doc, data, field.sig_xref, (hole_start, hole_end), signed_end):
+        return result
     if signed_end < len(data):
-        _check_later_changes(result, doc, data, signed_end)
+        updates = _check_later_changes(result, doc, data, signed_end, field.sig_xref)
+        if not updates.modifications:
+            warnings.append(f"signature {field.name}: signed an earlier revision; later updates only add "
+                            "further signatures" + (" and DSS data" if updates.adds_dss else ""))
     try:
         blob = bytes.fromhex(data[hole_start + 1:hole_end - 1].decode("ascii"))
         cms_info = parse_signed_data(blob)
@@ -353,9 +343,10 @@ def verify_pdf(data: bytes, path: str, trust: TrustStore | None, status_lookup: 
         if not fields:
             result.error = "no signatures: the document is not sealed"
             return result
+        result.warnings.extend(f"active content: {what}" for what in active_content(doc, data))
         for f in fields:
             try:
-                result.signatures.append(_verify_one(doc, data, f, path, trust, status_lookup))
+                result.signatures.append(_verify_one(doc, data, f, trust, status_lookup, result.warnings))
             except MUPDF_ERRORS as exc:  # a damaged object under the signature dictionary
                 sig = SignatureResult(location=f.name)
                 sig.add("pdf_structure", False, f"unreadable signature objects: {exc}")
