@@ -45,6 +45,7 @@ _REF = re.compile(r"(\d+)\s+\d+\s+R\b")
 # Catalog keys a later signature / DSS update may change (pyHanko's ROOT_EXEMPT_STRICT_COMPARISON).
 _CATALOG_KEYS = {"AcroForm", "DSS", "Metadata", "Extensions", "MarkInfo", "Version"}
 _ACROFORM_KEYS = {"Fields", "SigFlags"}
+_INFO_KEYS = {"Title", "Author", "Subject", "Keywords", "Creator", "Producer", "CreationDate", "ModDate", "Trapped"}
 _MAX_NAMED = 20
 
 
@@ -308,6 +309,19 @@ class _Analysis:
         self.side_roots: set[int] = set()  # new DSS / metadata / info objects (never drawn)
         limit = new.xref_length()
         self.new_nums = {n for n in range(1, limit) if _where(old, n) == ("f",) and _where(new, n) != ("f",)}
+        # Who refers to whom in the signed revision: a shadow attack prepares an object that is both
+        # harmless metadata and page content, or a reference to an object that does not exist yet.
+        self.referrers: dict[int, set[int]] = {}
+        for num in range(1, old.xref_length()):
+            if _where(old, num) != ("f",):
+                for ref in _refs(old.xref_object(num, compressed=True)):
+                    self.referrers.setdefault(ref, set()).add(num)
+        root = old.pdf_catalog()
+        self.growable = {r for r in (_ref(old.xref_get_key(p, "Annots")) for p in self.pages) if r is not None}
+        form = _ref(old.xref_get_key(root, "AcroForm"))
+        fields = _ref(old.xref_get_key(form, "Fields")) if form else _ref(old.xref_get_key(root, "AcroForm/Fields"))
+        if fields is not None:
+            self.growable.add(fields)
 
     def name(self, num: int) -> str:
         return _describe(self.old if _where(self.old, num) != ("f",) else self.new, num, self.pages)
@@ -320,6 +334,9 @@ class _Analysis:
         old_info, new_info = _ref(old.xref_get_key(-1, "Info")), _ref(new.xref_get_key(-1, "Info"))
         if new_info is not None and new_info in self.new_nums:
             self.side_roots.add(new_info)
+        for num in sorted(self.new_nums & self.referrers.keys()):
+            self.out.modified(f"object {num} is referenced by object(s) {sorted(self.referrers[num])} of the signed "
+                              "revision, where it did not exist, and is defined by a later update")
         for num in range(1, old.xref_length()):
             if _where(old, num) == ("f",) or _where(old, num) == _where(new, num):
                 continue
@@ -331,7 +348,7 @@ class _Analysis:
 
     def _changed(self, num: int, *, is_root: bool, is_info: bool) -> None:
         old, new = self.old, self.new
-        if is_info and not new.xref_is_stream(num):
+        if is_info and self._only_metadata(num):
             return
         if is_root:
             extra = _changed_keys(old, new, num) - _CATALOG_KEYS
@@ -339,12 +356,13 @@ class _Analysis:
                 self.out.modified(f"{self.name(num)}: /{', /'.join(sorted(extra))} changed")
             self._catalog_parts(num)
             return
-        if num == _ref(old.xref_get_key(old.pdf_catalog(), "Metadata")) and new.xref_get_key(
-                num, "Subtype") == ("name", "/XML"):
-            return  # XMP metadata is never drawn
+        if (num == _ref(old.xref_get_key(old.pdf_catalog(), "Metadata"))
+                and self.referrers.get(num, set()) <= {old.pdf_catalog()}
+                and new.xref_get_key(num, "Subtype") == ("name", "/XML")):
+            return  # XMP metadata, used for nothing else, is never drawn
         old_text = old.xref_object(num, compressed=True).strip()
         new_text = new.xref_object(num, compressed=True).strip()
-        if old_text.startswith("[") and not old.xref_is_stream(num):
+        if old_text.startswith("[") and not old.xref_is_stream(num) and num in self.growable:
             added = _grown_array(old_text, new_text)
             if added is None:
                 self.out.modified(f"{self.name(num)}: array entries changed or removed")
@@ -361,6 +379,13 @@ class _Analysis:
             self._annots_key(num)
         else:
             self.out.modified(f"{self.name(num)}: /{', /'.join(sorted(changed)) or 'content'} changed")
+
+    def _only_metadata(self, num: int) -> bool:
+        """The /Info dictionary, used by nothing else, with document-information strings only."""
+        new = self.new
+        return (not self.referrers.get(num) and not new.xref_is_stream(num)
+                and all(k in _INFO_KEYS and new.xref_get_key(num, k)[0] in ("string", "name")
+                        for k in new.xref_get_keys(num)))
 
     def _catalog_parts(self, root: int) -> None:
         old, new = self.old, self.new
@@ -428,12 +453,19 @@ class _Analysis:
     def _new_objects(self) -> None:
         new = self.new
         fields: set[int] = set()
+        listed = self._form_fields()
         for ref in sorted(self.added_refs):
             owner = _signature_addition(new, ref, self.new_nums)
             if owner is None:
                 self.out.modified(f"{self.name(ref)} added to the page or form (not a new signature)")
+            elif owner not in listed:
+                # a widget whose signature is not in the form is never verified, yet it would be drawn
+                self.out.modified(f"{self.name(ref)} added: signature field {owner} is not in the form's /Fields")
             else:
                 fields.add(owner)
+        info = _ref(new.xref_get_key(-1, "Info"))
+        if info in self.side_roots and not self._only_metadata(info):
+            self.out.modified(f"{self.name(info)}: a new /Info with entries other than document information")
         self.out.new_signature_fields = sorted(fields)
         allowed = _closure(new, fields | self.added_refs & self.new_nums | self.side_roots, self.new_nums)
         for num in sorted(self.new_nums - allowed):
@@ -442,6 +474,14 @@ class _Analysis:
                 continue
             self.out.modified(f"{self.name(num)} added")
         self._widget_rects(fields)
+
+    def _form_fields(self) -> set[int]:
+        new, root = self.new, self.new.pdf_catalog()
+        form = _ref(new.xref_get_key(root, "AcroForm"))
+        value = new.xref_get_key(form, "Fields") if form else new.xref_get_key(root, "AcroForm/Fields")
+        if _ref(value) is not None:
+            return set(_refs(new.xref_object(_ref(value), compressed=True)))
+        return set(_refs(value[1])) if value[0] == "array" else set()
 
     def _widget_rects(self, fields: set[int]) -> None:
         new = self.new

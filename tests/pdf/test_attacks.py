@@ -245,6 +245,66 @@ def test_a_new_signature_field_reusing_the_sealed_value_is_not_a_signature(kit, 
     assert "page 1 differs" in failed["rendering"]
 
 
+def test_a_signature_widget_outside_the_form_is_not_valid(kit, sealed):
+    """A widget of a 'signature' that the form does not list is never verified, so it may not draw."""
+    page_num, page_text = page_object(sealed)
+    annots = pymupdf.open(stream=sealed, filetype="pdf").xref_get_key(page_num, "Annots")[1]
+    n = next_free_number(sealed)
+    ap = b"1 1 1 rg 0 0 400 300 re f"
+    objects = {
+        n: b"<</Type/XObject/Subtype/Form/BBox[0 0 400 300]/Length %d>>stream\n%s\nendstream" % (len(ap), ap),
+        n + 1: b"<</Type/Sig/Filter/Adobe.PPKLite/SubFilter/adbe.pkcs7.detached/ByteRange[0 1 2 3]/Contents<00>>>",
+        n + 2: b"<</Type/Annot/Subtype/Widget/FT/Sig/T(Fake)/V %d 0 R/Rect[50 400 450 700]/F 4/P %d 0 R"
+               b"/AP<</N %d 0 R>>>>" % (n + 1, page_num, n),
+        page_num: page_text.replace(f"/Annots{annots}", f"/Annots{annots[:-1]} {n + 2} 0 R]").encode(),
+    }
+    failed = _failed(append_update(sealed, objects), kit)
+    assert f"signature field {n + 2} is not in the form's /Fields" in failed["later_changes"]
+    assert "page 1 differs" in failed["rendering"]
+
+
+# --- shadow attacks prepared before sealing -------------------------------------------------------
+
+def test_defining_an_object_the_signed_page_already_referred_to_is_not_valid(kit, sample_pdf):
+    """The signed page lists annotation 99, which does not exist (nothing drawn); a later update
+    defines it — through the DSS, which is otherwise allowed."""
+    doc = pymupdf.open(stream=sample_pdf, filetype="pdf")
+    doc.xref_set_key(doc.page_xref(0), "Annots", "[99 0 R]")
+    prepared = doc.tobytes()
+    doc.close()
+    sealed = stamp_pdf(prepared, kit.seal_der, kit.signer, ANCHOR)
+    assert verify_pdf(sealed, "s.pdf", kit.trust).verdict == "valid"
+    doc = pymupdf.open(stream=sealed, filetype="pdf")
+    catalog = doc.xref_object(doc.pdf_catalog(), compressed=True)
+    doc.close()
+    annot = b"<</Type/Annot/Subtype/FreeText/Rect[80 500 400 600]/Contents(FORGED)/DA(/Helv 24 Tf 0 g)/F 4>>"
+    forged = append_update(sealed, {99: annot, 1: catalog[:-2].encode() + b"/DSS<</Certs[99 0 R]>>>>"})
+    failed = _failed(forged, kit)
+    assert "object 99 is referenced by object(s) [4] of the signed revision, where it did not exist" in \
+        failed["later_changes"]
+    assert "page 1 differs" in failed["rendering"]
+
+
+def test_metadata_that_is_also_page_content_may_not_change(kit, sample_pdf):
+    """One stream is both the XMP metadata (which may change) and part of the page (which may not)."""
+    doc = pymupdf.open(stream=sample_pdf, filetype="pdf")
+    shadow = doc.get_new_xref()
+    doc.update_object(shadow, "<</Type/Metadata/Subtype/XML>>")
+    doc.update_stream(shadow, b" ")
+    doc.xref_set_key(doc.pdf_catalog(), "Metadata", f"{shadow} 0 R")
+    doc.xref_set_key(doc.page_xref(0), "Contents", f"[5 0 R 6 0 R 10 0 R {shadow} 0 R]")
+    prepared = doc.tobytes()
+    doc.close()
+    sealed = stamp_pdf(prepared, kit.seal_der, kit.signer, ANCHOR)
+    assert verify_pdf(sealed, "s.pdf", kit.trust).verdict == "valid"
+    box = b"1 1 1 rg 50 500 500 300 re f"
+    forged = append_update(sealed, {shadow: b"<</Type/Metadata/Subtype/XML/Length %d>>stream\n%s\nendstream"
+                                    % (len(box), box)})
+    failed = _failed(forged, kit)
+    assert f"object {shadow} (/Metadata /XML): stream changed" in failed["later_changes"]
+    assert "page 1 differs" in failed["rendering"]
+
+
 # --- active content and certification ---------------------------------------------------------------
 
 def _with_catalog_key(data: bytes, key: str, value: str, **save) -> bytes:
