@@ -78,3 +78,33 @@ def text_stream(text: str, x: float = 60, y: float = 700, size: float = 24) -> b
 
 
 FONT = b"<</Type/Font/Subtype/Type1/BaseFont/Helvetica/Encoding/WinAnsiEncoding>>"
+
+
+def append_objstm_update(data: bytes, compressed: dict[int, bytes], plain: dict[int, bytes]) -> bytes:
+    """``data`` plus one update with a cross-reference *stream*: ``compressed`` objects inside a new object
+    stream (type-2 rows), ``plain`` objects written normally."""
+    out = bytearray(data if data.endswith(b"\n") else data + b"\n")
+    size = int(trailer_value(data, "Size"))
+    stm, xref = max([size, *compressed, *plain]) + 1, max([size, *compressed, *plain]) + 2
+    rows: dict[int, bytes] = {}
+    for num, body in plain.items():
+        rows[num] = b"\x01" + len(out).to_bytes(4, "big") + b"\x00\x00"
+        out += b"%d 0 obj\n%s\nendobj\n" % (num, body)
+    header, bodies = b"", b""
+    for i, (num, body) in enumerate(compressed.items()):
+        header += b"%d %d " % (num, len(bodies))
+        bodies += body + b"\n"
+        rows[num] = b"\x02" + stm.to_bytes(4, "big") + i.to_bytes(2, "big")
+    content = header + bodies
+    rows[stm] = b"\x01" + len(out).to_bytes(4, "big") + b"\x00\x00"
+    out += b"%d 0 obj\n<</Type/ObjStm/N %d/First %d/Length %d>>stream\n%s\nendstream\nendobj\n" % (
+        stm, len(compressed), len(header), len(content), content)
+    rows[xref] = b"\x01" + len(out).to_bytes(4, "big") + b"\x00\x00"
+    nums = sorted(rows)
+    index = b" ".join(b"%d 1" % n for n in nums)
+    table = b"".join(rows[n] for n in nums)
+    at = len(out)
+    out += (b"%d 0 obj\n<</Type/XRef/Size %d/Root %s/Prev %d/W[1 4 2]/Index[%s]/Length %d>>stream\n%s\nendstream\n"
+            b"endobj\nstartxref\n%d\n%%%%EOF\n" % (xref, xref + 1, trailer_value(data, "Root").encode(),
+                                                  last_startxref(data), index, len(table), table, at))
+    return bytes(out)

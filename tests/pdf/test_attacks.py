@@ -17,6 +17,7 @@ from stamping.pdf.errors import PdfError
 from stamping.placement import Placement
 from tests.pdf.forge import (
     FONT,
+    append_objstm_update,
     append_update,
     last_startxref,
     next_free_number,
@@ -147,7 +148,19 @@ def test_a_content_stream_redefined_with_a_new_generation_is_not_valid(kit, seal
     assert "page 1 differs" in failed["rendering"]
 
 
-def test_a_content_stream_redefined_inside_a_new_object_stream_is_not_valid(kit, any_sample_pdf, tmp_path):
+def test_a_page_redefined_inside_a_new_object_stream_is_not_valid(kit, any_sample_pdf):
+    sealed = stamp_pdf(any_sample_pdf, kit.seal_der, kit.signer, ANCHOR)
+    objects, page = _forged_page_update(sealed)
+    content = next(n for n, body in objects.items() if b"stream" in body)
+    forged = append_objstm_update(sealed, {n: b for n, b in objects.items() if n != content},
+                                  {content: objects[content]})
+    assert pymupdf.open(stream=forged, filetype="pdf").xref_get_key(-1, "Type") == ("name", "/XRef")
+    failed = _failed(forged, kit)
+    assert f"object {page} (page 1): /Contents, /Resources changed" in failed["later_changes"]
+    assert "page 1 differs" in failed["rendering"]
+
+
+def test_a_rectangle_drawn_by_an_editor_save_is_not_valid(kit, any_sample_pdf, tmp_path):
     sealed = stamp_pdf(any_sample_pdf, kit.seal_der, kit.signer, ANCHOR)
 
     def change(doc: pymupdf.Document) -> None:
@@ -164,9 +177,9 @@ def _forged_page_update(sealed: bytes) -> tuple[dict[int, bytes], int]:
     """Page 4 of the sealed file redefined to draw forged text on top of its signed content."""
     num, text = page_object(sealed)
     n = next_free_number(sealed)
-    page = text.replace("/Contents [ 5 0 R 6 0 R 10 0 R ]", f"/Contents [ 5 0 R 6 0 R 10 0 R {n} 0 R ]")
-    page = page.replace("/Resources 3 0 R", f"/Resources <</Font <</china-s 7 0 R /FForge {n + 1} 0 R>>>>")
-    assert page != text
+    page = text.replace("/Contents[5 0 R 6 0 R 10 0 R]", f"/Contents[5 0 R 6 0 R 10 0 R {n} 0 R]")
+    page = page.replace("/Resources 3 0 R", f"/Resources<</Font<</china-s 7 0 R/FForge {n + 1} 0 R>>>>")
+    assert page.count(f"{n} 0 R") == 1 and page.count(f"{n + 1} 0 R") == 1
     return {num: page.encode(), n: text_stream("FORGED 999"), n + 1: FONT}, num
 
 
