@@ -276,6 +276,27 @@ def test_a_signature_widget_outside_the_form_is_not_valid(kit, sealed):
     assert "page 1 differs" in failed["rendering"]
 
 
+def test_a_later_signature_dictionary_reusing_the_signed_byte_range_is_not_valid(kit, sealed):
+    """Signature wrapping: a /Sig written after the seal points its /ByteRange at the seal's hole, so the
+    seal's CMS would verify a second time for a field that was never signed."""
+    doc = pymupdf.open(stream=sealed, filetype="pdf")
+    form = int(doc.xref_get_key(doc.pdf_catalog(), "AcroForm")[1].split()[0])
+    form_text = doc.xref_object(form, compressed=True)
+    sig = next(x for x in range(1, doc.xref_length()) if doc.xref_get_key(x, "Type") == ("name", "/Sig"))
+    doc.close()
+    start = object_offset(sealed, sig)
+    sig_body = sealed[sealed.index(b"obj", start) + 3:sealed.index(b"endobj", start)].strip()
+    n = next_free_number(sealed)
+    fields = form_text[form_text.index("/Fields[") + 8:form_text.index("]", form_text.index("/Fields["))]
+    objects = {n: sig_body, n + 1: b"<</FT/Sig/T(Copy)/V %d 0 R>>" % n,
+               form: form_text.replace(f"/Fields[{fields}]", f"/Fields[{fields} {n + 1} 0 R]").encode()}
+    result = verify_pdf(append_update(sealed, objects), "wrapped.pdf", kit.trust)
+    assert result.verdict == "not_valid"
+    copy = next(s for s in result.signatures if s.location == "Copy")
+    assert [c.reason for c in copy.checks if not c.ok] == [
+        f"the signed /Contents hole is not inside signature object {n} of the signed revision (signature wrapping)"]
+
+
 # --- shadow attacks prepared before sealing -------------------------------------------------------
 
 def test_defining_an_object_the_signed_page_already_referred_to_is_not_valid(kit, sample_pdf):
