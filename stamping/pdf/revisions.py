@@ -193,15 +193,22 @@ def _check_revision(out: LaterUpdates, rev: pymupdf.Document, data: bytes, signe
     for m in _OBJ_HEADER.finditer(data, start, end):
         num, ofs = int(m.group(1)), m.start()
         here = _where(rev, num)
-        if here[:2] != ("n", ofs) and not _inside_stream(data, start, ofs):
+        if here[:2] != ("n", ofs) and not _inside_stream(rev, data, start, ofs):
             out.modified(f"{label}: object {num} at byte {ofs} is not the one its cross-reference names "
                          "(hidden or duplicate object)")
 
 
-def _inside_stream(data: bytes, start: int, ofs: int) -> bool:
-    """Whether ``ofs`` lies inside the data of a stream (an 'N G obj' text there is just data)."""
+def _inside_stream(rev: pymupdf.Document, data: bytes, start: int, ofs: int) -> bool:
+    """Whether ``ofs`` lies inside the data of a stream object of this update that is current in ``rev``
+    (an 'N G obj' text there is just data; a forged 'stream' keyword does not count)."""
     opened = data.rfind(b"stream", start, ofs)
-    return opened > 0 and data.rfind(b"endstream", start, ofs) < opened - 3 and data[opened - 3:opened] != b"end"
+    if opened < 0 or data[opened - 3:opened] == b"end":
+        return False
+    heads = list(_OBJ_HEADER.finditer(data, start, opened))
+    if not heads or _where(rev, int(heads[-1].group(1)))[:2] != ("n", heads[-1].start()):
+        return False
+    closed = data.find(b"endstream", opened)
+    return closed > ofs and data.rfind(b"endobj", heads[-1].start(), ofs) < 0
 
 
 def _section(rev: pymupdf.Document, data: bytes, at: int) -> tuple[list | None, bytes]:

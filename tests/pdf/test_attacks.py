@@ -234,6 +234,28 @@ def test_an_object_hidden_beside_a_harmless_update_is_not_valid(kit, sealed):
         failed["later_changes"]
 
 
+def test_an_object_hidden_behind_a_fake_stream_keyword_is_not_valid(kit, sealed):
+    """'stream' written in a dictionary's string makes the hidden page look like stream data."""
+    objects, page = _forged_page_update(sealed)
+    info = int(trailer_value(sealed, "Info").split()[0])
+    decoy = append_update(sealed, {info: b"<</Producer(stream)>>"}, with_xref=False)
+    hidden = append_update(decoy, objects, with_xref=False)
+    forged = append_update(hidden, {info: b"<</Producer(editor)>>"}, prev=last_startxref(sealed))
+    failed = _failed(forged, kit)
+    assert f"object {page} at byte" in failed["later_changes"]
+
+
+def test_object_text_inside_a_real_stream_of_the_update_is_data(kit, sealed):
+    """The page drawn by the text below is only bytes of a stream: no finding for it (nothing hidden)."""
+    n = next_free_number(sealed)
+    body = b"4 0 obj <</Type/Page>> endobj"
+    stream = b"<</Length %d>>stream\n%s\nendstream" % (len(body), body)
+    info = int(trailer_value(sealed, "Info").split()[0])
+    # the stream is reachable from nothing drawn: it is reported only as an added object
+    failed = _failed(append_update(sealed, {n: stream, info: b"<</Producer(editor)>>"}), kit)
+    assert failed["later_changes"] == f"{MODIFIED}object {n} (stream) added"
+
+
 # --- signatures that draw (Sneaky Signature) ------------------------------------------------------
 
 def test_a_new_signature_field_reusing_the_sealed_value_is_not_a_signature(kit, sealed):
