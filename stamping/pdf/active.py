@@ -24,7 +24,7 @@ import pymupdf
 
 from stamping.pdf.errors import MUPDF_ERRORS
 
-__all__ = ["active_content", "docmdp_permission"]
+__all__ = ["active_content", "active_in_object", "docmdp_permission"]
 
 # A raw-byte look first. Uncompressed object dictionaries are plain bytes of the file, so a file holding
 # none of these names (literally, or as a name with a #xx escape) has none of them outside object streams.
@@ -54,19 +54,23 @@ def active_content(doc: pymupdf.Document, data: bytes) -> list[str]:
         return []
     found: list[str] = []
     for num in range(1, doc.xref_length()):
-        try:
-            text = _LITERAL.sub("()", doc.xref_object(num, compressed=True))
-            embedded = doc.xref_get_key(num, "Type") == ("name", "/EmbeddedFile")
-        except MUPDF_ERRORS:
-            continue
-        for pattern, what in _FINDINGS:
-            if pattern.search(text):
-                found.append(f"{what} (object {num})")
-        if embedded or "/EF" in text:
-            found.extend(_executables(doc, num, embedded))
+        found.extend(active_in_object(doc, num))
         if len(found) >= _MAX_FINDINGS:
             break
     return list(dict.fromkeys(found))[:_MAX_FINDINGS]
+
+
+def active_in_object(doc: pymupdf.Document, num: int) -> list[str]:
+    """The active content one object holds (an action, a script, XFA, an executable file)."""
+    try:
+        text = _LITERAL.sub("()", doc.xref_object(num, compressed=True))
+        embedded = doc.xref_get_key(num, "Type") == ("name", "/EmbeddedFile")
+    except MUPDF_ERRORS:
+        return []
+    found = [f"{what} (object {num})" for pattern, what in _FINDINGS if pattern.search(text)]
+    if embedded or "/EF" in text:
+        found.extend(_executables(doc, num, embedded))
+    return found
 
 
 def _may_hold_names(data: bytes) -> bool:

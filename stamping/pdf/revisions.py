@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 import pymupdf
 
+from stamping.pdf.active import active_in_object
 from stamping.pdf.errors import MUPDF_ERRORS
 
 __all__ = ["LaterUpdates", "analyse_later_updates"]
@@ -475,6 +476,9 @@ class _Analysis:
             self.out.modified(f"{self.name(info)}: a new /Info with entries other than document information")
         self.out.new_signature_fields = sorted(fields)
         allowed = _closure(new, fields | self.added_refs & self.new_nums | self.side_roots, self.new_nums)
+        for num in sorted(allowed):
+            for what in active_in_object(new, num):
+                self.out.modified(f"a later signature brings active content: {what}")
         for num in sorted(self.new_nums - allowed):
             kind = new.xref_get_key(num, "Type")
             if kind in (("name", "/XRef"), ("name", "/ObjStm")):
@@ -512,6 +516,8 @@ def analyse_later_updates(doc: pymupdf.Document, data: bytes, signed_end: int) -
         out.modified(f"the signed revision cannot be read: {exc}")
         return out
     try:
+        if old.is_repaired:
+            out.modified("the signed revision's cross-reference data is broken (readers rebuild it differently)")
         if old.page_count != doc.page_count:
             out.modified(f"the page count changed from {old.page_count} to {doc.page_count}")
         _Analysis(old, doc, out).run()

@@ -319,6 +319,29 @@ def test_a_later_signature_dictionary_reusing_the_signed_byte_range_is_not_valid
         f"the signed /Contents hole is not inside signature object {n} of the signed revision (signature wrapping)"]
 
 
+def test_a_later_signature_widget_with_a_script_is_not_valid(kit, sealed):
+    """A new signature field (listed in the form, with its own /Sig) whose widget runs JavaScript when
+    the page opens: scripts can change what is shown, so they are a modification, not a signature."""
+    doc = pymupdf.open(stream=sealed, filetype="pdf")
+    form = int(doc.xref_get_key(doc.pdf_catalog(), "AcroForm")[1].split()[0])
+    form_text = doc.xref_object(form, compressed=True)
+    page_num, page_text = page_object(sealed)
+    annots = doc.xref_get_key(page_num, "Annots")[1]
+    doc.close()
+    n = next_free_number(sealed)
+    fields = form_text[form_text.index("/Fields[") + 8:form_text.index("]", form_text.index("/Fields["))]
+    objects = {
+        n: b"<</Type/Sig/Filter/Adobe.PPKLite/SubFilter/adbe.pkcs7.detached/ByteRange[0 1 2 3]/Contents<00>>>",
+        n + 1: b"<</Type/Annot/Subtype/Widget/FT/Sig/T(Later)/V %d 0 R/Rect[0 0 0 0]/P %d 0 R"
+               b"/AA<</PO<</S/JavaScript/JS(this.getField('x').value='FORGED')>>>>>>" % (n, page_num),
+        form: form_text.replace(f"/Fields[{fields}]", f"/Fields[{fields} {n + 1} 0 R]").encode(),
+        page_num: page_text.replace(f"/Annots{annots}", f"/Annots{annots[:-1]} {n + 1} 0 R]").encode(),
+    }
+    failed = _failed(append_update(sealed, objects), kit)
+    assert f"a later signature brings active content: JavaScript action (object {n + 1})" in \
+        failed["later_changes"]
+
+
 # --- shadow attacks prepared before sealing -------------------------------------------------------
 
 def test_defining_an_object_the_signed_page_already_referred_to_is_not_valid(kit, sample_pdf):
