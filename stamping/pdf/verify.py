@@ -4,13 +4,22 @@ A light reader (PyMuPDF's object access plus the raw bytes), not a full pyHanko 
 batch verifies hundreds of files per second. Per signature the checks are:
 
 - ``byte_range``: /ByteRange covers the whole file but the /Contents hole, or a complete earlier
-  revision (the file then continues with later incremental updates);
-- ``later_changes``: later updates only add signatures/annotations (page /Annots, AcroForm
-  /Fields, new objects); any other object rewritten after signing is reported as modified;
+  revision (the file then continues with later incremental updates); the hole is the /Contents of
+  this very signature dictionary, a plain object of the signed revision (signature wrapping);
+- only when updates follow the signed revision (never for SealFlow's single seals, so a batch pays
+  nothing): ``later_changes`` — every later update is classified (``revisions.py``): only further
+  signatures and DSS data are allowed, anything else is "document modified after sealing: …" naming
+  the objects; ``rendering`` — the pages of the signed revision and of the whole file are rendered
+  and compared outside the later signatures' widgets (``rendering.py``). Two independent lines: each
+  alone makes the signature not valid. Updates that only add signatures leave the signature valid
+  and add a file-level warning (valid_with_warnings: the reader shows more than this seal covers);
 - ``cms``, ``algorithms``, ``data_hash`` (messageDigest = SM3 of the byte range),
   ``content_type``, ``signer_signature`` (SM2 over DER(signedAttrs), user id 1234567812345678);
 - the seal carried in the CMS (``stamping.pdf.cms.SESEAL_ATTR_OID``): C's ``check_seal``
   (maker signature, signer in the certificate list, validity, chains, registry status).
+
+Active content (JavaScript, Launch, SubmitForm, ImportData, RichMedia, XFA, embedded executables,
+``active.py``) is a file-level warning, so the batch, which accepts only ``valid``, fails the file.
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ from stamping.pdf.cms import CONTAINERS, CmsError, ParsedCms, parse_signed_data
 from stamping.pdf.errors import MUPDF_ERRORS, PdfError
 from stamping.pdf.reading import open_untrusted
 from stamping.pdf.rendering import compare_rendering
-from stamping.pdf.revisions import LaterUpdates, analyse_later_updates
+from stamping.pdf.revisions import analyse_later_updates
 from stamping.pdf.sign import MAX_PDF_BYTES
 from stamping.verify.result import DocumentResult, SealStatusLookup, SignatureResult
 
@@ -189,7 +198,7 @@ def _entry(doc: pymupdf.Document, num: int) -> tuple[str, int]:
 
 
 def _check_later_changes(result: SignatureResult, doc: pymupdf.Document, data: bytes, signed_end: int,
-                         sig_xref: int) -> LaterUpdates:
+                         sig_xref: int) -> None:
     """Classify every update after the signed revision (``revisions.py``) and compare what the pages show
     (``rendering.py``); either finding makes the signature not valid."""
     updates = analyse_later_updates(doc, data, signed_end)
@@ -210,13 +219,22 @@ def _check_later_changes(result: SignatureResult, doc: pymupdf.Document, data: b
             old.close()
     except MUPDF_ERRORS as exc:
         result.add("rendering", False, f"document modified after sealing: cannot render a revision ({exc})")
-        return updates
+        return
     if diffs:
         result.add("rendering", False, "document modified after sealing: "
                    + "; ".join(d.describe() for d in diffs[:10]))
     else:
         result.add("rendering", True, "every page looks as signed (outside later signatures' widgets)")
-    return updates
+
+
+def _later_signatures_warning(sig: SignatureResult) -> list[str]:
+    """The file-level warning for a signature over an earlier revision whose later updates only add
+    signatures (valid_with_warnings: the reader shows more seals than this one covers)."""
+    later = [c for c in sig.checks if c.name == "later_changes" and c.ok]
+    if not later:
+        return []
+    return [f"signature {sig.location}: signed an earlier revision; later updates only add further signatures"
+            + (" and DSS data" if later[0].reason.endswith("DSS data") else "")]
 
 
 def _check_hole_in_signature(result: SignatureResult, sig: _SigDict, sig_xref: int, hole: tuple[int, int],
@@ -298,8 +316,8 @@ def _chain_only(result: SignatureResult, cms_info: ParsedCms, signed_at: datetim
     result.add("signer_chain", chain.ok, chain.reason, kind="trust")
 
 
-def _verify_one(doc: pymupdf.Document, data: bytes, field: _SigField, trust: TrustStore | None,
-                status_lookup: SealStatusLookup | None, warnings: list[str]) -> SignatureResult:
+def _verify_one(doc: pymupdf.Document, data: bytes, field: _SigField, path: str, trust: TrustStore | None,
+                status_lookup: SealStatusLookup | None) -> SignatureResult:
     result = SignatureResult(location=field.name)
     sig = _SigDict(doc, data, field.sig_xref)
     sub = sig.sub_filter
@@ -313,10 +331,7 @@ def _verify_one(doc: pymupdf.Document, data: bytes, field: _SigField, trust: Tru
     if not _check_hole_in_signature(result, sig, field.sig_xref, (hole_start, hole_end), signed_end):
         return result
     if signed_end < len(data):
-        updates = _check_later_changes(result, doc, data, signed_end, field.sig_xref)
-        if not updates.modifications:
-            warnings.append(f"signature {field.name}: signed an earlier revision; later updates only add "
-                            "further signatures" + (" and DSS data" if updates.adds_dss else ""))
+        _check_later_changes(result, doc, data, signed_end, field.sig_xref)
     try:
         blob = bytes.fromhex(data[hole_start + 1:hole_end - 1].decode("ascii"))
         cms_info = parse_signed_data(blob)
@@ -354,7 +369,8 @@ def verify_pdf(data: bytes, path: str, trust: TrustStore | None, status_lookup: 
         result.warnings.extend(f"active content: {what}" for what in active_content(doc, data))
         for f in fields:
             try:
-                result.signatures.append(_verify_one(doc, data, f, trust, status_lookup, result.warnings))
+                result.signatures.append(_verify_one(doc, data, f, path, trust, status_lookup))
+                result.warnings.extend(_later_signatures_warning(result.signatures[-1]))
             except MUPDF_ERRORS as exc:  # a damaged object under the signature dictionary
                 sig = SignatureResult(location=f.name)
                 sig.add("pdf_structure", False, f"unreadable signature objects: {exc}")
