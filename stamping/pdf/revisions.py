@@ -321,7 +321,8 @@ class _Analysis:
         # harmless metadata and page content, or a reference to an object that does not exist yet.
         self.referrers: dict[int, set[int]] = {}
         for num in range(1, old.xref_length()):
-            if _where(old, num) != ("f",):
+            # cross-reference streams name /Root and /Info like a trailer; they are not drawn
+            if _where(old, num) != ("f",) and old.xref_get_key(num, "Type") != ("name", "/XRef"):
                 for ref in _refs(old.xref_object(num, compressed=True)):
                     self.referrers.setdefault(ref, set()).add(num)
         root = old.pdf_catalog()

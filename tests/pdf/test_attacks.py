@@ -531,3 +531,49 @@ def _asn1_cert(der: bytes):
 
     return x509.Certificate.load(der)
 
+
+
+def _other_signer():
+    """pyHanko with an ad-hoc ECDSA certificate: another program's signer."""
+    import datetime as dt
+
+    from asn1crypto import keys as akeys
+    from asn1crypto import x509 as ax509
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    from pyhanko.sign import signers
+    from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Other signer")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=30)).sign(key, hashes.SHA256()))
+    der_key = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return signers.SimpleSigner(signing_cert=ax509.Certificate.load(cert.public_bytes(serialization.Encoding.DER)),
+                                signing_key=akeys.PrivateKeyInfo.load(der_key),
+                                cert_registry=SimpleCertificateStore())
+
+
+def test_a_signature_added_by_another_program_keeps_the_seal_valid(kit, any_sample_pdf):
+    """pyHanko signs after our seal (new field, visible widget, its own xref kind and /Info update):
+    our seal stays valid, with the warning that it covers an earlier revision."""
+    import io
+
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import fields, signers
+
+    sealed = stamp_pdf(any_sample_pdf, kit.seal_der, kit.signer, ANCHOR)
+    out = signers.sign_pdf(IncrementalPdfFileWriter(io.BytesIO(sealed)),
+                           signers.PdfSignatureMetadata(field_name="Other"), signer=_other_signer(),
+                           new_field_spec=fields.SigFieldSpec("Other", box=(300, 100, 450, 160)))
+    result = verify_pdf(out.getvalue(), "two.pdf", kit.trust)
+    ours = result.signatures[0]
+    assert ours.verdict == "valid", [(c.name, c.reason) for c in ours.checks if not c.ok]
+    assert {c.name for c in ours.checks} >= {"later_changes", "rendering"}
+    assert result.warnings == [f"signature {ours.location}: signed an earlier revision; later updates only add "
+                               "further signatures"]
