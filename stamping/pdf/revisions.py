@@ -43,6 +43,7 @@ _OBJ_HEADER = re.compile(rb"(?<![0-9])(\d+)\s+(\d+)\s+obj\b")
 _XREF_SUBSECTION = re.compile(rb"\s*(\d+)\s+(\d+)[ \t]*(?:\r\n|\r|\n)")
 _XREF_ROW = re.compile(rb"(\d{10}) (\d{5}) ([nf])(?: \r| \n|\r\n)")
 _REF = re.compile(r"(\d+)\s+\d+\s+R\b")
+_LONG_HEX_STRING = re.compile(r"<[0-9A-Fa-f\s]{64,}>")  # a /Contents value: no references, slow to scan
 # Catalog keys a later signature / DSS update may change (pyHanko's ROOT_EXEMPT_STRICT_COMPARISON).
 _CATALOG_KEYS = {"AcroForm", "DSS", "Metadata", "Extensions", "MarkInfo", "Version"}
 _ACROFORM_KEYS = {"Fields", "SigFlags"}
@@ -191,12 +192,26 @@ def _check_revision(out: LaterUpdates, rev: pymupdf.Document, data: bytes, signe
             out.modified(f"object {num}: the {label} takes it from object stream {where} of the signed revision")
         elif kind not in ("n", "o", "f"):
             out.modified(f"{label}: unknown cross-reference entry type for object {num}")
-    for m in _OBJ_HEADER.finditer(data, start, end):
+    for m in _object_headers(data, start, end):
         num, ofs = int(m.group(1)), m.start()
         here = _where(rev, num)
         if here[:2] != ("n", ofs) and not _inside_stream(rev, data, start, ofs):
             out.modified(f"{label}: object {num} at byte {ofs} is not the one its cross-reference names "
                          "(hidden or duplicate object)")
+
+
+def _object_headers(data: bytes, start: int, end: int) -> list[re.Match]:
+    """Every 'N G obj' in data[start:end], found from the keyword backwards (a regex over a long hex
+    string or binary stream would try every digit)."""
+    out = []
+    at = data.find(b"obj", start, end)
+    while at >= 0:
+        if data[at - 3:at] != b"end":
+            m = _OBJ_HEADER.search(data, max(start, at - 24), at + 3)
+            if m is not None and m.end() == at + 3:
+                out.append(m)
+        at = data.find(b"obj", at + 3, end)
+    return out
 
 
 def _inside_stream(rev: pymupdf.Document, data: bytes, start: int, ofs: int) -> bool:
@@ -244,6 +259,8 @@ def _changed_keys(old: pymupdf.Document, new: pymupdf.Document, num: int) -> set
 
 
 def _refs(text: str) -> list[int]:
+    if "<" in text and len(text) > 1024:
+        text = _LONG_HEX_STRING.sub("<>", text)
     return [int(n) for n in _REF.findall(text)]
 
 

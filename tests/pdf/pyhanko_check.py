@@ -24,10 +24,13 @@ def _register_gm_oids() -> None:
     if SM2_WITH_SM3 not in algos.SignedDigestAlgorithmId._map:
         algos.SignedDigestAlgorithmId._map[SM2_WITH_SM3] = "sm2_sm3"
         algos.SignedDigestAlgorithmId._reverse_map = None
+    # ContentType's name → OID map is a fixed dict that asn1crypto never rebuilds: add to it, never
+    # reset it (a None map broke every later ContentType('data')); 'data' keeps the PKCS #7 OID.
     name = cms.ContentType._map.setdefault(GBT35275_SIGNED_DATA, "gbt35275_signed_data")
     cms.ContentInfo._oid_specs.setdefault(name, cms.SignedData)
     cms.ContentType._map[GBT35275_DATA] = "data"
-    cms.ContentType._reverse_map = None
+    if cms.ContentType._reverse_map is not None:
+        cms.ContentType._reverse_map.setdefault(name, GBT35275_SIGNED_DATA)
 
 
 class SM2Validator(SignatureValidator):
