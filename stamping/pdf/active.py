@@ -28,8 +28,9 @@ __all__ = ["active_content", "active_in_object", "docmdp_permission"]
 
 # A raw-byte look first. Uncompressed object dictionaries are plain bytes of the file, so a file holding
 # none of these names (literally, or as a name with a #xx escape) has none of them outside object streams.
-_NAMES = re.compile(rb"/(?:JavaScript|JS|Launch|SubmitForm|ImportData|RichMedia|XFA|EmbeddedFile|EF)")
-_HEX_PAIRS = frozenset(bytes([a, b]) for a in b"0123456789abcdefABCDEF" for b in b"0123456789abcdefABCDEF")
+# One pass finds the names and the object streams (whose decoded data is looked at the same way).
+_NAMES = re.compile(rb"/(?:JavaScript|JS|Launch|SubmitForm|ImportData|RichMedia|XFA|EmbeddedFile|EF|(ObjStm))")
+_HEX_ESCAPE = re.compile(rb"#[0-9A-Fa-f]{2}")
 _NAME_BEFORE = re.compile(rb"/[!-$&'*-.0-;=?-Z\\^-z|~]*\Z")  # a name (printable, no delimiters) up to here
 _OBJ_HEADER = re.compile(rb"(\d+)\s+\d+\s+obj\b")
 _LITERAL = re.compile(r"\((?:\\.|[^\\()])*\)")
@@ -50,7 +51,7 @@ _MAX_FINDINGS = 10
 
 def active_content(doc: pymupdf.Document, data: bytes) -> list[str]:
     """What active content the document holds, e.g. ["JavaScript action (object 12)"]; [] when none."""
-    if not _may_hold_names(data) and not any(_may_hold_names(_stream(doc, num)) for num in _object_streams(data)):
+    if not _may_hold_names(data, doc):
         return []
     found: list[str] = []
     for num in range(1, doc.xref_length()):
@@ -73,31 +74,28 @@ def active_in_object(doc: pymupdf.Document, num: int) -> list[str]:
     return found
 
 
-def _may_hold_names(data: bytes) -> bool:
-    """Whether the bytes hold one of the names, literally or as a name written with a #xx escape."""
-    if _NAMES.search(data):
-        return True
-    at = data.find(b"#")
-    while at >= 0:  # a find loop: '#' is rare outside binary streams, a regex scan costs 5× more here
-        if data[at + 1:at + 3] in _HEX_PAIRS and _NAME_BEFORE.search(data, max(0, at - 127), at):
+def _may_hold_names(data: bytes, doc: pymupdf.Document | None = None) -> bool:
+    """Whether the bytes (and, with ``doc``, the object streams they define) hold one of the names,
+    literally or as a name written with a #xx escape."""
+    object_streams = []
+    for m in _NAMES.finditer(data):
+        if m.group(1) is None:
             return True
-        at = data.find(b"#", at + 1)
-    return False
+        object_streams.append(m.start())
+    if any(_NAME_BEFORE.search(data, max(0, m.start() - 127), m.start()) for m in _HEX_ESCAPE.finditer(data)):
+        return True
+    return doc is not None and any(_may_hold_names(_stream(doc, _object_number(data, at))) for at in object_streams)
 
 
-def _object_streams(data: bytes) -> list[int]:
-    """Numbers of the objects whose dictionary says /Type/ObjStm (the header nearest before the name)."""
-    out, at = [], data.find(b"/ObjStm")
-    while at >= 0:
-        heads = list(_OBJ_HEADER.finditer(data, max(0, at - 512), at))
-        out.append(int(heads[-1].group(1)) if heads else 0)  # 0: not found, scan everything
-        at = data.find(b"/ObjStm", at + 1)
-    return out
+def _object_number(data: bytes, at: int) -> int:
+    """The number of the object whose dictionary holds the name at ``at`` (0: not found)."""
+    heads = list(_OBJ_HEADER.finditer(data, max(0, at - 512), at))
+    return int(heads[-1].group(1)) if heads else 0
 
 
 def _stream(doc: pymupdf.Document, num: int) -> bytes:
     if num <= 0:
-        return b"/JS"
+        return b"/JS"  # the object stream's header was not found: take the slow path
     try:
         return doc.xref_stream(num) or b""
     except MUPDF_ERRORS:
