@@ -400,7 +400,7 @@ class _Analysis:
             return
         changed = _changed_keys(old, new, num)
         if num == _ref(old.xref_get_key(old.pdf_catalog(), "AcroForm")):
-            self._acroform(num, "", changed)
+            self._acroform(num, changed)
         elif num in self.pages and changed == {"Annots"}:
             self._annots_key(num)
         else:
@@ -444,7 +444,7 @@ class _Analysis:
         self._fields_value(old.xref_get_key(root, "AcroForm/Fields"), new.xref_get_key(root, "AcroForm/Fields"),
                            f"{self.name(root)} /AcroForm /Fields")
 
-    def _acroform(self, num: int, prefix: str, changed: set[str]) -> None:
+    def _acroform(self, num: int, changed: set[str]) -> None:
         extra = changed - _ACROFORM_KEYS
         if extra:
             self.out.modified(f"{self.name(num)} (AcroForm): /{', /'.join(sorted(extra))} changed")
@@ -453,8 +453,6 @@ class _Analysis:
 
     def _fields_value(self, old_v: tuple[str, str], new_v: tuple[str, str], what: str) -> None:
         if old_v == new_v:
-            return
-        if old_v[0] == "xref" and old_v == new_v:
             return
         if old_v[0] not in ("array", "null") or new_v[0] != "array":
             self.out.modified(f"{what}: replaced")
