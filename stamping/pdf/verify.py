@@ -16,7 +16,9 @@ batch verifies hundreds of files per second. Per signature the checks are:
 - ``cms``, ``algorithms``, ``data_hash`` (messageDigest = SM3 of the byte range),
   ``content_type``, ``signer_signature`` (SM2 over DER(signedAttrs), user id 1234567812345678);
 - the seal carried in the CMS (``stamping.pdf.cms.SESEAL_ATTR_OID``): C's ``check_seal``
-  (maker signature, signer in the certificate list, validity, chains, registry status).
+  (maker signature, signer in the certificate list, validity, chains, registry status);
+- ``timestamp`` / ``signing_time`` / ``use_recorded``: the signature-time-stamp token (unsigned
+  attribute) and the audit log, see :mod:`stamping.verify.signing_time`.
 
 Active content (JavaScript, Launch, SubmitForm, ImportData, RichMedia, XFA, embedded executables,
 ``active.py``) is a file-level warning, so the batch, which accepts only ``valid``, fails the file.
@@ -42,7 +44,8 @@ from stamping.pdf.reading import open_untrusted
 from stamping.pdf.rendering import compare_rendering
 from stamping.pdf.revisions import analyse_later_updates
 from stamping.pdf.sign import MAX_PDF_BYTES
-from stamping.verify.result import DocumentResult, SealStatusLookup, SignatureResult
+from stamping.verify.result import DocumentResult, SealStatusLookup, SignatureResult, SignatureUseLookup
+from stamping.verify.signing_time import check_recorded_use, judge_signing_time
 
 if TYPE_CHECKING:
     from stamping.pki.trust import TrustStore
@@ -291,8 +294,8 @@ def _parse_seal_cached(seal_der: bytes):
     return parse_seal(seal_der)
 
 
-def _check_seal(result: SignatureResult, cms_info: ParsedCms, signed_at: datetime, trust: TrustStore | None,
-                status_lookup: SealStatusLookup | None) -> None:
+def _check_seal(result: SignatureResult, cms_info: ParsedCms, signed_at: datetime | None,
+                trust: TrustStore | None, status_lookup: SealStatusLookup | None) -> None:
     from stamping.ses.codec import SesFormatError
     from stamping.verify.seal_checks import check_seal
 
@@ -308,7 +311,8 @@ def _check_seal(result: SignatureResult, cms_info: ParsedCms, signed_at: datetim
     check_seal(result, seal, cms_info.signer_cert, signed_at, trust, status_lookup)
 
 
-def _chain_only(result: SignatureResult, cms_info: ParsedCms, signed_at: datetime, trust: TrustStore | None) -> None:
+def _chain_only(result: SignatureResult, cms_info: ParsedCms, signed_at: datetime | None,
+                trust: TrustStore | None) -> None:
     if trust is None:
         result.add("signer_chain", False, "no trust store given", kind="trust")
         return
@@ -317,7 +321,8 @@ def _chain_only(result: SignatureResult, cms_info: ParsedCms, signed_at: datetim
 
 
 def _verify_one(doc: pymupdf.Document, data: bytes, field: _SigField, path: str, trust: TrustStore | None,
-                status_lookup: SealStatusLookup | None) -> SignatureResult:
+                status_lookup: SealStatusLookup | None, use_lookup: SignatureUseLookup | None = None
+                ) -> SignatureResult:
     result = SignatureResult(location=field.name)
     sig = _SigDict(doc, data, field.sig_xref)
     sub = sig.sub_filter
@@ -346,14 +351,30 @@ def _verify_one(doc: pymupdf.Document, data: bytes, field: _SigField, path: str,
         h.update(view[hole_end:signed_end])
     digest = h.digest()
     _check_cms(result, cms_info, digest)
-    signed_at = cms_info.signing_time or sig.m or datetime.now(UTC)
-    result.signed_at = signed_at.isoformat()
+    seal = _seal_or_none(cms_info.seal_der)
+    # No time at all (neither signingTime nor /M): judged now, as before.
+    signed_at = judge_signing_time(result, claimed=cms_info.signing_time or sig.m or datetime.now(UTC),
+                                   token=cms_info.time_stamp_token, signature_value=cms_info.signature,
+                                   signer_cert=cms_info.signer_cert, seal=seal, trust=trust,
+                                   status_lookup=status_lookup)
+    result.signed_at = signed_at.isoformat() if signed_at else None
     _check_seal(result, cms_info, signed_at, trust, status_lookup)
+    if seal is not None:
+        check_recorded_use(result, seal.es_id, cms_info.signature, use_lookup)
     return result
 
 
+def _seal_or_none(seal_der: bytes | None):
+    from stamping.ses.codec import SesFormatError
+
+    try:
+        return _parse_seal_cached(seal_der) if seal_der is not None else None
+    except SesFormatError:
+        return None  # _check_seal reports it
+
+
 def verify_pdf(data: bytes, path: str, trust: TrustStore | None, status_lookup: SealStatusLookup | None = None,
-               *, max_bytes: int = MAX_PDF_BYTES) -> DocumentResult:
+               *, max_bytes: int = MAX_PDF_BYTES, use_lookup: SignatureUseLookup | None = None) -> DocumentResult:
     """验章 of every signature in a PDF. Never raises for bad input: the reason is in ``error``."""
     result = DocumentResult(path=path, format="pdf")
     try:
@@ -369,7 +390,7 @@ def verify_pdf(data: bytes, path: str, trust: TrustStore | None, status_lookup: 
         result.warnings.extend(f"active content: {what}" for what in active_content(doc, data))
         for f in fields:
             try:
-                result.signatures.append(_verify_one(doc, data, f, path, trust, status_lookup))
+                result.signatures.append(_verify_one(doc, data, f, path, trust, status_lookup, use_lookup))
                 result.warnings.extend(_later_signatures_warning(result.signatures[-1]))
             except MUPDF_ERRORS as exc:  # a damaged object under the signature dictionary
                 sig = SignatureResult(location=f.name)
