@@ -53,10 +53,11 @@ def parse_placement(spec: str, cross_page: bool = False):
 
 def stamp_bytes(data: bytes, path: str, seal_der: bytes, signer, placement, signed_at=None,
                 timestamper=None) -> tuple[bytes, str]:
-    """Seal one document (OFD or PDF, told by content); returns (sealed bytes, format)."""
-    from stamping.verify.dispatch import sniff_format
+    """Seal one document (OFD or PDF, told by content and name: the container checks 验章 runs too);
+    returns (sealed bytes, format)."""
+    from stamping.container import identify
 
-    fmt = sniff_format(data[:1024])
+    fmt = identify(data, path)
     if fmt == "ofd":
         from stamping.ofd.stamp import stamp_ofd
 

@@ -38,7 +38,8 @@ from stamping.batch.models import Batch, BatchDocument
 from stamping.gm.sm3 import sm3
 from stamping.keys.signer import RecordingSigner, Signer
 from stamping.placement import Placement
-from stamping.verify.result import DocumentResult, SealStatusLookup
+from stamping.verify.report import verdict_reasons
+from stamping.verify.result import DocumentResult, SealStatusLookup, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -288,13 +289,11 @@ def verify_chunk(tools: BatchTools, batch_id: str, chunk: int) -> dict:
             continue
         result = tools.verifiers[doc.format](data, doc.output_path)
         summary = result.to_json()
-        if result.valid:
+        if result.verdict == Verdict.VALID:  # batches accept only valid: warnings fail the document too
             updates.append({"id": doc.id, "state": "verified", "reasons": [], "verification": summary})
         else:
-            reasons = [result.error] if result.error else [
-                f"{c['name']}: {c['reason']}" for s in summary["signatures"] for c in s["checks"] if not c["ok"]
-            ]
-            updates.append({"id": doc.id, "state": "failed", "reasons": reasons, "verification": summary})
+            updates.append({"id": doc.id, "state": "failed", "reasons": verdict_reasons(result),
+                            "verification": summary})
     if updates:
         with transaction(tools.session_factory) as session:
             now = _now()

@@ -1,4 +1,9 @@
-"""Verify any sealed file (验章): OFD or PDF, told apart by content, never raising."""
+"""Verify any sealed file (验章): OFD or PDF, told apart by content and name together, never raising.
+
+Before anything looks inside, :func:`stamping.container.identify` decides what the file is (the same
+check stamping runs): a file that is both a PDF and a ZIP, or whose name promises another format, or
+an OFD zip that different readers could read differently, is ``not_valid`` with the reason.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import logging
 import os
 from pathlib import Path
 
+from stamping.container import ContainerError, identify
 from stamping.verify.result import DocumentResult, SealStatusLookup, SignatureUseLookup
 
 log = logging.getLogger(__name__)
@@ -13,7 +19,8 @@ MAX_FILE_BYTES = 256 * 1024 * 1024
 
 
 def sniff_format(head: bytes) -> str:
-    """'ofd' for a zip, 'pdf' when %PDF- appears in the first KiB (as readers allow), else 'unknown'."""
+    """A first guess from the head alone: 'ofd' for a zip, 'pdf' when %PDF- appears in the first KiB
+    (as readers allow), else 'unknown'. Only a hint: :func:`stamping.container.identify` decides."""
     if head.startswith(b"PK\x03\x04"):
         return "ofd"
     if b"%PDF-" in head[:1024]:
@@ -23,7 +30,10 @@ def sniff_format(head: bytes) -> str:
 
 def verify_bytes(data: bytes, path: str, trust, status_lookup: SealStatusLookup | None = None, *,
                  use_lookup: SignatureUseLookup | None = None) -> DocumentResult:
-    fmt = sniff_format(data[:1024])
+    try:
+        fmt = identify(data, path)
+    except ContainerError as exc:
+        return DocumentResult(path, sniff_format(data[:1024]), error=exc.reason)
     try:
         if fmt == "ofd":
             from stamping.ofd.verify import verify_ofd
@@ -39,7 +49,7 @@ def verify_bytes(data: bytes, path: str, trust, status_lookup: SealStatusLookup 
         # A verifier bug must not stop a batch; the document is reported as not verifiable.
         log.exception("verification of %s failed unexpectedly", path)
         return DocumentResult(path, fmt, error=f"verification failed: {type(exc).__name__}: {exc}")
-    return DocumentResult(path, "unknown", error="not an OFD or PDF file")
+    return DocumentResult(path, "unknown", error="not an OFD or PDF file")  # unreachable: identify decided
 
 
 def verify_file(path: str | os.PathLike, trust, status_lookup: SealStatusLookup | None = None, *,
