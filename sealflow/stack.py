@@ -38,6 +38,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DAGS_DIR = REPO_ROOT / "dags"
 PLUGINS_DIR = REPO_ROOT / "plugins"
 ADMIN_USER = "admin"
+DEMO_KEEPER = "keeper"  # stamping.registry.demo.KEEPER: the Airflow user is the registry user name
 S3_CONN_ID = "sealflow_s3"
 PLATFORM_CONN_ID = "sealflow_platform"
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -106,17 +107,17 @@ def _airflow_secrets(settings: Settings) -> dict[str, str]:
     return values
 
 
-def airflow_login(settings: Settings) -> tuple[str, str]:
+def airflow_login(settings: Settings, user: str = ADMIN_USER) -> tuple[str, str]:
     """The local UI/API login (user, password) of the simple auth manager; made on first use."""
     path = _passwords_file(settings)
     passwords: dict[str, str] = {}
     if path.exists():
         with contextlib.suppress(ValueError):
             passwords = json.loads(path.read_text() or "{}")
-    if ADMIN_USER not in passwords:
-        passwords[ADMIN_USER] = secrets.token_urlsafe(12)
+    if user not in passwords:
+        passwords[user] = secrets.token_urlsafe(12)
         _write_private(path, json.dumps(passwords) + "\n")
-    return ADMIN_USER, passwords[ADMIN_USER]
+    return user, passwords[user]
 
 
 def sealflow_env(settings: Settings) -> dict[str, str]:
@@ -155,7 +156,8 @@ def airflow_env(settings: Settings, base: Mapping[str, str] | None = None) -> di
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__FERNET_KEY": keys["fernet_key"],
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+            # The demo seal keeper answers 用章审批 as their own Airflow user (requests are assigned to them).
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin,{DEMO_KEEPER}:user",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(_passwords_file(settings)),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
