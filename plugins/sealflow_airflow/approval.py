@@ -56,6 +56,8 @@ class SealUseApprovalOperator(HITLOperator):
         batch = context["ti"].xcom_pull(task_ids=self.ingest_task_id)
         asked = pipeline.request_approval(batch["batch_id"], context["run_id"])
         if asked["state"] != "pending":  # decided for this run already (a retried task): never ask again
+            if asked["state"] != "approved":
+                pipeline.refuse_batch(batch["batch_id"], f"用章审批: {asked['reason']}")
             return self._conclude(asked["state"] == "approved", asked["reason"], asked["decided_by"])
         self.assigned_users = [{"id": asked["keeper"], "name": asked["keeper"]}]
         return super().execute(context)

@@ -59,6 +59,7 @@ class Decision:
     reason: str
     final: bool = True
     outcome: str = ""  # approved | refused | expired | limit | wrong_code | not_keeper | wrong_run
+    recorded_now: bool = True  # False when the approval was decided before (nothing new to audit)
 
 
 def load_mac_key(path: Path) -> bytes:
@@ -187,7 +188,7 @@ def _interim(req: SealUseApproval, who: str, reason: str, outcome: str) -> Decis
 
 def _as_decision(req: SealUseApproval) -> Decision:
     return Decision(req.request_id, req.batch_id, req.es_id, req.state == "approved", req.decided_by, req.reason,
-                    final=True, outcome=req.state)
+                    final=True, outcome=req.state, recorded_now=False)
 
 
 def _close(req: SealUseApproval, state: str, who: str, reason: str, now: datetime, outcome: str) -> Decision:

@@ -117,7 +117,10 @@ class BatchSeals:
         self.registry.record_uses(session, es_id=es_id, actor=actor, batch_id=batch_id, documents=documents)
 
     def audit_decision(self, session: Session, decision: Decision, run_id: str = "") -> None:
-        """One entry per answer: approved, refused (with the reason), or a try that did not count."""
+        """One entry per answer: approved, refused (with the reason), or a try that did not count.
+        A decision read back (decided earlier, e.g. by the answer gate) is not audited twice."""
+        if not decision.recorded_now:
+            return
         action = ("seal.use.approved" if decision.approved else "seal.use.refused") if decision.final \
             else f"seal.use.answer_{'rejected' if decision.outcome != 'wrong_code' else 'wrong_code'}"
         self.audit(session, actor=decision.decided_by or "unknown", action=action, es_id=decision.es_id,
