@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.exceptions import AirflowFailException
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Param
+from airflow.sdk.exceptions import AirflowFailException
 
 APPROVE = "Approve"
 REJECT = "Reject"

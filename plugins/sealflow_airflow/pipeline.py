@@ -10,8 +10,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from airflow.exceptions import AirflowFailException
 from airflow.sdk import Asset
+from airflow.sdk.exceptions import AirflowFailException
 from sqlalchemy import update
 
 from sealflow.db import make_engine, migrate, session_factory, transaction
