@@ -79,12 +79,14 @@ def test_office_and_keeper_use_the_cli(scheduler_stack, tmp_path: Path, monkeypa
         assert cli.main(["batch", "submit", str(tmp_path / "cli-batch-2"), "--seal", seal.es_id,
                          "--batch-id", "cli-2"]) == 0
         api.wait_for_approval(DAG_ID, "batch__cli-2", timeout=300)
-        assert cli.main(["batch", "approve", "--run-id", "batch__cli-2", "--code",
-                         last_code(settings, seal.keeper, "cli-2")]) == 0
+        code = last_code(settings, seal.keeper, "cli-2")
+        assert cli.main(["batch", "approve", "--run-id", "batch__cli-2", "--code", code]) == 0
         assert api.wait_for_run(DAG_ID, "batch__cli-2", timeout=300) == "success"
         capsys.readouterr()
         assert cli.main(["batch", "status", "cli-2", "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["counts"]["verified"] == 6
+        task_logs = "\n".join(p.read_text(errors="replace") for p in (settings.airflow_home / "logs").rglob("*.log"))
+        assert "local SMS gateway: one message" in task_logs and code not in task_logs  # the code is never logged
     finally:
         api.close()
         get_settings.cache_clear()
