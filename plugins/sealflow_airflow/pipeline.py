@@ -17,6 +17,7 @@ from sqlalchemy import update
 from sealflow.db import make_engine, migrate, session_factory, transaction
 from sealflow.settings import Settings, get_settings
 from stamping.batch import admission, approval, process
+from stamping.batch.manifest import quarantine_table
 from stamping.batch.models import Batch, BatchDocument
 from stamping.batch.seals import BatchSeals
 from stamping.batch.sms import gateway_for
@@ -78,7 +79,9 @@ def tools() -> process.BatchTools:
 
 
 def _batch_id(params: dict[str, Any], run_id: str) -> str:
-    raw = params.get("batch_id") or run_id
+    """The form's batch id, else the run's name: ``batch__NAME`` (the CLI's and the form's way to
+    name a run) is batch ``NAME``, any other run id is the batch id as it stands."""
+    raw = params.get("batch_id") or run_id.removeprefix("batch__")
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", raw).strip("-")[:64]
 
 
@@ -132,6 +135,11 @@ def ingest_batch(params: dict[str, Any], run_id: str) -> dict:
     with _sessions()() as session:
         counts = process.state_counts(session, batch_id)
     log.info("batch %s ingested: %s", batch_id, counts)
+    if counts.get("quarantined"):
+        with _sessions()() as session:
+            bad = [(d.row, d.file, list(d.reasons)) for d in process.documents(session, batch_id, ["quarantined"])]
+        log.warning("batch %s: %d row(s) quarantined, not stamped:\n%s", batch_id, len(bad),
+                    quarantine_table(bad))
     return {"batch_id": batch_id, "es_id": params["es_id"], "requester": requester, "run_id": run_id,
             "accepted": counts.get("accepted", 0) + counts.get("stamped", 0)
             + counts.get("verified", 0), "quarantined": counts.get("quarantined", 0), "documents": counts["documents"]}

@@ -80,7 +80,8 @@ def test_a_unit_the_seal_is_registered_to_serve_is_accepted(sessions) -> None:
 
 
 def test_a_licence_sealed_before_is_quarantined_unless_declared_a_reissue(sessions) -> None:
-    add_documents(sessions, "old", [{"licence_id": "L1", "state": "verified"}, {"licence_id": "L2", "state": "verified"},
+    add_documents(sessions, "old", [{"licence_id": "L1", "state": "verified"},
+                                    {"licence_id": "L2", "state": "verified"},
                                     {"licence_id": "L5", "state": "quarantined"}])
     add_documents(sessions, "new", [{"licence_id": "L1"},
                                     {"licence_id": "L2", "reissue": "补发", "reason": "原证遗失"},
