@@ -172,3 +172,21 @@ def test_a_timeout_refuses_the_batch(operator) -> None:
     with pytest.raises(AirflowFailException, match="nobody answered"):
         operator.op.execute_complete(operator.context, {"error": "timeout", "error_type": "timeout"})
     assert fake.calls == [("expire", "nobody answered before the response timeout")]
+
+
+def test_the_batch_runner_answers_with_the_code_of_the_batch_it_names(settings) -> None:
+    """Two batches wait for one keeper: each answer uses the code texted for its own batch."""
+    from datetime import UTC, datetime
+
+    from sealflow.batch_runner import last_code
+    from stamping.batch.approval import approval_message
+    from stamping.batch.sms import LocalSmsGateway
+
+    outbox = LocalSmsGateway(settings.resolved_sms_outbox)
+    for batch_id, code in (("b1", "111111"), ("b10", "101010"), ("b2", "222222")):
+        outbox.send("keeper", approval_message(batch_id=batch_id, es_id="4500001", documents=1, requester="office",
+                                               code=code, expires=datetime.now(UTC)))
+    assert last_code(settings, "keeper", "b1") == "111111"
+    assert last_code(settings, "keeper", "b10") == "101010"
+    assert last_code(settings, "keeper", "b2") == "222222"
+    assert last_code(settings, "keeper", "b3") is None
