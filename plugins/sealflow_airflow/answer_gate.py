@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 
 DAG_ID = "stamp_batch"
 TASK_ID = "seal_use_approval"
-_PATH = re.compile(r"^/api/v2/dags/(?P<dag>[^/]+)/dagRuns/(?P<run>[^/]+)/taskInstances/(?P<task>[^/]+)"
+# Not anchored at the start: behind a base path (``[api] base_url`` with a prefix) the path carries it.
+_PATH = re.compile(r"/api/v2/dags/(?P<dag>[^/]+)/dagRuns/(?P<run>[^/]+)/taskInstances/(?P<task>[^/]+)"
                    r"(?:/(?P<map>-?\d+))?/hitlDetails/?$")
 
 Scope = dict[str, Any]
@@ -104,7 +105,7 @@ class AnswerGate:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        match = _PATH.match(scope.get("path", "")) if scope.get("type") == "http" else None
+        match = _PATH.search(scope.get("path", "")) if scope.get("type") == "http" else None
         if match is None or scope.get("method") != "PATCH" or unquote(match["dag"]) != DAG_ID \
                 or unquote(match["task"]) != TASK_ID:
             await self.app(scope, receive, send)

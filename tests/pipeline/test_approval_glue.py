@@ -82,6 +82,12 @@ def test_a_final_answer_reaches_airflow_without_the_code(gate) -> None:
                                                              "params_input": {"code": ""}}}]
 
 
+def test_the_gate_sees_answers_behind_a_base_path(gate) -> None:
+    gate.outcomes.append(decision("wrong_code", final=False))
+    response = gate.client.patch("/airflow" + HITL, json={"chosen_options": ["Approve"], "params_input": {"code": "1"}})
+    assert response.status_code == 400 and gate.airflow.received == []
+
+
 def test_other_requests_pass_untouched(gate) -> None:
     other = HITL.replace("seal_use_approval", "some_other_task")
     gate.client.patch(other, json={"chosen_options": ["Yes"], "params_input": {"code": "1"}})
