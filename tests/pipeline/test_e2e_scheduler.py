@@ -22,6 +22,7 @@ def scheduler_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     # Its own state directory: a scheduler must not pick up the dag.test() runs of other tests.
     settings = stack_settings(tmp_path_factory.mktemp("e2e") / "var")
     try:
+        prepare_demo_seal(settings)  # first: the registry's people (the keeper) become the API server's users
         up(settings, ui=True, out=lambda _m: None)
         yield settings
     finally:
