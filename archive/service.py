@@ -25,7 +25,6 @@ import base64
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 import time
 from collections import Counter
@@ -59,6 +58,7 @@ from archive.package import (
 )
 from archive.retention import RetentionError, code_prefix, make_archival_code, retain_until, retention_code
 from archive.store import ObjectConflict, ObjectStore, StoreError
+from archive.workers import start_pool
 from sealflow.db import transaction
 from sealflow.settings import Settings
 
@@ -299,10 +299,10 @@ class Archiver:
             return self._threads, self._threads
         if self._check_procs is None or self._build_procs is None:
             n = max(2, self.processes or min(4, os.cpu_count() or 2))
-            # spawn: the parent has live threads (boto3 pools); forking them is unsafe.
-            ctx = multiprocessing.get_context("spawn")
-            self._check_procs = ProcessPoolExecutor(n // 2, mp_context=ctx)
-            self._build_procs = ProcessPoolExecutor(n - n // 2, mp_context=ctx)
+            # Spawned processes with an explicit main module (archive.workers): they start the same way
+            # under a shell, the Airflow task supervisor or a Celery worker (see that module).
+            self._check_procs = start_pool(n // 2)
+            self._build_procs = start_pool(n - n // 2)
         return self._check_procs, self._build_procs
 
     def close(self) -> None:
@@ -596,7 +596,7 @@ def _subject(cert_der: bytes) -> str:
 def archive_records(records: Sequence[ArchiveInput], *, batch_id: str, settings: Settings, store: ObjectStore,
                     sessions: sessionmaker[Session], signer, trust=None, scanner: MalwareScanner | None = None,
                     archived_at: datetime | None = None, chunk_size: int = 5000,
-                    progress: Callable[[str], None] | None = None) -> ArchiveResult:
+                    progress: Callable[[str], None] | None = None, processes: int | None = None) -> ArchiveResult:
     """Archive stamped certificates in runs of ``chunk_size``; one merged result.
 
     Each run (chunk) has its own signed manifest and is published as a whole; the next run's
@@ -610,7 +610,7 @@ def archive_records(records: Sequence[ArchiveInput], *, batch_id: str, settings:
     duplicates = ({k for k, c in ids.items() if c > 1}, {k for k, c in nums.items() if c > 1})
     merged: ArchiveResult | None = None
     started = time.monotonic()
-    with Archiver(settings, store, sessions, signer, trust, scanner) as archiver:
+    with Archiver(settings, store, sessions, signer, trust, scanner, processes=processes) as archiver:
         def start(k: int):
             return archiver.start(chunks[k], batch_id, archived_at, progress, part=k, duplicates=duplicates)
 
