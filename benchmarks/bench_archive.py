@@ -110,7 +110,8 @@ def main() -> None:
         load0 = os.getloadavg()[0]
         start = time.perf_counter()
         result = archive_records(inputs, batch_id="BENCH", settings=settings, store=store, sessions=sessions,
-                                 signer=unit_signer, trust=kit.trust, scanner=NoScanner(), chunk_size=args.chunk, processes=args.processes,
+                                 signer=unit_signer, trust=kit.trust, scanner=NoScanner(), chunk_size=args.chunk,
+                                 processes=args.processes,
                                  progress=lambda m: print(f"  {time.perf_counter() - start:6.1f} s  {m}"))
         wall = time.perf_counter() - start
         cpu, weed_cpu = _cpu_seconds() - cpu0, _proc_cpu(weed) - weed0

@@ -46,9 +46,9 @@ class WrongPin(KeyStoreError):
 
 class ServicePinMismatch(KeyStoreError):
     def __init__(self, key_id: str) -> None:
-        super().__init__(f"wrong PIN for service key {key_id}: it does not open with the PIN this installation resolves "
-                         f"for it (SEALFLOW_*_KEY_PIN or the PIN file under the state directory's pins/): the same "
-                         f"settings must be used wherever the key is used; no wrong-PIN try was counted")
+        super().__init__(f"wrong PIN for service key {key_id}: it does not open with the PIN this installation "
+                         f"resolves for it (SEALFLOW_*_KEY_PIN or the PIN file under the state directory's "
+                         f"pins/): use the same settings wherever the key is used; no wrong-PIN try was counted")
 
 
 class KeyLocked(KeyStoreError):
