@@ -63,7 +63,7 @@ def tools() -> process.BatchTools:
             "pdf": lambda src, seal, signer, placement, path, options: stamp_pdf(
                 src, seal, signer, placement, container=options.get("pdf_container", "pkcs7"), path=path),
             "ofd": lambda src, seal, signer, placement, path, options: stamp_ofd(
-                src, seal, signer, placement, path=path),
+                src, seal, signer, placement, path=path, compact=True),  # no second copy of the seal
         },
         verifiers={
             "pdf": lambda data, path: verify_pdf(data, path, trust, lookup),

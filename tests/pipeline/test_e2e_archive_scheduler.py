@@ -39,6 +39,7 @@ class Archived:
     keeper: str
     es_id: str
     seconds: dict[str, float]
+    source: Path
 
 
 def _wait(what: str, done, timeout: float, every: float = 2.0):
@@ -95,7 +96,7 @@ def archived(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Archived]:
         seconds["file"] = time.monotonic() - started - seconds["stamp"] - seconds["archive"]
         # Figures for the closing note (shown with -s): seconds per stage under the scheduler.
         print(json.dumps({"documents": DOCUMENTS, **{k: round(v, 1) for k, v in seconds.items()}}))
-        yield Archived(settings, sessions, "big-1", seal.keeper, seal.es_id, seconds)
+        yield Archived(settings, sessions, "big-1", seal.keeper, seal.es_id, seconds, tmp / "in")
         engine.dispose()
     finally:
         down(settings, out=lambda _m: None)
@@ -123,6 +124,23 @@ def test_every_document_of_a_large_batch_is_archived_once_and_every_filing_deliv
     stored = {o.key: o.size for o in ObjectStore(archived.settings).list("packages/")}
     assert {r.object_key: r.package_size for r in rows} == stored  # one package per document, nothing else
     assert registrations >= 1  # and _wait above saw every filing record (these included) delivered
+
+
+def test_the_pipeline_s_sealed_files_hold_the_seal_picture_once_compressed(archived: Archived) -> None:
+    from stamping.batch.models import BatchDocument
+    from tests.pipeline.test_sealed_size import (
+        assert_ofd_within_bound,
+        assert_pdf_picture_compressed,
+        seal_picture,
+    )
+
+    with archived.sessions() as s:
+        docs = s.scalars(select(BatchDocument).where(BatchDocument.batch_id == archived.batch_id)).all()
+    seal_der = _seal_der(archived)
+    picture = seal_picture(seal_der)
+    for fmt, check in (("ofd", assert_ofd_within_bound), ("pdf", assert_pdf_picture_compressed)):
+        doc = next(d for d in docs if d.format == fmt)
+        check((archived.source / doc.file).read_bytes(), Path(doc.output_path).read_bytes(), picture)
 
 
 def test_the_pipeline_s_package_verifies_with_only_the_root(archived: Archived, tmp_path: Path, cli) -> None:
@@ -232,6 +250,12 @@ def _one_archival_code(archived: Archived) -> str:
     with archived.sessions() as s:
         return s.scalars(select(ArchiveRecord.archival_code).where(ArchiveRecord.batch_id == archived.batch_id)
                          .order_by(ArchiveRecord.archival_code).limit(1)).one()
+
+
+def _seal_der(archived: Archived) -> bytes:
+    from stamping.registry.service import SealRegistry
+
+    return SealRegistry(archived.sessions, archived.settings).seal_der(archived.es_id)
 
 
 def _root(archived: Archived) -> Path:
