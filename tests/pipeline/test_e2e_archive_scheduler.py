@@ -83,14 +83,14 @@ def archived(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Archived]:
         started = time.monotonic()
         after = datetime.now(UTC).isoformat()
         result = run_batch(settings, tmp / "in", seal.es_id, seal.keeper, "big-1", timeout=1200)
-        assert result["state"] == "success", result
+        assert result["state"] == "success", _errors_logged(settings, DAG_ID, result["run_id"])
         seconds["stamp"] = time.monotonic() - started
         api = airflow_api(settings)
         try:
             run = _wait("archive_batch run", lambda: _archive_run_done(api, after), 900)
         finally:
             api.close()
-        assert run["state"] == "success", run
+        assert run["state"] == "success", _errors_logged(settings, "archive_batch", run["dag_run_id"])
         seconds["archive"] = time.monotonic() - started - seconds["stamp"]
         _wait("every filing record delivered", lambda: _outbox_settled(sessions), 600)
         seconds["file"] = time.monotonic() - started - seconds["stamp"] - seconds["archive"]
@@ -208,7 +208,8 @@ def test_two_batches_finished_together_are_archived_by_the_run_one_event_trigger
                     "placement": "anchor:（盖章）", "batch_id": batch_id, "pdf_container": "pkcs7"}
             run_id = api.trigger(DAG_ID, conf, run_id=f"batch__{batch_id}")
             approve(api, archived.settings, run_id, archived.keeper)
-            assert api.wait_for_run(DAG_ID, run_id, timeout=600) == "success"
+            state = api.wait_for_run(DAG_ID, run_id, timeout=600)
+            assert state == "success", _errors_logged(archived.settings, DAG_ID, run_id)
         api._call("DELETE", "/dags/archive_batch/assets/queuedEvents")  # the two batches' own events: gone
         with archived.sessions() as s:
             assert s.get(ArchivedBatch, "pair-a") is None and s.get(ArchivedBatch, "pair-b") is None
@@ -218,7 +219,7 @@ def test_two_batches_finished_together_are_archived_by_the_run_one_event_trigger
         api._call("POST", "/assets/events", json={"asset_id": stamped["id"],
                                                   "extra": {"batch_id": "pair-a", "status": "done"}})
         run = _wait("archive_batch run of the one event", lambda: _archive_run_done(api, after), 600)
-        assert run["state"] == "success", run
+        assert run["state"] == "success", _errors_logged(archived.settings, "archive_batch", run["dag_run_id"])
         with archived.sessions() as s:
             assert s.get(ArchivedBatch, "pair-a") is not None
             assert s.get(ArchivedBatch, "pair-b") is not None  # not named by any event
@@ -250,6 +251,16 @@ def _one_archival_code(archived: Archived) -> str:
     with archived.sessions() as s:
         return s.scalars(select(ArchiveRecord.archival_code).where(ArchiveRecord.batch_id == archived.batch_id)
                          .order_by(ArchiveRecord.archival_code).limit(1)).one()
+
+
+def _errors_logged(settings: Settings, dag_id: str, run_id: str) -> str:
+    """The error lines of a failed run's task logs, for the assertion message."""
+    lines = []
+    for log in sorted((settings.airflow_home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}").rglob("*.log")):
+        for line in log.read_text(errors="replace").splitlines():
+            if '"level":"error"' in line.replace(" ", ""):
+                lines.append(f"{log.parent.name}/{log.name}: {line[:400]}")
+    return f"run {run_id} of {dag_id} failed:\n" + "\n".join(lines[:30])
 
 
 def _seal_der(archived: Archived) -> bytes:
