@@ -54,12 +54,18 @@ def archive_batches(batch_ids: list[str], context: Any) -> list[dict]:
         log.info("batch %s archived: %s", batch_id, summary["counts"])
         summary["registrations_queued"] = queue_registrations(sessions, batch_id)
         out.append(summary)
+    # Runs archived by a task that died before queueing their registration (the batch already counts
+    # as archived, so it is not archived again): queued now, whichever batch they belong to.
+    late = queue_registrations(sessions)
+    if late:
+        log.info("queued %d archive registration(s) left over by earlier runs", late)
     context["outlet_events"][pipeline.ARCHIVED_BATCHES].extra = {"batch_ids": batch_ids}
     return out
 
 
-def queue_registrations(sessions: Any, batch_id: str) -> int:
-    """One archive.register filing record per archiving run of the batch, queued once."""
+def queue_registrations(sessions: Any, batch_id: str | None = None) -> int:
+    """One archive.register filing record per archiving run of the batch (of every batch when
+    ``batch_id`` is None), queued once."""
     from sqlalchemy import select
 
     from archive.models import ArchiveRun
@@ -67,16 +73,18 @@ def queue_registrations(sessions: Any, batch_id: str) -> int:
     from sealflow.db import transaction
 
     with transaction(sessions) as session:
-        queued = {r.payload.get("manifest_sm3") for r in session.scalars(
-            select(OutboxRecord).where(OutboxRecord.kind == "archive.register", OutboxRecord.subject == batch_id))}
-        runs = session.scalars(select(ArchiveRun).where(ArchiveRun.batch_id == batch_id)
-                               .order_by(ArchiveRun.created_at)).all()
+        registered = select(OutboxRecord).where(OutboxRecord.kind == "archive.register")
+        archived = select(ArchiveRun).order_by(ArchiveRun.created_at)
+        if batch_id is not None:
+            registered = registered.where(OutboxRecord.subject == batch_id)
+            archived = archived.where(ArchiveRun.batch_id == batch_id)
+        queued = {r.payload.get("manifest_sm3") for r in session.scalars(registered)}
         added = 0
-        for run in runs:
+        for run in session.scalars(archived).all():
             if run.manifest_sm3 in queued:
                 continue
-            enqueue(session, "archive.register", batch_id, {
-                "batch_id": batch_id, "documents": run.records, "bytes": run.bytes,
+            enqueue(session, "archive.register", run.batch_id, {
+                "batch_id": run.batch_id, "documents": run.records, "bytes": run.bytes,
                 "manifest_sm3": run.manifest_sm3,
                 "registered_at": (run.created_at if run.created_at.tzinfo else run.created_at.replace(tzinfo=UTC)
                                   ).isoformat(),
