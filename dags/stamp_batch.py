@@ -2,6 +2,9 @@
 
 ingest (manifest and files checked, bad ones quarantined) → 用章审批 by the seal's keeper with a
 one-time code → stamp in chunks → verify in chunks → batch report → Asset event for archiving.
+
+To name a batch from the UI, set Run ID (advanced options) to ``batch__NAME``: the batch is then
+``NAME`` and the run list finds it by that name (``sealflow batch submit`` names its runs so too).
 """
 
 from __future__ import annotations
@@ -11,6 +14,9 @@ from datetime import timedelta
 from airflow.sdk import Param, dag, get_current_context, task
 from sealflow_airflow import pipeline
 from sealflow_airflow.approval import SealUseApprovalOperator
+from sealflow_airflow.trigger_form import stamp_batch_params
+
+from sealflow.settings import get_settings
 
 STAMPED_BATCHES = pipeline.STAMPED_BATCHES
 
@@ -22,16 +28,8 @@ STAMPED_BATCHES = pipeline.STAMPED_BATCHES
     max_active_tasks=2,
     tags=["sealflow", "stamping"],
     doc_md=__doc__,
-    params={
-        "batch_location": Param("", type="string", title="Batch folder or s3://bucket/prefix",
-                                description="Folder (or S3 prefix) holding the PDF/OFD files and manifest.csv/json"),
-        "es_id": Param("", type="string", title="Seal (印章编码 es_id)"),
-        "placement": Param("anchor:（盖章）", type="string", title="Placement rule",
-                           description="anchor:TEXT[,dx=MM,dy=MM] | page=N,x=MM,y=MM | cross-page"),
-        "pdf_container": Param("pkcs7", enum=["pkcs7", "gbt35275"], title="PDF signature container"),
-        "requester": Param("", type="string", title="Requested by (用章申请人)"),
-        "batch_id": Param("", type="string", title="Batch id (optional; default: the run id)"),
-    },
+    # Built when the file is parsed: the seal list holds the seals enrolled for batch use (trigger_form.py).
+    params={name: Param(**schema) for name, schema in stamp_batch_params(get_settings()).items()},
 )
 def stamp_batch() -> None:
     @task

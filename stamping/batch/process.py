@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -25,7 +24,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sealflow.db import transaction
 from sealflow.files import write_atomic
-from stamping.batch.manifest import ManifestError, check_manifest, read_manifest
+from stamping.batch.manifest import (
+    MAX_DOCUMENT_BYTES,
+    MAX_MANIFEST_BYTES,
+    ManifestError,
+    NotADocument,
+    Rejection,
+    check_manifest,
+    open_document,
+    read_manifest,
+)
 from stamping.batch.models import Batch, BatchDocument
 from stamping.gm.sm3 import sm3
 from stamping.keys.signer import Signer
@@ -103,16 +111,24 @@ def ingest(tools: BatchTools, *, batch_id: str, source: Path, es_id: str, reques
     work = tools.work_root / batch_id
     (work / "in").mkdir(parents=True, exist_ok=True)
     docs: list[dict] = []
-    for index, record in enumerate(checked.accepted):
-        data = (source / record.file).read_bytes()
+    accepted = 0
+    for record in checked.accepted:
+        try:  # the file was checked a moment ago; if it was swapped since, it is quarantined, not read
+            with open_document(source, record.file) as fh:
+                data = fh.read(MAX_DOCUMENT_BYTES + 1)
+        except NotADocument as exc:
+            checked.rejected.append(Rejection(record.row, record.file, [str(exc)]))
+            continue
         write_atomic(work / "in" / record.file, data)
         docs.append(_document_row(batch_id, record.file, record.row, format=record.format,
-                                  chunk=index // chunk_size, record=record.to_dict(), state="accepted",
+                                  chunk=accepted // chunk_size, record=record.to_dict(), state="accepted",
                                   input_sm3=sm3(data).hex()))
+        accepted += 1
     for rejection in checked.rejected:
         docs.append(_document_row(batch_id, rejection.file or f"(row {rejection.row})", rejection.row,
                                   state="quarantined", reasons=rejection.reasons))
-    shutil.copy2(manifest_path, work / "in" / manifest_path.name)
+    with open_document(manifest_path.parent, manifest_path.name) as fh:
+        write_atomic(work / "in" / manifest_path.name, fh.read(MAX_MANIFEST_BYTES + 1))
     with transaction(tools.session_factory) as session:
         session.add(Batch(batch_id=batch_id, source=str(source), es_id=es_id, requester=requester,
                           placement=placement.to_dict(), options=options or {}, status="ingested",
@@ -200,17 +216,39 @@ def stamp_chunk(tools: BatchTools, batch_id: str, chunk: int, actor: str) -> dic
     return {"chunk": chunk, "stamped": len(stamped), "failed": len(failed), "seconds": _since(started)}
 
 
+def _provenance_path(work: Path, file: str) -> Path:
+    """Where the note binding a sealed file to its input lives (outside ``out/``: never packaged)."""
+    return work / "made" / f"{file}.json"
+
+
+def _adoptable(doc: BatchDocument, existing: bytes, work: Path) -> bool:
+    """A sealed file left by an interrupted run is adopted only if this batch made it from this
+    document's input: its provenance note names the batch, the input's SM3 and the file's SM3."""
+    try:
+        note = json.loads(_provenance_path(work, doc.file).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (isinstance(note, dict) and note.get("batch_id") == doc.batch_id
+            and note.get("input_sm3") == doc.input_sm3 and note.get("output_sm3") == sm3(existing).hex())
+
+
 def _adopt_or_stamp(tools: BatchTools, doc: BatchDocument, out: Path, work: Path, seal_der: bytes,
                     signer: Signer, placement: Placement, options: dict) -> bytes:
     if out.exists():
         existing = out.read_bytes()
-        result = tools.verifiers[doc.format](existing, str(out))
-        if result.intact and result.signatures:
-            log.info("adopting %s sealed by an interrupted run", doc.file)
-            return existing
+        if _adoptable(doc, existing, work):
+            result = tools.verifiers[doc.format](existing, str(out))
+            if result.intact and result.signatures:
+                log.info("adopting %s sealed by an interrupted run", doc.file)
+                return existing
         out.unlink()
-    source_path = work / "in" / doc.file
-    sealed = tools.stampers[doc.format](source_path.read_bytes(), seal_der, signer, placement, doc.file, options)
+    source = (work / "in" / doc.file).read_bytes()
+    if sm3(source).hex() != doc.input_sm3:
+        raise BatchError(f"{doc.file}: the received copy changed after ingest")
+    sealed = tools.stampers[doc.format](source, seal_der, signer, placement, doc.file, options)
+    # The note first, then the file: a crash between the two leaves a note no file matches (re-sealed).
+    note = {"batch_id": doc.batch_id, "input_sm3": doc.input_sm3, "output_sm3": sm3(sealed).hex()}
+    write_atomic(_provenance_path(work, doc.file), json.dumps(note).encode())
     write_atomic(out, sealed)
     return sealed
 
