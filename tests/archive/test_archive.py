@@ -138,6 +138,7 @@ def test_search_get_url_and_offline_verify(env, sealed_docs, monkeypatch, capsys
     assert [r.licence_id for r in found] == [doc.row["licence_id"]]
 
     monkeypatch.setattr("sealflow.commands.archive.get_settings", lambda: env.settings)
+    monkeypatch.setenv("SEALFLOW_HOME", str(env.settings.home))  # the CLI refuses to run without a home
     assert main(["archive", "search", "--number", doc.row["licence_number"], "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["licence_id"] for r in rows] == [doc.row["licence_id"]]

@@ -131,6 +131,7 @@ def test_eep_command_signs_with_the_archive_key(env, sealed_docs, tmp_path, monk
     _archive(env, sealed_docs[:1])
     folder = download_package(env.store, _rows(env)[0], tmp_path / "dl")
     monkeypatch.setattr("sealflow.commands.archive.get_settings", lambda: settings)
+    monkeypatch.setenv("SEALFLOW_HOME", str(settings.home))  # the CLI refuses to run without a home
     out = tmp_path / "record.eep.xml"
     assert main(["archive", "eep", str(folder), "-o", str(out)]) == 0
     assert validate_eep(out, XSD) == []
