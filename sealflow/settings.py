@@ -51,6 +51,10 @@ class Settings:
     # National-platform simulator (and, in production, the platform's endpoint).
     platform_port: int = 18600
     platform_url: str = ""
+    # Time-stamp authority (时间戳服务, RFC 3161): the embedded stack's TSA on tsa_port, or in
+    # production the provincial TSA's URL. Every seal SealFlow puts carries its token.
+    tsa_port: int = 18610
+    tsa_url: str = ""
     # Filing (备案): the pinned platform certificate (default <home>/filing/platform-cert.pem),
     # the sending system's key in the key store and its PIN, our system id, drain schedule.
     platform_cert: str = ""
@@ -107,6 +111,10 @@ class Settings:
     @property
     def resolved_platform_url(self) -> str:
         return self.platform_url or f"http://127.0.0.1:{self.platform_port}"
+
+    @property
+    def resolved_tsa_url(self) -> str:
+        return self.tsa_url or f"http://127.0.0.1:{self.tsa_port}/"
 
     @property
     def resolved_kek_file(self) -> Path:
