@@ -51,10 +51,16 @@ def pdf_image_stream_bytes(sealed: bytes) -> int:
 
 
 def assert_ofd_within_bound(source: bytes, sealed: bytes, picture: bytes) -> None:
+    """At most 2× the input plus the picture once — plus the trusted timestamp token when the
+    signature carries one (可信时间戳, added after the bound was set: the TSA's token and certificate)."""
+    from stamping.ses.codec import parse_signature
+
     members = ofd_members(sealed)
     holding = [name for name, data in members.items() if picture in data]
     assert len(holding) == 1, f"the seal picture is stored in {holding}"
-    assert len(sealed) <= 2 * len(source) + len(picture), (len(source), len(sealed), len(picture))
+    value = next(data for name, data in members.items() if name.endswith("/SignedValue.dat"))
+    token = len(parse_signature(value).time_stamp or b"")
+    assert len(sealed) <= 2 * len(source) + len(picture) + token, (len(source), len(sealed), len(picture), token)
 
 
 def assert_pdf_picture_compressed(source: bytes, sealed: bytes, picture: bytes) -> None:
