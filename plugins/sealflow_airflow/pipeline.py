@@ -69,7 +69,7 @@ def tools() -> process.BatchTools:
                 src, seal, signer, placement, container=options.get("pdf_container", "pkcs7"), path=path,
                 timestamper=tsa),
             "ofd": lambda src, seal, signer, placement, path, options: stamp_ofd(
-                src, seal, signer, placement, path=path, timestamper=tsa),
+                src, seal, signer, placement, path=path, timestamper=tsa, compact=True),  # seal stored once
         },
         verifiers={
             "pdf": lambda data, path: verify_pdf(data, path, trust, lookup, use_lookup=uses),
