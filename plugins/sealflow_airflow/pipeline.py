@@ -188,6 +188,16 @@ def finish_batch(batch_id: str, context: Any) -> dict:
         summary["report_s3"] = f"s3://{bucket}/batches/{batch_id}/report.html"
     except Exception as exc:  # the local report stays the reference; S3 is a copy for operators
         log.warning("batch %s: report not copied to object storage: %s", batch_id, exc)
+    if summary["status"] == "incomplete":
+        # Documents wait: the run must not end green and archiving must not start. Failing (not
+        # retrying) the report is right: only clearing the named chunks can change the answer.
+        from airflow.sdk.exceptions import AirflowFailException
+
+        chunks = ", ".join(f"stamp_chunk[{c}]" for c in summary["pending_chunks"])
+        raise AirflowFailException(
+            f"batch {batch_id} is incomplete: {summary['counts']} — documents of chunk(s) "
+            f"{summary['pending_chunks']} are not sealed and verified; fix the cause in those tasks' logs, then "
+            f"clear {chunks} with downstream to retry them alone (report {summary['report_html']})")
     context["outlet_events"][STAMPED_BATCHES].extra = {"batch_id": batch_id, "status": summary["status"]}
     log.info("batch %s finished: %s — report %s", batch_id, summary["counts"], summary["report_html"])
     return summary
