@@ -176,7 +176,22 @@ def verify_chunk(batch_id: str, chunk: int) -> dict:
     return process.verify_chunk(tools(), batch_id, chunk)
 
 
+def _never_approved(batch_id: str) -> bool:
+    """The approval step failed or timed out (not refused): nothing was meant to be stamped."""
+    with _sessions()() as session:
+        batch = session.get(Batch, batch_id)
+        return batch is not None and batch.status != "refused" and not approval.is_approved(
+            session, batch_id, batch.es_id)
+
+
 def finish_batch(batch_id: str, context: Any) -> dict:
+    if _never_approved(batch_id):
+        from airflow.sdk.exceptions import AirflowFailException
+
+        summary = process.finish(tools(), batch_id, status="not_approved")
+        raise AirflowFailException(f"batch {batch_id}: the seal's use was never approved (the approval step failed "
+                                   f"or timed out); nothing was stamped — submit the batch again "
+                                   f"(report {summary['report_html']})")
     summary = process.finish(tools(), batch_id)
     try:
         from sealflow_airflow.hooks import s3_client
