@@ -43,7 +43,7 @@ STAMPED_BATCHES = pipeline.STAMPED_BATCHES
     },
 )
 def stamp_batch() -> None:
-    @task
+    @task(retries=2, retry_delay=timedelta(seconds=10))  # idempotent; the object store may be briefly down
     def ingest() -> dict:
         ctx = get_current_context()
         return pipeline.ingest_batch(ctx["params"], ctx["run_id"])
