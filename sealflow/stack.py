@@ -824,6 +824,7 @@ def status(settings: Settings) -> dict[str, Any]:
         "airflow_url": f"http://127.0.0.1:{settings.airflow_port}",
         "logs": str(logs_dir(settings)),
         "components": components,
+        "leftovers": [asdict(m) for m in leftovers(settings)],
     }
 
 

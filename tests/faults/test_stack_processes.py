@@ -92,10 +92,14 @@ def test_up_reports_and_stops_leftovers_of_a_crashed_component(settings: Setting
     try:
         _crash(entry)
         assert {m.pid for m in stack.leftovers(settings)} == set(workers)
+        from sealflow.commands.stack import format_status
+
+        assert "LEFTOVER processes" in format_status(stack.status(settings))  # `sealflow stack status`
         messages: list[str] = []
         assert stack.reap_leftovers(settings, messages.append) == 2  # what `up` runs first
         assert "leftover processes" in messages[0] and all(str(pid) in messages[0] for pid in workers)
         assert stack.leftovers(settings) == []
+        assert stack.status(settings)["leftovers"] == []
     finally:
         for pid in workers:
             if _alive(pid):
