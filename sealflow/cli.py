@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "batch",
     "archive",
     "filing",
+    "kek",
 )
 
 

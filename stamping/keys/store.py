@@ -50,8 +50,8 @@ class KeyLocked(KeyStoreError):
                          f"unlock it (sealflow ca unlock-key {key_id})")
 
 
-def load_kek(settings: Settings) -> bytes:
-    """The 16-byte SM4 key-encryption key from ``SEALFLOW_KEK`` or the KEK file (made 0600 if absent)."""
+def kek_material(settings: Settings) -> bytes:
+    """The KEK as configured (``SEALFLOW_KEK`` or the 0600 KEK file, made if absent): what escrow splits."""
     if settings.kek:
         raw = settings.kek.strip()
     else:
@@ -71,7 +71,12 @@ def load_kek(settings: Settings) -> bytes:
         raise KeyStoreError("the KEK must be hexadecimal") from None
     if len(material) < 16:
         raise KeyStoreError("the KEK must hold at least 16 bytes (32 hex digits)")
-    return sm3(b"sealflow-kek-v1" + material)[:16]
+    return material
+
+
+def load_kek(settings: Settings) -> bytes:
+    """The 16-byte SM4 key-encryption key derived from the configured KEK material."""
+    return sm3(b"sealflow-kek-v1" + kek_material(settings))[:16]
 
 
 def _pin_key(pin: str, salt: bytes) -> bytes:
