@@ -223,4 +223,4 @@ def test_two_batches_finishing_together_are_both_archived_and_filed(sched: Sched
         assert sched.api.wait_for_run(DAG_ID, run_id, timeout=400) == "success"
     for batch_id in runs:
         assert_batch_invariants(sched.sessions, sched.registry, batch_id)
-        sched.downstream_invariants(batch_id, timeout=180)
+        sched.downstream_invariants(batch_id, timeout=90)
