@@ -171,6 +171,7 @@ def test_a_task_killed_with_sigkill_is_retried_and_seals_each_document_once(
     assert retried["try_number"] >= 2
     assert {d.state for d in documents(sched.sessions, batch_id)} == {"verified"}
     assert_batch_invariants(sched.sessions, sched.registry, batch_id)
+    sched.downstream_invariants(batch_id)
 
 
 def test_a_scheduler_killed_with_sigkill_leaves_nothing_behind_and_the_batch_completes(
@@ -197,6 +198,7 @@ def test_a_scheduler_killed_with_sigkill_leaves_nothing_behind_and_the_batch_com
     assert sched.api.wait_for_run(DAG_ID, run_id, timeout=400) == "success"
     assert {d.state for d in documents(sched.sessions, batch_id)} == {"verified"}
     assert_batch_invariants(sched.sessions, sched.registry, batch_id)
+    sched.downstream_invariants(batch_id)
 
 
 def _code_for(sched: SchedulerStack, batch_id: str) -> str:
@@ -215,7 +217,7 @@ def test_two_batches_finishing_together_are_both_archived_and_filed(sched: Sched
     for n, batch_id in enumerate(("together-a", "together-b")):
         write_batch(tmp_path / batch_id, 4, bad=False, start=400 + 10 * n)
         runs[batch_id] = submit(sched.api, tmp_path / batch_id, sched.seal.es_id, batch_id)
-    for batch_id, run_id in runs.items():  # both waiting first, then both approved at once: they finish together
+    for run_id in runs.values():  # both waiting first, then both approved at once: they finish together
         sched.api.wait_for_approval(DAG_ID, run_id, timeout=300)
     for batch_id, run_id in runs.items():
         approve(sched.api, sched.settings, run_id, sched.seal.keeper, code=_code_for(sched, batch_id))
