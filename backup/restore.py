@@ -84,7 +84,8 @@ def verify_backup(dest: Destination, backup_id: str | None = None, trust=None,
     if not signed:
         check.problems.append("the manifest's signature does not verify: it was altered after signing")
     if trust is not None:
-        chain = trust.validate(cert)
+        extra = [base64.b64decode(c) for c in manifest.get("intermediates", [])]
+        chain = trust.validate(cert, extra_intermediates=extra)
         if not chain.ok:
             check.problems.append(f"the backup key's certificate is not trusted: {chain.reason}")
     else:

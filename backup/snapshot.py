@@ -248,8 +248,13 @@ def _latest_manifest(dest: Destination) -> dict | None:
 
 
 def create_backup(engine: Engine, state_dir: Path, dest: Destination, keys: BackupKeys, signer: Signer,
-                  settings_snapshot: dict[str, Any], now: datetime | None = None) -> BackupResult:
-    """Take one backup; objects already at the destination (from earlier backups) are not written again."""
+                  settings_snapshot: dict[str, Any], now: datetime | None = None,
+                  intermediates: tuple[bytes, ...] = ()) -> BackupResult:
+    """Take one backup; objects already at the destination (from earlier backups) are not written again.
+
+    ``intermediates``: the CA certificates between the backup key and a root, carried in the manifest so
+    that the backup verifies with only the root certificate in hand.
+    """
     now = now or datetime.now(UTC)
     backup_id = now.strftime("%Y%m%dT%H%M%S%fZ") + "-" + uuid.uuid4().hex[:8]
     previous = _latest_manifest(dest)
@@ -296,6 +301,7 @@ def create_backup(engine: Engine, state_dir: Path, dest: Destination, keys: Back
         "objects": objects,
         "settings": settings_snapshot,
         "signer_certificate": base64.b64encode(signer.certificate).decode(),
+        "intermediates": [base64.b64encode(c).decode() for c in intermediates],
         "not_backed_up": list(NOT_BACKED_UP),
     }
     body = json.dumps(manifest, ensure_ascii=False, indent=1, sort_keys=True).encode()

@@ -11,6 +11,9 @@ its own documents. The group does not prefix its task ids: they stay ``stamp_chu
 naming the chunk to clear — clearing ``stamp_chunk[N]`` with its downstream retries that chunk
 alone and then reports again. Infrastructure errors (disk full, I/O, storage) fail a chunk's task
 so Airflow retries it; they never mark documents failed.
+
+To name a batch from the UI, set Run ID (advanced options) to ``batch__NAME``: the batch is then
+``NAME`` and the run list finds it by that name (``sealflow batch submit`` names its runs so too).
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from datetime import timedelta
 from airflow.sdk import Param, dag, get_current_context, task, task_group
 from sealflow_airflow import pipeline
 from sealflow_airflow.approval import SealUseApprovalOperator
+from sealflow_airflow.trigger_form import stamp_batch_params
+
+from sealflow.settings import get_settings
 
 STAMPED_BATCHES = pipeline.STAMPED_BATCHES
 
@@ -31,16 +37,8 @@ STAMPED_BATCHES = pipeline.STAMPED_BATCHES
     max_active_tasks=2,
     tags=["sealflow", "stamping"],
     doc_md=__doc__,
-    params={
-        "batch_location": Param("", type="string", title="Batch folder or s3://bucket/prefix",
-                                description="Folder (or S3 prefix) holding the PDF/OFD files and manifest.csv/json"),
-        "es_id": Param("", type="string", title="Seal (印章编码 es_id)"),
-        "placement": Param("anchor:（盖章）", type="string", title="Placement rule",
-                           description="anchor:TEXT[,dx=MM,dy=MM] | page=N,x=MM,y=MM | cross-page"),
-        "pdf_container": Param("pkcs7", enum=["pkcs7", "gbt35275"], title="PDF signature container"),
-        "requester": Param("", type="string", title="Requested by (用章申请人)"),
-        "batch_id": Param("", type="string", title="Batch id (optional; default: the run id)"),
-    },
+    # Built when the file is parsed: the seal list holds the seals enrolled for batch use (trigger_form.py).
+    params={name: Param(**schema) for name, schema in stamp_batch_params(get_settings()).items()},
 )
 def stamp_batch() -> None:
     @task(retries=2, retry_delay=timedelta(seconds=10))  # idempotent; the object store may be briefly down

@@ -12,6 +12,7 @@ from typing import Any
 
 from sealflow.airflow_api import AirflowApi, AirflowApiError
 from sealflow.db import make_engine, migrate, session_factory
+from sealflow.files import write_atomic
 from sealflow.settings import Settings
 from stamping.batch.sms import LocalSmsGateway
 
@@ -25,6 +26,12 @@ CODE_RE = re.compile(r"code (\d{6})")
 class DemoSeal:
     es_id: str
     keeper: str
+    personal_es_id: str = ""  # the demo's personal seal, the one a user may stamp with by hand
+
+
+def personal_pin_file(settings: Settings) -> Path:
+    """Where the demo keeps its personal seal's PIN for the user (0600, made with the seal)."""
+    return settings.state_dir / "demo" / "personal-seal.pin"
 
 
 def airflow_api(settings: Settings) -> AirflowApi:
@@ -49,6 +56,8 @@ def prepare_demo_seal(settings: Settings) -> DemoSeal:
     pin = secrets.token_urlsafe(12)
     demo = bootstrap_demo(registry, official_pin=pin)
     es_id = demo["es_ids"]["official"]
+    if "personal" in demo["pins"]:  # made just now: hand its PIN to the user (write_atomic files are 0600)
+        write_atomic(personal_pin_file(settings), demo["pins"]["personal"].encode() + b"\n")
     seals = BatchSeals(settings, sessions, registry)
     if not seals.is_enrolled(es_id):
         if "official" not in demo["pins"]:
@@ -56,7 +65,7 @@ def prepare_demo_seal(settings: Settings) -> DemoSeal:
                                f"`sealflow batch enrol {es_id} --pin-env VAR`")
         seals.enrol(es_id, demo["pins"]["official"], KEEPER)
     engine.dispose()
-    return DemoSeal(es_id, KEEPER)
+    return DemoSeal(es_id, KEEPER, demo["es_ids"].get("personal", ""))
 
 
 def last_code(settings: Settings, keeper: str) -> str | None:

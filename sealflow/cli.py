@@ -2,7 +2,16 @@
 
 Each command group lives in ``sealflow/commands/<group>.py`` and exposes
 ``register(subparsers) -> None``; its handlers return an exit code.
-Exit codes: 0 success, 1 a check failed (invalid document, broken chain...), 2 usage error.
+Exit codes: 0 success, 1 a check failed (invalid document, broken chain...) or an unexpected
+error, 2 usage error, 141 the reader of our output went away (``sealflow ... | head``).
+
+The command line is quiet and exact: libraries (alembic, httpx, botocore) log only warnings
+unless ``--verbose``; an unexpected error is one line saying what to do next, its traceback
+only with ``--debug``; a closed pipe ends the command silently. A command that works on a
+SealFlow home refuses to run when none is found (``SEALFLOW_HOME``, the settings file, or the
+current folder's ``var/`` when it exists) rather than create an empty ``./var`` and answer
+"0 records"; only the commands that set a home up (``demo``, ``stack up``, ``stack init``)
+may create one, and offline checks (``verify``, ``archive verify``, ``seal inspect``) need none.
 """
 
 from __future__ import annotations
@@ -10,10 +19,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
-from sealflow.settings import get_settings
+from sealflow.settings import config_file, home_source
 
 COMMAND_MODULES = (
     "stack",
@@ -27,6 +37,7 @@ COMMAND_MODULES = (
     "archive",
     "filing",
     "kek",
+    "backup",
 )
 
 
@@ -38,8 +49,17 @@ class CheckFailed(Exception):
     """A check the user asked for did not pass: exit code 1."""
 
 
+# (command, action) pairs by what they need of a SealFlow home; every other command needs one found.
+CREATES_HOME = {("demo", None), ("stack", "up"), ("stack", "init")}
+NEEDS_NO_HOME = {("verify", None), ("archive", "verify"), ("seal", "inspect")}
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader left
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sealflow", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="also print the libraries' INFO logs (alembic, httpx...)")
+    parser.add_argument("--debug", action="store_true", help="DEBUG logs, and a traceback on unexpected errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -52,16 +72,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _configure_logging(args: argparse.Namespace) -> None:
+    level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
+    root = logging.getLogger()
+    for handler in list(root.handlers):  # a second main() in one process (tests) sets up anew
+        root.removeHandler(handler)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    root.setLevel(level)
+
+
+def _action(args: argparse.Namespace) -> str | None:
+    """The sub-command's action (``batch status`` → ``status``), whatever its parser calls the field."""
+    for name in (f"{args.command}_command", f"{args.command}_action", "action"):
+        if isinstance(getattr(args, name, None), str):
+            return getattr(args, name)
+    return None
+
+
+def _check_home(args: argparse.Namespace) -> None:
+    key = (args.command, _action(args))
+    if key in NEEDS_NO_HOME or (args.command, None) in NEEDS_NO_HOME or key in CREATES_HOME:
+        return
+    if (args.command, None) in CREATES_HOME or home_source() is not None:
+        return
+    raise UsageError(
+        "no SealFlow home found: set SEALFLOW_HOME=/path/to/home, or put SEALFLOW_HOME=/path/to/home "
+        f"in {config_file()}, or run from the folder holding var/ (made by `sealflow demo` or `sealflow stack up`)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=get_settings().log_level, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
+    _configure_logging(args)
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
         return 2
     try:
-        return int(handler(args) or 0)
+        _check_home(args)
+        code = int(handler(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, inside the try, not in the interpreter's last flush
+        return code
     except UsageError as exc:
         print(f"sealflow: error: {exc}", file=sys.stderr)
         return 2
@@ -70,6 +121,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _reader_left()
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"sealflow: unexpected error: {type(exc).__name__}: {_one_line(exc)}\n"
+              f"sealflow: run it again with --debug for the details; with --verbose for the logs",
+              file=sys.stderr)
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 300 else text[:300] + "…"
+
+
+def _reader_left() -> int:
+    """Our reader closed the pipe: say nothing, and point stdout at /dev/null so the interpreter's
+    last flush at exit does not print "Exception ignored ... BrokenPipeError" either."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -55,6 +55,30 @@ def step_batch(ctx: Any) -> None:
     ca = ctx.settings.state_dir / "ca"
     ctx.note("verify one yourself", f"sealflow verify {ctx.settings.state_dir / 'batches' / batch_id / 'out'} "
                                     f"--trust {ca / 'ca-root.pem'} --trust {ca / 'ca-intermediate.pem'}")
+    ctx.data["stamp_yourself"] = stamp_yourself(ctx.settings, seal, folder)
+
+
+def stamp_yourself(settings: Any, seal: Any, folder: Path) -> list[str]:
+    """The closing lines of the demo: a seal, its PIN (in a 0600 file, never printed) and the
+    commands to stamp and verify one document by hand."""
+    from sealflow.batch_runner import personal_pin_file
+
+    pin_file = personal_pin_file(settings)
+    if not seal.personal_es_id or not pin_file.exists():
+        return ["The demo's personal seal was made by an earlier demo whose PIN was not kept;",
+                "start afresh (make clean && make demo) to get a seal and a PIN you may use."]
+    sample = next((p for p in sorted(folder.glob("*.pdf")) if p.read_bytes()[:5] == b"%PDF-"), None)
+    source = str(sample) if sample else "YOUR.pdf"
+    out = settings.state_dir / "demo" / "stamped-by-me.pdf"
+    ca = settings.state_dir / "ca"
+    return [
+        f"Stamp one document yourself with the demo's personal seal {seal.personal_es_id}",
+        f"(its PIN is in {pin_file}, readable by you only; you act as its keeper, {seal.keeper!r}):",
+        f'  export SEALFLOW_HOME={settings.state_dir} SEALFLOW_PIN="$(cat {pin_file})"',
+        f"  sealflow stamp --seal {seal.personal_es_id} --pin-env SEALFLOW_PIN --actor {seal.keeper} {source} {out}",
+        f"  sealflow verify {out} --trust {ca / 'ca-root.pem'} --trust {ca / 'ca-intermediate.pem'}",
+        "Mind the PIN: five wrong tries lock the seal's key.",
+    ]
 
 
 def step_archive_and_file(ctx: Any) -> None:

@@ -51,6 +51,10 @@ class Settings:
     # National-platform simulator (and, in production, the platform's endpoint).
     platform_port: int = 18600
     platform_url: str = ""
+    # Time-stamp authority (时间戳服务, RFC 3161): the embedded stack's TSA on tsa_port, or in
+    # production the provincial TSA's URL. Every seal SealFlow puts carries its token.
+    tsa_port: int = 18610
+    tsa_url: str = ""
     # Filing (备案): the pinned platform certificate (default <home>/filing/platform-cert.pem),
     # the sending system's key in the key store and its PIN, our system id, drain schedule.
     platform_cert: str = ""
@@ -69,6 +73,12 @@ class Settings:
     audit_key_id: str = "audit-log"
     audit_key_pin: str = field(default="", repr=False)
     audit_checkpoint_every: int = 100
+    # Backups (备份): where they go (a folder or s3://bucket/prefix; never inside the home), the backup
+    # key in the key store and its PIN, and the Object Lock retention of backup objects in days.
+    backup_target: str = ""
+    backup_key_id: str = "backup-system"
+    backup_key_pin: str = field(default="", repr=False)
+    backup_retention_days: int = 30
     # Airflow API server for `sealflow stack up --ui`.
     airflow_port: int = 18280
     # Key-encryption key for the key store: a hex value, or a 0600 file holding it.
@@ -105,6 +115,10 @@ class Settings:
         return self.platform_url or f"http://127.0.0.1:{self.platform_port}"
 
     @property
+    def resolved_tsa_url(self) -> str:
+        return self.tsa_url or f"http://127.0.0.1:{self.tsa_port}/"
+
+    @property
     def resolved_kek_file(self) -> Path:
         return Path(self.kek_file) if self.kek_file else self.state_dir / "kek.hex"
 
@@ -137,7 +151,51 @@ class Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
+def config_file(environ: Mapping[str, str] | None = None) -> Path:
+    """The optional settings file: ``SEALFLOW_CONFIG``, else ``$XDG_CONFIG_HOME/sealflow/sealflow.env``
+    (``~/.config/sealflow/sealflow.env``). It holds ``SEALFLOW_*=value`` lines, e.g. ``SEALFLOW_HOME=/srv/sealflow``."""
+    env = os.environ if environ is None else environ
+    if env.get("SEALFLOW_CONFIG"):
+        return Path(env["SEALFLOW_CONFIG"]).expanduser()
+    base = Path(env["XDG_CONFIG_HOME"]) if env.get("XDG_CONFIG_HOME") else Path.home() / ".config"
+    return base / "sealflow" / "sealflow.env"
+
+
+def read_config_file(path: Path) -> dict[str, str]:
+    """``SEALFLOW_*`` values of a settings file (``KEY=value`` lines, ``#`` comments); {} when absent."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return {}
+    values: dict[str, str] = {}
+    for line in lines:
+        key, sep, value = line.strip().partition("=")
+        if sep and key.strip().startswith("SEALFLOW_"):
+            values[key.strip()] = value.strip().strip('"').strip("'")
+    return values
+
+
+def environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The settings file's values under the process environment (the environment wins)."""
+    env = dict(os.environ if environ is None else environ)
+    return {**read_config_file(config_file(env)), **env}
+
+
+def home_source(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> str | None:
+    """Where the SealFlow home comes from — ``SEALFLOW_HOME``, the settings file, or the current
+    folder's ``var/`` when it exists — or None: then there is no home and nothing should be made."""
+    env = dict(os.environ if environ is None else environ)
+    if env.get("SEALFLOW_HOME"):
+        return "SEALFLOW_HOME"
+    path = config_file(env)
+    if read_config_file(path).get("SEALFLOW_HOME"):
+        return str(path)
+    if ((cwd or Path.cwd()) / "var").is_dir():
+        return "./var"
+    return None
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings, read from the environment once."""
-    return Settings.from_env()
+    """The process-wide settings, read once from the environment over the optional settings file."""
+    return Settings.from_env(environment())

@@ -1,5 +1,6 @@
 """The embedded SealFlow stack for one machine: SeaweedFS (S3 with Object Lock), an Airflow home
-(SQLite, LocalExecutor) and the national-platform simulator — all bound to 127.0.0.1.
+(SQLite, LocalExecutor), the national-platform simulator and the time-stamp authority — all bound
+to 127.0.0.1.
 
 ``sealflow stack up|down|status`` drives it; ``make demo`` and the tests use it. Each process we
 start writes a PID file in ``state_dir/run/`` recording its PID and creation time, so a second
@@ -296,6 +297,17 @@ def platform_component(settings: Settings) -> Component:
     env.update(sealflow_env(settings))
     url = f"{settings.resolved_platform_url}/v1/health"
     return Component("platform", argv, settings.platform_port, env, lambda: _http_ok(url), 30.0, db.parent)
+
+
+def tsa_component(settings: Settings) -> Component:
+    """The embedded time-stamp authority (stamping.tsa.server), certified by the stack's CA."""
+    directory = settings.state_dir / "tsa"
+    argv = [sys.executable, "-m", "stamping.tsa.server", "--host", "127.0.0.1", "--port", str(settings.tsa_port),
+            "--dir", str(directory), "--ca", str(settings.state_dir / "ca")]
+    env = dict(os.environ)
+    env.update(sealflow_env(settings))
+    url = f"http://127.0.0.1:{settings.tsa_port}/health"
+    return Component("tsa", argv, settings.tsa_port, env, lambda: _http_ok(url), 30.0, directory)
 
 
 def airflow_components(settings: Settings) -> list[Component]:
@@ -749,6 +761,10 @@ def up(settings: Settings, ui: bool = False, out: Callable[[str], None] = print)
                 out(f"platform: NOT started — {lines[0]} … {lines[-1].strip()}")
         else:
             out("platform: simulator not installed (filing.simulator missing) — skipped")
+        if settings.tsa_url:
+            out(f"tsa: not started, using the configured time-stamp authority {settings.tsa_url}")
+        else:
+            _ensure(settings, tsa_component(settings), out)
         prepare_airflow(settings, out)
         if ui:
             for comp in airflow_components(settings):
@@ -764,7 +780,7 @@ def down(settings: Settings, out: Callable[[str], None] = print, only: Iterable[
     stopped: list[str] = []
     wanted = None if only is None else set(only)
     with _stack_lock(settings):
-        for group in (AIRFLOW_COMPONENTS, ("platform", "seaweedfs")):
+        for group in (AIRFLOW_COMPONENTS, ("platform", "tsa", "seaweedfs")):
             names = [name for name in group if wanted is None or name in wanted]
             entries = [e for e in (read_pid(settings, name) for name in names) if e is not None]
             running = _stop_entries(settings, entries)
@@ -801,9 +817,10 @@ def status(settings: Settings) -> dict[str, Any]:
     checks: dict[str, Callable[[], bool]] = {
         "seaweedfs": lambda: _s3_ready(settings),
         "platform": lambda: _http_ok(f"{settings.resolved_platform_url}/v1/health"),
+        "tsa": lambda: _http_ok(f"http://127.0.0.1:{settings.tsa_port}/health"),
         "api-server": lambda: _http_ok(f"http://127.0.0.1:{settings.airflow_port}/api/v2/monitor/health"),
     }
-    for name in ("seaweedfs", "platform", *AIRFLOW_COMPONENTS):
+    for name in ("seaweedfs", "platform", "tsa", *AIRFLOW_COMPONENTS):
         entry = alive(settings, name)
         if entry is None:
             state = "not installed" if name == "platform" and not platform_available() else "stopped"
@@ -820,6 +837,7 @@ def status(settings: Settings) -> dict[str, Any]:
         "s3_endpoint": settings.resolved_s3_endpoint,
         "buckets": {"work": settings.work_bucket, "archive": settings.archive_bucket},
         "platform_url": settings.resolved_platform_url,
+        "tsa_url": settings.resolved_tsa_url,
         "airflow_home": str(settings.airflow_home),
         "airflow_url": f"http://127.0.0.1:{settings.airflow_port}",
         "logs": str(logs_dir(settings)),

@@ -1,7 +1,7 @@
 """The import contract of the house: which package may import which, read from the source's AST.
 
 Layers, bottom to top (see the redesign issue): GM crypto and PKI → foundation (settings, database,
-files, object store) → domains (``filing``, ``stamping``, ``archive``) → the Airflow glue (``plugins``)
+files, object store) → domains (``filing``, ``stamping``, ``archive``, ``backup``) → the Airflow glue (``plugins``)
 → DAG files and the shell (``sealflow`` CLI, stack, demo). A module may import only from its own layer
 or below. Every import counts — at module level, inside functions, and ``importlib.import_module`` with a
 literal or f-string prefix — because an import inside a function is a cycle all the same, only hidden.
@@ -38,6 +38,7 @@ LAYERS: dict[str, int] = {
     "filing": 2,
     "stamping": 2,
     "archive": 2,
+    "backup": 2,
     "sealflow_airflow": 3,
     "dags": 4,
     "sealflow.cli": 4,
@@ -47,7 +48,7 @@ LAYERS: dict[str, int] = {
     "sealflow.batch_runner": 4,
     "sealflow.airflow_api": 4,
 }
-SOURCES = {"stamping": "stamping", "archive": "archive", "filing": "filing", "sealflow": "sealflow",
+SOURCES = {"stamping": "stamping", "archive": "archive", "filing": "filing", "backup": "backup", "sealflow": "sealflow",
            "sealflow_airflow": "plugins/sealflow_airflow", "dags": "dags"}
 
 

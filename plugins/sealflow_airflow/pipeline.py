@@ -15,6 +15,7 @@ from airflow.sdk import Asset
 from sealflow.db import make_engine, migrate, session_factory, transaction
 from sealflow.settings import Settings, get_settings
 from stamping.batch import approval, process
+from stamping.batch.manifest import quarantine_table
 from stamping.batch.models import Batch
 from stamping.batch.seals import BatchSeals
 from stamping.batch.sms import LocalSmsGateway
@@ -52,22 +53,25 @@ def tools() -> process.BatchTools:
     from stamping.ofd.verify import verify_ofd
     from stamping.pdf.sign import stamp_pdf
     from stamping.pdf.verify import verify_pdf
+    from stamping.pki.tsa_client import TsaClient
 
     desk = seals()
     trust = desk.trust_store()
-    lookup = desk.status_lookup
+    lookup, uses = desk.status_lookup, desk.use_lookup
+    tsa = TsaClient(settings().resolved_tsa_url)  # every seal carries a token of the TSA (可信时间戳)
     return process.BatchTools(
         session_factory=_sessions(),
         work_root=settings().state_dir / "batches",
         stampers={
             "pdf": lambda src, seal, signer, placement, path, options: stamp_pdf(
-                src, seal, signer, placement, container=options.get("pdf_container", "pkcs7"), path=path),
+                src, seal, signer, placement, container=options.get("pdf_container", "pkcs7"), path=path,
+                timestamper=tsa),
             "ofd": lambda src, seal, signer, placement, path, options: stamp_ofd(
-                src, seal, signer, placement, path=path),
+                src, seal, signer, placement, path=path, timestamper=tsa),
         },
         verifiers={
-            "pdf": lambda data, path: verify_pdf(data, path, trust, lookup),
-            "ofd": lambda data, path: verify_ofd(data, path, trust, lookup),
+            "pdf": lambda data, path: verify_pdf(data, path, trust, lookup, use_lookup=uses),
+            "ofd": lambda data, path: verify_ofd(data, path, trust, lookup, use_lookup=uses),
         },
         signer_provider=desk.batch_signer,
         record_uses=desk.record_uses,
@@ -76,7 +80,9 @@ def tools() -> process.BatchTools:
 
 
 def _batch_id(params: dict[str, Any], run_id: str) -> str:
-    raw = params.get("batch_id") or run_id
+    """The form's batch id, else the run's name: ``batch__NAME`` (the CLI's and the form's way to
+    name a run) is batch ``NAME``, any other run id is the batch id as it stands."""
+    raw = params.get("batch_id") or run_id.removeprefix("batch__")
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", raw).strip("-")[:64]
 
 
@@ -119,6 +125,11 @@ def ingest_batch(params: dict[str, Any], run_id: str) -> dict:
         chunk_size=settings().stamp_chunk_size,
     )
     log.info("batch %s ingested: %s", batch_id, counts)
+    if counts.get("quarantined"):
+        with _sessions()() as session:
+            bad = [(d.row, d.file, list(d.reasons)) for d in process.documents(session, batch_id, ["quarantined"])]
+        log.warning("batch %s: %d row(s) quarantined, not stamped:\n%s", batch_id, len(bad),
+                    quarantine_table(bad))
     return {"batch_id": batch_id, "es_id": params["es_id"], "requester": params.get("requester") or "unknown",
             "accepted": counts.get("accepted", 0) + counts.get("stamped", 0)
             + counts.get("verified", 0), "quarantined": counts.get("quarantined", 0), "documents": counts["documents"]}

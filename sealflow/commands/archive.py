@@ -105,9 +105,13 @@ def run_search(args: argparse.Namespace, settings: Settings | None = None) -> in
     if args.json:
         sys.stdout.write(json.dumps([_row_json(r) for r in rows], ensure_ascii=False, indent=1) + "\n")
     else:
-        for r in rows:
-            print(f"{r.archival_code}  {r.licence_number}  {r.holder_name}  {r.holder_code}  "
-                  f"{r.archived_at:%Y-%m-%d}  {r.licence_type}")
+        table = [("档号 archival code", "证照编号 number", "持证主体 holder", "持证主体代码 holder code",
+                  "归档 archived", "证照类型 type")] if rows else []
+        table += [(r.archival_code, r.licence_number, r.holder_name, r.holder_code, f"{r.archived_at:%Y-%m-%d}",
+                   r.licence_type) for r in rows]
+        widths = [max(len(line[i]) for line in table) for i in range(6)] if table else []
+        for line in table:  # columns padded to the widest cell (CJK characters count as one: close enough)
+            print("  ".join(f"{cell:<{w}}" for cell, w in zip(line, widths, strict=True)).rstrip())
         print(f"{len(rows)} record(s)")
     return 0
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections import Counter
 from pathlib import Path
 
 from sealflow.cli import CheckFailed, UsageError
@@ -66,24 +67,82 @@ def _approve(args: argparse.Namespace) -> int:
     return 0
 
 
+STAGES = ("checked", "quarantined", "approved", "stamped", "verified", "failed", "archived", "filed")
+
+
+def batch_progress(session, batch_id: str) -> dict | None:
+    """A batch's live progress counted in the database (None when no batch has that id).
+
+    ``checked`` rows went through ingest; ``approved`` documents may be stamped (the keeper said
+    yes); ``stamped`` were sealed (verified or not yet); ``archived`` are in the archive index;
+    ``filed`` were registered with the platform (备案). The status is the batch row's own, so a
+    new approval request shows as awaiting approval, never as an earlier refusal.
+    """
+    from sqlalchemy import func, select
+
+    from archive.models import ARCHIVED, ArchiveRecord
+    from filing.outbox import SENT, OutboxRecord
+    from stamping.batch.models import Batch, BatchDocument, SealUseApproval
+
+    batch = session.get(Batch, batch_id)
+    if batch is None:
+        return None
+    states = dict(session.execute(select(BatchDocument.state, func.count()).where(
+        BatchDocument.batch_id == batch_id).group_by(BatchDocument.state)).all())
+    stamped = session.scalar(select(func.count()).where(
+        BatchDocument.batch_id == batch_id, BatchDocument.stamped_at.is_not(None)))
+    request = session.scalars(select(SealUseApproval).where(SealUseApproval.batch_id == batch_id)).first()
+    approval = "awaiting the keeper" if batch.status == "awaiting_approval" or request is None else request.state
+    approved = sum(n for s, n in states.items() if s != "quarantined") if approval == "approved" else 0
+    archived = session.scalar(select(func.count()).where(
+        ArchiveRecord.batch_id == batch_id, ArchiveRecord.state == ARCHIVED))
+    filings = session.scalars(select(OutboxRecord).where(
+        OutboxRecord.kind == "archive.register", OutboxRecord.subject == batch_id)).all()
+    filed = sum(int(r.payload.get("documents", 0)) for r in filings if r.state == SENT)
+    counts = {"documents": sum(states.values()), "checked": sum(states.values()),
+              "quarantined": states.get("quarantined", 0), "approved": approved, "stamped": stamped or 0,
+              "verified": states.get("verified", 0), "failed": states.get("failed", 0),
+              "archived": archived or 0, "filed": filed}
+    report = Path(batch.work_dir) / "report.html"
+    return {"batch_id": batch_id, "status": batch.status, "es_id": batch.es_id, "requester": batch.requester,
+            "approval": approval, "approval_reason": request.reason if request and approval != "awaiting the keeper"
+            else "", "counts": counts, "filing_records": dict(Counter(r.state for r in filings)),
+            "report": str(report) if report.exists() else ""}
+
+
 def _status(args: argparse.Namespace) -> int:
+    from sealflow.db import make_engine, migrate, session_factory
+    from stamping.batch import process
+
     settings = get_settings()
-    report = settings.state_dir / "batches" / args.batch_id / "report.json"
-    if not report.exists():
-        raise UsageError(f"no report for batch {args.batch_id} yet ({report})")
-    data = json.loads(report.read_text())
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        migrate(engine)
+        with session_factory(engine)() as session:
+            data = batch_progress(session, args.batch_id)
+            bad = [] if data is None else [
+                (d.row, d.file, d.state, d.reasons) for d in process.documents(session, args.batch_id,
+                                                                               ["quarantined", "failed"])]
+    finally:
+        engine.dispose()
+    if data is None:
+        raise UsageError(f"no batch {args.batch_id} in {settings.state_dir}: a batch is listed once its ingest "
+                         "has run (sealflow batch submit FOLDER --seal ES_ID)")
     if args.json:
+        data["documents"] = [{"row": r, "file": f, "state": s, "reasons": why} for r, f, s, why in bad]
         print(json.dumps(data, ensure_ascii=False, indent=1))
-        return 0
-    print(f"batch {data['batch_id']} — {data['status']} — seal {data['es_id']}")
-    for key, value in data["counts"].items():
-        if key != "batch_id":
-            print(f"  {key:<12} {value}")
-    for doc in data["documents"]:
-        if doc["state"] in ("quarantined", "failed"):
-            print(f"  row {doc['row']:>5} {doc['state']:<11} {doc['file']}: {'; '.join(doc['reasons'])}")
-    print(f"  report: {report.with_name('report.html')}")
-    return 1 if data["counts"].get("failed") else 0
+        return 1 if data["counts"]["failed"] else 0
+    reason = f" ({data['approval_reason']})" if data["approval_reason"] else ""
+    print(f"batch {data['batch_id']} — {data['status']} — seal {data['es_id']} — "
+          f"approval: {data['approval']}{reason}")
+    total = data["counts"]["documents"]
+    for key in STAGES:
+        print(f"  {key:<12} {data['counts'][key]:>6} / {total}")
+    for row, file, state, reasons in bad:
+        print(f"  row {row:>5} {state:<11} {file}: {'; '.join(reasons)}")
+    if data["report"]:
+        print(f"  report: {data['report']}")
+    return 1 if data["counts"]["failed"] else 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -107,7 +166,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--code")
     p.add_argument("--reject", action="store_true")
     p.set_defaults(handler=_approve)
-    p = sub.add_parser("status", help="a batch's report")
+    p = sub.add_parser("status", help="a batch's live progress: checked, approved, stamped, verified, archived, filed")
     p.add_argument("batch_id")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_status)

@@ -139,6 +139,8 @@ def _demo(_args: argparse.Namespace) -> int:
     ctx = run_demo(get_settings())
     print(summary_text(ctx))
     print(f"\ndemo finished in {time.monotonic() - started:.0f} s")
+    if ctx.data.get("stamp_yourself"):
+        print("\n" + "\n".join(ctx.data["stamp_yourself"]))
     return 0
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import errno
 import json
 import logging
-import shutil
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -34,12 +33,22 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sealflow.db import transaction
 from sealflow.files import write_atomic
-from stamping.batch.manifest import ManifestError, check_manifest, read_manifest
+from stamping.batch.manifest import (
+    MAX_DOCUMENT_BYTES,
+    MAX_MANIFEST_BYTES,
+    ManifestError,
+    NotADocument,
+    Rejection,
+    check_manifest,
+    open_document,
+    read_manifest,
+)
 from stamping.batch.models import Batch, BatchDocument
 from stamping.gm.sm3 import sm3
-from stamping.keys.signer import Signer
+from stamping.keys.signer import RecordingSigner, Signer
 from stamping.placement import Placement
-from stamping.verify.result import DocumentResult, SealStatusLookup
+from stamping.verify.report import verdict_reasons
+from stamping.verify.result import DocumentResult, SealStatusLookup, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +104,12 @@ def describe_error(exc: BaseException) -> str:
 
 
 class UseRecorder(Protocol):
-    """Writes one audit entry per use of a seal (per document) in the caller's transaction."""
+    """Writes one audit entry per use of a seal (per document) in the caller's transaction;
+    ``documents``: (file, SM3 hex of the sealed file, SM3 hex of the signature value or "")."""
 
     def __call__(self, session: Session, *, es_id: str, actor: str, batch_id: str,
-                 documents: list[tuple[str, str]]) -> None: ...
+                 documents: list[tuple[str, ...]]) -> None: ...
+
 
 
 SignerProvider = Callable[[str], tuple[Signer, bytes]]  # es_id → (signer, SESeal DER)
@@ -156,16 +167,24 @@ def ingest(tools: BatchTools, *, batch_id: str, source: Path, es_id: str, reques
     work = tools.work_root / batch_id
     (work / "in").mkdir(parents=True, exist_ok=True)
     docs: list[dict] = []
-    for index, record in enumerate(checked.accepted):
-        data = (source / record.file).read_bytes()
+    accepted = 0
+    for record in checked.accepted:
+        try:  # the file was checked a moment ago; if it was swapped since, it is quarantined, not read
+            with open_document(source, record.file) as fh:
+                data = fh.read(MAX_DOCUMENT_BYTES + 1)
+        except NotADocument as exc:
+            checked.rejected.append(Rejection(record.row, record.file, [str(exc)]))
+            continue
         write_atomic(work / "in" / record.file, data)
         docs.append(_document_row(batch_id, record.file, record.row, format=record.format,
-                                  chunk=index // chunk_size, record=record.to_dict(), state="accepted",
+                                  chunk=accepted // chunk_size, record=record.to_dict(), state="accepted",
                                   input_sm3=sm3(data).hex()))
+        accepted += 1
     for rejection in checked.rejected:
         docs.append(_document_row(batch_id, rejection.file or f"(row {rejection.row})", rejection.row,
                                   state="quarantined", reasons=rejection.reasons))
-    shutil.copy2(manifest_path, work / "in" / manifest_path.name)
+    with open_document(manifest_path.parent, manifest_path.name) as fh:
+        write_atomic(work / "in" / manifest_path.name, fh.read(MAX_MANIFEST_BYTES + 1))
     with transaction(tools.session_factory) as session:
         session.add(Batch(batch_id=batch_id, source=str(source), es_id=es_id, requester=requester,
                           placement=placement.to_dict(), options=options or {}, status="ingested",
@@ -226,20 +245,23 @@ def stamp_chunk(tools: BatchTools, batch_id: str, chunk: int, actor: str) -> dic
     if not todo:
         return {"chunk": chunk, "stamped": 0, "failed": 0, "seconds": _since(started)}
     signer, seal_der = tools.signer_provider(es_id)
-    stamped: list[tuple[int, str, str, str]] = []
+    signer = RecordingSigner(signer)  # the audit entry of each use names the signature made
+    stamped: list[tuple[int, str, str, str, str]] = []
     failed: list[tuple[int, str]] = []
     broken: BaseException | None = None
     for doc in todo:
         out = work / "out" / doc.file
+        signer.last = None
         try:
-            data = _adopt_or_stamp(tools, doc, out, work, seal_der, signer, placement, options)
+            data, adopted_signature = _adopt_or_stamp(tools, doc, out, work, seal_der, signer, placement, options)
         except Exception as exc:
             if is_infrastructure(exc):  # the machine, not the document: stop, keep what is done, retry
                 broken = exc
                 break
             failed.append((doc.id, f"stamping failed: {type(exc).__name__}: {exc}"))
             continue
-        stamped.append((doc.id, doc.file, str(out), sm3(data).hex()))
+        signature_sm3 = sm3(signer.last).hex() if signer.last is not None else adopted_signature
+        stamped.append((doc.id, doc.file, str(out), sm3(data).hex(), signature_sm3))
     _commit_stamping(tools, batch_id, es_id, actor, stamped, failed)
     log.info("batch %s chunk %d: %d stamped, %d failed", batch_id, chunk, len(stamped), len(failed))
     if broken is not None:
@@ -252,7 +274,7 @@ def stamp_chunk(tools: BatchTools, batch_id: str, chunk: int, actor: str) -> dic
 
 
 def _commit_stamping(tools: BatchTools, batch_id: str, es_id: str, actor: str,
-                     stamped: list[tuple[int, str, str, str]], failed: list[tuple[int, str]]) -> None:
+                     stamped: list[tuple[int, str, str, str, str]], failed: list[tuple[int, str]]) -> None:
     """One transaction: the sealed documents' states, their seal.use entries, the failed ones."""
     if not stamped and not failed:
         return
@@ -262,28 +284,64 @@ def _commit_stamping(tools: BatchTools, batch_id: str, es_id: str, actor: str,
         if stamped:
             session.execute(update(BatchDocument), [
                 {"id": doc_id, "state": "stamped", "output_path": out_path, "output_sm3": digest, "stamped_at": now}
-                for doc_id, _file, out_path, digest in stamped])
+                for doc_id, _file, out_path, digest, _sig in stamped])
         if failed:
             session.execute(update(BatchDocument), [
                 {"id": doc_id, "state": "failed", "reasons": [reason]} for doc_id, reason in failed])
         if tools.record_uses is not None and stamped:
             tools.record_uses(session, es_id=es_id, actor=actor, batch_id=batch_id,
-                              documents=[(f, d) for _i, f, _o, d in stamped])
+                              documents=[(f, d, sig) for _i, f, _o, d, sig in stamped])
+
+
+def _provenance_path(work: Path, file: str) -> Path:
+    """Where the note binding a sealed file to its input lives (outside ``out/``: never packaged)."""
+    return work / "made" / f"{file}.json"
+
+
+def _made_signature(work: Path, file: str) -> str:
+    """The SM3 of the signature value this batch made for ``file``, from its provenance note."""
+    try:
+        note = json.loads(_provenance_path(work, file).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    value = note.get("signature_sm3") if isinstance(note, dict) else ""
+    return value if isinstance(value, str) else ""
+
+
+def _adoptable(doc: BatchDocument, existing: bytes, work: Path) -> bool:
+    """A sealed file left by an interrupted run is adopted only if this batch made it from this
+    document's input: its provenance note names the batch, the input's SM3 and the file's SM3."""
+    try:
+        note = json.loads(_provenance_path(work, doc.file).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (isinstance(note, dict) and note.get("batch_id") == doc.batch_id
+            and note.get("input_sm3") == doc.input_sm3 and note.get("output_sm3") == sm3(existing).hex())
 
 
 def _adopt_or_stamp(tools: BatchTools, doc: BatchDocument, out: Path, work: Path, seal_der: bytes,
-                    signer: Signer, placement: Placement, options: dict) -> bytes:
+                    signer: Signer, placement: Placement, options: dict) -> tuple[bytes, str]:
+    """The sealed bytes, and for an adopted file the SM3 of the signature value this batch made (from
+    its provenance note; "" for a file sealed now: the RecordingSigner has it)."""
     if out.exists():
         existing = out.read_bytes()
-        result = tools.verifiers[doc.format](existing, str(out))
-        if result.intact and result.signatures:
-            log.info("adopting %s sealed by an interrupted run", doc.file)
-            return existing
+        if _adoptable(doc, existing, work):
+            result = tools.verifiers[doc.format](existing, str(out))
+            if result.intact and result.signatures:
+                log.info("adopting %s sealed by an interrupted run", doc.file)
+                return existing, _made_signature(work, doc.file)
         out.unlink()
-    source_path = work / "in" / doc.file
-    sealed = tools.stampers[doc.format](source_path.read_bytes(), seal_der, signer, placement, doc.file, options)
+    source = (work / "in" / doc.file).read_bytes()
+    if sm3(source).hex() != doc.input_sm3:
+        raise BatchError(f"{doc.file}: the received copy changed after ingest")
+    sealed = tools.stampers[doc.format](source, seal_der, signer, placement, doc.file, options)
+    # The note first, then the file: a crash between the two leaves a note no file matches (re-sealed).
+    made = getattr(signer, "last", None)  # the RecordingSigner's signature: named by the audited use
+    note = {"batch_id": doc.batch_id, "input_sm3": doc.input_sm3, "output_sm3": sm3(sealed).hex(),
+            "signature_sm3": sm3(made).hex() if made else ""}
+    write_atomic(_provenance_path(work, doc.file), json.dumps(note).encode())
     write_atomic(out, sealed)
-    return sealed
+    return sealed, ""
 
 
 def verify_chunk(tools: BatchTools, batch_id: str, chunk: int) -> dict:
@@ -316,12 +374,9 @@ def _verify_one(tools: BatchTools, doc: BatchDocument) -> dict:
                 "verification": {}}
     result = tools.verifiers[doc.format](data, doc.output_path)
     summary = result.to_json()
-    if result.valid:
+    if result.verdict == Verdict.VALID:  # batches accept only valid: warnings fail the document too
         return {"id": doc.id, "state": "verified", "reasons": [], "verification": summary}
-    reasons = [result.error] if result.error else [
-        f"{c['name']}: {c['reason']}" for s in summary["signatures"] for c in s["checks"] if not c["ok"]
-    ]
-    return {"id": doc.id, "state": "failed", "reasons": reasons, "verification": summary}
+    return {"id": doc.id, "state": "failed", "reasons": verdict_reasons(result), "verification": summary}
 
 
 def _commit_verification(tools: BatchTools, updates: list[dict]) -> None:

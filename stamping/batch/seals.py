@@ -110,10 +110,13 @@ class BatchSeals:
     def status_lookup(self, es_id: str, at: datetime) -> SealStatus | None:
         return self.registry.status_at(es_id, at)
 
+    def use_lookup(self, es_id: str, signature_value: bytes) -> bool | None:
+        return self.registry.use_recorded(es_id, signature_value)
+
     # --- audit ----------------------------------------------------------------------------
 
     def record_uses(self, session: Session, *, es_id: str, actor: str, batch_id: str,
-                    documents: list[tuple[str, str]]) -> None:
+                    documents: list[tuple[str, ...]]) -> None:
         self.registry.record_uses(session, es_id=es_id, actor=actor, batch_id=batch_id, documents=documents)
 
     def audit_decision(self, session: Session, decision: Decision) -> None:

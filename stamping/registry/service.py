@@ -145,6 +145,7 @@ class SealRegistry:
         self._ca = ca
         self._clock = clock
         self.audit = AuditLog(self._audit_signer, settings.audit_checkpoint_every, settings.audit_key_id)
+        self._use_digests: dict[str, set[str]] = {}
 
     def __repr__(self) -> str:
         return f"SealRegistry({self.settings.state_dir})"
@@ -776,27 +777,53 @@ class SealRegistry:
                 self._require(session, session.get(Unit, seal.unit_id), actor, (Role.KEEPER,), "use this seal")
 
     def record_use(self, es_id: str, actor: str, document_ref: str, batch_id: str | None = None, reason: str = "",
-                   *, session: Session | None = None) -> AuditEntry:
+                   *, session: Session | None = None, signature_value: bytes | None = None) -> AuditEntry:
         """Audit one use of a seal (one stamped document); in ``session`` when given (the caller's
-        transaction), else in a transaction of its own."""
+        transaction), else in a transaction of its own. ``signature_value``: the SM2 signature made,
+        recorded by its SM3 so that 验章 can tell our signatures from others made with the seal's key."""
         def step(s: Session) -> AuditEntry:
             seal = self._seal(s, es_id)
-            return self.audit.append(s, actor=actor, action="seal.use", es_id=es_id, reason=reason,
-                                     payload={"document": document_ref, "batch_id": batch_id or "",
-                                              "seal_version": seal.version, "seal_sm3": seal.seal_sm3})
+            payload = {"document": document_ref, "batch_id": batch_id or "", "seal_version": seal.version,
+                       "seal_sm3": seal.seal_sm3}
+            if signature_value is not None:
+                payload["signature_sm3"] = sm3(signature_value).hex()
+            return self.audit.append(s, actor=actor, action="seal.use", es_id=es_id, reason=reason, payload=payload)
 
         return step(session) if session is not None else self._tx(step)
 
     def record_uses(self, session: Session, *, es_id: str, actor: str, batch_id: str,
-                    documents: list[tuple[str, str]]) -> None:
-        """One audit entry per stamped document ``(file, sm3 hex)`` in the caller's transaction
-        (the batch pipeline's UseRecorder)."""
+                    documents: list[tuple[str, ...]]) -> None:
+        """One audit entry per stamped document ``(file, sm3 hex[, SM3 hex of the signature value])``
+        in the caller's transaction (the batch pipeline's UseRecorder)."""
         seal = self._seal(session, es_id)
-        self.audit.append_many(session, [
-            {"actor": actor, "action": "seal.use", "es_id": es_id,
-             "payload": {"document": f"{name} sm3:{digest}", "batch_id": batch_id or "",
-                         "seal_version": seal.version, "seal_sm3": seal.seal_sm3}}
-            for name, digest in documents])
+        items = []
+        for name, digest, *signature in documents:
+            payload = {"document": f"{name} sm3:{digest}", "batch_id": batch_id or "",
+                       "seal_version": seal.version, "seal_sm3": seal.seal_sm3}
+            if signature and signature[0]:
+                payload["signature_sm3"] = signature[0]
+            items.append({"actor": actor, "action": "seal.use", "es_id": es_id, "payload": payload})
+        self.audit.append_many(session, items)
+
+    def use_recorded(self, es_id: str, signature_value: bytes) -> bool | None:
+        """Whether a signature value was recorded as a use of seal ``es_id`` (a SignatureUseLookup);
+        None when the seal is not in this registry.
+
+        The digests of a seal's uses are read once and kept; a miss reads them again (a use recorded
+        since), so verifying a batch costs one query per seal, not one per document."""
+        digest = sm3(signature_value).hex()
+        known = self._use_digests.get(es_id)
+        if known is not None and digest in known:
+            return True
+        with self._sessions() as session:
+            if session.scalar(select(Seal.es_id).where(Seal.es_id == es_id)) is None:
+                return None
+            rows = session.execute(select(AuditEntry.payload).where(AuditEntry.es_id == es_id,
+                                                                    AuditEntry.action == "seal.use"))
+            known = {p.get("signature_sm3") for (p,) in rows if isinstance(p, dict)}
+        known.discard(None)
+        self._use_digests[es_id] = known
+        return digest in known
 
     # --- reading -------------------------------------------------------------------------
 

@@ -1,0 +1,76 @@
+"""The disaster path at the command line: a home is lost, and comes back from a backup plus k KEK shares."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from sealflow import cli
+from sealflow.db import make_engine, migrate, session_factory
+from sealflow.settings import get_settings
+from stamping.registry import SealRegistry
+from tests.registry.conftest import PERSON_ID, PIN, UNIT, UNIT_CODE
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("SEALFLOW_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("SEALFLOW_KEK", raising=False)
+    monkeypatch.delenv("SEALFLOW_DATABASE_URL", raising=False)
+    monkeypatch.setenv("SEALFLOW_AUDIT_KEY_PIN", "audit-pin-cli")
+    get_settings.cache_clear()
+    settings = get_settings()
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    reg = SealRegistry(session_factory(engine), settings)
+    reg.add_unit(UNIT, UNIT_CODE)
+    reg.add_person("李四", PERSON_ID)
+    for user, role, level, person in (("admin", "admin", 0, None), ("applicant", "applicant", 0, None),
+                                      ("keeper", "keeper", 0, PERSON_ID), ("reviewer1", "reviewer", 1, None),
+                                      ("reviewer2", "reviewer", 2, None)):
+        reg.add_user(UNIT_CODE, user, role, level=level, person_id_number=person)
+    app = reg.apply("applicant", UNIT_CODE, "official", UNIT, keeper="keeper")
+    reg.review("reviewer1", app, 1, True)
+    reg.review("reviewer2", app, 2, True)
+    reg.make("keeper", app, PIN)
+    engine.dispose()
+    yield settings.state_dir
+    get_settings.cache_clear()
+
+
+def test_a_lost_home_comes_back_from_the_backup_and_three_of_five_kek_shares(home, tmp_path, capsys):
+    backups, shares, root = tmp_path / "backups", tmp_path / "shares", tmp_path / "ca-root.pem"
+    shutil.copy(home / "ca" / "ca-root.pem", root)  # the operator keeps the root certificate apart
+    assert cli.main(["kek", "split", "--shares", "5", "--threshold", "3", "--out", str(shares)]) == 0
+    assert cli.main(["backup", "create", "--to", str(backups), "--json"]) == 0
+    first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert first["base"] is None and first["tables"]["audit_log"] > 0
+    assert cli.main(["backup", "create", "--to", str(backups), "--json"]) == 0
+    second = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert second["base"] == first["backup_id"]
+    assert second["objects_written"] <= 2  # only what the backup itself changed (the backup key's audit rows)
+
+    shutil.rmtree(home)  # the disaster: the home, its database, its keys and its KEK are gone
+    files = sorted(shares.iterdir())
+    assert cli.main(["kek", "recover", str(files[1]), str(files[3]), str(files[4])]) == 0
+    assert cli.main(["backup", "verify", "--from", str(backups), "--trust", str(root)]) == 0
+    assert cli.main(["backup", "restore", "--from", str(backups), "--trust", str(root), "--json"]) == 0
+    restored = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert restored["restored"] and restored["audit_ok"] and restored["audit_entries"] >= first["tables"][
+        "audit_log"]
+    assert (home / "sealflow.db").exists() and any((home / "keys").iterdir())
+    assert cli.main(["audit", "verify"]) == 0
+
+
+def test_a_backup_target_inside_the_home_is_refused(home, capsys):
+    assert cli.main(["backup", "create", "--to", str(home / "backups")]) == 2
+    assert "inside the SealFlow home" in capsys.readouterr().err
+
+
+def test_restore_over_a_live_home_is_refused(home, tmp_path, capsys):
+    assert cli.main(["backup", "create", "--to", str(tmp_path / "b")]) == 0
+    assert cli.main(["backup", "restore", "--from", str(tmp_path / "b")]) == 2
+    assert "not empty" in capsys.readouterr().err

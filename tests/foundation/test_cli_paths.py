@@ -1,0 +1,168 @@
+"""The ``sealflow`` command as a person meets it, run as a real process: quiet unless asked,
+one line instead of a traceback, silent when piped to ``head``, and never inventing a home."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stamping.batch.samples import MANIFEST_FIELDS, sample_rows
+
+SEALFLOW = str(Path(sys.executable).with_name("sealflow"))
+
+
+def _run(args: list[str], cwd: Path, env: dict[str, str], shell_pipe: str = "") -> subprocess.CompletedProcess:
+    if shell_pipe:
+        command = " ".join([SEALFLOW, *args]) + " | " + shell_pipe
+        return subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run([SEALFLOW, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def bare_env(tmp_path: Path) -> dict[str, str]:
+    """An environment with no SealFlow home and no settings file."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEALFLOW_")}
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
+    return env
+
+
+@pytest.fixture
+def home_env(tmp_path: Path, bare_env: dict[str, str]) -> dict[str, str]:
+    return {**bare_env, "SEALFLOW_HOME": str(tmp_path / "home"), "SEALFLOW_KEK": "44" * 32}
+
+
+def test_without_a_home_commands_refuse_and_create_nothing(tmp_path: Path, bare_env: dict[str, str]) -> None:
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    done = _run(["archive", "search", "--batch", "x"], folder, bare_env)
+    assert done.returncode == 2
+    assert "no SealFlow home found: set SEALFLOW_HOME" in done.stderr
+    assert str(tmp_path / "config" / "sealflow" / "sealflow.env") in done.stderr
+    assert list(folder.iterdir()) == []  # no ./var/sealflow.db made behind the user's back
+
+
+def test_a_home_is_found_from_the_settings_file_or_an_existing_var(tmp_path: Path, bare_env: dict[str, str]) -> None:
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    (tmp_path / "config" / "sealflow").mkdir(parents=True)
+    (tmp_path / "config" / "sealflow" / "sealflow.env").write_text(f"SEALFLOW_HOME={tmp_path / 'h'}\n")
+    done = _run(["batch", "status", "nosuch"], folder, bare_env)
+    assert done.returncode == 2 and f"no batch nosuch in {tmp_path / 'h'}" in done.stderr, done.stderr
+    (tmp_path / "config" / "sealflow" / "sealflow.env").unlink()
+    (folder / "var").mkdir()
+    done = _run(["batch", "status", "nosuch"], folder, bare_env)
+    assert done.returncode == 2 and f"no batch nosuch in {folder / 'var'}" in done.stderr, done.stderr
+
+
+def test_offline_verification_needs_no_home(tmp_path: Path, bare_env: dict[str, str]) -> None:
+    done = _run(["verify", str(tmp_path / "missing.pdf"), "--trust", str(tmp_path / "root.pem")], tmp_path, bare_env)
+    assert "no SealFlow home" not in done.stderr
+
+
+def test_library_info_logs_only_with_verbose(tmp_path: Path, home_env: dict[str, str]) -> None:
+    quiet = _run(["seal", "list"], tmp_path, home_env)
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr == ""
+    loud = _run(["--verbose", "seal", "list"], tmp_path, home_env)
+    assert "INFO alembic" in loud.stderr
+
+
+def test_an_unexpected_error_is_one_line_and_its_traceback_needs_debug(
+        tmp_path: Path, home_env: dict[str, str]) -> None:
+    env = {**home_env, "SEALFLOW_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}
+    done = _run(["seal", "list"], tmp_path, env)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "sealflow: unexpected error: OperationalError" in done.stderr
+    assert "run it again with --debug" in done.stderr
+    assert "Traceback" in _run(["--debug", "seal", "list"], tmp_path, env).stderr
+
+
+def _batch_with_many_quarantined_rows(home: Path, tmp_path: Path) -> None:
+    from sealflow.db import make_engine, migrate, session_factory
+    from stamping.batch import process
+    from stamping.placement import Placement
+
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    with (folder / "manifest.csv").open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=MANIFEST_FIELDS)
+        writer.writeheader()
+        writer.writerows(sample_rows(3000))  # no file is there: every row is quarantined
+    engine = make_engine(f"sqlite:///{home / 'sealflow.db'}")
+    migrate(engine)
+    tools = process.BatchTools(session_factory=session_factory(engine), work_root=home / "batches")
+    process.ingest(tools, batch_id="many", source=folder, es_id="es", requester="office",
+                   placement=Placement.parse("anchor:（盖章）"))
+    engine.dispose()
+
+
+def test_a_closed_pipe_is_silent(tmp_path: Path, home_env: dict[str, str]) -> None:
+    _batch_with_many_quarantined_rows(Path(home_env["SEALFLOW_HOME"]), tmp_path)
+    full = _run(["batch", "status", "many"], tmp_path, home_env)
+    assert len(full.stdout) > 200_000  # more than a pipe holds: the writer meets the closed pipe
+    done = _run(["batch", "status", "many"], tmp_path, home_env, shell_pipe="head -2")
+    assert done.stdout.startswith("batch many — ingested")
+    assert done.stderr == ""
+
+
+def test_batch_status_counts_each_stage_from_the_database(tmp_path: Path, home_env: dict[str, str]) -> None:
+    _batch_with_many_quarantined_rows(Path(home_env["SEALFLOW_HOME"]), tmp_path)
+    done = _run(["batch", "status", "many"], tmp_path, home_env)
+    lines = done.stdout.splitlines()
+    assert lines[0] == "batch many — ingested — seal es — approval: awaiting the keeper"
+    counts = {line.split()[0]: line.split()[1] for line in lines[1:9]}
+    assert counts == {"checked": "3000", "quarantined": "3000", "approved": "0", "stamped": "0",
+                      "verified": "0", "failed": "0", "archived": "0", "filed": "0"}
+
+
+def test_batch_status_shows_a_new_approval_request_not_the_earlier_refusal(tmp_path: Path) -> None:
+    """The pipeline's own writes, in its order: a request, a refusal, then a new run's request."""
+    from sealflow.commands.batch import batch_progress
+    from sealflow.db import make_engine, migrate, session_factory, transaction
+    from stamping.batch import approval, process
+    from stamping.batch.models import Batch
+    from stamping.batch.sms import LocalSmsGateway
+    from stamping.placement import Placement
+
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    rows = sample_rows(2, formats=("pdf",))
+    for row in rows:
+        (folder / row["file"]).write_bytes(b"%PDF-1.7\n")
+    with (folder / "manifest.csv").open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=MANIFEST_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    migrate(engine)
+    sessions = session_factory(engine)
+    tools = process.BatchTools(session_factory=sessions, work_root=tmp_path / "work")
+    process.ingest(tools, batch_id="b1", source=folder, es_id="es", requester="office",
+                   placement=Placement.parse("anchor:（盖章）"))
+
+    def request() -> None:  # as sealflow_airflow.pipeline.request_approval does
+        with transaction(sessions) as session:
+            approval.request_approval(session, batch_id="b1", es_id="es", keeper="keeper", keeper_phone="keeper",
+                                      requester="office", documents=2, gateway=LocalSmsGateway(tmp_path / "sms"))
+            session.get(Batch, "b1").status = "awaiting_approval"
+
+    def progress() -> dict:
+        with sessions() as session:
+            return batch_progress(session, "b1")
+
+    request()
+    assert (progress()["status"], progress()["approval"]) == ("awaiting_approval", "awaiting the keeper")
+    with transaction(sessions) as session:  # as record_decision does on a refusal
+        approval.decide(session, request_id="b1:es", approve=False, code="", decided_by="keeper")
+        session.get(Batch, "b1").status = "refused"
+    assert (progress()["status"], progress()["approval"], progress()["counts"]["approved"]) == (
+        "refused", "refused", 0)
+    request()  # the batch is submitted again: a new request waits for the keeper
+    assert (progress()["status"], progress()["approval"]) == ("awaiting_approval", "awaiting the keeper")
+    engine.dispose()
