@@ -222,6 +222,8 @@ def port_problems(settings: Settings, ephemeral: tuple[int, int] | None = None) 
     wanted: list[tuple[str, int]] = [("airflow_port", settings.airflow_port)]
     if not settings.platform_url:
         wanted.append(("platform_port", settings.platform_port))
+    if not settings.tsa_url:
+        wanted.append(("tsa_port", settings.tsa_port))
     if not settings.s3_endpoint:
         for name in SEAWEED_PORT_FIELDS:
             port = getattr(settings, name)
@@ -574,7 +576,7 @@ def stop_processes(members: list[Member], timeout: float = 20.0) -> list[Member]
 
 def leftovers(settings: Settings, components: Iterable[str] | None = None) -> list[Member]:
     """Processes of this stack whose component is no longer running (orphans of a crash)."""
-    live = {name for name in (*AIRFLOW_COMPONENTS, "platform", "seaweedfs") if alive(settings, name)}
+    live = {name for name in (*AIRFLOW_COMPONENTS, "platform", "tsa", "seaweedfs") if alive(settings, name)}
     return [m for m in stack_processes(settings, components) if m.component not in live]
 
 
