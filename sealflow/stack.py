@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from sealflow.objectstore import CHECKSUM_ENV, ensure_buckets, s3_client
-from sealflow.settings import Settings
+from sealflow.settings import Settings, check_state
 
 log = logging.getLogger(__name__)
 
@@ -120,16 +120,21 @@ def _airflow_secrets(settings: Settings) -> dict[str, str]:
     return values
 
 
+def airflow_users(settings: Settings) -> list[tuple[str, str]]:
+    """The SimpleAuthManager's users: the stack administrator and the registry's people by role
+    (sealflow.airflow_users), each with a generated password in the 0600 passwords file."""
+    from sealflow.airflow_users import ensure_passwords, registry_users, simple_auth_users
+
+    users = simple_auth_users(registry_users(settings), ADMIN_USER)
+    ensure_passwords(_passwords_file(settings), [name for name, _ in users], _write_private)
+    return users
+
+
 def airflow_login(settings: Settings) -> tuple[str, str]:
     """The local UI/API login (user, password) of the simple auth manager; made on first use."""
-    path = _passwords_file(settings)
-    passwords: dict[str, str] = {}
-    if path.exists():
-        with contextlib.suppress(ValueError):
-            passwords = json.loads(path.read_text() or "{}")
-    if ADMIN_USER not in passwords:
-        passwords[ADMIN_USER] = secrets.token_urlsafe(12)
-        _write_private(path, json.dumps(passwords) + "\n")
+    from sealflow.airflow_users import ensure_passwords
+
+    passwords = ensure_passwords(_passwords_file(settings), [ADMIN_USER], _write_private)
     return ADMIN_USER, passwords[ADMIN_USER]
 
 
@@ -169,7 +174,7 @@ def airflow_env(settings: Settings, base: Mapping[str, str] | None = None) -> di
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__FERNET_KEY": keys["fernet_key"],
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{n}:{r}" for n, r in airflow_users(settings)),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(_passwords_file(settings)),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
@@ -291,10 +296,22 @@ def seaweed_component(settings: Settings) -> Component:
     return Component("seaweedfs", argv, settings.s3_port, env, lambda: _s3_ready(settings), 60.0, data)
 
 
+def sender_trust(settings: Settings) -> list[Path]:
+    """What the simulator trusts for senders: the state's demo CA, root and intermediate (made if missing)."""
+    from stamping.pki.ca import DemoCA
+
+    directory = settings.state_dir / "ca"
+    DemoCA.create(directory)
+    return [directory / "ca-root.pem", directory / "ca-intermediate.pem"]
+
+
 def platform_component(settings: Settings) -> Component:
     db = platform_db(settings)
+    # Senders must chain to the state's demo CA (the one that issues the filing system's certificate).
     argv = [sys.executable, "-m", "filing.simulator", "--host", "127.0.0.1",
             "--port", str(settings.platform_port), "--db", str(db)]
+    for pem_file in sender_trust(settings):
+        argv += ["--trust", str(pem_file)]
     env = dict(os.environ)
     env.update(sealflow_env(settings))
     url = f"{settings.resolved_platform_url}/v1/health"
@@ -727,7 +744,8 @@ def _ensure(settings: Settings, comp: Component, out: Callable[[str], None]) -> 
 
 
 def _pin_platform_certificate(settings: Settings, out: Callable[[str], None]) -> None:
-    """Pin the simulator's receipt-signing certificate once (filing.identity never replaces a pinned one)."""
+    """Pin the simulator's receipt-signing certificate once, from the file the simulator made on this
+    machine — never from its HTTP endpoint (filing.identity never replaces a pinned one)."""
     try:
         from filing.identity import pin_platform_certificate, platform_cert_path
     except ImportError:
@@ -735,7 +753,7 @@ def _pin_platform_certificate(settings: Settings, out: Callable[[str], None]) ->
     if platform_cert_path(settings).is_file():
         return
     try:
-        pin_platform_certificate(settings)
+        pin_platform_certificate(settings, platform_db(settings).parent / "platform-cert.pem")
         out(f"platform: certificate pinned in {platform_cert_path(settings)}")
     except Exception as exc:  # filing still reports "run `sealflow filing setup`" when it needs it
         out(f"platform: certificate not pinned ({exc})")
@@ -743,6 +761,7 @@ def _pin_platform_certificate(settings: Settings, out: Callable[[str], None]) ->
 
 def up(settings: Settings, ui: bool = False, out: Callable[[str], None] = print) -> dict[str, Any]:
     """Start what is not running (idempotent) and return :func:`status`."""
+    check_state(settings)  # refuse an open state dir; what the stack creates is private (umask 077)
     check_ports(settings)
     with _stack_lock(settings):
         reap_leftovers(settings, out)
