@@ -226,8 +226,6 @@ def _code_for(sched: SchedulerStack, batch_id: str) -> str:
     raise AssertionError(f"no code texted for batch {batch_id}")
 
 
-@pytest.mark.xfail(reason="needs the archive pickup of every verified-but-unarchived batch (issue 11 item 3, "
-                          "helper h1); Airflow keeps one asset-queue row per asset and DAG", strict=False)
 def test_two_batches_finishing_together_are_both_archived_and_filed(sched: SchedulerStack, tmp_path: Path) -> None:
     runs = {}
     for n, batch_id in enumerate(("together-a", "together-b")):
