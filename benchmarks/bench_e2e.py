@@ -134,7 +134,7 @@ def measure(settings: Settings, seal: Any, docs: int, root: Path) -> dict[str, A
     # The reference's documents: the same kinds, sizes and formats, other serial numbers (the archive
     # takes each 证照标识 once: the stack's documents would be "already archived").
     reference_folder = root / "reference"
-    write_batch(reference_folder, docs, bad=False, start=docs)
+    write_batch(reference_folder, docs, bad=False, start=10_000_000 + docs)
     print(f"batch of {expected['documents']} generated in {time.perf_counter() - generated:.1f} s", flush=True)
     inbox = settings.state_dir / "inbox"
     inbox.mkdir(parents=True, exist_ok=True)
@@ -162,7 +162,7 @@ def measure(settings: Settings, seal: Any, docs: int, root: Path) -> dict[str, A
         api.trigger("stamp_inbox", {})
         _wait("stamp_inbox run", lambda: _run_after(api, "stamp_inbox", since), timeout=600)
         stage("inbox_scan")
-        approve_after_park(api, settings, run_id, seal.keeper, keeper_wait=True)
+        approve_after_park(api, settings, run_id, batch_id, seal.keeper, keeper_wait=True)
         stage("approval")
         state = _wait("stamp_batch run", lambda: (s := api.run_state("stamp_batch", run_id)) in TERMINAL and s)
         stage("stamp_verify")

@@ -61,6 +61,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -227,7 +228,8 @@ def _parked(settings: Settings, run_id: str, task_id: str = "seal_use_approval")
     return log.is_file() and needle in log.read_text(errors="replace")
 
 
-def approve_after_park(api: AirflowApi, settings: Settings, run_id: str, keeper: str, keeper_wait: bool) -> None:
+def approve_after_park(api: AirflowApi, settings: Settings, run_id: str, batch_id: str, keeper: str,
+                       keeper_wait: bool) -> None:
     """Answer the 用章审批 as the keeper; with ``keeper_wait``, only once the scheduler has seen the
     approval task's process exit after parking (AWAITING_INPUT).
 
@@ -241,13 +243,14 @@ def approve_after_park(api: AirflowApi, settings: Settings, run_id: str, keeper:
         deadline = time.monotonic() + 120
         while not _parked(settings, run_id) and time.monotonic() < deadline:
             time.sleep(0.2)
-    approve(api, settings, run_id, keeper, timeout=600)
+    approve(settings, run_id, batch_id, keeper, timeout=600)
 
 
 def measure(settings: Settings, seal: Any, size: int, root: Path, keeper_wait: bool = True) -> dict[str, Any]:
     folder = root / f"in-{size}"
     generated = time.perf_counter()
-    expected = write_batch(folder, size, bad=False)
+    # New licence serials each run: a licence sealed before is quarantined unless declared 换发/补发.
+    expected = write_batch(folder, size, bad=False, start=secrets.randbelow(9_000_000))
     generated = time.perf_counter() - generated
     print(f"batch of {expected['documents']} generated in {generated:.1f} s", flush=True)
     api = airflow_api(settings)
@@ -257,8 +260,9 @@ def measure(settings: Settings, seal: Any, size: int, root: Path, keeper_wait: b
     sampler.start()
     try:
         started = time.perf_counter()
-        run_id = submit(api, folder, seal.es_id, f"bench-{size}-{int(time.time())}")
-        approve_after_park(api, settings, run_id, seal.keeper, keeper_wait)
+        batch_id = f"bench-{size}-{int(time.time())}"
+        run_id = submit(api, folder, seal.es_id, batch_id)
+        approve_after_park(api, settings, run_id, batch_id, seal.keeper, keeper_wait)
         approved = time.perf_counter() - started
         while (state := api.run_state(DAG_ID, run_id)) not in TERMINAL:
             if time.perf_counter() - started > 3600:
@@ -292,7 +296,10 @@ def measure(settings: Settings, seal: Any, size: int, root: Path, keeper_wait: b
     chunks = sum(1 for ti in tis if ti["task_id"] == "stamp_chunk")
     report = json.loads((settings.state_dir / "batches" / run_id.removeprefix("batch__") / "report.json").read_text())
     verified = report["counts"].get("verified", 0)
-    reference = domain_reference(settings, seal.es_id, folder, f"domain-ref-{size}-{int(time.time())}")
+    # A twin batch (same kinds and formats, other serials): a licence sealed once is quarantined after.
+    twin = root / f"ref-{size}-{int(time.time())}"
+    write_batch(twin, size, bad=False, start=secrets.randbelow(9_000_000) + 10_000_000)
+    reference = domain_reference(settings, seal.es_id, twin, f"domain-ref-{size}-{int(time.time())}")
     stack_ms = 1000 * stack_cpu.seconds / max(1, verified)
     domain_ms = 1000 * reference["cpu_s"] / max(1, reference["verified"])
     critical_domain = serial + mapped_domain / max(1, min(DAG_SLOTS, chunks))

@@ -5,9 +5,10 @@
   certificate comes from the DemoCA (:func:`setup_system_identity`). In production, import the
   key and the certificate the platform's operator issued.
 * The platform's certificate is pinned in a file (``Settings.platform_cert``, default
-  ``<home>/filing/platform-cert.pem``). Production: put the certificate received from the
-  platform's operator there. Embedded stack: :func:`pin_platform_certificate` fetches it ONCE
-  from the simulator (``GET /v1/platform-certificate``) and never replaces it silently.
+  ``<home>/filing/platform-cert.pem``) from configuration, never fetched on first use: in
+  production the certificate received from the platform's operator (``sealflow filing setup
+  --platform-cert FILE``); on the embedded stack the simulator's certificate file, which the stack
+  made itself on this machine; in compose a mounted config.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from filing.client import PlatformClient, fetch_platform_certificate
+from filing.client import PlatformClient
 from filing.protocol import der_to_pem, pem_to_der
 from sealflow.settings import Settings
 
@@ -41,12 +42,20 @@ def load_platform_certificate(settings: Settings) -> bytes:
     return pem_to_der(path.read_bytes())
 
 
-def pin_platform_certificate(settings: Settings, base_url: str | None = None) -> bytes:
-    """Pin the platform certificate on first use; afterwards return the pinned one unchanged."""
+def pin_platform_certificate(settings: Settings, source: Path | None = None) -> bytes:
+    """Pin the platform certificate from ``source`` (a PEM or DER file from configuration); once
+    pinned, return the pinned one unchanged. Never from the network: a certificate fetched from the
+    endpoint it should authenticate proves nothing (trust on first use)."""
     path = platform_cert_path(settings)
     if path.is_file():
         return pem_to_der(path.read_bytes())
-    der = fetch_platform_certificate(base_url or settings.resolved_platform_url)
+    if source is None:
+        raise FilingNotConfigured(f"{path}: no pinned platform certificate; put the certificate received from the "
+                                  "platform's operator there, or run `sealflow filing setup --platform-cert FILE`")
+    try:
+        der = pem_to_der(Path(source).read_bytes())
+    except (OSError, ValueError) as exc:
+        raise FilingNotConfigured(f"{source}: cannot read the platform certificate ({exc})") from None
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(der_to_pem(der))
@@ -56,13 +65,13 @@ def pin_platform_certificate(settings: Settings, base_url: str | None = None) ->
 
 def setup_system_identity(settings: Settings, ca_dir: Path | None = None) -> bytes:
     """Create the sending system's key and DemoCA certificate if missing; return the certificate (DER)."""
-    from stamping.keys.store import KeyStore
+    from stamping.keys.store import KeyStore, service_signer
     from stamping.pki.ca import DemoCA
 
     pin = _pin(settings)
     store = KeyStore(settings)
     if store.exists(settings.filing_key_id):
-        return store.signer(settings.filing_key_id, pin).certificate
+        return service_signer(store, settings, settings.filing_key_id, pin).certificate
     ca = DemoCA.create(ca_dir or settings.state_dir / "ca")
     key, cert_der = ca.issue_unit_signer(SYSTEM_NAME, SYSTEM_CREDIT_CODE)
     store.create(settings.filing_key_id, pin, key=key)
@@ -82,7 +91,7 @@ def _pin(settings: Settings) -> str:
 
 
 def system_signer(settings: Settings, pin: str | None = None) -> Any:
-    from stamping.keys.store import KeyStore, KeyStoreError
+    from stamping.keys.store import KeyStore, KeyStoreError, service_signer
 
     store = KeyStore(settings)
     if not store.exists(settings.filing_key_id):
@@ -91,7 +100,8 @@ def system_signer(settings: Settings, pin: str | None = None) -> Any:
                                       "run `sealflow filing setup`")
         setup_system_identity(settings)  # embedded stack: a demo identity from the demo CA on first use
     try:
-        return store.signer(settings.filing_key_id, pin if pin is not None else _pin(settings))
+        # The one service-key path: a PIN that does not open the key never counts a wrong-PIN try.
+        return service_signer(store, settings, settings.filing_key_id, pin if pin is not None else _pin(settings))
     except KeyStoreError as exc:  # wrong PIN, locked key: the message names the key, never the PIN
         raise FilingNotConfigured(f"{exc} (SEALFLOW_FILING_KEY_PIN or the connection's password)") from exc
 

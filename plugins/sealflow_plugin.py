@@ -10,7 +10,16 @@ from __future__ import annotations
 from airflow.plugins_manager import AirflowPlugin
 
 
+def _answer_gate(app):
+    from sealflow_airflow.answer_gate import AnswerGate
+
+    return AnswerGate(app)
+
+
 class SealFlowPlugin(AirflowPlugin):
     """SealFlow: electronic-seal batches (用章), verification (验章), archives and filing (备案)."""
 
     name = "sealflow"
+    # 用章审批 answers are checked by SealFlow in the API server as they arrive (sealflow_airflow.answer_gate).
+    fastapi_root_middlewares = [{"name": "sealflow-answer-gate",
+                                 "middleware": _answer_gate, "args": [], "kwargs": {}}]

@@ -12,7 +12,6 @@ Exit 0 when every file was sealed, 1 when any failed, 2 on usage errors.
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
 import sys
 import time
@@ -34,7 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--placement", default=f"anchor:{DEFAULT_ANCHOR}", metavar="SPEC",
                    help="anchor:TEXT[,dx=MM,dy=MM][,page=N] or page=N,x=MM,y=MM (seal centre, mm from top-left)")
     p.add_argument("--cross-page", action="store_true", help="骑缝章: split the seal across the right edge")
-    p.add_argument("--actor", default=None, help="who stamps (audit); default: the OS user")
+    p.add_argument("--actor", default=None, help="checked, not trusted: refused unless it is who you "
+                                                  "authenticate as (the mapped OS user, or SEALFLOW_USER and "
+                                                  "SEALFLOW_USER_CREDENTIAL)")
     p.add_argument("--reason", default="sealflow stamp", help="reason recorded in the audit log")
     p.add_argument("input", metavar="IN")
     p.add_argument("output", metavar="OUT")
@@ -133,8 +134,15 @@ def run(args: argparse.Namespace, settings: Settings | None = None, registry=Non
         raise UsageError(f"environment variable {args.pin_env} is not set or empty")
     placement = parse_placement(args.placement, args.cross_page)
     jobs = plan(Path(args.input), Path(args.output))
-    actor = args.actor or getpass.getuser()
     registry = registry or _registry(settings)
+    from sealflow.commands.seal import authenticated_user
+    from stamping.registry import RegistryError
+
+    try:  # who stamps is who authenticates (OS login mapping or SEALFLOW_USER + credential); --actor is checked
+        actor = authenticated_user(registry, args.actor)
+    except RegistryError as exc:
+        print(f"sealflow stamp: {exc}", file=sys.stderr)
+        return 1
     try:
         signer, seal_der = _seal_signer(registry, args.seal, pin, actor)
     except Exception as exc:  # wrong PIN, locked key, unknown or inactive seal: the message says which

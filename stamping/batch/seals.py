@@ -21,7 +21,7 @@ from sealflow.settings import Settings
 from stamping.batch.approval import Decision
 from stamping.gm.sm4 import DecryptionFailed, decrypt_gcm, encrypt_gcm
 from stamping.keys.signer import Signer
-from stamping.keys.store import load_kek
+from stamping.keys.store import custody_path, load_kek
 from stamping.pki.trust import TrustStore, read_certificates
 from stamping.registry.service import SealRegistry
 from stamping.verify.result import SealStatus
@@ -50,7 +50,7 @@ class BatchSeals:
     # --- custody of the PIN for approved batches ----------------------------------------
 
     def _custody_file(self, es_id: str) -> Path:
-        return self._custody_dir / f"{base64.urlsafe_b64encode(es_id.encode()).decode()}.json"
+        return custody_path(self.settings, es_id)  # one naming, shared with key destruction (销毁)
 
     def enrol(self, es_id: str, pin: str, keeper: str) -> None:
         """Keep the seal's PIN for approved batches; the PIN is checked by unlocking the key once."""
@@ -119,8 +119,21 @@ class BatchSeals:
                     documents: list[tuple[str, ...]]) -> None:
         self.registry.record_uses(session, es_id=es_id, actor=actor, batch_id=batch_id, documents=documents)
 
-    def audit_decision(self, session: Session, decision: Decision) -> None:
-        self.registry.audit.append(
-            session, actor=decision.decided_by, action="seal.use.approved" if decision.approved else "seal.use.refused",
-            es_id=decision.es_id, reason=decision.reason,
-            payload={"batch_id": decision.batch_id, "request_id": decision.request_id})
+    def audit_decision(self, session: Session, decision: Decision, run_id: str = "") -> None:
+        """One entry per answer: approved, refused (with the reason), or a try that did not count.
+        A decision read back (decided earlier, e.g. by the answer gate) is not audited twice."""
+        if not decision.recorded_now:
+            return
+        action = ("seal.use.approved" if decision.approved else "seal.use.refused") if decision.final \
+            else f"seal.use.answer_{'rejected' if decision.outcome != 'wrong_code' else 'wrong_code'}"
+        self.audit(session, actor=decision.decided_by or "unknown", action=action, es_id=decision.es_id,
+                   reason=decision.reason, payload={"batch_id": decision.batch_id, "request_id": decision.request_id,
+                                                    "run_id": run_id, "outcome": decision.outcome})
+
+    def audit(self, session: Session, *, actor: str, action: str, es_id: str, reason: str, payload: dict) -> None:
+        self.registry.audit.append(session, actor=actor, action=action, es_id=es_id, reason=reason, payload=payload)
+
+    def seal_unit(self, es_id: str) -> tuple[str, str]:
+        """The seal's unit: (统一社会信用代码, name)."""
+        info = self.registry.show(es_id)
+        return info["credit_code"], info["unit"]

@@ -28,6 +28,7 @@ import pymupdf
 
 from stamping.gm.sm3 import new_sm3
 from stamping.keys.signer import Signer
+from stamping.pdf.active import active_content, docmdp_permission
 from stamping.pdf.appearance import SealImage, ring_ops, seal_image
 from stamping.pdf.cms import CONTAINERS, MAX_SM2_SIG_DER, build_signed_attrs, build_signed_data
 from stamping.pdf.errors import MUPDF_ERRORS, PdfError
@@ -60,10 +61,24 @@ def open_pdf(data: bytes, path: str, max_bytes: int = MAX_PDF_BYTES) -> pymupdf.
             raise PdfError(path, "damaged PDF (broken cross-reference table or truncated file)")
         if not 0 < doc.page_count <= MAX_PAGES:
             raise PdfError(path, f"{doc.page_count} pages (1..{MAX_PAGES} supported)")
+        _refuse_active_content_and_certification(doc, data, path)
     except PdfError:
         doc.close()
         raise
     return doc
+
+
+def _refuse_active_content_and_certification(doc: pymupdf.Document, data: bytes, path: str) -> None:
+    """Active content (issue 12 item 5) and a DocMDP P=1 certification (item 4) are not stamped."""
+    found = active_content(doc, data)
+    if found:
+        raise PdfError(path, "active content, not stamped: " + "; ".join(found)
+                       + " — ask the issuer for a PDF without scripts, actions, XFA or embedded programs")
+    certified = docmdp_permission(doc)
+    if certified is not None and certified[0] == 1:
+        raise PdfError(path, f"certified with DocMDP /P 1 (no changes allowed, certification signature object "
+                             f"{certified[1]}): a seal would break the certification — stamp the uncertified "
+                             "original instead")
 
 
 def _last_startxref(data: bytes, path: str) -> int:

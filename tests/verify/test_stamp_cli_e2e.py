@@ -46,6 +46,8 @@ def demo_env(tmp_path, monkeypatch):
     registry = SealRegistry(session_factory(engine), settings)
     info = bootstrap_demo(registry, official_pin=PIN)
     monkeypatch.setenv("SF_E2E_PIN", PIN)
+    monkeypatch.setenv("SEALFLOW_USER", KEEPER)  # who stamps is authenticated, not declared
+    monkeypatch.setenv("SEALFLOW_USER_CREDENTIAL", info["credentials"][KEEPER])
     yield settings, registry, info["es_ids"]["official"], KEEPER
     tsa.shutdown()
     tsa.server_close()
