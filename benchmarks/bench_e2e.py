@@ -134,7 +134,7 @@ def measure(settings: Settings, seal: Any, docs: int, root: Path) -> dict[str, A
     # The reference's documents: the same kinds, sizes and formats, other serial numbers (the archive
     # takes each 证照标识 once: the stack's documents would be "already archived").
     reference_folder = root / "reference"
-    write_batch(reference_folder, docs, bad=False, start=10_000_000 + docs)
+    write_batch(reference_folder, docs, bad=False, start=9_000_000 + docs)  # serials stay 7 digits
     print(f"batch of {expected['documents']} generated in {time.perf_counter() - generated:.1f} s", flush=True)
     inbox = settings.state_dir / "inbox"
     inbox.mkdir(parents=True, exist_ok=True)
@@ -216,8 +216,8 @@ def main(docs: int, background_load: int = 0) -> dict[str, Any]:
         settings = stack_settings(root / "var")
         spawn_reaper(settings)
         try:
+            seal = prepare_demo_seal(settings)  # first: the registry's keeper becomes the API server's user
             up(settings, ui=True, out=lambda _m: None)
-            seal = prepare_demo_seal(settings)
             api = airflow_api(settings)
             for dag_id in DAGS:
                 api.wait_for_dag(dag_id, timeout=300)

@@ -298,7 +298,7 @@ def measure(settings: Settings, seal: Any, size: int, root: Path, keeper_wait: b
     verified = report["counts"].get("verified", 0)
     # A twin batch (same kinds and formats, other serials): a licence sealed once is quarantined after.
     twin = root / f"ref-{size}-{int(time.time())}"
-    write_batch(twin, size, bad=False, start=secrets.randbelow(9_000_000) + 10_000_000)
+    write_batch(twin, size, bad=False, start=9_000_000 + secrets.randbelow(900_000))
     reference = domain_reference(settings, seal.es_id, twin, f"domain-ref-{size}-{int(time.time())}")
     stack_ms = 1000 * stack_cpu.seconds / max(1, verified)
     domain_ms = 1000 * reference["cpu_s"] / max(1, reference["verified"])
@@ -352,8 +352,8 @@ def _main(sizes: tuple[int, ...], chunk_size: int | None = None, keeper_wait: bo
             settings = dataclasses.replace(settings, stamp_chunk_size=chunk_size)
         spawn_reaper(settings)  # the stack stops even if this benchmark is killed
         try:
+            seal = prepare_demo_seal(settings)  # first: the registry's keeper becomes the API server's user
             up(settings, ui=True, out=lambda _m: None)
-            seal = prepare_demo_seal(settings)
             api = airflow_api(settings)
             api.wait_for_dag(DAG_ID, timeout=300)
             api.close()
