@@ -210,7 +210,7 @@ def test_batches_whose_asset_events_were_lost_are_archived_by_the_next_run(archi
             conf = {"batch_location": str(tmp_path / batch_id), "es_id": archived.es_id, "requester": "applicant",
                     "placement": "anchor:（盖章）", "batch_id": batch_id, "pdf_container": "pkcs7"}
             run_id = api.trigger(DAG_ID, conf, run_id=f"batch__{batch_id}")
-            approve(api, archived.settings, run_id, archived.keeper)
+            approve(archived.settings, run_id, batch_id, archived.keeper)
             state = api.wait_for_run(DAG_ID, run_id, timeout=600)
             assert state == "success", _errors_logged(archived.settings, DAG_ID, run_id)
         with sqlite3.connect(archived.settings.airflow_home / "airflow.db", timeout=30) as db:
