@@ -93,6 +93,7 @@ def sched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SchedulerStack]:
     settings = stack_settings(tmp_path_factory.mktemp("faults") / "var").with_overrides(stamp_chunk_size=4)
     stack.spawn_reaper(settings)
     try:
+        prepare_demo_seal(settings)  # first: the registry's people (the keeper) become the API server's users
         stack.up(settings, ui=True, out=lambda _m: None)
         env = SchedulerStack(settings)
         yield env

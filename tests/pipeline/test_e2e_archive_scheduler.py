@@ -73,11 +73,11 @@ def archived(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Archived]:
     tmp = tmp_path_factory.mktemp("e2e-archive")
     settings = stack_settings(tmp / "var")
     try:
+        seal = prepare_demo_seal(settings)  # first: the registry's people (the keeper) become the API server's users
         up(settings, ui=True, out=lambda _m: None)
         engine = make_engine(settings.resolved_database_url)
         migrate(engine)
         sessions = session_factory(engine)
-        seal = prepare_demo_seal(settings)
         write_batch(tmp / "in", DOCUMENTS, bad=False)
         seconds: dict[str, float] = {}
         started = time.monotonic()
