@@ -8,9 +8,15 @@ Airflow's auth dependencies, since plugin routes are not protected by default.
 from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
+from sealflow_airflow.console import EXTERNAL_VIEWS, URL_PREFIX
+from sealflow_airflow.console.app import app as console_app
 
 
 class SealFlowPlugin(AirflowPlugin):
     """SealFlow: electronic-seal batches (用章), verification (验章), archives and filing (备案)."""
 
     name = "sealflow"
+    # The SealFlow console (控制台): pages + JSON API under /sealflow, every route behind Airflow's login
+    # and the person's SealFlow roles (sealflow_airflow/console/roles.py); menu entries in the UI's nav.
+    fastapi_apps = [{"app": console_app, "url_prefix": URL_PREFIX, "name": "SealFlow 控制台 console"}]
+    external_views = EXTERNAL_VIEWS

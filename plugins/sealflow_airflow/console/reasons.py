@@ -1,0 +1,42 @@
+"""Quarantine and verification reasons in plain Chinese with how to fix them (隔离原因的中文说明).
+
+The pipeline records reasons in English, naming fields and checks; the console shows the Chinese
+sentence first and keeps the technical text in small print, so nothing is lost in translation.
+Unknown reasons fall back to a general sentence plus the original — never silently dropped.
+"""
+
+from __future__ import annotations
+
+import re
+
+_RULES: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"(\w+) is missing"), "清单缺少字段 {0}：请在清单中填写该列后重新提交。"),
+    (re.compile(r"is not a date"), "日期格式不对：请写成 YYYY-MM-DD（例如 2026-01-31）。"),
+    (re.compile(r"valid_until is before valid_from"), "有效期截止早于起始：请核对两个日期。"),
+    (re.compile(r"issue_date is in the future"), "发证日期在未来：请核对发证日期。"),
+    (re.compile(r"^retention"), "保管期限只能是 永久、30年 或 10年：请改正该列。"),
+    (re.compile(r"^format"), "格式只能是 pdf 或 ofd：请改正 format 列。"),
+    (re.compile(r"holder_code"), "持证主体代码不正确（统一社会信用代码或身份证号校验失败）：请核对。"),
+    (re.compile(r"issuer_code"), "发证机构代码不正确：请核对发证机构的统一社会信用代码。"),
+    (re.compile(r"control characters"), "字段含有控制字符：请删去不可见字符后重新导出清单。"),
+    (re.compile(r"characters, "), "字段过长：请缩短该字段。"),
+    (re.compile(r"not found|no such file|missing file", re.I), "找不到该文件：请把文件放入批次文件夹或改正文件名。"),
+    (re.compile(r"not a (PDF|OFD)|not an OFD or PDF|cannot be read|unreadable|damaged|corrupt", re.I),
+     "文件已损坏或不是 PDF/OFD：请重新生成该文件。"),
+    (re.compile(r"duplicate", re.I), "与本批次另一行重复：请删去重复的一行。"),
+    (re.compile(r"encrypt", re.I), "文件已加密：请提供未加密的文件。"),
+    (re.compile(r"sealed|signature", re.I), "文件已盖章或已签名：请提供未盖章的原件，或按重新盖章流程办理。"),
+]
+FALLBACK = "该行未通过检查：请按下方技术说明改正后重新提交。"
+
+
+def chinese(reason: str) -> str:
+    """The Chinese sentence (with how to fix it) for one recorded reason."""
+    for pattern, text in _RULES:
+        match = pattern.search(reason)
+        if match:
+            return text.format(*match.groups())
+    return FALLBACK
+
+
+VERDICT_ZH = {"valid": "有效", "valid_with_warnings": "有效但有警告", "not_valid": "无效"}
