@@ -207,7 +207,8 @@ async def _verify_upload(upload: UploadFile) -> dict[str, Any]:
 
 @app.post("/api/verify", summary="验章 Verify an uploaded OFD or PDF",
           description="Upload one sealed OFD or PDF as multipart field `file`. The answer is the verification "
-                      "result: `verdict` is `valid` (有效), `valid_with_warnings` (有效但有警告) or `not_valid` (无效); "
+                      "result: `verdict` is `valid` (有效), `valid_with_warnings` (有效但有警告) "
+                      "or `not_valid` (无效); "
                       "`signatures[].checks` lists every check with its reason. Nothing is stored.")
 async def api_verify(user: AnyUser, file: Annotated[UploadFile, File(description="OFD or PDF")]) -> dict[str, Any]:
     return await _verify_upload(file)

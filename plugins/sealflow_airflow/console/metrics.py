@@ -70,7 +70,8 @@ def render_metrics(session: Session, keys: list[dict[str, Any]]) -> str:
     w.family("sealflow_seals", "gauge", "Seals by status.",
              [({"status": s}, n) for s, n in sorted(queries.seals_by_status(session).items())])
     w.family("sealflow_seal_days_to_expiry", "gauge", "Days until each active seal expires.",
-             [({"seal": es_id, "name": name}, days) for es_id, (name, days) in sorted(queries.days_to_expiry(session).items())])
+             [({"seal": es_id, "name": name}, days)
+              for es_id, (name, days) in sorted(queries.days_to_expiry(session).items())])
     w.family("sealflow_key_wrong_pins", "gauge", "Consecutive wrong PINs per key.",
              [({"key": k["key_id"]}, k["wrong_pins"]) for k in keys])
     w.family("sealflow_key_locked", "gauge", "1 when the key is locked after wrong PINs.",

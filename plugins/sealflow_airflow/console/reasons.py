@@ -14,6 +14,7 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"neither a PDF nor an OFD"), "文件不是 PDF/OFD：请换成正确的证照文件，或改正 format 列。"),
     (re.compile(r"check character is (\S+), expected (\S+)"),
      "校验位不对（是 {0}，应为 {1}）：请核对编号，可能输错了一位。"),
+    (re.compile(r"appears (\d+) times in the manifest"), "同一证照编号在清单中出现 {0} 次：请删去重复的行。"),
     (re.compile(r"(\w+) is missing"), "清单缺少字段 {0}：请在清单中填写该列后重新提交。"),
     (re.compile(r"is not a date"), "日期格式不对：请写成 YYYY-MM-DD（例如 2026-01-31）。"),
     (re.compile(r"valid_until is before valid_from"), "有效期截止早于起始：请核对两个日期。"),
