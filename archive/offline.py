@@ -127,8 +127,11 @@ def _with_chain(trust, chain_path: Path, res: PackageVerification):
         return trust
     from stamping.pki.trust import TrustStore, read_certificates
 
+    data = _read(chain_path)
+    if not data.strip():  # no CA certificate between root and signers: nothing to add (signed as such)
+        return trust
     try:
-        certs = read_certificates(_read(chain_path))
+        certs = read_certificates(data)
         return TrustStore(trust.roots, certs)
     except Exception as exc:
         res.fail(f"{BATCH_DIR}/{BATCH_CHAIN}", f"unreadable: {exc}")
