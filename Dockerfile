@@ -9,7 +9,7 @@ ENV SEALFLOW_HOME=/opt/sealflow/var \
     AWS_RESPONSE_CHECKSUM_VALIDATION=when_required
 
 USER root
-RUN mkdir -p /opt/sealflow/var /opt/sealflow/platform && chown -R airflow:0 /opt/sealflow
+RUN mkdir -p /opt/sealflow/var /opt/sealflow/platform && chmod 700 /opt/sealflow/var && chown -R airflow:0 /opt/sealflow
 USER airflow
 
 COPY --chown=airflow:0 pyproject.toml README.md /opt/sealflow/

@@ -46,7 +46,8 @@ def payload(es_id: str) -> dict:
 def start_simulator(state: Path) -> tuple[subprocess.Popen, str]:
     log = (state / "simulator.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "filing.simulator", "--port", "0", "--db", str(state / "platform.db")],
+        [sys.executable, "-m", "filing.simulator", "--port", "0", "--db", str(state / "platform.db"),
+         "--accept-any-sender"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True,
     )
     line = proc.stdout.readline()

@@ -1,6 +1,7 @@
-"""seal_maintenance — the registry's daily job: seals past their validity become expired (filed
+"""seal_maintenance — the registry's hourly job: seals past their validity become expired (filed
 with the national platform and audited, one transaction per seal), then the audit log gets a
-signed checkpoint. Expiry is decided here, never lazily when a seal is read."""
+signed checkpoint and every checkpoint is anchored in the archive bucket (docs/audit.md).
+Expiry is decided here, never lazily when a seal is read."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from airflow.sdk import CronTriggerTimetable, dag, task
 
 @dag(
     dag_id="seal_maintenance",
-    schedule=CronTriggerTimetable("10 0 * * *", timezone="UTC"),
+    schedule=CronTriggerTimetable("10 * * * *", timezone="UTC"),
     start_date=datetime(2025, 1, 1),
     catchup=False,
     max_active_runs=1,

@@ -5,9 +5,10 @@
   certificate comes from the DemoCA (:func:`setup_system_identity`). In production, import the
   key and the certificate the platform's operator issued.
 * The platform's certificate is pinned in a file (``Settings.platform_cert``, default
-  ``<home>/filing/platform-cert.pem``). Production: put the certificate received from the
-  platform's operator there. Embedded stack: :func:`pin_platform_certificate` fetches it ONCE
-  from the simulator (``GET /v1/platform-certificate``) and never replaces it silently.
+  ``<home>/filing/platform-cert.pem``) from configuration, never fetched on first use: in
+  production the certificate received from the platform's operator (``sealflow filing setup
+  --platform-cert FILE``); on the embedded stack the simulator's certificate file, which the stack
+  made itself on this machine; in compose a mounted config.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from filing.client import PlatformClient, fetch_platform_certificate
+from filing.client import PlatformClient
 from filing.protocol import der_to_pem, pem_to_der
 from sealflow.settings import Settings
 
@@ -41,12 +42,20 @@ def load_platform_certificate(settings: Settings) -> bytes:
     return pem_to_der(path.read_bytes())
 
 
-def pin_platform_certificate(settings: Settings, base_url: str | None = None) -> bytes:
-    """Pin the platform certificate on first use; afterwards return the pinned one unchanged."""
+def pin_platform_certificate(settings: Settings, source: Path | None = None) -> bytes:
+    """Pin the platform certificate from ``source`` (a PEM or DER file from configuration); once
+    pinned, return the pinned one unchanged. Never from the network: a certificate fetched from the
+    endpoint it should authenticate proves nothing (trust on first use)."""
     path = platform_cert_path(settings)
     if path.is_file():
         return pem_to_der(path.read_bytes())
-    der = fetch_platform_certificate(base_url or settings.resolved_platform_url)
+    if source is None:
+        raise FilingNotConfigured(f"{path}: no pinned platform certificate; put the certificate received from the "
+                                  "platform's operator there, or run `sealflow filing setup --platform-cert FILE`")
+    try:
+        der = pem_to_der(Path(source).read_bytes())
+    except (OSError, ValueError) as exc:
+        raise FilingNotConfigured(f"{source}: cannot read the platform certificate ({exc})") from None
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(der_to_pem(der))

@@ -31,9 +31,12 @@ SEAL_KINDS: tuple[str, ...] = (
     "seal.revoke",
     "seal.suspend",
     "seal.resume",
+    "seal.destroy",  # 销毁: the seal's private keys destroyed after its revocation
 )
 ARCHIVE_KINDS: tuple[str, ...] = ("archive.register",)
-KINDS: tuple[str, ...] = SEAL_KINDS + ARCHIVE_KINDS
+# Audit checkpoint heads, anchored with the platform (stamping.audit.anchors).
+AUDIT_KINDS: tuple[str, ...] = ("audit.checkpoint",)
+KINDS: tuple[str, ...] = SEAL_KINDS + ARCHIVE_KINDS + AUDIT_KINDS
 
 PENDING = "pending"
 SENT = "sent"

@@ -69,13 +69,24 @@ ARCHIVE_FIELDS: dict[str, type | tuple[type, ...]] = {
     "manifest_sm3": str,  # hex SM3 of the batch manifest
     "registered_at": str,
 }
+# An audit checkpoint head (审计日志锚定): the audit key's signed (seq, chain), filed so that the
+# platform holds a copy of the log's head that a database rewrite cannot reach.
+AUDIT_CHECKPOINT_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "seq": int,  # the last audit entry the checkpoint covers
+    "chain": str,  # hex SM3 chain value at that entry
+    "at": str,  # when it was signed
+    "key_id": str,  # the audit key
+    "signature": str,  # base64 DER SM2 signature of the audit key over the checkpoint message
+}
 # Optional: "reason" (seal.revoke / seal.suspend / seal.change), "archive_id" (档号), "package_uri".
 REQUIRED_FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
     **dict.fromkeys(
-        ("seal.make", "seal.change", "seal.renew", "seal.expire", "seal.revoke", "seal.suspend", "seal.resume"),
+        ("seal.make", "seal.change", "seal.renew", "seal.expire", "seal.revoke", "seal.suspend", "seal.resume",
+         "seal.destroy"),
         SEAL_EVENT_FIELDS,
     ),
     "archive.register": ARCHIVE_FIELDS,
+    "audit.checkpoint": AUDIT_CHECKPOINT_FIELDS,
 }
 SEAL_KINDS_OF_SEAL = ("official", "position", "personal")
 RECORD_KEYS = ("record_id", "kind", "subject", "subject_seq", "created_at", "payload")
@@ -225,6 +236,12 @@ def _validate_payload(kind: str, subject: str, payload: dict[str, Any]) -> None:
         if not _HEX64.match(payload["manifest_sm3"]):
             raise RecordInvalid("archive.register: manifest_sm3 must be 64 lower-case hex digits")
         _check_time(payload["registered_at"], "payload.registered_at")
+        return
+    if kind == "audit.checkpoint":
+        if payload["seq"] < 1 or not _HEX64.match(payload["chain"]):
+            raise RecordInvalid("audit.checkpoint: seq must be positive and chain 64 lower-case hex digits")
+        _check_time(payload["at"], "payload.at")
+        unb64_checked(payload["signature"], "audit.checkpoint: signature")
         return
     if payload["es_id"] != subject:
         raise RecordInvalid(f"{kind}: payload es_id {payload['es_id']!r} differs from subject {subject!r}")

@@ -1,15 +1,20 @@
 """A national-platform simulator (国家政务服务平台备案接口模拟器) speaking ``sealflow-filing/1``.
 
-Run: ``python -m filing.simulator --host 127.0.0.1 --port 18600 --db var/platform/platform.db``
-[``--trust ROOT.pem`` …] [``--ca DIR``] [fault flags]. It checks request signatures (401), refuses
+Run: ``python -m filing.simulator --host 127.0.0.1 --port 18600 --db var/platform/platform.db
+--trust ROOT.pem`` […] [``--ca DIR``] [``--identity-dir DIR``] [fault flags]. Senders must present a
+certificate that chains to a ``--trust`` root (401 otherwise): the simulator refuses to start
+without one, unless ``--accept-any-sender`` says out loud that any self-signed sender will do
+(protocol tests only; neither the embedded stack nor compose uses it). It checks request signatures (401), refuses
 invalid records (422 with a reason) and reused record ids with another body (409), stores what
 it accepts durably in SQLite, answers with receipts signed by its own SM2 key, and answers a
 resend with the original receipt byte for byte.
 
-Its key and certificate live next to the database (``platform-key.pem``, ``platform-cert.pem``),
-made on first start by a DemoCA (``--ca DIR``, or one of its own in ``<db dir>/ca``). The
-certificate is published at ``GET /v1/platform-certificate``; a production client pins the real
-platform's certificate from configuration, the embedded stack fetches and pins it once at setup.
+Its key and certificate live in ``--identity-dir`` (default: next to the database;
+``platform-key.pem``, ``platform-cert.pem``), made on first start by a DemoCA (``--ca DIR``, or one
+of its own in ``<db dir>/ca``) unless given. The certificate is published at
+``GET /v1/platform-certificate`` for information only: clients pin it from configuration (the
+embedded stack copies the file it made; compose mounts the one the operator generated), never
+from the network on first use.
 
 Faults, for tests and demos, set by flags at start or at runtime with ``POST /admin/faults``
 ``{error_rate, latency_ms, outage, outage_until, malformed_rate, drop_after_commit_rate,
@@ -216,7 +221,8 @@ class Platform:
             return self.random.random() < rate
 
     def check_sender(self, cert_der: bytes) -> None:
-        """Refuse a sender certificate that does not chain to ``--trust`` roots (when given)."""
+        """Refuse a sender certificate that does not chain to the ``--trust`` roots (the server was
+        started with ``--accept-any-sender`` when there are none)."""
         if self.trust is None:
             return
         ok = self._trusted.get(cert_der)
@@ -491,8 +497,14 @@ def make_server(
     faults: Faults | None = None,
     admin: bool = True,
     verbose: bool = False,
+    *,
+    accept_any_sender: bool = False,
+    identity_dir: Path | None = None,
 ) -> SimulatorServer:
-    signer, cert_der = platform_identity(db.parent, ca_dir)
+    if not trust and not accept_any_sender:
+        raise ValueError("no --trust root for sender certificates: give the root CA that issues the sending "
+                         "systems' certificates (--trust ROOT.pem), or --accept-any-sender for protocol tests")
+    signer, cert_der = platform_identity(identity_dir or db.parent, ca_dir)
     trust_store = None
     if trust:
         from stamping.pki.trust import TrustStore
@@ -507,7 +519,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=18600)
     parser.add_argument("--db", type=Path, required=True, help="SQLite file; key and certificate go next to it")
-    parser.add_argument("--trust", action="append", default=[], help="root certificate senders must chain to")
+    parser.add_argument("--trust", action="append", default=[], help="root certificate senders must chain to "
+                                                                      "(required unless --accept-any-sender)")
+    parser.add_argument("--accept-any-sender", action="store_true",
+                        help="accept any sender certificate, even self-signed (protocol tests only)")
+    parser.add_argument("--identity-dir", type=Path, help="where platform-key.pem and platform-cert.pem are "
+                                                          "(default: next to --db)")
     parser.add_argument("--ca", type=Path, help="DemoCA directory that issues the platform certificate")
     parser.add_argument("--no-admin", action="store_true", help="turn off /admin endpoints")
     parser.add_argument("--verbose", action="store_true")
@@ -520,7 +537,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     faults = Faults()
     faults.update({f.name: getattr(args, f.name) for f in fields(Faults)})
-    server = make_server(args.host, args.port, args.db, args.trust, args.ca, faults, not args.no_admin, args.verbose)
+    try:
+        server = make_server(args.host, args.port, args.db, args.trust, args.ca, faults, not args.no_admin,
+                             args.verbose, accept_any_sender=args.accept_any_sender, identity_dir=args.identity_dir)
+    except ValueError as exc:
+        parser.error(str(exc))
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` dumps every thread's stack to stderr
     print(f"filing simulator listening on http://{args.host}:{server.server_address[1]}", flush=True)

@@ -46,7 +46,7 @@ def prepare_demo_seal(settings: Settings) -> DemoSeal:
     import secrets
 
     from stamping.batch.seals import BatchSeals
-    from stamping.registry.demo import KEEPER, bootstrap_demo
+    from stamping.registry.demo import KEEPER, bootstrap_demo, keep_credentials
     from stamping.registry.service import SealRegistry
 
     engine = make_engine(settings.resolved_database_url)
@@ -55,6 +55,7 @@ def prepare_demo_seal(settings: Settings) -> DemoSeal:
     registry = SealRegistry(sessions, settings)
     pin = secrets.token_urlsafe(12)
     demo = bootstrap_demo(registry, official_pin=pin)
+    keep_credentials(settings, demo["credentials"])  # 0600: how a person acts as each demo user
     es_id = demo["es_ids"]["official"]
     if "personal" in demo["pins"]:  # made just now: hand its PIN to the user (write_atomic files are 0600)
         write_atomic(personal_pin_file(settings), demo["pins"]["personal"].encode() + b"\n")

@@ -23,7 +23,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from sealflow.settings import config_file, home_source
+from sealflow.settings import StateNotPrivate, check_state, config_file, get_settings, home_source
 
 COMMAND_MODULES = (
     "stack",
@@ -110,9 +110,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         _check_home(args)
+        check_state(get_settings())  # state dir 0700, databases and secrets 0600; umask 077 from here on
         code = int(handler(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, inside the try, not in the interpreter's last flush
         return code
+    except StateNotPrivate as exc:
+        print(f"sealflow: refused: {exc}", file=sys.stderr)
+        return 1
     except UsageError as exc:
         print(f"sealflow: error: {exc}", file=sys.stderr)
         return 2

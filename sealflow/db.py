@@ -7,12 +7,16 @@ so ``upgrade heads`` brings every domain up to date.
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from sealflow.settings import StateNotPrivate, make_private_dirs
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -30,12 +34,28 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+class DatabaseNotPrivate(StateNotPrivate):
+    """A SQLite database file others may read (it holds PIN-protected state and the audit log)."""
+
+
+def _private_sqlite(path: Path) -> None:
+    """Create the SQLite file 0600 before SQLite does (it would follow the umask; its -wal and -shm
+    files copy the main file's mode); refuse one that others can read."""
+    make_private_dirs(path.parent)
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise DatabaseNotPrivate(f"database {path} is readable by other users (mode {mode:o}); run "
+                                 f"`chmod 600 {path}*` before starting SealFlow")
+
+
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys."""
+    """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys, and a 0600 file."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _private_sqlite(Path(path))
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

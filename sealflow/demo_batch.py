@@ -62,6 +62,7 @@ def stamp_yourself(settings: Any, seal: Any, folder: Path) -> list[str]:
     """The closing lines of the demo: a seal, its PIN (in a 0600 file, never printed) and the
     commands to stamp and verify one document by hand."""
     from sealflow.batch_runner import personal_pin_file
+    from stamping.registry.demo import credentials_file
 
     pin_file = personal_pin_file(settings)
     if not seal.personal_es_id or not pin_file.exists():
@@ -75,7 +76,9 @@ def stamp_yourself(settings: Any, seal: Any, folder: Path) -> list[str]:
         f"Stamp one document yourself with the demo's personal seal {seal.personal_es_id}",
         f"(its PIN is in {pin_file}, readable by you only; you act as its keeper, {seal.keeper!r}):",
         f'  export SEALFLOW_HOME={settings.state_dir} SEALFLOW_PIN="$(cat {pin_file})"',
-        f"  sealflow stamp --seal {seal.personal_es_id} --pin-env SEALFLOW_PIN --actor {seal.keeper} {source} {out}",
+        f"  export SEALFLOW_USER={seal.keeper} SEALFLOW_USER_CREDENTIAL=\"$(python3 -c 'import json,sys; "
+        f"print(json.load(open(sys.argv[1]))[sys.argv[2]])' {credentials_file(settings)} {seal.keeper})\"",
+        f"  sealflow stamp --seal {seal.personal_es_id} --pin-env SEALFLOW_PIN {source} {out}",
         f"  sealflow verify {out} --trust {ca / 'ca-root.pem'} --trust {ca / 'ca-intermediate.pem'}",
         "Mind the PIN: five wrong tries lock the seal's key.",
     ]

@@ -2,12 +2,19 @@
 
 No other module reads the environment: callers get a :class:`Settings` and pass it down.
 Inside Airflow, hooks in ``plugins/`` may override the external endpoints from connections.
+
+It also holds the permission rules of the state at rest (:func:`check_state`): the state directory
+is 0700, and the databases and every secret file in it (KEK, key store, CA, PIN files, Airflow
+secrets, the simulator's key, SMS codes) are 0600 — checked at start and refused otherwise, with the
+``chmod`` that fixes it. Decision: refuse rather than repair silently, because an open file may
+already have been read; the operator decides (rotate the secret, then chmod).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import stat
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
@@ -51,6 +58,10 @@ class Settings:
     # National-platform simulator (and, in production, the platform's endpoint).
     platform_port: int = 18600
     platform_url: str = ""
+    # Time-stamp authority (时间戳服务, RFC 3161): the embedded stack's TSA on tsa_port, or in
+    # production the provincial TSA's URL. Every seal SealFlow puts carries its token.
+    tsa_port: int = 18610
+    tsa_url: str = ""
     # Filing (备案): the pinned platform certificate (default <home>/filing/platform-cert.pem),
     # the sending system's key in the key store and its PIN, our system id, drain schedule.
     platform_cert: str = ""
@@ -59,14 +70,19 @@ class Settings:
     filing_system_id: str = "sealflow"
     filing_schedule: str = "*/15 * * * *"
     # Seal registry (印章管理): review levels (逐级审核) per application, seal validity in days,
-    # the region prefix of new esIDs; audit log key, its PIN (demo: generated on first use) and
-    # how many entries between signed checkpoints.
+    # the region prefix of new esIDs; audit log key, its PIN (demo: generated on first use),
+    # how many entries between mandatory signed checkpoints, and the checkpoint interval in seconds:
+    # no entry may stay uncovered, nor a checkpoint un-anchored, longer (docs/audit.md).
     review_levels: int = 2
     seal_validity_days: int = 730
     seal_region_code: str = "450000"
     audit_key_id: str = "audit-log"
     audit_key_pin: str = field(default="", repr=False)
     audit_checkpoint_every: int = 100
+    audit_checkpoint_interval: int = 7200
+    # Identity registers of the data-sharing platform (身份核验): persons and units are checked there
+    # on applying for and using a seal (the local simulator in the demo and tests); "" = not checked.
+    identity_url: str = ""
     # Backups (备份): where they go (a folder or s3://bucket/prefix; never inside the home), the backup
     # key in the key store and its PIN, and the Object Lock retention of backup objects in days.
     backup_target: str = ""
@@ -107,6 +123,10 @@ class Settings:
     @property
     def resolved_platform_url(self) -> str:
         return self.platform_url or f"http://127.0.0.1:{self.platform_port}"
+
+    @property
+    def resolved_tsa_url(self) -> str:
+        return self.tsa_url or f"http://127.0.0.1:{self.tsa_port}/"
 
     @property
     def resolved_kek_file(self) -> Path:
@@ -189,3 +209,94 @@ def home_source(environ: Mapping[str, str] | None = None, cwd: Path | None = Non
 def get_settings() -> Settings:
     """The process-wide settings, read once from the environment over the optional settings file."""
     return Settings.from_env(environment())
+
+
+# --- the state at rest -------------------------------------------------------------------------
+
+PRIVATE_UMASK = 0o077
+
+
+class StateNotPrivate(RuntimeError):
+    """The state directory, a database or a secret file can be read by other users."""
+
+
+def make_private_dirs(path: Path) -> None:
+    """Create ``path`` and every missing parent with mode 0700 (``mkdir(parents=True)`` would make
+    the parents 0755 whatever ``mode`` says): the state directory is private from its first moment."""
+    missing = []
+    current = Path(path)
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+
+
+def _sqlite_path(url: str) -> Path | None:
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split("///", 1)[-1]
+    return Path(path) if path and path != ":memory:" else None
+
+
+def state_secrets(settings: Settings) -> Iterator[Path]:
+    """Every database and secret file SealFlow keeps in (or for) the state directory."""
+    state, airflow = settings.state_dir, settings.airflow_home
+    for db in (_sqlite_path(settings.resolved_database_url), airflow / "airflow.db",
+               state / "platform" / "platform.db"):
+        if db is not None:
+            yield from (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm"))
+    yield settings.resolved_kek_file
+    for folder in (settings.keystore_dir, state / "ca", state / "ca" / "keys", state / "platform" / "ca",
+                   state / "platform" / "ca" / "keys", settings.resolved_sms_outbox, state / "pins",
+                   state / "custody"):
+        if folder.is_dir():
+            # certificates (.pem) are public; dot files are empty locks and temporaries
+            yield from (p for p in folder.iterdir()
+                        if p.is_file() and not p.name.endswith(".pem") and not p.name.startswith("."))
+    yield state / "platform" / "platform-key.pem"
+    yield state / "registry" / "demo-pins.json"
+    yield from (airflow / "sealflow-secrets.json", airflow / "simple_auth_manager_passwords.json.generated",
+                airflow / "airflow.cfg")
+
+
+def private_dirs(settings: Settings) -> Iterator[Path]:
+    """Directories that must be 0700: the state directory and the folders of keys and codes."""
+    state = settings.state_dir
+    yield from (state, settings.keystore_dir, state / "ca", settings.resolved_sms_outbox, state / "pins",
+                state / "custody")
+
+
+def open_modes(settings: Settings) -> list[tuple[Path, int]]:
+    """Each existing private directory or secret file that others may access, with its mode."""
+    found = []
+    for path in (*private_dirs(settings), *state_secrets(settings)):
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            found.append((path, mode))
+    return found
+
+
+def check_state(settings: Settings) -> None:
+    """Refuse to start on a state directory others can read into; from here on, every file this
+    process (and what it starts) creates is private (umask 077).
+
+    Raises :class:`StateNotPrivate` naming each path, its mode and the command that fixes it.
+    """
+    os.umask(PRIVATE_UMASK)
+    problems = open_modes(settings)
+    if not problems:
+        return
+    dirs = [str(p) for p, _ in problems if p.is_dir()]
+    files = [str(p) for p, _ in problems if not p.is_dir()]
+    listed = "; ".join(f"{p} (mode {m:o})" for p, m in problems)
+    fix = " && ".join(c for c in (f"chmod 700 {' '.join(dirs)}" if dirs else "",
+                                  f"chmod 600 {' '.join(files)}" if files else "") if c)
+    raise StateNotPrivate(f"the state at rest is readable by other users: {listed}. Anyone who could read them "
+                          f"may hold the secrets: rotate what matters, then run `{fix}`")

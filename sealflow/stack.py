@@ -1,5 +1,6 @@
 """The embedded SealFlow stack for one machine: SeaweedFS (S3 with Object Lock), an Airflow home
-(SQLite, LocalExecutor) and the national-platform simulator — all bound to 127.0.0.1.
+(SQLite, LocalExecutor), the national-platform simulator and the time-stamp authority — all bound
+to 127.0.0.1.
 
 ``sealflow stack up|down|status`` drives it; ``make demo`` and the tests use it. Each process we
 start writes a PID file in ``state_dir/run/`` recording its PID and creation time, so a second
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from sealflow.objectstore import CHECKSUM_ENV, ensure_buckets, s3_client
-from sealflow.settings import Settings
+from sealflow.settings import Settings, check_state
 
 log = logging.getLogger(__name__)
 
@@ -106,16 +107,21 @@ def _airflow_secrets(settings: Settings) -> dict[str, str]:
     return values
 
 
+def airflow_users(settings: Settings) -> list[tuple[str, str]]:
+    """The SimpleAuthManager's users: the stack administrator and the registry's people by role
+    (sealflow.airflow_users), each with a generated password in the 0600 passwords file."""
+    from sealflow.airflow_users import ensure_passwords, registry_users, simple_auth_users
+
+    users = simple_auth_users(registry_users(settings), ADMIN_USER)
+    ensure_passwords(_passwords_file(settings), [name for name, _ in users], _write_private)
+    return users
+
+
 def airflow_login(settings: Settings) -> tuple[str, str]:
     """The local UI/API login (user, password) of the simple auth manager; made on first use."""
-    path = _passwords_file(settings)
-    passwords: dict[str, str] = {}
-    if path.exists():
-        with contextlib.suppress(ValueError):
-            passwords = json.loads(path.read_text() or "{}")
-    if ADMIN_USER not in passwords:
-        passwords[ADMIN_USER] = secrets.token_urlsafe(12)
-        _write_private(path, json.dumps(passwords) + "\n")
+    from sealflow.airflow_users import ensure_passwords
+
+    passwords = ensure_passwords(_passwords_file(settings), [ADMIN_USER], _write_private)
     return ADMIN_USER, passwords[ADMIN_USER]
 
 
@@ -155,7 +161,7 @@ def airflow_env(settings: Settings, base: Mapping[str, str] | None = None) -> di
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__FERNET_KEY": keys["fernet_key"],
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{n}:{r}" for n, r in airflow_users(settings)),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(_passwords_file(settings)),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
@@ -233,14 +239,37 @@ def seaweed_component(settings: Settings) -> Component:
     return Component("seaweedfs", argv, settings.s3_port, env, lambda: _s3_ready(settings), 60.0, data)
 
 
+def sender_trust(settings: Settings) -> list[Path]:
+    """What the simulator trusts for senders: the state's demo CA, root and intermediate (made if missing)."""
+    from stamping.pki.ca import DemoCA
+
+    directory = settings.state_dir / "ca"
+    DemoCA.create(directory)
+    return [directory / "ca-root.pem", directory / "ca-intermediate.pem"]
+
+
 def platform_component(settings: Settings) -> Component:
     db = platform_db(settings)
+    # Senders must chain to the state's demo CA (the one that issues the filing system's certificate).
     argv = [sys.executable, "-m", "filing.simulator", "--host", "127.0.0.1",
             "--port", str(settings.platform_port), "--db", str(db)]
+    for pem_file in sender_trust(settings):
+        argv += ["--trust", str(pem_file)]
     env = dict(os.environ)
     env.update(sealflow_env(settings))
     url = f"{settings.resolved_platform_url}/v1/health"
     return Component("platform", argv, settings.platform_port, env, lambda: _http_ok(url), 30.0, db.parent)
+
+
+def tsa_component(settings: Settings) -> Component:
+    """The embedded time-stamp authority (stamping.tsa.server), certified by the stack's CA."""
+    directory = settings.state_dir / "tsa"
+    argv = [sys.executable, "-m", "stamping.tsa.server", "--host", "127.0.0.1", "--port", str(settings.tsa_port),
+            "--dir", str(directory), "--ca", str(settings.state_dir / "ca")]
+    env = dict(os.environ)
+    env.update(sealflow_env(settings))
+    url = f"http://127.0.0.1:{settings.tsa_port}/health"
+    return Component("tsa", argv, settings.tsa_port, env, lambda: _http_ok(url), 30.0, directory)
 
 
 def airflow_components(settings: Settings) -> list[Component]:
@@ -505,7 +534,8 @@ def _ensure(settings: Settings, comp: Component, out: Callable[[str], None]) -> 
 
 
 def _pin_platform_certificate(settings: Settings, out: Callable[[str], None]) -> None:
-    """Pin the simulator's receipt-signing certificate once (filing.identity never replaces a pinned one)."""
+    """Pin the simulator's receipt-signing certificate once, from the file the simulator made on this
+    machine — never from its HTTP endpoint (filing.identity never replaces a pinned one)."""
     try:
         from filing.identity import pin_platform_certificate, platform_cert_path
     except ImportError:
@@ -513,7 +543,7 @@ def _pin_platform_certificate(settings: Settings, out: Callable[[str], None]) ->
     if platform_cert_path(settings).is_file():
         return
     try:
-        pin_platform_certificate(settings)
+        pin_platform_certificate(settings, platform_db(settings).parent / "platform-cert.pem")
         out(f"platform: certificate pinned in {platform_cert_path(settings)}")
     except Exception as exc:  # filing still reports "run `sealflow filing setup`" when it needs it
         out(f"platform: certificate not pinned ({exc})")
@@ -521,6 +551,7 @@ def _pin_platform_certificate(settings: Settings, out: Callable[[str], None]) ->
 
 def up(settings: Settings, ui: bool = False, out: Callable[[str], None] = print) -> dict[str, Any]:
     """Start what is not running (idempotent) and return :func:`status`."""
+    check_state(settings)  # refuse an open state dir; what the stack creates is private (umask 077)
     with _stack_lock(settings):
         if settings.s3_endpoint:  # an external object store was configured: use it, start nothing
             out(f"seaweedfs: not started, using the configured endpoint {settings.s3_endpoint}")
@@ -539,6 +570,10 @@ def up(settings: Settings, ui: bool = False, out: Callable[[str], None] = print)
                 out(f"platform: NOT started — {lines[0]} … {lines[-1].strip()}")
         else:
             out("platform: simulator not installed (filing.simulator missing) — skipped")
+        if settings.tsa_url:
+            out(f"tsa: not started, using the configured time-stamp authority {settings.tsa_url}")
+        else:
+            _ensure(settings, tsa_component(settings), out)
         prepare_airflow(settings, out)
         if ui:
             for comp in airflow_components(settings):
@@ -554,7 +589,7 @@ def down(settings: Settings, out: Callable[[str], None] = print, only: Iterable[
     stopped: list[str] = []
     wanted = None if only is None else set(only)
     with _stack_lock(settings):
-        for group in (AIRFLOW_COMPONENTS, ("platform", "seaweedfs")):
+        for group in (AIRFLOW_COMPONENTS, ("platform", "tsa", "seaweedfs")):
             names = [name for name in group if wanted is None or name in wanted]
             entries = [e for e in (read_pid(settings, name) for name in names) if e is not None]
             running = _stop_entries(settings, entries)
@@ -585,9 +620,10 @@ def status(settings: Settings) -> dict[str, Any]:
     checks: dict[str, Callable[[], bool]] = {
         "seaweedfs": lambda: _s3_ready(settings),
         "platform": lambda: _http_ok(f"{settings.resolved_platform_url}/v1/health"),
+        "tsa": lambda: _http_ok(f"http://127.0.0.1:{settings.tsa_port}/health"),
         "api-server": lambda: _http_ok(f"http://127.0.0.1:{settings.airflow_port}/api/v2/monitor/health"),
     }
-    for name in ("seaweedfs", "platform", *AIRFLOW_COMPONENTS):
+    for name in ("seaweedfs", "platform", "tsa", *AIRFLOW_COMPONENTS):
         entry = alive(settings, name)
         if entry is None:
             state = "not installed" if name == "platform" and not platform_available() else "stopped"
@@ -604,6 +640,7 @@ def status(settings: Settings) -> dict[str, Any]:
         "s3_endpoint": settings.resolved_s3_endpoint,
         "buckets": {"work": settings.work_bucket, "archive": settings.archive_bucket},
         "platform_url": settings.resolved_platform_url,
+        "tsa_url": settings.resolved_tsa_url,
         "airflow_home": str(settings.airflow_home),
         "airflow_url": f"http://127.0.0.1:{settings.airflow_port}",
         "logs": str(logs_dir(settings)),

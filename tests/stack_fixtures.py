@@ -26,7 +26,7 @@ from sealflow.stack import airflow_env, down, run_dag_test, spawn_reaper, up
 log = logging.getLogger(__name__)
 
 PORT_FIELDS = ("s3_port", "master_port", "filer_port", "volume_port", "seaweed_admin_port",
-               "platform_port", "airflow_port")
+               "platform_port", "airflow_port", "tsa_port")
 
 
 def _free(port: int) -> bool:

@@ -53,22 +53,25 @@ def tools() -> process.BatchTools:
     from stamping.ofd.verify import verify_ofd
     from stamping.pdf.sign import stamp_pdf
     from stamping.pdf.verify import verify_pdf
+    from stamping.pki.tsa_client import TsaClient
 
     desk = seals()
     trust = desk.trust_store()
-    lookup = desk.status_lookup
+    lookup, uses = desk.status_lookup, desk.use_lookup
+    tsa = TsaClient(settings().resolved_tsa_url)  # every seal carries a token of the TSA (可信时间戳)
     return process.BatchTools(
         session_factory=_sessions(),
         work_root=settings().state_dir / "batches",
         stampers={
             "pdf": lambda src, seal, signer, placement, path, options: stamp_pdf(
-                src, seal, signer, placement, container=options.get("pdf_container", "pkcs7"), path=path),
+                src, seal, signer, placement, container=options.get("pdf_container", "pkcs7"), path=path,
+                timestamper=tsa),
             "ofd": lambda src, seal, signer, placement, path, options: stamp_ofd(
-                src, seal, signer, placement, path=path),
+                src, seal, signer, placement, path=path, timestamper=tsa),
         },
         verifiers={
-            "pdf": lambda data, path: verify_pdf(data, path, trust, lookup),
-            "ofd": lambda data, path: verify_ofd(data, path, trust, lookup),
+            "pdf": lambda data, path: verify_pdf(data, path, trust, lookup, use_lookup=uses),
+            "ofd": lambda data, path: verify_ofd(data, path, trust, lookup, use_lookup=uses),
         },
         signer_provider=desk.batch_signer,
         record_uses=desk.record_uses,

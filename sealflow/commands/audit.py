@@ -1,10 +1,16 @@
 """``sealflow audit verify|show|checkpoint`` — the tamper-evident audit log (审计).
 
-* ``verify [--public-key FILE] [--json]`` — every entry's SM3 digest, the chain, the seq order and
-  every SM2-signed checkpoint; exit 1 naming the first bad entry;
+* ``verify [--public-key FILE] [--offline] [--json]`` — every entry's SM3 digest, the chain, the
+  seq order, every SM2-signed checkpoint, the mandatory checkpoints (one every
+  SEALFLOW_AUDIT_CHECKPOINT_EVERY entries, nothing uncovered or un-anchored longer than
+  SEALFLOW_AUDIT_CHECKPOINT_INTERVAL seconds) and the anchors outside the database (archive
+  bucket, national platform; ``--offline`` skips them and says so); exit 1 naming the entries;
 * ``show [--es-id ESID] [--action A] [--limit N] [--json]`` — the newest entries;
-* ``checkpoint`` — sign the newest entry now (checkpoints are also made every
-  SEALFLOW_AUDIT_CHECKPOINT_EVERY entries).
+* ``checkpoint`` — sign the newest entry now and anchor it (checkpoints are also made every
+  SEALFLOW_AUDIT_CHECKPOINT_EVERY entries and by the hourly seal_maintenance job);
+* ``anchor`` — write every checkpoint not yet anchored to the archive bucket and queue its filing.
+
+See docs/audit.md for what each check stops.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     v = sub.add_parser("verify", help="check the whole log; name the first bad entry")
     v.add_argument("--public-key", type=Path, help="the audit key's public key (PEM/DER SubjectPublicKeyInfo or "
                                                    "certificate); default: from the key store")
+    v.add_argument("--offline", action="store_true",
+                   help="do not compare with the anchors in the archive bucket and at the national platform "
+                        "(weaker: a rewrite re-signed with the audit key passes)")
     v.add_argument("--json", action="store_true")
     v.set_defaults(handler=run_verify)
     s = sub.add_parser("show", help="the newest entries")
@@ -33,8 +42,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--limit", type=int, default=50)
     s.add_argument("--json", action="store_true")
     s.set_defaults(handler=run_show)
-    c = sub.add_parser("checkpoint", help="sign the newest entry now")
+    c = sub.add_parser("checkpoint", help="sign the newest entry now and anchor it")
+    c.add_argument("--offline", action="store_true", help="sign only; anchor later with `sealflow audit anchor`")
     c.set_defaults(handler=run_checkpoint)
+    a = sub.add_parser("anchor", help="anchor every checkpoint outside the database")
+    a.set_defaults(handler=run_anchor)
 
 
 def _public_key(path: Path):
@@ -54,14 +66,43 @@ def _public_key(path: Path):
             raise UsageError(f"{path}: neither an SM2 public key nor a certificate ({exc})") from None
 
 
+def _anchor_sets(settings: Settings, session) -> list:
+    """The anchors in the archive bucket and at the national platform; an unreachable store is an
+    error (verification without them is ``--offline``, said out loud)."""
+    from filing.client import PlatformError
+    from stamping.audit.anchors import platform_anchors
+    from stamping.registry.maintenance import bucket_anchors
+
+    try:
+        bucket = bucket_anchors(settings).read()
+    except Exception as exc:  # botocore/StoreError: say which store and what to do
+        raise CheckFailed(f"cannot read the audit anchors in the archive bucket {settings.archive_bucket!r} "
+                          f"({type(exc).__name__}: {exc}); start the stack (`sealflow stack up`) or run "
+                          "`sealflow audit verify --offline` for the weaker database-only check") from None
+    from sealflow.commands.filing import _client
+
+    try:
+        with _client(settings, None) as client:
+            platform = platform_anchors(session, client, settings.audit_key_id)
+    except PlatformError as exc:
+        raise CheckFailed(f"cannot read the audit anchors at the national platform ({exc}); check "
+                          "`sealflow filing status` or run `sealflow audit verify --offline`") from None
+    return [bucket, platform]
+
+
 def run_verify(args: argparse.Namespace, settings: Settings | None = None) -> int:
+    from datetime import timedelta
+
     from stamping.audit import verify_audit
+    from stamping.audit.log import AuditPolicy
 
     settings = settings or get_settings()
     reg = registry(settings)
     key = _public_key(args.public_key) if args.public_key else reg.audit_public_key()
+    policy = AuditPolicy(settings.audit_checkpoint_every, timedelta(seconds=settings.audit_checkpoint_interval))
     with reg._sessions() as session:
-        report = verify_audit(session, key)
+        anchors = None if args.offline else _anchor_sets(settings, session)
+        report = verify_audit(session, key, policy=policy, anchors=anchors)
     if args.json:
         print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
     else:
@@ -71,9 +112,11 @@ def run_verify(args: argparse.Namespace, settings: Settings | None = None) -> in
     if not report.ok:
         if args.json:
             return 1
-        raise CheckFailed(f"audit log is NOT intact: first bad entry {report.first_bad_seq}: {report.reason}")
+        where = f"first bad entry {report.first_bad_seq}: " if report.first_bad_seq is not None else ""
+        raise CheckFailed(f"audit log is NOT intact: {where}{report.reason}")
     if not args.json:
-        print(f"OK: entries 1..{report.last_seq} intact; signed up to entry {report.covered_to}")
+        print(f"OK: entries 1..{report.last_seq} intact; signed up to entry {report.covered_to}"
+              + (" (database only: --offline)" if args.offline else "; matches the anchors"))
     return 0
 
 
@@ -112,4 +155,25 @@ def run_checkpoint(args: argparse.Namespace, settings: Settings | None = None) -
     with transaction(reg._sessions) as session:
         point = reg.audit.checkpoint(session)
     print(f"checkpoint signed at entry {point.seq}" if point else "nothing to sign: the newest entry is covered")
+    return 0 if args.offline else run_anchor(args, settings)
+
+
+def run_anchor(args: argparse.Namespace, settings: Settings | None = None) -> int:
+    from sealflow.db import transaction
+    from stamping.audit.anchors import enqueue_missing
+    from stamping.registry.maintenance import bucket_anchors
+
+    settings = settings or get_settings()
+    reg = registry(settings)
+    with transaction(reg._sessions) as session:
+        queued = enqueue_missing(session, settings.audit_key_id)
+    try:
+        with reg._sessions() as session:
+            written = bucket_anchors(settings).publish(session)
+    except Exception as exc:  # botocore/StoreError
+        raise CheckFailed(f"cannot write the audit anchors to the archive bucket {settings.archive_bucket!r} "
+                          f"({type(exc).__name__}: {exc}); start the stack (`sealflow stack up`) and run "
+                          "`sealflow audit anchor` again") from None
+    print(f"anchored {len(written)} checkpoint(s) in the archive bucket; {len(queued)} more queued for filing "
+          "(sent by `sealflow filing drain`)")
     return 0

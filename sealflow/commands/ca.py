@@ -16,10 +16,33 @@ def _ca_dir() -> Path:
     return get_settings().state_dir / "ca"
 
 
+def _admin_pin(var: str) -> str:
+    import os
+
+    pin = os.environ.get(var, "")
+    if not pin:
+        raise UsageError(f"set the CA administrator's credential in the environment variable {var} (never on the "
+                         "command line)")
+    return pin
+
+
 def _init(args: argparse.Namespace) -> int:
+    import os
+
+    from stamping.keys.store import ADMIN_CREDENTIAL_FILE, KeyStoreError, set_admin_credential
     from stamping.pki.ca import DemoCA
 
     ca = DemoCA.create(_ca_dir(), args.name)
+    if args.admin_pin_env:
+        current = os.environ.get(args.current_admin_pin_env, "") if args.current_admin_pin_env else None
+        try:
+            set_admin_credential(ca.directory, _admin_pin(args.admin_pin_env), current)
+        except KeyStoreError as exc:
+            raise UsageError(str(exc)) from None
+        print("CA administrator credential set")
+    elif not (ca.directory / ADMIN_CREDENTIAL_FILE).exists():
+        print("note: no CA administrator credential yet: `sealflow ca unlock-key` refuses until one is set "
+              "(`sealflow ca init --admin-pin-env VAR`)")
     print(f"demo CA ready in {ca.directory}")
     print(f"trusted root: {ca.directory / 'ca-root.pem'}")
     return 0
@@ -92,13 +115,22 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _unlock_key(args: argparse.Namespace) -> int:
-    from stamping.keys.store import KeyNotFound, KeyStore
+    from sealflow.commands.seal import registry
+    from sealflow.db import transaction
+    from stamping.keys.store import AdminCredentialRefused, KeyNotFound, KeyStore
 
-    store = KeyStore(get_settings())
+    settings = get_settings()
+    store = KeyStore(settings)
     try:
-        store.admin_unlock(args.key_id)
+        store.admin_unlock(args.key_id, _ca_dir(), _admin_pin(args.admin_pin_env))
     except KeyNotFound as exc:
         raise UsageError(str(exc)) from None
+    except AdminCredentialRefused as exc:
+        raise CheckFailed(f"refused: {exc}") from None
+    reg = registry(settings)
+    with transaction(reg._sessions) as session:  # a custody event: audited like the seal's own events
+        reg.audit.append(session, actor="ca-admin", action="key.unlock", reason="",
+                         payload={"key_id": args.key_id})
     print(f"key {args.key_id} unlocked; its wrong-PIN counter is back to 0")
     return 0
 
@@ -108,6 +140,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = ca.add_subparsers(dest="ca_command", required=True)
     p = sub.add_parser("init", help="create the demo CA (idempotent)")
     p.add_argument("--name", default="SealFlow Demo")
+    p.add_argument("--admin-pin-env", help="environment variable holding the CA administrator's credential to set")
+    p.add_argument("--current-admin-pin-env", help="environment variable holding the current credential (to "
+                                                   "replace one)")
     p.set_defaults(handler=_init)
     p = sub.add_parser("issue", help="create a key in the key store and a signer certificate for it")
     p.add_argument("key_id")
@@ -125,6 +160,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("certs", nargs="+")
     p.add_argument("--trust", action="append", help="trusted root/intermediate PEM (default: the demo CA)")
     p.set_defaults(handler=_verify)
-    p = sub.add_parser("unlock-key", help="administrator: unlock a key locked after 5 wrong PINs")
+    p = sub.add_parser("unlock-key", help="CA administrator: unlock a key locked after 5 wrong PINs")
     p.add_argument("key_id")
+    p.add_argument("--admin-pin-env", default="SEALFLOW_CA_ADMIN_PIN",
+                   help="environment variable holding the CA administrator's credential")
     p.set_defaults(handler=_unlock_key)

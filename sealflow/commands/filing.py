@@ -24,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     setup = sub.add_parser("setup", help="create the sending key and pin the platform certificate")
     setup.add_argument("--ca", type=Path, help="DemoCA directory (default: <home>/ca)")
-    setup.add_argument("--url", help="platform endpoint (default: SEALFLOW_PLATFORM_URL or the simulator)")
+    setup.add_argument("--platform-cert", type=Path, help="the platform's certificate as received from its "
+                                                          "operator (PEM or DER); pinned, never fetched")
     setup.set_defaults(handler=run_setup)
 
     status = sub.add_parser("status", help="the outbox by state")
@@ -67,17 +68,14 @@ def _client(settings: Settings, url: str | None):
 
 
 def run_setup(args: argparse.Namespace, settings: Settings | None = None) -> int:
-    from filing.client import PlatformUnavailable
     from filing.identity import FilingNotConfigured, pin_platform_certificate, platform_cert_path, setup_system_identity
 
     settings = settings or get_settings()
     try:
         setup_system_identity(settings, args.ca)
-        pin_platform_certificate(settings, args.url)
+        pin_platform_certificate(settings, args.platform_cert)
     except FilingNotConfigured as exc:
         raise UsageError(str(exc)) from exc
-    except PlatformUnavailable as exc:
-        raise CheckFailed(f"cannot fetch the platform certificate: {exc}") from exc
     print(f"filing key {settings.filing_key_id!r} ready; platform certificate pinned at {platform_cert_path(settings)}")
     return 0
 

@@ -8,6 +8,12 @@ signature (.dat) holds, without verifying (that is ``sealflow verify``). ``demo-
 demo unit, person, users and two seals. ``unit-add``, ``person-add``, ``user-add``,
 ``unit-rename`` administer units and their users; ``expire-due`` runs the daily expiry job once.
 
+Who acts is authenticated, never declared: the OS user running the command, mapped to a SealFlow
+user by an administrator (``user-add --os-login`` / ``user-enrol``), or SEALFLOW_USER with its
+credential in SEALFLOW_USER_CREDENTIAL. ``--actor`` only states whom you expect to be and is
+refused when it differs. ``bootstrap`` makes the very first administrator (the current OS user);
+``whoami`` says who you are.
+
 PINs are read from the environment variable named by ``--pin-env`` (default SEALFLOW_SEAL_PIN)
 or asked for on the terminal; they are never printed.
 """
@@ -15,6 +21,7 @@ or asked for on the terminal; they are never printed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import json
 import os
@@ -40,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     def cmd(name: str, help_: str, handler, *, actor: bool = True, json_: bool = True) -> argparse.ArgumentParser:
         c = sub.add_parser(name, help=help_)
         if actor:
-            c.add_argument("--actor", help="who does this (default: the login name)")
+            c.add_argument("--actor", help="checked, not trusted: refused unless it is who you authenticate as")
         if json_:
             c.add_argument("--json", action="store_true", help="print JSON for scripts")
         c.set_defaults(handler=handler)
@@ -110,7 +117,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ins.add_argument("--picture", metavar="OUT", help="also write the seal picture to OUT")
     ins.set_defaults(handler=run_inspect)
 
-    c = cmd("demo-setup", "create a demo unit, person, users, one official and one personal seal", run_demo_setup)
+    c = cmd("demo-setup", "create a demo unit, person, users, one official and one personal seal", run_demo_setup,
+            actor=False)
+
+    c = cmd("bootstrap", "make the first administrator: you (the OS user), for a unit", run_bootstrap, actor=False)
+    c.add_argument("--user", required=True, help="your SealFlow user name")
+    c.add_argument("--unit", required=True, metavar="CREDIT_CODE")
+    c.add_argument("--unit-name", required=True, help="the unit's legal name")
+    c.add_argument("--credential-env", help="also set a credential, read from this environment variable")
+    c = cmd("whoami", "who you are authenticated as, and your roles", run_whoami, actor=False)
 
     c = cmd("expire-due", "expire every seal past its validity now (the daily job, once)", run_expire, actor=False)
 
@@ -128,9 +143,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c = cmd("user-add", "grant a user a role in a unit", run_user_add)
     c.add_argument("--unit", required=True, metavar="CREDIT_CODE")
     c.add_argument("--user", required=True)
-    c.add_argument("--role", required=True, choices=("applicant", "reviewer", "keeper", "admin"))
+    c.add_argument("--role", required=True, choices=("applicant", "reviewer", "keeper", "admin", "records_office",
+                                                     "operator", "archivist", "auditor"))
     c.add_argument("--level", type=int, default=0, help="reviewers: the level they decide (1..n)")
     c.add_argument("--person", metavar="ID_NUMBER", help="the person behind the user (personal seals' keepers)")
+    c.add_argument("--os-login", help="a new user: the OS login that proves them at the command line")
+    c.add_argument("--credential-env", help="a new user: environment variable holding their credential")
+    c = cmd("user-enrol", "give a user without proof an OS login or credential", run_user_enrol)
+    c.add_argument("user")
+    c.add_argument("--os-login")
+    c.add_argument("--credential-env")
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -145,8 +167,43 @@ def registry(settings: Settings):
     return SealRegistry(session_factory(engine), settings)
 
 
-def _actor(args: argparse.Namespace) -> str:
-    return getattr(args, "actor", None) or getpass.getuser()
+USER_ENV, CREDENTIAL_ENV = "SEALFLOW_USER", "SEALFLOW_USER_CREDENTIAL"
+
+
+def os_login() -> str:
+    """The OS account running this process — from the kernel's user id, not from $USER/$LOGNAME,
+    which anyone can set."""
+    import pwd
+
+    return pwd.getpwuid(os.geteuid()).pw_name
+
+
+def authenticated_user(reg, claimed: str | None = None) -> str:
+    """Who is at the keyboard: SEALFLOW_USER proven by SEALFLOW_USER_CREDENTIAL, else the mapped OS
+    login. ``claimed`` (an ``--actor``) must match, or the command is refused."""
+    username = os.environ.get(USER_ENV)
+    if username:
+        who = reg.authenticate(username=username, credential=os.environ.get(CREDENTIAL_ENV, ""))
+    else:
+        who = reg.authenticate(os_login=os_login())
+    if claimed and claimed != who:
+        raise UsageError(f"you are authenticated as {who!r}; --actor {claimed!r} is refused (act as another user "
+                         f"with {USER_ENV} and {CREDENTIAL_ENV})")
+    return who
+
+
+def _actor(args: argparse.Namespace, reg) -> str:
+    return authenticated_user(reg, getattr(args, "actor", None))
+
+
+def _secret(var: str | None) -> str | None:
+    if not var:
+        return None
+    value = os.environ.get(var)
+    if not value:
+        raise UsageError(f"the environment variable {var} is empty: put the credential there (never on the command "
+                         "line)")
+    return value
 
 
 def _pin(args: argparse.Namespace) -> str:
@@ -195,7 +252,8 @@ def _emit(args: argparse.Namespace, data: Any, text: str) -> int:
 
 @_run
 def run_apply(args: argparse.Namespace, settings: Settings) -> int:
-    app = registry(settings).apply(_actor(args), args.unit, args.kind, args.name, official_type=args.official_type,
+    reg = registry(settings)
+    app = reg.apply(_actor(args, reg), args.unit, args.kind, args.name, official_type=args.official_type,
                                    holder_id_number=args.holder, keeper=args.keeper, reason=args.reason)
     return _emit(args, {"application": app}, f"application {app} submitted; next: review level 1 "
                                              f"(`sealflow seal review {app} --level 1 --approve`)")
@@ -203,7 +261,8 @@ def run_apply(args: argparse.Namespace, settings: Settings) -> int:
 
 @_run
 def run_review(args: argparse.Namespace, settings: Settings) -> int:
-    status = registry(settings).review(_actor(args), args.application, args.level, bool(args.approve), args.comment)
+    reg = registry(settings)
+    status = reg.review(_actor(args, reg), args.application, args.level, bool(args.approve), args.comment)
     hint = {"approved": f"every level approved; next: `sealflow seal make {args.application}` by the keeper",
             "submitted": f"level {args.level} approved; next: level {args.level + 1}",
             "rejected": "rejected; the applicant may apply again"}.get(status, "")
@@ -224,7 +283,8 @@ def run_make(args: argparse.Namespace, settings: Settings) -> int:
                                         args.height_mm)
         except PictureError as exc:
             raise UsageError(str(exc)) from None
-    es_id = registry(settings).make(_actor(args), args.application, _pin(args), picture=picture,
+    reg = registry(settings)
+    es_id = reg.make(_actor(args, reg), args.application, _pin(args), picture=picture,
                                     valid_days=args.days)
     return _emit(args, {"es_id": es_id}, f"seal {es_id} made, filed and audited")
 
@@ -269,33 +329,38 @@ def run_show(args: argparse.Namespace, settings: Settings) -> int:
 
 @_run
 def run_change(args: argparse.Namespace, settings: Settings) -> int:
-    new = registry(settings).change(_actor(args), args.es_id, _pin(args), new_name=args.name,
+    reg = registry(settings)
+    new = reg.change(_actor(args, reg), args.es_id, _pin(args), new_name=args.name,
                                     new_unit_code=args.unit, reason=args.reason)
     return _emit(args, {"old": args.es_id, "new": new}, f"seal {args.es_id} retired; new seal {new} made and filed")
 
 
 @_run
 def run_renew(args: argparse.Namespace, settings: Settings) -> int:
-    version = registry(settings).renew(_actor(args), args.es_id, _pin(args))
+    reg = registry(settings)
+    version = reg.renew(_actor(args, reg), args.es_id, _pin(args))
     return _emit(args, {"es_id": args.es_id, "version": version}, f"seal {args.es_id} renewed (version {version})")
 
 
 @_run
 def run_revoke(args: argparse.Namespace, settings: Settings) -> int:
-    registry(settings).revoke(_actor(args), args.es_id, args.reason)
+    reg = registry(settings)
+    reg.revoke(_actor(args, reg), args.es_id, args.reason)
     return _emit(args, {"es_id": args.es_id, "status": "revoked"}, f"seal {args.es_id} revoked (final)")
 
 
 @_run
 def run_report_lost(args: argparse.Namespace, settings: Settings) -> int:
-    registry(settings).report_lost(_actor(args), args.es_id, args.reason)
+    reg = registry(settings)
+    reg.report_lost(_actor(args, reg), args.es_id, args.reason)
     return _emit(args, {"es_id": args.es_id, "status": "suspended"},
                  f"seal {args.es_id} suspended; an administrator resumes it (`sealflow seal resume`) or revokes it")
 
 
 @_run
 def run_resume(args: argparse.Namespace, settings: Settings) -> int:
-    registry(settings).resume(_actor(args), args.es_id, args.reason)
+    reg = registry(settings)
+    reg.resume(_actor(args, reg), args.es_id, args.reason)
     return _emit(args, {"es_id": args.es_id, "status": "active"}, f"seal {args.es_id} active again")
 
 
@@ -317,19 +382,23 @@ def run_expire(args: argparse.Namespace, settings: Settings) -> int:
 
 @_run
 def run_demo_setup(args: argparse.Namespace, settings: Settings) -> int:
-    from stamping.registry.demo import bootstrap_demo
+    from stamping.registry import RegistryError
+    from stamping.registry.demo import bootstrap_demo, keep_credentials
 
-    out = bootstrap_demo(registry(settings), official_pin=os.environ.get("SEALFLOW_DEMO_OFFICIAL_PIN"),
-                         personal_pin=os.environ.get("SEALFLOW_DEMO_PERSONAL_PIN"), actor=_actor(args))
+    reg = registry(settings)
+    actor = None
+    with contextlib.suppress(RegistryError):  # before the first administrator, nobody is (the demo makes one)
+        actor = authenticated_user(reg)
+    out = bootstrap_demo(reg, official_pin=os.environ.get("SEALFLOW_DEMO_OFFICIAL_PIN"),
+                         personal_pin=os.environ.get("SEALFLOW_DEMO_PERSONAL_PIN"), actor=actor, os_login=os_login())
+    # the demo people's credentials: a 0600 file for the demo, never printed
+    out["credential_file"] = str(keep_credentials(settings, out.pop("credentials")))
     pins = out.pop("pins")
     pin_file = settings.state_dir / "registry" / "demo-pins.json"
     if pins:  # the demo keeper's PINs: a 0600 file for the demo, never printed
         old = json.loads(pin_file.read_text()) if pin_file.exists() else {}
         old.update({out["es_ids"][label]: pin for label, pin in pins.items()})
-        fd = os.open(pin_file.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(old, fh)
-        os.replace(pin_file.with_suffix(".tmp"), pin_file)
+        _write_private_json(pin_file, old)
     out["pin_file"] = str(pin_file)
     text = (f"demo unit {out['unit']} ({out['credit_code']}), keeper {out['users']['keeper']}\n"
             f"official seal {out['es_ids']['official']}\npersonal seal {out['es_ids']['personal']}\n"
@@ -337,29 +406,66 @@ def run_demo_setup(args: argparse.Namespace, settings: Settings) -> int:
     return _emit(args, out, text)
 
 
+def _write_private_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh)
+    os.replace(path.with_suffix(".tmp"), path)
+
+
+@_run
+def run_bootstrap(args: argparse.Namespace, settings: Settings) -> int:
+    login = os_login()
+    registry(settings).bootstrap(args.user, args.unit_name, args.unit, os_login=login,
+                                 credential=_secret(args.credential_env))
+    return _emit(args, {"user": args.user, "os_login": login, "unit": args.unit},
+                 f"{args.user} (OS user {login}) is the first administrator of {args.unit}")
+
+
+@_run
+def run_whoami(args: argparse.Namespace, settings: Settings) -> int:
+    reg = registry(settings)
+    who = authenticated_user(reg)
+    me = next((u for u in reg.users() if u["username"] == who), {"username": who, "roles": []})
+    roles = ", ".join(f"{r['role']}{'/' + str(r['level']) if r['level'] else ''} of {r['unit']}" for r in me["roles"])
+    return _emit(args, me, f"{who}: {roles or 'no roles'}")
+
+
+@_run
+def run_user_enrol(args: argparse.Namespace, settings: Settings) -> int:
+    reg = registry(settings)
+    reg.enrol(_actor(args, reg), args.user, os_login=args.os_login, credential=_secret(args.credential_env))
+    return _emit(args, {"user": args.user}, f"{args.user} can now authenticate")
+
+
 @_run
 def run_unit_add(args: argparse.Namespace, settings: Settings) -> int:
-    registry(settings).add_unit(args.name, args.code, parent_code=args.parent, actor=_actor(args))
+    reg = registry(settings)
+    reg.add_unit(args.name, args.code, parent_code=args.parent, actor=_actor(args, reg))
     return _emit(args, {"unit": args.code}, f"unit {args.name} ({args.code}) registered")
 
 
 @_run
 def run_unit_rename(args: argparse.Namespace, settings: Settings) -> int:
-    registry(settings).rename_unit(args.code, args.name, actor=_actor(args), reason=args.reason)
+    reg = registry(settings)
+    reg.rename_unit(args.code, args.name, actor=_actor(args, reg), reason=args.reason)
     return _emit(args, {"unit": args.code, "name": args.name},
                  f"unit {args.code} is now {args.name}; change its seals with `sealflow seal change`")
 
 
 @_run
 def run_person_add(args: argparse.Namespace, settings: Settings) -> int:
-    registry(settings).add_person(args.name, args.id_number, actor=_actor(args))
+    reg = registry(settings)
+    reg.add_person(args.name, args.id_number, actor=_actor(args, reg))
     return _emit(args, {"person": args.name}, f"person {args.name} registered")
 
 
 @_run
 def run_user_add(args: argparse.Namespace, settings: Settings) -> int:
-    registry(settings).add_user(args.unit, args.user, args.role, level=args.level, person_id_number=args.person,
-                                actor=_actor(args))
+    reg = registry(settings)
+    reg.add_user(args.unit, args.user, args.role, level=args.level, person_id_number=args.person,
+                 actor=_actor(args, reg), os_login=args.os_login, credential=_secret(args.credential_env))
     return _emit(args, {"user": args.user, "role": args.role}, f"{args.user} is {args.role} of {args.unit}")
 
 

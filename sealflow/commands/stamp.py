@@ -12,7 +12,6 @@ Exit 0 when every file was sealed, 1 when any failed, 2 on usage errors.
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
 import sys
 import time
@@ -34,7 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--placement", default=f"anchor:{DEFAULT_ANCHOR}", metavar="SPEC",
                    help="anchor:TEXT[,dx=MM,dy=MM][,page=N] or page=N,x=MM,y=MM (seal centre, mm from top-left)")
     p.add_argument("--cross-page", action="store_true", help="骑缝章: split the seal across the right edge")
-    p.add_argument("--actor", default=None, help="who stamps (audit); default: the OS user")
+    p.add_argument("--actor", default=None, help="checked, not trusted: refused unless it is who you "
+                                                  "authenticate as (the mapped OS user, or SEALFLOW_USER and "
+                                                  "SEALFLOW_USER_CREDENTIAL)")
     p.add_argument("--reason", default="sealflow stamp", help="reason recorded in the audit log")
     p.add_argument("input", metavar="IN")
     p.add_argument("output", metavar="OUT")
@@ -50,19 +51,21 @@ def parse_placement(spec: str, cross_page: bool = False):
         raise UsageError(str(exc)) from None
 
 
-def stamp_bytes(data: bytes, path: str, seal_der: bytes, signer, placement, signed_at=None) -> tuple[bytes, str]:
-    """Seal one document (OFD or PDF, told by content); returns (sealed bytes, format)."""
-    from stamping.verify.dispatch import sniff_format
+def stamp_bytes(data: bytes, path: str, seal_der: bytes, signer, placement, signed_at=None,
+                timestamper=None) -> tuple[bytes, str]:
+    """Seal one document (OFD or PDF, told by content and name: the container checks 验章 runs too);
+    returns (sealed bytes, format)."""
+    from stamping.container import identify
 
-    fmt = sniff_format(data[:1024])
+    fmt = identify(data, path)
     if fmt == "ofd":
         from stamping.ofd.stamp import stamp_ofd
 
-        return stamp_ofd(data, seal_der, signer, placement, signed_at, path=path), fmt
+        return stamp_ofd(data, seal_der, signer, placement, signed_at, path=path, timestamper=timestamper), fmt
     if fmt == "pdf":
         from stamping.pdf import stamp_pdf
 
-        return stamp_pdf(data, seal_der, signer, placement, signed_at, path=path), fmt
+        return stamp_pdf(data, seal_der, signer, placement, signed_at, path=path, timestamper=timestamper), fmt
     raise ValueError(f"{path}: not an OFD or PDF file")
 
 
@@ -131,21 +134,34 @@ def run(args: argparse.Namespace, settings: Settings | None = None, registry=Non
         raise UsageError(f"environment variable {args.pin_env} is not set or empty")
     placement = parse_placement(args.placement, args.cross_page)
     jobs = plan(Path(args.input), Path(args.output))
-    actor = args.actor or getpass.getuser()
     registry = registry or _registry(settings)
+    from sealflow.commands.seal import authenticated_user
+    from stamping.registry import RegistryError
+
+    try:  # who stamps is who authenticates (OS login mapping or SEALFLOW_USER + credential); --actor is checked
+        actor = authenticated_user(registry, args.actor)
+    except RegistryError as exc:
+        print(f"sealflow stamp: {exc}", file=sys.stderr)
+        return 1
     try:
         signer, seal_der = _seal_signer(registry, args.seal, pin, actor)
     except Exception as exc:  # wrong PIN, locked key, unknown or inactive seal: the message says which
         print(f"sealflow stamp: cannot use seal {args.seal}: {exc}", file=sys.stderr)
         return 1
+    from stamping.keys.signer import RecordingSigner
+    from stamping.pki.tsa_client import TsaClient
+
+    signer = RecordingSigner(signer)
+    tsa = TsaClient(settings.resolved_tsa_url)  # every seal carries the TSA's token (可信时间戳)
     progress = Progress(len(jobs))
     failures: list[str] = []
     for src, dst in jobs:
         try:
             out, _fmt = stamp_bytes(src.read_bytes(), str(src), seal_der, signer, placement,
-                                    datetime.now(UTC))
+                                    datetime.now(UTC), tsa)
             # Audit first: a use that was recorded but not written is safe; the reverse is not.
-            registry.record_use(args.seal, actor, f"{dst} sm3:{sm3(out).hex()}", None, args.reason)
+            registry.record_use(args.seal, actor, f"{dst} sm3:{sm3(out).hex()}", None, args.reason,
+                                signature_value=signer.last)
             write_atomic(dst, out)
         except Exception as exc:  # one bad document must not stop a folder run; it is reported
             failures.append(f"{src}: {exc}")

@@ -1,6 +1,9 @@
 """``sealflow verify PATH... [--trust ROOT.pem ...] [--json] [--html OUT]`` — 验章 of OFD/PDF files.
 
-Exit 0 when every document is valid, 1 when any is not, 2 on usage errors.
+Each document gets one verdict: valid, valid_with_warnings (intact and trusted, but a part a reader
+draws is not covered, or later updates only add signatures) or not_valid. Exit 0 when every document
+is valid, 1 when any is not_valid, 3 when none is not_valid but some are valid_with_warnings,
+2 on usage errors.
 """
 
 from __future__ import annotations
@@ -64,7 +67,8 @@ def load_trust(paths: list[str], settings: Settings):
 
 
 def registry_lookup(settings: Settings):
-    """The registry's status lookup when a SealFlow database is configured, else None."""
+    """The registry's status lookup when a SealFlow database is configured, else None (its
+    audited-use lookup is ``lookup.__self__.use_recorded``)."""
     if not settings.database_url and not (settings.state_dir / "sealflow.db").exists():
         return None
     try:
@@ -92,22 +96,45 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
+EXIT_VALID, EXIT_NOT_VALID, EXIT_WARNINGS = 0, 1, 3
+
+
+def _label(r) -> str:
+    from stamping.verify.result import Verdict
+
+    if r.verdict == Verdict.VALID:
+        return "VALID"
+    if r.verdict == Verdict.VALID_WITH_WARNINGS:
+        return "VALID-WITH-WARNINGS"
+    return "INTACT-UNTRUSTED" if r.intact and not r.error else "INVALID"
+
+
 def _print_text(results) -> None:
     for r in results:
-        if r.valid:
-            state = "VALID"
-        elif r.intact and not r.error:
-            state = "INTACT-UNTRUSTED"
-        else:
-            state = "INVALID"
-        print(f"{state:17} {r.path} ({r.format}, {len(r.signatures)} signature(s))")
+        print(f"{_label(r):19} {r.path} ({r.format}, {len(r.signatures)} signature(s), verdict {r.verdict})")
         if r.error:
             print(f"    error: {r.error}")
+        for w in r.warnings:
+            print(f"    ⚠ {w}")
         for i, s in enumerate(r.signatures, 1):
-            print(f"    [{i}] {s.seal_name or '?'} ({s.es_id or '?'}) by {s.signer or '?'} at {s.signed_at or '?'}")
+            timing = next((c for c in s.checks if c.name == "signing_time"), None)
+            basis = "" if timing is None else (" (proven by a time-stamp)" if "proven by" in timing.reason
+                                               else " (claimed, not proven)")
+            print(f"    [{i}] {s.seal_name or '?'} ({s.es_id or '?'}) by {s.signer or '?'} "
+                  f"at {s.signed_at or '?'}{basis}")
             for c in s.checks:
                 if not c.ok:
-                    print(f"        ✘ {c.name}: {c.reason}")
+                    print(f"        {'⚠' if c.kind == 'warning' else '✘'} {c.name}: {c.reason}")
+
+
+def exit_code(results) -> int:
+    """0 only when every document is valid; 1 when any is not_valid; 3 for warnings only."""
+    from stamping.verify.result import Verdict
+
+    verdicts = {r.verdict for r in results}
+    if Verdict.NOT_VALID in verdicts:
+        return EXIT_NOT_VALID
+    return EXIT_WARNINGS if Verdict.VALID_WITH_WARNINGS in verdicts else EXIT_VALID
 
 
 def run(args: argparse.Namespace, settings: Settings | None = None) -> int:
@@ -118,11 +145,12 @@ def run(args: argparse.Namespace, settings: Settings | None = None) -> int:
     files = expand_paths(args.paths)
     trust = load_trust(args.trust, settings)
     lookup = None if args.no_registry else registry_lookup(settings)
-    results = [verify_file(f, trust, lookup) for f in files]
+    uses = getattr(getattr(lookup, "__self__", None), "use_recorded", None)
+    results = [verify_file(f, trust, lookup, use_lookup=uses) for f in files]
     if args.html:
         write_atomic(Path(args.html), render_html(results))
     if args.json:
         sys.stdout.write(dumps(results) + "\n")
     else:
         _print_text(results)
-    return 0 if all(r.valid for r in results) else 1
+    return exit_code(results)

@@ -11,19 +11,31 @@ record: a rolled-back change leaves no entry. Two appenders racing for the same 
 on the primary key; the loser retries with the next number (a savepoint on PostgreSQL; SQLite
 serialises writers, and a stale snapshot there fails the whole transaction, which the caller
 retries).
+
+Checkpoints are mandatory and anchored (docs/audit.md): a checkpoint is signed at every multiple of
+``checkpoint_every`` (a missing one fails :func:`verify_audit`, naming the entries it should
+cover), entries left uncovered longer than the checkpoint interval fail too, and every checkpoint
+is queued in the same transaction for filing with the national platform (kind
+``audit.checkpoint``) and later written to the archive bucket under Object Lock
+(:mod:`stamping.audit.anchors`). Verification compares the database with those anchors, so that
+a rewrite of the database, even one re-signed with the audit key, differs from a copy it cannot
+reach.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import base64
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from filing.outbox import enqueue
 from filing.protocol import ProtocolError, canonical
 from stamping.audit.models import AuditCheckpoint, AuditEntry
 from stamping.gm.sm3 import sm3
@@ -34,6 +46,7 @@ if TYPE_CHECKING:
 
 GENESIS = "00" * 32
 CHECKPOINT_DOMAIN = b"sealflow-audit-checkpoint/1"
+ANCHOR_KIND = "audit.checkpoint"  # the filing record kind of an anchored checkpoint
 _APPEND_TRIES = 20
 
 
@@ -159,7 +172,45 @@ class AuditLog:
                                 signature=signer.sign(checkpoint_message(seq, chain)))
         session.add(point)
         session.flush()
+        # Filed in the same transaction: a committed checkpoint always has its platform anchor queued.
+        enqueue(session, ANCHOR_KIND, self.key_id, checkpoint_body(point), now=at)
         return point
+
+
+def checkpoint_body(point: AuditCheckpoint) -> dict[str, Any]:
+    """What is anchored outside the database for one checkpoint (filing payload and bucket object)."""
+    return {"seq": point.seq, "chain": point.chain, "at": time_text(point.at), "key_id": point.key_id,
+            "signature": base64.b64encode(point.signature).decode("ascii")}
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A checkpoint head as a copy outside the database holds it; ``source`` says where (for messages)."""
+
+    seq: int
+    chain: str
+    signature: bytes
+    source: str
+
+
+@dataclass
+class AnchorSet:
+    """Everything one anchor store (the archive bucket, the national platform) holds for the log, and
+    what it found wrong while reading (an anchor the database has no copy of, …)."""
+
+    name: str
+    anchors: list[Anchor] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AuditPolicy:
+    """The rules verification holds the log to: a signed checkpoint at every multiple of
+    ``checkpoint_every`` entries, and no entry (nor checkpoint) older than ``interval`` left
+    uncovered (un-anchored)."""
+
+    checkpoint_every: int
+    interval: timedelta
 
 
 @dataclass
@@ -181,23 +232,44 @@ class AuditReport:
                 "notes": list(self.notes)}
 
 
-def verify_audit(session: Session, audit_public_key: SM2PublicKey | None) -> AuditReport:
-    """Check every entry's digest, the chain, the seq order and every signed checkpoint.
+def _ranges(seqs: Iterable[int]) -> str:
+    """``[3, 4, 5, 9]`` → ``"3..5, 9"``: entry ids as an operator reads them."""
+    out: list[str] = []
+    run: list[int] = []
+    for seq in sorted(set(seqs)):
+        if run and seq != run[-1] + 1:
+            out.append(f"{run[0]}..{run[-1]}" if len(run) > 1 else str(run[0]))
+            run = []
+        run.append(seq)
+    if run:
+        out.append(f"{run[0]}..{run[-1]}" if len(run) > 1 else str(run[0]))
+    return ", ".join(out)
+
+
+def verify_audit(session: Session, audit_public_key: SM2PublicKey | None, *, policy: AuditPolicy | None = None,
+                 anchors: list[AnchorSet] | None = None, now: datetime | None = None) -> AuditReport:
+    """Check every entry's digest, the chain, the seq order and every signed checkpoint; with a
+    ``policy``, that checkpoints are where they must be; with ``anchors``, that the database agrees
+    with every copy of the log's head kept outside it.
 
     Edited entries fail their digest; deleted ones leave a gap in seq (or, at the end, a signed
     checkpoint past the last entry); inserted or reordered ones break the chain; a rewrite that
-    recomputes digests and chains differs from the next signed checkpoint. The first bad seq is named.
+    recomputes digests and chains differs from the next signed checkpoint; one that also drops or
+    re-signs the checkpoints lacks a mandatory checkpoint or differs from an anchor. The first bad
+    seq is named, and the reason names the entry ids.
     """
     points = {p.seq: p for p in session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.seq))}
     total = session.execute(select(func.count()).select_from(AuditEntry)).scalar_one()
     report = AuditReport(ok=True, entries=total, checkpoints=len(points), last_seq=0)
+    anchor_seqs = {a.seq for group in anchors or () for a in group.anchors}
 
-    def fail(seq: int, reason: str) -> AuditReport:
+    def fail(seq: int | None, reason: str) -> AuditReport:
         report.ok, report.first_bad_seq, report.reason = False, seq, reason
         return report
 
     chain, expected = GENESIS, 1
     chains_at: dict[int, str] = {}
+    times: dict[int, datetime] = {}
     rows = session.execute(select(AuditEntry).order_by(AuditEntry.seq).execution_options(yield_per=2000)).scalars()
     for entry in rows:
         if entry.seq != expected:
@@ -214,8 +286,9 @@ def verify_audit(session: Session, audit_public_key: SM2PublicKey | None) -> Aud
         if chain != entry.chain:
             return fail(entry.seq, f"entry {entry.seq} does not chain to entry {entry.seq - 1} "
                                    "(entries inserted, deleted or reordered before it)")
-        if entry.seq in points:
+        if entry.seq in points or entry.seq in anchor_seqs:
             chains_at[entry.seq] = chain
+        times[entry.seq] = _utc(entry.at)
         expected += 1
     report.last_seq = expected - 1
     previous_good = 0
@@ -232,9 +305,80 @@ def verify_audit(session: Session, audit_public_key: SM2PublicKey | None) -> Aud
                                            f"from the signed checkpoint at entry {seq}")
         previous_good = seq
     report.covered_to = previous_good
+    if anchors is not None and not _check_anchors(report, anchors, points, chains_at, audit_public_key, fail):
+        return report
+    if policy is not None and not _check_policy(report, policy, points, times, anchors,
+                                                _utc(now or datetime.now(UTC)), fail):
+        return report
     if audit_public_key is None:
         report.notes.append("checkpoint signatures not checked: no audit public key given")
+    if anchors is None:
+        report.notes.append("not compared with the anchors outside the database (archive bucket, national "
+                            "platform): a rewrite re-signed with the audit key would pass")
     if report.last_seq > previous_good:
         report.notes.append(f"entries {previous_good + 1}..{report.last_seq} are chained but not yet covered by a "
                             "signed checkpoint (run `sealflow audit checkpoint`)")
     return report
+
+
+def _check_anchors(report: AuditReport, groups: list[AnchorSet], points: dict[int, AuditCheckpoint],
+                   chains_at: dict[int, str], key: SM2PublicKey | None, fail: Callable[..., AuditReport]) -> bool:
+    """Every anchor must match the database: its entry exists with the same chain value and its
+    checkpoint row is still there. False (after ``fail``) at the first that does not."""
+    for group in groups:
+        if group.problems:
+            fail(None, f"{group.name}: " + "; ".join(group.problems))
+            return False
+        for anchor in sorted(group.anchors, key=lambda a: a.seq):
+            if key is not None and not key.verify(anchor.signature, checkpoint_message(anchor.seq, anchor.chain)):
+                fail(anchor.seq, f"the anchor of entry {anchor.seq} in {anchor.source} is not signed by the audit key "
+                                 "(forged anchor, or a different audit key)")
+                return False
+            if anchor.seq > report.last_seq:
+                fail(report.last_seq + 1, f"entries {report.last_seq + 1}..{anchor.seq} were deleted: {anchor.source} "
+                                          f"anchors a checkpoint at entry {anchor.seq} but the log ends at "
+                                          f"{report.last_seq}")
+                return False
+            if chains_at.get(anchor.seq) != anchor.chain:
+                before = max((a.seq for a in group.anchors if a.seq < anchor.seq), default=0)
+                fail(before + 1, f"entries {before + 1}..{anchor.seq} were rewritten: the chain at entry {anchor.seq} "
+                                 f"differs from the checkpoint anchored in {anchor.source}")
+                return False
+            if anchor.seq not in points:
+                fail(anchor.seq, f"the signed checkpoint at entry {anchor.seq} was deleted from the database (it is "
+                                 f"anchored in {anchor.source})")
+                return False
+    return True
+
+
+def _check_policy(report: AuditReport, policy: AuditPolicy, points: dict[int, AuditCheckpoint],
+                  times: dict[int, datetime], groups: list[AnchorSet] | None, now: datetime,
+                  fail: Callable[..., AuditReport]) -> bool:
+    """Mandatory checkpoints: one at every multiple of ``checkpoint_every``, nothing older than the
+    interval left uncovered, and (with anchors) no checkpoint older than the interval un-anchored."""
+    every = max(1, policy.checkpoint_every)
+    # Signed at every multiple of ``every``: two checkpoints further apart (or a tail that long) mean
+    # deleted checkpoints. Gaps, not multiples, so that raising the setting later stays valid.
+    bounds = [0, *sorted(points), report.last_seq + 1]
+    gaps = [(a + 1, b - 1) for a, b in pairwise(bounds) if b - a > every]
+    if gaps:
+        named = ", ".join(f"{a}..{b}" for a, b in gaps)
+        fail(gaps[0][0], f"checkpoints are mandatory every {every} entries but entries {named} are not covered "
+                         "by one (checkpoints deleted?): they are not protected by a signature")
+        return False
+    last_point = max(points, default=0)
+    stale = [seq for seq in range(last_point + 1, report.last_seq + 1) if now - times[seq] > policy.interval]
+    if stale:
+        fail(stale[0], f"entries {_ranges(stale)} are older than the checkpoint interval ({policy.interval}) and "
+                       "not covered by a signed checkpoint: run `sealflow audit checkpoint` (the seal_maintenance "
+                       "job does it every hour); entries deleted from this tail could not be told")
+        return False
+    for group in groups or ():
+        anchored = {a.seq for a in group.anchors}
+        late = [seq for seq, p in points.items() if seq not in anchored and now - _utc(p.at) > policy.interval]
+        if late:
+            fail(late[0], f"the checkpoint(s) at entry {_ranges(late)} are older than the checkpoint interval "
+                          f"({policy.interval}) and not anchored in {group.name}: run `sealflow audit anchor` "
+                          "and `sealflow filing drain`")
+            return False
+    return True

@@ -36,9 +36,10 @@ from stamping.batch.manifest import (
 )
 from stamping.batch.models import Batch, BatchDocument
 from stamping.gm.sm3 import sm3
-from stamping.keys.signer import Signer
+from stamping.keys.signer import RecordingSigner, Signer
 from stamping.placement import Placement
-from stamping.verify.result import DocumentResult, SealStatusLookup
+from stamping.verify.report import verdict_reasons
+from stamping.verify.result import DocumentResult, SealStatusLookup, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +51,12 @@ class BatchError(Exception):
 
 
 class UseRecorder(Protocol):
-    """Writes one audit entry per use of a seal (per document) in the caller's transaction."""
+    """Writes one audit entry per use of a seal (per document) in the caller's transaction;
+    ``documents``: (file, SM3 hex of the sealed file, SM3 hex of the signature value or "")."""
 
     def __call__(self, session: Session, *, es_id: str, actor: str, batch_id: str,
-                 documents: list[tuple[str, str]]) -> None: ...
+                 documents: list[tuple[str, ...]]) -> None: ...
+
 
 
 SignerProvider = Callable[[str], tuple[Signer, bytes]]  # es_id → (signer, SESeal DER)
@@ -189,29 +192,32 @@ def stamp_chunk(tools: BatchTools, batch_id: str, chunk: int, actor: str) -> dic
     if not todo:
         return {"chunk": chunk, "stamped": 0, "failed": 0, "seconds": _since(started)}
     signer, seal_der = tools.signer_provider(es_id)
-    stamped: list[tuple[int, str, str, str]] = []
+    signer = RecordingSigner(signer)  # the audit entry of each use names the signature made
+    stamped: list[tuple[int, str, str, str, str]] = []
     failed: list[tuple[int, str]] = []
     for doc in todo:
         out = work / "out" / doc.file
+        signer.last = None
         try:
-            data = _adopt_or_stamp(tools, doc, out, work, seal_der, signer, placement, options)
+            data, adopted_signature = _adopt_or_stamp(tools, doc, out, work, seal_der, signer, placement, options)
         except Exception as exc:  # any document-level failure quarantines that document only
             failed.append((doc.id, f"stamping failed: {type(exc).__name__}: {exc}"))
             continue
-        stamped.append((doc.id, doc.file, str(out), sm3(data).hex()))
+        signature_sm3 = sm3(signer.last).hex() if signer.last is not None else adopted_signature
+        stamped.append((doc.id, doc.file, str(out), sm3(data).hex(), signature_sm3))
     with transaction(tools.session_factory) as session:
         now = _now()
         # One executemany per kind of outcome (ORM bulk UPDATE by primary key), not a statement per document.
         if stamped:
             session.execute(update(BatchDocument), [
                 {"id": doc_id, "state": "stamped", "output_path": out_path, "output_sm3": digest, "stamped_at": now}
-                for doc_id, _file, out_path, digest in stamped])
+                for doc_id, _file, out_path, digest, _sig in stamped])
         if failed:
             session.execute(update(BatchDocument), [
                 {"id": doc_id, "state": "failed", "reasons": [reason]} for doc_id, reason in failed])
         if tools.record_uses is not None and stamped:
             tools.record_uses(session, es_id=es_id, actor=actor, batch_id=batch_id,
-                              documents=[(f, d) for _i, f, _o, d in stamped])
+                              documents=[(f, d, sig) for _i, f, _o, d, sig in stamped])
     log.info("batch %s chunk %d: %d stamped, %d failed", batch_id, chunk, len(stamped), len(failed))
     return {"chunk": chunk, "stamped": len(stamped), "failed": len(failed), "seconds": _since(started)}
 
@@ -219,6 +225,16 @@ def stamp_chunk(tools: BatchTools, batch_id: str, chunk: int, actor: str) -> dic
 def _provenance_path(work: Path, file: str) -> Path:
     """Where the note binding a sealed file to its input lives (outside ``out/``: never packaged)."""
     return work / "made" / f"{file}.json"
+
+
+def _made_signature(work: Path, file: str) -> str:
+    """The SM3 of the signature value this batch made for ``file``, from its provenance note."""
+    try:
+        note = json.loads(_provenance_path(work, file).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    value = note.get("signature_sm3") if isinstance(note, dict) else ""
+    return value if isinstance(value, str) else ""
 
 
 def _adoptable(doc: BatchDocument, existing: bytes, work: Path) -> bool:
@@ -233,24 +249,28 @@ def _adoptable(doc: BatchDocument, existing: bytes, work: Path) -> bool:
 
 
 def _adopt_or_stamp(tools: BatchTools, doc: BatchDocument, out: Path, work: Path, seal_der: bytes,
-                    signer: Signer, placement: Placement, options: dict) -> bytes:
+                    signer: Signer, placement: Placement, options: dict) -> tuple[bytes, str]:
+    """The sealed bytes, and for an adopted file the SM3 of the signature value this batch made (from
+    its provenance note; "" for a file sealed now: the RecordingSigner has it)."""
     if out.exists():
         existing = out.read_bytes()
         if _adoptable(doc, existing, work):
             result = tools.verifiers[doc.format](existing, str(out))
             if result.intact and result.signatures:
                 log.info("adopting %s sealed by an interrupted run", doc.file)
-                return existing
+                return existing, _made_signature(work, doc.file)
         out.unlink()
     source = (work / "in" / doc.file).read_bytes()
     if sm3(source).hex() != doc.input_sm3:
         raise BatchError(f"{doc.file}: the received copy changed after ingest")
     sealed = tools.stampers[doc.format](source, seal_der, signer, placement, doc.file, options)
     # The note first, then the file: a crash between the two leaves a note no file matches (re-sealed).
-    note = {"batch_id": doc.batch_id, "input_sm3": doc.input_sm3, "output_sm3": sm3(sealed).hex()}
+    made = getattr(signer, "last", None)  # the RecordingSigner's signature: named by the audited use
+    note = {"batch_id": doc.batch_id, "input_sm3": doc.input_sm3, "output_sm3": sm3(sealed).hex(),
+            "signature_sm3": sm3(made).hex() if made else ""}
     write_atomic(_provenance_path(work, doc.file), json.dumps(note).encode())
     write_atomic(out, sealed)
-    return sealed
+    return sealed, ""
 
 
 def verify_chunk(tools: BatchTools, batch_id: str, chunk: int) -> dict:
@@ -269,13 +289,11 @@ def verify_chunk(tools: BatchTools, batch_id: str, chunk: int) -> dict:
             continue
         result = tools.verifiers[doc.format](data, doc.output_path)
         summary = result.to_json()
-        if result.valid:
+        if result.verdict == Verdict.VALID:  # batches accept only valid: warnings fail the document too
             updates.append({"id": doc.id, "state": "verified", "reasons": [], "verification": summary})
         else:
-            reasons = [result.error] if result.error else [
-                f"{c['name']}: {c['reason']}" for s in summary["signatures"] for c in s["checks"] if not c["ok"]
-            ]
-            updates.append({"id": doc.id, "state": "failed", "reasons": reasons, "verification": summary})
+            updates.append({"id": doc.id, "state": "failed", "reasons": verdict_reasons(result),
+                            "verification": summary})
     if updates:
         with transaction(tools.session_factory) as session:
             now = _now()

@@ -21,7 +21,7 @@ from sealflow.settings import Settings
 from stamping.batch.approval import Decision
 from stamping.gm.sm4 import DecryptionFailed, decrypt_gcm, encrypt_gcm
 from stamping.keys.signer import Signer
-from stamping.keys.store import load_kek
+from stamping.keys.store import custody_path, load_kek
 from stamping.pki.trust import TrustStore, read_certificates
 from stamping.registry.service import SealRegistry
 from stamping.verify.result import SealStatus
@@ -50,7 +50,7 @@ class BatchSeals:
     # --- custody of the PIN for approved batches ----------------------------------------
 
     def _custody_file(self, es_id: str) -> Path:
-        return self._custody_dir / f"{base64.urlsafe_b64encode(es_id.encode()).decode()}.json"
+        return custody_path(self.settings, es_id)  # one naming, shared with key destruction (销毁)
 
     def enrol(self, es_id: str, pin: str, keeper: str) -> None:
         """Keep the seal's PIN for approved batches; the PIN is checked by unlocking the key once."""
@@ -110,10 +110,13 @@ class BatchSeals:
     def status_lookup(self, es_id: str, at: datetime) -> SealStatus | None:
         return self.registry.status_at(es_id, at)
 
+    def use_lookup(self, es_id: str, signature_value: bytes) -> bool | None:
+        return self.registry.use_recorded(es_id, signature_value)
+
     # --- audit ----------------------------------------------------------------------------
 
     def record_uses(self, session: Session, *, es_id: str, actor: str, batch_id: str,
-                    documents: list[tuple[str, str]]) -> None:
+                    documents: list[tuple[str, ...]]) -> None:
         self.registry.record_uses(session, es_id=es_id, actor=actor, batch_id=batch_id, documents=documents)
 
     def audit_decision(self, session: Session, decision: Decision) -> None:

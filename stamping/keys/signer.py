@@ -46,3 +46,29 @@ class SoftwareSigner:
 
     def __reduce__(self):
         raise TypeError("signers cannot be pickled")
+
+
+class RecordingSigner:
+    """A Signer that remembers the last signature it made (``last``): whoever records a seal's use
+    (the batch, ``sealflow stamp``) names that signature in the audit log, by its SM3, so 验章 with
+    the registry can tell SealFlow's signatures from others made with the same key."""
+
+    __slots__ = ("_signer", "last")
+
+    def __init__(self, signer: Signer) -> None:
+        self._signer = signer
+        self.last: bytes | None = None
+
+    @property
+    def certificate(self) -> bytes:
+        return self._signer.certificate
+
+    def sign(self, data: bytes) -> bytes:
+        self.last = self._signer.sign(data)
+        return self.last
+
+    def __repr__(self) -> str:
+        return f"RecordingSigner({self._signer!r})"
+
+    def __reduce__(self):
+        raise TypeError("signers cannot be pickled")

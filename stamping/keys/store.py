@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sealflow.settings import Settings
+from sealflow.settings import Settings, make_private_dirs
 from stamping.gm.sm2 import SM2PrivateKey, SM2PublicKey
 from stamping.gm.sm3 import sm3
 from stamping.gm.sm4 import DecryptionFailed, decrypt_gcm, encrypt_gcm
@@ -57,7 +57,7 @@ def kek_material(settings: Settings) -> bytes:
     else:
         path = settings.resolved_kek_file
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(path.parent)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_hex(32))
@@ -101,7 +101,7 @@ class KeyStore:
     @contextmanager
     def _locked(self, key_id: str) -> Iterator[Path]:
         path = self._path(key_id)
-        self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_dirs(self._dir)
         with open(self._dir / ".lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
@@ -112,6 +112,9 @@ class KeyStore:
     def _read(self, path: Path, key_id: str) -> dict:
         if not path.exists():
             raise KeyNotFound(f"no key {key_id} in the key store")
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:  # like the KEK file: an open key file may have been copied; refuse, do not repair
+            raise KeyStoreError(f"key file {path} is readable by others (mode {mode:o}); chmod 600 it")
         return json.loads(path.read_text())
 
     def _write(self, path: Path, record: dict) -> None:
@@ -198,14 +201,92 @@ class KeyStore:
         """The unlocked key itself, for issuing certificates before one exists (CA bootstrap)."""
         return self._unlock(key_id, pin)
 
-    def admin_unlock(self, key_id: str) -> None:
+    def admin_unlock(self, key_id: str, credential_dir: Path, credential: str) -> None:
+        """Unlock a key locked after wrong PINs: only with the CA administrator's credential (kept
+        in ``credential_dir``, the CA's directory)."""
+        check_admin_credential(credential_dir, credential)
         with self._locked(key_id) as path:
             record = self._read(path, key_id)
             record["wrong_pins"], record["locked"] = 0, False
             self._write(path, record)
 
+    def destroy(self, key_id: str) -> bool:
+        """销毁: overwrite the key file with random bytes, flush it to disk and remove it (and any
+        half-written temporary). Returns whether there was a key. The public key and certificate
+        live on in the certificates the registry keeps, so earlier signatures still verify."""
+        with self._locked(key_id) as path:
+            found = path.exists()
+            for victim in (path, path.with_suffix(".tmp")):
+                shred(victim)
+        return found
+
     def is_locked(self, key_id: str) -> bool:
         return bool(self._read(self._path(key_id), key_id).get("locked"))
+
+
+def shred(path: Path) -> None:
+    """Overwrite a file with random bytes (same size), fsync, then unlink it; nothing if absent.
+    (On copy-on-write or journalling file systems the old blocks may survive: the KEK still
+    protects them, and production keys belong in an HSM whose destroy is final.)"""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return
+    with open(path, "r+b") as fh:
+        fh.write(secrets.token_bytes(max(size, 1)))
+        fh.flush()
+        os.fsync(fh.fileno())
+    path.unlink()
+
+
+def custody_path(settings: Settings, es_id: str) -> Path:
+    """Where batch custody keeps a seal's PIN (SM4-GCM under the KEK) for approved batches."""
+    return settings.state_dir / "custody" / f"{base64.urlsafe_b64encode(es_id.encode()).decode()}.json"
+
+
+class AdminCredentialRefused(KeyStoreError):
+    """The CA administrator's credential is missing or wrong; the key stays as it was."""
+
+
+ADMIN_CREDENTIAL_FILE = "admin.cred"
+
+
+def _admin_hash(pin: str, salt: bytes) -> bytes:
+    return hashlib.scrypt(pin.encode("utf-8"), salt=salt, dklen=32, maxmem=64 * 1024 * 1024, **SCRYPT)
+
+
+def set_admin_credential(directory: Path, pin: str, current: str | None = None) -> None:
+    """Record the CA administrator's credential (管理员口令) in ``directory`` (the CA's): a salted
+    scrypt hash in a 0600 file. Replacing one needs the ``current`` credential."""
+    if len(pin) < 12:
+        raise KeyStoreError("the CA administrator's credential needs at least 12 characters")
+    path = directory / ADMIN_CREDENTIAL_FILE
+    if path.exists():
+        check_admin_credential(directory, current or "")
+    salt = secrets.token_bytes(16)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        digest = _admin_hash(pin, salt)
+        json.dump({"salt": base64.b64encode(salt).decode(), "scrypt": base64.b64encode(digest).decode()}, fh)
+    os.replace(tmp, path)
+
+
+def check_admin_credential(directory: Path, pin: str) -> None:
+    """Raise :class:`AdminCredentialRefused` unless ``pin`` is the CA administrator's credential."""
+    path = directory / ADMIN_CREDENTIAL_FILE
+    if not path.is_file():
+        raise AdminCredentialRefused(f"no CA administrator credential in {directory}; the CA administrator sets "
+                                     "one with `sealflow ca init --admin-pin-env VAR`")
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise AdminCredentialRefused(f"{path} is readable by others (mode {mode:o}); chmod 600 it and set a new "
+                                     "credential")
+    record = json.loads(path.read_text())
+    expected = base64.b64decode(record["scrypt"])
+    if not pin or not secrets.compare_digest(_admin_hash(pin, base64.b64decode(record["salt"])), expected):
+        raise AdminCredentialRefused("the CA administrator's credential is wrong; nothing was changed")
 
 
 def service_pin(settings: Settings, key_id: str, configured: str = "") -> str:

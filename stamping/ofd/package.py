@@ -9,14 +9,14 @@ naming the file and the reason.
 
 from __future__ import annotations
 
-import itertools
 import re
 import zipfile
 import zlib
 from dataclasses import dataclass
-from io import BytesIO
 
 from lxml import etree
+
+from stamping.container import ContainerError, ZipEntry, identify, read_zip_layout
 
 MAX_PACKAGE_BYTES = 256 * 1024 * 1024
 MAX_ENTRIES = 10_000
@@ -83,12 +83,16 @@ def check_member_name(name: str, path: str) -> str:
     return name
 
 
-def _raw_name(info: zipfile.ZipInfo) -> bytes:
-    """The entry name's bytes as stored (zipfile decoded them as UTF-8 or cp437)."""
-    try:
-        return info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437")
-    except UnicodeEncodeError:
-        return info.orig_filename.encode("utf-8")
+def _zip_info(entry: ZipEntry) -> zipfile.ZipInfo:
+    """A ZipInfo (what the writer copies from) built from the checked layout, without zipfile's parser."""
+    flags = entry.flags
+    raw = entry.raw_name
+    name = raw.decode("utf-8") if flags & 0x800 else raw.decode("cp437")
+    info = zipfile.ZipInfo(name, entry.date_time)
+    info.filename = info.orig_filename = name  # ZipInfo() cuts at a NUL; keep it for the name check
+    info.flag_bits, info.compress_type, info.CRC = flags, entry.method, entry.crc
+    info.compress_size, info.file_size, info.header_offset = entry.compress_size, entry.file_size, entry.header_offset
+    return info
 
 
 def _fix_name(info: zipfile.ZipInfo) -> str:
@@ -111,6 +115,7 @@ class Member:
 
     name: str
     info: zipfile.ZipInfo
+    data_offset: int = 0  # where its stored bytes start in the package
 
     @property
     def size(self) -> int:
@@ -129,27 +134,27 @@ class OfdPackage:
         self.data = data
         if len(data) > MAX_PACKAGE_BYTES:
             raise OfdError(path, f"package larger than {MAX_PACKAGE_BYTES} bytes")
+        # Container sanity first (stamping.container): one archive, read one way, by every reader.
         try:
-            self._zip = zipfile.ZipFile(BytesIO(data))
-            infos = self._zip.infolist()
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
-            raise OfdError(path, f"not a readable zip: {exc}") from None
-        if len(infos) > MAX_ENTRIES:
-            raise OfdError(path, f"too many entries ({len(infos)} > {MAX_ENTRIES})")
+            identify(data, path, expected="ofd")
+            entries = read_zip_layout(data, path)
+        except ContainerError as exc:
+            raise OfdError(path, exc.reason) from None
+        if len(entries) > MAX_ENTRIES:
+            raise OfdError(path, f"too many entries ({len(entries)} > {MAX_ENTRIES})")
         self.members: dict[str, Member] = {}
         self.directories: list[str] = []
         self.order: list[str] = []  # every entry name, directories too, in zip order
         self._lower: dict[str, str] = {}
         total = 0
-        seen: set[str] = set()
-        for info in infos:
+        for entry in entries:
+            try:
+                info = _zip_info(entry)
+            except UnicodeDecodeError:
+                raise OfdError(path, f"entry name {entry.raw_name!r} is flagged UTF-8 but is not") from None
             name = check_member_name(_fix_name(info), path)
-            key = name.rstrip("/")
-            if key in seen:
-                raise OfdError(path, f"duplicate entry name {name!r}")
-            seen.add(key)
             self.order.append(name)
-            if info.flag_bits & 0x1:
+            if info.flag_bits & 0x41:  # bit 0 encrypted, bit 6 strong encryption
                 raise OfdError(path, f"encrypted entry {name!r}")
             if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
                 raise OfdError(path, f"unsupported compression {info.compress_type} in {name!r}")
@@ -163,24 +168,12 @@ class OfdPackage:
             total += info.file_size
             if total > MAX_TOTAL_UNCOMPRESSED:
                 raise OfdError(path, f"total uncompressed size over {MAX_TOTAL_UNCOMPRESSED} bytes")
-            self.members[name] = Member(name, info)
+            self.members[name] = Member(name, info, entry.data_offset)
             self._lower.setdefault(name.lower(), name)
         if "OFD.xml" not in self.members:
             raise OfdError(path, "missing OFD.xml (not an OFD package)")
-        self._check_layout(infos)
         self._cache: dict[str, bytes] = {}
         self._inflated = 0
-
-    def _check_layout(self, infos: list[zipfile.ZipInfo]) -> None:
-        """Entries must not overlap (overlapping entries make small zips inflate enormously, and
-        let two readers see different files) and must lie before the central directory."""
-        spans = sorted((i.header_offset, i.header_offset + 30 + len(_raw_name(i)) + i.compress_size, i.filename)
-                       for i in infos)
-        for (_, end, name), (start, _, _) in itertools.pairwise(spans):
-            if end > start:
-                raise OfdError(self.path, f"overlapping zip entries at {name!r}")
-        if spans and spans[-1][1] > len(self.data):
-            raise OfdError(self.path, f"entry {spans[-1][2]!r} extends past the end of the file")
 
     # -- reading -----------------------------------------------------------------------------
     def names(self) -> list[str]:
@@ -212,25 +205,11 @@ class OfdPackage:
         return out
 
     def raw_entry(self, name: str) -> tuple[zipfile.ZipInfo, bytes]:
-        """The member's compressed bytes exactly as stored, to copy without recompressing."""
-        info = self.members[name].info
-        start = info.header_offset
-        head = self.data[start : start + 30]
-        if len(head) < 30 or head[:4] != b"PK\x03\x04":
-            raise OfdError(self.path, f"bad local header for {name!r}")
-        n = int.from_bytes(head[26:28], "little")
-        m = int.from_bytes(head[28:30], "little")
-        local_name = self.data[start + 30 : start + 30 + n]
-        central_name = _raw_name(info)
-        if local_name != central_name and local_name.decode("utf-8", "replace") != info.orig_filename:
-            raise OfdError(self.path, f"local header name differs from the directory for {name!r}")
-        if int.from_bytes(head[8:10], "little") != info.compress_type:
-            raise OfdError(self.path, f"local header compression differs from the directory for {name!r}")
-        begin = start + 30 + n + m
-        raw = self.data[begin : begin + info.compress_size]
-        if len(raw) != info.compress_size:
-            raise OfdError(self.path, f"truncated entry {name!r}")
-        return info, raw
+        """The member's compressed bytes exactly as stored, to copy without recompressing (the local
+        header was checked against the directory when the package was opened)."""
+        member = self.members[name]
+        raw = self.data[member.data_offset : member.data_offset + member.info.compress_size]
+        return member.info, raw
 
     def _read_small(self, member: Member) -> bytes:
         info, raw = self.raw_entry(member.name)
@@ -245,25 +224,34 @@ class OfdPackage:
                 raise OfdError(self.path, f"corrupt entry {member.name!r}: {exc}") from None
             if len(out) > limit:
                 raise OfdError(self.path, f"entry {member.name!r} inflates beyond its declared size")
+            _require_stream_end(d, self.path, member.name)
         if zlib.crc32(out) != info.CRC:
             raise OfdError(self.path, f"CRC mismatch in entry {member.name!r}")
         return out
 
     def _read_streamed(self, member: Member) -> bytes:
-        limit = member.info.file_size
+        """Inflate chunk by chunk, stopping as soon as the output outgrows the declared size."""
+        info, raw = self.raw_entry(member.name)
+        limit = info.file_size
+        d = zlib.decompressobj(-15)
         buf = bytearray()
         try:
-            with self._zip.open(member.info) as fh:
-                while True:
-                    chunk = fh.read(_CHUNK)
-                    if not chunk:
-                        break
-                    buf += chunk
-                    if len(buf) > limit:
-                        raise OfdError(self.path, f"entry {member.name!r} inflates beyond its declared size")
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+            for i in range(0, len(raw), _CHUNK):
+                buf += d.decompress(raw[i : i + _CHUNK], limit + 1 - len(buf))
+                if len(buf) > limit:
+                    raise OfdError(self.path, f"entry {member.name!r} inflates beyond its declared size")
+                if d.unconsumed_tail:
+                    raise OfdError(self.path, f"entry {member.name!r} inflates beyond its declared size")
+            buf += d.flush()
+            _require_stream_end(d, self.path, member.name)
+        except zlib.error as exc:
             raise OfdError(self.path, f"corrupt entry {member.name!r}: {exc}") from None
-        return bytes(buf)
+        if len(buf) > limit:
+            raise OfdError(self.path, f"entry {member.name!r} inflates beyond its declared size")
+        out = bytes(buf)
+        if zlib.crc32(out) != info.CRC:
+            raise OfdError(self.path, f"CRC mismatch in entry {member.name!r}")
+        return out
 
     def xml(self, name: str) -> etree._Element:
         return parse_xml(self.read(name), self.path, name)
@@ -296,6 +284,13 @@ class OfdPackage:
 
     def exists(self, loc: str, base: str = "") -> bool:
         return self.resolve(loc, base) in self.members
+
+
+def _require_stream_end(d, path: str, name: str) -> None:
+    """The deflate stream must end exactly at the entry's last stored byte: bytes after its end are
+    hidden data that a streaming reader would take for the next entry."""
+    if not d.eof or d.unused_data or d.unconsumed_tail:
+        raise OfdError(path, f"entry {name!r}: data does not end where its deflate stream ends")
 
 
 def folder_of(name: str) -> str:

@@ -7,6 +7,8 @@ What is written, per seal-formats.md:
   (a V4 SES_Signature with dataHash = SM3(Signature.xml), propertyInfo = its absolute path).
 References cover every member present at signing, the new Seal.esl included, except
 Signatures.xml, so that further seals stay possible and keep this one valid.
+A document whose existing signature protects a file this seal must change (Signatures.xml, or
+OFD.xml when it must gain a Signatures entry) is refused: sealing it would break that signature.
 Original members are copied as their stored compressed bytes: byte for byte, and fast.
 """
 
@@ -17,6 +19,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape, quoteattr
 
 from lxml import etree
@@ -28,12 +31,16 @@ from stamping.ofd.document import DocumentInfo, read_document
 from stamping.ofd.ofd_xml import read_doc_bodies
 from stamping.ofd.package import OfdError, OfdPackage, folder_of
 from stamping.ofd.page import PageContent, find_text, read_page
+from stamping.ofd.signature import read_signature
 from stamping.ofd.signatures import read_signatures
 from stamping.ofd.xmlns import OFD_NS
 from stamping.ofd.zipbuild import ZipBuilder
 from stamping.placement import AnchorNotFound, Placement, PlacementError
 from stamping.ses.codec import parse_seal
 from stamping.ses.make import make_signature
+
+if TYPE_CHECKING:
+    from stamping.pki.tsa_client import Timestamper
 
 __all__ = ["AnchorNotFound", "stamp_ofd"]
 
@@ -186,9 +193,27 @@ def _free_sign_folder(pkg: OfdPackage, signs_dir: str) -> str:
     return f"{signs_dir}/Sign_{k}"
 
 
+def _refuse_breaking_earlier_seals(pkg: OfdPackage, changed: set[str]) -> None:
+    """Every existing signature must keep verifying: none may protect a file this seal writes."""
+    for body in read_doc_bodies(pkg):
+        if not body.signatures or body.signatures not in pkg:
+            continue
+        for entry in read_signatures(pkg, body.signatures).entries:
+            if entry.member not in pkg:
+                continue
+            protected = sorted({r.member for r in read_signature(pkg, entry.member).references} & changed)
+            if protected:
+                raise OfdError(pkg.path, f"the existing signature /{entry.member} protects "
+                               + ", ".join("/" + m for m in protected)
+                               + ", which a new seal must change; sealing would break that signature. "
+                               "Seal the document before it is signed, or ask its signer to leave these files out")
+
+
 def stamp_ofd(src: bytes, seal_der: bytes, signer: Signer, placement: Placement,
-              signed_at: datetime | None = None, cross_page: bool = False, *, path: str = "<ofd>") -> bytes:
-    """Seal an OFD document; returns the new package. Raises OfdError / AnchorNotFound."""
+              signed_at: datetime | None = None, cross_page: bool = False, *, path: str = "<ofd>",
+              timestamper: Timestamper | None = None) -> bytes:
+    """Seal an OFD document; returns the new package. Raises OfdError / AnchorNotFound.
+    ``timestamper``: the TSA whose token over the signature value goes in SES_Signature.timeStamp."""
     signed_at = (signed_at or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     pkg = OfdPackage(src, path)
     body = read_doc_bodies(pkg)[0]
@@ -209,6 +234,7 @@ def stamp_ofd(src: bytes, seal_der: bytes, signer: Signer, placement: Placement,
     sign_dir = _free_sign_folder(pkg, f"{folder_of(sig_list_member)}")
     sig_member, seal_member, value_member = (f"{sign_dir}/Signature.xml", f"{sign_dir}/Seal.esl",
                                              f"{sign_dir}/SignedValue.dat")
+    _refuse_breaking_earlier_seals(pkg, {*replaced, sig_list_member, sig_member, seal_member, value_member})
 
     refs: list[tuple[str, bytes]] = []
     for name in pkg.names():
@@ -217,7 +243,7 @@ def stamp_ofd(src: bytes, seal_der: bytes, signer: Signer, placement: Placement,
         refs.append(("/" + name, sm3(replaced.get(name) or pkg.read(name))))
     refs.append(("/" + seal_member, _seal_digest(seal_der)))
     signature_xml = _signature_xml(refs, annots, signed_at, "/" + seal_member, "/" + value_member)
-    signed_value = make_signature(seal_der, sm3(signature_xml), "/" + sig_member, signer, signed_at)
+    signed_value = make_signature(seal_der, sm3(signature_xml), "/" + sig_member, signer, signed_at, timestamper)
     replaced[sig_list_member] = _signatures_xml(pkg, sig_list_member, new_id, "/" + sig_member)
 
     zb = ZipBuilder(signed_at.timetuple()[:6])

@@ -2,18 +2,24 @@
 
 Per signature (Signatures.xml entry):
 - ``references``: every Reference's SM3 digest over the member's bytes; a failure names the member;
-- ``coverage``: the References must cover the document root, every page content and every
-  template page of the document as it is now — otherwise the page content could have been swapped without touching
-  a signed byte. Other members that are not covered are reported in the reason but do not fail:
-  anything added later can only change what is shown by changing a covered part (Document.xml,
-  a page, a resource list), which the digests catch; and later seals' own files and
-  Signatures.xml are necessarily uncovered by earlier seals.
-- ``signed_value``: SignedValue.dat parses as an SES_Signature (V1, V4 or V5);
+- ``coverage``: judged on what a reader displays (:mod:`stamping.ofd.coverage`): ``OFD.xml``, the
+  ``Document.xml`` of the FIRST DocBody (the one readers open, whichever DocBody lists the
+  signature) and every page's content must be covered, else the document shown is not the one
+  signed (``not_valid``). A seal's own files and later seals' (Signature.xml, SignedValue.dat,
+  Seal.esl) and Signatures.xml are necessarily uncovered and are not counted;
+- ``drawn_parts`` (kind ``warning``): templates, resources, images, fonts, annotations and
+  attachments the displayed document draws that are not covered → ``valid_with_warnings`` naming
+  them. Other uncovered members (drawn by nothing) are named in the coverage reason only.
+- ``signed_value``: SignedValue.dat parses as an SES_Signature (V1, V4 or V5) for Type=Seal, or as a
+  GB/T 35275 SignedData for Type=Sign (digital signatures without a seal, checked by
+  :mod:`stamping.ofd.digital_signature`; the SES checks below do not apply to them);
 - the SES checks from :func:`stamping.verify.seal_checks.check_ses_signature` (dataHash =
   SM3(Signature.xml), the signer's and the maker's signatures, certList, validity, chains, status);
 - ``property_info``: the SES propertyInfo names this Signature.xml;
 - ``seal_esl``: Seal.esl, when present, equals the SESeal inside TBS_Sign byte for byte;
-- ``stamp_annot``: each StampAnnot points at a page of the document.
+- ``stamp_annot``: each StampAnnot points at a page of the document;
+- ``timestamp`` / ``signing_time`` / ``use_recorded``: the SES_Signature's timeStamp token and the
+  audit log (:mod:`stamping.verify.signing_time`).
 """
 
 from __future__ import annotations
@@ -21,16 +27,19 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from stamping.gm.sm3 import sm3
+from stamping.ofd.coverage import Displayed
+from stamping.ofd.digital_signature import check_digital_signature
 from stamping.ofd.document import read_document
 from stamping.ofd.ofd_xml import read_doc_bodies
-from stamping.ofd.package import OfdError, OfdPackage, folder_of
+from stamping.ofd.package import OfdError, OfdPackage
 from stamping.ofd.signature import SM3_NAMES, SignatureInfo, read_signature
 from stamping.ofd.signatures import SignatureEntry, read_signatures
 from stamping.pki.trust import TrustStore
 from stamping.ses.codec import SesFormatError, parse_signature
-from stamping.verify.result import DocumentResult, SealStatusLookup, SignatureResult
+from stamping.verify.result import DocumentResult, SealStatusLookup, SignatureResult, SignatureUseLookup
 from stamping.verify.seal_checks import check_ses_signature
 from stamping.verify.trust_cache import cached
 
@@ -60,6 +69,18 @@ def parse_signature_datetime(value: str) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
+@lru_cache(maxsize=64)
+def _cached_sm3(data: bytes) -> bytes:
+    return sm3(data)
+
+
+def _digest(data: bytes) -> bytes:
+    """SM3 of a referenced member. Large members are looked up by content first: the same Seal.esl
+    (tens of KB, the seal picture) comes with every document of a batch, and a dict lookup of those
+    bytes costs a tenth of hashing them with SM3 (a hit compares the bytes in full, so it is exact)."""
+    return _cached_sm3(data) if len(data) >= 8192 else sm3(data)
+
+
 def _check_references(pkg: OfdPackage, sig: SignatureInfo, result: SignatureResult) -> set[str]:
     covered: set[str] = set()
     if sig.check_method not in SM3_NAMES:
@@ -79,7 +100,7 @@ def _check_references(pkg: OfdPackage, sig: SignatureInfo, result: SignatureResu
         except (binascii.Error, ValueError):
             bad.append(f"{ref.file_ref} (CheckValue is not base64)")
             continue
-        if sm3(pkg.read(ref.member)) != expected:
+        if _digest(pkg.read(ref.member)) != expected:
             bad.append(f"{ref.file_ref} (digest mismatch)")
     if bad:
         result.add("references", False, "modified or missing: " + ", ".join(bad))
@@ -88,46 +109,67 @@ def _check_references(pkg: OfdPackage, sig: SignatureInfo, result: SignatureResu
     return covered
 
 
-def _check_coverage(pkg: OfdPackage, doc_member: str, page_members: list[str], covered: set[str],
-                    own_files: set[str], result: SignatureResult) -> None:
-    must = [doc_member, *page_members]
-    missing = [m for m in must if m not in covered]
-    extra = sorted(n for n in pkg.names() if n not in covered and n not in own_files)
+def _check_coverage(pkg: OfdPackage, displayed: Displayed | None, covered: set[str], later_files: set[str],
+                    result: SignatureResult, drawn_cache: dict) -> None:
+    if displayed is None:
+        result.add("coverage", False, "the displayed document cannot be read, so coverage cannot be judged")
+        return
+    missing = [m for m in displayed.essential if m not in covered]
+    # Later seals' own files (their Signature.xml, SignedValue.dat, Seal.esl) and Signatures.xml are
+    # necessarily uncovered by an earlier seal; anything else uncovered is judged by the drawn walk.
+    uncovered = sorted(n for n in pkg.names() if n not in covered and n not in later_files)
+    drawn: dict[str, str] = {}
+    if uncovered:  # only then is the drawn walk needed (once per document): SealFlow's seals cover all
+        if "drawn" not in drawn_cache:
+            drawn_cache["drawn"] = displayed.drawn(pkg)
+        drawn = drawn_cache["drawn"]
     if missing:
-        result.add("coverage", False, "not covered by the signature: " + ", ".join("/" + m for m in missing))
-    elif extra:
-        result.add("coverage", True, "covered; added after signing (not covered): "
-                   + ", ".join("/" + m for m in extra[:20]) + (" …" if len(extra) > 20 else ""))
+        result.add("coverage", False, "what a reader displays is not covered by the signature: "
+                   + ", ".join("/" + m for m in missing))
     else:
-        result.add("coverage", True, "every part of the package is covered")
+        idle = [n for n in uncovered if n not in drawn]
+        result.add("coverage", True, "OFD.xml, the displayed Document.xml and every page are covered" + (
+            "; not covered, drawn by nothing: " + ", ".join("/" + m for m in idle[:20])
+            + (" …" if len(idle) > 20 else "") if idle else ""))
+    shown = [f"/{m} ({drawn[m]})" for m in uncovered if m in drawn]
+    if shown:
+        result.add("drawn_parts", False, "parts the document draws are not covered by the signature: "
+                   + ", ".join(shown), kind="warning")
 
 
-def _verify_one(pkg: OfdPackage, entry: SignatureEntry, doc_member: str, page_ids: dict[str, str] | None,
-                must_cover: list[str], later_files: set[str], trust: TrustStore | None,
-                status_lookup: SealStatusLookup | None) -> SignatureResult:
+def _verify_one(pkg: OfdPackage, entry: SignatureEntry, displayed: Displayed | None,
+                page_ids: dict[str, str] | None, later_files: set[str], trust: TrustStore | None,
+                status_lookup: SealStatusLookup | None, drawn_cache: dict,
+                parsed: SignatureInfo | OfdError | None = None,
+                use_lookup: SignatureUseLookup | None = None) -> SignatureResult:
     result = SignatureResult(location="/" + entry.member)
     if entry.member not in pkg:
         result.add("signature_xml", False, f"missing part /{entry.member}")
         return result
     try:
-        sig = read_signature(pkg, entry.member)
+        if isinstance(parsed, OfdError):
+            raise parsed
+        sig = parsed or read_signature(pkg, entry.member)
     except OfdError as exc:
         result.add("signature_xml", False, exc.reason)
         return result
     dt = parse_signature_datetime(sig.signature_datetime)
     result.signed_at = dt.isoformat() if dt else (sig.signature_datetime or None)
     covered = _check_references(pkg, sig, result)
-    _check_coverage(pkg, doc_member, must_cover, covered, later_files, result)
+    _check_coverage(pkg, displayed, covered, later_files, result, drawn_cache)
     for annot in sig.stamp_annots if page_ids is not None else ():
         if annot.page_ref not in page_ids:
             result.add("stamp_annot", False, f"StampAnnot {annot.id} points at page {annot.page_ref!r}, "
                        "which is not in the document")
             break
-    if entry.type.lower() != "seal":
-        result.add("signed_value", False, f"signature Type={entry.type} (GB/T 35275 SignedData) is not supported")
-        return result
     if sig.signed_value_member not in pkg:
         result.add("signed_value", False, f"missing part /{sig.signed_value_member}")
+        return result
+    if entry.type.lower() == "sign":  # 数字签名: GB/T 35275 SignedData, no seal
+        check_digital_signature(result, pkg.read(sig.signed_value_member), pkg.read(entry.member), dt, trust)
+        return result
+    if entry.type.lower() != "seal":
+        result.add("signed_value", False, f"unknown signature Type={entry.type!r} (Seal or Sign)")
         return result
     try:
         ses = parse_signature(pkg.read(sig.signed_value_member))
@@ -140,7 +182,7 @@ def _verify_one(pkg: OfdPackage, entry: SignatureEntry, doc_member: str, page_id
     result.add("signed_value", True, f"SES_Signature version {ses.version}")
     if isinstance(ses.time_info, datetime):
         result.signed_at = None  # the signed timeInfo beats SignatureDateTime; the checks fill it in
-    check_ses_signature(result, ses, sm3(pkg.read(entry.member)), trust, status_lookup)
+    check_ses_signature(result, ses, sm3(pkg.read(entry.member)), trust, status_lookup, use_lookup)
     expected_loc = "/" + entry.member
     prop = (ses.property_info or "").strip()
     try:
@@ -159,8 +201,25 @@ def _verify_one(pkg: OfdPackage, entry: SignatureEntry, doc_member: str, page_id
     return result
 
 
+def _parse(pkg: OfdPackage, entry: SignatureEntry) -> SignatureInfo | OfdError | None:
+    if entry.member not in pkg:
+        return None  # reported by _verify_one
+    try:
+        return read_signature(pkg, entry.member)
+    except OfdError as exc:
+        return exc
+
+
+def _artefacts(entry: SignatureEntry, info: SignatureInfo | OfdError | None) -> set[str]:
+    """A signature's own files: its Signature.xml, SignedValue.dat and Seal.esl."""
+    if not isinstance(info, SignatureInfo):
+        return {entry.member}
+    return {entry.member, info.signed_value_member, *([info.seal_member] if info.seal_member else [])}
+
+
 def verify_ofd(data: bytes, path: str, trust: TrustStore | None,
-               status_lookup: SealStatusLookup | None = None) -> DocumentResult:
+               status_lookup: SealStatusLookup | None = None, *,
+               use_lookup: SignatureUseLookup | None = None) -> DocumentResult:
     """Verify every seal in an OFD package. Never raises for bad input: the reason goes in
     ``error`` (unreadable package) or in the failing checks (a broken signature)."""
     result = DocumentResult(path=path, format="ofd")
@@ -168,7 +227,15 @@ def verify_ofd(data: bytes, path: str, trust: TrustStore | None,
     doc_error: str | None = None
     try:
         pkg = OfdPackage(data, path)
-        for body in read_doc_bodies(pkg):
+        bodies = read_doc_bodies(pkg)
+        # Readers open the first DocBody: that document is what every signature must cover.
+        displayed: Displayed | None = None
+        try:
+            displayed = Displayed(read_document(pkg, bodies[0].doc_root))
+        except OfdError as exc:
+            doc_error = exc.reason
+        drawn_cache: dict = {}
+        for body in bodies:
             if not body.signatures:
                 continue
             if body.signatures not in pkg:
@@ -176,21 +243,19 @@ def verify_ofd(data: bytes, path: str, trust: TrustStore | None,
             # A broken Document.xml must not hide which signed part was changed: the signatures
             # are still checked (their References name the member), and the document fails.
             page_ids: dict[str, str] | None = None
-            must_cover: list[str] = []
             try:
-                doc = read_document(pkg, body.doc_root)
+                doc = displayed.doc if displayed and body is bodies[0] else read_document(pkg, body.doc_root)
                 page_ids = {p.id: p.member for p in doc.pages}
-                must_cover = [*page_ids.values(), *doc.templates.values()]
             except OfdError as exc:
                 doc_error = doc_error or exc.reason
             sig_list = read_signatures(pkg, body.signatures)
-            all_sign_dirs = [folder_of(e.member) for e in sig_list.entries]
+            parsed = [_parse(pkg, e) for e in sig_list.entries]
             for k, entry in enumerate(sig_list.entries):
                 later = {body.signatures}
-                for d in all_sign_dirs[k:]:
-                    later.update(n for n in pkg.names() if folder_of(n) == d)
-                result.signatures.append(
-                    _verify_one(pkg, entry, body.doc_root, page_ids, must_cover, later, trust, status_lookup))
+                for j in range(k, len(parsed)):  # this seal's own files and those of later seals
+                    later |= _artefacts(sig_list.entries[j], parsed[j])
+                result.signatures.append(_verify_one(pkg, entry, displayed, page_ids, later, trust,
+                                                     status_lookup, drawn_cache, parsed[k], use_lookup))
     except OfdError as exc:
         result.error = exc.reason
         return result

@@ -20,9 +20,10 @@ from asn1crypto import cms, core, x509
 
 from stamping.gm.oids import GBT35275_DATA, GBT35275_SIGNED_DATA, SM2_WITH_SM3, SM3
 
-__all__ = ["CONTAINERS", "SESEAL_ATTR_OID", "CmsError", "ParsedCms", "build_signed_data", "parse_signed_data",
-           "signed_attrs_der"]
+__all__ = ["CONTAINERS", "SESEAL_ATTR_OID", "SIGNATURE_TIME_STAMP_ATTR", "CmsError", "ParsedCms",
+           "build_signed_data", "parse_signed_data", "signed_attrs_der"]
 
+SIGNATURE_TIME_STAMP_ATTR = "1.2.840.113549.1.9.16.2.14"  # id-aa-signatureTimeStampToken
 # SealFlow's private attribute: the SESeal (DER) the signer stamped with. UUID-derived OID (X.667).
 SESEAL_ATTR_OID = "2.25.70779784612582400809781131925234584854"
 PKCS7_DATA = "1.2.840.113549.1.7.1"
@@ -133,12 +134,17 @@ def _signer_parts(certificate: bytes, container: str, extra_certs: tuple[bytes, 
 
 
 def build_signed_data(signed_attrs: bytes, signature: bytes, certificate: bytes,
-                      container: str = "pkcs7", extra_certs: tuple[bytes, ...] = ()) -> bytes:
-    """DER ContentInfo{SignedData} (detached) from DER signed attributes and their SM2 signature."""
+                      container: str = "pkcs7", extra_certs: tuple[bytes, ...] = (),
+                      time_stamp_token: bytes | None = None) -> bytes:
+    """DER ContentInfo{SignedData} (detached) from DER signed attributes and their SM2 signature;
+    ``time_stamp_token``: an RFC 3161 token over the signature value, put in the unsigned
+    attribute id-aa-signatureTimeStampToken (RFC 3161 Appendix A)."""
     if signed_attrs[:1] != b"\x31":
         raise ValueError("signed_attrs must be DER SET OF Attribute")
     sd_head, si_head, sig_alg = _signer_parts(certificate, container, tuple(extra_certs))
-    signer_info = _tlv(0x30, si_head + b"\xa0" + signed_attrs[1:] + sig_alg + _tlv(0x04, signature))
+    unsigned = (_tlv(0xA1, _attribute(SIGNATURE_TIME_STAMP_ATTR, time_stamp_token))
+                if time_stamp_token else b"")
+    signer_info = _tlv(0x30, si_head + b"\xa0" + signed_attrs[1:] + sig_alg + _tlv(0x04, signature) + unsigned)
     signed_data = _tlv(0x30, sd_head + _tlv(0x31, signer_info))
     return _tlv(0x30, _oid_der(CONTAINERS[container][0]) + _tlv(0xA0, signed_data))
 
@@ -156,6 +162,7 @@ class ParsedCms:
     content_type: str | None
     signing_time: datetime | None
     seal_der: bytes | None
+    time_stamp_token: bytes | None = None  # unsigned id-aa-signatureTimeStampToken, as found
 
 
 def parse_signed_data(blob: bytes) -> ParsedCms:
@@ -187,6 +194,9 @@ def parse_signed_data(blob: bytes) -> ParsedCms:
         ct = values.get("1.2.840.113549.1.9.3")
         st = values.get("1.2.840.113549.1.9.5")
         seal = values.get(SESEAL_ATTR_OID)
+        unsigned = si["unsigned_attrs"]
+        tokens = [a["values"] for a in unsigned if a["type"].dotted == SIGNATURE_TIME_STAMP_ATTR] \
+            if not isinstance(unsigned, core.Void) else []
         return ParsedCms(
             container=container, signer_cert=signer_cert, certificates=certs,
             digest_algorithm=si["digest_algorithm"]["algorithm"].dotted,
@@ -196,6 +206,7 @@ def parse_signed_data(blob: bytes) -> ParsedCms:
             content_type=ct[0].dotted if ct else None,
             signing_time=st[0].native if st else None,
             seal_der=seal[0].dump() if seal else None,
+            time_stamp_token=tokens[0][0].dump() if tokens and len(tokens[0]) else None,
         )
     except CmsError:
         raise

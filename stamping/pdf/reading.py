@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pymupdf
 
+from stamping.container import ContainerError, identify
 from stamping.pdf.errors import MUPDF_ERRORS, PdfError
 
 
@@ -13,6 +14,10 @@ def open_untrusted(data: bytes, path: str, max_bytes: int) -> pymupdf.Document:
         raise PdfError(path, f"too large ({len(data)} bytes, limit {max_bytes})")
     if b"%PDF-" not in data[:1024]:
         raise PdfError(path, "not a PDF file (no %PDF- header)")
+    try:  # container sanity, shared with the OFD reader: never a PDF that is also a ZIP, or named .ofd
+        identify(data, path, expected="pdf")
+    except ContainerError as exc:
+        raise PdfError(path, exc.reason) from None
     try:
         doc = pymupdf.open(stream=data, filetype="pdf")
     except (ValueError, *MUPDF_ERRORS) as exc:

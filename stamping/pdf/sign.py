@@ -22,11 +22,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import pymupdf
 
 from stamping.gm.sm3 import new_sm3
 from stamping.keys.signer import Signer
+from stamping.pdf.active import active_content, docmdp_permission
 from stamping.pdf.appearance import SealImage, ring_ops, seal_image
 from stamping.pdf.cms import CONTAINERS, MAX_SM2_SIG_DER, build_signed_attrs, build_signed_data
 from stamping.pdf.errors import MUPDF_ERRORS, PdfError
@@ -34,12 +36,18 @@ from stamping.pdf.reading import open_untrusted
 from stamping.placement import AnchorNotFound, Placement, PlacementError
 from stamping.ses.make import _check_binding
 
+if TYPE_CHECKING:
+    from stamping.pki.tsa_client import Timestamper
+
 __all__ = ["MAX_PDF_BYTES", "PdfError", "open_pdf", "stamp_pdf"]
 
 MM = 72 / 25.4
 MAX_PDF_BYTES = 512 * 1024 * 1024
 MAX_PAGES = 20_000
 _BYTE_RANGE_PLACEHOLDER = b"/ByteRange[0 0000000000 0000000000 0000000000]"
+# Room in /Contents for the TSA's token, which arrives only after the byte range is hashed. Ours
+# are ~1.7 KB (token, TSA and issuing-CA certificates); other TSAs' with RSA chains ~4-6 KB.
+TOKEN_RESERVE = 8192
 _STARTXREF = re.compile(rb"startxref\s+(\d+)\s+%%EOF")
 
 pymupdf.TOOLS.mupdf_display_errors(False)  # damaged input is reported as PdfError, not stderr noise
@@ -53,10 +61,24 @@ def open_pdf(data: bytes, path: str, max_bytes: int = MAX_PDF_BYTES) -> pymupdf.
             raise PdfError(path, "damaged PDF (broken cross-reference table or truncated file)")
         if not 0 < doc.page_count <= MAX_PAGES:
             raise PdfError(path, f"{doc.page_count} pages (1..{MAX_PAGES} supported)")
+        _refuse_active_content_and_certification(doc, data, path)
     except PdfError:
         doc.close()
         raise
     return doc
+
+
+def _refuse_active_content_and_certification(doc: pymupdf.Document, data: bytes, path: str) -> None:
+    """Active content (issue 12 item 5) and a DocMDP P=1 certification (item 4) are not stamped."""
+    found = active_content(doc, data)
+    if found:
+        raise PdfError(path, "active content, not stamped: " + "; ".join(found)
+                       + " — ask the issuer for a PDF without scripts, actions, XFA or embedded programs")
+    certified = docmdp_permission(doc)
+    if certified is not None and certified[0] == 1:
+        raise PdfError(path, f"certified with DocMDP /P 1 (no changes allowed, certification signature object "
+                             f"{certified[1]}): a seal would break the certification — stamp the uncertified "
+                             "original instead")
 
 
 def _last_startxref(data: bytes, path: str) -> int:
@@ -335,8 +357,12 @@ def _contents_size(seal_der: bytes, certificate: bytes, container: str, year_utc
 
 def stamp_pdf(src: bytes, seal_der: bytes, signer: Signer, placement: Placement, signed_at: datetime | None = None,
               container: str = "pkcs7", reason: str = "电子印章", location: str = "", *,
-              path: str = "<pdf>", signer_name: str | None = None, max_bytes: int = MAX_PDF_BYTES) -> bytes:
+              path: str = "<pdf>", signer_name: str | None = None, max_bytes: int = MAX_PDF_BYTES,
+              timestamper: Timestamper | None = None) -> bytes:
     """Stamp ``seal_der`` (DER SESeal) on a PDF, signing it with ``signer``; returns the new bytes.
+
+    ``timestamper``: the TSA whose token over the signature value is added as the unsigned
+    signature-time-stamp attribute; the /Contents hole then reserves ``TOKEN_RESERVE`` bytes for it.
 
     ``container``: "pkcs7" or "gbt35275" content-type OIDs. Raises PdfError for input we cannot
     stamp (encrypted, damaged, not a PDF, too large, bad page), AnchorNotFound, and
@@ -381,7 +407,7 @@ def stamp_pdf(src: bytes, seal_der: bytes, signer: Signer, placement: Placement,
         _add_to_acroform(doc, upd, field_num)
 
         utc_time = 1950 <= signed_at.astimezone(UTC).year < 2050
-        hole = 2 * _contents_size(seal_der, signer.certificate, container, utc_time)
+        hole = 2 * (_contents_size(seal_der, signer.certificate, container, utc_time) + _token_reserve(timestamper))
         name = signer_name or _subject_cn(signer.certificate)
         upd.objects[sig_num] = (
             b"<</Type/Sig/Filter/Adobe.PPKLite/SubFilter/adbe.pkcs7.detached" + _BYTE_RANGE_PLACEHOLDER
@@ -392,11 +418,11 @@ def stamp_pdf(src: bytes, seal_der: bytes, signer: Signer, placement: Placement,
         raise PdfError(path, f"damaged PDF: {exc}") from None
     finally:
         doc.close()
-    return _sign(out, len(src), seal_der, signer, signed_at, container, hole)
+    return _sign(out, len(src), seal_der, signer, signed_at, container, hole, timestamper, path)
 
 
 def _sign(out: bytearray, search_from: int, seal_der: bytes, signer: Signer, signed_at: datetime,
-          container: str, hole: int) -> bytes:
+          container: str, hole: int, timestamper: Timestamper | None = None, path: str = "<pdf>") -> bytes:
     br_at = out.index(_BYTE_RANGE_PLACEHOLDER, search_from)
     a = out.index(b"/Contents<", br_at) + len(b"/Contents")
     b = a + hole + 2
@@ -409,11 +435,23 @@ def _sign(out: bytearray, search_from: int, seal_der: bytes, signer: Signer, sig
     digest = h.digest()
     attrs = build_signed_attrs(digest, signed_at, seal_der, container)
     signature = signer.sign(attrs)
-    blob = build_signed_data(attrs, signature, signer.certificate, container).hex().upper().encode()
-    if len(blob) > hole:  # cannot happen: the hole is sized for the longest signature
-        raise RuntimeError("CMS larger than its /Contents hole")
+    token = timestamper.timestamp(signature) if timestamper is not None else None
+    blob = build_signed_data(attrs, signature, signer.certificate, container,
+                             time_stamp_token=token).hex().upper().encode()
+    if len(blob) > hole:  # only a time-stamp token larger than TOKEN_RESERVE can do this
+        raise PdfError(path, f"the signature with its time-stamp token ({len(blob) // 2} bytes) does not fit the "
+                             f"/Contents reserve ({hole // 2} bytes): the TSA's tokens exceed {TOKEN_RESERVE} bytes")
     out[a + 1:a + 1 + len(blob)] = blob
     return bytes(out)
+
+
+def _token_reserve(timestamper: Timestamper | None) -> int:
+    """Bytes to leave for the token: TOKEN_RESERVE until the TSA client has seen a token, then
+    that size with a margin (serials, nonces and signatures vary by a few bytes)."""
+    if timestamper is None:
+        return 0
+    seen = getattr(timestamper, "max_token_bytes", 0)
+    return min(TOKEN_RESERVE, seen + 512) if seen else TOKEN_RESERVE
 
 
 @lru_cache(maxsize=256)

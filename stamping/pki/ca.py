@@ -110,6 +110,16 @@ class DemoCA:
         subject = Subject(unit_name, organization=unit_name, organization_identifier=credit_code)
         return key, self.issue(subject, key.public_key(), not_before, not_after)
 
+    def issue_tsa(self, name: str, not_before: datetime | None = None,
+                  not_after: datetime | None = None) -> tuple[SM2PrivateKey, bytes]:
+        """A time-stamp authority's key and certificate: digitalSignature + nonRepudiation, and a
+        critical extendedKeyUsage of id-kp-timeStamping only (RFC 3161 §2.3)."""
+        key = SM2PrivateKey.generate()
+        cert = issue_certificate(subject=Subject(name, organization=name), public_key=key.public_key(),
+                                 issuer=self._issuing_signer(), not_before=not_before, not_after=not_after,
+                                 key_usage=SIGNER_USAGE, extended_key_usage=("1.3.6.1.5.5.7.3.8",))
+        return key, cert
+
     def issue_person_signer(self, name: str, id_number: str, not_before: datetime | None = None,
                             not_after: datetime | None = None) -> tuple[SM2PrivateKey, bytes]:
         key = SM2PrivateKey.generate()

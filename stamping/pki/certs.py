@@ -57,9 +57,11 @@ def issue_certificate(
     *, subject: Subject, public_key: SM2PublicKey, issuer: Signer | None, issuer_name: x509.Name | None = None,
     issuer_key_id: bytes | None = None, not_before: datetime | None = None, not_after: datetime | None = None,
     ca: bool = False, path_length: int | None = None, key_usage: Sequence[str] = SIGNER_USAGE,
-    self_signer: Signer | None = None,
+    self_signer: Signer | None = None, extended_key_usage: Sequence[str] = (),
 ) -> bytes:
-    """A DER certificate. ``issuer=None`` with ``self_signer`` makes a self-signed root."""
+    """A DER certificate. ``issuer=None`` with ``self_signer`` makes a self-signed root.
+    ``extended_key_usage``: purpose OIDs (or asn1crypto names) of a critical extendedKeyUsage, e.g.
+    id-kp-timeStamping for a TSA (RFC 3161 §2.3 wants it critical and alone)."""
     not_before = not_before or datetime.now(UTC) - timedelta(minutes=5)
     not_after = not_after or not_before + timedelta(days=365)
     if not_after <= not_before:
@@ -85,6 +87,9 @@ def issue_certificate(
         {"extn_id": "authority_key_identifier", "critical": False,
          "extn_value": {"key_identifier": issuer_key_id}},
     ]
+    if extended_key_usage:
+        extensions.append({"extn_id": "extended_key_usage", "critical": True,
+                           "extn_value": list(extended_key_usage)})
     tbs = x509.TbsCertificate({
         "version": "v3",
         "serial_number": secrets.randbits(127) | 1,

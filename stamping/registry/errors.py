@@ -53,3 +53,11 @@ class PinRefused(RegistryError):
 
 class ConcurrentChange(RegistryError):
     """Someone else changed the same application or seal at the same moment; this change lost."""
+
+
+class NotAuthenticated(RegistryError):
+    """Who is at the keyboard is not known: the OS login is not mapped to a user, or the credential is wrong."""
+
+
+class IdentityMismatch(RegistryError):
+    """The identity register does not confirm a person's or unit's name and number (or cannot be asked)."""

@@ -1,5 +1,7 @@
-"""The registry's daily job (``seal_maintenance`` DAG): expire seals past their validity and sign
-an audit checkpoint, so that even a quiet day ends with the whole log covered by a signature."""
+"""The registry's hourly job (``seal_maintenance`` DAG): expire seals past their validity, sign an
+audit checkpoint and anchor every checkpoint outside the database (the archive bucket under Object
+Lock; the platform filing is queued with the checkpoint and sent by the filing drain), so that no
+entry stays uncovered longer than the checkpoint interval (``audit verify`` fails otherwise)."""
 
 from __future__ import annotations
 
@@ -8,11 +10,22 @@ from typing import Any
 
 from sealflow.db import make_engine, migrate, session_factory, transaction
 from sealflow.settings import Settings
+from stamping.audit.anchors import BucketAnchors, enqueue_missing
 from stamping.registry.service import SealRegistry
 
 
-def run_maintenance(settings: Settings, now: datetime | None = None) -> dict[str, Any]:
-    """Expire due seals (filed and audited each) and checkpoint the audit log; a summary for XCom."""
+def bucket_anchors(settings: Settings) -> BucketAnchors:
+    """The audit anchors in the archive bucket of ``settings`` (the bucket must have Object Lock)."""
+    from archive.store import ObjectStore
+
+    store = ObjectStore(settings)
+    store.ensure_bucket()
+    return BucketAnchors(store, settings.audit_key_id)
+
+
+def run_maintenance(settings: Settings, now: datetime | None = None, *, anchor: bool = True) -> dict[str, Any]:
+    """Expire due seals (filed and audited each), checkpoint the audit log and (``anchor``) write the
+    checkpoints to the archive bucket; a summary for XCom."""
     engine = make_engine(settings.resolved_database_url)
     try:
         migrate(engine)
@@ -20,6 +33,11 @@ def run_maintenance(settings: Settings, now: datetime | None = None) -> dict[str
         expired = registry.expire_due(now)
         with transaction(registry._sessions) as session:
             point = registry.audit.checkpoint(session)
-        return {"expired": expired, "checkpoint_seq": point.seq if point else None}
+            enqueue_missing(session, settings.audit_key_id)
+        anchored: list[int] = []
+        if anchor:
+            with registry._sessions() as session:
+                anchored = bucket_anchors(settings).publish(session)
+        return {"expired": expired, "checkpoint_seq": point.seq if point else None, "anchored": anchored}
     finally:
         engine.dispose()

@@ -56,12 +56,18 @@ class OfficialType(StrEnum):
 
 
 class Role(StrEnum):
-    """What a unit user may do: apply (申请), review at a level (审核), keep and use (保管), administer."""
+    """What a unit user may do: apply (申请), review at a level (审核), keep and use (保管), administer
+    the unit's seals and users (印章管理员), and the records office (文书/用印登记), batch operator,
+    archivist (档案员) and auditor (审计员) roles the pipeline and the Airflow side map onto."""
 
     APPLICANT = "applicant"
     REVIEWER = "reviewer"
     KEEPER = "keeper"
     ADMIN = "admin"
+    RECORDS_OFFICE = "records_office"
+    OPERATOR = "operator"
+    ARCHIVIST = "archivist"
+    AUDITOR = "auditor"
 
 
 class ApplicationStatus(StrEnum):
@@ -92,6 +98,21 @@ class Person(Base):
     name: Mapped[str] = mapped_column(String(100), nullable=False)
     id_number: Mapped[str] = mapped_column(String(18), nullable=False, unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class RegistryUser(Base):
+    """A SealFlow user (one person at the keyboard), and how they prove it: the OS login mapped to
+    them at the command line, or a credential (scrypt record). Roles are per unit (:class:`UnitUser`)."""
+
+    __tablename__ = "registry_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(100), nullable=False, unique=True)
+    os_login: Mapped[str | None] = mapped_column(String(100), nullable=True, unique=True)
+    credential: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON {salt, scrypt}, base64
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("registry_persons.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    created_by: Mapped[str] = mapped_column(String(100), nullable=False)
 
 
 class UnitUser(Base):

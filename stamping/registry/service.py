@@ -19,6 +19,12 @@ Design decisions:
   serialises writers anyway), updates carry an optimistic ``row_version`` and reviews are unique
   per (application, level). The loser gets :class:`ConcurrentChange` or, when it ran after the
   winner committed, the refusal that the new state calls for.
+* **Who acts comes from authentication** (:meth:`SealRegistry.authenticate`): a user proves who
+  they are by the OS login an administrator mapped to them, or by their credential (a scrypt
+  record, never the secret). Every method takes the authenticated user name as ``actor``; only
+  an administrator of a unit grants roles in it, units and persons are registered by
+  administrators, and the very first administrator comes from :meth:`SealRegistry.bootstrap`,
+  which works only while nobody can authenticate.
 * **Expiry is a scheduled job** (:meth:`SealRegistry.expire_due`, the ``seal_maintenance`` DAG),
   never decided lazily on read; :meth:`status_at` answers from the status history, so a
   revocation after a signature does not invalidate that earlier signature.
@@ -27,8 +33,11 @@ Design decisions:
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import logging
 import random
+import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -51,8 +60,10 @@ from stamping.gm.sm3 import sm3
 from stamping.registry import rules
 from stamping.registry.errors import (
     ConcurrentChange,
+    IdentityMismatch,
     InvalidInput,
     InvalidState,
+    NotAuthenticated,
     NotAuthorised,
     NotFound,
     PinRefused,
@@ -68,6 +79,7 @@ from stamping.registry.models import (
     Certificate,
     OfficialType,
     Person,
+    RegistryUser,
     Review,
     Role,
     Seal,
@@ -87,6 +99,7 @@ if TYPE_CHECKING:
     from stamping.keys.store import KeyStore
     from stamping.pictures import SealPicture
     from stamping.pki.ca import DemoCA
+    from stamping.registry.identity_source import IdentitySource
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -105,6 +118,28 @@ def _iso(value: datetime) -> str:
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
+
+
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+MIN_CREDENTIAL = 12
+
+
+def credential_record(secret: str) -> str:
+    """What is stored for a user's credential: salt and scrypt digest (never the secret)."""
+    if len(secret) < MIN_CREDENTIAL:
+        raise InvalidInput(f"a user credential needs at least {MIN_CREDENTIAL} characters")
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(secret.encode("utf-8"), salt=salt, dklen=32, maxmem=64 * 1024 * 1024, **_SCRYPT)
+    return json.dumps({"salt": _b64(salt), "scrypt": _b64(digest)})
+
+
+def credential_matches(record: str | None, secret: str) -> bool:
+    if not record or not secret:
+        return False
+    data = json.loads(record)
+    digest = hashlib.scrypt(secret.encode("utf-8"), salt=base64.b64decode(data["salt"]), dklen=32,
+                            maxmem=64 * 1024 * 1024, **_SCRYPT)
+    return secrets.compare_digest(digest, base64.b64decode(data["scrypt"]))
 
 
 @dataclass(frozen=True)
@@ -138,13 +173,15 @@ class SealRegistry:
 
     def __init__(self, session_factory: sessionmaker[Session], settings: Settings,
                  keystore: KeyStore | None = None, ca: DemoCA | None = None, *,
-                 clock: Callable[[], datetime] = _now) -> None:
+                 clock: Callable[[], datetime] = _now, identity: IdentitySource | None = None) -> None:
         self._sessions = session_factory
         self.settings = settings
+        self._identity = identity
         self._keystore = keystore
         self._ca = ca
         self._clock = clock
         self.audit = AuditLog(self._audit_signer, settings.audit_checkpoint_every, settings.audit_key_id)
+        self._use_digests: dict[str, set[str]] = {}
 
     def __repr__(self) -> str:
         return f"SealRegistry({self.settings.state_dir})"
@@ -166,6 +203,50 @@ class SealRegistry:
 
             self._ca = DemoCA.create(self.settings.state_dir / "ca")
         return self._ca
+
+    @property
+    def identity(self) -> IdentitySource | None:
+        """The identity registers (身份核验): the one given, else ``settings.identity_url``; None = not checked."""
+        if self._identity is None and self.settings.identity_url:
+            from stamping.registry.identity_source import HttpIdentitySource
+
+            self._identity = HttpIdentitySource(self.settings.identity_url)
+        return self._identity
+
+    def _check_identities(self, actor: str, action: str, es_id: str | None, unit: Unit,
+                          persons: Iterable[Person]) -> None:
+        """Ask the registers about the unit and each person; a mismatch (or a register that cannot be
+        asked) refuses the step with the register's reason and is audited in its own transaction."""
+        source = self.identity
+        if source is None:
+            return
+        from stamping.registry.identity_source import IdentityUnavailable
+
+        asks = [("unit", unit.name, unit.credit_code, source.check_unit)]
+        asks += [("person", p.name, p.id_number, source.check_person) for p in persons]
+        for kind, name, number, ask in asks:
+            try:
+                verdict = ask(name, number)
+                reason = verdict.reason
+            except IdentityUnavailable as exc:
+                verdict, reason = None, f"{exc}; try again when the register answers"
+            if verdict is not None and verdict.match:
+                continue
+            def record(session: Session, kind: str = kind, name: str = name, number: str = number,
+                       reason: str = reason) -> None:
+                self.audit.append(session, actor=actor, action="identity.mismatch", es_id=es_id, reason=reason,
+                                  payload={"step": action, "kind": kind, "name": name, "number_prefix": number[:6]})
+
+            self._tx(record)
+            raise IdentityMismatch(f"{action} refused: the identity register does not confirm the {kind} "
+                                   f"{name} ({number[:6]}…): {reason}")
+
+    def _user_person(self, session: Session, unit: Unit, username: str) -> Person | None:
+        user = session.scalars(select(RegistryUser).where(RegistryUser.username == username)).first()
+        person_id = user.person_id if user is not None else None
+        if person_id is None:
+            person_id = next((r.person_id for r in self._roles(session, unit.id, username) if r.person_id), None)
+        return session.get(Person, person_id) if person_id else None
 
     def _audit_pin(self) -> str:
         from stamping.keys.store import service_pin
@@ -268,10 +349,129 @@ class SealRegistry:
                                 f"({unit.credit_code}) may; ask the unit's administrator to grant the role")
         return rows
 
+    # --- identities: bootstrap, authentication -----------------------------------------
+
+    @staticmethod
+    def _anyone_can_authenticate(session: Session) -> bool:
+        return session.scalars(select(RegistryUser.id).where(
+            (RegistryUser.os_login.is_not(None)) | (RegistryUser.credential.is_not(None)))).first() is not None
+
+    def bootstrap(self, username: str, unit_name: str, credit_code: str, *, os_login: str | None = None,
+                  credential: str | None = None) -> None:
+        """The first administrator (印章管理员): registers the unit (if new) and the user with the
+        ADMIN role, proven by ``os_login`` and/or ``credential``. Refused as soon as anyone can
+        authenticate: from then on administrators add everyone (:meth:`add_user`)."""
+        if not (os_login or credential):
+            raise InvalidInput("the first administrator needs an OS login or a credential to prove who they are")
+        code, name = rules.check_credit_code(credit_code), rules.normalise_name(unit_name)
+        record = credential_record(credential) if credential else None
+
+        def step(session: Session) -> None:
+            if self._anyone_can_authenticate(session):
+                raise NotAuthorised("the registry has administrators already: ask one of them to add you "
+                                    "(`sealflow seal user-add`)")
+            unit = session.scalars(select(Unit).where(Unit.credit_code == code)).first()
+            if unit is None:
+                unit = Unit(name=name, credit_code=code, parent_id=None, created_at=self._clock())
+                session.add(unit)
+                session.flush()
+            user = self._user(session, username, create_by="bootstrap")
+            user.os_login, user.credential = os_login, record
+            if not any(r.role == Role.ADMIN for r in self._roles(session, unit.id, username)):
+                session.add(UnitUser(unit_id=unit.id, username=username, role=Role.ADMIN.value, level=0,
+                                     created_at=self._clock()))
+            self.audit.append(session, actor=username, action="registry.bootstrap",
+                              payload={"unit": code, "username": username, "os_login": os_login or "",
+                                       "credential": bool(record)})
+
+        self._tx(step)
+
+    def authenticate(self, *, os_login: str | None = None, username: str | None = None,
+                     credential: str | None = None) -> str:
+        """The SealFlow user name of whoever proves it: ``username`` with its ``credential``, else the
+        OS login an administrator mapped. Raises :class:`NotAuthenticated` otherwise (same message for
+        an unknown user and a wrong credential)."""
+        with self._sessions() as session:
+            if username is not None:
+                user = session.scalars(select(RegistryUser).where(RegistryUser.username == username)).first()
+                if user is None or not credential_matches(user.credential, credential or ""):
+                    raise NotAuthenticated(f"user {username!r} and that credential do not match; check "
+                                           "SEALFLOW_USER and SEALFLOW_USER_CREDENTIAL")
+                return user.username
+            if os_login:
+                user = session.scalars(select(RegistryUser).where(RegistryUser.os_login == os_login)).first()
+                if user is not None:
+                    return user.username
+            raise NotAuthenticated(f"the OS user {os_login!r} is not mapped to a SealFlow user: ask a unit "
+                                   f"administrator to run `sealflow seal user-add … --os-login {os_login}`, or set "
+                                   "SEALFLOW_USER and SEALFLOW_USER_CREDENTIAL (the very first administrator: "
+                                   "`sealflow seal bootstrap`)")
+
+    def _user(self, session: Session, username: str, *, create_by: str | None = None) -> RegistryUser:
+        username = username.strip()
+        user = session.scalars(select(RegistryUser).where(RegistryUser.username == username)).first()
+        if user is None:
+            if create_by is None:
+                raise NotFound(f"no user {username!r} in the registry")
+            user = RegistryUser(username=username, created_at=self._clock(), created_by=create_by)
+            session.add(user)
+            session.flush()
+        return user
+
+    def _require_admin_anywhere(self, session: Session, actor: str, what: str, *, top_level: bool = False) -> None:
+        stmt = select(UnitUser.id).join(Unit, Unit.id == UnitUser.unit_id).where(
+            UnitUser.username == actor, UnitUser.role == Role.ADMIN.value)
+        if top_level:
+            stmt = stmt.where(Unit.parent_id.is_(None))
+        if session.scalars(stmt).first() is None:
+            where = "a top-level unit" if top_level else "a unit"
+            raise NotAuthorised(f"{actor!r} may not {what}: only an administrator of {where} may")
+
+    def users(self) -> list[dict[str, Any]]:
+        """Every user with their roles per unit (for the Airflow auth manager mapping)."""
+        with self._sessions() as session:
+            rows = session.execute(select(UnitUser, Unit).join(Unit, Unit.id == UnitUser.unit_id)
+                                   .order_by(UnitUser.username, Unit.credit_code)).all()
+            out: dict[str, dict[str, Any]] = {}
+            for user in session.scalars(select(RegistryUser).order_by(RegistryUser.username)):
+                out[user.username] = {"username": user.username, "os_login": user.os_login, "roles": []}
+            for role, unit in rows:
+                entry = out.setdefault(role.username, {"username": role.username, "os_login": None, "roles": []})
+                entry["roles"].append({"unit": unit.credit_code, "role": role.role, "level": role.level})
+            return list(out.values())
+
+    def enrol(self, actor: str, username: str, *, os_login: str | None = None, credential: str | None = None) -> None:
+        """Give a user who has no proof yet their OS login and/or credential. Only an administrator of
+        every unit where the user holds a role may (nobody can take over another unit's user), and
+        never for a user who can authenticate already."""
+        if not (os_login or credential):
+            raise InvalidInput("give an OS login or a credential")
+        record = credential_record(credential) if credential else None
+
+        def step(session: Session) -> None:
+            user = self._user(session, username)
+            if user.os_login or user.credential:
+                raise NotAuthorised(f"{username!r} can authenticate already; their proof is theirs to keep")
+            units = {r.unit_id for r in session.scalars(select(UnitUser).where(UnitUser.username == user.username))}
+            admin_of = {r.unit_id for r in session.scalars(select(UnitUser).where(
+                UnitUser.username == actor, UnitUser.role == Role.ADMIN.value))}
+            if not units or not units <= admin_of:
+                raise NotAuthorised(f"{actor!r} may not enrol {username!r}: only an administrator of every unit "
+                                    "where they hold a role may")
+            user.os_login, user.credential = os_login, record
+            self.audit.append(session, actor=actor, action="user.enrol",
+                              payload={"username": user.username, "os_login": os_login or "",
+                                       "credential": bool(record)})
+
+        self._tx(step)
+
     # --- units, persons, users (administration) ------------------------------------------
 
-    def add_unit(self, name: str, credit_code: str, *, parent_code: str | None = None, actor: str = "admin") -> int:
-        """Register a unit (用章单位) with its legal name and 统一社会信用代码."""
+    def add_unit(self, name: str, credit_code: str, *, actor: str, parent_code: str | None = None,
+                 admin: str | None = None) -> int:
+        """Register a unit (用章单位) with its legal name and 统一社会信用代码: by an administrator of
+        the parent unit, or of a top-level unit for a new top-level one. ``admin`` (default: the
+        actor) becomes the new unit's first administrator."""
         code, name = rules.check_credit_code(credit_code), rules.normalise_name(name)
         if not name:
             raise InvalidInput("the unit's legal name is empty")
@@ -279,12 +479,19 @@ class SealRegistry:
         def step(session: Session) -> int:
             if session.scalars(select(Unit).where(Unit.credit_code == code)).first() is not None:
                 raise InvalidInput(f"unit {code} is already registered")
-            parent = self._unit(session, parent_code).id if parent_code else None
-            unit = Unit(name=name, credit_code=code, parent_id=parent, created_at=self._clock())
+            parent = self._unit(session, parent_code) if parent_code else None
+            if parent is not None:
+                self._require(session, parent, actor, (Role.ADMIN,), "register units under it")
+            else:
+                self._require_admin_anywhere(session, actor, "register a top-level unit", top_level=True)
+            first_admin = self._user(session, admin or actor, create_by=actor).username
+            unit = Unit(name=name, credit_code=code, parent_id=parent.id if parent else None, created_at=self._clock())
             session.add(unit)
             session.flush()
+            session.add(UnitUser(unit_id=unit.id, username=first_admin, role=Role.ADMIN.value, level=0,
+                                 created_at=self._clock()))
             self.audit.append(session, actor=actor, action="unit.add", reason="",
-                              payload={"credit_code": code, "name": name})
+                              payload={"credit_code": code, "name": name, "admin": first_admin})
             return unit.id
 
         return self._tx(step)
@@ -302,13 +509,14 @@ class SealRegistry:
 
         self._tx(step)
 
-    def add_person(self, name: str, id_number: str, *, actor: str = "admin") -> int:
-        """Register a person by ID-card name and 公民身份号码."""
+    def add_person(self, name: str, id_number: str, *, actor: str) -> int:
+        """Register a person by ID-card name and 公民身份号码 (an administrator of any unit)."""
         number, name = rules.check_id_number(id_number), rules.normalise_name(name)
         if not name:
             raise InvalidInput("the person's ID-card name is empty")
 
         def step(session: Session) -> int:
+            self._require_admin_anywhere(session, actor, "register persons")
             if session.scalars(select(Person).where(Person.id_number == number)).first() is not None:
                 raise InvalidInput(f"a person with ID number {number[:6]}… is already registered")
             person = Person(name=name, id_number=number, created_at=self._clock())
@@ -320,9 +528,13 @@ class SealRegistry:
 
         return self._tx(step)
 
-    def add_user(self, credit_code: str, username: str, role: str, *, level: int = 0,
-                 person_id_number: str | None = None, actor: str = "admin") -> None:
-        """Grant ``username`` a role in a unit (reviewers: at ``level`` 1..n)."""
+    def add_user(self, credit_code: str, username: str, role: str, *, actor: str, level: int = 0,
+                 person_id_number: str | None = None, os_login: str | None = None,
+                 credential: str | None = None) -> None:
+        """Grant ``username`` a role in a unit (reviewers: at ``level`` 1..n); only an administrator
+        of that unit may. A new user is registered with how they prove who they are (``os_login``,
+        ``credential``); an existing user's proof is never changed here (that would hand their
+        identity to whoever grants a role)."""
         try:
             r = Role(role)
         except ValueError:
@@ -331,15 +543,24 @@ class SealRegistry:
             raise InvalidInput("reviewers need a level ≥ 1 and other roles none (level 0)")
         if not username.strip():
             raise InvalidInput("the user name is empty")
+        record = credential_record(credential) if credential else None
 
         def step(session: Session) -> None:
             unit = self._unit(session, credit_code)
+            self._require(session, unit, actor, (Role.ADMIN,), f"manage the users of {unit.name}")
             person = self._person(session, person_id_number).id if person_id_number else None
+            user = session.scalars(select(RegistryUser).where(RegistryUser.username == username.strip())).first()
+            if user is None:
+                user = self._user(session, username, create_by=actor)
+                user.os_login, user.credential, user.person_id = os_login, record, person
+            elif (os_login and os_login != user.os_login) or record:
+                raise NotAuthorised(f"{username!r} exists already: their OS login and credential are theirs; "
+                                    "grant the role without them")
             session.add(UnitUser(unit_id=unit.id, username=username.strip(), person_id=person, role=r.value,
                                  level=level, created_at=self._clock()))
             self.audit.append(session, actor=actor, action="user.grant", reason="",
                               payload={"unit": unit.credit_code, "username": username, "role": r.value,
-                                       "level": level})
+                                       "level": level, "os_login": os_login or ""})
 
         self._tx(step)
 
@@ -349,6 +570,13 @@ class SealRegistry:
               holder_id_number: str | None = None, keeper: str | None = None, reason: str = "") -> int:
         """申领: ask for a new seal; returns the application id. Reviews follow (:meth:`review`)."""
         k, sub = rules.seal_kind(kind, official_type)
+        with self._sessions() as session:  # 身份核验 of the unit, the holder and the applicant first
+            unit = self._unit(session, credit_code)
+            self._require(session, unit, actor, (Role.APPLICANT, Role.ADMIN), "apply for seals")
+            people = [p for p in (self._person(session, holder_id_number) if holder_id_number else None,
+                                  self._user_person(session, unit, actor)) if p is not None]
+            session.expunge_all()
+        self._check_identities(actor, "seal.apply", None, unit, people)
 
         def step(session: Session) -> int:
             unit = self._unit(session, credit_code)
@@ -676,10 +904,52 @@ class SealRegistry:
 
         self._tx(step)
 
-    def revoke(self, actor: str, es_id: str, reason: str) -> None:
-        """注销: end a seal for good (final: no later step accepts it)."""
+    def revoke(self, actor: str, es_id: str, reason: str) -> list[str]:
+        """注销: end a seal for good (final: no later step accepts it), then destroy its keys
+        (:meth:`destroy_keys`). Returns the key ids destroyed."""
         self._transition(actor, es_id, SealStatus.REVOKED, "seal.revoke", "seal.revoke", reason,
                          tuple(SealStatus), (Role.ADMIN,), "revoke")
+        return self.destroy_keys(actor, es_id, reason)
+
+    def destroy_keys(self, actor: str, es_id: str, reason: str = "") -> list[str]:
+        """销毁: overwrite and remove every private key the seal ever had (each version's key file in
+        the key store) and the PIN batch custody keeps for it; audit and file the destruction.
+
+        Only for a revoked seal, after the revocation committed (files cannot roll back with a
+        transaction; a failure here leaves a revoked seal that can no longer be used anyway, and
+        running this again finishes the job). The certificates stay in the registry, so earlier
+        signatures still verify and status lookups still answer.
+        """
+        from stamping.keys.store import custody_path, shred
+
+        with self._sessions() as session:
+            seal = self._seal(session, es_id)
+            if seal.status != SealStatus.REVOKED:
+                raise InvalidState(f"seal {es_id} is {seal.status}: keys are destroyed only once it is revoked "
+                                   "(`sealflow seal revoke`)")
+            self._require(session, session.get(Unit, seal.unit_id), actor, (Role.ADMIN,), "destroy its keys")
+            key_ids = sorted({seal.key_id, *session.scalars(select(SealVersion.key_id)
+                                                            .where(SealVersion.es_id == es_id))})
+            recorded = session.scalars(select(AuditEntry.seq).where(AuditEntry.es_id == es_id,
+                                                                    AuditEntry.action == "seal.destroy")).first()
+        destroyed = [k for k in key_ids if self.keystore.destroy(k)]
+        custody = custody_path(self.settings, es_id)
+        had_custody = custody.exists()
+        shred(custody)
+        if recorded is not None and not destroyed and not had_custody:
+            return []  # done before: nothing left to destroy, nothing new to record
+
+        def step(session: Session) -> None:
+            seal = self._seal(session, es_id, lock=True)
+            unit = session.get(Unit, seal.unit_id)
+            holder = session.get(Person, seal.holder_id) if seal.holder_id else None
+            self._file(session, "seal.destroy", seal, unit, holder, reason=reason or "keys destroyed after revocation")
+            self.audit.append(session, actor=actor, action="seal.destroy", es_id=es_id, reason=reason,
+                              payload=self._audit_payload(seal, keys=key_ids, destroyed=destroyed,
+                                                          custody_pin_destroyed=str(had_custody).lower()))
+
+        self._tx(step)
+        return destroyed
 
     def report_lost(self, actor: str, es_id: str, reason: str) -> None:
         """失控/丢失: suspend the seal at once; any user of the owning unit may report."""
@@ -759,6 +1029,10 @@ class SealRegistry:
             if actor != seal.keeper:
                 self._require(session, unit, actor, (Role.KEEPER,), "use this seal")
             key_id, seal_der = seal.key_id, seal.seal_der
+            people = [p for p in (session.get(Person, seal.holder_id) if seal.holder_id else None,
+                                  self._user_person(session, unit, actor)) if p is not None]
+            session.expunge_all()
+        self._check_identities(actor, "seal.use", es_id, unit, people)
         from stamping.keys.store import KeyStoreError
 
         try:
@@ -772,31 +1046,62 @@ class SealRegistry:
         with self._sessions() as session:
             seal = self._seal(session, es_id)
             self._check_live(seal, "be used", allow=(SealStatus.ACTIVE,))
+            unit = session.get(Unit, seal.unit_id)
             if actor != seal.keeper:
-                self._require(session, session.get(Unit, seal.unit_id), actor, (Role.KEEPER,), "use this seal")
+                self._require(session, unit, actor, (Role.KEEPER,), "use this seal")
+            people = [p for p in (session.get(Person, seal.holder_id) if seal.holder_id else None,
+                                  self._user_person(session, unit, actor)) if p is not None]
+            session.expunge_all()
+        self._check_identities(actor, "seal.use", es_id, unit, people)
 
     def record_use(self, es_id: str, actor: str, document_ref: str, batch_id: str | None = None, reason: str = "",
-                   *, session: Session | None = None) -> AuditEntry:
+                   *, session: Session | None = None, signature_value: bytes | None = None) -> AuditEntry:
         """Audit one use of a seal (one stamped document); in ``session`` when given (the caller's
-        transaction), else in a transaction of its own."""
+        transaction), else in a transaction of its own. ``signature_value``: the SM2 signature made,
+        recorded by its SM3 so that 验章 can tell our signatures from others made with the seal's key."""
         def step(s: Session) -> AuditEntry:
             seal = self._seal(s, es_id)
-            return self.audit.append(s, actor=actor, action="seal.use", es_id=es_id, reason=reason,
-                                     payload={"document": document_ref, "batch_id": batch_id or "",
-                                              "seal_version": seal.version, "seal_sm3": seal.seal_sm3})
+            payload = {"document": document_ref, "batch_id": batch_id or "", "seal_version": seal.version,
+                       "seal_sm3": seal.seal_sm3}
+            if signature_value is not None:
+                payload["signature_sm3"] = sm3(signature_value).hex()
+            return self.audit.append(s, actor=actor, action="seal.use", es_id=es_id, reason=reason, payload=payload)
 
         return step(session) if session is not None else self._tx(step)
 
     def record_uses(self, session: Session, *, es_id: str, actor: str, batch_id: str,
-                    documents: list[tuple[str, str]]) -> None:
-        """One audit entry per stamped document ``(file, sm3 hex)`` in the caller's transaction
-        (the batch pipeline's UseRecorder)."""
+                    documents: list[tuple[str, ...]]) -> None:
+        """One audit entry per stamped document ``(file, sm3 hex[, SM3 hex of the signature value])``
+        in the caller's transaction (the batch pipeline's UseRecorder)."""
         seal = self._seal(session, es_id)
-        self.audit.append_many(session, [
-            {"actor": actor, "action": "seal.use", "es_id": es_id,
-             "payload": {"document": f"{name} sm3:{digest}", "batch_id": batch_id or "",
-                         "seal_version": seal.version, "seal_sm3": seal.seal_sm3}}
-            for name, digest in documents])
+        items = []
+        for name, digest, *signature in documents:
+            payload = {"document": f"{name} sm3:{digest}", "batch_id": batch_id or "",
+                       "seal_version": seal.version, "seal_sm3": seal.seal_sm3}
+            if signature and signature[0]:
+                payload["signature_sm3"] = signature[0]
+            items.append({"actor": actor, "action": "seal.use", "es_id": es_id, "payload": payload})
+        self.audit.append_many(session, items)
+
+    def use_recorded(self, es_id: str, signature_value: bytes) -> bool | None:
+        """Whether a signature value was recorded as a use of seal ``es_id`` (a SignatureUseLookup);
+        None when the seal is not in this registry.
+
+        The digests of a seal's uses are read once and kept; a miss reads them again (a use recorded
+        since), so verifying a batch costs one query per seal, not one per document."""
+        digest = sm3(signature_value).hex()
+        known = self._use_digests.get(es_id)
+        if known is not None and digest in known:
+            return True
+        with self._sessions() as session:
+            if session.scalar(select(Seal.es_id).where(Seal.es_id == es_id)) is None:
+                return None
+            rows = session.execute(select(AuditEntry.payload).where(AuditEntry.es_id == es_id,
+                                                                    AuditEntry.action == "seal.use"))
+            known = {p.get("signature_sm3") for (p,) in rows if isinstance(p, dict)}
+        known.discard(None)
+        self._use_digests[es_id] = known
+        return digest in known
 
     # --- reading -------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from stamping.ses.codec import SesFormatError, parse_seal
 
 if TYPE_CHECKING:
     from stamping.keys.signer import Signer
+    from stamping.pki.tsa_client import Timestamper
 
 SM2_WITH_SM3 = "1.2.156.10197.1.501"
 _SM2_WITH_SM3_DER = bytes.fromhex("06082a811ccf55018375")
@@ -172,19 +173,24 @@ def build_tbs_sign(seal_der: bytes, data_hash: bytes, property_info: str, signed
     )))
 
 
-def assemble_signature(tbs: bytes, cert: bytes, signature: bytes) -> bytes:
-    """DER SES_Signature from a TBS_Sign, the signer certificate and the signature value."""
-    return _tlv(0x30, b"".join((tbs, _tlv(0x04, cert), _SM2_WITH_SM3_DER, _tlv(0x03, b"\x00" + signature))))
+def assemble_signature(tbs: bytes, cert: bytes, signature: bytes, time_stamp: bytes | None = None) -> bytes:
+    """DER SES_Signature from a TBS_Sign, the signer certificate and the signature value, and
+    optionally the RFC 3161 token over the signature value: ``timeStamp [0] EXPLICIT BIT STRING``."""
+    stamp = _tlv(0xA0, _tlv(0x03, b"\x00" + time_stamp)) if time_stamp else b""
+    return _tlv(0x30, b"".join((tbs, _tlv(0x04, cert), _SM2_WITH_SM3_DER, _tlv(0x03, b"\x00" + signature), stamp)))
 
 
 def make_signature(seal_der: bytes, data_hash: bytes, property_info: str, signer: Signer,
-                   signed_at: datetime | None = None) -> bytes:
-    """DER of a V4 SES_Signature: ``signer`` signs DER(TBS_Sign) over ``data_hash``.
+                   signed_at: datetime | None = None, timestamper: Timestamper | None = None) -> bytes:
+    """DER of a V4 SES_Signature: ``signer`` signs DER(TBS_Sign) over ``data_hash``; with a
+    ``timestamper`` (a TSA), its token over the signature value goes in the timeStamp field.
 
     Raises :class:`SesFormatError` for a malformed seal and :class:`SealBindingError` when the
-    signer's certificate is not one the seal was made for.
+    signer's certificate is not one the seal was made for; the timestamper's errors pass through.
     """
     seal_der, cert = bytes(seal_der), signer.certificate
     version = _check_binding(seal_der, cert)
     tbs = build_tbs_sign(seal_der, data_hash, property_info, signed_at or datetime.now(UTC), version)
-    return assemble_signature(tbs, cert, signer.sign(tbs))
+    signature = signer.sign(tbs)
+    token = timestamper.timestamp(signature) if timestamper is not None else None
+    return assemble_signature(tbs, cert, signature, token)

@@ -1,4 +1,9 @@
-"""Verify any sealed file (验章): OFD or PDF, told apart by content, never raising."""
+"""Verify any sealed file (验章): OFD or PDF, told apart by content and name together, never raising.
+
+Before anything looks inside, :func:`stamping.container.identify` decides what the file is (the same
+check stamping runs): a file that is both a PDF and a ZIP, or whose name promises another format, or
+an OFD zip that different readers could read differently, is ``not_valid`` with the reason.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,16 @@ import logging
 import os
 from pathlib import Path
 
-from stamping.verify.result import DocumentResult, SealStatusLookup
+from stamping.container import ContainerError, identify
+from stamping.verify.result import DocumentResult, SealStatusLookup, SignatureUseLookup
 
 log = logging.getLogger(__name__)
 MAX_FILE_BYTES = 256 * 1024 * 1024
 
 
 def sniff_format(head: bytes) -> str:
-    """'ofd' for a zip, 'pdf' when %PDF- appears in the first KiB (as readers allow), else 'unknown'."""
+    """A first guess from the head alone: 'ofd' for a zip, 'pdf' when %PDF- appears in the first KiB
+    (as readers allow), else 'unknown'. Only a hint: :func:`stamping.container.identify` decides."""
     if head.startswith(b"PK\x03\x04"):
         return "ofd"
     if b"%PDF-" in head[:1024]:
@@ -21,27 +28,32 @@ def sniff_format(head: bytes) -> str:
     return "unknown"
 
 
-def verify_bytes(data: bytes, path: str, trust, status_lookup: SealStatusLookup | None = None) -> DocumentResult:
-    fmt = sniff_format(data[:1024])
+def verify_bytes(data: bytes, path: str, trust, status_lookup: SealStatusLookup | None = None, *,
+                 use_lookup: SignatureUseLookup | None = None) -> DocumentResult:
+    try:
+        fmt = identify(data, path)
+    except ContainerError as exc:
+        return DocumentResult(path, sniff_format(data[:1024]), error=exc.reason)
     try:
         if fmt == "ofd":
             from stamping.ofd.verify import verify_ofd
 
-            return verify_ofd(data, path, trust, status_lookup)
+            return verify_ofd(data, path, trust, status_lookup, use_lookup=use_lookup)
         if fmt == "pdf":
             try:
                 from stamping.pdf import verify_pdf
             except ImportError as exc:
                 return DocumentResult(path, "pdf", error=f"PDF verification is not available: {exc}")
-            return verify_pdf(data, path, trust, status_lookup)
+            return verify_pdf(data, path, trust, status_lookup, use_lookup=use_lookup)
     except Exception as exc:
         # A verifier bug must not stop a batch; the document is reported as not verifiable.
         log.exception("verification of %s failed unexpectedly", path)
         return DocumentResult(path, fmt, error=f"verification failed: {type(exc).__name__}: {exc}")
-    return DocumentResult(path, "unknown", error="not an OFD or PDF file")
+    return DocumentResult(path, "unknown", error="not an OFD or PDF file")  # unreachable: identify decided
 
 
-def verify_file(path: str | os.PathLike, trust, status_lookup: SealStatusLookup | None = None) -> DocumentResult:
+def verify_file(path: str | os.PathLike, trust, status_lookup: SealStatusLookup | None = None, *,
+                use_lookup: SignatureUseLookup | None = None) -> DocumentResult:
     """Verify one file; an unreadable file gives ``DocumentResult(error=reason)``."""
     name = str(path)
     try:
@@ -52,4 +64,4 @@ def verify_file(path: str | os.PathLike, trust, status_lookup: SealStatusLookup 
         data = p.read_bytes()
     except OSError as exc:
         return DocumentResult(name, "unknown", error=f"cannot read file: {exc.strerror or exc}")
-    return verify_bytes(data, name, trust, status_lookup)
+    return verify_bytes(data, name, trust, status_lookup, use_lookup=use_lookup)

@@ -40,6 +40,9 @@ class SealStatus(StrEnum):
 
 # Looks up a seal by es_id at a time; None when the seal is not in our registry.
 SealStatusLookup = Callable[[str, datetime], SealStatus | None]
+# Whether a signature value (by es_id) was recorded as a use of that seal in the audit log;
+# None when the seal is not in our registry.
+SignatureUseLookup = Callable[[str, bytes], bool | None]
 
 
 @dataclass
@@ -63,6 +66,7 @@ class SignatureResult:
     checks: list[Check] = field(default_factory=list)
     seal_picture_png: bytes | None = field(default=None, repr=False)
     location: str = ""  # e.g. "/Doc_0/Signs/Sign_0/Signature.xml" or the PDF field name
+    signature_sm3: str = ""  # SM3 (hex) of the signature value: how the audit log names a use
 
     def add(self, name: str, ok: bool, reason: str = "", kind: str = "integrity") -> bool:
         self.checks.append(Check(name, ok, reason, kind))
@@ -103,6 +107,7 @@ class SignatureResult:
             "es_id": self.es_id,
             "signed_at": self.signed_at,
             "location": self.location,
+            "signature_sm3": self.signature_sm3,
             "intact": self.intact,
             "trusted": self.trusted,
             "valid": self.valid,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from asn1crypto import x509
 
 from stamping.ses.model import Seal, SesSignature
-from stamping.verify.result import SealStatus, SealStatusLookup, SignatureResult
+from stamping.verify.result import SealStatus, SealStatusLookup, SignatureResult, SignatureUseLookup
 
 if TYPE_CHECKING:
     from stamping.gm.sm2 import SM2PublicKey
@@ -218,10 +218,14 @@ def check_seal(result: SignatureResult, seal: Seal, signer_cert: bytes, signed_a
 
 
 def check_ses_signature(result: SignatureResult, sig: SesSignature, expected_data_hash: bytes | None,
-                        trust: TrustStore | None, status_lookup: SealStatusLookup | None) -> None:
+                        trust: TrustStore | None, status_lookup: SealStatusLookup | None,
+                        use_lookup: SignatureUseLookup | None = None) -> None:
     """All checks of an electronic signature with a seal (电子签章): dataHash, the signer's
-    signature over TBS_Sign, then :func:`check_seal`."""
-    signed_at = sig.time_info if isinstance(sig.time_info, datetime) else None
+    signature over TBS_Sign, the signing time (proven by the timeStamp token or only claimed, see
+    :mod:`stamping.verify.signing_time`), then :func:`check_seal` at that time."""
+    from stamping.verify.signing_time import check_recorded_use, judge_signing_time
+
+    claimed = sig.time_info if isinstance(sig.time_info, datetime) else None
     if expected_data_hash is not None:
         if sig.data_hash == expected_data_hash:
             result.add("data_hash", True, "dataHash matches the SM3 digest of the signed data")
@@ -230,6 +234,8 @@ def check_ses_signature(result: SignatureResult, sig: SesSignature, expected_dat
                                            f"signed data {expected_data_hash.hex()}: the data was changed")
     _check_signature(result, "signer_signature", "signer", sig.signer_cert, sig.sign_alg, sig.signature,
                      sig.signed_bytes, "DER(TBS_Sign)")
+    signed_at = judge_signing_time(result, claimed=claimed, token=sig.time_stamp, signature_value=sig.signature,
+                                   signer_cert=sig.signer_cert, seal=sig.seal, trust=trust,
+                                   status_lookup=status_lookup)
     check_seal(result, sig.seal, sig.signer_cert, signed_at, trust, status_lookup)
-    if signed_at is None:
-        result.add("signing_time", False, f"timeInfo {sig.time_info!r} is not a readable time", "status")
+    check_recorded_use(result, sig.seal.es_id, sig.signature, use_lookup)

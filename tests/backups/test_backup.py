@@ -41,12 +41,12 @@ def home(tmp_path: Path, ca):
     engine = make_engine(settings.resolved_database_url)
     migrate(engine)
     reg = SealRegistry(session_factory(engine), settings, KeyStore(settings), ca)
-    reg.add_unit(UNIT, UNIT_CODE)
-    reg.add_person("李四", PERSON_ID)
-    for user, role, level, person in (("admin", "admin", 0, None), ("applicant", "applicant", 0, None),
+    reg.bootstrap("admin", UNIT, UNIT_CODE, os_login="backup-test-admin")  # the first administrator
+    reg.add_person("李四", PERSON_ID, actor="admin")
+    for user, role, level, person in (("applicant", "applicant", 0, None),
                                       ("keeper", "keeper", 0, PERSON_ID), ("reviewer1", "reviewer", 1, None),
                                       ("reviewer2", "reviewer", 2, None)):
-        reg.add_user(UNIT_CODE, user, role, level=level, person_id_number=person)
+        reg.add_user(UNIT_CODE, user, role, level=level, person_id_number=person, actor="admin")
     app = reg.apply("applicant", UNIT_CODE, "official", UNIT, keeper="keeper")
     reg.review("reviewer1", app, 1, True)
     reg.review("reviewer2", app, 2, True)
@@ -105,7 +105,7 @@ def test_the_second_backup_writes_only_what_changed(home, signer, tmp_path):
     first = create_backup(engine, settings.state_dir, dest, _keys(settings), signer, {})
     again = create_backup(engine, settings.state_dir, dest, _keys(settings), signer, {})
     assert again.objects_written == 0 and again.base == first.backup_id
-    reg.add_person("王五", demo_id_number("45010219900101002"))
+    reg.add_person("王五", demo_id_number("45010219900101002"), actor="admin")
     third = create_backup(engine, settings.state_dir, dest, _keys(settings), signer, {})
     assert 1 <= third.objects_written <= 3  # the persons segment (and the audit tail), not everything
     assert verify_backup(dest, third.backup_id, keys=_keys(settings)).ok

@@ -42,7 +42,8 @@ def test_issue_without_pin_is_a_usage_error(home: Path) -> None:
                      "--pin-env", "NO_SUCH_VAR_SET"]) == 2
 
 
-def test_issue_twice_and_admin_unlock(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_issue_twice_and_admin_unlock(home: Path, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture) -> None:
     from stamping.keys.store import KeyLocked, KeyStore, WrongPin
 
     pin = "".join(("97", "53", "11"))
@@ -56,6 +57,20 @@ def test_issue_twice_and_admin_unlock(home: Path, monkeypatch: pytest.MonkeyPatc
             store.signer("person-1", "000000")
     with pytest.raises(KeyLocked):
         store.signer("person-1", "000000")
+    monkeypatch.delenv("SEALFLOW_CA_ADMIN_PIN", raising=False)
+    assert cli.main(["ca", "unlock-key", "person-1"]) == 2  # no credential given: nobody may unlock
+    monkeypatch.setenv("SEALFLOW_CA_ADMIN_PIN", "a-guess-by-an-operator")
+    assert cli.main(["ca", "unlock-key", "person-1"]) == 1  # no credential set yet: refused
+    monkeypatch.setenv("NEW_ADMIN", "the-ca-administrators-credential")
+    assert cli.main(["ca", "init", "--admin-pin-env", "NEW_ADMIN"]) == 0
+    assert cli.main(["ca", "init", "--admin-pin-env", "SEALFLOW_CA_ADMIN_PIN"]) == 2  # replacing needs the current
+    assert cli.main(["ca", "unlock-key", "person-1"]) == 1  # a wrong credential: refused, still locked
+    assert store.is_locked("person-1")
+    monkeypatch.setenv("SEALFLOW_CA_ADMIN_PIN", "the-ca-administrators-credential")
     assert cli.main(["ca", "unlock-key", "person-1"]) == 0
     assert store.signer("person-1", pin).sign(b"x")
     assert cli.main(["ca", "unlock-key", "nobody"]) == 2
+    capsys.readouterr()
+    assert cli.main(["audit", "show", "--action", "key.unlock", "--json"]) == 0
+    unlocks = json.loads(capsys.readouterr().out)
+    assert [(e["actor"], e["payload"]["key_id"]) for e in unlocks] == [("ca-admin", "person-1")]

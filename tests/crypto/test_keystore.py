@@ -45,7 +45,16 @@ def test_five_wrong_pins_lock_until_admin_unlock(store: KeyStore, tmp_path: Path
         store.signer("k1", "000000")
     with pytest.raises(KeyLocked):
         store.signer("k1", PIN)  # even the right PIN, until an administrator unlocks
-    store.admin_unlock("k1")
+    from stamping.keys.store import AdminCredentialRefused, set_admin_credential
+
+    admin = tmp_path / "ca-admin"
+    with pytest.raises(AdminCredentialRefused, match="no CA administrator credential"):
+        store.admin_unlock("k1", admin, "anything-at-all")
+    set_admin_credential(admin, "ca-admin-credential-1")
+    with pytest.raises(AdminCredentialRefused, match="wrong"):
+        store.admin_unlock("k1", admin, "ca-admin-credential-2")
+    assert store.is_locked("k1")
+    store.admin_unlock("k1", admin, "ca-admin-credential-1")
     assert store.signer("k1", PIN)
 
 

@@ -15,12 +15,19 @@ from sealflow.db import make_engine, migrate, session_factory, transaction
 from sealflow.settings import Settings
 
 
+def _operator_cert(tmp_path, sim):
+    """The platform certificate as its operator hands it over (pinned from this file, never fetched)."""
+    path = tmp_path / "platform-cert-from-operator.der"
+    path.write_bytes(sim.cert_der)
+    return path
+
+
 def test_filing_commands_end_to_end(tmp_path, own_simulator, seal_payload, capsys) -> None:
     own_sim = own_simulator
     settings = Settings(home=tmp_path / "var", kek="00" * 32, platform_url=own_sim.url, filing_key_pin="135790")
     with pytest.raises(UsageError, match="sealflow filing setup"):
         cmd.run_drain(Namespace(max=None, url=None, json=True), settings)
-    assert cmd.run_setup(Namespace(ca=tmp_path / "ca", url=None), settings) == 0
+    assert cmd.run_setup(Namespace(ca=tmp_path / "ca", platform_cert=_operator_cert(tmp_path, own_sim)), settings) == 0
     assert (settings.state_dir / "filing" / "platform-cert.pem").is_file()
 
     engine = make_engine(settings.resolved_database_url)
@@ -71,7 +78,7 @@ def test_filing_parser() -> None:
 
 def test_wrong_pin_is_a_usage_error_without_the_pin(tmp_path, own_simulator) -> None:
     settings = Settings(home=tmp_path / "var", kek="00" * 32, platform_url=own_simulator.url, filing_key_pin="135790")
-    cmd.run_setup(Namespace(ca=tmp_path / "ca", url=None), settings)
+    cmd.run_setup(Namespace(ca=tmp_path / "ca", platform_cert=_operator_cert(tmp_path, own_simulator)), settings)
     wrong = settings.with_overrides(filing_key_pin="999999")
     with pytest.raises(UsageError, match="wrong PIN") as refused:
         cmd.run_drain(Namespace(max=None, url=None, json=True), wrong)

@@ -28,7 +28,7 @@ def test_enqueue_orders_per_subject_and_rolls_back_with_caller(db_engine) -> Non
 
 @pytest.mark.parametrize(
     ("kind", "payload"),
-    [("seal.destroy", {}), ("seal.make", []), ("seal.make", {"x": float("nan")}), ("seal.make", {"x": object()})],
+    [("seal.teleport", {}), ("seal.make", []), ("seal.make", {"x": float("nan")}), ("seal.make", {"x": object()})],
 )
 def test_enqueue_refuses_bad_records(db_engine, kind, payload) -> None:
     factory = session_factory(db_engine)

@@ -74,7 +74,7 @@ def test_invalid_seal_events_are_refused_with_the_reason(change, reason, seal_pa
 
 def test_unknown_kind_and_extra_fields_are_refused(seal_payload) -> None:
     with pytest.raises(p.RecordInvalid, match="unknown kind"):
-        p.validate_record(_record("seal.destroy", "ES1", seal_payload("ES1")))
+        p.validate_record(_record("seal.teleport", "ES1", seal_payload("ES1")))
     record = _record("seal.make", "ES1", seal_payload("ES1"))
     record["extra"] = 1
     with pytest.raises(p.RecordInvalid, match="unknown field"):

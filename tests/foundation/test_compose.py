@@ -1,5 +1,6 @@
-"""docker-compose.yml (no Docker engine here): services, dependencies, healthchecks, shared secrets,
-and every file it mounts or builds exists."""
+"""docker-compose.yml (no Docker engine here, so `docker compose` itself cannot run: the file is
+parsed): services, dependencies, healthchecks, shared secrets, custody of the KEK and the simulator's
+trust, placeholder secrets refused, and every file it mounts or builds exists."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+ONE_SHOT = {"airflow-init", "secrets-check"}  # run to completion; the others wait for them
 AIRFLOW = {"airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-worker", "airflow-triggerer"}
 
 
@@ -27,7 +29,7 @@ def test_services_of_the_production_shape(compose):
     services = compose["services"]
     assert {"postgres", "redis", "airflow-init", "s3", "platform"} | AIRFLOW <= set(services)
     for name, service in services.items():
-        if name != "airflow-init":
+        if name not in ONE_SHOT:
             assert "healthcheck" in service, f"{name} has no healthcheck"
         for dep in _depends(service):
             assert dep in services, f"{name} depends on unknown service {dep}"
@@ -93,3 +95,79 @@ def test_env_example_defines_every_required_variable(compose):
     assert required <= example, required - example
     used = set(re.findall(r"(?<!\$)\$\{([A-Z0-9_]+)", text))  # $${X} is a literal for the container shell
     assert used <= example, used - example
+
+
+def _env_example() -> dict[str, str]:
+    return dict(line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
+                if line and not line.startswith("#"))
+
+
+def test_nothing_starts_before_the_secrets_check_passes(compose):
+    services = compose["services"]
+    check = services["secrets-check"]
+    assert check["entrypoint"][:3] == ["python", "-m", "sealflow.deploy_check"]
+    for name in set(services) - {"secrets-check"}:
+        assert _depends(services[name]).get("secrets-check", {}).get("condition") == \
+            "service_completed_successfully", f"{name} may start before the secrets are checked"
+    from sealflow.deploy_check import SECRETS
+
+    passed = set(check["environment"])
+    assert set(SECRETS) <= passed, set(SECRETS) - passed
+
+
+def test_the_placeholder_secrets_of_env_example_are_refused(tmp_path, monkeypatch, capsys):
+    from sealflow.deploy_check import SECRETS, main, problems
+
+    example = _env_example()
+    for name, value in example.items():
+        monkeypatch.setenv(name, value)
+    assert main([str(tmp_path / "no-kek")]) == 1
+    assert "refusing to start" in capsys.readouterr().err
+    found = problems(example, tmp_path / "no-kek")
+    for name in SECRETS:
+        assert any(line.startswith(name + " ") for line in found), f"{name} from .env.example was accepted"
+    assert any("key-encryption key" in line for line in found)
+    assert not any(example[name] in line for name in SECRETS for line in found if example[name])  # never echoed
+
+
+def test_good_secrets_pass_and_a_weak_kek_does_not(tmp_path):
+    import secrets as random_secrets
+
+    from cryptography.fernet import Fernet
+
+    from sealflow.deploy_check import SECRETS, problems
+
+    good = {name: random_secrets.token_urlsafe(24) for name in SECRETS}
+    good["AIRFLOW_FERNET_KEY"] = Fernet.generate_key().decode()
+    kek = tmp_path / "kek.hex"
+    kek.write_text(random_secrets.token_hex(32))
+    assert problems(good, kek) == []
+    kek.write_text("0" * 64)
+    assert problems(good, kek) and "random hex" in problems(good, kek)[0]
+    assert problems({**good, "AIRFLOW_FERNET_KEY": ""}, None)[0].startswith("AIRFLOW_FERNET_KEY is empty")
+
+
+def test_the_kek_is_a_separate_secret_never_on_a_volume(compose):
+    services = compose["services"]
+    assert "SEALFLOW_KEK_SECRET_FILE" in compose["secrets"]["sealflow_kek"]["file"]
+    for name in AIRFLOW | {"airflow-init"}:
+        env = services[name]["environment"]
+        assert env["SEALFLOW_KEK_FILE"] == "/run/secrets/sealflow_kek", name
+        assert "sealflow_kek" in services[name]["secrets"], name
+        for volume in services[name].get("volumes", []):
+            target = volume.split(":")[1]
+            assert not env["SEALFLOW_KEK_FILE"].startswith(target.rstrip("/") + "/"), f"{name}: KEK on {volume}"
+    assert "SEALFLOW_KEK" not in services["airflow-worker"]["environment"]  # never as a plain variable
+    platform = services["platform"]
+    assert "secrets" not in platform and "environment" not in platform  # the simulator gets no KEK, no passwords
+
+
+def test_the_compose_simulator_trusts_only_the_filing_systems_ca_and_is_pinned_locally(compose):
+    platform = compose["services"]["platform"]
+    command = platform["command"]
+    assert "--accept-any-sender" not in command
+    trusted = [command[i + 1] for i, arg in enumerate(command) if arg == "--trust"]
+    assert trusted == ["/opt/sealflow/platform/trust/ca-root.pem", "/opt/sealflow/platform/trust/ca-intermediate.pem"]
+    init = "\n".join(compose["services"]["airflow-init"]["command"])
+    assert "sealflow filing setup --platform-cert /opt/sealflow/platform/identity/platform-cert.pem" in init
+    assert "/v1/platform-certificate" not in init

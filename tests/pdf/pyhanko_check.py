@@ -15,19 +15,27 @@ from stamping.gm.oids import GBT35275_DATA, GBT35275_SIGNED_DATA, SM2_WITH_SM3, 
 from stamping.gm.sm2 import SM2PublicKey
 
 
+def _rebuild(cls) -> None:
+    """asn1crypto builds _reverse_map once per class; None after a change breaks ObjectIdentifier.set()."""
+    reverse: dict = {}
+    for key, value in cls._map.items():
+        reverse.setdefault(value, key)  # an alias (a second OID for one name) never displaces the first
+    cls._reverse_map = reverse
+
+
 def _register_gm_oids() -> None:
     """Names asn1crypto needs for pyHanko to walk our CMS. GB/T 35275 'data' is mapped to the name
     'data' (an alias: pyHanko only validates detached signatures whose content type is 'data')."""
     if SM3 not in algos.DigestAlgorithmId._map:
         algos.DigestAlgorithmId._map[SM3] = "sm3"
-        algos.DigestAlgorithmId._reverse_map = None
+        _rebuild(algos.DigestAlgorithmId)
     if SM2_WITH_SM3 not in algos.SignedDigestAlgorithmId._map:
         algos.SignedDigestAlgorithmId._map[SM2_WITH_SM3] = "sm2_sm3"
-        algos.SignedDigestAlgorithmId._reverse_map = None
+        _rebuild(algos.SignedDigestAlgorithmId)
     name = cms.ContentType._map.setdefault(GBT35275_SIGNED_DATA, "gbt35275_signed_data")
     cms.ContentInfo._oid_specs.setdefault(name, cms.SignedData)
     cms.ContentType._map[GBT35275_DATA] = "data"
-    cms.ContentType._reverse_map = None
+    _rebuild(cms.ContentType)
 
 
 class SM2Validator(SignatureValidator):

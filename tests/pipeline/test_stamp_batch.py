@@ -47,6 +47,7 @@ def test_happy_path_with_bad_documents(pipeline_env: PipelineEnv, tmp_path: Path
     assert Path(batch.report["html"]).read_text().count("<tr") == len(docs) + 1
     uses = _audit(pipeline_env, "seal.use", "happy-1")
     assert len(uses) == expected["good"]  # one audit entry per sealed document
+    assert all(len(u.payload.get("signature_sm3", "")) == 64 for u in uses)  # naming the signature made
     assert _audit(pipeline_env, "seal.use.approved", "happy-1")
     trust = pipeline_env.seals.trust_store()
     for doc in docs:
@@ -54,6 +55,8 @@ def test_happy_path_with_bad_documents(pipeline_env: PipelineEnv, tmp_path: Path
             checked = verify_file(doc.output_path, trust)
             assert checked.valid, checked.to_json()
             assert checked.signatures[0].es_id == pipeline_env.es_id
+            stamp = next(c for c in checked.signatures[0].checks if c.name == "timestamp")
+            assert stamp.ok and "trusted TSA" in stamp.reason  # every seal carries the stack TSA's token
     reports = pipeline_env.stack.s3().list_objects_v2(Bucket=pipeline_env.settings.work_bucket,
                                                       Prefix="batches/happy-1/")
     assert {o["Key"] for o in reports.get("Contents", [])} >= {"batches/happy-1/report.html"}

@@ -69,14 +69,14 @@ def world(db_engine: Engine, tmp_path: Path, demo_ca: DemoCA) -> World:
                         audit_checkpoint_every=5, audit_key_pin="audit-pin-1")
     clock = Clock()
     reg = SealRegistry(session_factory(db_engine), settings, KeyStore(settings), demo_ca, clock=clock)
-    reg.add_unit(UNIT, UNIT_CODE)
-    reg.add_unit(OTHER_UNIT, OTHER_CODE)
-    reg.add_person(PERSON, PERSON_ID)
-    reg.add_person(OTHER_PERSON, OTHER_PERSON_ID)
-    for user, role, level, person in (("admin", "admin", 0, None), ("applicant", "applicant", 0, None),
+    reg.bootstrap("admin", UNIT, UNIT_CODE, os_login="test-admin")  # the first administrator
+    reg.add_unit(OTHER_UNIT, OTHER_CODE, actor="admin", admin="outsider")
+    reg.add_person(PERSON, PERSON_ID, actor="admin")
+    reg.add_person(OTHER_PERSON, OTHER_PERSON_ID, actor="admin")
+    for user, role, level, person in (("applicant", "applicant", 0, None),
                                       ("keeper", "keeper", 0, PERSON_ID), ("reviewer1", "reviewer", 1, None),
                                       ("reviewer1b", "reviewer", 1, None), ("reviewer2", "reviewer", 2, None)):
-        reg.add_user(UNIT_CODE, user, role, level=level, person_id_number=person)
-    for user, role in (("outsider", "admin"), ("outsider", "applicant"), ("outsider", "keeper")):
-        reg.add_user(OTHER_CODE, user, role)
+        reg.add_user(UNIT_CODE, user, role, level=level, person_id_number=person, actor="admin")
+    for user, role in (("outsider", "applicant"), ("outsider", "keeper")):
+        reg.add_user(OTHER_CODE, user, role, actor="outsider")
     return World(reg, clock, db_engine)

@@ -137,7 +137,7 @@ def test_position_seal_named_after_its_holder(world: World) -> None:
 
 
 def test_personal_seal_is_kept_by_its_holder(world: World) -> None:
-    world.registry.add_user(UNIT_CODE, "keeper2", "keeper")
+    world.registry.add_user(UNIT_CODE, "keeper2", "keeper", actor="admin")
     with pytest.raises(InvalidInput, match="kept by its holder"):
         world.registry.apply("applicant", UNIT_CODE, "personal", PERSON, holder_id_number=PERSON_ID, keeper="keeper2")
     with pytest.raises(InvalidInput, match="not a keeper"):
@@ -156,14 +156,14 @@ def test_review_rules(world: World) -> None:
     with pytest.raises(InvalidState, match="only after all 2"):
         reg.make("keeper", app, PIN)
     assert reg.review("reviewer1", app, 1, True) == "submitted"
-    reg.add_user(UNIT_CODE, "reviewer1", "reviewer", level=2)
+    reg.add_user(UNIT_CODE, "reviewer1", "reviewer", level=2, actor="admin")
     with pytest.raises(ReviewRefused, match="different reviewer"):
         reg.review("reviewer1", app, 2, True)
     assert reg.review("reviewer2", app, 2, True) == "approved"
     with pytest.raises(InvalidState):
         reg.review("reviewer2", app, 3, True)
     # the applicant never reviews its own application
-    reg.add_user(UNIT_CODE, "applicant", "reviewer", level=1)
+    reg.add_user(UNIT_CODE, "applicant", "reviewer", level=1, actor="admin")
     app2 = reg.apply("applicant", UNIT_CODE, "official", UNIT, keeper="keeper")
     with pytest.raises(ReviewRefused, match="applied for this seal"):
         reg.review("applicant", app2, 1, True)
@@ -292,7 +292,7 @@ def test_revocation_is_final_and_keeps_earlier_signatures_valid(world: World) ->
             call()
     clock.advance(days=400)
     assert reg.expire_due() == []
-    assert [r.kind for r in _outbox(world, es_id)] == ["seal.make", "seal.revoke"]
+    assert [r.kind for r in _outbox(world, es_id)] == ["seal.make", "seal.revoke", "seal.destroy"]
     assert _outbox(world, es_id)[1].payload["reason"] == "unit dissolved"
 
 
@@ -324,7 +324,7 @@ def test_change_after_rename_makes_a_new_seal_and_retires_the_old(world: World) 
 def test_merger_moves_the_seal_to_the_new_unit(world: World) -> None:
     reg = world.registry
     es_id = world.made("official", UNIT + "办公室", official_type="internal_body")
-    reg.add_user(OTHER_CODE, "keeper", "keeper")
+    reg.add_user(OTHER_CODE, "keeper", "keeper", actor="outsider")
     new_id = reg.change("keeper", es_id, PIN, new_name="柳州市其他局办公室", new_unit_code=OTHER_CODE,
                         reason="merged")
     assert reg.show(new_id)["credit_code"] == OTHER_CODE
@@ -370,10 +370,10 @@ def test_uses_are_audited(world: World) -> None:
 def test_bad_identifiers_refused(world: World) -> None:
     reg = world.registry
     with pytest.raises(InvalidInput, match="统一社会信用代码"):
-        reg.add_unit("某单位", "11450100MB0000001X")
+        reg.add_unit("某单位", "11450100MB0000001X", actor="admin")
     with pytest.raises(InvalidInput, match="公民身份号码"):
-        reg.add_person("某人", OTHER_PERSON_ID[:-1] + ("0" if OTHER_PERSON_ID[-1] != "0" else "1"))
+        reg.add_person("某人", OTHER_PERSON_ID[:-1] + ("0" if OTHER_PERSON_ID[-1] != "0" else "1"), actor="admin")
     with pytest.raises(InvalidInput, match="already registered"):
-        reg.add_unit(UNIT, UNIT_CODE)
+        reg.add_unit(UNIT, UNIT_CODE, actor="admin")
     with pytest.raises(InvalidInput, match="level"):
-        reg.add_user(UNIT_CODE, "x", "reviewer")
+        reg.add_user(UNIT_CODE, "x", "reviewer", actor="admin")

@@ -58,7 +58,7 @@ def test_verify_file_never_raises(tmp_path):
     bad_zip = tmp_path / "bad.ofd"
     bad_zip.write_bytes(b"PK\x03\x04" + b"\0" * 50)
     result = verify_file(bad_zip, None)
-    assert result.format == "ofd" and "zip" in result.error and not result.valid
+    assert result.format == "ofd" and "zip" in result.error.lower() and not result.valid
 
 
 @pytest.fixture
@@ -136,3 +136,33 @@ def test_cli_interop_intact_not_trusted(interop_dir, capsys):
     assert v4["intact"] and not v4["trusted"] and v4["signatures"][0]["es_id"] == "50011200000399"
     assert ses["intact"] and not ses["trusted"]
     assert hello["error"] and not hello["intact"]
+
+
+def warned() -> DocumentResult:
+    sig = SignatureResult(signer="甲", seal_name="公章", es_id="4501", location="/Doc_0/x")
+    sig.add("references", True, "ok")
+    sig.add("signer_chain", True, "chain ok", kind="trust")
+    sig.add("drawn_parts", False, "not covered: /Doc_0/Tpls/Tpl_0/Content.xml (template)", kind="warning")
+    return DocumentResult(path="w.ofd", format="ofd", signatures=[sig])
+
+
+def test_html_shows_the_three_verdicts_and_the_warnings():
+    untrusted = crafted()
+    untrusted.signatures[0].checks[0].ok = True
+    untrusted.signatures[0].checks[1].ok = False
+    html = render_html([warned(), crafted(), untrusted])
+    assert "有效但有警告 valid with warnings" in html and "b-warn" in html
+    assert "⚠ drawn_parts: not covered: /Doc_0/Tpls/Tpl_0/Content.xml (template)" in html
+    assert "⚠ 警告" in html  # the warning check's row
+    assert "无效 not valid" in html and "完整但不受信任 intact, not trusted" in html
+    assert "1 有效但有警告 valid with warnings · 2 无效 not valid" in html
+
+
+def test_batch_reasons_name_the_verdict_and_the_warning():
+    from stamping.verify.report import verdict_reasons
+
+    assert verdict_reasons(warned()) == [
+        "verdict valid_with_warnings: SealFlow batches accept only valid",
+        "warning: drawn_parts: not covered: /Doc_0/Tpls/Tpl_0/Content.xml (template)"]
+    assert verdict_reasons(crafted()) == ['references: modified: /Doc_0/<img src=x onerror="y">']
+    assert verdict_reasons(DocumentResult("a.ofd", "ofd", error="boom")) == ["boom"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 
@@ -10,6 +11,7 @@ from sealflow.cli import main
 from sealflow.db import make_engine, migrate, session_factory
 from sealflow.settings import get_settings
 from stamping.ofd.writer import make_sample_certificate_ofd, sample_business_licence_fields
+from stamping.tsa.server import make_server
 
 PIN = "246810"
 XXE = (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>')
@@ -33,6 +35,10 @@ def demo_env(tmp_path, monkeypatch):
 
     monkeypatch.setenv("SEALFLOW_HOME", str(tmp_path / "var"))
     monkeypatch.setenv("SEALFLOW_KEK", "11" * 32)
+    # the time-stamp authority every seal needs, certified by the same demo CA, over HTTP
+    tsa = make_server("127.0.0.1", 0, tmp_path / "var" / "tsa", tmp_path / "var" / "ca")
+    threading.Thread(target=tsa.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+    monkeypatch.setenv("SEALFLOW_TSA_URL", f"http://127.0.0.1:{tsa.server_address[1]}/")
     get_settings.cache_clear()
     settings = get_settings()
     engine = make_engine(settings.resolved_database_url)
@@ -40,7 +46,11 @@ def demo_env(tmp_path, monkeypatch):
     registry = SealRegistry(session_factory(engine), settings)
     info = bootstrap_demo(registry, official_pin=PIN)
     monkeypatch.setenv("SF_E2E_PIN", PIN)
+    monkeypatch.setenv("SEALFLOW_USER", KEEPER)  # who stamps is authenticated, not declared
+    monkeypatch.setenv("SEALFLOW_USER_CREDENTIAL", info["credentials"][KEEPER])
     yield settings, registry, info["es_ids"]["official"], KEEPER
+    tsa.shutdown()
+    tsa.server_close()
     engine.dispose()
     get_settings.cache_clear()
 
@@ -73,6 +83,7 @@ def test_stamp_folder_then_verify(demo_env, tmp_path, capsys, interop_dir):
     assert [d["format"] for d in docs] == ["ofd", "pdf", "ofd"]
     checks = {c["name"]: c for c in docs[0]["signatures"][0]["checks"]}
     assert checks["seal_status"]["ok"] and "active" in checks["seal_status"]["reason"]
+    assert checks["timestamp"]["ok"] and checks["use_recorded"]["ok"]  # proven time, audited use
     assert docs[0]["signatures"][0]["es_id"] == es_id
 
 
