@@ -107,7 +107,10 @@ def test_each_condition_is_mailed_once_and_again_only_when_it_comes_back(smtp: I
 
     assert notifier.notify({}) == [] and len(smtp.messages) == 4  # nothing new: nothing sent
 
-    store.admin_unlock("alert-test")
+    from stamping.keys.store import set_admin_credential
+
+    set_admin_credential(settings.state_dir / "ca-admin", "ca-admin-credential-1")
+    store.admin_unlock("alert-test", settings.state_dir / "ca-admin", "ca-admin-credential-1")
     assert notifier.notify({}) == []  # cleared: forgotten
     for _ in range(5):
         with pytest.raises(Exception):

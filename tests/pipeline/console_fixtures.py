@@ -69,13 +69,17 @@ def console_env(pipeline_env: PipelineEnv, tmp_path_factory: pytest.TempPathFact
 
     def with_console_users(s, base=None):
         env = original(s, base)
-        env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] += "," + ",".join(f"{u}:{r}" for u, r in EXTRA_USERS.items())
+        listed = env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"]
+        known = {entry.split(":")[0] for entry in listed.split(",")}  # registry people already are users
+        extra = [f"{u}:{r}" for u, r in EXTRA_USERS.items() if u not in known]
+        env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = ",".join([listed, *extra])
         return env
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(stack_module, "airflow_env", with_console_users)
         down(settings, out=lambda _m: None, only=["api-server"])
         start_components(settings, ["api-server"], out=lambda _m: None)
+    passwords = {**json.loads(stack_module._passwords_file(settings).read_text()), **passwords}
     folder = tmp_path_factory.mktemp("console") / "in"
     expected = write_batch(folder, 10, bad=True, start=900)
     result = pipeline_env.run_batch(batch_conf(pipeline_env, folder, BATCH_ID), "Approve")
