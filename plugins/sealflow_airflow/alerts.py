@@ -49,7 +49,8 @@ def key_states(keystore_dir: Path) -> list[dict[str, Any]]:
     for path in sorted(keystore_dir.glob("*.json")):
         try:
             record = json.loads(path.read_text())
-        except (OSError, ValueError):
+        except (OSError, ValueError):  # an unreadable key file is a key nobody can use: shown as locked
+            out.append({"key_id": path.stem, "wrong_pins": -1, "locked": True})
             continue
         out.append({"key_id": record.get("key_id", path.stem), "wrong_pins": int(record.get("wrong_pins", 0)),
                     "locked": bool(record.get("locked"))})

@@ -64,6 +64,13 @@ def test_a_person_without_the_role_is_refused(console_env: ConsoleEnv) -> None:
         assert applicant.get(f"{PREFIX}/api/batches").status_code == 200
         for path in ("/archive", "/api/archive", "/health", "/api/health", "/metrics"):
             assert applicant.get(PREFIX + path).status_code == 403, path
+    with console_env.client("archivist") as archivist:  # registry archivist: archive and health
+        assert archivist.get(f"{PREFIX}/api/archive").status_code == 200
+        assert archivist.get(f"{PREFIX}/health").status_code == 200
+        for path in ("/batches", "/api/batches", "/metrics"):
+            assert archivist.get(PREFIX + path).status_code == 403, path
+    with console_env.client("auditor") as auditor:  # registry auditor: may read the metrics
+        assert auditor.get(f"{PREFIX}/metrics").status_code == 200
     with console_env.client("visitor") as visitor:  # an Airflow viewer unknown to the registry
         for path in ("/batches", f"/batches/{BATCH_ID}", "/api/batches", "/archive", "/health", "/metrics"):
             assert visitor.get(PREFIX + path).status_code == 403, path

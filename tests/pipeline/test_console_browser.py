@@ -104,7 +104,7 @@ def test_a_person_logs_in_and_uses_every_console_page(browser, console_env: Cons
     _shot(page, "04-verify-tampered")
 
     assert page.goto(f"{base}/sealflow/health").status == 200
-    for heading in ("备案", "30 天内到期的印章", "密钥库", "最近一次完整性检查", "审计检查点"):
+    for heading in ("当前告警", "备案", "30 天内到期的印章", "密钥库", "最近一次完整性检查", "审计检查点"):
         assert page.get_by_role("heading", name=heading).count() == 1, heading
     _shot(page, "05-health")
     context.close()

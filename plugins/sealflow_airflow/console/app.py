@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,7 +89,9 @@ def api_batches(user: BatchesUser) -> list[dict[str, Any]]:
 def batches_page(user: BatchesUser) -> HTMLResponse:
     with _sessions()() as session:
         rows = queries.batches(session)
-    return _html("批次", "Batches", pages.batches_page(rows, _run_links([r["batch_id"] for r in rows])), user)
+    body = pages.batches_page(rows, _run_links([r["batch_id"] for r in rows]))
+    # Live while batches run: the page reloads itself every 15 s (no script needed).
+    return HTMLResponse(pages.layout("批次", "Batches", body, user.name, refresh=15))
 
 
 def _detail(batch_id: str) -> dict[str, Any]:
@@ -227,17 +228,10 @@ async def verify_upload_page(user: AnyUser, file: Annotated[UploadFile, File()])
 # ---- health ------------------------------------------------------------------------------------------
 
 def _keys() -> list[dict[str, Any]]:
-    """Wrong-PIN counters and locks of the key store (only those two fields are read from each record)."""
-    out = []
-    for path in sorted(_settings().keystore_dir.glob("*.json")):
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError):
-            out.append({"key_id": path.stem, "wrong_pins": -1, "locked": True})
-            continue
-        out.append({"key_id": record.get("key_id", path.stem), "wrong_pins": int(record.get("wrong_pins", 0)),
-                    "locked": bool(record.get("locked"))})
-    return out
+    """Wrong-PIN counters and locks of the key store."""
+    from sealflow_airflow.alerts import key_states
+
+    return key_states(_settings().keystore_dir)
 
 
 def _last_fixity() -> str:
@@ -264,10 +258,14 @@ def _audit() -> str:
 
 
 def health() -> dict[str, Any]:
+    from sealflow_airflow.alerts import conditions
+
+    keys = _keys()
     with _sessions()() as session:
         data = {"outbox": queries.outbox(session), "seals_expiring": queries.seals_expiring(session),
-                "archive": queries.archive_totals(session)}
-    return {**data, "keys": _keys(), "fixity": _last_fixity(), "audit": _audit(),
+                "archive": queries.archive_totals(session),
+                "alerts": [{"key": c.key, "subject": c.subject, "body": c.body} for c in conditions(session, keys)]}
+    return {**data, "keys": keys, "fixity": _last_fixity(), "audit": _audit(),
             "at": datetime.now(UTC).isoformat(timespec="seconds")}
 
 

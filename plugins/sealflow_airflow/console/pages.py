@@ -31,11 +31,13 @@ def _css() -> str:
     return (Path(__file__).parent / "static" / "console.css").read_text(encoding="utf-8")
 
 
-def layout(title_zh: str, title_en: str, body: str, user: str) -> str:
+def layout(title_zh: str, title_en: str, body: str, user: str, refresh: int = 0) -> str:
     nav = "".join(f'<a href="{URL_PREFIX}/{path}">{zh} <span class="en">{en}</span></a>'
                   for path, zh, en in (("batches", "批次", "Batches"), ("archive", "档案", "Archive"),
                                        ("verify", "验章", "Verify"), ("health", "运行状况", "Health")))
-    return (f'<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>{esc(title_zh)} · SealFlow</title>'
+    return ('<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
+            + (f'<meta http-equiv="refresh" content="{refresh}">' if refresh else "")
+            + f'<title>{esc(title_zh)} · SealFlow</title>'
             f"<style>{_css()}</style></head><body><header><strong>SealFlow 控制台</strong>{nav}"
             f'<span class="who">{esc(user)}</span></header><main>'
             f"<h1>{esc(title_zh)} <small>{esc(title_en)}</small></h1>"
@@ -169,9 +171,14 @@ def health_page(h: dict) -> str:
     keys = "".join(f'<tr class="{"alarm" if k["locked"] else ("warn" if k["wrong_pins"] else "")}">'
                    f'<td>{esc(k["key_id"])}</td>'
                    f'<td>{k["wrong_pins"]}</td><td>{"已锁定" if k["locked"] else "正常"}</td></tr>' for k in h["keys"])
+    alerts = "".join(f"<li class='bad'>{esc(a['subject'])}<span class='tech'>{esc(a['body'])}</span></li>"
+                     for a in h["alerts"])
     fixity = h["fixity"]
     audit = h["audit"]
     return (
+        "<section><h2>当前告警 <small class='en'>current alerts</small></h2>"
+        + (f"<ul>{alerts}</ul>" if alerts else "<p class='ok'>没有 <span class='en'>none</span></p>")
+        + "</section>"
         f"<section><h2>备案 <small class='en'>filing</small></h2><p>待发 backlog: <b>{h['outbox']['backlog']}</b> · "
         f"死信 dead letters: <b class='{'bad' if h['outbox']['dead'] else ''}'>{len(h['outbox']['dead'])}</b></p>"
         + ("<table><tr><th>记录</th><th>类型</th><th>对象</th><th>尝试</th><th>最后错误</th></tr>"
