@@ -101,6 +101,7 @@ def test_a_person_logs_in_and_uses_every_console_page(browser, console_env: Cons
     result = page.locator("#result")
     result.wait_for()
     assert "无效" in result.inner_text() and "not_valid" in result.inner_text()
+    assert "盖章后文件被改动" in result.inner_text()  # the failed check, said plainly
     _shot(page, "04-verify-tampered")
 
     assert page.goto(f"{base}/sealflow/health").status == 200

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from sealflow_airflow.console import URL_PREFIX
-from sealflow_airflow.console.reasons import VERDICT_ZH, chinese
+from sealflow_airflow.console.reasons import CHECK_ZH, VERDICT_ZH, chinese
 
 STEPS = [("checked", "已检查", "checked"), ("approved", "已审批", "approved"), ("stamped", "已盖章", "stamped"),
          ("verified", "已验章", "verified"), ("archived", "已归档", "archived"), ("filed", "已备案", "filed")]
@@ -146,8 +146,8 @@ def verify_page(report: dict | None) -> str:
     sigs = "".join(
         f"<tr><td>{esc(s.get('seal_name') or '?')}<span class='tech'>{esc(s.get('es_id') or '')}</span></td>"
         f"<td>{esc(s.get('signer') or '?')}</td><td>{esc(s.get('signed_at') or '?')}</td><td>"
-        + "".join(f"<span class='bad'>✘ {esc(c.get('reason') or '')}</span>"
-                  f"<span class='tech'>{esc(c.get('name'))}</span>"
+        + "".join(f"<span class='bad'>✘ {esc(CHECK_ZH.get(c.get('name', ''), c.get('reason') or ''))}</span>"
+                  f"<span class='tech'>{esc(c.get('name'))}: {esc(c.get('reason') or '')}</span>"
                   for c in s.get("checks", []) if not c.get("ok", True))
         + "</td></tr>" for s in report.get("signatures", []))
     error = f"<p class='bad'>{esc(report['error'])}</p>" if report.get("error") else ""

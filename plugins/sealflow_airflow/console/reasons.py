@@ -45,3 +45,24 @@ def chinese(reason: str) -> str:
 
 
 VERDICT_ZH = {"valid": "有效", "valid_with_warnings": "有效但有警告", "not_valid": "无效"}
+
+# 验章 checks by their technical name, as a person reads them (the name stays in small print).
+CHECK_ZH = {
+    "data_hash": "盖章后文件被改动（摘要不符）",
+    "byte_range": "签名覆盖范围不完整或被改动",
+    "signed_value": "签章值无效",
+    "signer_signature": "签章人签名无效",
+    "signer_chain": "签章人证书不受信任或证书链不完整",
+    "seal": "印章数据无效",
+    "seal_esl": "印章数据无效或被替换",
+    "references": "被签名的文件内容被改动",
+    "signature_xml": "签名描述文件被改动",
+    "signing_time": "签章时间不可信或不在证书有效期内",
+    "timestamp": "时间戳无效",
+    "later_changes": "盖章后有新的修改",
+    "coverage": "签名未覆盖全部内容",
+    "use_recorded": "用印登记中查不到这次用章",
+    "algorithms": "使用了不被接受的算法",
+    "cms": "签名数据格式无效",
+    "pdf_structure": "PDF 结构有问题",
+}
