@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -13,6 +14,7 @@ from sealflow.batch_runner import personal_pin_file, prepare_demo_seal
 from sealflow.demo_batch import stamp_yourself
 from sealflow.settings import Settings
 from stamping.batch.samples import write_batch
+from stamping.tsa.server import make_server
 
 
 def test_the_closing_lines_stamp_and_verify_a_document(tmp_path: Path) -> None:
@@ -26,11 +28,19 @@ def test_the_closing_lines_stamp_and_verify_a_document(tmp_path: Path) -> None:
     assert seal.personal_es_id in lines[0]
     assert not any(pin in line for line in lines)  # the PIN stays in its file
     commands = [line.strip() for line in lines if line.startswith("  ")]
+    # The demo leaves its stack up, time-stamp authority included: every seal carries a token.
+    tsa = make_server("127.0.0.1", 0, settings.state_dir / "tsa", settings.state_dir / "ca")
+    threading.Thread(target=tsa.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("SEALFLOW_")}, "SEALFLOW_KEK": "55" * 32,
-           "SEALFLOW_REVIEW_LEVELS": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+           "SEALFLOW_REVIEW_LEVELS": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "SEALFLOW_TSA_URL": f"http://127.0.0.1:{tsa.server_address[1]}/"}
     script = "set -e\n" + "\n".join(commands)
-    done = subprocess.run(["bash", "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True,
-                          timeout=300)
+    try:
+        done = subprocess.run(["bash", "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True,
+                              timeout=300)
+    finally:
+        tsa.shutdown()
+        tsa.server_close()
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "\nVALID " in done.stdout and "failed 0" in done.stdout
     assert (settings.state_dir / "demo" / "stamped-by-me.pdf").exists()
