@@ -229,7 +229,7 @@ async def verify_upload_page(user: AnyUser, file: Annotated[UploadFile, File()])
 
 def _keys() -> list[dict[str, Any]]:
     """Wrong-PIN counters and locks of the key store."""
-    from sealflow_airflow.alerts import key_states
+    from sealflow_airflow.console.conditions import key_states
 
     return key_states(_settings().keystore_dir)
 
@@ -258,7 +258,7 @@ def _audit() -> str:
 
 
 def health() -> dict[str, Any]:
-    from sealflow_airflow.alerts import conditions
+    from sealflow_airflow.console.conditions import conditions
 
     keys = _keys()
     with _sessions()() as session:
