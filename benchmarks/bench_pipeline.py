@@ -48,6 +48,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import secrets
 import sys
 import tempfile
 import threading
@@ -174,7 +175,8 @@ def _log_tail(settings: Settings, run_id: str, ti: dict[str, Any], lines: int = 
 def measure(settings: Settings, seal: Any, size: int, root: Path) -> dict[str, Any]:
     folder = root / f"in-{size}"
     generated = time.perf_counter()
-    expected = write_batch(folder, size, bad=False)
+    # New licence serials each run: a licence sealed before is quarantined unless declared 换发/补发.
+    expected = write_batch(folder, size, bad=False, start=secrets.randbelow(9_000_000))
     generated = time.perf_counter() - generated
     print(f"batch of {expected['documents']} generated in {generated:.1f} s", flush=True)
     api = airflow_api(settings)
@@ -183,8 +185,9 @@ def measure(settings: Settings, seal: Any, size: int, root: Path) -> dict[str, A
     sampler.start()
     try:
         started = time.perf_counter()
-        run_id = submit(api, folder, seal.es_id, f"bench-{size}-{int(time.time())}")
-        approve(api, settings, run_id, seal.keeper, timeout=600)
+        batch_id = f"bench-{size}-{int(time.time())}"
+        run_id = submit(api, folder, seal.es_id, batch_id)
+        approve(settings, run_id, batch_id, seal.keeper, timeout=600)
         approved = time.perf_counter() - started
         while (state := api.run_state(DAG_ID, run_id)) not in TERMINAL:
             if time.perf_counter() - started > 3600:

@@ -22,10 +22,12 @@ from airflow.sdk import CronTriggerTimetable, dag, task
 def seal_maintenance() -> None:
     @task(retries=2)
     def expire_and_checkpoint() -> dict:
+        from archive.audit_anchors import bucket_anchors
         from sealflow.settings import get_settings
         from stamping.registry.maintenance import run_maintenance
 
-        return run_maintenance(get_settings())
+        settings = get_settings()
+        return run_maintenance(settings, anchors=bucket_anchors(settings))
 
     expire_and_checkpoint()
 

@@ -37,8 +37,10 @@ def stamp_batch() -> None:
         ctx = get_current_context()
         return pipeline.ingest_batch(ctx["params"], ctx["run_id"])
 
+    # Retries: a retried approval reads the decision of its run and never asks again (see approval.py).
     approval = SealUseApprovalOperator(task_id="seal_use_approval", ingest_task_id="ingest",
-                                       response_timeout=timedelta(hours=24))
+                                       response_timeout=timedelta(hours=24), retries=2,
+                                       retry_delay=timedelta(seconds=2))
 
     @task
     def plan_chunks(batch: dict, decision: dict) -> list[int]:

@@ -12,10 +12,19 @@ from sealflow_airflow.console import EXTERNAL_VIEWS, URL_PREFIX
 from sealflow_airflow.console.app import app as console_app
 
 
+def _answer_gate(app):
+    from sealflow_airflow.answer_gate import AnswerGate
+
+    return AnswerGate(app)
+
+
 class SealFlowPlugin(AirflowPlugin):
     """SealFlow: electronic-seal batches (用章), verification (验章), archives and filing (备案)."""
 
     name = "sealflow"
+    # 用章审批 answers are checked by SealFlow in the API server as they arrive (sealflow_airflow.answer_gate).
+    fastapi_root_middlewares = [{"name": "sealflow-answer-gate",
+                                 "middleware": _answer_gate, "args": [], "kwargs": {}}]
     # The SealFlow console (控制台): pages + JSON API under /sealflow, every route behind Airflow's login
     # and the person's SealFlow roles (sealflow_airflow/console/roles.py); menu entries in the UI's nav.
     fastapi_apps = [{"app": console_app, "url_prefix": URL_PREFIX, "name": "SealFlow 控制台 console"}]

@@ -3,19 +3,30 @@ and the CLI — trigger a batch, list the approvals waiting for a keeper, answer
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 TERMINAL_RUN_STATES = {"success", "failed"}
-ANSWER_SETTLE_S = 3.0
 
 
 class AirflowApiError(RuntimeError):
-    pass
+    def __init__(self, message: str, *, status: int = 0, detail: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.detail = detail or message
+
+
+def _detail(response: httpx.Response) -> str:
+    """The server's own reason (FastAPI's ``detail``), for one-line messages."""
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        return response.text[:300]
+    return detail if isinstance(detail, str) else json.dumps(detail, ensure_ascii=False)[:300]
 
 
 @dataclass(frozen=True)
@@ -44,7 +55,8 @@ class AirflowApi:
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._client.request(method, f"/api/v2{path}", **kwargs)
         if response.status_code >= 400:
-            raise AirflowApiError(f"{method} {path}: {response.status_code} {response.text[:500]}")
+            raise AirflowApiError(f"{method} {path}: {response.status_code} {response.text[:500]}",
+                                  status=response.status_code, detail=_detail(response))
         return response.json() if response.content else None
 
     def trigger(self, dag_id: str, conf: dict[str, Any], run_id: str | None = None) -> str:
@@ -102,16 +114,8 @@ class AirflowApi:
         return out
 
     def answer(self, approval: PendingApproval, option: str, params_input: dict[str, Any]) -> None:
-        # Airflow 3.3 marks a HITL task failed when the answer lands within about a second of the task
-        # parking (the executor's "finished" event of the parking process races the resume). People
-        # never answer that fast; scripts wait until the request is ANSWER_SETTLE_S old.
-        if approval.created_at:
-            asked = datetime.fromisoformat(approval.created_at.replace("Z", "+00:00"))
-            age = (datetime.now(UTC) - asked).total_seconds()
-            if age < ANSWER_SETTLE_S:
-                time.sleep(ANSWER_SETTLE_S - age)
-        else:
-            time.sleep(ANSWER_SETTLE_S)
+        """Answer a HITL request. No waiting: SealFlow's answer gate decides 用章审批 answers as they arrive,
+        so an answer is never lost to Airflow's parking race; a refused answer raises with its reason."""
         self._call(
             "PATCH",
             f"/dags/{approval.dag_id}/dagRuns/{approval.run_id}/taskInstances/{approval.task_id}/"

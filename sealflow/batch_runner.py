@@ -19,7 +19,6 @@ from stamping.batch.sms import LocalSmsGateway
 DAG_ID = "stamp_batch"
 # The DAGs a batch flows through; Airflow creates DAGs paused, so the embedded stack unpauses them.
 PIPELINE_DAGS = ("stamp_batch", "archive_batch", "file_records")
-CODE_RE = re.compile(r"code (\d{6})")
 
 
 @dataclass(frozen=True)
@@ -34,10 +33,11 @@ def personal_pin_file(settings: Settings) -> Path:
     return settings.state_dir / "demo" / "personal-seal.pin"
 
 
-def airflow_api(settings: Settings) -> AirflowApi:
-    from sealflow.stack import airflow_login
+def airflow_api(settings: Settings, user: str | None = None) -> AirflowApi:
+    """A client logged in as ``user`` (default: the stack's administrator; keepers answer as themselves)."""
+    from sealflow.stack import ADMIN_USER, airflow_login
 
-    user, password = airflow_login(settings)
+    user, password = airflow_login(settings, user or ADMIN_USER)
     return AirflowApi(f"http://127.0.0.1:{settings.airflow_port}", user, password)
 
 
@@ -65,14 +65,32 @@ def prepare_demo_seal(settings: Settings) -> DemoSeal:
             raise RuntimeError(f"demo seal {es_id} exists but is not enrolled for batch use; its keeper runs "
                                f"`sealflow batch enrol {es_id} --pin-env VAR`")
         seals.enrol(es_id, demo["pins"]["official"], KEEPER)
+    serve_sample_issuer(sessions, seals, es_id)
     engine.dispose()
     return DemoSeal(es_id, KEEPER, demo["es_ids"].get("personal", ""))
 
 
-def last_code(settings: Settings, keeper: str) -> str | None:
-    message = LocalSmsGateway(settings.resolved_sms_outbox).last_message(keeper) or ""
-    match = CODE_RE.search(message)
-    return match.group(1) if match else None
+def serve_sample_issuer(sessions: Any, seals: Any, es_id: str) -> None:
+    """The demo's 行政审批局 seals the sample licences issued by the 市场监督管理局: registered, audited."""
+    from sealflow.db import transaction
+    from stamping.batch import admission
+    from stamping.batch.samples import ISSUER_CODE, ISSUER_NAME
+
+    with transaction(sessions) as session:
+        if ISSUER_CODE in admission.served_units(session, es_id):
+            return
+        admission.serve(session, es_id=es_id, credit_code=ISSUER_CODE, name=ISSUER_NAME, actor="admin")
+        seals.audit(session, actor="admin", action="seal.serves_unit", es_id=es_id, reason=ISSUER_NAME,
+                    payload={"credit_code": ISSUER_CODE})
+
+
+def last_code(settings: Settings, keeper: str, batch_id: str) -> str | None:
+    """The newest code texted to ``keeper`` for ``batch_id`` (a keeper may have several batches waiting)."""
+    pattern = re.compile(r"batch " + re.escape(batch_id) + r", .*?code (\d{6})")
+    for message in reversed(LocalSmsGateway(settings.resolved_sms_outbox).messages(keeper)):
+        if match := pattern.search(message):
+            return match.group(1)
+    return None
 
 
 def submit(api: AirflowApi, folder: Path, es_id: str, batch_id: str, requester: str = "applicant",
@@ -85,17 +103,42 @@ def submit(api: AirflowApi, folder: Path, es_id: str, batch_id: str, requester: 
     return api.trigger(DAG_ID, conf, run_id=f"batch__{batch_id}")
 
 
-def approve(api: AirflowApi, settings: Settings, run_id: str, keeper: str, *, accept: bool = True,
+def approve(settings: Settings, run_id: str, batch_id: str, keeper: str, *, accept: bool = True,
             code: str | None = None, timeout: float = 600) -> None:
-    """Answer the run's 用章审批 as the keeper: Approve with the texted code, or Reject."""
-    pending = api.wait_for_approval(DAG_ID, run_id, timeout=timeout)
-    if accept and code is None:
-        deadline = time.monotonic() + 30
-        while (code := last_code(settings, keeper)) is None and time.monotonic() < deadline:
-            time.sleep(0.5)
-        if code is None:
-            raise AirflowApiError(f"no one-time code reached keeper {keeper}")
-    api.answer(pending, "Approve" if accept else "Reject", {"code": code or ""})
+    """Answer the run's 用章审批 as the keeper (logged in as the keeper): Approve with the code texted
+    for this batch, or Reject."""
+    api = airflow_api(settings, keeper)
+    try:
+        pending = api.wait_for_approval(DAG_ID, run_id, timeout=timeout)
+        if accept and code is None:
+            deadline = time.monotonic() + 30
+            while (code := last_code(settings, keeper, batch_id)) is None and time.monotonic() < deadline:
+                time.sleep(0.5)
+            if code is None:
+                raise AirflowApiError(f"no one-time code for batch {batch_id} reached keeper {keeper}")
+        api.answer(pending, "Approve" if accept else "Reject", {"code": code or ""})
+    finally:
+        api.close()
+
+
+def approval_outcome(settings: Settings, run_id: str) -> dict[str, Any] | None:
+    """The SealFlow approval of the batch owned by ``run_id``: state, attempts, reason (None if not asked)."""
+    from sqlalchemy import select
+
+    from stamping.batch import approval
+    from stamping.batch.models import Batch
+
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        with session_factory(engine)() as session:
+            batch_id = session.scalar(select(Batch.batch_id).where(Batch.run_id == run_id))
+            req = approval.current(session, batch_id) if batch_id else None
+            if req is None:
+                return None
+            return {"batch_id": batch_id, "state": req.state, "attempts": req.attempts, "reason": req.reason,
+                    "decided_by": req.decided_by}
+    finally:
+        engine.dispose()
 
 
 def run_batch(settings: Settings, folder: Path, es_id: str, keeper: str, batch_id: str, *, accept: bool = True,
@@ -105,7 +148,7 @@ def run_batch(settings: Settings, folder: Path, es_id: str, keeper: str, batch_i
     try:
         started = time.monotonic()
         run_id = submit(api, folder, es_id, batch_id)
-        approve(api, settings, run_id, keeper, accept=accept, timeout=timeout)
+        approve(settings, run_id, batch_id, keeper, accept=accept, timeout=timeout)
         state = api.wait_for_run(DAG_ID, run_id, timeout=timeout)
         return {"run_id": run_id, "state": state, "seconds": round(time.monotonic() - started, 1)}
     finally:

@@ -97,6 +97,12 @@ class Settings:
     trust_roots: tuple[str, ...] = ()
     sm2_uid: str = DEFAULT_SM2_UID
     sms_outbox: str = ""
+    # 用章审批 codes: SMS gateway (local outbox files | http), its URL and token (production), and the
+    # 0600 server secret under which codes are stored as HMAC-SM3 (default <home>/approval-mac.key).
+    sms_gateway: str = "local"
+    sms_url: str = ""
+    sms_token: str = field(default="", repr=False)
+    approval_mac_key_file: str = ""
     stamp_chunk_size: int = 500
     log_level: str = "INFO"
 
@@ -131,6 +137,10 @@ class Settings:
     @property
     def resolved_kek_file(self) -> Path:
         return Path(self.kek_file) if self.kek_file else self.state_dir / "kek.hex"
+
+    @property
+    def resolved_approval_mac_key_file(self) -> Path:
+        return Path(self.approval_mac_key_file) if self.approval_mac_key_file else self.state_dir / "approval-mac.key"
 
     @property
     def resolved_sms_outbox(self) -> Path:

@@ -39,6 +39,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DAGS_DIR = REPO_ROOT / "dags"
 PLUGINS_DIR = REPO_ROOT / "plugins"
 ADMIN_USER = "admin"
+DEMO_KEEPER = "keeper"  # stamping.registry.demo.KEEPER: the Airflow user is the registry user name
 S3_CONN_ID = "sealflow_s3"
 PLATFORM_CONN_ID = "sealflow_platform"
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -117,12 +118,13 @@ def airflow_users(settings: Settings) -> list[tuple[str, str]]:
     return users
 
 
-def airflow_login(settings: Settings) -> tuple[str, str]:
-    """The local UI/API login (user, password) of the simple auth manager; made on first use."""
+def airflow_login(settings: Settings, user: str = ADMIN_USER) -> tuple[str, str]:
+    """The local UI/API login (user, password) of the simple auth manager; made on first use.
+    ``user`` other than the administrator logs in only if the registry made them an Airflow user."""
     from sealflow.airflow_users import ensure_passwords
 
-    passwords = ensure_passwords(_passwords_file(settings), [ADMIN_USER], _write_private)
-    return ADMIN_USER, passwords[ADMIN_USER]
+    passwords = ensure_passwords(_passwords_file(settings), [user], _write_private)
+    return user, passwords[user]
 
 
 def sealflow_env(settings: Settings) -> dict[str, str]:

@@ -47,6 +47,7 @@ LAYERS: dict[str, int] = {
     "sealflow.demo_batch": 4,
     "sealflow.batch_runner": 4,
     "sealflow.airflow_api": 4,
+    "sealflow.airflow_users": 4,
 }
 SOURCES = {"stamping": "stamping", "archive": "archive", "filing": "filing", "backup": "backup", "sealflow": "sealflow",
            "sealflow_airflow": "plugins/sealflow_airflow", "dags": "dags"}
@@ -82,6 +83,16 @@ def module_name(path: Path) -> str:
     raise ValueError(path)
 
 
+def is_module(dotted: str) -> bool:
+    """Whether ``dotted`` names one of our modules or packages (not a class or function inside one)."""
+    head, _, rest = dotted.partition(".")
+    folder = SOURCES.get(head)
+    if folder is None:
+        return False
+    path = ROOT / folder / Path(*rest.split(".")) if rest else ROOT / folder
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
 def _resolve(importer: str, node: ast.ImportFrom, is_package: bool) -> str:
     if not node.level:
         return node.module or ""
@@ -106,7 +117,8 @@ def edges_of(path: Path) -> Iterator[Edge]:
             targets = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = _resolve(importer, node, is_package)
-            targets = [f"{base}.{a.name}" if layer_of(f"{base}.{a.name}") else base for a in node.names]
+            # ``from x import y`` is an edge to the module ``x.y`` when y is a module, else to ``x``.
+            targets = [f"{base}.{a.name}" if is_module(f"{base}.{a.name}") else base for a in node.names]
         elif (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "import_module"
               and node.args):
             arg = node.args[0]

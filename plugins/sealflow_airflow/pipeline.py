@@ -11,14 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from airflow.sdk import Asset
+from airflow.sdk.exceptions import AirflowFailException
+from sqlalchemy import update
 
 from sealflow.db import make_engine, migrate, session_factory, transaction
 from sealflow.settings import Settings, get_settings
-from stamping.batch import approval, process
+from stamping.batch import admission, approval, process
 from stamping.batch.manifest import quarantine_table
-from stamping.batch.models import Batch
+from stamping.batch.models import Batch, BatchDocument
 from stamping.batch.seals import BatchSeals
-from stamping.batch.sms import LocalSmsGateway
+from stamping.batch.sms import gateway_for
 from stamping.placement import Placement
 
 log = logging.getLogger(__name__)
@@ -111,56 +113,115 @@ def _fetch_source(location: str, batch_id: str) -> Path:
 
 
 def ingest_batch(params: dict[str, Any], run_id: str) -> dict:
+    """Claim the batch id for this run, read the batch, and refuse it before approval when the seal is not
+    the issuer's (or a unit it serves); licences sealed before are quarantined unless re-issued."""
     batch_id = _batch_id(params, run_id)
     if not params.get("es_id"):
         raise process.BatchError("the trigger form must name the seal (es_id)")
     if not params.get("batch_location"):
         raise process.BatchError("the trigger form must give the batch folder or S3 prefix")
+    requester = params.get("requester") or "unknown"
+    try:
+        admission.claim(_sessions(), batch_id=batch_id, run_id=run_id, es_id=params["es_id"], requester=requester,
+                        source=params["batch_location"], work_dir=str(settings().state_dir / "batches" / batch_id))
+    except admission.AdmissionError as exc:
+        raise AirflowFailException(str(exc)) from None
     seals().check_can_request(params["es_id"], params.get("requester") or "")
     counts = process.ingest(
         tools(), batch_id=batch_id, source=_fetch_source(params["batch_location"], batch_id),
-        es_id=params["es_id"], requester=params.get("requester") or "unknown",
+        es_id=params["es_id"], requester=requester,
         placement=Placement.parse(params.get("placement") or "anchor:（盖章）"),
         options={"pdf_container": params.get("pdf_container", "pkcs7")},
         chunk_size=settings().stamp_chunk_size,
     )
+    _admit(batch_id, params["es_id"])
+    with _sessions()() as session:
+        counts = process.state_counts(session, batch_id)
     log.info("batch %s ingested: %s", batch_id, counts)
     if counts.get("quarantined"):
         with _sessions()() as session:
             bad = [(d.row, d.file, list(d.reasons)) for d in process.documents(session, batch_id, ["quarantined"])]
         log.warning("batch %s: %d row(s) quarantined, not stamped:\n%s", batch_id, len(bad),
                     quarantine_table(bad))
-    return {"batch_id": batch_id, "es_id": params["es_id"], "requester": params.get("requester") or "unknown",
+    return {"batch_id": batch_id, "es_id": params["es_id"], "requester": requester, "run_id": run_id,
             "accepted": counts.get("accepted", 0) + counts.get("stamped", 0)
             + counts.get("verified", 0), "quarantined": counts.get("quarantined", 0), "documents": counts["documents"]}
 
 
-def request_approval(batch_id: str) -> str:
+def _admit(batch_id: str, es_id: str) -> None:
+    desk = seals()
+    unit_code, unit_name = desk.seal_unit(es_id)
+    try:
+        with transaction(_sessions()) as session:
+            admission.check_issuers(session, batch_id=batch_id, es_id=es_id, seal_unit_code=unit_code,
+                                    seal_unit_name=unit_name)
+            for reissue in admission.check_licences(session, batch_id=batch_id):
+                desk.audit(session, actor="sealflow", action="licence.reissue", es_id=es_id,
+                           reason=f"{reissue.kind}: {reissue.reason}",
+                           payload={"batch_id": batch_id, "licence_id": reissue.licence_id, "file": reissue.file,
+                                    "kind": reissue.kind, "previous_batch": reissue.previous_batch})
+    except admission.AdmissionError as exc:
+        refuse_batch(batch_id, str(exc))
+        raise AirflowFailException(str(exc)) from None
+
+
+def refuse_batch(batch_id: str, reason: str) -> None:
+    """The batch will not be stamped: its waiting documents say why, the report says refused."""
+    with transaction(_sessions()) as session:
+        session.execute(update(BatchDocument).where(BatchDocument.batch_id == batch_id,
+                                                    BatchDocument.state == "accepted")
+                        .values(state="refused", reasons=[reason]))
+        session.execute(update(Batch).where(Batch.batch_id == batch_id).values(status="refused"))
+    process.finish(tools(), batch_id, status="refused")
+
+
+def request_approval(batch_id: str, run_id: str) -> dict:
+    """Ask the seal's keeper (a new code; the wrong-try counter is kept); a decided approval is returned."""
     desk = seals()
     with transaction(_sessions()) as session:
         batch = session.get(Batch, batch_id)
         keeper = desk.keeper_of(batch.es_id)
         counts = process.state_counts(session, batch_id)
         documents = sum(counts.get(state, 0) for state in ("accepted", "stamped", "verified"))
-        request_id = approval.request_approval(
-            session, batch_id=batch_id, es_id=batch.es_id, keeper=keeper.name, keeper_phone=keeper.phone,
-            requester=batch.requester, documents=documents,
-            gateway=LocalSmsGateway(settings().resolved_sms_outbox))
-        batch.status = "awaiting_approval"
-    return request_id
+        try:
+            req = approval.request_approval(
+                session, batch_id=batch_id, run_id=run_id, es_id=batch.es_id, keeper=keeper.name,
+                keeper_phone=keeper.phone, requester=batch.requester, documents=documents,
+                gateway=gateway_for(settings()), mac_key=mac_key())
+        except approval.ApprovalError as exc:
+            raise AirflowFailException(str(exc)) from None
+        if req.state == "pending":
+            batch.status = "awaiting_approval"
+        return {"state": req.state, "keeper": req.keeper, "reason": req.reason, "decided_by": req.decided_by}
 
 
-def record_decision(batch_id: str, *, approve: bool, code: str, decided_by: str) -> dict:
+def mac_key() -> bytes:
+    return approval.load_mac_key(settings().resolved_approval_mac_key_file)
+
+
+def record_decision(batch_id: str, run_id: str, *, approve: bool, code: str, responder: str) -> approval.Decision:
+    """Check and record one answer (only the keeper's counts); every outcome is audited."""
     desk = seals()
     with transaction(_sessions()) as session:
-        batch = session.get(Batch, batch_id)
-        decision = approval.decide(session, request_id=f"{batch_id}:{batch.es_id}", approve=approve, code=code,
-                                   decided_by=decided_by)
-        batch.status = "approved" if decision.approved else "refused"
-        desk.audit_decision(session, decision)
-    log.info("用章审批 of batch %s: %s (%s)", batch_id, "approved" if decision.approved else "refused",
-             decision.reason)
-    return {"approved": decision.approved, "reason": decision.reason, "decided_by": decision.decided_by}
+        decision = approval.decide(session, batch_id=batch_id, run_id=run_id, approve=approve, code=code,
+                                   responder=responder, mac_key=mac_key())
+        desk.audit_decision(session, decision, run_id=run_id)
+        if decision.final:
+            batch = session.get(Batch, batch_id)
+            batch.status = "approved" if decision.approved else "refused"
+    log.info("用章审批 of batch %s: %s (%s)", batch_id, decision.outcome, decision.reason)
+    if decision.final and not decision.approved:
+        refuse_batch(batch_id, f"用章审批: {decision.reason}")
+    return decision
+
+
+def expire_approval(batch_id: str, reason: str) -> None:
+    desk = seals()
+    with transaction(_sessions()) as session:
+        decision = approval.expire(session, batch_id=batch_id, reason=reason)
+        if decision is not None:
+            desk.audit_decision(session, decision)
+    refuse_batch(batch_id, f"用章审批: {reason}")
 
 
 def plan_chunks(batch_id: str, decision: dict) -> list[int]:
@@ -173,7 +234,8 @@ def plan_chunks(batch_id: str, decision: dict) -> list[int]:
 def _require_approval(batch_id: str) -> Batch:
     with _sessions()() as session:
         batch = session.get(Batch, batch_id)
-        if batch is None or not approval.is_approved(session, batch_id, batch.es_id):
+        # The approval must be the one of the run that owns the batch (an approval belongs to one run).
+        if batch is None or not approval.is_approved(session, batch_id, batch.run_id or None):
             raise process.BatchError(f"batch {batch_id}: the seal's use is not approved; refusing to stamp")
         return batch
 

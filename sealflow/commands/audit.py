@@ -69,9 +69,9 @@ def _public_key(path: Path):
 def _anchor_sets(settings: Settings, session) -> list:
     """The anchors in the archive bucket and at the national platform; an unreachable store is an
     error (verification without them is ``--offline``, said out loud)."""
+    from archive.audit_anchors import bucket_anchors
     from filing.client import PlatformError
     from stamping.audit.anchors import platform_anchors
-    from stamping.registry.maintenance import bucket_anchors
 
     try:
         bucket = bucket_anchors(settings).read()
@@ -159,9 +159,9 @@ def run_checkpoint(args: argparse.Namespace, settings: Settings | None = None) -
 
 
 def run_anchor(args: argparse.Namespace, settings: Settings | None = None) -> int:
+    from archive.audit_anchors import bucket_anchors
     from sealflow.db import transaction
     from stamping.audit.anchors import enqueue_missing
-    from stamping.registry.maintenance import bucket_anchors
 
     settings = settings or get_settings()
     reg = registry(settings)

@@ -32,15 +32,23 @@ def _enrol(args: argparse.Namespace) -> int:
 
 
 def _submit(args: argparse.Namespace) -> int:
+    from sealflow.airflow_api import AirflowApiError
     from sealflow.batch_runner import airflow_api, submit
 
     folder = Path(args.folder).resolve()
     if not folder.is_dir():
         raise UsageError(f"{folder} is not a folder")
+    batch_id = args.batch_id or folder.name
     api = airflow_api(get_settings())
     try:
-        run_id = submit(api, folder, args.seal, args.batch_id or folder.name, requester=args.requester,
+        run_id = submit(api, folder, args.seal, batch_id, requester=args.requester,
                         placement=args.placement, pdf_container=args.pdf_container)
+    except AirflowApiError as exc:
+        if exc.status == 409:  # the run id carries the batch id: the batch was submitted before
+            raise CheckFailed(f"batch {batch_id} was already submitted (run batch__{batch_id}); a batch is "
+                              f"stamped once: see `sealflow batch status {batch_id}`, or submit under a new "
+                              f"--batch-id") from None
+        raise
     finally:
         api.close()
     print(f"submitted: run {run_id}; the seal's keeper gets a one-time code to approve it")
@@ -48,9 +56,16 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _approve(args: argparse.Namespace) -> int:
-    from sealflow.batch_runner import DAG_ID, airflow_api
+    """The keeper answers as their own Airflow user; SealFlow's answer gate checks the code on arrival,
+    so a wrong code comes back at once with the tries left (exit 1), and the final outcome is read
+    from SealFlow's approval record (exit 0 only when approved, or when the refusal was asked for)."""
+    from sealflow.airflow_api import AirflowApiError
+    from sealflow.batch_runner import DAG_ID, airflow_api, approval_outcome
 
-    api = airflow_api(get_settings())
+    settings = get_settings()
+    if not args.reject and not args.code:
+        raise UsageError("give the one-time code with --code, or --reject")
+    api = airflow_api(settings, args.keeper)
     try:
         pending = [p for p in api.pending_approvals(DAG_ID, "~") if args.run_id in (None, p.run_id)]
         if not pending:
@@ -58,12 +73,41 @@ def _approve(args: argparse.Namespace) -> int:
         if len(pending) > 1 and args.run_id is None:
             raise UsageError("several batches wait for approval: name one with --run-id "
                              + ", ".join(p.run_id for p in pending))
-        if not args.reject and not args.code:
-            raise UsageError("give the one-time code with --code, or --reject")
-        api.answer(pending[0], "Reject" if args.reject else "Approve", {"code": args.code or ""})
+        try:
+            api.answer(pending[0], "Reject" if args.reject else "Approve", {"code": args.code or ""})
+        except AirflowApiError as exc:
+            if exc.status in (400, 403, 409):
+                raise CheckFailed(f"not accepted: {exc.detail}") from None
+            raise
     finally:
         api.close()
-    print(f"{'rejected' if args.reject else 'answered'}: {pending[0].subject}")
+    outcome = approval_outcome(settings, pending[0].run_id)
+    if outcome is None or outcome["state"] == "pending":
+        print(f"answered: {pending[0].subject}")
+        return 0
+    if outcome["state"] == "approved":
+        print(f"approved: batch {outcome['batch_id']} ({outcome['reason']})")
+        return 0
+    print(f"{outcome['state']}: batch {outcome['batch_id']} will not be stamped ({outcome['reason']})")
+    return 0 if args.reject else 1
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from sealflow.db import make_engine, migrate, session_factory, transaction
+    from stamping.batch import admission
+    from stamping.batch.seals import BatchSeals
+
+    settings = get_settings()
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    seals = BatchSeals(settings, sessions)
+    seals.registry.show(args.es_id)  # an unknown seal is refused with the registry's reason
+    with transaction(sessions) as session:
+        admission.serve(session, es_id=args.es_id, credit_code=args.unit, name=args.name, actor=args.actor)
+        seals.audit(session, actor=args.actor, action="seal.serves_unit", es_id=args.es_id, reason=args.name,
+                    payload={"credit_code": args.unit})
+    print(f"seal {args.es_id} may seal licences issued by {args.name} ({args.unit})")
     return 0
 
 
@@ -163,9 +207,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_submit)
     p = sub.add_parser("approve", help="keeper: answer a batch's 用章审批 with the one-time code")
     p.add_argument("--run-id")
+    p.add_argument("--keeper", default=os.environ.get("USER", ""),
+                   help="your Airflow user (the seal's keeper); default: the OS user")
     p.add_argument("--code")
     p.add_argument("--reject", action="store_true")
     p.set_defaults(handler=_approve)
+    p = sub.add_parser("serve", help="administrator: let a seal seal licences issued by another unit")
+    p.add_argument("es_id")
+    p.add_argument("--unit", required=True, help="the issuing unit's 统一社会信用代码")
+    p.add_argument("--name", required=True, help="the issuing unit's name")
+    p.add_argument("--actor", default=os.environ.get("USER", "admin"))
+    p.set_defaults(handler=_serve)
     p = sub.add_parser("status", help="a batch's live progress: checked, approved, stamped, verified, archived, filed")
     p.add_argument("batch_id")
     p.add_argument("--json", action="store_true")

@@ -104,9 +104,10 @@ STEPS: list[Step] = [
 
 
 def summary_text(ctx: DemoContext) -> str:
-    from sealflow.stack import airflow_login, logs_dir
+    from sealflow.stack import DEMO_KEEPER, airflow_login, logs_dir
 
     user, password = airflow_login(ctx.settings)
+    keeper, keeper_password = airflow_login(ctx.settings, DEMO_KEEPER)
     notes = [
         *ctx.summary,
         ("state directory", str(ctx.settings.state_dir)),
@@ -114,6 +115,8 @@ def summary_text(ctx: DemoContext) -> str:
         ("Airflow task logs", str(ctx.settings.airflow_home / "logs")),
         ("Airflow UI", f"make ui  (or: sealflow stack up --ui) → http://127.0.0.1:{ctx.settings.airflow_port}"
                        f"  login {user} / {password}"),
+        ("seal keeper (用章审批)", f"login {keeper} / {keeper_password}: approval requests are assigned to the "
+                                   f"keeper alone; codes in {ctx.settings.resolved_sms_outbox / (keeper + '.txt')}"),
         ("stop everything", "make stack-down  (or: sealflow stack down)"),
     ]
     width = max(len(label) for label, _ in notes)

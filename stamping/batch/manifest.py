@@ -54,7 +54,12 @@ COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "valid_until": ("有效期截至", "有效期截止日期"),
     "related_matter": ("关联事项", "关联事项名称"),
     "retention": ("保管期限",),
+    # Optional: a licence sealed before is sealed again only as a declared 换发 (renewal) or 补发
+    # (replacement of a lost one), with the reason; both are recorded in the audit log.
+    "reissue": ("换发补发", "换补发"),
+    "reissue_reason": ("换发补发原因", "换补发原因"),
 }
+REISSUE_KINDS = ("换发", "补发")
 REQUIRED = (
     "file", "licence_id", "licence_number", "licence_type", "holder_name", "holder_code",
     "issuer_name", "issue_date", "valid_from", "related_matter", "retention",
@@ -99,6 +104,8 @@ class ManifestRecord:
     valid_until: str  # "" when open-ended (长期)
     related_matter: str
     retention: str  # Y | D30 | D10
+    reissue: str = ""  # "" | 换发 | 补发
+    reissue_reason: str = ""
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -344,6 +351,11 @@ def _check_row(row_no: int, row: dict[str, str], folder: Path) -> tuple[Manifest
     retention = RETENTION_CODES.get(row.get("retention", ""))
     if row.get("retention") and retention is None:
         reasons.append(f"retention {row['retention']!r} must be 永久, 30年 or 10年 (Y, D30, D10)")
+    reissue = row.get("reissue", "").strip()
+    if reissue and reissue not in REISSUE_KINDS:
+        reasons.append(f"reissue {reissue!r} must be 换发 or 补发 (or empty)")
+    if reissue and not row.get("reissue_reason", "").strip():
+        reasons.append(f"reissue {reissue} needs its reason in reissue_reason (换发补发原因)")
     declared = (row.get("format") or Path(row.get("file", "")).suffix.lstrip(".")).lower()
     if declared not in FORMATS:
         reasons.append(f"format {declared or '(none)'!r} must be pdf or ofd")
@@ -362,7 +374,7 @@ def _check_row(row_no: int, row: dict[str, str], folder: Path) -> tuple[Manifest
         issuer_name=row["issuer_name"], issuer_code=issuer_code,
         issue_date=_iso(dates.get("issue_date")), valid_from=_iso(dates.get("valid_from")),
         valid_until=_iso(dates.get("valid_until")), related_matter=row["related_matter"],
-        retention=retention or "",
+        retention=retention or "", reissue=reissue, reissue_reason=row.get("reissue_reason", "").strip(),
     )
     return record, rejection
 

@@ -24,6 +24,8 @@ class Batch(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     report: Mapped[dict] = mapped_column(JSON, default=dict)
+    # The Airflow run that owns the batch: one batch id is stamped by at most one run (issue 11).
+    run_id: Mapped[str] = mapped_column(String(250), default="")
 
 
 class BatchDocument(Base):
@@ -58,17 +60,34 @@ class SealUseApproval(Base):
 
     __tablename__ = "seal_use_approval"
 
-    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(80), primary_key=True)
     batch_id: Mapped[str] = mapped_column(String(64), index=True)
+    run_id: Mapped[str] = mapped_column(String(250), default="")  # the one run this approval belongs to
     es_id: Mapped[str] = mapped_column(String(64))
     keeper: Mapped[str] = mapped_column(String(128))
     requester: Mapped[str] = mapped_column(String(128))
     documents: Mapped[int] = mapped_column(Integer)
-    code_salt: Mapped[str] = mapped_column(String(64))
-    code_digest: Mapped[str] = mapped_column(String(64))
+    code_salt: Mapped[str] = mapped_column(String(64))  # the MAC scheme (hmac-sm3-v1); no salt is kept
+    code_digest: Mapped[str] = mapped_column(String(64))  # HMAC-SM3 of the live code; "" once used or dead
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # wrong tries of this approval, never reset
+    asked: Mapped[int] = mapped_column(Integer, default=0)  # codes texted (asking again keeps ``attempts``)
     state: Mapped[str] = mapped_column(String(16), default="pending")  # pending|approved|refused|expired
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     decided_by: Mapped[str] = mapped_column(String(128), default="")
     reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class SealServedUnit(Base):
+    """A unit whose licences a seal is registered to seal besides its own unit (e.g. a 行政审批局
+    issuing on behalf of the 市场监督管理局): the issuer check of a batch accepts these."""
+
+    __tablename__ = "seal_served_unit"
+    __table_args__ = (UniqueConstraint("es_id", "credit_code", name="uq_seal_served_unit"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    es_id: Mapped[str] = mapped_column(String(64), index=True)
+    credit_code: Mapped[str] = mapped_column(String(18))
+    name: Mapped[str] = mapped_column(Text, default="")
+    registered_by: Mapped[str] = mapped_column(String(128))
+    registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

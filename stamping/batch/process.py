@@ -103,7 +103,7 @@ def ingest(tools: BatchTools, *, batch_id: str, source: Path, es_id: str, reques
     """
     with transaction(tools.session_factory) as session:
         existing = session.get(Batch, batch_id)
-        if existing is not None:
+        if existing is not None and existing.status != "claimed":  # "claimed": a run holds the id, nothing read yet
             return state_counts(session, batch_id)
     manifest_path = find_manifest(source)
     try:
@@ -133,9 +133,12 @@ def ingest(tools: BatchTools, *, batch_id: str, source: Path, es_id: str, reques
     with open_document(manifest_path.parent, manifest_path.name) as fh:
         write_atomic(work / "in" / manifest_path.name, fh.read(MAX_MANIFEST_BYTES + 1))
     with transaction(tools.session_factory) as session:
-        session.add(Batch(batch_id=batch_id, source=str(source), es_id=es_id, requester=requester,
-                          placement=placement.to_dict(), options=options or {}, status="ingested",
-                          work_dir=str(work), created_at=_now(), report={}))
+        batch = session.get(Batch, batch_id)
+        if batch is None:
+            batch = Batch(batch_id=batch_id, created_at=_now(), report={})
+            session.add(batch)
+        batch.source, batch.es_id, batch.requester, batch.work_dir = str(source), es_id, requester, str(work)
+        batch.placement, batch.options, batch.status = placement.to_dict(), options or {}, "ingested"
         session.flush()
         if docs:  # one executemany: a 10,000-document batch as ORM objects costs seconds of unit-of-work
             session.execute(insert(BatchDocument), docs)

@@ -119,8 +119,21 @@ class BatchSeals:
                     documents: list[tuple[str, ...]]) -> None:
         self.registry.record_uses(session, es_id=es_id, actor=actor, batch_id=batch_id, documents=documents)
 
-    def audit_decision(self, session: Session, decision: Decision) -> None:
-        self.registry.audit.append(
-            session, actor=decision.decided_by, action="seal.use.approved" if decision.approved else "seal.use.refused",
-            es_id=decision.es_id, reason=decision.reason,
-            payload={"batch_id": decision.batch_id, "request_id": decision.request_id})
+    def audit_decision(self, session: Session, decision: Decision, run_id: str = "") -> None:
+        """One entry per answer: approved, refused (with the reason), or a try that did not count.
+        A decision read back (decided earlier, e.g. by the answer gate) is not audited twice."""
+        if not decision.recorded_now:
+            return
+        action = ("seal.use.approved" if decision.approved else "seal.use.refused") if decision.final \
+            else f"seal.use.answer_{'rejected' if decision.outcome != 'wrong_code' else 'wrong_code'}"
+        self.audit(session, actor=decision.decided_by or "unknown", action=action, es_id=decision.es_id,
+                   reason=decision.reason, payload={"batch_id": decision.batch_id, "request_id": decision.request_id,
+                                                    "run_id": run_id, "outcome": decision.outcome})
+
+    def audit(self, session: Session, *, actor: str, action: str, es_id: str, reason: str, payload: dict) -> None:
+        self.registry.audit.append(session, actor=actor, action=action, es_id=es_id, reason=reason, payload=payload)
+
+    def seal_unit(self, es_id: str) -> tuple[str, str]:
+        """The seal's unit: (统一社会信用代码, name)."""
+        info = self.registry.show(es_id)
+        return info["credit_code"], info["unit"]

@@ -14,18 +14,10 @@ from stamping.audit.anchors import BucketAnchors, enqueue_missing
 from stamping.registry.service import SealRegistry
 
 
-def bucket_anchors(settings: Settings) -> BucketAnchors:
-    """The audit anchors in the archive bucket of ``settings`` (the bucket must have Object Lock)."""
-    from archive.store import ObjectStore
-
-    store = ObjectStore(settings)
-    store.ensure_bucket()
-    return BucketAnchors(store, settings.audit_key_id)
-
-
-def run_maintenance(settings: Settings, now: datetime | None = None, *, anchor: bool = True) -> dict[str, Any]:
-    """Expire due seals (filed and audited each), checkpoint the audit log and (``anchor``) write the
-    checkpoints to the archive bucket; a summary for XCom."""
+def run_maintenance(settings: Settings, now: datetime | None = None, *,
+                    anchors: BucketAnchors | None = None) -> dict[str, Any]:
+    """Expire due seals (filed and audited each), checkpoint the audit log and write the checkpoints to
+    ``anchors`` (the archive bucket's, built by ``archive.audit_anchors.bucket_anchors``); a summary for XCom."""
     engine = make_engine(settings.resolved_database_url)
     try:
         migrate(engine)
@@ -35,9 +27,9 @@ def run_maintenance(settings: Settings, now: datetime | None = None, *, anchor: 
             point = registry.audit.checkpoint(session)
             enqueue_missing(session, settings.audit_key_id)
         anchored: list[int] = []
-        if anchor:
+        if anchors is not None:
             with registry._sessions() as session:
-                anchored = bucket_anchors(settings).publish(session)
+                anchored = anchors.publish(session)
         return {"expired": expired, "checkpoint_seq": point.seq if point else None, "anchored": anchored}
     finally:
         engine.dispose()

@@ -85,3 +85,23 @@ def test_unreadable_manifests_name_the_file(tmp_path: Path, name: str, content: 
     with pytest.raises(ManifestError) as err:
         read_manifest(path)
     assert str(path) in str(err.value) and reason in str(err.value)
+
+
+def test_a_reissue_is_declared_with_its_kind_and_reason(tmp_path: Path) -> None:
+    import csv
+
+    rows = sample_rows(4)
+    manifest = _write(tmp_path, rows)
+    for row, (kind, reason) in zip(rows, [("换发", "名称变更"), ("补发", ""), ("重发", "x"), ("", "")], strict=True):
+        row["reissue"], row["reissue_reason"] = kind, reason
+    with manifest.open("w", encoding="utf-8", newline="") as fh:  # the optional columns, by their Chinese names
+        writer = csv.DictWriter(fh, fieldnames=[*MANIFEST_FIELDS, "换发补发", "换发补发原因"])
+        writer.writeheader()
+        writer.writerows({**{k: v for k, v in r.items() if k not in ("reissue", "reissue_reason")},
+                          "换发补发": r["reissue"], "换发补发原因": r["reissue_reason"]} for r in rows)
+    checked = check_manifest(read_manifest(manifest), tmp_path)
+    accepted = {r.file: (r.reissue, r.reissue_reason) for r in checked.accepted}
+    assert accepted == {rows[0]["file"]: ("换发", "名称变更"), rows[3]["file"]: ("", "")}
+    reasons = {r.file: " | ".join(r.reasons) for r in checked.rejected}
+    assert "needs its reason" in reasons[rows[1]["file"]]
+    assert "must be 换发 or 补发" in reasons[rows[2]["file"]]

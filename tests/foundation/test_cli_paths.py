@@ -121,8 +121,9 @@ def test_batch_status_counts_each_stage_from_the_database(tmp_path: Path, home_e
                       "verified": "0", "failed": "0", "archived": "0", "filed": "0"}
 
 
-def test_batch_status_shows_a_new_approval_request_not_the_earlier_refusal(tmp_path: Path) -> None:
-    """The pipeline's own writes, in its order: a request, a refusal, then a new run's request."""
+def test_batch_status_follows_the_approval(tmp_path: Path) -> None:
+    """The pipeline's own writes, in its order: a request, a wrong code (still awaiting the keeper), a
+    refusal, then the same run asking again (a retried task): a refusal is final, never re-opened."""
     from sealflow.commands.batch import batch_progress
     from sealflow.db import make_engine, migrate, session_factory, transaction
     from stamping.batch import approval, process
@@ -142,15 +143,26 @@ def test_batch_status_shows_a_new_approval_request_not_the_earlier_refusal(tmp_p
     engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
     migrate(engine)
     sessions = session_factory(engine)
+    key = approval.load_mac_key(tmp_path / "approval-mac.key")
     tools = process.BatchTools(session_factory=sessions, work_root=tmp_path / "work")
     process.ingest(tools, batch_id="b1", source=folder, es_id="es", requester="office",
                    placement=Placement.parse("anchor:（盖章）"))
 
     def request() -> None:  # as sealflow_airflow.pipeline.request_approval does
         with transaction(sessions) as session:
-            approval.request_approval(session, batch_id="b1", es_id="es", keeper="keeper", keeper_phone="keeper",
-                                      requester="office", documents=2, gateway=LocalSmsGateway(tmp_path / "sms"))
-            session.get(Batch, "b1").status = "awaiting_approval"
+            req = approval.request_approval(session, batch_id="b1", run_id="run-1", es_id="es", keeper="keeper",
+                                            keeper_phone="keeper", requester="office", documents=2,
+                                            gateway=LocalSmsGateway(tmp_path / "sms"), mac_key=key)
+            if req.state == "pending":
+                session.get(Batch, "b1").status = "awaiting_approval"
+
+    def answer(approve: bool, code: str) -> approval.Decision:  # as record_decision does
+        with transaction(sessions) as session:
+            decision = approval.decide(session, batch_id="b1", run_id="run-1", approve=approve, code=code,
+                                       responder="keeper", mac_key=key)
+            if decision.final:
+                session.get(Batch, "b1").status = "approved" if decision.approved else "refused"
+            return decision
 
     def progress() -> dict:
         with sessions() as session:
@@ -158,11 +170,11 @@ def test_batch_status_shows_a_new_approval_request_not_the_earlier_refusal(tmp_p
 
     request()
     assert (progress()["status"], progress()["approval"]) == ("awaiting_approval", "awaiting the keeper")
-    with transaction(sessions) as session:  # as record_decision does on a refusal
-        approval.decide(session, request_id="b1:es", approve=False, code="", decided_by="keeper")
-        session.get(Batch, "b1").status = "refused"
+    assert not answer(True, "not-the-code").final
+    assert (progress()["status"], progress()["approval"]) == ("awaiting_approval", "awaiting the keeper")
+    answer(False, "")
     assert (progress()["status"], progress()["approval"], progress()["counts"]["approved"]) == (
         "refused", "refused", 0)
-    request()  # the batch is submitted again: a new request waits for the keeper
-    assert (progress()["status"], progress()["approval"]) == ("awaiting_approval", "awaiting the keeper")
+    request()  # the same run asks again: the refusal stands
+    assert (progress()["status"], progress()["approval"]) == ("refused", "refused")
     engine.dispose()

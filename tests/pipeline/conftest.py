@@ -4,7 +4,6 @@ keepers answer 用章审批), the demo registry with its seals enrolled for batc
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import time
@@ -16,10 +15,10 @@ from typing import Any
 import pytest
 
 from sealflow.airflow_api import AirflowApi
+from sealflow.batch_runner import last_code, serve_sample_issuer
 from sealflow.db import make_engine, migrate, session_factory
 from sealflow.stack import DAGS_DIR, airflow_login, start_components
 from stamping.batch.seals import BatchSeals
-from stamping.batch.sms import LocalSmsGateway
 from stamping.registry.demo import KEEPER, bootstrap_demo
 from stamping.registry.service import SealRegistry
 from tests.stack_fixtures import EmbeddedStack
@@ -38,26 +37,34 @@ class PipelineEnv:
     def settings(self):
         return self.stack.settings
 
-    def last_code(self) -> str:
-        message = LocalSmsGateway(self.settings.resolved_sms_outbox).last_message(KEEPER) or ""
-        match = re.search(r"code (\d{6})", message)
-        assert match, f"no one-time code was texted to the keeper: {message!r}"
-        return match.group(1)
+    keeper_api: AirflowApi  # logged in as the seal's keeper: 用章审批 is assigned to them alone
 
-    def run_batch(self, conf: dict[str, Any], answer: str, code: str | None = None,
-                  timeout: float = 600) -> subprocess.CompletedProcess:
-        """``dag.test()`` of stamp_batch while the keeper answers its approval through the REST API."""
+    def last_code(self, batch_id: str) -> str:
+        code = last_code(self.settings, KEEPER, batch_id)
+        assert code, f"no one-time code was texted to the keeper for batch {batch_id}"
+        return code
+
+    def run_batch(self, conf: dict[str, Any], answer: str | None, code: str | None = None,
+                  timeout: float = 600, before: Any = None) -> subprocess.CompletedProcess:
+        """``dag.test()`` of stamp_batch while the keeper answers its approval through the REST API.
+
+        ``before(pending)`` runs first (e.g. wrong answers); ``answer=None`` answers nothing (the run is
+        expected to end before asking)."""
         proc = subprocess.Popen([sys.executable, "-c", dag_test_script("stamp_batch", conf)],
                                 env=self.stack.airflow_env(), cwd=self.settings.airflow_home,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
             deadline = time.monotonic() + timeout
-            while not (pending := self.api.pending_approvals("stamp_batch", "~")):
+            while answer is not None and not (pending := self.api.pending_approvals("stamp_batch", "~")):
                 if proc.poll() is not None or time.monotonic() > deadline:
                     out = proc.communicate(timeout=5)[0] if proc.poll() is not None else ""
                     raise AssertionError(f"stamp_batch never asked for approval:\n{out[-4000:]}")
                 time.sleep(0.5)
-            self.api.answer(pending[0], answer, {"code": code if code is not None else self.last_code()})
+            if answer is not None:
+                if before is not None:
+                    before(pending[0])
+                self.keeper_api.answer(pending[0], answer,
+                                       {"code": code if code is not None else self.last_code(conf["batch_id"])})
             out, _ = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
         finally:
             if proc.poll() is None:
@@ -88,10 +95,14 @@ def pipeline_env(embedded_stack: EmbeddedStack) -> Iterator[PipelineEnv]:
     demo = bootstrap_demo(registry, official_pin="official-246810", personal_pin="personal-135790")
     seals = BatchSeals(settings, sessions, registry)
     seals.enrol(demo["es_ids"]["official"], "official-246810", KEEPER)
+    serve_sample_issuer(sessions, seals, demo["es_ids"]["official"])
     start_components(settings, ["api-server"], out=lambda _m: None)
-    user, password = airflow_login(settings)
-    api = AirflowApi(f"http://127.0.0.1:{settings.airflow_port}", user, password)
-    yield PipelineEnv(embedded_stack, sessions, seals, demo["es_ids"]["official"], demo["es_ids"]["personal"], api)
+    base = f"http://127.0.0.1:{settings.airflow_port}"
+    api = AirflowApi(base, *airflow_login(settings))
+    keeper_api = AirflowApi(base, *airflow_login(settings, KEEPER))
+    yield PipelineEnv(embedded_stack, sessions, seals, demo["es_ids"]["official"], demo["es_ids"]["personal"], api,
+                      keeper_api)
+    keeper_api.close()
     api.close()
     engine.dispose()
 

@@ -22,6 +22,7 @@ def scheduler_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     # Its own state directory: a scheduler must not pick up the dag.test() runs of other tests.
     settings = stack_settings(tmp_path_factory.mktemp("e2e") / "var")
     try:
+        prepare_demo_seal(settings)  # first: the registry's people (the keeper) become the API server's users
         up(settings, ui=True, out=lambda _m: None)
         yield settings
     finally:
@@ -42,7 +43,9 @@ def test_batch_under_the_scheduler(scheduler_stack, tmp_path: Path) -> None:
 
 def test_office_and_keeper_use_the_cli(scheduler_stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                        capsys: pytest.CaptureFixture) -> None:
-    """``sealflow batch submit`` by the office, ``sealflow batch approve --code`` by the keeper."""
+    """``sealflow batch submit`` by the office, ``sealflow batch approve`` by the keeper: a wrong code is
+    refused at once with the tries left (exit 1) and the keeper types again; a refusal fails the run; a
+    resubmitted batch gets one line. No step waits for Airflow to settle."""
     from sealflow import cli
     from sealflow.batch_runner import DAG_ID, airflow_api, last_code
     from sealflow.settings import get_settings
@@ -52,29 +55,39 @@ def test_office_and_keeper_use_the_cli(scheduler_stack, tmp_path: Path, monkeypa
     seal = prepare_demo_seal(settings)
     for key, value in sealflow_env(settings).items():
         monkeypatch.setenv(key, value)
+    monkeypatch.setenv("USER", seal.keeper)  # the keeper's OS user answers as their Airflow user
     get_settings.cache_clear()
+    api = airflow_api(settings)
     try:
         write_batch(tmp_path / "cli-batch", 6, bad=False, start=500)
         assert cli.main(["batch", "submit", str(tmp_path / "cli-batch"), "--seal", seal.es_id,
                          "--batch-id", "cli-1"]) == 0
-        api = airflow_api(settings)
         pending = api.wait_for_approval(DAG_ID, "batch__cli-1", timeout=300)
-        assert cli.main(["batch", "approve", "--run-id", pending.run_id, "--code", "000000"]) == 0  # wrong code
-        state = api.wait_for_run(DAG_ID, "batch__cli-1", timeout=300)
-        assert state == "success"
         capsys.readouterr()
-        assert cli.main(["batch", "status", "cli-1"]) == 0
-        assert "refused" in capsys.readouterr().out  # a wrong code refuses the use; nothing stamped
+        assert cli.main(["batch", "approve", "--run-id", pending.run_id, "--code", "000000"]) == 1  # wrong code
+        assert "4 tries left" in capsys.readouterr().err
+        assert cli.main(["batch", "approve", "--run-id", pending.run_id, "--reject"]) == 0
+        assert api.wait_for_run(DAG_ID, "batch__cli-1", timeout=300) == "failed"  # refused: red, not green
+        capsys.readouterr()
+        cli.main(["batch", "status", "cli-1"])
+        assert "refused" in capsys.readouterr().out  # nothing stamped
+        assert cli.main(["batch", "submit", str(tmp_path / "cli-batch"), "--seal", seal.es_id,
+                         "--batch-id", "cli-1"]) == 1
+        resubmitted = capsys.readouterr()
+        assert "batch cli-1 was already submitted" in resubmitted.err and "Traceback" not in resubmitted.err
+        assert len(resubmitted.err.strip().splitlines()) == 1
         write_batch(tmp_path / "cli-batch-2", 6, bad=False, start=600)
         assert cli.main(["batch", "submit", str(tmp_path / "cli-batch-2"), "--seal", seal.es_id,
                          "--batch-id", "cli-2"]) == 0
         api.wait_for_approval(DAG_ID, "batch__cli-2", timeout=300)
-        assert cli.main(["batch", "approve", "--run-id", "batch__cli-2", "--code",
-                         last_code(settings, seal.keeper)]) == 0
+        code = last_code(settings, seal.keeper, "cli-2")
+        assert cli.main(["batch", "approve", "--run-id", "batch__cli-2", "--code", code]) == 0
         assert api.wait_for_run(DAG_ID, "batch__cli-2", timeout=300) == "success"
         capsys.readouterr()
         assert cli.main(["batch", "status", "cli-2", "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["counts"]["verified"] == 6
-        api.close()
+        task_logs = "\n".join(p.read_text(errors="replace") for p in (settings.airflow_home / "logs").rglob("*.log"))
+        assert "local SMS gateway: one message" in task_logs and code not in task_logs  # the code is never logged
     finally:
+        api.close()
         get_settings.cache_clear()

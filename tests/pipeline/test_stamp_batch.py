@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
+from sealflow.airflow_api import AirflowApiError
 from stamping.audit.models import AuditEntry
-from stamping.batch import process
+from stamping.batch import approval, process
 from stamping.batch.models import Batch, BatchDocument
 from stamping.batch.samples import write_batch
+from stamping.registry.demo import KEEPER
 from stamping.verify.dispatch import verify_file
 from tests.pipeline.conftest import PipelineEnv, batch_conf
 
@@ -83,28 +87,119 @@ def _archive_the_batch(env: PipelineEnv, batch_id: str, good: int) -> None:
     assert len([k for k in keys if k.endswith(".tar")]) >= good
 
 
-def test_refused_approval_stamps_nothing(pipeline_env: PipelineEnv, tmp_path: Path) -> None:
-    write_batch(tmp_path / "in", 4, bad=False)
-    result = pipeline_env.run_batch(batch_conf(pipeline_env, tmp_path / "in", "refused-1"), "Reject")
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    docs = _docs(pipeline_env, "refused-1")
-    assert {d.state for d in docs} == {"accepted"}
+def _refused(env: PipelineEnv, batch_id: str, reason: str) -> None:
+    """A refused batch, as an operator sees it: run failed, documents and report say refused and why."""
+    docs = _docs(env, batch_id)
+    waiting = [d for d in docs if d.state != "quarantined"]
+    assert waiting and {d.state for d in waiting} == {"refused"}, [(d.file, d.state) for d in docs]
+    assert all(reason in " ".join(d.reasons) for d in waiting), waiting[0].reasons
     assert not any(d.output_path for d in docs)
-    with pipeline_env.sessions() as session:
-        assert session.get(Batch, "refused-1").status == "refused"
+    with env.sessions() as session:
+        batch = session.get(Batch, batch_id)
+        assert batch.status == "refused"
+        assert json.loads((Path(batch.work_dir) / "report.json").read_text())["status"] == "refused"
+    assert not _audit(env, "seal.use", batch_id)
+
+
+def test_refused_approval_fails_the_run_and_stamps_nothing(pipeline_env: PipelineEnv, tmp_path: Path) -> None:
+    write_batch(tmp_path / "in", 4, bad=False, start=100)
+    result = pipeline_env.run_batch(batch_conf(pipeline_env, tmp_path / "in", "refused-1"), "Reject")
+    assert result.returncode != 0 and '"state": "failed"' in result.stdout, result.stdout[-3000:]
+    _refused(pipeline_env, "refused-1", "the keeper refused")
     refused = _audit(pipeline_env, "seal.use.refused", "refused-1")
-    assert refused and "refused" in refused[0].reason
-    assert not _audit(pipeline_env, "seal.use", "refused-1")
+    assert refused and refused[0].actor == KEEPER
 
 
-def test_wrong_code_refuses(pipeline_env: PipelineEnv, tmp_path: Path) -> None:
-    write_batch(tmp_path / "in", 2, bad=False)
+def test_wrong_code_then_right_code_and_the_code_never_shows(pipeline_env: PipelineEnv, tmp_path: Path) -> None:
+    """A typo is not a refusal: the keeper tries again in the same approval; a stranger is refused and
+    audited; the used code is neither in the approval panel nor in any task log."""
+    write_batch(tmp_path / "in", 2, bad=False, start=200)
+    tries: list[str] = []
+
+    def stranger_then_typo(pending) -> None:
+        code = pipeline_env.last_code("wrongcode-1")
+        with pytest.raises(AirflowApiError) as stranger:
+            pipeline_env.api.answer(pending, "Approve", {"code": code})  # the administrator is not the keeper
+        assert stranger.value.status == 403
+        with pytest.raises(AirflowApiError) as typo:
+            pipeline_env.keeper_api.answer(pending, "Approve", {"code": f"{(int(code) + 1) % 10**6:06d}"})
+        assert typo.value.status == 400 and "4 tries left" in typo.value.detail
+        tries.append(code)
+
     result = pipeline_env.run_batch(batch_conf(pipeline_env, tmp_path / "in", "wrongcode-1"), "Approve",
-                                    code="000000")
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    assert {d.state for d in _docs(pipeline_env, "wrongcode-1")} == {"accepted"}
+                                    before=stranger_then_typo)
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert {d.state for d in _docs(pipeline_env, "wrongcode-1")} == {"verified"}
+    approved = _audit(pipeline_env, "seal.use.approved", "wrongcode-1")
+    assert [a.actor for a in approved] == [KEEPER]
+    assert _audit(pipeline_env, "seal.use.answer_wrong_code", "wrongcode-1")
+    strangers = _audit(pipeline_env, "seal.use.answer_rejected", "wrongcode-1")
+    assert strangers and strangers[0].actor == "admin" and "not the keeper" in strangers[0].reason
     with pipeline_env.sessions() as session:
-        assert session.get(Batch, "wrongcode-1").status == "refused"
+        assert approval.current(session, "wrongcode-1").attempts == 2
+    run_id = json.loads(result.stdout.strip().splitlines()[-1])["run_id"]
+    panel = pipeline_env.api._call("GET", f"/dags/stamp_batch/dagRuns/{run_id}/taskInstances/"
+                                          "seal_use_approval/-1/hitlDetails")
+    assert panel["response_received"] and panel["params_input"].get("code") == ""
+    assert panel["responded_by_user"]["id"] == KEEPER
+    task_logs = [p.read_text(errors="replace") for p in (pipeline_env.settings.airflow_home / "logs").rglob("*")
+                 if p.is_file()]
+    logs = "\n".join([result.stdout, *task_logs])  # dag.test() prints the task logs
+    assert "local SMS gateway: one message" in logs  # the gateway's own line is there: we grep the right place
+    assert tries[0] not in logs
+
+
+def test_a_second_run_of_a_batch_is_refused(pipeline_env: PipelineEnv, tmp_path: Path) -> None:
+    write_batch(tmp_path / "in", 2, bad=False, start=300)
+    first = pipeline_env.run_batch(batch_conf(pipeline_env, tmp_path / "in", "twice-1"), "Approve")
+    assert first.returncode == 0, first.stdout[-4000:]
+    second = pipeline_env.run_batch(batch_conf(pipeline_env, tmp_path / "in", "twice-1"), None)
+    assert second.returncode != 0
+    assert "batch twice-1 already belongs to run" in second.stdout, second.stdout[-3000:]
+    assert len(_audit(pipeline_env, "seal.use", "twice-1")) == 2  # one use per document, not two
+    assert len(_audit(pipeline_env, "seal.use.approved", "twice-1")) == 1
+
+
+def _edit_manifest(folder: Path, change) -> None:
+    path = folder / "manifest.csv"
+    rows = list(csv.DictReader(path.read_text(encoding="utf-8").splitlines()))
+    for row in rows:
+        change(row)
+    fields = list(rows[0])
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_a_batch_of_another_issuer_is_refused_before_approval(pipeline_env: PipelineEnv, tmp_path: Path) -> None:
+    from stamping.identifiers import make_credit_code
+
+    write_batch(tmp_path / "in", 2, bad=False, start=400)
+    foreign = make_credit_code("11110000MB7654321")
+    _edit_manifest(tmp_path / "in", lambda row: row.update(issuer_code=foreign))
+    result = pipeline_env.run_batch(batch_conf(pipeline_env, tmp_path / "in", "foreign-1"), None)
+    assert result.returncode != 0
+    _refused(pipeline_env, "foreign-1", f"issuer {foreign} in rows 2, 3")
+    with pipeline_env.sessions() as session:
+        assert approval.current(session, "foreign-1") is None  # the keeper was never asked
+
+
+def test_a_licence_is_sealed_again_only_as_a_declared_reissue(pipeline_env: PipelineEnv, tmp_path: Path) -> None:
+    write_batch(tmp_path / "first", 2, bad=False, start=500)
+    assert pipeline_env.run_batch(batch_conf(pipeline_env, tmp_path / "first", "licence-1"), "Approve").returncode == 0
+    write_batch(tmp_path / "again", 2, bad=False, start=500)
+    assert pipeline_env.run_batch(batch_conf(pipeline_env, tmp_path / "again", "licence-2"), "Approve").returncode == 0
+    again = {d.state: d.reasons for d in _docs(pipeline_env, "licence-2")}
+    assert set(again) == {"quarantined"} and "already sealed by SealFlow in batch licence-1" in again["quarantined"][0]
+    write_batch(tmp_path / "reissue", 2, bad=False, start=500)
+    _edit_manifest(tmp_path / "reissue", lambda row: row.update(reissue="换发", reissue_reason="持证主体名称变更"))
+    result = pipeline_env.run_batch(batch_conf(pipeline_env, tmp_path / "reissue", "licence-3"), "Approve")
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert {d.state for d in _docs(pipeline_env, "licence-3")} == {"verified"}
+    declared = _audit(pipeline_env, "licence.reissue", "licence-3")
+    assert len(declared) == 2 and all(d.reason == "换发: 持证主体名称变更" for d in declared)
+    assert {d.payload["previous_batch"] for d in declared} == {"licence-1"}
 
 
 def test_killed_chunk_resumes_without_stamping_twice(pipeline_env: PipelineEnv, tmp_path: Path) -> None:

@@ -110,8 +110,8 @@ def test_seal_cli_lifecycle(home: Path, tmp_path: Path, capsys: pytest.CaptureFi
 
     # the daily job: nothing due now; two years on, every live seal expires
     settings = Settings.from_env()
-    assert run_maintenance(settings, anchor=False)["expired"] == []  # no object store here
-    done = run_maintenance(settings, datetime.now(UTC) + timedelta(days=800), anchor=False)
+    assert run_maintenance(settings)["expired"] == []  # no object store here
+    done = run_maintenance(settings, datetime.now(UTC) + timedelta(days=800))
     assert sorted(done["expired"]) == sorted(demo["es_ids"].values()) and done["checkpoint_seq"]
 
     # tampering shows in `audit verify` with the first bad entry
