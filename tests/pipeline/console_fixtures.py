@@ -61,7 +61,7 @@ def _add_users(settings, passwords_file: Path) -> dict[str, str]:
     return {**passwords, admin: admin_password}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def console_env(pipeline_env: PipelineEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleEnv]:
     settings = pipeline_env.settings
     passwords = _add_users(settings, stack_module._passwords_file(settings))
