@@ -3,7 +3,11 @@
 Every archived row is read back in batches (parallel GETs); its SM3 is compared with the index.
 Problems found: ``missing`` (no object or hidden by a delete marker), ``mismatch`` (the current
 object differs from the archived digest), ``overwritten`` (a newer version stands over the archived
-one, which is still intact), ``unreadable``. The aggregated report is stored under ``reports/fixity/``
+one, which is still intact), ``unreadable``; and per run folder (runs/<batch>/<run>/):
+``incomplete_run`` (no signed manifest, a file missing, or a signature that does not verify — a
+run that died while being published), ``unpublished_run`` (complete, but the index never took it:
+its records were published by a later run) and ``staged_run`` (unlocked staging debris of a run
+that died before publishing). The aggregated report is stored under ``reports/fixity/``
 (not locked, so later runs can add theirs) and returned.
 """
 
@@ -17,11 +21,56 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from archive import index
-from archive.models import ArchiveRecord
-from archive.package import sm3_hex
+from archive.models import ArchiveRecord, ArchiveRun
+from archive.package import BATCH_CERT, BATCH_CHAIN, BATCH_MANIFEST, BATCH_REGISTRATION, BATCH_SIGNATURE, sm3_hex
 from archive.store import ObjectMissing, ObjectStore, StoreError
 
 REPORT_PREFIX = "reports/fixity/"
+RUN_FILES = (BATCH_SIGNATURE, BATCH_CERT, BATCH_CHAIN, BATCH_REGISTRATION, BATCH_MANIFEST)
+
+
+def run_problems(store: ObjectStore, sessions: sessionmaker[Session]) -> list[dict]:
+    """Run folders that are not complete, signed and indexed, and staged debris (see the module doc)."""
+    from sqlalchemy import select
+
+    from archive.service import STAGING_PREFIX
+
+    folders: dict[str, set[str]] = {}
+    for obj in store.list("runs/"):
+        folder, _, name = obj.key.rpartition("/")
+        folders.setdefault(folder + "/", set()).add(name)
+    with sessions() as s:
+        indexed = {k.rsplit("/", 1)[0] + "/" for k in s.scalars(select(ArchiveRun.manifest_key))}
+    problems = []
+    for folder, names in sorted(folders.items()):
+        where = {"archival_code": "", "key": folder, "licence_id": ""}
+        missing = [n for n in RUN_FILES if n not in names]
+        if missing:
+            problems.append({**where, "problem": "incomplete_run",
+                             "reason": f"no {', '.join(missing)}: the run died while being published"})
+            continue
+        if not _signed(store, folder):
+            problems.append({**where, "problem": "incomplete_run",
+                             "reason": "the archiving unit's signature does not verify over the run manifest"})
+        elif folder not in indexed:
+            problems.append({**where, "problem": "unpublished_run",
+                             "reason": "complete and signed, but not in the index (its records were archived by a "
+                                       "later run)"})
+    staged = sorted({o.key.rpartition("/")[0] + "/" for o in store.list(STAGING_PREFIX)})
+    problems += [{"archival_code": "", "key": f, "licence_id": "", "problem": "staged_run",
+                  "reason": "unlocked staging files of a run that was never published; the batch's next "
+                            "archiving run removes them"} for f in staged]
+    return problems
+
+
+def _signed(store: ObjectStore, folder: str) -> bool:
+    from stamping.gm.sm2 import SM2PublicKey
+
+    try:
+        key = SM2PublicKey.from_certificate(store.get(folder + BATCH_CERT))
+        return bool(key.verify(store.get(folder + BATCH_SIGNATURE), store.get(folder + BATCH_MANIFEST)))
+    except Exception:  # unreadable or malformed: not a verified run
+        return False
 
 
 def _check(store: ObjectStore, row: ArchiveRecord) -> dict | None:
@@ -65,6 +114,7 @@ def run_fixity(store: ObjectStore, sessions: sessionmaker[Session], *, batch_siz
             after = rows[-1].id
             checked += len(rows)
             problems += [p for p in pool.map(lambda r: _check(store, r), rows) if p]
+    problems += run_problems(store, sessions)
     counts: dict[str, int] = {}
     for p in problems:
         counts[p["problem"]] = counts.get(p["problem"], 0) + 1

@@ -3,11 +3,15 @@ unit's signer, and the scheduled fixity run. No Airflow here (the DAGs stay thin
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import UTC, datetime
+
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from archive.models import ArchivedBatch
 from archive.service import ArchiveInput, ArchiveResult, archive_records
 from archive.store import ObjectStore
+from sealflow.db import transaction
 from sealflow.settings import Settings
 
 
@@ -32,31 +36,80 @@ def inputs_for_batch(session: Session, batch_id: str) -> list[ArchiveInput]:
     return out
 
 
-def archive_signer(settings: Settings):
-    """The archiving unit's signer from the key store (key ``archive_key_id``, PIN ``archive_key_pin``)."""
-    from stamping.keys.store import KeyStore
+ARCHIVING_UNIT = "SealFlow 归档单位"
 
-    return KeyStore(settings).signer(settings.archive_key_id, settings.archive_key_pin)
+
+def archive_signer(settings: Settings):
+    """The archiving unit's (归档单位) signer — the one path the archive_batch DAG and the CLI
+    (``sealflow archive eep``) share: key ``archive_key_id`` with its service PIN (configured, else
+    generated), created with a certificate from the installation's CA on first use. A PIN mismatch
+    is a configuration error that never counts a wrong-PIN try (see ``service_signer``)."""
+    from stamping.keys.store import ensure_service_signer
+    from stamping.pki.ca import DemoCA
+    from stamping.pki.certs import Subject
+
+    def issue(public) -> bytes:
+        return DemoCA.create(settings.state_dir / "ca").issue(Subject(ARCHIVING_UNIT, organization="SealFlow"), public)
+
+    return ensure_service_signer(settings, settings.archive_key_id, settings.archive_key_pin, issue)
 
 
 def trust_store(settings: Settings):
-    """The trusted roots (and known intermediates) of ``SEALFLOW_TRUST_ROOTS``, or None."""
-    if not settings.trust_roots:
-        return None
+    """The pipeline's trust: the installation CA's root and intermediate (when it has one) plus the
+    roots and intermediates of ``SEALFLOW_TRUST_ROOTS``; None when there is neither."""
     from stamping.pki.trust import TrustStore
 
-    return TrustStore.from_paths(settings.trust_roots)
+    roots: list[bytes] = []
+    intermediates: list[bytes] = []
+    ca_dir = settings.state_dir / "ca"
+    if (ca_dir / "seal-maker.pem").exists():
+        from stamping.pki.ca import DemoCA
+
+        ca = DemoCA.load(ca_dir)
+        roots.append(ca.root_der)
+        intermediates.append(ca.intermediate_der)
+    if settings.trust_roots:
+        configured = TrustStore.from_paths(settings.trust_roots)
+        roots += configured.roots
+        intermediates += [c.der for c in configured._intermediates]
+    return TrustStore(roots, intermediates) if roots else None
+
+
+def batches_to_archive(session: Session) -> list[str]:
+    """Batches stamping has finished, with verified documents, that the archive has not finished
+    with — oldest first. Read from the SealFlow database, not from the asset event that triggered
+    a run: Airflow keeps one queued event per asset and DAG, so two batches finishing together
+    trigger one run (issue 11, item 3)."""
+    from stamping.batch.models import Batch, BatchDocument
+
+    verified = exists().where(BatchDocument.batch_id == Batch.batch_id, BatchDocument.state == "verified")
+    return list(session.scalars(
+        select(Batch.batch_id).where(Batch.finished_at.is_not(None), Batch.status != "refused", verified,
+                                     Batch.batch_id.not_in(select(ArchivedBatch.batch_id)))
+        .order_by(Batch.finished_at, Batch.batch_id)))
 
 
 def archive_batch(settings: Settings, sessions: sessionmaker[Session], batch_id: str, *, signer=None,
-                  store: ObjectStore | None = None) -> ArchiveResult:
-    """Archive every verified document of a batch (idempotent: rerun it freely)."""
+                  store: ObjectStore | None = None, trust=None) -> ArchiveResult:
+    """Archive every verified document of a batch (idempotent: rerun it freely).
+
+    ``trust`` is the trust store the pipeline verified the batch with: its CA certificates travel
+    with each run so that a package verifies offline with only the root. When every document is
+    archived, already archived or refused with reasons, the batch is recorded as finished; a
+    document that failed for an infrastructure reason leaves it to the next run.
+    """
     store = store or ObjectStore(settings)
     store.ensure_bucket()
     with sessions() as s:
         inputs = inputs_for_batch(s, batch_id)
-    return archive_records(inputs, batch_id=batch_id, settings=settings, store=store, sessions=sessions,
-                           signer=signer or archive_signer(settings), trust=trust_store(settings))
+    result = archive_records(inputs, batch_id=batch_id, settings=settings, store=store, sessions=sessions,
+                             signer=signer or archive_signer(settings), trust=trust or trust_store(settings))
+    if result.count("failed") == 0:
+        with transaction(sessions) as s:
+            s.merge(ArchivedBatch(batch_id=batch_id, finished_at=datetime.now(UTC),
+                                  archived=result.archived + result.count("already_archived"),
+                                  refused=result.count("rejected")))
+    return result
 
 
 def scheduled_fixity(settings: Settings, sessions: sessionmaker[Session]) -> dict:

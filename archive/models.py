@@ -54,3 +54,16 @@ class ArchiveRun(Base):
     manifest_key: Mapped[str] = mapped_column(Text, default="")
     manifest_sm3: Mapped[str] = mapped_column(String(64), default="")
     registration_key: Mapped[str] = mapped_column(Text, default="")
+
+
+class ArchivedBatch(Base):
+    """A stamped batch the archive has finished with (every verified document archived, already
+    archived or refused by 四性检测 with its reasons). Batches finished by stamping and absent here
+    are what the next ``archive_batch`` run picks up, whichever asset event triggered it."""
+
+    __tablename__ = "archive_batch"
+
+    batch_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    archived: Mapped[int] = mapped_column(Integer, default=0)
+    refused: Mapped[int] = mapped_column(Integer, default=0)

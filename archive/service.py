@@ -7,7 +7,8 @@ verification result). Records are archived in runs (chunks); each run:
 1. skips records already archived (same 证照标识); pending ones from a crashed run resume with
    their reserved 档号 (their stored package is adopted if intact);
 2. runs 四性检测 phase one (content, metadata, seals — reusing the pipeline's verification result)
-   in worker processes; records that fail are not archived and the result says why;
+   in worker threads (or processes, when asked: see :meth:`Archiver._cpu`); records that fail
+   are not archived and the result says why;
 3. gives each passing record the next 档号 of its prefix as results arrive (continuous, no gaps;
    rows reserved ``pending`` in small batches) and has it packaged by the build workers (phase-two
    checks, metadata, SM3 manifest, tar; each digest computed once, in the worker);
@@ -25,7 +26,6 @@ import base64
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 import time
 from collections import Counter
@@ -59,6 +59,7 @@ from archive.package import (
 )
 from archive.retention import RetentionError, code_prefix, make_archival_code, retain_until, retention_code
 from archive.store import ObjectConflict, ObjectStore, StoreError
+from archive.workers import start_pool
 from sealflow.db import transaction
 from sealflow.settings import Settings
 
@@ -68,7 +69,7 @@ log = logging.getLogger(__name__)
 PHASE_TWO = {"archival_code", "item_numbers", "package_structure", "package_complete", "metadata_readable",
              "no_foreign_files"}
 MAX_DOCUMENT_BYTES = 256 * 1024 * 1024
-# Runs at least this large use worker processes for checks and packaging (both cores).
+# Runs at least this large use worker processes for checks and packaging, when processes are asked for.
 PROCESS_THRESHOLD = 200
 RESERVE_BATCH = 250  # 档号 reserved (one INSERT) per this many records that passed phase one
 
@@ -152,6 +153,7 @@ class _Work:
     retention: str = ""
     code: str = ""
     row_id: int = 0
+    archived_at: datetime | None = None  # the reserved row's time: the package's and the index's
     package: _Built | None = None
     version: str = ""
     outcome: RecordOutcome | None = None
@@ -169,7 +171,10 @@ def package_key(archival_code: str) -> str:
 
 
 def run_prefix(batch_id: str, run_id: str) -> str:
-    return f"runs/{batch_id}/{run_id}/"
+    return f"runs/{batch_id}/{run_id}/" if run_id else f"runs/{batch_id}/"
+
+
+STAGING_PREFIX = "staging/"  # unlocked copies of a run folder's files while it is being published
 
 
 def _read(inp: ArchiveInput) -> bytes:
@@ -280,7 +285,7 @@ class Archiver:
         self.trust = trust
         self.scanner = scanner or NoScanner()
         self.workers = workers or settings.archive_upload_workers
-        self.processes = processes  # None: up to 4 (one per core); 0: never use processes
+        self.processes = processes  # None or 0: threads; N > 0: N worker processes (archive.workers)
         self.process_threshold = PROCESS_THRESHOLD
         self._threads = ThreadPoolExecutor(self.workers, thread_name_prefix="archive-cpu")
         self._io = ThreadPoolExecutor(self.workers, thread_name_prefix="archive-io")
@@ -292,17 +297,20 @@ class Archiver:
 
     # -- workers ----------------------------------------------------------------------------
     def _cpu(self, records: int) -> tuple[Executor, Executor]:
-        """(check pool, build pool): worker processes for the CPU work of large runs, reused across
-        runs; small runs stay in threads (no process start-up). Two pools, so that packages are
-        built while later records are still being checked (one queue would serve all checks first)."""
-        if records < self.process_threshold or (os.cpu_count() or 1) < 2 or self.processes == 0:
+        """(check pool, build pool). Threads by default: hashing (OpenSSL SM3), zlib and I/O release
+        the GIL, and measured with benchmarks/bench_archive.py (2,000 records, 2 shared cores) threads
+        used 5.4–6.1 ms CPU per record against 8.6–8.8 ms for worker processes (interpreter start-up,
+        documents pickled across). Worker processes only when asked (``processes`` > 0) for runs
+        of at least ``process_threshold`` records; two pools, so that packages are built while later
+        records are still being checked."""
+        if not self.processes or records < self.process_threshold or (os.cpu_count() or 1) < 2:
             return self._threads, self._threads
         if self._check_procs is None or self._build_procs is None:
-            n = max(2, self.processes or min(4, os.cpu_count() or 2))
-            # spawn: the parent has live threads (boto3 pools); forking them is unsafe.
-            ctx = multiprocessing.get_context("spawn")
-            self._check_procs = ProcessPoolExecutor(n // 2, mp_context=ctx)
-            self._build_procs = ProcessPoolExecutor(n - n // 2, mp_context=ctx)
+            n = max(2, self.processes)
+            # Spawned processes with an explicit main module (archive.workers): they start the same way
+            # under a shell, the Airflow task supervisor or a Celery worker (see that module).
+            self._check_procs = start_pool(n // 2)
+            self._build_procs = start_pool(n - n // 2)
         return self._check_procs, self._build_procs
 
     def close(self) -> None:
@@ -412,7 +420,7 @@ class Archiver:
             self._assign_codes(pending, st.existing, st.now)
             for w in pending:
                 builds[st.build.submit(_build_job, w.inp, w.verification, w.report, w.actual_sm3, w.stamp, w.code,
-                                       w.retention, st.now, st.result.batch_id, pattern)] = w
+                                       w.retention, w.archived_at or st.now, st.result.batch_id, pattern)] = w
             passed.extend(pending)
             pending.clear()
 
@@ -441,8 +449,11 @@ class Archiver:
         for w in works:
             row = existing.get(w.inp.record.get("licence_id", ""))
             if row is not None and row.state == PENDING:
-                w.code, w.row_id = row.archival_code, row.id
+                # A crashed run reserved this 档号 at its time: the package (rebuilt or adopted) and the
+                # published row keep that time, so the index and the package metadata agree.
+                w.code, w.row_id, w.archived_at = row.archival_code, row.id, _utc(row.archived_at)
             else:
+                w.archived_at = now
                 fresh.append(w)
         if not fresh:
             return
@@ -485,7 +496,7 @@ class Archiver:
             if isinstance(built, list):
                 w.fail("rejected", built)
                 continue
-            uploads.append(self._io.submit(self._store_one, w, built, now))
+            uploads.append(self._io.submit(self._store_one, w, built, w.archived_at or now))
         for u in uploads:
             u.result()
 
@@ -503,7 +514,7 @@ class Archiver:
             except ObjectConflict:
                 # A crashed earlier run stored this record's package but never published it: adopt it
                 # if it is intact and is this record's; otherwise report the clash.
-                w.package, w.version = self._adopt(key, w.licence_id)
+                w.package, w.version, w.archived_at = self._adopt(key, w.licence_id)
         except (StoreError, PackageError, ValueError) as exc:
             w.fail("failed", [str(exc)])
             return
@@ -519,7 +530,7 @@ class Archiver:
             if why:
                 w.fail("failed", [f"{package_key(w.code)}: {why}"])
 
-    def _adopt(self, key: str, licence_id: str) -> tuple[_Built, str]:
+    def _adopt(self, key: str, licence_id: str) -> tuple[_Built, str, datetime]:
         info = self.store.head(key)
         data = self.store.get(key, info.version_id)
         _folder, files = untar_package(data, key)
@@ -533,7 +544,7 @@ class Archiver:
         built = _Built(data, len(data), sm3_hex(data), sm3_hex(files["manifest-sm3.txt"]),
                        hashlib.md5(data, usedforsecurity=False).hexdigest(),
                        base64.b64encode(hashlib.sha256(data).digest()).decode())
-        return built, info.version_id
+        return built, info.version_id, _utc(datetime.fromisoformat(meta["archived_at"]))
 
     def _finish_run(self, stored: list[_Work], batch_id: str, run_id: str, now: datetime,
                     result: ArchiveResult) -> None:
@@ -555,16 +566,16 @@ class Archiver:
         manifest = batch_manifest({w.code: w.package.manifest_sm3 for w in stored if w.package}, registration, chain)
         signature = self.signer.sign(manifest)
         manifest_key = prefix + BATCH_MANIFEST
-        for name, data in ((BATCH_REGISTRATION, registration), (BATCH_MANIFEST, manifest),
-                           (BATCH_SIGNATURE, signature), (BATCH_CERT, self.signer.certificate),
-                           (BATCH_CHAIN, chain)):
-            self.store.put(prefix + name, data, retain_until=until)
+        self._publish_run(prefix, {BATCH_REGISTRATION: registration, BATCH_CHAIN: chain,
+                                   BATCH_CERT: self.signer.certificate, BATCH_SIGNATURE: signature,
+                                   BATCH_MANIFEST: manifest}, until)
         with transaction(self.sessions) as s:
             index.add_run(s, ArchiveRun(run_id=run_id, batch_id=batch_id, created_at=now, records=len(stored),
                                         bytes=sum(w.size for w in stored), manifest_key=manifest_key,
                                         manifest_sm3=sm3_hex(manifest), registration_key=prefix + BATCH_REGISTRATION))
             index.publish(s, [{
                 "id": w.row_id, "batch_id": batch_id, "object_version": w.version,
+                "archived_at": w.archived_at or now, "retain_until": retain_until(w.retention, w.archived_at or now),
                 "package_sm3": w.package.tar_sm3, "package_size": w.package.size,
                 "manifest_sm3": w.package.manifest_sm3, "batch_manifest_key": manifest_key,
             } for w in stored if w.package])
@@ -573,6 +584,35 @@ class Archiver:
                                                  w.code, package_key(w.code)))
         result.manifest_key = manifest_key
         result.registration_key = prefix + BATCH_REGISTRATION
+        self._clear_staging(batch_id)
+
+    def _publish_run(self, prefix: str, files: dict[str, bytes], until: datetime) -> None:
+        """Publish the run folder so that no unsigned run folder is ever locked (issue 11, item 7).
+
+        1. stage every file, unlocked, under ``staging/`` (a crash here leaves only deletable debris);
+        2. write the locked files with the signature FIRST and the signed manifest LAST: from the first
+           locked object on, the folder holds the run's signature, and a folder is complete exactly
+           when its manifest is there and verifies (fixity reports any other as incomplete);
+        3. the index rows are published only after all of it (by the caller).
+        """
+        for name, data in files.items():
+            self.store.put_unlocked(STAGING_PREFIX + prefix + name, data, content_type="application/octet-stream")
+        order = [BATCH_SIGNATURE, BATCH_CERT, BATCH_CHAIN, BATCH_REGISTRATION, BATCH_MANIFEST]
+        for name in order:
+            self.store.put(prefix + name, files[name], retain_until=until)
+
+    def _clear_staging(self, batch_id: str) -> None:
+        """Remove the batch's staged (unlocked) run files: of this run and of runs that crashed."""
+        try:
+            for obj in list(self.store.list(STAGING_PREFIX + run_prefix(batch_id, ""))):
+                for version in self.store.versions(obj.key):
+                    self.store.delete(obj.key, version)
+        except StoreError as exc:  # debris only: fixity reports it, the next run retries
+            log.warning("staged run files of batch %s not removed: %s", batch_id, exc)
+
+
+def _utc(at: datetime) -> datetime:
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 def _intermediates(trust) -> list[bytes]:
@@ -596,7 +636,7 @@ def _subject(cert_der: bytes) -> str:
 def archive_records(records: Sequence[ArchiveInput], *, batch_id: str, settings: Settings, store: ObjectStore,
                     sessions: sessionmaker[Session], signer, trust=None, scanner: MalwareScanner | None = None,
                     archived_at: datetime | None = None, chunk_size: int = 5000,
-                    progress: Callable[[str], None] | None = None) -> ArchiveResult:
+                    progress: Callable[[str], None] | None = None, processes: int | None = None) -> ArchiveResult:
     """Archive stamped certificates in runs of ``chunk_size``; one merged result.
 
     Each run (chunk) has its own signed manifest and is published as a whole; the next run's
@@ -610,7 +650,7 @@ def archive_records(records: Sequence[ArchiveInput], *, batch_id: str, settings:
     duplicates = ({k for k, c in ids.items() if c > 1}, {k for k, c in nums.items() if c > 1})
     merged: ArchiveResult | None = None
     started = time.monotonic()
-    with Archiver(settings, store, sessions, signer, trust, scanner) as archiver:
+    with Archiver(settings, store, sessions, signer, trust, scanner, processes=processes) as archiver:
         def start(k: int):
             return archiver.start(chunks[k], batch_id, archived_at, progress, part=k, duplicates=duplicates)
 

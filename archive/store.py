@@ -240,12 +240,15 @@ class ObjectStore:
                 raise ObjectMissing(key, "no such object") from exc
             raise StoreError(key, f"download failed: {_code(exc) or exc}") from exc
 
-    def presign(self, key: str, expires: int = 3600) -> str:
-        """A presigned GET URL valid for ``expires`` seconds (S3 allows at most 7 days)."""
+    def presign(self, key: str, expires: int = 3600, version_id: str | None = None) -> str:
+        """A presigned GET URL valid for ``expires`` seconds (S3 allows at most 7 days); with
+        ``version_id`` it serves exactly that version, whatever is written over the key later."""
         if not 1 <= expires <= 7 * 24 * 3600:
             raise ValueError("expiry must be between 1 second and 7 days")
-        return self.client.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires)
+        params = {"Bucket": self.bucket, "Key": key}
+        if version_id:
+            params["VersionId"] = version_id
+        return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires)
 
     def delete(self, key: str, version_id: str | None = None) -> None:
         """Delete a version (or add a delete marker). A locked version raises :class:`ObjectLocked`."""

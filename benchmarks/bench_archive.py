@@ -65,6 +65,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=10_000)
     parser.add_argument("--templates", type=int, default=40, help="distinct sealed documents")
     parser.add_argument("--chunk", type=int, default=5_000, help="records per archiving run")
+    parser.add_argument("--processes", type=int, default=None, help="worker processes (0: threads only)")
     args = parser.parse_args()
 
     from stamping.batch.samples import sample_rows
@@ -110,6 +111,7 @@ def main() -> None:
         start = time.perf_counter()
         result = archive_records(inputs, batch_id="BENCH", settings=settings, store=store, sessions=sessions,
                                  signer=unit_signer, trust=kit.trust, scanner=NoScanner(), chunk_size=args.chunk,
+                                 processes=args.processes,
                                  progress=lambda m: print(f"  {time.perf_counter() - start:6.1f} s  {m}"))
         wall = time.perf_counter() - start
         cpu, weed_cpu = _cpu_seconds() - cpu0, _proc_cpu(weed) - weed0

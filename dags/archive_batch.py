@@ -17,7 +17,7 @@ def archive_batch() -> None:
     def batches_to_archive() -> list[str]:
         from sealflow_airflow import archiving
 
-        return archiving.triggering_batches(get_current_context())
+        return archiving.batches_to_archive(get_current_context())
 
     @task(execution_timeout=timedelta(hours=2), retries=2, retry_delay=timedelta(seconds=30),
           outlets=[ARCHIVED_BATCHES])

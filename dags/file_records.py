@@ -4,6 +4,10 @@ Runs on a cron (``SEALFLOW_FILING_SCHEDULE``, default every 15 minutes) AND when
 stamped or archived (Assets ``sealflow://batches/stamped`` / ``sealflow://batches/archived``).
 It drains the filing outbox in order per seal, with backoff; a record is done only when the
 platform's signed receipt is stored. Endpoint and credentials: Airflow connection ``sealflow_platform``.
+
+The run fails — the alert an operator sees — when nothing could be delivered for longer than
+``SEALFLOW_FILING_ALERT_AFTER_S`` (default one hour) while records wait, or when it dead-lettered
+records; one bad record never holds back the others of its request (the dispatcher isolates it).
 """
 
 from __future__ import annotations

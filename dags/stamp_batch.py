@@ -1,7 +1,16 @@
 """stamp_batch — a records office's batch of certificates, from inbox to verified seals.
 
 ingest (manifest and files checked, bad ones quarantined) → 用章审批 by the seal's keeper with a
-one-time code → stamp in chunks → verify in chunks → batch report → Asset event for archiving.
+one-time code → per chunk: stamp, then verify → batch report → Asset event for archiving.
+
+Each chunk is one mapped task group (stamp_chunk → verify_chunk, same map index = chunk number), so
+a chunk is verified as soon as it is stamped, and a chunk that runs out of retries holds back only
+its own documents. The group does not prefix its task ids: they stay ``stamp_chunk`` and
+``verify_chunk``. ``report`` runs once every chunk is done, failed or not (trigger rule
+``all_done``); it writes the report and fails the run when documents wait (status ``incomplete``),
+naming the chunk to clear — clearing ``stamp_chunk[N]`` with its downstream retries that chunk
+alone and then reports again. Infrastructure errors (disk full, I/O, storage) fail a chunk's task
+so Airflow retries it; they never mark documents failed.
 
 To name a batch from the UI, set Run ID (advanced options) to ``batch__NAME``: the batch is then
 ``NAME`` and the run list finds it by that name (``sealflow batch submit`` names its runs so too).
@@ -11,7 +20,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context, task, task_group
 from sealflow_airflow import pipeline
 from sealflow_airflow.approval import SealUseApprovalOperator
 from sealflow_airflow.trigger_form import stamp_batch_params
@@ -32,7 +41,7 @@ STAMPED_BATCHES = pipeline.STAMPED_BATCHES
     params={name: Param(**schema) for name, schema in stamp_batch_params(get_settings()).items()},
 )
 def stamp_batch() -> None:
-    @task
+    @task(retries=2, retry_delay=timedelta(seconds=10))  # idempotent; the object store may be briefly down
     def ingest() -> dict:
         ctx = get_current_context()
         return pipeline.ingest_batch(ctx["params"], ctx["run_id"])
@@ -51,19 +60,21 @@ def stamp_batch() -> None:
         return pipeline.stamp_chunk(batch["batch_id"], chunk)
 
     @task(retries=2, retry_delay=timedelta(seconds=10))
-    def verify_chunk(batch: dict, chunk: int) -> dict:
-        return pipeline.verify_chunk(batch["batch_id"], chunk)
+    def verify_chunk(batch: dict, stamped: dict) -> dict:
+        return pipeline.verify_chunk(batch["batch_id"], stamped["chunk"])
 
-    @task(trigger_rule="none_failed", outlets=[STAMPED_BATCHES])
+    @task_group(group_id="chunk", prefix_group_id=False)
+    def chunk_group(batch: dict, chunk: int) -> None:
+        verify_chunk(batch, stamp_chunk(batch, chunk))
+
+    @task(trigger_rule="all_done", outlets=[STAMPED_BATCHES])
     def report(batch: dict) -> dict:
         return pipeline.finish_batch(batch["batch_id"], get_current_context())
 
     batch = ingest()
     approval.set_upstream(batch)
     chunk_ids = plan_chunks(batch, approval.output)
-    stamped = stamp_chunk.partial(batch=batch).expand(chunk=chunk_ids)
-    verified = verify_chunk.partial(batch=batch).expand(chunk=chunk_ids)
-    stamped >> verified >> report(batch)
+    chunk_group.partial(batch=batch).expand(chunk=chunk_ids) >> report(batch)
 
 
 stamp_batch()

@@ -15,6 +15,16 @@ Rules, in short:
 
 Each drain call only picks records due at its start, so a failing record is tried at most once
 per call; the rows are read in chunks, never all at once.
+
+One bad record must not hold back the up to 200 others of its request: when a whole request
+fails (the record cannot even be encoded, the platform refuses or drops the request as a whole),
+it is split in halves and each half sent again, down to the record at fault, which is
+dead-lettered when the fault is its own (unencodable, or refused when sent alone) and retried
+later otherwise; the rest are delivered. Resending is safe — the platform answers a record it
+already holds with its original receipt. When *both* halves fail as unavailable the platform is
+down, not a record: bisection stops there, so an outage costs three requests, not 2n.
+
+:func:`delivery_stall` tells how long nothing could be delivered (the ``file_records`` alert).
 """
 
 from __future__ import annotations
@@ -28,12 +38,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, insert, or_, select, update
+from sqlalchemy import and_, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from filing.client import BatchOutcome, PlatformError, PlatformRejected, PlatformUnavailable, ReceiptInvalid
 from filing.outbox import DEAD, FAILED, PENDING, SENT, FilingAttempt, OutboxRecord, utcnow
-from filing.protocol import record_body
+from filing.protocol import ProtocolError, record_body
 
 MAX_ERROR_CHARS = 2000
 
@@ -115,27 +125,80 @@ def claim(factory: sessionmaker[Session], due: datetime, limit: int, lease_s: fl
     return token, rows
 
 
+class RecordUnsendable(PlatformRejected):
+    """The record cannot be put on the wire at all (not canonical JSON): dead-letter it."""
+
+    def __init__(self, reason: str) -> None:
+        PlatformError.__init__(self, f"record cannot be sent: {reason}")
+        self.status = None  # type: ignore[assignment] - no HTTP status: it never left SealFlow
+        self.reason = reason
+
+
+class CredentialsRefused(PlatformUnavailable):
+    """The platform refused our request as a whole (401/403): our credentials, not any record's fault."""
+
+
+# A request refused as a whole for these reasons is about us (credentials), not about any record.
+_NOT_ABOUT_RECORDS = (401, 403)
+
+
 def _send(client: Any, rows: list[OutboxRecord], use_batch: bool) -> list[BatchOutcome]:
     records = [wire_record(r) for r in rows]
     if use_batch:
-        try:
-            return client.send_batch(records)
-        except PlatformRejected as exc:
-            if exc.status in (401, 403, 413):
-                # Our credentials or the request as a whole were refused, not these records.
-                exc = PlatformUnavailable(str(exc))
-            return [BatchOutcome(r["record_id"], error=exc, status=getattr(exc, "status", None)) for r in records]
-        except PlatformError as exc:
-            return [BatchOutcome(r["record_id"], error=exc) for r in records]
+        whole = _attempt_batch(client, records)
+        return whole if isinstance(whole, list) else _isolate(client, records, whole)
     outcomes = []
     for record in records:
         try:
             outcomes.append(BatchOutcome(record["record_id"], receipt=client.send(record)))
+        except ProtocolError as exc:
+            outcomes.append(BatchOutcome(record["record_id"], error=RecordUnsendable(str(exc))))
         except PlatformRejected as exc:
             outcomes.append(BatchOutcome(record["record_id"], error=exc, status=exc.status))
         except PlatformError as exc:
             outcomes.append(BatchOutcome(record["record_id"], error=exc))
     return outcomes
+
+
+def _attempt_batch(client: Any, records: list[dict[str, Any]]) -> list[BatchOutcome] | PlatformError:
+    """One batch request: the per-record outcomes, or the error that failed the request as a whole."""
+    try:
+        return client.send_batch(records)
+    except ProtocolError as exc:  # some record is not encodable: the request never left
+        return RecordUnsendable(str(exc))
+    except PlatformRejected as exc:
+        return CredentialsRefused(str(exc)) if exc.status in _NOT_ABOUT_RECORDS else exc
+    except PlatformError as exc:
+        return exc
+
+
+def _is_outage(error: PlatformError) -> bool:
+    return isinstance(error, PlatformUnavailable)
+
+
+def _isolate(client: Any, records: list[dict[str, Any]], error: PlatformError) -> list[BatchOutcome]:
+    """``records`` failed together with ``error``: bisect to deliver the good ones and find the bad."""
+    if len(records) == 1:
+        return [_alone(records[0], error)]
+    if isinstance(error, CredentialsRefused):
+        return [BatchOutcome(r["record_id"], error=error) for r in records]
+    mid = len(records) // 2
+    halves = [records[:mid], records[mid:]]
+    tries = [_attempt_batch(client, half) for half in halves]
+    if all(isinstance(t, PlatformError) and _is_outage(t) for t in tries):
+        # Both halves unavailable too: the platform is down (or every half is bad), stop here.
+        return [BatchOutcome(r["record_id"], error=error) for r in records]
+    outcomes: list[BatchOutcome] = []
+    for half, outcome in zip(halves, tries, strict=True):
+        outcomes += outcome if isinstance(outcome, list) else _isolate(client, half, outcome)
+    return outcomes
+
+
+def _alone(record: dict[str, Any], error: PlatformError) -> BatchOutcome:
+    """A record sent alone failed as a whole request: refused or unsendable → dead; else retry later."""
+    if isinstance(error, PlatformRejected):
+        return BatchOutcome(record["record_id"], error=error, status=error.status)
+    return BatchOutcome(record["record_id"], error=error)
 
 
 def _outcome_name(error: PlatformError | None) -> str:
@@ -260,3 +323,37 @@ def retry(session: Session, record_ids: list[str] | None = None, states: tuple[s
         row.next_attempt_at = now
         row.lease_owner = row.lease_until = None
     return len(rows)
+
+
+@dataclass(frozen=True)
+class Stall:
+    """Nothing delivered since ``since`` although records wait: the platform (or our side of it) fails."""
+
+    since: datetime
+    waiting: int
+    last_error: str
+
+    def seconds(self, now: datetime) -> float:
+        return (as_utc(now) - as_utc(self.since)).total_seconds()
+
+
+def delivery_stall(session: Session, now: datetime | None = None) -> Stall | None:
+    """Since when every try failed, if records wait and no try succeeded after the first failure.
+
+    Counted from the attempt log: the first failed try after the last successful one. ``None``
+    when nothing waits or the last try delivered.
+    """
+    o, a = OutboxRecord, FilingAttempt
+    waiting = session.scalar(select(func.count()).select_from(o).where(o.state.in_((PENDING, FAILED)))) or 0
+    if not waiting:
+        return None
+    last_sent = session.scalar(select(func.max(a.at)).where(a.outcome == "sent"))
+    platform_errors = ("unavailable", "invalid_receipt")  # a refused record is its own fault, not a stall
+    failing = select(a.at, a.error).where(a.outcome.in_(platform_errors))
+    if last_sent is not None:
+        failing = failing.where(a.at > last_sent)
+    first = session.execute(failing.order_by(a.at).limit(1)).first()
+    if first is None:
+        return None
+    latest = session.scalar(select(a.error).where(a.outcome.in_(platform_errors)).order_by(a.at.desc()).limit(1))
+    return Stall(as_utc(first.at), waiting, (latest or "")[:300])

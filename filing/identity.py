@@ -65,13 +65,13 @@ def pin_platform_certificate(settings: Settings, source: Path | None = None) -> 
 
 def setup_system_identity(settings: Settings, ca_dir: Path | None = None) -> bytes:
     """Create the sending system's key and DemoCA certificate if missing; return the certificate (DER)."""
-    from stamping.keys.store import KeyStore
+    from stamping.keys.store import KeyStore, service_signer
     from stamping.pki.ca import DemoCA
 
     pin = _pin(settings)
     store = KeyStore(settings)
     if store.exists(settings.filing_key_id):
-        return store.signer(settings.filing_key_id, pin).certificate
+        return service_signer(store, settings, settings.filing_key_id, pin).certificate
     ca = DemoCA.create(ca_dir or settings.state_dir / "ca")
     key, cert_der = ca.issue_unit_signer(SYSTEM_NAME, SYSTEM_CREDIT_CODE)
     store.create(settings.filing_key_id, pin, key=key)
@@ -91,7 +91,7 @@ def _pin(settings: Settings) -> str:
 
 
 def system_signer(settings: Settings, pin: str | None = None) -> Any:
-    from stamping.keys.store import KeyStore, KeyStoreError
+    from stamping.keys.store import KeyStore, KeyStoreError, service_signer
 
     store = KeyStore(settings)
     if not store.exists(settings.filing_key_id):
@@ -100,7 +100,8 @@ def system_signer(settings: Settings, pin: str | None = None) -> Any:
                                       "run `sealflow filing setup`")
         setup_system_identity(settings)  # embedded stack: a demo identity from the demo CA on first use
     try:
-        return store.signer(settings.filing_key_id, pin if pin is not None else _pin(settings))
+        # The one service-key path: a PIN that does not open the key never counts a wrong-PIN try.
+        return service_signer(store, settings, settings.filing_key_id, pin if pin is not None else _pin(settings))
     except KeyStoreError as exc:  # wrong PIN, locked key: the message names the key, never the PIN
         raise FilingNotConfigured(f"{exc} (SEALFLOW_FILING_KEY_PIN or the connection's password)") from exc
 

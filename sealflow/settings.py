@@ -69,6 +69,8 @@ class Settings:
     filing_key_pin: str = field(default="", repr=False)
     filing_system_id: str = "sealflow"
     filing_schedule: str = "*/15 * * * *"
+    # file_records fails its run (an alert) when nothing could be delivered for this many seconds.
+    filing_alert_after_s: int = 3600
     # Seal registry (印章管理): review levels (逐级审核) per application, seal validity in days,
     # the region prefix of new esIDs; audit log key, its PIN (demo: generated on first use),
     # how many entries between mandatory signed checkpoints, and the checkpoint interval in seconds:

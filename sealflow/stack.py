@@ -6,6 +6,19 @@ to 127.0.0.1.
 start writes a PID file in ``state_dir/run/`` recording its PID and creation time, so a second
 ``up`` sees live processes and does nothing, and ``down`` signals exactly the processes it
 started (and their children) — never anything found by name. Logs go to ``state_dir/logs/``.
+
+Orphans: a component killed with SIGKILL (a crashed scheduler) leaves the processes it forked —
+LocalExecutor workers, task supervisors, tasks (which move to process groups of their own) —
+reparented to init, out of reach of its PID file. So every component is started as a session
+leader and with a tag in its environment (``SEALFLOW_STACK_TAG=<state dir digest>/<component>``),
+both inherited by everything it forks, and the sessions are recorded in ``run/sessions.json``.
+A process belongs to this stack if it carries the tag, or lives in a recorded session and
+started after its leader (the kernel does not reuse a PID while a session still uses it as its
+id). ``down`` stops those too; ``up`` reports and stops leftovers of components that are gone.
+
+Ports: SeaweedFS also binds each of its ports + 10000 (gRPC). ``up`` refuses ports whose port or
+gRPC companion falls in Linux's ephemeral range (``ip_local_port_range``), where any outgoing
+connection may take them first.
 """
 
 from __future__ import annotations
@@ -175,6 +188,10 @@ def airflow_env(settings: Settings, base: Mapping[str, str] | None = None) -> di
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            # A killed task supervisor or scheduler: its tasks are failed (and retried) after 60 s,
+            # not 300 s; a restarted scheduler adopts a dead one's tasks within 30 s, not 300 s.
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
+            "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "30",
         }
     )
     # Components spawn `airflow ...` themselves; DAG files import the Airflow glue in plugins/.
@@ -189,6 +206,46 @@ def platform_available() -> bool:
         return importlib.util.find_spec("filing.simulator") is not None
     except ModuleNotFoundError:
         return False
+
+
+# --------------------------------------------------------------------------- ports
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+SEAWEED_GRPC_OFFSET = 10000
+SEAWEED_PORT_FIELDS = ("s3_port", "master_port", "filer_port", "volume_port", "seaweed_admin_port")
+
+
+def ephemeral_range(path: Path = EPHEMERAL_RANGE_FILE) -> tuple[int, int]:
+    """Linux's range of ports for outgoing connections; the usual default where /proc has none."""
+    try:
+        low, high = (int(v) for v in path.read_text().split()[:2])
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def port_problems(settings: Settings, ephemeral: tuple[int, int] | None = None) -> list[str]:
+    """Ports of the components we would start that the ephemeral range can take (empty: all good)."""
+    low, high = ephemeral or ephemeral_range()
+    wanted: list[tuple[str, int]] = [("airflow_port", settings.airflow_port)]
+    if not settings.platform_url:
+        wanted.append(("platform_port", settings.platform_port))
+    if not settings.tsa_url:
+        wanted.append(("tsa_port", settings.tsa_port))
+    if not settings.s3_endpoint:
+        for name in SEAWEED_PORT_FIELDS:
+            port = getattr(settings, name)
+            wanted += [(name, port), (f"{name} + {SEAWEED_GRPC_OFFSET} (SeaweedFS gRPC)", port + SEAWEED_GRPC_OFFSET)]
+    return [f"{name} = {port}" for name, port in wanted if low <= port <= high]
+
+
+def check_ports(settings: Settings) -> None:
+    problems = port_problems(settings)
+    if problems:
+        low, high = ephemeral_range()
+        raise StackError(
+            f"ports inside Linux's ephemeral range {low}-{high} (any outgoing connection may take them): "
+            f"{', '.join(problems)}; choose SEALFLOW_*_PORT values below {low - SEAWEED_GRPC_OFFSET} "
+            f"(SeaweedFS binds each port + {SEAWEED_GRPC_OFFSET} too)")
 
 
 # --------------------------------------------------------------------------- components
@@ -363,10 +420,12 @@ def _start(settings: Settings, comp: Component) -> Running:
         log_file.flush()
         # A new session: the component outlives this command and gets its own process group,
         # which `down` signals so that workers it forks stop with it.
+        env = {**comp.env, STACK_TAG_VAR: stack_tag(settings, comp.name)}
         proc = subprocess.Popen(comp.argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                                env=comp.env, cwd=comp.cwd, start_new_session=True)
+                                env=env, cwd=comp.cwd, start_new_session=True)
     _CHILDREN[proc.pid] = proc
     entry = Running(comp.name, proc.pid, psutil.Process(proc.pid).create_time(), comp.port, str(log_path), comp.argv)
+    _record_session(settings, entry)
     _write_private(_pid_file(settings, comp.name), json.dumps(asdict(entry)))
     launched = time.monotonic()
     deadline = launched + comp.startup_timeout
@@ -402,14 +461,18 @@ def _stop_entries(settings: Settings, entries: list[Running], timeout: float = 2
             continue
         running.append(entry)
         try:
-            family += [proc, *proc.children(recursive=True)]
+            children = proc.children(recursive=True)
         except psutil.Error:
-            family.append(proc)
+            children = []
+        family += [proc, *children]
         try:
             os.killpg(entry.pid, signal.SIGTERM)  # our component leads its own group (start_new_session)
         except (ProcessLookupError, PermissionError):
             with contextlib.suppress(psutil.Error):
                 proc.terminate()
+        for child in children:  # tasks move to process groups of their own: signal them directly
+            with contextlib.suppress(psutil.Error):
+                child.terminate()
     _, survivors = psutil.wait_procs(family, timeout=timeout)
     for straggler in survivors:
         with contextlib.suppress(psutil.Error):
@@ -422,6 +485,153 @@ def _stop_entries(settings: Settings, entries: list[Running], timeout: float = 2
                 child.wait(timeout=1)
         _pid_file(settings, entry.name).unlink(missing_ok=True)
     return running
+
+
+# --------------------------------------------------------------------------- orphans and leftovers
+STACK_TAG_VAR = "SEALFLOW_STACK_TAG"
+
+
+def stack_tag(settings: Settings, component: str) -> str:
+    """``<digest of the state dir>/<component>``: marks every process a component starts, forks included."""
+    digest = hashlib.sha256(str(settings.state_dir.resolve()).encode()).hexdigest()[:16]
+    return f"{digest}/{component}"
+
+
+def _sessions_file(settings: Settings) -> Path:
+    return run_dir(settings) / "sessions.json"
+
+
+def _read_sessions(settings: Settings) -> list[dict[str, Any]]:
+    try:
+        return list(json.loads(_sessions_file(settings).read_text()))
+    except (FileNotFoundError, ValueError, TypeError):
+        return []
+
+
+def _record_session(settings: Settings, entry: Running) -> None:
+    """Remember a component's session (id = its PID) for as long as any process may live in it."""
+    sessions = [s for s in _read_sessions(settings) if s.get("sid") != entry.pid]
+    sessions.append({"name": entry.name, "sid": entry.pid, "create_time": entry.create_time})
+    _write_private(_sessions_file(settings), json.dumps(sessions))
+
+
+@dataclass(frozen=True)
+class Member:
+    """A live process that belongs to this stack, and the component that started it (or its ancestor)."""
+
+    component: str
+    pid: int
+    rss: int
+    cmdline: str
+
+
+def stack_processes(settings: Settings, components: Iterable[str] | None = None) -> list[Member]:
+    """Every live process of this state directory's stack (tagged, or in a recorded session).
+
+    Never this process or its ancestors (a task that runs ``sealflow stack`` must not kill its own chain).
+    """
+    import psutil
+
+    wanted = None if components is None else set(components)
+    prefix = stack_tag(settings, "")
+    sessions = {s["sid"]: s for s in _read_sessions(settings)}
+    own = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
+    found: list[Member] = []
+    for proc in psutil.process_iter(["pid", "create_time", "cmdline", "memory_info"]):
+        if proc.info["pid"] in own:
+            continue
+        name = _membership(proc, prefix, sessions)
+        if name is None or (wanted is not None and name not in wanted):
+            continue
+        memory = proc.info.get("memory_info")
+        found.append(Member(name, proc.info["pid"], memory.rss if memory else 0,
+                            " ".join(proc.info.get("cmdline") or [])[:200]))
+    return found
+
+
+def _membership(proc: Any, prefix: str, sessions: dict[int, dict[str, Any]]) -> str | None:
+    import psutil
+
+    with contextlib.suppress(psutil.Error, OSError):
+        tag = proc.environ().get(STACK_TAG_VAR, "")
+        if tag.startswith(prefix):
+            return tag[len(prefix):]
+    with contextlib.suppress(psutil.Error, OSError):
+        session = sessions.get(os.getsid(proc.info["pid"]))
+        if (session is not None and proc.info["create_time"] >= session["create_time"] - 1.0
+                and not _leader_replaced(session)):
+            return str(session["name"])
+    return None
+
+
+def _leader_replaced(session: dict[str, Any]) -> bool:
+    """True when a live process holds the session's id but is not the leader we started (reused PID)."""
+    import psutil
+
+    try:
+        return abs(psutil.Process(session["sid"]).create_time() - session["create_time"]) > 1.0
+    except psutil.Error:
+        return False
+
+
+def stop_processes(members: list[Member], timeout: float = 20.0) -> list[Member]:
+    """SIGTERM, wait, SIGKILL what is left; returns the members that were signalled."""
+    import psutil
+
+    procs: list[Any] = []
+    for member in members:
+        with contextlib.suppress(psutil.Error):
+            proc = psutil.Process(member.pid)
+            proc.terminate()
+            procs.append(proc)
+    _, survivors = psutil.wait_procs(procs, timeout=timeout)
+    for straggler in survivors:
+        with contextlib.suppress(psutil.Error):
+            straggler.kill()
+    psutil.wait_procs(survivors, timeout=5)
+    signalled = {p.pid for p in procs}
+    return [m for m in members if m.pid in signalled]
+
+
+def leftovers(settings: Settings, components: Iterable[str] | None = None) -> list[Member]:
+    """Processes of this stack whose component is no longer running (orphans of a crash)."""
+    live = {name for name in (*AIRFLOW_COMPONENTS, "platform", "tsa", "seaweedfs") if alive(settings, name)}
+    return [m for m in stack_processes(settings, components) if m.component not in live]
+
+
+def _describe(members: list[Member]) -> str:
+    by: dict[str, list[Member]] = {}
+    for member in members:
+        by.setdefault(member.component, []).append(member)
+    return "; ".join(f"{name}: {len(ms)} (pids {', '.join(str(m.pid) for m in ms[:8])}"
+                     f"{' …' if len(ms) > 8 else ''}, {sum(m.rss for m in ms) / 2**20:.0f} MiB)"
+                     for name, ms in sorted(by.items()))
+
+
+def reap_leftovers(settings: Settings, out: Callable[[str], None], components: Iterable[str] | None = None) -> int:
+    """Find, report and stop leftovers of crashed components; how many there were."""
+    found = leftovers(settings, components)
+    if found:
+        out(f"leftover processes of crashed stack components found — {_describe(found)}; stopping them")
+        stop_processes(found)
+    _prune_sessions(settings)
+    return len(found)
+
+
+def _prune_sessions(settings: Settings) -> None:
+    """Forget sessions with neither a live leader nor a live member."""
+    import psutil
+
+    sessions = _read_sessions(settings)
+    if not sessions:
+        return
+    in_use: set[int] = set()
+    for proc in psutil.process_iter(["pid"]):
+        with contextlib.suppress(psutil.Error, OSError):
+            in_use.add(os.getsid(proc.info["pid"]))
+    kept = [s for s in sessions if s["sid"] in in_use]
+    if kept != sessions:
+        _write_private(_sessions_file(settings), json.dumps(kept))
 
 
 def _stop_entry(settings: Settings, entry: Running, timeout: float = 20.0) -> bool:
@@ -554,7 +764,9 @@ def _pin_platform_certificate(settings: Settings, out: Callable[[str], None]) ->
 def up(settings: Settings, ui: bool = False, out: Callable[[str], None] = print) -> dict[str, Any]:
     """Start what is not running (idempotent) and return :func:`status`."""
     check_state(settings)  # refuse an open state dir; what the stack creates is private (umask 077)
+    check_ports(settings)
     with _stack_lock(settings):
+        reap_leftovers(settings, out)
         if settings.s3_endpoint:  # an external object store was configured: use it, start nothing
             out(f"seaweedfs: not started, using the configured endpoint {settings.s3_endpoint}")
         else:
@@ -601,6 +813,12 @@ def down(settings: Settings, out: Callable[[str], None] = print, only: Iterable[
                     out(f"{entry.name}: stopped (pid {entry.pid})")
                 else:
                     out(f"{entry.name}: was not running (stale pid file removed)")
+            # What the group's components forked and left behind (a crashed scheduler's workers and tasks).
+            orphans = stop_processes(stack_processes(settings, names))
+            if orphans:
+                stopped.extend(sorted({m.component for m in orphans} - set(stopped)))
+                out(f"stopped {len(orphans)} leftover processes — {_describe(orphans)}")
+        _prune_sessions(settings)
     if not stopped:
         out("nothing was running")
     return stopped
@@ -647,6 +865,7 @@ def status(settings: Settings) -> dict[str, Any]:
         "airflow_url": f"http://127.0.0.1:{settings.airflow_port}",
         "logs": str(logs_dir(settings)),
         "components": components,
+        "leftovers": [asdict(m) for m in leftovers(settings)],
     }
 
 
@@ -737,7 +956,9 @@ def run_dag_test(settings: Settings, dag_id: str, conf: dict[str, Any] | None = 
 def start_components(settings: Settings, names: Iterable[str], out: Callable[[str], None] = print) -> None:
     """Start only the named Airflow components (e.g. the api-server for keepers' answers in tests)."""
     wanted = set(names)
+    check_ports(settings)
     with _stack_lock(settings):
+        reap_leftovers(settings, out, wanted)
         prepare_airflow(settings, out)
         for comp in airflow_components(settings):
             if comp.name in wanted:

@@ -1,4 +1,9 @@
-"""Airflow glue of archiving: which batches an Asset event names, and archiving them."""
+"""Airflow glue of archiving: which batches to archive, and archiving them.
+
+A run archives the batch its conf names, or else every batch the SealFlow database shows as
+finished and not yet archived — the asset events only wake the DAG up (two batches finishing
+together leave one queued event; both are archived).
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,21 @@ from sealflow_airflow import pipeline
 log = logging.getLogger(__name__)
 
 
-def triggering_batches(context: Any) -> list[str]:
-    """The batch ids of the stamp_batch events that scheduled this run (or ``conf.batch_id``)."""
+def batches_to_archive(context: Any) -> list[str]:
+    """``conf.batch_id`` when given; else the triggering events' batches and every other finished,
+    not yet archived batch in the SealFlow database."""
     conf = (context.get("dag_run").conf or {}) if context.get("dag_run") else {}
     if conf.get("batch_id"):
         return [str(conf["batch_id"])]
+    from archive.integration import batches_to_archive as waiting
+
+    with pipeline._sessions()() as session:
+        ids = triggering_batches(context) + waiting(session)
+    return list(dict.fromkeys(ids))
+
+
+def triggering_batches(context: Any) -> list[str]:
+    """The batch ids of the stamp_batch events that scheduled this run."""
     ids: list[str] = []
     for events in (context.get("triggering_asset_events") or {}).values():
         for event in events:
@@ -26,34 +41,31 @@ def triggering_batches(context: Any) -> list[str]:
     return ids
 
 
-def _archive_signer():
-    from stamping.keys.store import ensure_service_signer
-    from stamping.pki.certs import Subject
-
-    settings = pipeline.settings()
-    ca = pipeline.seals().registry.ca
-    return ensure_service_signer(settings, settings.archive_key_id, settings.archive_key_pin,
-                                 lambda public: ca.issue(Subject("SealFlow 归档单位", organization="SealFlow"), public))
-
-
 def archive_batches(batch_ids: list[str], context: Any) -> list[dict]:
-    from archive.integration import archive_batch
+    from archive.integration import archive_batch, archive_signer
 
     settings = pipeline.settings()
     sessions = pipeline._sessions()
     out = []
     for batch_id in batch_ids:
-        result = archive_batch(settings, sessions, batch_id, signer=_archive_signer())
+        result = archive_batch(settings, sessions, batch_id, signer=archive_signer(settings),
+                               trust=pipeline.seals().trust_store())
         summary = result.to_json()
         log.info("batch %s archived: %s", batch_id, summary["counts"])
         summary["registrations_queued"] = queue_registrations(sessions, batch_id)
         out.append(summary)
+    # Runs archived by a task that died before queueing their registration (the batch already counts
+    # as archived, so it is not archived again): queued now, whichever batch they belong to.
+    late = queue_registrations(sessions)
+    if late:
+        log.info("queued %d archive registration(s) left over by earlier runs", late)
     context["outlet_events"][pipeline.ARCHIVED_BATCHES].extra = {"batch_ids": batch_ids}
     return out
 
 
-def queue_registrations(sessions: Any, batch_id: str) -> int:
-    """One archive.register filing record per archiving run of the batch, queued once."""
+def queue_registrations(sessions: Any, batch_id: str | None = None) -> int:
+    """One archive.register filing record per archiving run of the batch (of every batch when
+    ``batch_id`` is None), queued once."""
     from sqlalchemy import select
 
     from archive.models import ArchiveRun
@@ -61,16 +73,18 @@ def queue_registrations(sessions: Any, batch_id: str) -> int:
     from sealflow.db import transaction
 
     with transaction(sessions) as session:
-        queued = {r.payload.get("manifest_sm3") for r in session.scalars(
-            select(OutboxRecord).where(OutboxRecord.kind == "archive.register", OutboxRecord.subject == batch_id))}
-        runs = session.scalars(select(ArchiveRun).where(ArchiveRun.batch_id == batch_id)
-                               .order_by(ArchiveRun.created_at)).all()
+        registered = select(OutboxRecord).where(OutboxRecord.kind == "archive.register")
+        archived = select(ArchiveRun).order_by(ArchiveRun.created_at)
+        if batch_id is not None:
+            registered = registered.where(OutboxRecord.subject == batch_id)
+            archived = archived.where(ArchiveRun.batch_id == batch_id)
+        queued = {r.payload.get("manifest_sm3") for r in session.scalars(registered)}
         added = 0
-        for run in runs:
+        for run in session.scalars(archived).all():
             if run.manifest_sm3 in queued:
                 continue
-            enqueue(session, "archive.register", batch_id, {
-                "batch_id": batch_id, "documents": run.records, "bytes": run.bytes,
+            enqueue(session, "archive.register", run.batch_id, {
+                "batch_id": run.batch_id, "documents": run.records, "bytes": run.bytes,
                 "manifest_sm3": run.manifest_sm3,
                 "registered_at": (run.created_at if run.created_at.tzinfo else run.created_at.replace(tzinfo=UTC)
                                   ).isoformat(),

@@ -69,7 +69,7 @@ def tools() -> process.BatchTools:
                 src, seal, signer, placement, container=options.get("pdf_container", "pkcs7"), path=path,
                 timestamper=tsa),
             "ofd": lambda src, seal, signer, placement, path, options: stamp_ofd(
-                src, seal, signer, placement, path=path, timestamper=tsa),
+                src, seal, signer, placement, path=path, timestamper=tsa, compact=True),  # seal stored once
         },
         verifiers={
             "pdf": lambda data, path: verify_pdf(data, path, trust, lookup, use_lookup=uses),
@@ -249,7 +249,22 @@ def verify_chunk(batch_id: str, chunk: int) -> dict:
     return process.verify_chunk(tools(), batch_id, chunk)
 
 
+def _never_approved(batch_id: str) -> bool:
+    """The approval step failed or timed out (not refused): nothing was meant to be stamped."""
+    with _sessions()() as session:
+        batch = session.get(Batch, batch_id)
+        return batch is not None and batch.status != "refused" and not approval.is_approved(
+            session, batch_id, batch.es_id)
+
+
 def finish_batch(batch_id: str, context: Any) -> dict:
+    if _never_approved(batch_id):
+        from airflow.sdk.exceptions import AirflowFailException
+
+        summary = process.finish(tools(), batch_id, status="not_approved")
+        raise AirflowFailException(f"batch {batch_id}: the seal's use was never approved (the approval step failed "
+                                   f"or timed out); nothing was stamped — submit the batch again "
+                                   f"(report {summary['report_html']})")
     summary = process.finish(tools(), batch_id)
     try:
         from sealflow_airflow.hooks import s3_client
@@ -261,6 +276,16 @@ def finish_batch(batch_id: str, context: Any) -> dict:
         summary["report_s3"] = f"s3://{bucket}/batches/{batch_id}/report.html"
     except Exception as exc:  # the local report stays the reference; S3 is a copy for operators
         log.warning("batch %s: report not copied to object storage: %s", batch_id, exc)
+    if summary["status"] == "incomplete":
+        # Documents wait: the run must not end green and archiving must not start. Failing (not
+        # retrying) the report is right: only clearing the named chunks can change the answer.
+        from airflow.sdk.exceptions import AirflowFailException
+
+        chunks = ", ".join(f"stamp_chunk[{c}]" for c in summary["pending_chunks"])
+        raise AirflowFailException(
+            f"batch {batch_id} is incomplete: {summary['counts']} — documents of chunk(s) "
+            f"{summary['pending_chunks']} are not sealed and verified; fix the cause in those tasks' logs, then "
+            f"clear {chunks} with downstream to retry them alone (report {summary['report_html']})")
     context["outlet_events"][STAMPED_BATCHES].extra = {"batch_id": batch_id, "status": summary["status"]}
     log.info("batch %s finished: %s — report %s", batch_id, summary["counts"], summary["report_html"])
     return summary

@@ -102,4 +102,27 @@ def file_records(max_records: int | None = None, platform_conn_id: str = "sealfl
         "filing: claimed %d, sent %d, failed %d, dead %d; outbox %s",
         result.claimed, result.sent, result.failed, result.dead, state["counts"],
     )
+    alarm_on_failing_delivery(factory, result, get_settings().filing_alert_after_s)
     return {"drain": result.as_dict(), "outbox": state["counts"], "held_by_dead_letter": state["held_by_dead_letter"]}
+
+
+def alarm_on_failing_delivery(factory: Any, result: Any, threshold_s: float) -> None:
+    """Fail the run (no retry: only the platform or an operator can change it) when nothing could be
+    delivered for longer than ``threshold_s``, or when this drain dead-lettered records."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from filing.dispatcher import delivery_stall
+    from filing.outbox import utcnow
+
+    now = utcnow()
+    with factory() as session:
+        stall = delivery_stall(session, now)
+    if stall is not None and stall.seconds(now) > threshold_s:
+        raise AirflowFailException(
+            f"filing: nothing delivered to the platform for {stall.seconds(now) / 60:.0f} min (since "
+            f"{stall.since.isoformat()}), {stall.waiting} records waiting; last error: {stall.last_error} — "
+            f"check the platform and connection sealflow_platform; `sealflow filing status` shows the outbox")
+    if result.dead:
+        raise AirflowFailException(
+            f"filing: {result.dead} record(s) dead-lettered in this run ({result.sent} others delivered); "
+            f"`sealflow filing status` names them and the reason; fix, then `sealflow filing retry RECORD_ID`")

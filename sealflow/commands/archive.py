@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tarfile
+import tempfile
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -39,13 +41,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("-o", "--out", default=".", help="destination folder (default: current)")
     g.set_defaults(handler=run_get)
 
-    u = sub.add_parser("url", help="print a presigned download URL")
+    u = sub.add_parser("url", help="print a presigned URL of the package with what verifies it (a tar)")
     u.add_argument("key", help="档号, 证照标识 or 证照编号")
     u.add_argument("--expires", type=int, default=None, help="seconds (default: SEALFLOW_ARCHIVE_URL_EXPIRY)")
     u.set_defaults(handler=run_url)
 
     v = sub.add_parser("verify", help="verify a downloaded package offline")
-    v.add_argument("folder", help="the package folder written by `sealflow archive get`")
+    v.add_argument("folder", help="the package folder written by `sealflow archive get`, or the tar a "
+                                  "`sealflow archive url` link serves")
     v.add_argument("--trust", action="append", default=[], metavar="ROOT.pem", required=True,
                    help="a trusted root certificate (PEM or DER); repeatable")
     v.add_argument("--json", action="store_true")
@@ -141,27 +144,45 @@ def run_get(args: argparse.Namespace, settings: Settings | None = None) -> int:
 
 
 def run_url(args: argparse.Namespace, settings: Settings | None = None) -> int:
-    from archive.retrieve import package_url
+    """The URL (stdout) serves a tar of the package folder with its run's signed files, pinned to
+    the stored version; its expiry and how to verify go to stderr."""
+    from archive.retrieve import share_package
 
     settings = settings or get_settings()
     expires = args.expires if args.expires is not None else settings.archive_url_expiry
     if not 1 <= expires <= 7 * 24 * 3600:
         raise UsageError("--expires must be between 1 second and 7 days")
     row = _find(settings, args.key)
-    url = package_url(_store(settings), row, expires)
-    until = datetime.now(UTC) + timedelta(seconds=expires)
-    print(url)
-    print(f"expires {until:%Y-%m-%dT%H:%M:%SZ} ({expires} s)", file=sys.stderr)
+    share = share_package(_store(settings), row, expires)
+    print(share.url)
+    print(f"expires {share.expires_at:%Y-%m-%dT%H:%M:%SZ} ({expires} s); serves version {share.version_id} of "
+          f"{share.key}; verify the downloaded tar with: sealflow archive verify FILE.tar --trust ROOT.pem",
+          file=sys.stderr)
     return 0
 
 
 def run_verify(args: argparse.Namespace, settings: Settings | None = None) -> int:
-    from archive.offline import verify_package
     from archive.package import PackageError
 
     folder = Path(args.folder)
+    if folder.is_file() and tarfile.is_tarfile(folder):
+        with tempfile.TemporaryDirectory(prefix="sealflow-verify-") as tmp:
+            from archive.retrieve import unpack_share
+
+            try:
+                unpacked = unpack_share(folder, Path(tmp))
+            except PackageError as exc:
+                raise UsageError(str(exc)) from None
+            return _verify_folder(args, unpacked)
     if not folder.is_dir():
-        raise UsageError(f"{folder}: no such folder")
+        raise UsageError(f"{folder}: no such folder or package tar")
+    return _verify_folder(args, folder)
+
+
+def _verify_folder(args: argparse.Namespace, folder: Path) -> int:
+    from archive.offline import verify_package
+    from archive.package import PackageError
+
     for t in args.trust:
         if not Path(t).is_file():
             raise UsageError(f"{t}: trusted root certificate not found")
@@ -189,7 +210,8 @@ def run_verify(args: argparse.Namespace, settings: Settings | None = None) -> in
 
 
 def run_eep(args: argparse.Namespace, settings: Settings | None = None) -> int:
-    """Signed by the archiving unit's key (SEALFLOW_ARCHIVE_KEY_ID / SEALFLOW_ARCHIVE_KEY_PIN)."""
+    """Signed by the archiving unit's key, opened by the same path as the archive_batch DAG: its
+    service PIN is resolved by the installation, never typed, and a mismatch never counts a try."""
     from archive.eep import write_eep
     from archive.integration import archive_signer
     from archive.package import PackageError

@@ -61,6 +61,10 @@ def format_status(state: dict[str, Any]) -> str:
         health = "healthy" if comp["healthy"] else "NOT healthy"
         lines.append(f"  {name:<14} running  pid {comp['pid']:<8} {port:<11} {health}  log {comp['log']}")
     lines.append(f"S3 {state['s3_endpoint']}  platform {state['platform_url']}  Airflow {state['airflow_url']}")
+    left = state.get("leftovers") or []
+    if left:
+        pids = ", ".join(f"{m['pid']} ({m['component']})" for m in left[:10])
+        lines.append(f"LEFTOVER processes of crashed components: {pids} — stop them with `sealflow stack down`")
     return "\n".join(lines)
 
 

@@ -6,10 +6,19 @@ ever stamped twice. Only references (batch id, chunk numbers, counts) leave thes
 
 Work area of a batch: ``<work_root>/<batch_id>/`` with ``in/`` (the received files and manifest),
 ``out/`` (sealed documents), ``report.json`` and ``report.html``.
+
+Two kinds of failure, kept apart on purpose: a *document* that cannot be sealed (no anchor text,
+a broken PDF) is marked ``failed`` with its reason and the batch goes on; a failing *machine*
+(disk full, permission denied, I/O error, object store or database unreachable) is never the
+document's fault, so :class:`InfrastructureError` is raised after the work already done is
+committed — the task fails, Airflow retries it, and the untouched documents stay ``accepted``
+for that retry. A batch whose accepted documents are not all verified or failed is *incomplete*
+(:class:`BatchIncomplete`): its report says which documents wait and which chunk to clear.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import time
@@ -48,6 +57,50 @@ MANIFEST_NAMES = ("manifest.csv", "manifest.json")
 
 class BatchError(Exception):
     """The batch as a whole cannot go on; the message names the batch and the reason."""
+
+
+class InfrastructureError(BatchError):
+    """The machine failed (disk, permissions, I/O, object store, database), not the document: retry the task."""
+
+
+class BatchIncomplete(BatchError):
+    """Some accepted documents are neither verified nor failed: a chunk did not finish."""
+
+
+# errno values that say "the machine", never "the document". Any other OSError with an errno is
+# treated the same way (see is_infrastructure); this set only documents the ones seen in practice.
+INFRASTRUCTURE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EPERM, errno.EACCES, errno.EIO,
+                                   errno.EROFS, errno.EMFILE, errno.ENFILE, errno.ENOMEM})
+# Libraries whose exceptions mean a service is unreachable or failing (S3, HTTP, the database).
+_SERVICE_MODULES = ("botocore", "boto3", "s3transfer", "urllib3", "sqlalchemy.exc", "psycopg2")
+# Document states that still wait for work: a batch with any of them is not finished.
+PENDING_STATES = ("accepted", "stamped")
+
+
+def is_infrastructure(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is a failing machine or service rather than a bad document.
+
+    An ``OSError`` carrying an errno is the operating system talking (ENOSPC, EIO, EPERM...); parsers
+    that subclass ``OSError`` for bad content (Pillow's UnidentifiedImageError) carry none.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, InfrastructureError | MemoryError):
+            return True
+        if isinstance(current, OSError) and current.errno is not None:
+            return True
+        if type(current).__module__.startswith(_SERVICE_MODULES):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def describe_error(exc: BaseException) -> str:
+    code = getattr(exc, "errno", None)
+    name = errno.errorcode.get(code, "") if isinstance(code, int) else ""
+    return f"{type(exc).__name__}{f' ({name})' if name else ''}: {exc}"
 
 
 class UseRecorder(Protocol):
@@ -198,16 +251,36 @@ def stamp_chunk(tools: BatchTools, batch_id: str, chunk: int, actor: str) -> dic
     signer = RecordingSigner(signer)  # the audit entry of each use names the signature made
     stamped: list[tuple[int, str, str, str, str]] = []
     failed: list[tuple[int, str]] = []
+    broken: BaseException | None = None
     for doc in todo:
         out = work / "out" / doc.file
         signer.last = None
         try:
             data, adopted_signature = _adopt_or_stamp(tools, doc, out, work, seal_der, signer, placement, options)
-        except Exception as exc:  # any document-level failure quarantines that document only
+        except Exception as exc:
+            if is_infrastructure(exc):  # the machine, not the document: stop, keep what is done, retry
+                broken = exc
+                break
             failed.append((doc.id, f"stamping failed: {type(exc).__name__}: {exc}"))
             continue
         signature_sm3 = sm3(signer.last).hex() if signer.last is not None else adopted_signature
         stamped.append((doc.id, doc.file, str(out), sm3(data).hex(), signature_sm3))
+    _commit_stamping(tools, batch_id, es_id, actor, stamped, failed)
+    log.info("batch %s chunk %d: %d stamped, %d failed", batch_id, chunk, len(stamped), len(failed))
+    if broken is not None:
+        left = len(todo) - len(stamped) - len(failed)
+        raise InfrastructureError(
+            f"batch {batch_id} chunk {chunk}: {describe_error(broken)} — {len(stamped)} documents sealed and "
+            f"kept, {left} left as accepted for the retry; fix the cause (free space, permissions, storage) "
+            f"and let Airflow retry, or clear stamp_chunk[{chunk}]") from broken
+    return {"chunk": chunk, "stamped": len(stamped), "failed": len(failed), "seconds": _since(started)}
+
+
+def _commit_stamping(tools: BatchTools, batch_id: str, es_id: str, actor: str,
+                     stamped: list[tuple[int, str, str, str, str]], failed: list[tuple[int, str]]) -> None:
+    """One transaction: the sealed documents' states, their seal.use entries, the failed ones."""
+    if not stamped and not failed:
+        return
     with transaction(tools.session_factory) as session:
         now = _now()
         # One executemany per kind of outcome (ORM bulk UPDATE by primary key), not a statement per document.
@@ -221,8 +294,6 @@ def stamp_chunk(tools: BatchTools, batch_id: str, chunk: int, actor: str) -> dic
         if tools.record_uses is not None and stamped:
             tools.record_uses(session, es_id=es_id, actor=actor, batch_id=batch_id,
                               documents=[(f, d, sig) for _i, f, _o, d, sig in stamped])
-    log.info("batch %s chunk %d: %d stamped, %d failed", batch_id, chunk, len(stamped), len(failed))
-    return {"chunk": chunk, "stamped": len(stamped), "failed": len(failed), "seconds": _since(started)}
 
 
 def _provenance_path(work: Path, file: str) -> Path:
@@ -285,24 +356,37 @@ def verify_chunk(tools: BatchTools, batch_id: str, chunk: int) -> dict:
             BatchDocument.state == "stamped")))
     updates: list[dict] = []
     for doc in todo:
-        data = Path(doc.output_path).read_bytes()
-        if sm3(data).hex() != doc.output_sm3:
-            updates.append({"id": doc.id, "state": "failed", "reasons": ["sealed file changed after stamping"],
-                            "verification": {}})
-            continue
-        result = tools.verifiers[doc.format](data, doc.output_path)
-        summary = result.to_json()
-        if result.verdict == Verdict.VALID:  # batches accept only valid: warnings fail the document too
-            updates.append({"id": doc.id, "state": "verified", "reasons": [], "verification": summary})
-        else:
-            updates.append({"id": doc.id, "state": "failed", "reasons": verdict_reasons(result),
-                            "verification": summary})
+        try:
+            updates.append(_verify_one(tools, doc))
+        except Exception as exc:
+            if not is_infrastructure(exc):
+                raise
+            _commit_verification(tools, updates)  # keep what is verified; the rest waits for the retry
+            raise InfrastructureError(
+                f"batch {batch_id} chunk {chunk}: {describe_error(exc)} while verifying {doc.file}; "
+                f"{len(updates)} documents verified and kept — Airflow retries verify_chunk[{chunk}]") from exc
+    _commit_verification(tools, updates)
+    ok = sum(1 for u in updates if u["state"] == "verified")
+    return {"chunk": chunk, "verified": ok, "failed": len(updates) - ok, "seconds": _since(started)}
+
+
+def _verify_one(tools: BatchTools, doc: BatchDocument) -> dict:
+    data = Path(doc.output_path).read_bytes()
+    if sm3(data).hex() != doc.output_sm3:
+        return {"id": doc.id, "state": "failed", "reasons": ["sealed file changed after stamping"],
+                "verification": {}}
+    result = tools.verifiers[doc.format](data, doc.output_path)
+    summary = result.to_json()
+    if result.verdict == Verdict.VALID:  # batches accept only valid: warnings fail the document too
+        return {"id": doc.id, "state": "verified", "reasons": [], "verification": summary}
+    return {"id": doc.id, "state": "failed", "reasons": verdict_reasons(result), "verification": summary}
+
+
+def _commit_verification(tools: BatchTools, updates: list[dict]) -> None:
     if updates:
         with transaction(tools.session_factory) as session:
             now = _now()
             session.execute(update(BatchDocument), [{**u, "verified_at": now} for u in updates])
-    ok = sum(1 for u in updates if u["state"] == "verified")
-    return {"chunk": chunk, "verified": ok, "failed": len(updates) - ok, "seconds": _since(started)}
 
 
 def state_counts(session: Session, batch_id: str) -> dict:
@@ -321,7 +405,12 @@ def documents(session: Session, batch_id: str, states: Iterable[str] | None = No
 
 
 def finish(tools: BatchTools, batch_id: str, status: str | None = None) -> dict:
-    """Write the batch report (report.json, report.html) and mark the batch finished."""
+    """Write the batch report (report.json, report.html) and mark the batch finished.
+
+    A batch with documents still ``accepted`` or ``stamped`` (a chunk ran out of retries) gets the
+    status ``incomplete``: the report is written all the same — each waiting document with the chunk
+    to clear — and the summary's ``pending`` names those chunks; the caller decides to fail the run.
+    """
     from stamping.batch.report import render_html
 
     with transaction(tools.session_factory) as session:
@@ -330,19 +419,28 @@ def finish(tools: BatchTools, batch_id: str, status: str | None = None) -> dict:
         # Only the report's columns: each document's verification summary is kilobytes, not needed here.
         rows = session.execute(
             select(BatchDocument.row, BatchDocument.file, BatchDocument.state, BatchDocument.reasons,
-                   BatchDocument.record, BatchDocument.output_sm3)
-            .where(BatchDocument.batch_id == batch_id).order_by(BatchDocument.row))
-        docs = [{"row": d.row, "file": d.file, "state": d.state, "reasons": d.reasons,
+                   BatchDocument.record, BatchDocument.output_sm3, BatchDocument.chunk)
+            .where(BatchDocument.batch_id == batch_id).order_by(BatchDocument.row)).all()
+        docs = [{"row": d.row, "file": d.file, "state": d.state,
+                 "reasons": d.reasons if d.state not in PENDING_STATES else [_waiting_reason(d.state, d.chunk)],
                  "licence_number": d.record.get("licence_number", ""), "output_sm3": d.output_sm3}
                 for d in rows]
-        final = status or ("refused" if batch.status == "refused" else "done")
+        pending = sorted({d.chunk for d in rows if d.state in PENDING_STATES})
+        final = status or ("refused" if batch.status == "refused" else "incomplete" if pending else "done")
         report = {"batch_id": batch_id, "es_id": batch.es_id, "requester": batch.requester,
                   "source": batch.source, "status": final, "created_at": batch.created_at.isoformat(),
-                  "finished_at": _now().isoformat(), "counts": counts, "documents": docs}
+                  "finished_at": _now().isoformat(), "counts": counts, "pending_chunks": pending,
+                  "documents": docs}
         work = Path(batch.work_dir)
         write_atomic(work / "report.json", json.dumps(report, ensure_ascii=False, indent=1).encode())
         write_atomic(work / "report.html", render_html(report).encode())
         batch.status, batch.finished_at = final, _now()
         batch.report = {"counts": counts, "json": str(work / "report.json"), "html": str(work / "report.html")}
-    return {"batch_id": batch_id, "status": final, "counts": counts,
+    return {"batch_id": batch_id, "status": final, "counts": counts, "pending_chunks": pending,
             "report_json": str(work / "report.json"), "report_html": str(work / "report.html")}
+
+
+def _waiting_reason(state: str, chunk: int) -> str:
+    step = "stamp_chunk" if state == "accepted" else "verify_chunk"
+    return (f"not finished: chunk {chunk} ran out of retries before this document was "
+            f"{'sealed' if state == 'accepted' else 'verified'}; clear {step}[{chunk}] (with downstream) to retry it")

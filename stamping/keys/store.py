@@ -44,6 +44,13 @@ class WrongPin(KeyStoreError):
         self.remaining = remaining
 
 
+class ServicePinMismatch(KeyStoreError):
+    def __init__(self, key_id: str) -> None:
+        super().__init__(f"wrong PIN for service key {key_id}: it does not open with the PIN this installation "
+                         f"resolves for it (SEALFLOW_*_KEY_PIN or the PIN file under the state directory's "
+                         f"pins/): use the same settings wherever the key is used; no wrong-PIN try was counted")
+
+
 class KeyLocked(KeyStoreError):
     def __init__(self, key_id: str) -> None:
         super().__init__(f"key {key_id} is locked after {MAX_WRONG_PINS} wrong PINs; an administrator must "
@@ -164,7 +171,7 @@ class KeyStore:
             record["certificate"] = base64.b64encode(cert_der).decode()
             self._write(path, record)
 
-    def _unlock(self, key_id: str, pin: str) -> SM2PrivateKey:
+    def _unlock(self, key_id: str, pin: str, count_wrong: bool = True) -> SM2PrivateKey:
         aad = key_id.encode()
         with self._locked(key_id) as path:
             record = self._read(path, key_id)
@@ -179,6 +186,8 @@ class KeyStore:
             try:
                 der = decrypt_gcm(_pin_key(pin, salt), inner, aad)
             except DecryptionFailed:
+                if not count_wrong:  # a service key: nobody types its PIN, see service_signer()
+                    raise ServicePinMismatch(key_id) from None
                 record["wrong_pins"] = int(record.get("wrong_pins", 0)) + 1
                 record["locked"] = record["wrong_pins"] >= MAX_WRONG_PINS
                 self._write(path, record)
@@ -303,14 +312,37 @@ def service_pin(settings: Settings, key_id: str, configured: str = "") -> str:
     return path.read_text().strip()
 
 
+def service_key_ids(settings: Settings) -> set[str]:
+    """The system's own keys (archiving unit, filing system, audit log): no person holds their PIN."""
+    return {settings.archive_key_id, settings.filing_key_id, settings.audit_key_id}
+
+
+def service_signer(store: KeyStore, settings: Settings, key_id: str, configured_pin: str = "") -> Signer:
+    """The signer of a service key: the ONE way DAGs and CLI open the archiving unit's, the filing
+    system's and the audit log's keys (issue 14, item 2).
+
+    The PIN is never typed: it is resolved by :func:`service_pin` (configured, else the generated
+    0600 file). A PIN that does not open the key means two places resolve it differently — a
+    configuration error, raised as :class:`ServicePinMismatch` without counting a wrong-PIN try, so
+    no caller can ever lock a service key. Only the service key ids are opened this way: it is no
+    oracle for seal or signer keys, whose PINs people type and whose tries stay counted.
+    """
+    if key_id not in service_key_ids(settings):
+        raise KeyStoreError(f"{key_id} is not one of this installation's service keys")
+    key = store._unlock(key_id, service_pin(settings, key_id, configured_pin), count_wrong=False)
+    cert = store.certificate(key_id)
+    if cert is None:
+        raise KeyStoreError(f"key {key_id} has no certificate yet")
+    return SoftwareSigner(key, cert)
+
+
 def ensure_service_signer(settings: Settings, key_id: str, configured_pin: str, issue_certificate) -> Signer:
-    """The signer of a system key, creating the key and its certificate on first use.
+    """The signer of a service key, creating the key and its certificate on first use.
 
     ``issue_certificate(public_key) -> DER`` issues the certificate (e.g. the demo CA's ``issue``).
     """
     store = KeyStore(settings)
-    pin = service_pin(settings, key_id, configured_pin)
     if not store.exists(key_id):
-        public = store.create(key_id, pin)
+        public = store.create(key_id, service_pin(settings, key_id, configured_pin))
         store.set_certificate(key_id, issue_certificate(public))
-    return store.signer(key_id, pin)
+    return service_signer(store, settings, key_id, configured_pin)

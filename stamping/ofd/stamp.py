@@ -163,7 +163,7 @@ def _signatures_xml(pkg: OfdPackage, member: str | None, new_id: int, base_loc: 
 
 
 def _signature_xml(refs: list[tuple[str, bytes]], annots: list[_Annot], signed_at: datetime,
-                   seal_loc: str, value_loc: str) -> bytes:
+                   seal_loc: str | None, value_loc: str) -> bytes:
     name, version, company = PROVIDER
     parts = [
         f'<ofd:Signature xmlns:ofd="{OFD_NS}"><ofd:SignedInfo>'
@@ -180,8 +180,9 @@ def _signature_xml(refs: list[tuple[str, bytes]], annots: list[_Annot], signed_a
         clip = f' Clip="{" ".join(_fmt(v) for v in a.clip)}"' if a.clip else ""
         parts.append(f'<ofd:StampAnnot ID="{k}" PageRef={quoteattr(a.page_id)} '
                      f'Boundary="{" ".join(_fmt(v) for v in a.boundary)}"{clip}/>')
-    parts.append(f"<ofd:Seal><ofd:BaseLoc>{escape(seal_loc)}</ofd:BaseLoc></ofd:Seal></ofd:SignedInfo>"
-                 f"<ofd:SignedValue>{escape(value_loc)}</ofd:SignedValue></ofd:Signature>")
+    if seal_loc:
+        parts.append(f"<ofd:Seal><ofd:BaseLoc>{escape(seal_loc)}</ofd:BaseLoc></ofd:Seal>")
+    parts.append(f"</ofd:SignedInfo><ofd:SignedValue>{escape(value_loc)}</ofd:SignedValue></ofd:Signature>")
     return _HEADER + "".join(parts).encode()
 
 
@@ -211,9 +212,15 @@ def _refuse_breaking_earlier_seals(pkg: OfdPackage, changed: set[str]) -> None:
 
 def stamp_ofd(src: bytes, seal_der: bytes, signer: Signer, placement: Placement,
               signed_at: datetime | None = None, cross_page: bool = False, *, path: str = "<ofd>",
-              timestamper: Timestamper | None = None) -> bytes:
+              timestamper: Timestamper | None = None, compact: bool = False) -> bytes:
     """Seal an OFD document; returns the new package. Raises OfdError / AnchorNotFound.
-    ``timestamper``: the TSA whose token over the signature value goes in SES_Signature.timeStamp."""
+    ``timestamper``: the TSA whose token over the signature value goes in SES_Signature.timeStamp.
+
+    ``compact=True`` (what the batch pipeline uses) leaves out the optional ``Seal.esl`` and
+    deflates ``SignedValue.dat``: the SESeal, with its picture, is already inside SignedValue.dat's
+    SES_Signature, so Seal.esl held the picture a second time — about half of a sealed one-page
+    certificate (issue 11, item 9). ofdrw verifies and renders such files the same."""
+    seal_file = not compact
     signed_at = (signed_at or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     pkg = OfdPackage(src, path)
     body = read_doc_bodies(pkg)[0]
@@ -241,8 +248,10 @@ def stamp_ofd(src: bytes, seal_der: bytes, signer: Signer, placement: Placement,
         if name == sig_list_member:
             continue
         refs.append(("/" + name, sm3(replaced.get(name) or pkg.read(name))))
-    refs.append(("/" + seal_member, _seal_digest(seal_der)))
-    signature_xml = _signature_xml(refs, annots, signed_at, "/" + seal_member, "/" + value_member)
+    if seal_file:
+        refs.append(("/" + seal_member, _seal_digest(seal_der)))
+    signature_xml = _signature_xml(refs, annots, signed_at, "/" + seal_member if seal_file else None,
+                                   "/" + value_member)
     signed_value = make_signature(seal_der, sm3(signature_xml), "/" + sig_member, signer, signed_at, timestamper)
     replaced[sig_list_member] = _signatures_xml(pkg, sig_list_member, new_id, "/" + sig_member)
 
@@ -258,6 +267,7 @@ def stamp_ofd(src: bytes, seal_der: bytes, signer: Signer, placement: Placement,
     for name, data in replaced.items():
         zb.add(name, data)
     zb.add(sig_member, signature_xml)
-    zb.add(seal_member, seal_der, compress=False)
-    zb.add(value_member, signed_value, compress=False)
+    if seal_file:
+        zb.add(seal_member, seal_der, compress=False)
+    zb.add(value_member, signed_value, compress=compact)
     return zb.finish()

@@ -3,10 +3,16 @@
 A PNG with alpha becomes an image XObject with an /SMask (the transparency that lets the text
 under a red seal show through); a JPEG is embedded as is (DCTDecode); any other picture type
 (OFD or SVG vector pictures) falls back to a drawn red ring so the seal is still visible.
+
+An 8-bit, non-interlaced palette, grey or RGB PNG keeps its own compressed pixel data (PDF's
+FlateDecode with PNG predictors reads IDAT as is): a palette seal picture is not expanded to RGB
+and recompressed (for the demo seal 28.5 KB instead of 43 KB; issue 11, item 9). Its alpha, when
+it has some, still goes to an /SMask.
 """
 
 from __future__ import annotations
 
+import struct
 import zlib
 from dataclasses import dataclass
 from functools import lru_cache
@@ -30,7 +36,56 @@ def _stream(dict_body: bytes, data: bytes) -> bytes:
     return b"<<" + dict_body + b"/Length %d>>stream\n" % len(data) + data + b"\nendstream"
 
 
+def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    chunks, i = [], 8
+    while i + 8 <= len(data):
+        (n,) = struct.unpack(">I", data[i:i + 4])
+        chunks.append((data[i + 4:i + 8], data[i + 8:i + 8 + n]))
+        i += 12 + n
+    return chunks
+
+
+def _png_as_is(data: bytes) -> tuple[bytes, bool] | None:
+    """(image dict entries and stream data, whether it has transparency) for a PNG whose IDAT PDF
+    can take unchanged; None for any other picture (then the pixels are decoded and re-encoded)."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    chunks = _png_chunks(data)
+    if not chunks or chunks[0][0] != b"IHDR" or len(chunks[0][1]) != 13:
+        return None
+    w, h, depth, ctype, _compression, _filter, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
+    found = {kind: body for kind, body in reversed(chunks)}
+    transparent = b"tRNS" in found
+    if depth != 8 or interlace or ctype not in (0, 2, 3) or (transparent and ctype != 3):
+        return None
+    if ctype == 3:
+        palette = found.get(b"PLTE", b"")
+        if not palette or len(palette) % 3 or len(palette) > 768:
+            return None
+        cs, colors = b"[/Indexed/DeviceRGB %d<%s>]" % (len(palette) // 3 - 1, palette.hex().encode()), 1
+    else:
+        cs, colors = (b"/DeviceGray", 1) if ctype == 0 else (b"/DeviceRGB", 3)
+    idat = b"".join(body for kind, body in chunks if kind == b"IDAT")
+    entries = (b"/Type/XObject/Subtype/Image/Width %d/Height %d/ColorSpace%s/BitsPerComponent 8/Filter/FlateDecode"
+               b"/DecodeParms<</Predictor 15/Colors %d/BitsPerComponent 8/Columns %d>>" % (w, h, cs, colors, w))
+    return _stream(entries + (b"/SMask SMASK_REF" if transparent else b""), idat), transparent
+
+
+def _alpha_smask(pix: pymupdf.Pixmap) -> bytes:
+    alpha = bytes(memoryview(pix.samples)[pix.n - 1::pix.n])
+    return _stream(b"/Type/XObject/Subtype/Image/Width %d/Height %d/ColorSpace/DeviceGray"
+                   b"/BitsPerComponent 8/Filter/FlateDecode" % (pix.width, pix.height), zlib.compress(alpha, 6))
+
+
 def _from_raster(data: bytes) -> tuple[bytes, bytes | None]:
+    as_is = _png_as_is(data)
+    if as_is is not None:
+        image, transparent = as_is
+        if not transparent:
+            return image, None
+        pix = pymupdf.Pixmap(data)
+        if pix.alpha:
+            return image, _alpha_smask(pix)
     pix = pymupdf.Pixmap(data)
     if pix.colorspace is None or pix.colorspace.n not in (1, 3):
         pix = pymupdf.Pixmap(pymupdf.csRGB, pix)

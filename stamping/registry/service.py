@@ -262,7 +262,9 @@ class SealRegistry:
             public = self.keystore.create(key_id, pin)
             self.keystore.set_certificate(key_id, self.ca.issue(Subject("SealFlow audit log", organization="SealFlow"),
                                                                 public))
-        return self.keystore.signer(key_id, pin)
+        from stamping.keys.store import service_signer  # the one service-key path (no wrong-PIN tries)
+
+        return service_signer(self.keystore, self.settings, key_id, pin)
 
     def audit_public_key(self):
         """The audit key's public key (creating the key on first use)."""

@@ -138,6 +138,7 @@ def test_search_get_url_and_offline_verify(env, sealed_docs, monkeypatch, capsys
     assert [r.licence_id for r in found] == [doc.row["licence_id"]]
 
     monkeypatch.setattr("sealflow.commands.archive.get_settings", lambda: env.settings)
+    monkeypatch.setenv("SEALFLOW_HOME", str(env.settings.home))  # the CLI refuses to run without a home
     assert main(["archive", "search", "--number", doc.row["licence_number"], "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["licence_id"] for r in rows] == [doc.row["licence_id"]]
@@ -151,7 +152,13 @@ def test_search_get_url_and_offline_verify(env, sealed_docs, monkeypatch, capsys
     assert main(["archive", "url", code, "--expires", "120"]) == 0
     url = capsys.readouterr().out.strip()
     with urllib.request.urlopen(url, timeout=10) as resp:
-        assert sm3_hex(resp.read()) == rows[0]["package_sm3"]
+        shared = resp.read()
+    with tarfile.open(fileobj=io.BytesIO(shared)) as tf:  # the package's files, with its run's signed files
+        names = {m.name.split("/", 1)[1] for m in tf}
+    assert {"manifest-sm3.txt", "metadata.json", "_batch/manifest-sm3.txt.sig", "_batch/signer.cer"} <= names
+    (env.tmp / "shared.tar").write_bytes(shared)
+    assert main(["archive", "verify", str(env.tmp / "shared.tar"), "--trust", str(env.root_pem)]) == 0
+    capsys.readouterr()
 
     out = env.tmp / "fetched"
     assert main(["archive", "get", doc.row["licence_id"], "-o", str(out)]) == 0

@@ -121,7 +121,9 @@ def test_fixity_finds_bytes_damaged_on_disk(env, sealed_docs, embedded_stack):
     assert report["problems"][0]["problem"] in {"unreadable", "mismatch"}
 
 
-def test_eep_command_signs_with_the_archive_key(env, sealed_docs, kit, tmp_path, monkeypatch, capsys):
+def test_eep_command_signs_with_the_archive_key(env, sealed_docs, tmp_path, monkeypatch, capsys):
+    """The CLI opens (or first sets up) the archiving unit's key by the DAG's path; a PIN that does
+    not open it is refused without counting a try, so the key never locks."""
     from sealflow.cli import main
     from stamping.keys.store import KeyStore
 
@@ -129,16 +131,30 @@ def test_eep_command_signs_with_the_archive_key(env, sealed_docs, kit, tmp_path,
     _archive(env, sealed_docs[:1])
     folder = download_package(env.store, _rows(env)[0], tmp_path / "dl")
     monkeypatch.setattr("sealflow.commands.archive.get_settings", lambda: settings)
+    monkeypatch.setenv("SEALFLOW_HOME", str(settings.home))  # the CLI refuses to run without a home
     out = tmp_path / "record.eep.xml"
-    assert main(["archive", "eep", str(folder), "-o", str(out)]) == 2  # no archiving key yet
-    assert "archiving unit key" in capsys.readouterr().err
-    assert not out.exists()
-
-    key, cert = kit.ca.issue_unit_signer("示范市档案馆", "11330100MB00000018")
-    keys = KeyStore(settings)
-    keys.create(settings.archive_key_id, settings.archive_key_pin, key)
-    keys.set_certificate(settings.archive_key_id, cert)
     assert main(["archive", "eep", str(folder), "-o", str(out)]) == 0
     assert validate_eep(out, XSD) == []
     content = read_eep(out)
-    assert content.signature_ok is True and content.certificate == cert
+    keys = KeyStore(settings)
+    assert content.signature_ok is True and content.certificate == keys.certificate(settings.archive_key_id)
+
+    wrong = settings.with_overrides(archive_key_pin="not-the-pin")
+    monkeypatch.setattr("sealflow.commands.archive.get_settings", lambda: wrong)
+    for _ in range(6):  # more than the five wrong PINs that lock a person's key
+        assert main(["archive", "eep", str(folder), "-o", str(tmp_path / "other.xml")]) == 2
+        err = capsys.readouterr().err
+        assert "archiving unit key" in err and "no wrong-PIN try was counted" in err and "not-the-pin" not in err
+    assert not keys.is_locked(settings.archive_key_id)
+    monkeypatch.setattr("sealflow.commands.archive.get_settings", lambda: settings)
+    assert main(["archive", "eep", str(folder), "-o", str(tmp_path / "again.xml")]) == 0
+
+
+def test_a_service_key_path_is_no_pin_oracle_for_other_keys(env, tmp_path):
+    from stamping.keys.store import KeyStore, KeyStoreError, service_signer
+
+    settings = env.settings.with_overrides(home=tmp_path / "home")
+    keys = KeyStore(settings)
+    keys.create("keeper-seal", "123456")
+    with pytest.raises(KeyStoreError, match="not one of this installation's service keys"):
+        service_signer(keys, settings, "keeper-seal", "000000")

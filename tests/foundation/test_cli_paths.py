@@ -54,7 +54,7 @@ def test_a_home_is_found_from_the_settings_file_or_an_existing_var(tmp_path: Pat
     done = _run(["batch", "status", "nosuch"], folder, bare_env)
     assert done.returncode == 2 and f"no batch nosuch in {tmp_path / 'h'}" in done.stderr, done.stderr
     (tmp_path / "config" / "sealflow" / "sealflow.env").unlink()
-    (folder / "var").mkdir()
+    (folder / "var").mkdir(mode=0o700)  # a home is private (state at rest)
     done = _run(["batch", "status", "nosuch"], folder, bare_env)
     assert done.returncode == 2 and f"no batch nosuch in {folder / 'var'}" in done.stderr, done.stderr
 

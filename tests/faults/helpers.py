@@ -1,0 +1,106 @@
+"""What every fault test checks after the fault, and the domain-level batch bench it runs on.
+
+The invariants (issue 11): every document sealed-and-verified, or quarantined/failed with a
+reason; exactly one ``seal.use`` audit entry per sealed document and none for the others; the
+audit log verifies. The archive and filing invariants (one package per document, each filing
+delivered once) are checked by the scheduler tests that go that far.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from sealflow.db import make_engine, migrate, session_factory
+from sealflow.settings import Settings
+from stamping.audit.models import AuditEntry
+from stamping.batch import process
+from stamping.batch.models import BatchDocument
+from stamping.batch.seals import BatchSeals
+from stamping.placement import Placement
+from stamping.registry.demo import KEEPER, bootstrap_demo
+from stamping.registry.service import SealRegistry
+
+SEALED = {"verified"}
+SET_ASIDE = {"quarantined", "failed"}
+
+
+@dataclass
+class Bench:
+    """A SealFlow database with the demo seal enrolled, and the batch steps' tools on it."""
+
+    settings: Settings
+    sessions: Any
+    registry: SealRegistry
+    seals: BatchSeals
+    es_id: str
+
+    def tools(self, work_root: Path) -> process.BatchTools:
+        from stamping.ofd.stamp import stamp_ofd
+        from stamping.ofd.verify import verify_ofd
+        from stamping.pdf.sign import stamp_pdf
+        from stamping.pdf.verify import verify_pdf
+
+        trust, lookup = self.seals.trust_store(), self.seals.status_lookup
+        return process.BatchTools(
+            session_factory=self.sessions, work_root=work_root,
+            stampers={"pdf": lambda src, seal, signer, placement, path, options: stamp_pdf(
+                          src, seal, signer, placement, path=path),
+                      "ofd": lambda src, seal, signer, placement, path, options: stamp_ofd(
+                          src, seal, signer, placement, path=path)},
+            verifiers={"pdf": lambda data, path: verify_pdf(data, path, trust, lookup),
+                       "ofd": lambda data, path: verify_ofd(data, path, trust, lookup)},
+            signer_provider=self.seals.batch_signer, record_uses=self.seals.record_uses, status_lookup=lookup)
+
+    def ingest(self, tools: process.BatchTools, batch_id: str, source: Path, chunk_size: int = 100) -> dict:
+        return process.ingest(tools, batch_id=batch_id, source=source, es_id=self.es_id, requester="applicant",
+                              placement=Placement.parse("anchor:（盖章）"), chunk_size=chunk_size)
+
+
+def make_bench(home: Path) -> Bench:
+    settings = Settings(home=home, kek="00" * 32)
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    registry = SealRegistry(sessions, settings)
+    pin = secrets.token_urlsafe(12)
+    demo = bootstrap_demo(registry, official_pin=pin)
+    seals = BatchSeals(settings, sessions, registry)
+    seals.enrol(demo["es_ids"]["official"], pin, KEEPER)
+    return Bench(settings, sessions, registry, seals, demo["es_ids"]["official"])
+
+
+def documents(sessions: Any, batch_id: str) -> list[BatchDocument]:
+    with sessions() as session:
+        return list(session.scalars(select(BatchDocument).where(BatchDocument.batch_id == batch_id)))
+
+
+def seal_uses(sessions: Any, batch_id: str) -> Counter:
+    """``seal.use`` entries of the batch, counted per document file name."""
+    with sessions() as session:
+        rows = session.scalars(select(AuditEntry).where(AuditEntry.action == "seal.use"))
+        return Counter((r.payload or {})["document"].split(" sm3:")[0] for r in rows
+                       if (r.payload or {}).get("batch_id") == batch_id)
+
+
+def assert_batch_invariants(sessions: Any, registry: SealRegistry, batch_id: str) -> None:
+    """Sealed-and-verified or set aside with a reason; one seal.use per sealed document; audit intact."""
+    from stamping.audit import verify_audit
+
+    docs = documents(sessions, batch_id)
+    assert docs, f"batch {batch_id} has no documents"
+    unfinished = [(d.file, d.state) for d in docs if d.state not in SEALED | SET_ASIDE]
+    assert not unfinished, f"documents neither verified nor set aside: {unfinished[:10]}"
+    assert all(d.reasons for d in docs if d.state in SET_ASIDE), "a document set aside without a reason"
+    uses = seal_uses(sessions, batch_id)
+    sealed = {d.file for d in docs if d.state in SEALED}
+    assert {f: n for f, n in uses.items() if n != 1} == {}, "a document sealed more than once"
+    assert set(uses) == sealed | {d.file for d in docs if d.state == "failed" and d.output_sm3}
+    with sessions() as session:
+        report = verify_audit(session, registry.audit_public_key())
+    assert report.ok, f"audit log not intact at {report.first_bad_seq}: {report.reason}"
