@@ -8,6 +8,8 @@ Airflow's auth dependencies, since plugin routes are not protected by default.
 from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
+from sealflow_airflow.console import EXTERNAL_VIEWS, URL_PREFIX
+from sealflow_airflow.console.app import app as console_app
 
 
 def _answer_gate(app):
@@ -23,3 +25,7 @@ class SealFlowPlugin(AirflowPlugin):
     # 用章审批 answers are checked by SealFlow in the API server as they arrive (sealflow_airflow.answer_gate).
     fastapi_root_middlewares = [{"name": "sealflow-answer-gate",
                                  "middleware": _answer_gate, "args": [], "kwargs": {}}]
+    # The SealFlow console (控制台): pages + JSON API under /sealflow, every route behind Airflow's login
+    # and the person's SealFlow roles (sealflow_airflow/console/roles.py); menu entries in the UI's nav.
+    fastapi_apps = [{"app": console_app, "url_prefix": URL_PREFIX, "name": "SealFlow 控制台 console"}]
+    external_views = EXTERNAL_VIEWS

@@ -255,7 +255,7 @@ def _never_approved(batch_id: str) -> bool:
     with _sessions()() as session:
         batch = session.get(Batch, batch_id)
         return batch is not None and batch.status != "refused" and not approval.is_approved(
-            session, batch_id, batch.run_id or None)  # is_approved's third argument is the run, not the seal
+            session, batch_id, batch.run_id or None)
 
 
 def finish_batch(batch_id: str, context: Any) -> dict:

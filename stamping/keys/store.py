@@ -313,13 +313,13 @@ def service_pin(settings: Settings, key_id: str, configured: str = "") -> str:
 
 
 def service_key_ids(settings: Settings) -> set[str]:
-    """The system's own keys (archiving unit, filing system, audit log): no person holds their PIN."""
-    return {settings.archive_key_id, settings.filing_key_id, settings.audit_key_id}
+    """The system's own keys (archiving unit, filing system, audit log, backups): no person holds their PIN."""
+    return {settings.archive_key_id, settings.filing_key_id, settings.audit_key_id, settings.backup_key_id}
 
 
 def service_signer(store: KeyStore, settings: Settings, key_id: str, configured_pin: str = "") -> Signer:
     """The signer of a service key: the ONE way DAGs and CLI open the archiving unit's, the filing
-    system's and the audit log's keys (issue 14, item 2).
+    system's, the audit log's and the backups' keys (issue 14, item 2).
 
     The PIN is never typed: it is resolved by :func:`service_pin` (configured, else the generated
     0600 file). A PIN that does not open the key means two places resolve it differently — a

@@ -93,6 +93,7 @@ def sched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SchedulerStack]:
     settings = stack_settings(tmp_path_factory.mktemp("faults") / "var").with_overrides(stamp_chunk_size=4)
     stack.spawn_reaper(settings)
     try:
+        prepare_demo_seal(settings)  # first: the registry's people (the keeper) become the API server's users
         stack.up(settings, ui=True, out=lambda _m: None)
         env = SchedulerStack(settings)
         yield env
@@ -101,17 +102,17 @@ def sched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SchedulerStack]:
         stack.down(settings, out=lambda _m: None)
 
 
-def _approve(sched: SchedulerStack, run_id: str, code: str | None = None) -> None:
+def _approve(sched: SchedulerStack, run_id: str, batch_id: str, code: str | None = None) -> None:
     """The keeper answers once the request has been parked a while: Airflow 3.3 fails a HITL task whose
     answer overtakes the scheduler's handling of the parking (seen under load even 3 s after parking)."""
     sched.api.wait_for_approval(DAG_ID, run_id, timeout=300)
     time.sleep(APPROVAL_SETTLE_S)
-    approve(sched.api, sched.settings, run_id, sched.seal.keeper, code=code)
+    approve(sched.settings, run_id, batch_id, sched.seal.keeper, code=code)
 
 
 def _run(sched: SchedulerStack, folder: Path, batch_id: str, timeout: float = 600) -> dict[str, Any]:
     run_id = submit(sched.api, folder, sched.seal.es_id, batch_id)
-    _approve(sched, run_id)
+    _approve(sched, run_id, batch_id)
     return {"run_id": run_id, "state": sched.api.wait_for_run(DAG_ID, run_id, timeout=timeout)}
 
 
@@ -174,7 +175,7 @@ def test_a_task_killed_with_sigkill_is_retried_and_seals_each_document_once(
     batch_id = "killtask-1"
     write_batch(tmp_path / "in", 8, bad=False, start=200)
     run_id = submit(sched.api, tmp_path / "in", sched.seal.es_id, batch_id)
-    _approve(sched, run_id)
+    _approve(sched, run_id, batch_id)
     ti = sched.wait_for_task_state(run_id, "stamp_chunk", "running")
     deadline = time.monotonic() + 30
     while (victim := _task_process(ti["id"])) is None and time.monotonic() < deadline:
@@ -195,7 +196,7 @@ def test_a_scheduler_killed_with_sigkill_leaves_nothing_behind_and_the_batch_com
     batch_id = "killsched-1"
     write_batch(tmp_path / "in", 8, bad=False, start=300)
     run_id = submit(sched.api, tmp_path / "in", sched.seal.es_id, batch_id)
-    _approve(sched, run_id)
+    _approve(sched, run_id, batch_id)
     sched.wait_for_task_state(run_id, "stamp_chunk", "running")
     scheduler = stack.read_pid(sched.settings, "scheduler")
     assert scheduler is not None
@@ -235,7 +236,7 @@ def test_two_batches_finishing_together_are_both_archived_and_filed(sched: Sched
         sched.api.wait_for_approval(DAG_ID, run_id, timeout=300)
     time.sleep(APPROVAL_SETTLE_S)
     for batch_id, run_id in runs.items():
-        approve(sched.api, sched.settings, run_id, sched.seal.keeper, code=_code_for(sched, batch_id))
+        approve(sched.settings, run_id, batch_id, sched.seal.keeper, code=_code_for(sched, batch_id))
     for run_id in runs.values():
         assert sched.api.wait_for_run(DAG_ID, run_id, timeout=400) == "success"
     for batch_id in runs:

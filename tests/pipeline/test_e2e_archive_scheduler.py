@@ -73,11 +73,11 @@ def archived(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Archived]:
     tmp = tmp_path_factory.mktemp("e2e-archive")
     settings = stack_settings(tmp / "var")
     try:
+        seal = prepare_demo_seal(settings)  # first: the registry's people (the keeper) become the API server's users
         up(settings, ui=True, out=lambda _m: None)
         engine = make_engine(settings.resolved_database_url)
         migrate(engine)
         sessions = session_factory(engine)
-        seal = prepare_demo_seal(settings)
         write_batch(tmp / "in", DOCUMENTS, bad=False)
         seconds: dict[str, float] = {}
         started = time.monotonic()
@@ -210,7 +210,7 @@ def test_batches_whose_asset_events_were_lost_are_archived_by_the_next_run(archi
             conf = {"batch_location": str(tmp_path / batch_id), "es_id": archived.es_id, "requester": "applicant",
                     "placement": "anchor:（盖章）", "batch_id": batch_id, "pdf_container": "pkcs7"}
             run_id = api.trigger(DAG_ID, conf, run_id=f"batch__{batch_id}")
-            approve(api, archived.settings, run_id, archived.keeper)
+            approve(archived.settings, run_id, batch_id, archived.keeper)
             state = api.wait_for_run(DAG_ID, run_id, timeout=600)
             assert state == "success", _errors_logged(archived.settings, DAG_ID, run_id)
         with sqlite3.connect(archived.settings.airflow_home / "airflow.db", timeout=30) as db:

@@ -1,0 +1,193 @@
+"""HTML of the console's pages (Chinese first, English second), escaped everywhere.
+
+Plain f-strings over ``html.escape`` rather than a template engine: the pages are small tables, and
+every value inserted goes through ``esc`` — the one rule that keeps a hostile file name or holder
+name from becoming markup.
+"""
+
+from __future__ import annotations
+
+import html
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from sealflow_airflow.console import URL_PREFIX
+from sealflow_airflow.console.reasons import CHECK_ZH, VERDICT_ZH, chinese
+
+STEPS = [("checked", "已检查", "checked"), ("approved", "已审批", "approved"), ("stamped", "已盖章", "stamped"),
+         ("verified", "已验章", "verified"), ("archived", "已归档", "archived"), ("filed", "已备案", "filed")]
+APPROVAL_ZH = {"approved": "同意", "refused": "拒绝", "pending": "待审批", "expired": "已过期", "": "—"}
+STATUS_ZH = {"done": "完成", "refused": "已拒绝", "failed": "失败", "ingested": "已接收"}
+
+
+def esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+@lru_cache(maxsize=1)
+def _css() -> str:
+    return (Path(__file__).parent / "static" / "console.css").read_text(encoding="utf-8")
+
+
+def layout(title_zh: str, title_en: str, body: str, user: str, refresh: int = 0) -> str:
+    nav = "".join(f'<a href="{URL_PREFIX}/{path}">{zh} <span class="en">{en}</span></a>'
+                  for path, zh, en in (("batches", "批次", "Batches"), ("archive", "档案", "Archive"),
+                                       ("verify", "验章", "Verify"), ("health", "运行状况", "Health")))
+    return ('<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
+            + (f'<meta http-equiv="refresh" content="{refresh}">' if refresh else "")
+            + f'<title>{esc(title_zh)} · SealFlow</title>'
+            f"<style>{_css()}</style></head><body><header><strong>SealFlow 控制台</strong>{nav}"
+            f'<span class="who">{esc(user)}</span></header><main>'
+            f"<h1>{esc(title_zh)} <small>{esc(title_en)}</small></h1>"
+            f"{body}</main></body></html>")
+
+
+def _verdict(verdict: str) -> str:
+    css = {"valid": "ok", "valid_with_warnings": "warnv", "not_valid": "bad"}.get(verdict, "")
+    return f'<span class="{css}">{esc(VERDICT_ZH.get(verdict, verdict or "—"))}</span>' if verdict else "—"
+
+
+def batches_page(rows: list[dict], run_links: dict[str, str]) -> str:
+    head = "".join(f"<th>{zh}<br><small>{en}</small></th>" for _k, zh, en in STEPS)
+    lines = []
+    for b in rows:
+        steps = b["steps"]
+        cells = "".join(f"<td>{esc(APPROVAL_ZH.get(steps[k], steps[k]) if k == 'approved' else steps[k])}</td>"
+                        for k, _zh, _en in STEPS)
+        link = run_links.get(b["batch_id"])
+        run = f'<a href="{esc(link)}">Airflow</a>' if link else "—"
+        lines.append(
+            f'<tr class="{"alarm" if b["alarm"] else ""}"><td><a href="{URL_PREFIX}/batches/{quote(b["batch_id"])}">'
+            f'{esc(b["batch_id"])}</a></td><td>{esc(b["requester"])}</td>'
+            f'<td>{esc(b["seal_name"])}<span class="tech">{esc(b["es_id"])}</span></td><td>{esc(b["keeper"])}</td>'
+            f'<td class="{"bad" if b["status"] in ("refused", "failed") else ""}">'
+            f'{esc(STATUS_ZH.get(b["status"], b["status"]))}</td>'
+            f'<td>{b["documents"]}</td><td class="{"bad" if b["quarantined"] else ""}">{b["quarantined"]}</td>'
+            f'<td class="{"bad" if b["failed"] else ""}">{b["failed"]}</td>{cells}'
+            f'<td>{esc(b["created_at"])}</td><td>{run}</td></tr>')
+    return ("<table><tr><th>批次<br><small>batch</small></th><th>申请人<br><small>requester</small></th>"
+            "<th>印章<br><small>seal</small></th><th>保管人<br><small>keeper</small></th>"
+            "<th>状态<br><small>status</small></th><th>文件<br><small>documents</small></th>"
+            "<th>隔离<br><small>quarantined</small></th><th>失败<br><small>failed</small></th>"
+            f"{head}<th>提交时间<br><small>created</small></th><th>运行<br><small>run</small></th></tr>"
+            + "".join(lines) + "</table>"
+            + ("" if rows else "<p>还没有批次。 <span class='en'>No batches yet.</span></p>"))
+
+
+def batch_detail_page(b: dict) -> str:
+    bad = [d for d in b["documents"] if d["state"] in ("quarantined", "failed")]
+    summary = (f'<p>申请人 {esc(b["requester"])} · 印章 {esc(b["seal_name"])} ({esc(b["es_id"])}) · '
+               f'保管人 {esc(b["keeper"])} · 状态 <b>{esc(STATUS_ZH.get(b["status"], b["status"]))}</b> · '
+               f'文件 {len(b["documents"])} · 隔离 {b["quarantined"]} · 失败 {b["failed"]} · '
+               f'已归档 {b["steps"]["archived"]} · 已备案 {b["steps"]["filed"]}</p>')
+    bad_rows = "".join(
+        f'<tr class="alarm"><td>{d["row"]}</td><td>{esc(d["file"])}</td><td>{esc(d["licence_number"])}</td>'
+        f'<td>{esc(d["holder"])}</td><td>'
+        + "".join(f'{esc(chinese(r))}<span class="tech">{esc(r)}</span>' for r in d["reasons"]) + "</td></tr>"
+        for d in bad)
+    bad_table = ("<section><h2>有问题的行 <small class='en'>rows with problems</small></h2>"
+                 f'<p><a href="{URL_PREFIX}/batches/{quote(b["batch_id"])}/bad-rows.csv">下载 CSV '
+                 "<span class='en'>download CSV</span></a></p><table><tr><th>行<br><small>row</small></th>"
+                 "<th>文件<br><small>file</small></th><th>证照编号<br><small>licence no.</small></th>"
+                 "<th>持证主体<br><small>holder</small></th>"
+                 "<th>原因与改正方法<br><small>reason, how to fix</small></th></tr>"
+                 f"{bad_rows}</table></section>") if bad else (
+        "<p class='ok'>没有被隔离的行。 <span class='en'>No row quarantined.</span></p>")
+    docs = "".join(
+        f'<tr class="{"alarm" if d["state"] in ("quarantined", "failed") else ("warn" if d["warnings"] else "")}">'
+        f'<td>{d["row"]}</td><td>{esc(d["file"])}</td><td>{esc(d["licence_number"])}</td><td>{esc(d["holder"])}</td>'
+        f'<td>{esc(d["state"])}</td><td>{_verdict(d["verdict"])}'
+        + "".join(f'<span class="tech">{esc(w)}</span>' for w in d["warnings"])
+        + f'</td><td>{esc(d["archival_code"]) or "—"}</td></tr>' for d in b["documents"])
+    receipts = "".join(f"<li><code>{esc(r.get('receipt', r) if isinstance(r, dict) else r)}</code></li>"
+                       for r in b["receipts"]) or "<li>尚无备案回执 <span class='en'>no filing receipt yet</span></li>"
+    return (summary + bad_table
+            + "<section><h2>文件 <small class='en'>documents</small></h2><table><tr><th>行</th><th>文件</th>"
+              "<th>证照编号</th><th>持证主体</th><th>状态</th><th>验章结果<br><small>verdict</small></th>"
+              f"<th>档号<br><small>archival code</small></th></tr>{docs}</table></section>"
+            + f"<section><h2>备案回执 <small class='en'>filing receipts</small></h2><ul>{receipts}</ul></section>")
+
+
+def archive_page(query: str, day: str, rows: list[dict], verification: dict | None) -> str:
+    form = ('<form method="get"><label>证照编号 / 证照标识 / 持证主体 / 档号 '
+            f'<input name="q" value="{esc(query)}"></label> '
+            f'<label>归档日期 <input name="day" type="date" value="{esc(day)}"></label> '
+            "<button>查找 <span class='en'>Search</span></button></form>")
+    result = ""
+    if verification is not None:
+        ok = verification["ok"]
+        problems = "".join(f"<li>{esc(p['file'])}: {esc(p['reason'])}</li>" for p in verification["problems"])
+        result = ('<section><h2>档案包校验 <small class="en">package verification</small> '
+                  f'{esc(verification["archival_code"])}</h2>'
+                  f'<p class="{"ok" if ok else "bad"}">{"档案包完整有效" if ok else "档案包校验未通过"} '
+                  f'<span class="en">{"package verified" if ok else "package NOT verified"}</span></p>'
+                  f"<ul>{problems}</ul></section>")
+    lines = "".join(
+        f'<tr><td>{esc(r["archival_code"])}</td><td>{esc(r["licence_number"])}</td><td>{esc(r["licence_id"])}</td>'
+        f'<td>{esc(r["holder"])}</td><td>{esc(r["batch_id"])}</td><td>{esc(r["archived_at"])}</td><td>{esc(r["state"])}</td>'
+        f'<td><form class="inline" method="post" action="{URL_PREFIX}/archive/{quote(r["archival_code"])}/verify">'
+        "<button>校验 <span class='en'>verify</span></button></form></td></tr>" for r in rows)
+    table = ("<table><tr><th>档号</th><th>证照编号</th><th>证照标识</th><th>持证主体</th><th>批次</th><th>归档时间</th>"
+             f"<th>状态</th><th></th></tr>{lines}</table>") if rows else (
+        "<p>没有找到档案。 <span class='en'>Nothing found.</span></p>")
+    return form + result + table
+
+
+def verify_page(report: dict | None) -> str:
+    form = (f'<form method="post" action="{URL_PREFIX}/verify" enctype="multipart/form-data">'
+            '<input type="file" name="file" accept=".ofd,.pdf" required> '
+            "<button>验章 <span class='en'>Verify</span></button></form>"
+            f"<p class='en'>JSON API: POST {URL_PREFIX}/api/verify (OpenAPI: {URL_PREFIX}/openapi.json)</p>")
+    if report is None:
+        return form
+    verdict = report["verdict"]
+    sigs = "".join(
+        f"<tr><td>{esc(s.get('seal_name') or '?')}<span class='tech'>{esc(s.get('es_id') or '')}</span></td>"
+        f"<td>{esc(s.get('signer') or '?')}</td><td>{esc(s.get('signed_at') or '?')}</td><td>"
+        + "".join(f"<span class='bad'>✘ {esc(CHECK_ZH.get(c.get('name', ''), c.get('reason') or ''))}</span>"
+                  f"<span class='tech'>{esc(c.get('name'))}: {esc(c.get('reason') or '')}</span>"
+                  for c in s.get("checks", []) if not c.get("ok", True))
+        + "</td></tr>" for s in report.get("signatures", []))
+    error = f"<p class='bad'>{esc(report['error'])}</p>" if report.get("error") else ""
+    warnings = "".join(f"<li class='warnv'>{esc(w)}</li>" for w in report.get("warnings", []))
+    return (form + f'<section id="result"><h2>{esc(report["path"])}: {_verdict(verdict)} '
+            f'<small class="en">{esc(verdict)}</small></h2>{error}<ul>{warnings}</ul>'
+            "<table><tr><th>印章</th><th>签章人</th><th>签章时间</th>"
+            "<th>未通过的检查<br><small>failed checks</small></th></tr>"
+            f"{sigs}</table></section>")
+
+
+def health_page(h: dict) -> str:
+    expiring = "".join(
+        f'<tr class="{"alarm" if s["expired"] else "warn"}"><td>{esc(s["name"])}'
+        f'<span class="tech">{esc(s["es_id"])}</span></td>'
+        f'<td>{esc(s["keeper"])}</td><td>{esc(s["valid_end"])}</td>'
+        f'<td>{"已过期" if s["expired"] else str(s["days_left"]) + " 天"}</td></tr>' for s in h["seals_expiring"])
+    dead = "".join(f"<tr class='alarm'><td>{esc(d['record_id'])}</td><td>{esc(d['kind'])}</td>"
+                   f"<td>{esc(d['subject'])}</td>"
+                   f"<td>{d['attempts']}</td><td>{esc(d['last_error'])}</td></tr>" for d in h["outbox"]["dead"])
+    keys = "".join(f'<tr class="{"alarm" if k["locked"] else ("warn" if k["wrong_pins"] else "")}">'
+                   f'<td>{esc(k["key_id"])}</td>'
+                   f'<td>{k["wrong_pins"]}</td><td>{"已锁定" if k["locked"] else "正常"}</td></tr>' for k in h["keys"])
+    alerts = "".join(f"<li class='bad'>{esc(a['subject'])}<span class='tech'>{esc(a['body'])}</span></li>"
+                     for a in h["alerts"])
+    fixity = h["fixity"]
+    audit = h["audit"]
+    return (
+        "<section><h2>当前告警 <small class='en'>current alerts</small></h2>"
+        + (f"<ul>{alerts}</ul>" if alerts else "<p class='ok'>没有 <span class='en'>none</span></p>")
+        + "</section>"
+        f"<section><h2>备案 <small class='en'>filing</small></h2><p>待发 backlog: <b>{h['outbox']['backlog']}</b> · "
+        f"死信 dead letters: <b class='{'bad' if h['outbox']['dead'] else ''}'>{len(h['outbox']['dead'])}</b></p>"
+        + ("<table><tr><th>记录</th><th>类型</th><th>对象</th><th>尝试</th><th>最后错误</th></tr>"
+           f"{dead}</table>" if dead else "")
+        + "</section><section><h2>30 天内到期的印章 <small class='en'>seals expiring within 30 days</small></h2>"
+        + (f"<table><tr><th>印章</th><th>保管人</th><th>有效期至</th><th>剩余</th></tr>{expiring}</table>"
+           if expiring else "<p class='ok'>没有 <span class='en'>none</span></p>")
+        + "</section><section><h2>密钥库 <small class='en'>key store: wrong PINs and locks</small></h2>"
+        + f"<table><tr><th>密钥</th><th>连续错误口令</th><th>状态</th></tr>{keys}</table></section>"
+        + "<section><h2>最近一次完整性检查 <small class='en'>last fixity run</small></h2>"
+        + f"<p>{esc(fixity)}</p></section>"
+        + f"<section><h2>审计检查点 <small class='en'>audit checkpoints</small></h2><p>{esc(audit)}</p></section>")
