@@ -12,7 +12,7 @@ from sealflow_airflow import pipeline
 
 
 def run_backup() -> dict[str, Any]:
-    from airflow.exceptions import AirflowSkipException
+    from airflow.sdk.exceptions import AirflowSkipException
 
     from backup.service import take_backup
 

@@ -3,6 +3,8 @@
 The first run takes a full backup, later runs store only what changed. Where it goes is
 SEALFLOW_BACKUP_TARGET (a folder outside the home, or s3://bucket/prefix with Object Lock); without one
 the run is skipped with the reason. Check a backup with `sealflow backup verify`.
+
+(This file is not named backup.py: the dags folder is on sys.path and would hide the ``backup`` package.)
 """
 
 from __future__ import annotations
