@@ -110,14 +110,16 @@ def domain_whole_path(settings: Settings, es_id: str, folder: Path, batch_id: st
     from sealflow_airflow import archiving
     from sealflow_airflow.platform_hook import SealflowPlatformHook, _sessions
 
-    from archive.integration import archive_batch
+    from archive.integration import archive_batch, archive_signer
     from filing.dispatcher import drain
 
     helpers = TreeCpu(stack_pids(settings, ("seaweedfs", "tsa", "platform"))).start()
     stamped = domain_reference(settings, es_id, folder, batch_id)
     cpu = time.process_time()
     sessions = archiving.pipeline._sessions()
-    result = archive_batch(archiving.pipeline.settings(), sessions, batch_id, signer=archiving._archive_signer())
+    settings_ = archiving.pipeline.settings()
+    result = archive_batch(settings_, sessions, batch_id, signer=archive_signer(settings_),
+                           trust=archiving.pipeline.seals().trust_store())
     archiving.queue_registrations(sessions, batch_id)
     with SealflowPlatformHook().get_conn() as client:
         drain(_sessions(), client)

@@ -287,6 +287,13 @@ def finish_batch(batch_id: str, context: Any) -> dict:
             f"batch {batch_id} is incomplete: {summary['counts']} — documents of chunk(s) "
             f"{summary['pending_chunks']} are not sealed and verified; fix the cause in those tasks' logs, then "
             f"clear {chunks} with downstream to retry them alone (report {summary['report_html']})")
+    if summary["status"] == "refused":
+        # The report task runs whatever happened upstream, so it is the one that keeps a refused batch
+        # red: an operator must see the refusal at a glance, never a green run with nothing stamped.
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(f"batch {batch_id} was refused: nothing was stamped — {summary['counts']} "
+                                   f"(report {summary['report_html']})")
     context["outlet_events"][STAMPED_BATCHES].extra = {"batch_id": batch_id, "status": summary["status"]}
     log.info("batch %s finished: %s — report %s", batch_id, summary["counts"], summary["report_html"])
     return summary

@@ -94,7 +94,10 @@ def pipeline_env(embedded_stack: EmbeddedStack) -> Iterator[PipelineEnv]:
     registry = SealRegistry(sessions, settings)
     demo = bootstrap_demo(registry, official_pin="official-246810", personal_pin="personal-135790")
     seals = BatchSeals(settings, sessions, registry)
-    seals.enrol(demo["es_ids"]["official"], "official-246810", KEEPER)
+    # The stack is shared by the session: an earlier test's prepare_demo_seal may have made and enrolled the
+    # demo seals already (with PINs of its own); enrol only a seal made here.
+    if not seals.is_enrolled(demo["es_ids"]["official"]):
+        seals.enrol(demo["es_ids"]["official"], "official-246810", KEEPER)
     serve_sample_issuer(sessions, seals, demo["es_ids"]["official"])
     start_components(settings, ["api-server"], out=lambda _m: None)
     base = f"http://127.0.0.1:{settings.airflow_port}"
