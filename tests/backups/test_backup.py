@@ -21,8 +21,9 @@ from stamping.keys.store import KeyStore, kek_material
 from stamping.pki.certs import Subject
 from stamping.registry import SealRegistry
 from stamping.registry.rules import demo_id_number
+from tests.backups.seeded import make_official_seal
 from tests.conftest import PG_DSN, _fresh_pg_database
-from tests.registry.conftest import PERSON_ID, PIN, UNIT, UNIT_CODE
+from tests.registry.conftest import PERSON_ID, UNIT
 
 KEK = "5a" * 32
 
@@ -41,16 +42,7 @@ def home(tmp_path: Path, ca):
     engine = make_engine(settings.resolved_database_url)
     migrate(engine)
     reg = SealRegistry(session_factory(engine), settings, KeyStore(settings), ca)
-    reg.bootstrap("admin", UNIT, UNIT_CODE, os_login="backup-test-admin")  # the first administrator
-    reg.add_person("李四", PERSON_ID, actor="admin")
-    for user, role, level, person in (("applicant", "applicant", 0, None),
-                                      ("keeper", "keeper", 0, PERSON_ID), ("reviewer1", "reviewer", 1, None),
-                                      ("reviewer2", "reviewer", 2, None)):
-        reg.add_user(UNIT_CODE, user, role, level=level, person_id_number=person, actor="admin")
-    app = reg.apply("applicant", UNIT_CODE, "official", UNIT, keeper="keeper")
-    reg.review("reviewer1", app, 1, True)
-    reg.review("reviewer2", app, 2, True)
-    es_id = reg.make("keeper", app, PIN)
+    es_id = make_official_seal(reg)
     (settings.state_dir / "custody").mkdir(mode=0o700)
     (settings.state_dir / "custody" / "note.bin").write_bytes(b"\x00custody")
     yield settings, engine, reg, es_id

@@ -12,7 +12,7 @@ from sealflow import cli
 from sealflow.db import make_engine, migrate, session_factory
 from sealflow.settings import get_settings
 from stamping.registry import SealRegistry
-from tests.registry.conftest import PERSON_ID, PIN, UNIT, UNIT_CODE
+from tests.backups.seeded import make_official_seal
 
 
 @pytest.fixture
@@ -26,16 +26,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     engine = make_engine(settings.resolved_database_url)
     migrate(engine)
     reg = SealRegistry(session_factory(engine), settings)
-    reg.bootstrap("admin", UNIT, UNIT_CODE, os_login="backup-test-admin")  # the first administrator
-    reg.add_person("李四", PERSON_ID, actor="admin")
-    for user, role, level, person in (("applicant", "applicant", 0, None),
-                                      ("keeper", "keeper", 0, PERSON_ID), ("reviewer1", "reviewer", 1, None),
-                                      ("reviewer2", "reviewer", 2, None)):
-        reg.add_user(UNIT_CODE, user, role, level=level, person_id_number=person, actor="admin")
-    app = reg.apply("applicant", UNIT_CODE, "official", UNIT, keeper="keeper")
-    reg.review("reviewer1", app, 1, True)
-    reg.review("reviewer2", app, 2, True)
-    reg.make("keeper", app, PIN)
+    make_official_seal(reg)
     engine.dispose()
     yield settings.state_dir
     get_settings.cache_clear()
