@@ -42,24 +42,30 @@ def airflow_api(settings: Settings, user: str | None = None) -> AirflowApi:
 
 
 def prepare_demo_seal(settings: Settings) -> DemoSeal:
-    """The demo registry (unit, keeper, seals) with its official seal enrolled for batch use."""
+    """The demo registry (unit, keeper, seals) with its official seal enrolled for batch use.
+
+    Its people are checked against the identity registers on applying and on enrolling, like anyone's:
+    on the embedded stack its identity simulator is started first if need be (this runs before
+    ``stack up``: the registry's users must exist before the Airflow API server starts)."""
     import secrets
 
+    from sealflow.stack import ensure_identity
     from stamping.batch.seals import BatchSeals
     from stamping.registry.demo import KEEPER, bootstrap_demo, keep_credentials
     from stamping.registry.service import SealRegistry
 
+    checked = ensure_identity(settings, out=lambda _msg: None) if settings.embedded else settings
     engine = make_engine(settings.resolved_database_url)
     migrate(engine)
     sessions = session_factory(engine)
-    registry = SealRegistry(sessions, settings)
+    registry = SealRegistry(sessions, checked)
     pin = secrets.token_urlsafe(12)
     demo = bootstrap_demo(registry, official_pin=pin)
     keep_credentials(settings, demo["credentials"])  # 0600: how a person acts as each demo user
     es_id = demo["es_ids"]["official"]
     if "personal" in demo["pins"]:  # made just now: hand its PIN to the user (write_atomic files are 0600)
         write_atomic(personal_pin_file(settings), demo["pins"]["personal"].encode() + b"\n")
-    seals = BatchSeals(settings, sessions, registry)
+    seals = BatchSeals(checked, sessions, registry)
     if not seals.is_enrolled(es_id):
         if "official" not in demo["pins"]:
             raise RuntimeError(f"demo seal {es_id} exists but is not enrolled for batch use; its keeper runs "

@@ -83,8 +83,10 @@ class Settings:
     audit_checkpoint_every: int = 100
     audit_checkpoint_interval: int = 7200
     # Identity registers of the data-sharing platform (身份核验): persons and units are checked there
-    # on applying for and using a seal (the local simulator in the demo and tests); "" = not checked.
+    # on applying for and using a seal. "" on the embedded stack = its own simulator on identity_port
+    # (sealflow.stack.with_stack_identity); "" anywhere else (production) refuses both steps.
     identity_url: str = ""
+    identity_port: int = 18620
     # Backups (备份): where they go (a folder or s3://bucket/prefix; never inside the home), the backup
     # key in the key store and its PIN, and the Object Lock retention of backup objects in days.
     backup_target: str = ""
@@ -111,6 +113,19 @@ class Settings:
     @property
     def state_dir(self) -> Path:
         return self.home.resolve()
+
+    @property
+    def embedded(self) -> bool:
+        """Whether this is the embedded stack (``sealflow stack up``: demo, tests, one machine), which runs
+        its own object store and simulators — known from ``s3_endpoint``: every other install (compose, a
+        cluster) names its object store. Production, i.e. not embedded, gets no simulator by default:
+        what it must check against (the identity registers) has to be configured, or it refuses."""
+        return not self.s3_endpoint
+
+    @property
+    def identity_register_file(self) -> Path:
+        """The embedded identity simulator's data (persons and units it knows; 0600, re-read on change)."""
+        return self.state_dir / "identity" / "registers.json"
 
     @property
     def airflow_home(self) -> Path:
@@ -271,6 +286,7 @@ def state_secrets(settings: Settings) -> Iterator[Path]:
                         if p.is_file() and not p.name.endswith(".pem") and not p.name.startswith("."))
     yield state / "platform" / "platform-key.pem"
     yield state / "registry" / "demo-pins.json"
+    yield settings.identity_register_file  # names and ID numbers (PII)
     yield from (airflow / "sealflow-secrets.json", airflow / "simple_auth_manager_passwords.json.generated",
                 airflow / "airflow.cfg")
 

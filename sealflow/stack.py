@@ -1,6 +1,11 @@
 """The embedded SealFlow stack for one machine: SeaweedFS (S3 with Object Lock), an Airflow home
-(SQLite, LocalExecutor), the national-platform simulator and the time-stamp authority — all bound
-to 127.0.0.1.
+(SQLite, LocalExecutor), the national-platform simulator, the time-stamp authority and the identity
+registers' simulator (身份核验) — all bound to 127.0.0.1.
+
+Identity checks: :func:`with_stack_identity` points a stack's settings at its identity simulator;
+the Airflow environment, the CLI's registry and the demo use it, so applying for and using a seal
+are checked over real HTTP on the stack as in production. A non-embedded install (one that names
+its object store) gets no simulator: ``up`` refuses to start it without ``SEALFLOW_IDENTITY_URL``.
 
 ``sealflow stack up|down|status`` drives it; ``make demo`` and the tests use it. Each process we
 start writes a PID file in ``state_dir/run/`` recording its PID and creation time, so a second
@@ -56,6 +61,8 @@ DEMO_KEEPER = "keeper"  # stamping.registry.demo.KEEPER: the Airflow user is the
 S3_CONN_ID = "sealflow_s3"
 PLATFORM_CONN_ID = "sealflow_platform"
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+# The stack's own services besides Airflow, in the order `down` stops them (the store last).
+SERVICE_COMPONENTS = ("platform", "tsa", "identity", "seaweedfs")
 
 # Processes started by this Python process, kept referenced so they are reaped, not warned about.
 _CHILDREN: dict[int, subprocess.Popen] = {}
@@ -155,6 +162,32 @@ def sealflow_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def stack_identity_url(settings: Settings) -> str:
+    return f"http://127.0.0.1:{settings.identity_port}"
+
+
+def with_stack_identity(settings: Settings) -> Settings:
+    """``settings`` whose identity registers are the stack's simulator when this is the embedded stack
+    and none is configured; otherwise unchanged (a configured URL wins; production without one stays
+    without, and the registry refuses there)."""
+    if settings.identity_url or not settings.embedded:
+        return settings
+    return settings.with_overrides(identity_url=stack_identity_url(settings))
+
+
+class IdentityNotConfigured(StackError):
+    """Production without an identity register: nothing could check who applies for or uses a seal."""
+
+
+def require_identity_source(settings: Settings) -> None:
+    """Refuse to start a non-embedded install that has no identity register to check people against."""
+    if not settings.embedded and not settings.identity_url:
+        raise IdentityNotConfigured(
+            "no identity register configured: this install is not the embedded stack (SEALFLOW_S3_ENDPOINT is "
+            "set), so applying for or using a seal must check people and units against the data-sharing "
+            "platform — set SEALFLOW_IDENTITY_URL to its identity service (docs/identities.md)")
+
+
 def airflow_env(settings: Settings, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The complete environment to run Airflow (CLI, components, ``dag.test()``) on this stack.
 
@@ -166,7 +199,7 @@ def airflow_env(settings: Settings, base: Mapping[str, str] | None = None) -> di
     home = settings.airflow_home
     api = f"http://127.0.0.1:{settings.airflow_port}"
     keys = _airflow_secrets(settings)
-    env.update(sealflow_env(settings))
+    env.update(sealflow_env(with_stack_identity(settings)))  # tasks check identities against the stack's register
     env.update(CHECKSUM_ENV)
     env.update(
         {
@@ -231,6 +264,8 @@ def port_problems(settings: Settings, ephemeral: tuple[int, int] | None = None) 
         wanted.append(("platform_port", settings.platform_port))
     if not settings.tsa_url:
         wanted.append(("tsa_port", settings.tsa_port))
+    if not settings.identity_url and settings.embedded:
+        wanted.append(("identity_port", settings.identity_port))
     if not settings.s3_endpoint:
         for name in SEAWEED_PORT_FIELDS:
             port = getattr(settings, name)
@@ -329,6 +364,18 @@ def tsa_component(settings: Settings) -> Component:
     env.update(sealflow_env(settings))
     url = f"http://127.0.0.1:{settings.tsa_port}/health"
     return Component("tsa", argv, settings.tsa_port, env, lambda: _http_ok(url), 30.0, directory)
+
+
+def identity_component(settings: Settings) -> Component:
+    """The identity registers' simulator (stamping.registry.identity_simulator) on the stack's register
+    file, which :func:`stamping.registry.identity_simulator.register` fills and the simulator re-reads."""
+    data = settings.identity_register_file
+    argv = [sys.executable, "-m", "stamping.registry.identity_simulator", "--host", "127.0.0.1",
+            "--port", str(settings.identity_port), "--data", str(data)]
+    env = dict(os.environ)
+    env.update(sealflow_env(settings))
+    url = f"{stack_identity_url(settings)}/v1/health"
+    return Component("identity", argv, settings.identity_port, env, lambda: _http_ok(url), 30.0, data.parent)
 
 
 def airflow_components(settings: Settings) -> list[Component]:
@@ -595,7 +642,7 @@ def stop_processes(members: list[Member], timeout: float = 20.0) -> list[Member]
 
 def leftovers(settings: Settings, components: Iterable[str] | None = None) -> list[Member]:
     """Processes of this stack whose component is no longer running (orphans of a crash)."""
-    live = {name for name in (*AIRFLOW_COMPONENTS, "platform", "tsa", "seaweedfs") if alive(settings, name)}
+    live = {name for name in (*AIRFLOW_COMPONENTS, *SERVICE_COMPONENTS) if alive(settings, name)}
     return [m for m in stack_processes(settings, components) if m.component not in live]
 
 
@@ -761,8 +808,28 @@ def _pin_platform_certificate(settings: Settings, out: Callable[[str], None]) ->
         out(f"platform: certificate not pinned ({exc})")
 
 
+def _ensure_identity(settings: Settings, out: Callable[[str], None]) -> None:
+    if settings.identity_url:
+        out(f"identity: not started, using the configured identity register {settings.identity_url}")
+    else:
+        _ensure(settings, identity_component(settings), out)
+
+
+def ensure_identity(settings: Settings, out: Callable[[str], None] = print) -> Settings:
+    """Start the stack's identity simulator if it is not running (the demo needs it before the rest of
+    the stack: its people are checked when their seals are applied for); returns
+    :func:`with_stack_identity` of ``settings``. Refuses production without an identity register."""
+    require_identity_source(settings)
+    check_state(settings)
+    check_ports(settings)
+    with _stack_lock(settings):
+        _ensure_identity(settings, out)
+    return with_stack_identity(settings)
+
+
 def up(settings: Settings, ui: bool = False, out: Callable[[str], None] = print) -> dict[str, Any]:
     """Start what is not running (idempotent) and return :func:`status`."""
+    require_identity_source(settings)  # production without an identity register: refuse before anything runs
     check_state(settings)  # refuse an open state dir; what the stack creates is private (umask 077)
     check_ports(settings)
     with _stack_lock(settings):
@@ -788,6 +855,7 @@ def up(settings: Settings, ui: bool = False, out: Callable[[str], None] = print)
             out(f"tsa: not started, using the configured time-stamp authority {settings.tsa_url}")
         else:
             _ensure(settings, tsa_component(settings), out)
+        _ensure_identity(settings, out)
         prepare_airflow(settings, out)
         if ui:
             for comp in airflow_components(settings):
@@ -803,7 +871,7 @@ def down(settings: Settings, out: Callable[[str], None] = print, only: Iterable[
     stopped: list[str] = []
     wanted = None if only is None else set(only)
     with _stack_lock(settings):
-        for group in (AIRFLOW_COMPONENTS, ("platform", "tsa", "seaweedfs")):
+        for group in (AIRFLOW_COMPONENTS, SERVICE_COMPONENTS):
             names = [name for name in group if wanted is None or name in wanted]
             entries = [e for e in (read_pid(settings, name) for name in names) if e is not None]
             running = _stop_entries(settings, entries)
@@ -841,9 +909,10 @@ def status(settings: Settings) -> dict[str, Any]:
         "seaweedfs": lambda: _s3_ready(settings),
         "platform": lambda: _http_ok(f"{settings.resolved_platform_url}/v1/health"),
         "tsa": lambda: _http_ok(f"http://127.0.0.1:{settings.tsa_port}/health"),
+        "identity": lambda: _http_ok(f"{with_stack_identity(settings).identity_url}/v1/health"),
         "api-server": lambda: _http_ok(f"http://127.0.0.1:{settings.airflow_port}/api/v2/monitor/health"),
     }
-    for name in ("seaweedfs", "platform", "tsa", *AIRFLOW_COMPONENTS):
+    for name in ("seaweedfs", "platform", "tsa", "identity", *AIRFLOW_COMPONENTS):
         entry = alive(settings, name)
         if entry is None:
             state = "not installed" if name == "platform" and not platform_available() else "stopped"
@@ -861,6 +930,7 @@ def status(settings: Settings) -> dict[str, Any]:
         "buckets": {"work": settings.work_bucket, "archive": settings.archive_bucket},
         "platform_url": settings.resolved_platform_url,
         "tsa_url": settings.resolved_tsa_url,
+        "identity_url": with_stack_identity(settings).identity_url or "(none configured: seals are refused)",
         "airflow_home": str(settings.airflow_home),
         "airflow_url": f"http://127.0.0.1:{settings.airflow_port}",
         "logs": str(logs_dir(settings)),
@@ -874,6 +944,7 @@ def init_services(settings: Settings, timeout: float = 120.0, out: Callable[[str
     and create the buckets once the object store answers. Idempotent."""
     from sealflow.db import make_engine, migrate
 
+    require_identity_source(settings)
     engine = make_engine(settings.resolved_database_url)
     try:
         migrate(engine)

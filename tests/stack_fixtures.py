@@ -26,7 +26,7 @@ from sealflow.stack import airflow_env, down, run_dag_test, spawn_reaper, up
 log = logging.getLogger(__name__)
 
 PORT_FIELDS = ("s3_port", "master_port", "filer_port", "volume_port", "seaweed_admin_port",
-               "platform_port", "airflow_port", "tsa_port")
+               "platform_port", "airflow_port", "tsa_port", "identity_port")
 
 
 def _free(port: int) -> bool:
@@ -49,6 +49,19 @@ def free_port_block(count: int = len(PORT_FIELDS), low: int = 21000, high: int =
         if all(_free(p) and _free(p + 10000) for p in range(base, base + count)):
             return base
     raise RuntimeError("no free block of ports for the test stack")
+
+
+def cli_identity_port(monkeypatch: pytest.MonkeyPatch) -> int:
+    """A free port for the identity simulator that a CLI test's ``sealflow seal demo-setup`` starts
+    (never the default one, which a developer's own stack uses); stop it with :func:`stop_stack`."""
+    port = free_port_block(1)
+    monkeypatch.setenv("SEALFLOW_IDENTITY_PORT", str(port))
+    return port
+
+
+def stop_stack(home: Path) -> None:
+    """Stop whatever the state directory ``home`` started (by its PID files), e.g. the identity simulator."""
+    down(Settings(home=home), out=log.info)
 
 
 def stack_settings(home: Path) -> Settings:
@@ -84,7 +97,8 @@ class EmbeddedStack:
 
 @pytest.fixture(scope="session")
 def embedded_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
-    """SeaweedFS + an Airflow home (+ the platform simulator when installed), started from nothing."""
+    """SeaweedFS + an Airflow home, the TSA, the identity simulator (+ the platform simulator when
+    installed), started from nothing."""
     stack = EmbeddedStack(stack_settings(tmp_path_factory.mktemp("stack") / "var"))
     spawn_reaper(stack.settings)  # stops the stack even if this test run is killed before teardown
     try:

@@ -150,7 +150,16 @@ def ingest_batch(params: dict[str, Any], run_id: str) -> dict:
 
 
 def _admit(batch_id: str, es_id: str) -> None:
+    """Refuse the batch before approval when the identity registers do not confirm the seal's unit or
+    people (身份核验), or when the seal is not the issuer's; a declared re-issue is audited."""
+    from stamping.registry.errors import IdentityMismatch
+
     desk = seals()
+    try:
+        desk.check_identities(es_id)
+    except IdentityMismatch as exc:  # audited by the registry (identity.mismatch) with the reason
+        refuse_batch(batch_id, str(exc))
+        raise AirflowFailException(str(exc)) from None
     unit_code, unit_name = desk.seal_unit(es_id)
     try:
         with transaction(_sessions()) as session:

@@ -20,7 +20,9 @@ def _enrol(args: argparse.Namespace) -> int:
     pin = os.environ.get(args.pin_env, "")
     if not pin:
         raise UsageError(f"put the seal's PIN in the environment variable {args.pin_env}")
-    settings = get_settings()
+    from sealflow.stack import with_stack_identity
+
+    settings = with_stack_identity(get_settings())  # enrolling uses the seal: its people are checked
     engine = make_engine(settings.resolved_database_url)
     migrate(engine)
     try:

@@ -159,12 +159,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def registry(settings: Settings):
+    """The registry of ``settings``; on the embedded stack its identity checks go to the stack's
+    simulator (`sealflow stack up` runs it), in production to SEALFLOW_IDENTITY_URL (or refuse)."""
     from sealflow.db import make_engine, migrate, session_factory
+    from sealflow.stack import with_stack_identity
     from stamping.registry import SealRegistry
 
     engine = make_engine(settings.resolved_database_url)
     migrate(engine)
-    return SealRegistry(session_factory(engine), settings)
+    return SealRegistry(session_factory(engine), with_stack_identity(settings))
 
 
 USER_ENV, CREDENTIAL_ENV = "SEALFLOW_USER", "SEALFLOW_USER_CREDENTIAL"
@@ -230,13 +233,14 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
 def _run(fn):
     """Registry refusals → exit codes: bad input / unknown things 2, refused steps 1."""
     def wrapper(args: argparse.Namespace, settings: Settings | None = None) -> int:
+        from sealflow.stack import StackError
         from stamping.registry import InvalidInput, NotFound, RegistryError
 
         try:
             return fn(args, settings or get_settings())
         except (InvalidInput, NotFound) as exc:
             raise UsageError(str(exc)) from None
-        except RegistryError as exc:
+        except (RegistryError, StackError) as exc:
             raise CheckFailed(f"refused ({type(exc).__name__}): {exc}") from None
     wrapper.__name__ = fn.__name__
     return wrapper
@@ -382,9 +386,12 @@ def run_expire(args: argparse.Namespace, settings: Settings) -> int:
 
 @_run
 def run_demo_setup(args: argparse.Namespace, settings: Settings) -> int:
+    from sealflow.stack import ensure_identity
     from stamping.registry import RegistryError
     from stamping.registry.demo import bootstrap_demo, keep_credentials
 
+    if settings.embedded:  # the demo's people are checked by the stack's identity simulator: start it if need be
+        ensure_identity(settings, out=lambda msg: print(msg, file=sys.stderr))
     reg = registry(settings)
     actor = None
     with contextlib.suppress(RegistryError):  # before the first administrator, nobody is (the demo makes one)

@@ -11,7 +11,7 @@ from sealflow.settings import get_settings
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("stack", help="start, stop or inspect the embedded stack (SeaweedFS, Airflow, "
-                                                 "platform simulator)")
+                                                 "platform, TSA and identity simulators)")
     actions = parser.add_subparsers(dest="stack_action", metavar="ACTION", required=True)
     up = actions.add_parser("up", help="start what is not running (a second `up` does nothing)")
     up.add_argument("--ui", action="store_true", help="also run Airflow: api-server, scheduler, dag-processor, "
@@ -61,6 +61,7 @@ def format_status(state: dict[str, Any]) -> str:
         health = "healthy" if comp["healthy"] else "NOT healthy"
         lines.append(f"  {name:<14} running  pid {comp['pid']:<8} {port:<11} {health}  log {comp['log']}")
     lines.append(f"S3 {state['s3_endpoint']}  platform {state['platform_url']}  Airflow {state['airflow_url']}")
+    lines.append(f"identity register {state.get('identity_url', '')}")
     left = state.get("leftovers") or []
     if left:
         pids = ", ".join(f"{m['pid']} ({m['component']})" for m in left[:10])

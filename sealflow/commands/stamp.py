@@ -111,9 +111,10 @@ class Progress:
 
 def _registry(settings: Settings):
     from sealflow.db import make_engine, session_factory
+    from sealflow.stack import with_stack_identity  # using a seal checks its people against the registers
     from stamping.registry import SealRegistry
 
-    return SealRegistry(session_factory(make_engine(settings.resolved_database_url)), settings)
+    return SealRegistry(session_factory(make_engine(settings.resolved_database_url)), with_stack_identity(settings))
 
 
 def _seal_signer(registry, es_id: str, pin: str, actor: str):

@@ -97,6 +97,12 @@ class BatchSeals:
         if not self.is_enrolled(es_id):
             self.batch_signer(es_id)  # raises CustodyError with what to do
 
+    def check_identities(self, es_id: str) -> None:
+        """Using the seal for a batch: its unit, holder and keeper are checked against the identity
+        registers now, before approval (a refusal is audited by the registry and raised, typed); the
+        stamping step checks again when it unlocks the key."""
+        self.registry.check_can_use(es_id, self.keeper_of(es_id).name)
+
     # --- 验章 -----------------------------------------------------------------------------
 
     def trust_store(self) -> TrustStore:

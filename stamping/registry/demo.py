@@ -4,7 +4,12 @@ made end to end (apply → reviews → make). The pipeline and ``sealflow demo``
 The demo's people are made through the same path as real ones: the first administrator by
 :meth:`SealRegistry.bootstrap` (mapped to the OS user running the demo, when given), everyone else
 by that administrator with :meth:`SealRegistry.add_user`, each with a credential of their own
-(returned once, like the PINs; the CLI keeps them in a 0600 file)."""
+(returned once, like the PINs; the CLI keeps them in a 0600 file).
+
+Identities: the demo's person and unit are checked against the identity registers when their seals
+are applied for and used, like anyone's. On the embedded stack :func:`bootstrap_demo` first registers
+them in the stack's identity simulator (:func:`register_demo_identities`), so every caller — the
+demo, the CLI, each test fixture — gets people the register confirms; production registers nobody."""
 
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from stamping.registry import rules
+from stamping.registry import identity_simulator, rules
 from stamping.registry.errors import NotAuthorised
 from stamping.registry.models import Person, RegistryUser, Seal, Unit
 from stamping.registry.service import SealRegistry, state_file
@@ -66,6 +71,14 @@ def _make_people(registry: SealRegistry, levels: int, actor: str | None, os_logi
     return credentials
 
 
+def register_demo_identities(settings) -> Path:
+    """Put the demo's person (张三) and unit into the embedded stack's identity register file (the
+    running simulator re-reads it); returns the file."""
+    path = settings.identity_register_file
+    identity_simulator.register(path, persons=[(DEMO_PERSON, DEMO_PERSON_ID)], units=[(DEMO_UNIT, DEMO_UNIT_CODE)])
+    return path
+
+
 def bootstrap_demo(registry: SealRegistry, *, official_pin: str | None = None, personal_pin: str | None = None,
                    actor: str | None = None, os_login: str | None = None) -> dict[str, Any]:
     """Create (or find, when run again) the demo unit, person, users and two active seals.
@@ -79,6 +92,8 @@ def bootstrap_demo(registry: SealRegistry, *, official_pin: str | None = None, p
     to ``os_login`` when given.
     """
     levels = max(1, registry.settings.review_levels)
+    if registry.settings.embedded:  # the stack's register must know the demo's people before they apply
+        register_demo_identities(registry.settings)
     existing = _existing(registry)
     credentials: dict[str, str] = {}
     if existing is None:

@@ -61,3 +61,7 @@ class NotAuthenticated(RegistryError):
 
 class IdentityMismatch(RegistryError):
     """The identity register does not confirm a person's or unit's name and number (or cannot be asked)."""
+
+
+class IdentityNotConfigured(IdentityMismatch):
+    """No identity register is configured outside the embedded stack: nothing can be checked, so the step is refused."""

@@ -6,26 +6,82 @@ Run: ``python -m stamping.registry.identity_simulator --port 0 --data registers.
 :mod:`stamping.registry.identity_source`'s two checks from it: an unknown number, or a name that
 differs from the registered one, is no match with the reason. It keeps nothing else and never logs
 the numbers it is asked about.
+
+The embedded stack runs it as its ``identity`` component on ``<state>/identity/registers.json``;
+:func:`register` adds people and units to that file (the demo registers its own, a test registers a
+mismatch) and the running simulator re-reads the file when it changes — no restart, no admin
+endpoint that anyone on the network could use to register themselves. A missing file is an empty
+register (everything is refused), never an error that stops the simulator.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import signal
 import threading
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from sealflow.files import write_atomic
+from sealflow.settings import make_private_dirs
+
 MAX_BODY = 4096
 
 
+def _read(path: Path) -> dict[str, list[dict[str, str]]]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {"persons": [], "units": []}
+    return {"persons": list(data.get("persons", [])), "units": list(data.get("units", []))}
+
+
 def load_registers(path: Path) -> dict[str, dict[str, str]]:
-    """``{"persons": {id_number: name}, "units": {credit_code: name}}`` from the data file."""
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return {"persons": {p["id_number"].upper(): p["name"] for p in data.get("persons", [])},
-            "units": {u["credit_code"].upper(): u["name"] for u in data.get("units", [])}}
+    """``{"persons": {id_number: name}, "units": {credit_code: name}}`` from the data file (empty when absent)."""
+    data = _read(path)
+    return {"persons": {p["id_number"].strip().upper(): p["name"] for p in data["persons"]},
+            "units": {u["credit_code"].strip().upper(): u["name"] for u in data["units"]}}
+
+
+def register(path: Path, persons: Iterable[tuple[str, str]] = (), units: Iterable[tuple[str, str]] = ()) -> None:
+    """Put ``persons`` (name, 公民身份号码) and ``units`` (name, 统一社会信用代码) into the register file:
+    a number already there gets the name given now. Written whole (0600, it holds ID numbers) under a
+    lock, so two registrations at once both land; a running simulator picks the change up."""
+    path = Path(path)
+    make_private_dirs(path.parent)
+    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = _read(path)
+        for kind, field, new in (("persons", "id_number", persons), ("units", "credit_code", units)):
+            merged = {e[field].strip().upper(): e["name"] for e in data[kind]}
+            merged.update({number.strip().upper(): name.strip() for name, number in new})
+            data[kind] = [{"name": name, field: number} for number, name in sorted(merged.items())]
+        write_atomic(path, json.dumps(data, ensure_ascii=False, indent=1).encode("utf-8"))
+
+
+class Registers:
+    """The register file as the simulator sees it: read again whenever the file changed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._seen: tuple[int, int] | None = None
+        self._data: dict[str, dict[str, str]] = {"persons": {}, "units": {}}
+        self._lock = threading.Lock()
+
+    def current(self) -> dict[str, dict[str, str]]:
+        try:
+            st = self.path.stat()
+            stamp = (st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            stamp = (0, 0)
+        with self._lock:
+            if stamp != self._seen:
+                self._data, self._seen = load_registers(self.path), stamp
+            return self._data
 
 
 def verdict(registers: dict[str, dict[str, str]], kind: str, name: str, number: str) -> dict[str, Any]:
@@ -68,9 +124,14 @@ class Handler(BaseHTTPRequestHandler):
         try:
             body = json.loads(self.rfile.read(length))
             kind, field = routes[self.path]
-            return self._reply(200, verdict(self.server.registers, kind, str(body["name"]), str(body[field])))
+            name, number = str(body["name"]), str(body[field])
         except (ValueError, KeyError, TypeError):
             return self._reply(400, {"error": "bad_request", "reason": "expected a JSON object with name and number"})
+        try:
+            registers = self.server.registers.current()  # type: ignore[attr-defined]
+        except (OSError, ValueError, KeyError, TypeError):
+            return self._reply(503, {"error": "register_unreadable"})
+        return self._reply(200, verdict(registers, kind, name, number))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True, help="JSON file of the registers")
     args = parser.parse_args(argv)
     server = ThreadingHTTPServer((args.host, args.port), Handler)
-    server.registers = load_registers(args.data)  # type: ignore[attr-defined]
+    server.registers = Registers(args.data)  # type: ignore[attr-defined]
+    server.registers.current()  # an unreadable file stops the start, with its error
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
     print(f"identity simulator listening on http://{args.host}:{server.server_address[1]}", flush=True)
     try:

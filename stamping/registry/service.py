@@ -63,6 +63,7 @@ from stamping.registry import rules
 from stamping.registry.errors import (
     ConcurrentChange,
     IdentityMismatch,
+    IdentityNotConfigured,
     InvalidInput,
     InvalidState,
     NotAuthenticated,
@@ -211,7 +212,9 @@ class SealRegistry:
 
     @property
     def identity(self) -> IdentitySource | None:
-        """The identity registers (身份核验): the one given, else ``settings.identity_url``; None = not checked."""
+        """The identity registers (身份核验): the one given, else ``settings.identity_url``; None when
+        neither — then the embedded stack checks nothing (its entry points set ``identity_url`` to the
+        stack's simulator, see ``sealflow.stack.with_stack_identity``) and production refuses."""
         if self._identity is None and self.settings.identity_url:
             from stamping.registry.identity_source import HttpIdentitySource
 
@@ -221,10 +224,17 @@ class SealRegistry:
     def _check_identities(self, actor: str, action: str, es_id: str | None, unit: Unit,
                           persons: Iterable[Person]) -> None:
         """Ask the registers about the unit and each person; a mismatch (or a register that cannot be
-        asked) refuses the step with the register's reason and is audited in its own transaction."""
+        asked, or none configured in production) refuses the step with the reason and is audited in
+        its own transaction."""
         source = self.identity
         if source is None:
-            return
+            if self.settings.embedded:
+                return
+            reason = ("no identity register is configured and this install is not the embedded stack "
+                      "(SEALFLOW_S3_ENDPOINT is set): set SEALFLOW_IDENTITY_URL to the data-sharing platform's "
+                      "identity service")
+            self._audit_identity_refusal(actor, action, es_id, "register", "", "", reason)
+            raise IdentityNotConfigured(f"{action} refused: {reason}")
         from stamping.registry.identity_source import IdentityUnavailable
 
         asks = [("unit", unit.name, unit.credit_code, source.check_unit)]
@@ -234,17 +244,23 @@ class SealRegistry:
                 verdict = ask(name, number)
                 reason = verdict.reason
             except IdentityUnavailable as exc:
-                verdict, reason = None, f"{exc}; try again when the register answers"
+                where = " (on the embedded stack: `sealflow stack up` starts it)" if self.settings.embedded else ""
+                verdict, reason = None, f"{exc}; try again when the register answers{where}"
             if verdict is not None and verdict.match:
                 continue
-            def record(session: Session, kind: str = kind, name: str = name, number: str = number,
-                       reason: str = reason) -> None:
-                self.audit.append(session, actor=actor, action="identity.mismatch", es_id=es_id, reason=reason,
-                                  payload={"step": action, "kind": kind, "name": name, "number_prefix": number[:6]})
-
-            self._tx(record)
+            self._audit_identity_refusal(actor, action, es_id, kind, name, number, reason)
             raise IdentityMismatch(f"{action} refused: the identity register does not confirm the {kind} "
                                    f"{name} ({number[:6]}…): {reason}")
+
+    def _audit_identity_refusal(self, actor: str, action: str, es_id: str | None, kind: str, name: str,
+                                number: str, reason: str) -> None:
+        """``identity.mismatch`` with the step and the reason; only the number's first six characters
+        (the region), never the whole 公民身份号码."""
+        def record(session: Session) -> None:
+            self.audit.append(session, actor=actor, action="identity.mismatch", es_id=es_id, reason=reason,
+                              payload={"step": action, "kind": kind, "name": name, "number_prefix": number[:6]})
+
+        self._tx(record)
 
     def _user_person(self, session: Session, unit: Unit, username: str) -> Person | None:
         user = session.scalars(select(RegistryUser).where(RegistryUser.username == username)).first()

@@ -10,16 +10,28 @@ import threading
 from pathlib import Path
 from types import SimpleNamespace
 
+from sealflow import stack
 from sealflow.batch_runner import personal_pin_file, prepare_demo_seal
 from sealflow.demo_batch import stamp_yourself
 from sealflow.settings import Settings
 from stamping.batch.samples import write_batch
 from stamping.tsa.server import make_server
+from tests.stack_fixtures import free_port_block, stop_stack
 
 
 def test_the_closing_lines_stamp_and_verify_a_document(tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path / "var", kek="55" * 32, review_levels=1)
+    # The demo starts its stack's identity simulator (its people are checked on applying and using):
+    # here on a free port, stopped at the end.
+    settings = Settings(home=tmp_path / "var", kek="55" * 32, review_levels=1, identity_port=free_port_block(1))
+    try:
+        _closing_lines_work(settings, tmp_path)
+    finally:
+        stop_stack(settings.home)
+
+
+def _closing_lines_work(settings: Settings, tmp_path: Path) -> None:
     seal = prepare_demo_seal(settings)
+    assert stack.alive(settings, "identity") is not None
     pin_file = personal_pin_file(settings)
     assert pin_file.stat().st_mode & 0o777 == 0o600
     pin = pin_file.read_text().strip()
@@ -33,7 +45,8 @@ def test_the_closing_lines_stamp_and_verify_a_document(tmp_path: Path) -> None:
     threading.Thread(target=tsa.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("SEALFLOW_")}, "SEALFLOW_KEK": "55" * 32,
            "SEALFLOW_REVIEW_LEVELS": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "SEALFLOW_TSA_URL": f"http://127.0.0.1:{tsa.server_address[1]}/"}
+           "SEALFLOW_TSA_URL": f"http://127.0.0.1:{tsa.server_address[1]}/",
+           "SEALFLOW_IDENTITY_PORT": str(settings.identity_port)}
     script = "set -e\n" + "\n".join(commands)
     try:
         done = subprocess.run(["bash", "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True,

@@ -14,6 +14,7 @@ from sealflow.cli import main
 from sealflow.db import DatabaseNotPrivate, make_engine
 from sealflow.settings import Settings, StateNotPrivate, check_state, get_settings
 from stamping.keys.store import KeyStore, KeyStoreError
+from tests.stack_fixtures import cli_identity_port, stop_stack
 
 
 def _mode(path: Path) -> int:
@@ -28,7 +29,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("SEALFLOW_DATABASE_URL", "")
     get_settings.cache_clear()
     old = os.umask(0o022)  # an ordinary login's umask: SealFlow must not depend on a strict one
+    cli_identity_port(monkeypatch)  # demo-setup starts the stack's identity simulator
     yield home
+    stop_stack(home)
     os.umask(old)
     get_settings.cache_clear()
 

@@ -17,7 +17,7 @@ import pytest
 from sealflow.airflow_api import AirflowApi
 from sealflow.batch_runner import last_code, serve_sample_issuer
 from sealflow.db import make_engine, migrate, session_factory
-from sealflow.stack import DAGS_DIR, airflow_login, start_components
+from sealflow.stack import DAGS_DIR, airflow_login, start_components, with_stack_identity
 from stamping.batch.seals import BatchSeals
 from stamping.registry.demo import KEEPER, bootstrap_demo
 from stamping.registry.service import SealRegistry
@@ -91,7 +91,9 @@ def pipeline_env(embedded_stack: EmbeddedStack) -> Iterator[PipelineEnv]:
     engine = make_engine(settings.resolved_database_url)
     migrate(engine)
     sessions = session_factory(engine)
-    registry = SealRegistry(sessions, settings)
+    # Applying and enrolling check the demo's people against the stack's identity simulator (bootstrap_demo
+    # registers them there first), as the pipeline's tasks do.
+    registry = SealRegistry(sessions, with_stack_identity(settings))
     demo = bootstrap_demo(registry, official_pin="official-246810", personal_pin="personal-135790")
     seals = BatchSeals(settings, sessions, registry)
     # The stack is shared by the session: an earlier test's prepare_demo_seal may have made and enrolled the

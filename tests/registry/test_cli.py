@@ -11,6 +11,7 @@ import pytest
 from sealflow.cli import main
 from sealflow.settings import Settings
 from stamping.registry.maintenance import run_maintenance
+from tests.stack_fixtures import cli_identity_port, stop_stack
 
 
 @pytest.fixture
@@ -22,7 +23,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     from sealflow.settings import get_settings
 
     get_settings.cache_clear()
+    cli_identity_port(monkeypatch)  # demo-setup starts the stack's identity simulator
     yield home
+    stop_stack(home)
     get_settings.cache_clear()
 
 

@@ -18,6 +18,7 @@ from stamping.audit.models import AuditEntry
 from stamping.registry.errors import InvalidInput, NotAuthenticated, NotAuthorised
 from stamping.registry.rules import demo_credit_code, demo_id_number
 from tests.registry.conftest import OTHER_CODE, UNIT, UNIT_CODE, World
+from tests.stack_fixtures import cli_identity_port, stop_stack
 
 
 def test_the_mapped_os_login_authenticates(world: World) -> None:
@@ -83,7 +84,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("SEALFLOW_USER", raising=False)
     get_settings.cache_clear()
+    cli_identity_port(monkeypatch)  # demo-setup starts the stack's identity simulator
     yield home
+    stop_stack(home)
     get_settings.cache_clear()
 
 
