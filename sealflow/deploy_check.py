@@ -5,6 +5,10 @@ complete successfully: a stack started from an unedited ``.env.example`` (``chan
 Fernet key) or without a key-encryption key stops here with the name of each bad variable and how
 to make a good one. Values are never printed.
 
+It also refuses a deployment without an identity register (``SEALFLOW_IDENTITY_URL``): outside the
+embedded stack nothing else could check the people and units who apply for and use seals, and
+SealFlow refuses those steps rather than skip the check.
+
 Decisions: the rules are few and strict (not empty, no placeholder words, at least 16 characters,
 the Fernet key a real one, the KEK 32+ hex digits and not one repeated digit), because a secret that
 passes a lax rule is not safer; the KEK is read from the compose secret file, never from the
@@ -31,6 +35,12 @@ SECRETS: dict[str, str] = {
     "SEALFLOW_DB_PASSWORD": 'python -c "import secrets; print(secrets.token_urlsafe(24))"',
     "S3_SECRET_KEY": 'python -c "import secrets; print(secrets.token_urlsafe(32))"',
     "SEALFLOW_FILING_KEY_PIN": 'python -c "import secrets; print(secrets.token_urlsafe(18))"',
+}
+# Settings a deployment cannot run without (not secrets: they are named in the message), with what to set.
+REQUIRED_SETTINGS: dict[str, str] = {
+    "SEALFLOW_IDENTITY_URL": "the data-sharing platform's identity register (身份核验) service, or compose's "
+                             "identity simulator http://identity:18620; without it every seal application and use "
+                             "is refused",
 }
 KEK_MAKE = "install -m 600 /dev/null secrets/kek.hex && python -c \"import secrets; print(secrets.token_hex(32))\" " \
            "> secrets/kek.hex"
@@ -73,12 +83,15 @@ def check_kek_file(path: Path) -> str | None:
 
 
 def problems(environ: Mapping[str, str], kek_file: Path | None) -> list[str]:
-    """Every bad secret, one sentence each."""
+    """Every bad secret and missing required setting, one sentence each."""
     found = []
     for name, make in SECRETS.items():
         why = check_value(name, environ.get(name, ""))
         if why:
             found.append(f"{name} {why}; make one with `{make}`")
+    for name, what in REQUIRED_SETTINGS.items():
+        if not environ.get(name, "").strip():
+            found.append(f"{name} is not set; set it to {what}")
     if kek_file is not None:
         why = check_kek_file(kek_file)
         if why:
@@ -93,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     for line in found:
         print(f"secrets-check: {line}", file=sys.stderr)
     if found:
-        print(f"secrets-check: refusing to start: {len(found)} secret(s) to fix in .env (see above)", file=sys.stderr)
+        print(f"secrets-check: refusing to start: {len(found)} secret(s) or setting(s) to fix in .env (see above)",
+              file=sys.stderr)
         return 1
     print("secrets-check: every secret is set and none is a placeholder")
     return 0

@@ -1,7 +1,9 @@
 """A local simulator of the data-sharing platform's identity registers (身份核验模拟器), over real HTTP.
 
 Run: ``python -m stamping.registry.identity_simulator --port 0 --data registers.json`` — prints
-``identity simulator listening on http://HOST:PORT``. ``registers.json`` holds
+``identity simulator listening on http://HOST:PORT``; with ``--add-person NAME=ID`` /
+``--add-unit NAME=CODE`` it registers them in the file instead (compose: ``docker compose run --rm
+identity --data … --add-unit …``). ``registers.json`` holds
 ``{"persons": [{"name", "id_number"}], "units": [{"name", "credit_code"}]}``; the simulator answers
 :mod:`stamping.registry.identity_source`'s two checks from it: an unknown number, or a name that
 differs from the registered one, is no match with the reason. It keeps nothing else and never logs
@@ -140,7 +142,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=18700)
     parser.add_argument("--data", type=Path, required=True, help="JSON file of the registers")
+    parser.add_argument("--add-person", action="append", default=[], metavar="NAME=ID_NUMBER",
+                        help="register a person (公民身份号码) in --data and exit, instead of serving")
+    parser.add_argument("--add-unit", action="append", default=[], metavar="NAME=CREDIT_CODE",
+                        help="register a unit (统一社会信用代码) in --data and exit, instead of serving")
     args = parser.parse_args(argv)
+    if args.add_person or args.add_unit:
+        pairs = [[tuple(v.rsplit("=", 1)) for v in values] for values in (args.add_person, args.add_unit)]
+        if any(len(pair) != 2 or not all(x.strip() for x in pair) for pair in pairs[0] + pairs[1]):
+            parser.error("--add-person/--add-unit take NAME=NUMBER")
+        register(args.data, persons=pairs[0], units=pairs[1])
+        print(f"registered {len(pairs[0])} person(s) and {len(pairs[1])} unit(s) in {args.data}")
+        return 0
     server = ThreadingHTTPServer((args.host, args.port), Handler)
     server.registers = Registers(args.data)  # type: ignore[attr-defined]
     server.registers.current()  # an unreadable file stops the start, with its error

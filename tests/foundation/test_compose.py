@@ -139,6 +139,7 @@ def test_good_secrets_pass_and_a_weak_kek_does_not(tmp_path):
 
     good = {name: random_secrets.token_urlsafe(24) for name in SECRETS}
     good["AIRFLOW_FERNET_KEY"] = Fernet.generate_key().decode()
+    good["SEALFLOW_IDENTITY_URL"] = "http://identity:18620"
     kek = tmp_path / "kek.hex"
     kek.write_text(random_secrets.token_hex(32))
     assert problems(good, kek) == []
@@ -171,3 +172,36 @@ def test_the_compose_simulator_trusts_only_the_filing_systems_ca_and_is_pinned_l
     init = "\n".join(compose["services"]["airflow-init"]["command"])
     assert "sealflow filing setup --platform-cert /opt/sealflow/platform/identity/platform-cert.pem" in init
     assert "/v1/platform-certificate" not in init
+
+
+def test_compose_runs_the_identity_simulator_and_every_sealflow_process_is_pointed_at_it(compose):
+    services = compose["services"]
+    identity = services["identity"]
+    assert identity["entrypoint"] == ["python", "-m", "stamping.registry.identity_simulator"]
+    command = identity["command"]
+    assert command[command.index("--port") + 1] == "18620"
+    assert "identity-data" in compose["volumes"]
+    assert "secrets" not in identity and "environment" not in identity  # no KEK, no passwords
+    assert "ports" not in identity  # reachable only inside the compose network
+    assert _depends(identity)["secrets-check"]["condition"] == "service_completed_successfully"
+    for name in AIRFLOW | {"airflow-init"}:
+        url = services[name]["environment"]["SEALFLOW_IDENTITY_URL"]
+        assert url.startswith("${SEALFLOW_IDENTITY_URL:?"), f"{name}: compose must refuse to start without it"
+    assert _env_example()["SEALFLOW_IDENTITY_URL"] == "http://identity:18620"
+    assert "SEALFLOW_IDENTITY_URL" in services["secrets-check"]["environment"]
+
+
+def test_the_deploy_check_refuses_a_deployment_without_an_identity_register(tmp_path, capsys):
+    import secrets as random_secrets
+
+    from cryptography.fernet import Fernet
+
+    from sealflow.deploy_check import SECRETS, main, problems
+
+    kek = tmp_path / "kek.hex"
+    kek.write_text(random_secrets.token_hex(32))
+    good = {name: random_secrets.token_urlsafe(24) for name in SECRETS}
+    good["AIRFLOW_FERNET_KEY"] = Fernet.generate_key().decode()
+    (line,) = problems({**good, "SEALFLOW_IDENTITY_URL": " "}, kek)
+    assert line.startswith("SEALFLOW_IDENTITY_URL is not set") and "refused" in line
+    assert problems({**good, "SEALFLOW_IDENTITY_URL": "https://idp.example.gov.cn"}, kek) == []
