@@ -191,12 +191,12 @@ def test_compose_runs_the_identity_simulator_and_every_sealflow_process_is_point
     assert "SEALFLOW_IDENTITY_URL" in services["secrets-check"]["environment"]
 
 
-def test_the_deploy_check_refuses_a_deployment_without_an_identity_register(tmp_path, capsys):
+def test_the_deploy_check_refuses_a_deployment_without_an_identity_register(tmp_path):
     import secrets as random_secrets
 
     from cryptography.fernet import Fernet
 
-    from sealflow.deploy_check import SECRETS, main, problems
+    from sealflow.deploy_check import SECRETS, problems
 
     kek = tmp_path / "kek.hex"
     kek.write_text(random_secrets.token_hex(32))
