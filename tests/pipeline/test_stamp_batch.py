@@ -263,3 +263,38 @@ def test_inbox_scan_starts_each_ready_batch_once(pipeline_env: PipelineEnv) -> N
     runs = [r for r in pipeline_env.api.runs("stamp_batch", limit=100) if r["dag_run_id"].startswith("inbox__")]
     assert [r["dag_run_id"] for r in runs] == ["inbox__office-drop-1"]
     assert runs[0]["conf"]["batch_location"] == str(folder)
+
+
+def test_the_stack_runs_the_identity_simulator_and_points_its_tasks_at_it(pipeline_env: PipelineEnv) -> None:
+    from sealflow.stack import status
+
+    identity = status(pipeline_env.settings)["components"]["identity"]
+    assert identity["state"] == "running" and identity["healthy"], identity
+    url = f"http://127.0.0.1:{pipeline_env.settings.identity_port}"
+    assert identity["port"] == pipeline_env.settings.identity_port
+    assert pipeline_env.stack.airflow_env()["SEALFLOW_IDENTITY_URL"] == url
+
+
+def test_a_batch_whose_keeper_the_identity_register_does_not_confirm_is_refused_before_approval(
+        pipeline_env: PipelineEnv, tmp_path: Path) -> None:
+    """Using the seal for a batch asks the stack's identity simulator (over HTTP, from the Airflow task):
+    the register now names the keeper's 公民身份号码 otherwise, so the batch is refused with the reason,
+    the keeper is never asked, and the refusal is audited."""
+    from stamping.registry.demo import DEMO_PERSON_ID, register_demo_identities
+    from stamping.registry.identity_simulator import register
+
+    settings = pipeline_env.settings
+    write_batch(tmp_path / "in", 2, bad=False, start=800)
+    register(settings.identity_register_file, persons=[("张三丰", DEMO_PERSON_ID)])
+    try:
+        result = pipeline_env.run_batch(batch_conf(pipeline_env, tmp_path / "in", "identity-1"), None)
+    finally:
+        register_demo_identities(settings)  # the session's other batches use the demo seal
+    assert result.returncode != 0, result.stdout[-3000:]
+    _refused(pipeline_env, "identity-1", "the identity register does not confirm the person 张三")
+    with pipeline_env.sessions() as session:
+        assert approval.current(session, "identity-1") is None  # the keeper was never asked
+        refusals = list(session.scalars(select(AuditEntry).where(AuditEntry.action == "identity.mismatch",
+                                                                 AuditEntry.es_id == pipeline_env.es_id)))
+    assert refusals and refusals[-1].payload["step"] == "seal.use" and refusals[-1].actor == KEEPER
+    assert "registered name of that person differs" in refusals[-1].reason
