@@ -59,6 +59,10 @@ class AirflowApi:
                                   status=response.status_code, detail=_detail(response))
         return response.json() if response.content else None
 
+    def get(self, path: str, **params: Any) -> Any:
+        """GET ``/api/v2{path}`` with query ``params``: the JSON answer (raises on an error status)."""
+        return self._call("GET", path, params=params)
+
     def trigger(self, dag_id: str, conf: dict[str, Any], run_id: str | None = None) -> str:
         body: dict[str, Any] = {"logical_date": None, "conf": conf}
         if run_id:
