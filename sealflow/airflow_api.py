@@ -29,6 +29,9 @@ def _detail(response: httpx.Response) -> str:
     return detail if isinstance(detail, str) else json.dumps(detail, ensure_ascii=False)[:300]
 
 
+ANSWER_TRIES = 3
+
+
 @dataclass(frozen=True)
 class PendingApproval:
     dag_id: str
@@ -118,14 +121,26 @@ class AirflowApi:
         return out
 
     def answer(self, approval: PendingApproval, option: str, params_input: dict[str, Any]) -> None:
-        """Answer a HITL request. No waiting: SealFlow's answer gate decides 用章审批 answers as they arrive,
-        so an answer is never lost to Airflow's parking race; a refused answer raises with its reason."""
-        self._call(
-            "PATCH",
-            f"/dags/{approval.dag_id}/dagRuns/{approval.run_id}/taskInstances/{approval.task_id}/"
-            f"{approval.map_index}/hitlDetails",
-            json={"chosen_options": [option], "params_input": params_input},
-        )
+        """Answer a HITL request. No waiting for Airflow to settle: SealFlow's answer gate decides 用章审批
+        answers as they arrive and the stack's executor keeps a task resumed right after parking alive
+        (``plugins/sealflow_airflow/executor.py``); a refused answer raises with its reason.
+
+        A server error (Airflow's SQLite busy under load answers 500) is retried: the gate has recorded
+        the decision, so the same answer again resumes the task with it; a 409 on a retry means the
+        earlier try did land."""
+        path = (f"/dags/{approval.dag_id}/dagRuns/{approval.run_id}/taskInstances/{approval.task_id}/"
+                f"{approval.map_index}/hitlDetails")
+        body = {"chosen_options": [option], "params_input": params_input}
+        for attempt in range(1, ANSWER_TRIES + 1):
+            try:
+                self._call("PATCH", path, json=body)
+                return
+            except AirflowApiError as error:
+                if attempt > 1 and error.status == 409:
+                    return
+                if error.status < 500 or attempt == ANSWER_TRIES:
+                    raise
+            time.sleep(attempt)  # let the database's writer finish
 
     def wait_for_approval(self, dag_id: str, run_id: str, timeout: float = 300) -> PendingApproval:
         deadline = time.monotonic() + timeout

@@ -173,13 +173,18 @@ def airflow_env(settings: Settings, base: Mapping[str, str] | None = None) -> di
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_DIR),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS_DIR),
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            # Airflow's LocalExecutor minus the race that failed a task resumed right after parking
+            # (an approval answered at once): see plugins/sealflow_airflow/executor.py.
+            "AIRFLOW__CORE__EXECUTOR": "sealflow_airflow.executor.LocalExecutor",
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__FERNET_KEY": keys["fernet_key"],
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{n}:{r}" for n, r in airflow_users(settings)),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(_passwords_file(settings)),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            # Wait 30 s, not 5, for SQLite's writer: no 500 "database is locked" on a loaded machine.
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "sealflow_airflow.metadata_db.SYNC_CONNECT_ARGS",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": "sealflow_airflow.metadata_db.ASYNC_CONNECT_ARGS",
             "AIRFLOW__API__BASE_URL": api,
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(settings.airflow_port),
