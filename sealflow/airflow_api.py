@@ -72,8 +72,9 @@ class AirflowApi:
             body["dag_run_id"] = run_id
         return self._call("POST", f"/dags/{dag_id}/dagRuns", json=body)["dag_run_id"]
 
-    def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
-        """Wait until the dag-processor has parsed ``dag_id`` (right after the stack starts)."""
+    def wait_for_dag(self, dag_id: str, timeout: float = 300) -> None:
+        """Wait until the dag-processor has parsed ``dag_id`` (right after the stack starts; on a loaded
+        machine its first pass over the DAG files takes minutes)."""
         deadline = time.monotonic() + timeout
         while True:
             response = self._client.get(f"/api/v2/dags/{dag_id}")

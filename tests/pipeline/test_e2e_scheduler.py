@@ -95,7 +95,7 @@ def test_office_and_keeper_use_the_cli(scheduler_stack, tmp_path: Path, monkeypa
         get_settings.cache_clear()
 
 
-RACING_RUNS = 4
+RACING_RUNS = 3
 
 
 def test_an_answer_the_moment_the_approval_parks_resumes_it_in_the_same_try(scheduler_stack, tmp_path: Path) -> None:
