@@ -30,6 +30,7 @@ def _detail(response: httpx.Response) -> str:
 
 
 ANSWER_TRIES = 3
+READ_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -56,11 +57,22 @@ class AirflowApi:
         self._client.close()
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._client.request(method, f"/api/v2{path}", **kwargs)
+        response = self._request(method, f"/api/v2{path}", **kwargs)
         if response.status_code >= 400:
             raise AirflowApiError(f"{method} {path}: {response.status_code} {response.text[:500]}",
                                   status=response.status_code, detail=_detail(response))
         return response.json() if response.content else None
+
+    def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """One request; a read that timed out is sent again (a loaded API server may stall for a while)."""
+        tries = 1
+        while True:
+            try:
+                return self._client.request(method, url, **kwargs)
+            except httpx.TimeoutException:
+                if method != "GET" or tries == READ_TRIES:
+                    raise
+                tries += 1
 
     def get(self, path: str, **params: Any) -> Any:
         """GET ``/api/v2{path}`` with query ``params``: the JSON answer (raises on an error status)."""
@@ -77,7 +89,7 @@ class AirflowApi:
         machine its first pass over the DAG files takes minutes)."""
         deadline = time.monotonic() + timeout
         while True:
-            response = self._client.get(f"/api/v2/dags/{dag_id}")
+            response = self._request("GET", f"/api/v2/dags/{dag_id}")
             if response.status_code == 200:
                 return
             if time.monotonic() > deadline:

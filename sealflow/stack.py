@@ -182,9 +182,9 @@ def airflow_env(settings: Settings, base: Mapping[str, str] | None = None) -> di
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(_passwords_file(settings)),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-            # Wait 30 s, not 5, for SQLite's writer: no 500 "database is locked" on a loaded machine.
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "sealflow_airflow.metadata_db.SYNC_CONNECT_ARGS",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": "sealflow_airflow.metadata_db.ASYNC_CONNECT_ARGS",
+            # A task's calls to the API server wait 60 s (not 5) for an answer: on a loaded machine a
+            # call that timed out but landed (a task's start) is otherwise retried into a 409 and fails.
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
             "AIRFLOW__API__BASE_URL": api,
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(settings.airflow_port),

@@ -43,8 +43,7 @@ def test_airflow_env_points_at_the_stack(embedded_stack):
     assert env["AIRFLOW__CORE__PLUGINS_FOLDER"] == str(PLUGINS_DIR)
     assert env["AIRFLOW__CORE__EXECUTOR"] == "sealflow_airflow.executor.LocalExecutor"  # Airflow's, minus a race
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith(f"sqlite:///{settings.airflow_home}")
-    # Airflow's SQLite waits as long as SealFlow's for its writer (no "database is locked" under load).
-    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] == "sealflow_airflow.metadata_db.SYNC_CONNECT_ARGS"
+    assert env["AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT"] == "60"  # a loaded machine's API server is slow
     assert env["SEALFLOW_S3_PORT"] == str(settings.s3_port)
     assert env["AWS_REQUEST_CHECKSUM_CALCULATION"] == "when_required"
     # The secrets shared by all components are stable and private.
