@@ -336,6 +336,11 @@ def tsa_component(settings: Settings) -> Component:
     return Component("tsa", argv, settings.tsa_port, env, lambda: _http_ok(url), 30.0, directory)
 
 
+# The API server imports all of Airflow and its plugins before it answers: on a loaded machine
+# (a shared CI runner) that took over 120 s. A healthy start returns as soon as it answers.
+API_SERVER_STARTUP_S = 300.0
+
+
 def airflow_components(settings: Settings) -> list[Component]:
     env = airflow_env(settings)
     airflow = str(venv_bin() / "airflow")
@@ -344,7 +349,7 @@ def airflow_components(settings: Settings) -> list[Component]:
     home = settings.airflow_home
     return [
         Component("api-server", [airflow, "api-server", "--host", "127.0.0.1", "--port", str(settings.airflow_port)],
-                  settings.airflow_port, env, api_up, 120.0, home),
+                  settings.airflow_port, env, api_up, API_SERVER_STARTUP_S, home),
         Component("scheduler", [airflow, "scheduler", "--skip-serve-logs"], None, env, lambda: True, 60.0, home),
         Component("dag-processor", [airflow, "dag-processor"], None, env, lambda: True, 60.0, home),
         Component("triggerer", [airflow, "triggerer", "--skip-serve-logs"], None, env, lambda: True, 60.0, home),
