@@ -228,16 +228,23 @@ def _parked(settings: Settings, run_id: str, task_id: str = "seal_use_approval")
     return log.is_file() and needle in log.read_text(errors="replace")
 
 
+def _dropped_events(settings: Settings, run_id: str) -> int:
+    """Parking-exit events of ``run_id``'s tasks the stack's executor dropped (each one a race it closed)."""
+    log = settings.state_dir / "logs" / "scheduler.log"
+    text = log.read_text(errors="replace") if log.is_file() else ""
+    return sum(1 for line in text.splitlines() if "Dropped executor event" in line and f"run_id='{run_id}'" in line)
+
+
 def approve_after_park(api: AirflowApi, settings: Settings, run_id: str, batch_id: str, keeper: str,
                        keeper_wait: bool) -> None:
     """Answer the 用章审批 as the keeper; with ``keeper_wait``, only once the scheduler has seen the
     approval task's process exit after parking (AWAITING_INPUT).
 
-    Why: Airflow 3.3.2's scheduler fails a task whose resumed attempt is already QUEUED or RUNNING
-    when it reads the executor's stale "success" of the parking exit (its guard covers SCHEDULED
-    only; upstream issues #67287 and #72716). A scripted keeper answers within a second; under load
-    the scheduler reads executor events seconds late, so the run then fails. A human keeper takes
-    longer than that window; ``--keeper-no-wait`` answers at once and reproduces the failure."""
+    Why the choice: Airflow 3.3.2's LocalExecutor let the parking process's late exit event fail the
+    resumed task when the answer came at once (upstream issues #67287 and #72716). The stack's
+    executor (``plugins/sealflow_airflow/executor.py``) drops that event at its source, so
+    ``--keeper-no-wait`` (an answer at once) checks the fix: ``approval_tries`` stays 1 and
+    ``stale_events_dropped`` counts the events the executor kept from failing it."""
     if keeper_wait:
         api.wait_for_approval(DAG_ID, run_id, timeout=600)
         deadline = time.monotonic() + 120
@@ -311,6 +318,8 @@ def measure(settings: Settings, seal: Any, size: int, root: Path, keeper_wait: b
         "docs_per_s": round(verified / wall, 1),
         "per_doc_ms": round(1000 * wall / max(1, verified), 2),
         "approval_s": round(approved, 2),
+        "approval_tries": next((ti["try_number"] for ti in tis if ti["task_id"] == "seal_use_approval"), 0),
+        "stale_events_dropped": _dropped_events(settings, run_id),
         "chunks": chunks,
         "domain_s": round(serial + mapped_domain, 2),
         "airflow_overhead_share": round(max(0.0, 1 - critical_domain / wall), 3),

@@ -29,6 +29,10 @@ def _detail(response: httpx.Response) -> str:
     return detail if isinstance(detail, str) else json.dumps(detail, ensure_ascii=False)[:300]
 
 
+ANSWER_TRIES = 3
+READ_TRIES = 3
+
+
 @dataclass(frozen=True)
 class PendingApproval:
     dag_id: str
@@ -53,11 +57,26 @@ class AirflowApi:
         self._client.close()
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._client.request(method, f"/api/v2{path}", **kwargs)
+        response = self._request(method, f"/api/v2{path}", **kwargs)
         if response.status_code >= 400:
             raise AirflowApiError(f"{method} {path}: {response.status_code} {response.text[:500]}",
                                   status=response.status_code, detail=_detail(response))
         return response.json() if response.content else None
+
+    def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """One request; a read that timed out is sent again (a loaded API server may stall for a while)."""
+        tries = 1
+        while True:
+            try:
+                return self._client.request(method, url, **kwargs)
+            except httpx.TimeoutException:
+                if method != "GET" or tries == READ_TRIES:
+                    raise
+                tries += 1
+
+    def get(self, path: str, **params: Any) -> Any:
+        """GET ``/api/v2{path}`` with query ``params``: the JSON answer (raises on an error status)."""
+        return self._call("GET", path, params=params)
 
     def trigger(self, dag_id: str, conf: dict[str, Any], run_id: str | None = None) -> str:
         body: dict[str, Any] = {"logical_date": None, "conf": conf}
@@ -65,11 +84,12 @@ class AirflowApi:
             body["dag_run_id"] = run_id
         return self._call("POST", f"/dags/{dag_id}/dagRuns", json=body)["dag_run_id"]
 
-    def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
-        """Wait until the dag-processor has parsed ``dag_id`` (right after the stack starts)."""
+    def wait_for_dag(self, dag_id: str, timeout: float = 300) -> None:
+        """Wait until the dag-processor has parsed ``dag_id`` (right after the stack starts; on a loaded
+        machine its first pass over the DAG files takes minutes)."""
         deadline = time.monotonic() + timeout
         while True:
-            response = self._client.get(f"/api/v2/dags/{dag_id}")
+            response = self._request("GET", f"/api/v2/dags/{dag_id}")
             if response.status_code == 200:
                 return
             if time.monotonic() > deadline:
@@ -114,14 +134,26 @@ class AirflowApi:
         return out
 
     def answer(self, approval: PendingApproval, option: str, params_input: dict[str, Any]) -> None:
-        """Answer a HITL request. No waiting: SealFlow's answer gate decides 用章审批 answers as they arrive,
-        so an answer is never lost to Airflow's parking race; a refused answer raises with its reason."""
-        self._call(
-            "PATCH",
-            f"/dags/{approval.dag_id}/dagRuns/{approval.run_id}/taskInstances/{approval.task_id}/"
-            f"{approval.map_index}/hitlDetails",
-            json={"chosen_options": [option], "params_input": params_input},
-        )
+        """Answer a HITL request. No waiting for Airflow to settle: SealFlow's answer gate decides 用章审批
+        answers as they arrive and the stack's executor keeps a task resumed right after parking alive
+        (``plugins/sealflow_airflow/executor.py``); a refused answer raises with its reason.
+
+        A server error (Airflow's SQLite busy under load answers 500) is retried: the gate has recorded
+        the decision, so the same answer again resumes the task with it; a 409 on a retry means the
+        earlier try did land."""
+        path = (f"/dags/{approval.dag_id}/dagRuns/{approval.run_id}/taskInstances/{approval.task_id}/"
+                f"{approval.map_index}/hitlDetails")
+        body = {"chosen_options": [option], "params_input": params_input}
+        for attempt in range(1, ANSWER_TRIES + 1):
+            try:
+                self._call("PATCH", path, json=body)
+                return
+            except AirflowApiError as error:
+                if attempt > 1 and error.status == 409:
+                    return
+                if error.status < 500 or attempt == ANSWER_TRIES:
+                    raise
+            time.sleep(attempt)  # let the database's writer finish
 
     def wait_for_approval(self, dag_id: str, run_id: str, timeout: float = 300) -> PendingApproval:
         deadline = time.monotonic() + timeout

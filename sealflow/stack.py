@@ -206,13 +206,18 @@ def airflow_env(settings: Settings, base: Mapping[str, str] | None = None) -> di
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_DIR),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS_DIR),
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            # Airflow's LocalExecutor minus the race that failed a task resumed right after parking
+            # (an approval answered at once): see plugins/sealflow_airflow/executor.py.
+            "AIRFLOW__CORE__EXECUTOR": "sealflow_airflow.executor.LocalExecutor",
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__FERNET_KEY": keys["fernet_key"],
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{n}:{r}" for n, r in airflow_users(settings)),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(_passwords_file(settings)),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            # A task's calls to the API server wait 60 s (not 5) for an answer: on a loaded machine a
+            # call that timed out but landed (a task's start) is otherwise retried into a 409 and fails.
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
             "AIRFLOW__API__BASE_URL": api,
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(settings.airflow_port),
@@ -378,6 +383,11 @@ def identity_component(settings: Settings) -> Component:
     return Component("identity", argv, settings.identity_port, env, lambda: _http_ok(url), 30.0, data.parent)
 
 
+# The API server imports all of Airflow and its plugins before it answers: on a loaded machine
+# (a shared CI runner) that took over 120 s. A healthy start returns as soon as it answers.
+API_SERVER_STARTUP_S = 300.0
+
+
 def airflow_components(settings: Settings) -> list[Component]:
     env = airflow_env(settings)
     airflow = str(venv_bin() / "airflow")
@@ -386,7 +396,7 @@ def airflow_components(settings: Settings) -> list[Component]:
     home = settings.airflow_home
     return [
         Component("api-server", [airflow, "api-server", "--host", "127.0.0.1", "--port", str(settings.airflow_port)],
-                  settings.airflow_port, env, api_up, 120.0, home),
+                  settings.airflow_port, env, api_up, API_SERVER_STARTUP_S, home),
         Component("scheduler", [airflow, "scheduler", "--skip-serve-logs"], None, env, lambda: True, 60.0, home),
         Component("dag-processor", [airflow, "dag-processor"], None, env, lambda: True, 60.0, home),
         Component("triggerer", [airflow, "triggerer", "--skip-serve-logs"], None, env, lambda: True, 60.0, home),

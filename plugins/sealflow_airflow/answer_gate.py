@@ -7,8 +7,9 @@ the REST API and ``sealflow batch approve`` all go through it. Decisions behind 
 - **The decision is taken here, with the user Airflow authenticated** (the bearer token or the UI's
   cookie, resolved by Airflow's own auth manager), and recorded in SealFlow's database before Airflow
   resumes the task. The task then only reads it. So an answer is never lost, whatever Airflow does with
-  the resumed task: if Airflow 3.3 fails a task whose answer raced its parking (the executor's stale
-  "finished" event), the retry finds the decision of its run and goes on. No answer path needs to wait.
+  the resumed task. No answer path needs to wait: the race in which Airflow 3.3.2 failed a task
+  answered the moment it parked is closed by the stack's executor (``sealflow_airflow.executor``);
+  if a task still failed, its retry finds the decision of its run and goes on.
 - **A wrong code, or an answer by someone other than the keeper, never reaches Airflow**: the caller gets
   400/403 with the reason (and the tries left); the task stays parked, so the keeper just types again.
   Nothing depends on how fast anybody answers.

@@ -10,9 +10,10 @@ Decisions behind it:
   the task again in the same approval (the keeper types it again); the counter is never reset.
 - A refusal, an expired code or the limit fails the task with the reason (``AirflowFailException``, no
   retry): the run is red, the documents say "refused", the report is written.
-- An approval belongs to its run. The task may be retried (e.g. when Airflow fails a resumed task that
-  raced its own parking, see ``docs``/closing note): a retry asks SealFlow first and, when the approval
-  is already decided for this run, goes on (or fails) without asking again.
+- An approval belongs to its run. The task may be retried (e.g. a task process killed with its worker;
+  Airflow 3.3.2 also failed a task answered the moment it parked, which ``sealflow_airflow.executor``
+  prevents): a retry asks SealFlow first and, when the approval is already decided for this run, goes
+  on (or fails) without asking again.
 - Only ``{approved, reason, decided_by}`` goes to XCom — never the code.
 """
 

@@ -1,9 +1,11 @@
 """One end-to-end run of stamp_batch under the real scheduler (LocalExecutor), triggered and
-approved through Airflow's REST API exactly as an office and its seal keeper do."""
+approved through Airflow's REST API exactly as an office and its seal keeper do; and keepers who
+answer the moment the approval parks (the HITL race of ``plugins/sealflow_airflow/executor.py``)."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,3 +93,48 @@ def test_office_and_keeper_use_the_cli(scheduler_stack, tmp_path: Path, monkeypa
     finally:
         api.close()
         get_settings.cache_clear()
+
+
+RACING_RUNS = 3
+
+
+def test_an_answer_the_moment_the_approval_parks_resumes_it_in_the_same_try(scheduler_stack, tmp_path: Path) -> None:
+    """Several batches at once, each approved as soon as its 用章审批 parks (no wait for Airflow to settle):
+    every run is green and every approval succeeded in its first try, with no "state mismatch" in
+    Airflow's audit log. Without the executor of ``sealflow_airflow.executor``, the parking process's
+    late exit event fails resumed approvals (the retry then recovers them: try 2)."""
+    from sealflow.batch_runner import DAG_ID, airflow_api, last_code, submit
+
+    settings = scheduler_stack
+    seal = prepare_demo_seal(settings)
+    api, keeper = airflow_api(settings), airflow_api(settings, seal.keeper)
+    try:
+        batches: dict[str, str] = {}
+        for i in range(RACING_RUNS):
+            write_batch(tmp_path / f"race-{i}", 1, bad=False, start=800 + 10 * i)
+            batches[submit(api, tmp_path / f"race-{i}", seal.es_id, f"race-{i}")] = f"race-{i}"
+        answered: set[str] = set()
+        deadline = time.monotonic() + 600  # a hang guard only: the assertions below are about outcomes
+        while answered != set(batches):
+            assert time.monotonic() < deadline, f"approvals never parked: {set(batches) - answered}"
+            for pending in keeper.pending_approvals(DAG_ID, "~"):
+                if pending.run_id in batches and pending.run_id not in answered:
+                    code = last_code(settings, seal.keeper, batches[pending.run_id])
+                    keeper.answer(pending, "Approve", {"code": code})
+                    answered.add(pending.run_id)
+            time.sleep(0.1)
+        outcomes = {run_id: _approval_outcome(api, run_id) for run_id in batches}
+        assert all(outcome == ("success", 1, []) for outcome in outcomes.values()), outcomes
+    finally:
+        keeper.close()
+        api.close()
+
+
+def _approval_outcome(api, run_id: str) -> tuple[str, int, list[str]]:
+    """(run state, the approval's try number, the "state mismatch" entries of the run's audit log)."""
+    from sealflow.batch_runner import DAG_ID
+
+    state = api.wait_for_run(DAG_ID, run_id, timeout=600)
+    ti = api.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/seal_use_approval")
+    events = api.get("/eventLogs", dag_id=DAG_ID, run_id=run_id, event="state mismatch")
+    return state, ti["try_number"], [str(e.get("extra", ""))[:300] for e in events["event_logs"]]
