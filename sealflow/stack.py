@@ -190,8 +190,10 @@ def airflow_env(settings: Settings, base: Mapping[str, str] | None = None) -> di
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
             # A killed task supervisor or scheduler: its tasks are failed (and retried) after 60 s,
             # not 300 s; a restarted scheduler adopts a dead one's tasks within 30 s, not 300 s.
-            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
-            "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "30",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(settings.airflow_heartbeat_timeout_s),
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL":
+                str(settings.airflow_heartbeat_check_s),
+            "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": str(settings.airflow_orphan_check_s),
         }
     )
     # Components spawn `airflow ...` themselves; DAG files import the Airflow glue in plugins/.
