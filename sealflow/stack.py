@@ -377,11 +377,23 @@ def _process(entry: Running) -> Any:  # psutil.Process | None
 
     try:
         proc = psutil.Process(entry.pid)
-        if abs(proc.create_time() - entry.create_time) > 1.0 or proc.status() == psutil.STATUS_ZOMBIE:
+        if proc.status() == psutil.STATUS_ZOMBIE or not _started_as(proc, entry):
             return None
         return proc
     except psutil.Error:
         return None
+
+
+def _started_as(proc: Any, entry: Running) -> bool:
+    """Whether a live process is the one ``entry`` recorded: the same start time — or, when the wall
+    clock was stepped since (a resumed VM, NTP), which moves the start times psutil computes from
+    the boot time, the component's own stack tag. Without the second test a clock step made every
+    running component look dead: its PID file was removed and ``up`` reaped it as a leftover."""
+    if abs(proc.create_time() - entry.create_time) <= 1.0:
+        return True
+    with contextlib.suppress(Exception):  # psutil.Error, or an unreadable environment
+        return proc.environ().get(STACK_TAG_VAR, "").endswith("/" + entry.name)
+    return False
 
 
 def alive(settings: Settings, name: str) -> Running | None:
