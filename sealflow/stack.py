@@ -809,10 +809,13 @@ def up(settings: Settings, ui: bool = False, out: Callable[[str], None] = print)
     return status(settings)
 
 
-def down(settings: Settings, out: Callable[[str], None] = print, only: Iterable[str] | None = None) -> list[str]:
+def down(settings: Settings, out: Callable[[str], None] = print, only: Iterable[str] | None = None,
+         grace: float = 20.0) -> list[str]:
     """Stop every component this state directory started: Airflow first, then the simulator and the store.
 
     ``only`` limits it to the named components (e.g. ``AIRFLOW_COMPONENTS`` to stop just the UI side).
+    ``grace``: seconds between SIGTERM and SIGKILL (Airflow's components can take the whole 20 s; a
+    test stack that is thrown away needs no graceful end).
     """
     stopped: list[str] = []
     wanted = None if only is None else set(only)
@@ -820,7 +823,7 @@ def down(settings: Settings, out: Callable[[str], None] = print, only: Iterable[
         for group in (AIRFLOW_COMPONENTS, ("platform", "tsa", "seaweedfs")):
             names = [name for name in group if wanted is None or name in wanted]
             entries = [e for e in (read_pid(settings, name) for name in names) if e is not None]
-            running = _stop_entries(settings, entries)
+            running = _stop_entries(settings, entries, timeout=grace)
             for entry in entries:
                 if entry in running:
                     stopped.append(entry.name)
@@ -828,7 +831,7 @@ def down(settings: Settings, out: Callable[[str], None] = print, only: Iterable[
                 else:
                     out(f"{entry.name}: was not running (stale pid file removed)")
             # What the group's components forked and left behind (a crashed scheduler's workers and tasks).
-            orphans = stop_processes(stack_processes(settings, names))
+            orphans = stop_processes(stack_processes(settings, names), timeout=grace)
             if orphans:
                 stopped.extend(sorted({m.component for m in orphans} - set(stopped)))
                 out(f"stopped {len(orphans)} leftover processes — {_describe(orphans)}")

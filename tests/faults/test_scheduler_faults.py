@@ -107,7 +107,7 @@ def sched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SchedulerStack]:
         yield env
         env.api.close()
     finally:
-        stack.down(settings, out=lambda _m: None)
+        stack.down(settings, out=lambda _m: None, grace=3)  # thrown away: no graceful end needed
 
 
 def _approve(sched: SchedulerStack, run_id: str, batch_id: str, code: str | None = None) -> None:
