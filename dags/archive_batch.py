@@ -9,6 +9,8 @@ from datetime import timedelta
 from airflow.sdk import dag, get_current_context, task
 from sealflow_airflow.pipeline import ARCHIVED_BATCHES, STAMPED_BATCHES
 
+from sealflow.settings import get_settings
+
 
 @dag(dag_id="archive_batch", schedule=[STAMPED_BATCHES], catchup=False, max_active_runs=1,
      tags=["sealflow", "archive"], doc_md=__doc__)
@@ -19,8 +21,8 @@ def archive_batch() -> None:
 
         return archiving.batches_to_archive(get_current_context())
 
-    @task(execution_timeout=timedelta(hours=2), retries=2, retry_delay=timedelta(seconds=30),
-          outlets=[ARCHIVED_BATCHES])
+    @task(execution_timeout=timedelta(hours=2), retries=2, outlets=[ARCHIVED_BATCHES],
+          retry_delay=timedelta(seconds=get_settings().archive_retry_delay_s))  # a test stack shortens it
     def archive(batch_ids: list[str]) -> list[dict]:
         from sealflow_airflow import archiving
 

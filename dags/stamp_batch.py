@@ -28,6 +28,8 @@ from sealflow_airflow.trigger_form import stamp_batch_params
 from sealflow.settings import get_settings
 
 STAMPED_BATCHES = pipeline.STAMPED_BATCHES
+# Between tries of the idempotent steps (ingest, stamp, verify): settings, so a test stack can shorten it.
+RETRY_DELAY = timedelta(seconds=get_settings().task_retry_delay_s)
 
 
 @dag(
@@ -41,7 +43,7 @@ STAMPED_BATCHES = pipeline.STAMPED_BATCHES
     params={name: Param(**schema) for name, schema in stamp_batch_params(get_settings()).items()},
 )
 def stamp_batch() -> None:
-    @task(retries=2, retry_delay=timedelta(seconds=10))  # idempotent; the object store may be briefly down
+    @task(retries=2, retry_delay=RETRY_DELAY)  # idempotent; the object store may be briefly down
     def ingest() -> dict:
         ctx = get_current_context()
         return pipeline.ingest_batch(ctx["params"], ctx["run_id"])
@@ -55,11 +57,11 @@ def stamp_batch() -> None:
     def plan_chunks(batch: dict, decision: dict) -> list[int]:
         return pipeline.plan_chunks(batch["batch_id"], decision)
 
-    @task(retries=2, retry_delay=timedelta(seconds=10))
+    @task(retries=2, retry_delay=RETRY_DELAY)
     def stamp_chunk(batch: dict, chunk: int) -> dict:
         return pipeline.stamp_chunk(batch["batch_id"], chunk)
 
-    @task(retries=2, retry_delay=timedelta(seconds=10))
+    @task(retries=2, retry_delay=RETRY_DELAY)
     def verify_chunk(batch: dict, stamped: dict) -> dict:
         return pipeline.verify_chunk(batch["batch_id"], stamped["chunk"])
 

@@ -98,7 +98,16 @@ class AirflowApi:
             time.sleep(1)
 
     def unpause(self, dag_id: str) -> None:
-        self._call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+        """Idempotent, so tried again when the API server's own database is busy (SQLite under a busy
+        scheduler answers 500 "Database error" now and then)."""
+        for attempt in range(3):
+            try:
+                self._call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+                return
+            except AirflowApiError as exc:
+                if exc.status < 500 or attempt == 2:
+                    raise
+                time.sleep(1 + attempt)
 
     def run_state(self, dag_id: str, run_id: str) -> str:
         return self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"]

@@ -108,6 +108,16 @@ class Settings:
     sms_token: str = field(default="", repr=False)
     approval_mac_key_file: str = ""
     stamp_chunk_size: int = 500
+    # Airflow's fault handling on the embedded stack: a task whose supervisor died is failed (and
+    # retried) after ``airflow_heartbeat_timeout_s``, looked for every ``airflow_heartbeat_check_s``;
+    # a restarted scheduler adopts a dead one's tasks within ``airflow_orphan_check_s`` (Airflow's
+    # defaults: 300, 10, 300). Retry delays of the pipeline's tasks (stamp_batch's, archive_batch's).
+    # The fault suite's stack shortens them all; a production scheduler keeps these.
+    airflow_heartbeat_timeout_s: int = 60
+    airflow_heartbeat_check_s: int = 10
+    airflow_orphan_check_s: int = 30
+    task_retry_delay_s: int = 10
+    archive_retry_delay_s: int = 30
     log_level: str = "INFO"
 
     @property

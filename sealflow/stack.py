@@ -228,8 +228,10 @@ def airflow_env(settings: Settings, base: Mapping[str, str] | None = None) -> di
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
             # A killed task supervisor or scheduler: its tasks are failed (and retried) after 60 s,
             # not 300 s; a restarted scheduler adopts a dead one's tasks within 30 s, not 300 s.
-            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
-            "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "30",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(settings.airflow_heartbeat_timeout_s),
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL":
+                str(settings.airflow_heartbeat_check_s),
+            "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": str(settings.airflow_orphan_check_s),
         }
     )
     # Components spawn `airflow ...` themselves; DAG files import the Airflow glue in plugins/.
@@ -432,11 +434,23 @@ def _process(entry: Running) -> Any:  # psutil.Process | None
 
     try:
         proc = psutil.Process(entry.pid)
-        if abs(proc.create_time() - entry.create_time) > 1.0 or proc.status() == psutil.STATUS_ZOMBIE:
+        if proc.status() == psutil.STATUS_ZOMBIE or not _started_as(proc, entry):
             return None
         return proc
     except psutil.Error:
         return None
+
+
+def _started_as(proc: Any, entry: Running) -> bool:
+    """Whether a live process is the one ``entry`` recorded: the same start time — or, when the wall
+    clock was stepped since (a resumed VM, NTP), which moves the start times psutil computes from
+    the boot time, the component's own stack tag. Without the second test a clock step made every
+    running component look dead: its PID file was removed and ``up`` reaped it as a leftover."""
+    if abs(proc.create_time() - entry.create_time) <= 1.0:
+        return True
+    with contextlib.suppress(Exception):  # psutil.Error, or an unreadable environment
+        return proc.environ().get(STACK_TAG_VAR, "").endswith("/" + entry.name)
+    return False
 
 
 def alive(settings: Settings, name: str) -> Running | None:
@@ -873,10 +887,13 @@ def up(settings: Settings, ui: bool = False, out: Callable[[str], None] = print)
     return status(settings)
 
 
-def down(settings: Settings, out: Callable[[str], None] = print, only: Iterable[str] | None = None) -> list[str]:
+def down(settings: Settings, out: Callable[[str], None] = print, only: Iterable[str] | None = None,
+         grace: float = 20.0) -> list[str]:
     """Stop every component this state directory started: Airflow first, then the simulator and the store.
 
     ``only`` limits it to the named components (e.g. ``AIRFLOW_COMPONENTS`` to stop just the UI side).
+    ``grace``: seconds between SIGTERM and SIGKILL (Airflow's components can take the whole 20 s; a
+    test stack that is thrown away needs no graceful end).
     """
     stopped: list[str] = []
     wanted = None if only is None else set(only)
@@ -884,7 +901,7 @@ def down(settings: Settings, out: Callable[[str], None] = print, only: Iterable[
         for group in (AIRFLOW_COMPONENTS, SERVICE_COMPONENTS):
             names = [name for name in group if wanted is None or name in wanted]
             entries = [e for e in (read_pid(settings, name) for name in names) if e is not None]
-            running = _stop_entries(settings, entries)
+            running = _stop_entries(settings, entries, timeout=grace)
             for entry in entries:
                 if entry in running:
                     stopped.append(entry.name)
@@ -892,7 +909,7 @@ def down(settings: Settings, out: Callable[[str], None] = print, only: Iterable[
                 else:
                     out(f"{entry.name}: was not running (stale pid file removed)")
             # What the group's components forked and left behind (a crashed scheduler's workers and tasks).
-            orphans = stop_processes(stack_processes(settings, names))
+            orphans = stop_processes(stack_processes(settings, names), timeout=grace)
             if orphans:
                 stopped.extend(sorted({m.component for m in orphans} - set(stopped)))
                 out(f"stopped {len(orphans)} leftover processes — {_describe(orphans)}")

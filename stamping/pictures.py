@@ -24,6 +24,7 @@ MIN_MM, MAX_MM = 10.0, 100.0
 SEAL_RED = (220, 20, 30)
 _PX_PER_MM = 12  # ~300 dpi: sharp when printed at size
 _SUPERSAMPLE = 3  # Pillow draws without anti-aliasing; draw large and scale down
+_ALPHA_LEVELS = 16  # opacities of a demo seal's ink: a 4-bit palette PNG
 # min(R, G, B) at or above this is paper: transparent; below _INK_LEVEL fully opaque.
 _PAPER_LEVEL = 225
 _INK_LEVEL = 150
@@ -196,14 +197,20 @@ def _star(draw: ImageDraw.ImageDraw, cx: float, cy: float, radius: float, colour
 
 
 def _finish(canvas: Image.Image, width_mm: float, height_mm: float) -> SealPicture:
-    """Scale down (anti-aliasing) and store as a palette PNG: one ink colour, 256 alpha levels,
-    a quarter of the size of RGBA (the picture is copied into every stamped document)."""
+    """Scale down (anti-aliasing) and store as a 4-bit palette PNG: one ink colour at
+    ``_ALPHA_LEVELS`` opacities. The picture is copied into every stamped document (twice in a
+    PDF: the image and the seal inside the signature), so its size is what a sealed file costs:
+    16 levels draw the same smooth edge as 256 at 300 dpi and take 13 KB instead of 30 KB for the
+    42 mm official seal (issue 11, item 9). The palette entry is the opacity (index i has opacity
+    i/15), which lets a PDF use the pixel data as is as the image's soft mask."""
     size = (round(width_mm * _PX_PER_MM), round(height_mm * _PX_PER_MM))
     alpha = canvas.getchannel("A").resize(size, Image.Resampling.LANCZOS)
-    indexed = Image.frombytes("P", size, alpha.tobytes())
-    indexed.putpalette(SEAL_RED * 256)
+    top = _ALPHA_LEVELS - 1
+    indexed = Image.frombytes("P", size, alpha.point([round(v * top / 255) for v in range(256)]).tobytes())
+    indexed.putpalette(SEAL_RED * _ALPHA_LEVELS)
     out = io.BytesIO()
-    indexed.save(out, format="PNG", optimize=True, transparency=bytes(range(256)))
+    indexed.save(out, format="PNG", optimize=True, bits=4,
+                 transparency=bytes(round(i * 255 / top) for i in range(_ALPHA_LEVELS)))
     return SealPicture(out.getvalue(), float(width_mm), float(height_mm))
 
 

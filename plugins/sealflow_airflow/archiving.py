@@ -2,7 +2,8 @@
 
 A run archives the batch its conf names, or else every batch the SealFlow database shows as
 finished and not yet archived — the asset events only wake the DAG up (two batches finishing
-together leave one queued event; both are archived).
+together leave one queued event; both are archived). A run in which some record could not be
+stored fails, so that Airflow retries it (issue 11, item 4).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def archive_batches(batch_ids: list[str], context: Any) -> list[dict]:
     settings = pipeline.settings()
     sessions = pipeline._sessions()
     out = []
+    unstored: list[str] = []
     for batch_id in batch_ids:
         result = archive_batch(settings, sessions, batch_id, signer=archive_signer(settings),
                                trust=pipeline.seals().trust_store())
@@ -54,13 +56,25 @@ def archive_batches(batch_ids: list[str], context: Any) -> list[dict]:
         log.info("batch %s archived: %s", batch_id, summary["counts"])
         summary["registrations_queued"] = queue_registrations(sessions, batch_id)
         out.append(summary)
+        unstored += [f"{batch_id}/{o.file}: {o.reasons[0] if o.reasons else 'not stored'}"
+                     for o in result.outcomes if o.status == "failed"]
     # Runs archived by a task that died before queueing their registration (the batch already counts
     # as archived, so it is not archived again): queued now, whichever batch they belong to.
     late = queue_registrations(sessions)
     if late:
         log.info("queued %d archive registration(s) left over by earlier runs", late)
     context["outlet_events"][pipeline.ARCHIVED_BATCHES].extra = {"batch_ids": batch_ids}
+    if unstored:
+        # Records that could not be stored (the object store down, a write refused) are the
+        # machine's fault: the task fails so Airflow retries it (the batch is not recorded as
+        # archived, so the retry picks them up); a run where nothing could be stored is never green.
+        raise ArchiveIncomplete(f"{len(unstored)} record(s) not stored, first: {unstored[0]} — Airflow retries "
+                                f"this task; if every try fails, fix the object store and clear archive_batch")
     return out
+
+
+class ArchiveIncomplete(RuntimeError):
+    """Some verified records of the run's batches could not be stored."""
 
 
 def queue_registrations(sessions: Any, batch_id: str | None = None) -> int:

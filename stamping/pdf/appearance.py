@@ -4,10 +4,11 @@ A PNG with alpha becomes an image XObject with an /SMask (the transparency that 
 under a red seal show through); a JPEG is embedded as is (DCTDecode); any other picture type
 (OFD or SVG vector pictures) falls back to a drawn red ring so the seal is still visible.
 
-An 8-bit, non-interlaced palette, grey or RGB PNG keeps its own compressed pixel data (PDF's
-FlateDecode with PNG predictors reads IDAT as is): a palette seal picture is not expanded to RGB
-and recompressed (for the demo seal 28.5 KB instead of 43 KB; issue 11, item 9). Its alpha, when
-it has some, still goes to an /SMask.
+A non-interlaced palette or grey PNG (1-8 bits) or 8-bit RGB PNG keeps its own compressed pixel
+data (PDF's FlateDecode with PNG predictors reads IDAT as is): a palette seal picture is not
+expanded to RGB and recompressed (issue 11, item 9). A palette picture of one ink colour whose
+index is its opacity (the demo seals) goes further: a one-pixel image of the ink with the IDAT as
+its soft mask, so the pixels are stored once. Any other picture's alpha goes to an /SMask.
 """
 
 from __future__ import annotations
@@ -48,27 +49,69 @@ def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
 def _png_as_is(data: bytes) -> tuple[bytes, bool] | None:
     """(image dict entries and stream data, whether it has transparency) for a PNG whose IDAT PDF
     can take unchanged; None for any other picture (then the pixels are decoded and re-encoded)."""
+    png = _png_header(data)
+    if png is None:
+        return None
+    w, h, depth, ctype, found, idat = png
+    transparent = b"tRNS" in found
+    if depth not in (1, 2, 4, 8) or (depth != 8 and ctype == 2) or (transparent and ctype != 3):
+        return None
+    if ctype == 3:
+        palette = found.get(b"PLTE", b"")
+        if not palette or len(palette) % 3 or len(palette) // 3 > 2 ** depth:
+            return None
+        cs, colors = b"[/Indexed/DeviceRGB %d<%s>]" % (len(palette) // 3 - 1, palette.hex().encode()), 1
+    else:
+        cs, colors = (b"/DeviceGray", 1) if ctype == 0 else (b"/DeviceRGB", 3)
+    entries = (b"/Type/XObject/Subtype/Image/Width %d/Height %d/ColorSpace%s" % (w, h, cs)
+               + _flate_png(w, depth, colors))
+    return _stream(entries + (b"/SMask SMASK_REF" if transparent else b""), idat), transparent
+
+
+def _png_header(data: bytes) -> tuple[int, int, int, int, dict[bytes, bytes], bytes] | None:
+    """(width, height, bit depth, colour type, first chunk of each kind, IDAT data) of a
+    non-interlaced grey, RGB or palette PNG; None for anything else."""
     if data[:8] != b"\x89PNG\r\n\x1a\n":
         return None
     chunks = _png_chunks(data)
     if not chunks or chunks[0][0] != b"IHDR" or len(chunks[0][1]) != 13:
         return None
     w, h, depth, ctype, _compression, _filter, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
-    found = {kind: body for kind, body in reversed(chunks)}
-    transparent = b"tRNS" in found
-    if depth != 8 or interlace or ctype not in (0, 2, 3) or (transparent and ctype != 3):
+    if interlace or ctype not in (0, 2, 3):
         return None
-    if ctype == 3:
-        palette = found.get(b"PLTE", b"")
-        if not palette or len(palette) % 3 or len(palette) > 768:
-            return None
-        cs, colors = b"[/Indexed/DeviceRGB %d<%s>]" % (len(palette) // 3 - 1, palette.hex().encode()), 1
-    else:
-        cs, colors = (b"/DeviceGray", 1) if ctype == 0 else (b"/DeviceRGB", 3)
-    idat = b"".join(body for kind, body in chunks if kind == b"IDAT")
-    entries = (b"/Type/XObject/Subtype/Image/Width %d/Height %d/ColorSpace%s/BitsPerComponent 8/Filter/FlateDecode"
-               b"/DecodeParms<</Predictor 15/Colors %d/BitsPerComponent 8/Columns %d>>" % (w, h, cs, colors, w))
-    return _stream(entries + (b"/SMask SMASK_REF" if transparent else b""), idat), transparent
+    found = {kind: body for kind, body in reversed(chunks)}
+    return w, h, depth, ctype, found, b"".join(body for kind, body in chunks if kind == b"IDAT")
+
+
+def _flate_png(columns: int, depth: int, colors: int) -> bytes:
+    """Dict entries that make PDF read PNG IDAT data as is (FlateDecode with the PNG predictors)."""
+    return (b"/BitsPerComponent %d/Filter/FlateDecode/DecodeParms<</Predictor 15/Colors %d/BitsPerComponent %d"
+            b"/Columns %d>>" % (depth, colors, depth, columns))
+
+
+def _one_ink_as_mask(data: bytes) -> tuple[bytes, bytes] | None:
+    """(image, soft mask) for a palette PNG of one ink colour whose palette index is its opacity
+    (index i of a d-bit palette has opacity i / (2^d - 1)), as the demo seals are stored: the
+    image is one pixel of the ink, stretched, and the soft mask is the PNG's own IDAT read as
+    grey. The picture's pixels are then in the file once, not as indices and again as alpha
+    (a soft mask may differ in size from its image: ISO 32000-1, 11.6.5.3)."""
+    png = _png_header(data)
+    if png is None:
+        return None
+    w, h, depth, ctype, found, idat = png
+    palette, alpha = found.get(b"PLTE", b""), found.get(b"tRNS", b"")
+    if ctype != 3 or depth not in (1, 2, 4, 8) or not palette or len(palette) % 3:
+        return None
+    entries, top = len(palette) // 3, 2 ** depth - 1
+    if len({palette[i:i + 3] for i in range(0, len(palette), 3)}) != 1 or len(alpha) != entries:
+        return None
+    if any(a != round(i * 255 / top) for i, a in enumerate(alpha)):
+        return None
+    image = _stream(b"/Type/XObject/Subtype/Image/Width 1/Height 1/ColorSpace/DeviceRGB/BitsPerComponent 8"
+                    b"/SMask SMASK_REF", palette[:3])
+    smask = _stream(b"/Type/XObject/Subtype/Image/Width %d/Height %d/ColorSpace/DeviceGray" % (w, h)
+                    + _flate_png(w, depth, 1), idat)
+    return image, smask
 
 
 def _alpha_smask(pix: pymupdf.Pixmap) -> bytes:
@@ -78,6 +121,9 @@ def _alpha_smask(pix: pymupdf.Pixmap) -> bytes:
 
 
 def _from_raster(data: bytes) -> tuple[bytes, bytes | None]:
+    one_ink = _one_ink_as_mask(data)
+    if one_ink is not None:
+        return one_ink
     as_is = _png_as_is(data)
     if as_is is not None:
         image, transparent = as_is

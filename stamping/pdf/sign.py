@@ -48,6 +48,11 @@ _BYTE_RANGE_PLACEHOLDER = b"/ByteRange[0 0000000000 0000000000 0000000000]"
 # Room in /Contents for the TSA's token, which arrives only after the byte range is hashed. Ours
 # are ~1.7 KB (token, TSA and issuing-CA certificates); other TSAs' with RSA chains ~4-6 KB.
 TOKEN_RESERVE = 8192
+# Once the TSA client has seen a token, the reserve is that size plus this margin: a TSA's tokens
+# differ by a few bytes (nonce, serial number, DER signature length: ours by 3 in 300 tokens). Every
+# reserved byte costs two zeros in every sealed file; a token that still does not fit makes the
+# document be stamped again with the full TOKEN_RESERVE (see ``stamp_pdf``), never fail.
+TOKEN_MARGIN = 64
 _STARTXREF = re.compile(rb"startxref\s+(\d+)\s+%%EOF")
 
 pymupdf.TOOLS.mupdf_display_errors(False)  # damaged input is reported as PdfError, not stderr noise
@@ -362,7 +367,8 @@ def stamp_pdf(src: bytes, seal_der: bytes, signer: Signer, placement: Placement,
     """Stamp ``seal_der`` (DER SESeal) on a PDF, signing it with ``signer``; returns the new bytes.
 
     ``timestamper``: the TSA whose token over the signature value is added as the unsigned
-    signature-time-stamp attribute; the /Contents hole then reserves ``TOKEN_RESERVE`` bytes for it.
+    signature-time-stamp attribute; the /Contents hole then leaves room for it (the largest token the
+    client has seen plus ``TOKEN_MARGIN``, or ``TOKEN_RESERVE`` before the first).
 
     ``container``: "pkcs7" or "gbt35275" content-type OIDs. Raises PdfError for input we cannot
     stamp (encrypted, damaged, not a PDF, too large, bad page), AnchorNotFound, and
@@ -370,6 +376,20 @@ def stamp_pdf(src: bytes, seal_der: bytes, signer: Signer, placement: Placement,
     if container not in CONTAINERS:
         raise ValueError(f"container must be one of {sorted(CONTAINERS)}, not {container!r}")
     signed_at = (signed_at or datetime.now(UTC)).replace(microsecond=0)
+    args = (src, seal_der, signer, placement, signed_at, container, reason, location, path, signer_name, max_bytes,
+            timestamper)
+    reserve = _token_reserve(timestamper)
+    try:
+        return _stamp(*args, reserve)
+    except _ReserveTooSmall:
+        if reserve >= TOKEN_RESERVE:
+            raise
+        return _stamp(*args, TOKEN_RESERVE)  # a token larger than the ones seen so far: once more, with room
+
+
+def _stamp(src: bytes, seal_der: bytes, signer: Signer, placement: Placement, signed_at: datetime, container: str,
+           reason: str, location: str, path: str, signer_name: str | None, max_bytes: int,
+           timestamper: Timestamper | None, token_reserve: int) -> bytes:
     # The seal must have been made for this signer (certList), as for OFD: SealBindingError.
     _check_binding(seal_der, signer.certificate)
     image = seal_image(seal_der)
@@ -407,7 +427,7 @@ def stamp_pdf(src: bytes, seal_der: bytes, signer: Signer, placement: Placement,
         _add_to_acroform(doc, upd, field_num)
 
         utc_time = 1950 <= signed_at.astimezone(UTC).year < 2050
-        hole = 2 * (_contents_size(seal_der, signer.certificate, container, utc_time) + _token_reserve(timestamper))
+        hole = 2 * (_contents_size(seal_der, signer.certificate, container, utc_time) + token_reserve)
         name = signer_name or _subject_cn(signer.certificate)
         upd.objects[sig_num] = (
             b"<</Type/Sig/Filter/Adobe.PPKLite/SubFilter/adbe.pkcs7.detached" + _BYTE_RANGE_PLACEHOLDER
@@ -438,20 +458,25 @@ def _sign(out: bytearray, search_from: int, seal_der: bytes, signer: Signer, sig
     token = timestamper.timestamp(signature) if timestamper is not None else None
     blob = build_signed_data(attrs, signature, signer.certificate, container,
                              time_stamp_token=token).hex().upper().encode()
-    if len(blob) > hole:  # only a time-stamp token larger than TOKEN_RESERVE can do this
-        raise PdfError(path, f"the signature with its time-stamp token ({len(blob) // 2} bytes) does not fit the "
-                             f"/Contents reserve ({hole // 2} bytes): the TSA's tokens exceed {TOKEN_RESERVE} bytes")
+    if len(blob) > hole:  # only a time-stamp token larger than the reserve can do this
+        raise _ReserveTooSmall(path, f"the signature with its time-stamp token ({len(blob) // 2} bytes) does not "
+                                     f"fit the /Contents reserve ({hole // 2} bytes): the TSA's tokens exceed "
+                                     f"{TOKEN_RESERVE} bytes")
     out[a + 1:a + 1 + len(blob)] = blob
     return bytes(out)
 
 
+class _ReserveTooSmall(PdfError):
+    """The signature with its time-stamp token is larger than the /Contents hole left for it."""
+
+
 def _token_reserve(timestamper: Timestamper | None) -> int:
     """Bytes to leave for the token: TOKEN_RESERVE until the TSA client has seen a token, then
-    that size with a margin (serials, nonces and signatures vary by a few bytes)."""
+    that size with TOKEN_MARGIN."""
     if timestamper is None:
         return 0
     seen = getattr(timestamper, "max_token_bytes", 0)
-    return min(TOKEN_RESERVE, seen + 512) if seen else TOKEN_RESERVE
+    return min(TOKEN_RESERVE, seen + TOKEN_MARGIN) if seen else TOKEN_RESERVE
 
 
 @lru_cache(maxsize=256)

@@ -1,9 +1,13 @@
 """Faults under the real scheduler (embedded stack, LocalExecutor), through the REST API as an office
 and its seal keeper use it: a chunk out of retries, a task killed with SIGKILL, the scheduler killed
-with SIGKILL. After each, every document is sealed-and-verified (or set aside with a reason), with
-exactly one ``seal.use``, one archive package each, the batch's filing delivered once, and the
-audit log intact.
+with SIGKILL, SeaweedFS killed with SIGKILL while archive_batch uploads. After each, every document
+is sealed-and-verified (or set aside with a reason), with exactly one ``seal.use``, one archive
+package each, the batch's filing delivered once, and the audit log intact.
 
+One stack serves the module (each test has its own batch, and checks only that batch). It is
+tuned for faults the way an operator could tune a production scheduler: a dead task is noticed
+after 40 s (heartbeat timeout, checked every 5 s) instead of 60, a dead scheduler's tasks are
+adopted within 5 s, and tries are 1 s apart (archive: 8 s, the time SeaweedFS takes to come back).
 Chunks of 4 documents keep the map small and the runs short (the suite must stay within minutes).
 """
 
@@ -36,7 +40,11 @@ from tests.stack_fixtures import stack_settings
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e]
 
-APPROVAL_SETTLE_S = 8.0
+FAST_FAULTS = {"stamp_chunk_size": 4, "airflow_heartbeat_timeout_s": 40, "airflow_heartbeat_check_s": 5,
+               "airflow_orphan_check_s": 5, "task_retry_delay_s": 1, "archive_retry_delay_s": 8,
+               # one upload at a time: a batch's packages appear one by one, so SeaweedFS can be killed
+               # between the first and the last of them
+               "archive_upload_workers": 1}
 
 
 class SchedulerStack:
@@ -77,7 +85,7 @@ class SchedulerStack:
                                                                    OutboxRecord.subject == batch_id)).all()
             if archived >= len(verified) and filed and all(r.state == SENT for r in filed):
                 break
-            time.sleep(2)
+            time.sleep(0.5)
         with self.sessions() as session:
             names = session.scalars(select(ArchiveRecord.document_name).where(ArchiveRecord.batch_id == batch_id))
             packages = list(names)
@@ -90,7 +98,7 @@ class SchedulerStack:
 
 @pytest.fixture(scope="module")
 def sched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SchedulerStack]:
-    settings = stack_settings(tmp_path_factory.mktemp("faults") / "var").with_overrides(stamp_chunk_size=4)
+    settings = stack_settings(tmp_path_factory.mktemp("faults") / "var").with_overrides(**FAST_FAULTS)
     stack.spawn_reaper(settings)
     try:
         prepare_demo_seal(settings)  # first: the registry's people (the keeper) become the API server's users
@@ -99,14 +107,12 @@ def sched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SchedulerStack]:
         yield env
         env.api.close()
     finally:
-        stack.down(settings, out=lambda _m: None)
+        stack.down(settings, out=lambda _m: None, grace=3)  # thrown away: no graceful end needed
 
 
 def _approve(sched: SchedulerStack, run_id: str, batch_id: str, code: str | None = None) -> None:
-    """The keeper answers once the request has been parked a while: Airflow 3.3 fails a HITL task whose
-    answer overtakes the scheduler's handling of the parking (seen under load even 3 s after parking)."""
-    sched.api.wait_for_approval(DAG_ID, run_id, timeout=300)
-    time.sleep(APPROVAL_SETTLE_S)
+    """The keeper answers as soon as the request is parked: the answer gate records the decision
+    before Airflow resumes the task, so no answer has to wait for Airflow to settle."""
     approve(sched.settings, run_id, batch_id, sched.seal.keeper, code=code)
 
 
@@ -234,7 +240,6 @@ def test_two_batches_finishing_together_are_both_archived_and_filed(sched: Sched
         runs[batch_id] = submit(sched.api, tmp_path / batch_id, sched.seal.es_id, batch_id)
     for run_id in runs.values():  # both waiting first, then both approved at once: they finish together
         sched.api.wait_for_approval(DAG_ID, run_id, timeout=300)
-    time.sleep(APPROVAL_SETTLE_S)
     for batch_id, run_id in runs.items():
         approve(sched.settings, run_id, batch_id, sched.seal.keeper, code=_code_for(sched, batch_id))
     for run_id in runs.values():
@@ -242,3 +247,101 @@ def test_two_batches_finishing_together_are_both_archived_and_filed(sched: Sched
     for batch_id in runs:
         assert_batch_invariants(sched.sessions, sched.registry, batch_id)
         sched.downstream_invariants(batch_id, timeout=90)
+
+
+def _package_keys(s3: Any, bucket: str) -> set[str]:
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="packages/")
+    return {obj["Key"] for page in pages for obj in page.get("Contents", [])}
+
+
+def _archive_task(sched: SchedulerStack, after: str) -> dict[str, Any] | None:
+    """The ``archive`` task of the newest archive_batch run queued after ``after`` (ISO time)."""
+    for run in sched.api.runs("archive_batch", limit=5):
+        if (run.get("queued_at") or run.get("run_after") or "") > after:
+            data = sched.api._call("GET", f"/dags/archive_batch/dagRuns/{run['dag_run_id']}/taskInstances")
+            return next((ti for ti in data["task_instances"] if ti["task_id"] == "archive"), None)
+    return None
+
+
+def _wait(what: str, check, timeout: float = 300, every: float = 0.3) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if found := check():
+            return found
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_seaweedfs_killed_while_archive_batch_uploads_leaves_no_unsigned_run_and_index_agrees_with_packages(
+        sched: SchedulerStack, tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from archive.fixity import RUN_FILES, run_fixity
+    from archive.models import ArchiveRecord
+    from archive.package import BATCH_SIGNATURE, untar_package
+    from archive.store import ObjectStore
+    from sealflow.objectstore import s3_client
+
+    batch_id = "killweed-1"
+    write_batch(tmp_path / "in", 16, bad=False, start=500)
+    bucket = sched.settings.archive_bucket
+    s3 = s3_client(sched.settings, retries={"max_attempts": 1})
+    before = _package_keys(s3, bucket)
+    submitted = datetime.now(UTC).isoformat()
+    run_id = submit(sched.api, tmp_path / "in", sched.seal.es_id, batch_id)
+    _approve(sched, run_id, batch_id)
+
+    # The moment archive_batch has stored its first packages of this batch: freeze the store there
+    # (SIGSTOP: its clients' requests hang from this instant), check the run is not finished, kill it.
+    _wait("the batch's first archive packages", lambda: _package_keys(s3, bucket) - before, timeout=400, every=0.02)
+    weed = stack.read_pid(sched.settings, "seaweedfs")
+    assert weed is not None
+    os.kill(weed.pid, signal.SIGSTOP)
+    try:
+        with sched.sessions() as session:
+            published = session.scalar(select(func.count()).select_from(ArchiveRecord).where(
+                ArchiveRecord.batch_id == batch_id, ArchiveRecord.state == "archived"))
+        assert published == 0, "archive_batch finished before SeaweedFS was stopped: nothing was interrupted"
+    finally:
+        os.kill(weed.pid, signal.SIGKILL)
+        child = stack._CHILDREN.pop(weed.pid, None)
+        if child is not None:
+            child.wait(timeout=10)
+    failed_try = _wait("archive's try to fail", lambda: (ti := _archive_task(sched, submitted)) is not None and (
+        ti["state"] in ("up_for_retry", "failed") or ti["try_number"] >= 2) and ti, timeout=120)
+    stack.up(sched.settings, ui=True, out=lambda _m: None)  # the operator (or systemd) restarts the store
+
+    archive_ti = _wait("archive_batch to end", lambda: (ti := _archive_task(sched, submitted)) is not None
+                       and ti["state"] in ("success", "failed") and ti, timeout=300)
+    if archive_ti["state"] == "failed":  # every try came while the store was still starting (a loaded machine):
+        sched.api._call("POST", "/dags/archive_batch/clearTaskInstances", json={  # what its error says to do
+            "dag_run_id": archive_ti["dag_run_id"], "task_ids": ["archive"], "only_failed": True,
+            "dry_run": False, "reset_dag_runs": True})
+        archive_ti = _wait("archive_batch to succeed", lambda: (ti := _archive_task(sched, submitted)) is not None
+                           and ti["state"] == "success" and ti, timeout=300)
+    assert archive_ti["state"] == "success"
+    assert archive_ti["try_number"] >= 2 and failed_try["try_number"] <= archive_ti["try_number"]  # Airflow retried
+    assert sched.api.wait_for_run(DAG_ID, run_id, timeout=300) == "success"
+    assert_batch_invariants(sched.sessions, sched.registry, batch_id)
+    sched.downstream_invariants(batch_id)  # one package per verified document, the registration filed once
+
+    with sched.sessions() as session:
+        rows = list(session.scalars(select(ArchiveRecord).where(ArchiveRecord.batch_id == batch_id)))
+    assert len(rows) == 16 and {r.state for r in rows} == {"archived"}
+    assert _package_keys(s3, bucket) - before == {r.object_key for r in rows}  # no stray package of a dead try
+    store = ObjectStore(sched.settings)
+    for row in rows:  # the index's 归档时间 is the package's own
+        _folder, files = untar_package(store.get(row.object_key, row.object_version), row.object_key)
+        stored_at = datetime.fromisoformat(json.loads(files["metadata.json"])["archived_at"])
+        indexed_at = row.archived_at if row.archived_at.tzinfo else row.archived_at.replace(tzinfo=UTC)
+        assert stored_at == indexed_at, (row.archival_code, stored_at, indexed_at)
+
+    folders: dict[str, set[str]] = {}
+    for obj in store.list(f"runs/{batch_id}/"):
+        folder, _, name = obj.key.rpartition("/")
+        folders.setdefault(folder, set()).add(name)
+    assert folders and all(BATCH_SIGNATURE in names for names in folders.values()), folders  # none unsigned
+    assert any(names == set(RUN_FILES) for names in folders.values())
+    report = run_fixity(store, sched.sessions, store_report=False)
+    designed = {"incomplete_run", "staged_run", "unpublished_run"}  # what a crash may leave, reported as such
+    assert {p["problem"] for p in report["problems"]} <= designed, report["problems"]

@@ -142,3 +142,20 @@ def test_up_refuses_ports_in_the_ephemeral_range(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path / "var", kek="00" * 32, master_port=low - 5000)
     with pytest.raises(stack.StackError, match=r"master_port \+ 10000"):
         stack.up(settings, out=lambda _m: None)
+
+
+def test_a_wall_clock_step_does_not_make_a_running_component_look_dead(settings: Settings, tmp_path: Path) -> None:
+    """A resumed VM or NTP steps the clock: psutil's start times move with the boot time, so the PID
+    file's start time no longer matches. The component's own stack tag still identifies it."""
+    entry, workers = _start_fake_scheduler(settings, tmp_path)
+    try:
+        pid_file = stack._pid_file(settings, "scheduler")
+        recorded = json.loads(pid_file.read_text())
+        pid_file.write_text(json.dumps({**recorded, "create_time": recorded["create_time"] - 138.0}))
+        assert stack.alive(settings, "scheduler") is not None
+        assert stack.leftovers(settings) == []  # so `up` reaps nothing that runs
+        stranger = stack.Running("scheduler", os.getpid(), 0.0, None, "", [])  # this test: no stack tag
+        assert stack._process(stranger) is None
+    finally:
+        stack.down(settings, out=lambda _m: None)
+    assert not any(_alive(pid) for pid in [entry.pid, *workers])

@@ -61,6 +61,36 @@ def test_the_token_fits_the_reserved_contents_and_is_the_unsigned_attribute(kit,
     assert info.time_stamp_token is not None and len(info.time_stamp_token) < 4096
 
 
+def _contents_hole(out: bytes) -> bytes:
+    start = out.rindex(b"/Contents<") + len(b"/Contents<")
+    return out[start:out.index(b">", start)]
+
+
+def test_once_a_token_was_seen_the_contents_leave_room_for_that_size_and_a_small_margin(kit, tsa):
+    from stamping.pdf.sign import TOKEN_MARGIN
+
+    stamp_pdf(_pdf(), kit.seal_der, kit.signer, ANCHOR, timestamper=tsa)  # the first token: full reserve
+    hole = _contents_hole(stamp_pdf(_pdf(), kit.seal_der, kit.signer, ANCHOR, timestamper=tsa))
+    padding = len(hole) - len(hole.rstrip(b"0"))
+    assert padding <= 2 * (TOKEN_MARGIN + 8)  # 8: an SM2 signature shorter than its longest DER
+
+
+def test_a_token_larger_than_the_ones_seen_is_stamped_again_with_room_not_failed(kit, tsa, tmp_path):
+    from stamping.pdf.verify import verify_pdf
+
+    class Underestimating:
+        """The real TSA, whose client claims to have seen only tiny tokens."""
+
+        max_token_bytes = 100
+
+        def timestamp(self, signature_value: bytes) -> bytes:
+            return tsa.timestamp(signature_value)
+
+    out = stamp_pdf(_pdf(), kit.seal_der, kit.signer, ANCHOR, timestamper=Underestimating())
+    assert parse_signed_data(bytes.fromhex(_contents_hole(out).decode())).time_stamp_token is not None
+    assert verify_pdf(out, "retried.pdf", kit.trust).verdict == Verdict.VALID
+
+
 def _ofdrw(paths: list[Path]) -> list[dict]:
     if not OFDRW.exists():
         pytest.skip(f"ofdrw checker not found at {OFDRW}")
