@@ -119,10 +119,11 @@ def fixity_with_repair(settings: Settings, sessions: sessionmaker[Session], *, r
     from archive.fixity import run_fixity
     from stamping.registry import SealRegistry
 
+    if not settings.replica_enabled:  # one store: nothing to repair from
+        return run_fixity(archive_store(settings, attempts=1), sessions)
     registry = SealRegistry(sessions, settings)
-    audit_key = registry.audit_public_key() if settings.replica_enabled else None
     return run_fixity(archive_store(settings, attempts=1), sessions, repair=repair, audit=registry.audit,
-                      audit_key=audit_key)
+                      audit_key=registry.audit_public_key())
 
 
 def scheduled_fixity(settings: Settings, sessions: sessionmaker[Session]) -> dict:

@@ -58,6 +58,9 @@ class ReplicatedStore:
         except StoreError as exc:
             raise StoreError(exc.key, f"archive replica: {exc.reason}; archiving waits until the replica answers "
                                       "(`sealflow stack status`)") from exc
+        except Exception as exc:  # botocore connection errors: the replica is down
+            raise StoreError(self.replica.bucket, f"archive replica unreachable ({type(exc).__name__}); archiving "
+                                                  "waits until it answers (`sealflow stack status`)") from exc
 
     def put(self, key: str, data: bytes | str | os.PathLike, *, retain_until: datetime | None = None,
             metadata: dict[str, str] | None = None, content_type: str = "application/octet-stream",
