@@ -187,9 +187,17 @@ class PlatformStore:
         return {"items": items, "next": items[-1]["seq"] if len(items) == limit else None}
 
     def stats(self) -> dict[str, Any]:
+        """What is stored, and anything filed twice: a record id held more than once, or one record of a
+        subject (its kind, subject and sequence number) held under two record ids."""
         with self.lock:
             total, distinct = self._db.execute("SELECT COUNT(*), COUNT(DISTINCT record_id) FROM filings").fetchone()
-        return {"records": total, "distinct_record_ids": distinct}
+            (per_id,) = self._db.execute(
+                "SELECT COALESCE(MAX(n), 0) FROM (SELECT COUNT(*) AS n FROM filings GROUP BY record_id)").fetchone()
+            (twice,) = self._db.execute(
+                "SELECT COALESCE(SUM(n - 1), 0) FROM (SELECT COUNT(*) AS n FROM filings"
+                " GROUP BY kind, subject, subject_seq HAVING COUNT(*) > 1)").fetchone()
+        return {"records": total, "distinct_record_ids": distinct, "max_records_per_id": per_id,
+                "same_subject_seq_twice": twice}
 
     def close(self) -> None:
         with self.lock:
