@@ -196,8 +196,17 @@ class PlatformStore:
             (twice,) = self._db.execute(
                 "SELECT COALESCE(SUM(n - 1), 0) FROM (SELECT COUNT(*) AS n FROM filings"
                 " GROUP BY kind, subject, subject_seq HAVING COUNT(*) > 1)").fetchone()
+            contents = self._db.execute("SELECT kind, subject, record FROM filings").fetchall()
+        # The same event filed under a second record id (e.g. re-queued after a restore): same kind,
+        # subject and payload. Each extra copy counts once.
+        seen: dict[str, int] = {}
+        for kind, subject, record in contents:
+            payload = json.dumps(json.loads(record).get("payload"), sort_keys=True, ensure_ascii=False)
+            key = f"{kind}\x00{subject}\x00{payload}"
+            seen[key] = seen.get(key, 0) + 1
+        same_content = sum(n - 1 for n in seen.values())
         return {"records": total, "distinct_record_ids": distinct, "max_records_per_id": per_id,
-                "same_subject_seq_twice": twice}
+                "same_content_twice": same_content, "same_subject_seq_twice": twice}
 
     def close(self) -> None:
         with self.lock:

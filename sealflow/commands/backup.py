@@ -51,6 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                 "(e.g. when the embedded stack can only start in the restored home)")
         s.add_argument("--json", action="store_true")
         s.set_defaults(handler=handler)
+    from sealflow.commands import drill
+
+    drill.register(sub)
     k = sub.add_parser("check", help="check a restored home against the world (archive, audit anchors, filing)")
     k.add_argument("--json", action="store_true")
     k.set_defaults(handler=run_check)
