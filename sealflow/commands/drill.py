@@ -191,7 +191,9 @@ class Drill:
         ports = {name: base + i for i, name in enumerate(PORT_FIELDS)}
         database_url = self._create_pg() if self.pg_dsn else ""
         make_private_dirs(self.work / "var")
-        return Settings(home=self.work / "var", database_url=database_url,
+        # The platform is outside the home, so the filing key's PIN is configuration (as in production),
+        # not a file of the home: it survives the disaster like the rest of the settings.
+        return Settings(home=self.work / "var", database_url=database_url, filing_key_pin=secrets.token_urlsafe(16),
                         replica_data_dir=str(self.work / "replica-store"),
                         platform_url=f"http://127.0.0.1:{ports['platform_port']}", **ports)
 
