@@ -182,3 +182,15 @@ def test_an_unreachable_replica_fails_archiving_for_a_retry(replicated, kit, arc
     both = archive_store(settings)
     for row in _rows(sessions):
         assert both.replica.get(row.object_key) == both.primary.get(row.object_key)
+
+
+def test_the_embedded_stack_runs_the_replica_as_a_second_seaweedfs(embedded_stack):
+    from sealflow.stack import REPLICA, status
+
+    state = status(embedded_stack.settings)
+    replica, primary = state["components"][REPLICA], state["components"]["seaweedfs"]
+    assert replica["state"] == "running" and replica["healthy"] is True
+    assert replica["port"] == embedded_stack.settings.replica_s3_port != primary["port"]
+    assert replica["pid"] != primary["pid"]
+    assert embedded_stack.settings.resolved_replica_data_dir.is_dir()
+    assert state["archive_replica"]["endpoint"].endswith(f":{embedded_stack.settings.replica_s3_port}")
