@@ -126,13 +126,12 @@ class Drill:
                 shutil.rmtree(self.work, ignore_errors=True)
 
     def _run(self) -> dict[str, Any]:
-        from sealflow import stack
         from sealflow.batch_runner import prepare_demo_seal
 
         s = self.settings
         self._start_platform()
         seal = prepare_demo_seal(s)
-        stack.up(s, ui=True, out=self.say)
+        self._up()
         self._batch("drill-a", self.docs, seal, start=secrets.randbelow(4_000_000))
         self._cli("audit", "checkpoint")
         self._cli("filing", "drain")
@@ -155,7 +154,7 @@ class Drill:
         self._cli("kek", "recover", str(shares[0]), str(shares[2]), str(shares[4]))
         restored = json.loads(self._cli("backup", "restore", "--from", str(backups), "--trust",
                                         str(self.work / "trust" / "ca-root.pem"), "--no-check", "--json"))
-        stack.up(s, ui=True, out=self.say)
+        self._up()
         check = json.loads(self._cli("backup", "check", "--json", check=False))
         rto_s = round(time.monotonic() - recovery_started, 1)
         self.say(f"restored and checked in {rto_s} s: archive {check['archive']['ok']}, audit "
@@ -196,6 +195,20 @@ class Drill:
         return Settings(home=self.work / "var", database_url=database_url, filing_key_pin=secrets.token_urlsafe(16),
                         replica_data_dir=str(self.work / "replica-store"),
                         platform_url=f"http://127.0.0.1:{ports['platform_port']}", **ports)
+
+    def _up(self, tries: int = 3) -> None:
+        """``stack up`` with its UI components; again when a component was too slow to start (``up`` is
+        idempotent: what runs is kept) — on a loaded machine the api-server can miss its 120 s."""
+        from sealflow import stack
+
+        for attempt in range(1, tries + 1):
+            try:
+                stack.up(self.settings, ui=True, out=self.say)
+                return
+            except stack.StackError as exc:
+                if attempt == tries:
+                    raise
+                self.say(f"stack up, try {attempt}: {str(exc).splitlines()[0]}; trying again")
 
     def _batch(self, batch_id: str, count: int, seal: Any, start: int, must: bool = True) -> list[str] | None:
         """One batch through the pipeline; the 证照标识 of its verified documents once archived and filed."""
