@@ -57,6 +57,9 @@ S3_CONN_ID = "sealflow_s3"
 PLATFORM_CONN_ID = "sealflow_platform"
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 REPLICA = "seaweedfs-replica"  # the second SeaweedFS holding the archive replica
+# The api-server loads every provider and the UI before it answers: 50-80 s on a quiet 2-core machine,
+# over 120 s when the machine is shared by several stacks (measured during the DR drill, load 30+).
+API_SERVER_STARTUP_S = 300.0
 
 # Processes started by this Python process, kept referenced so they are reaped, not warned about.
 _CHILDREN: dict[int, subprocess.Popen] = {}
@@ -378,7 +381,7 @@ def airflow_components(settings: Settings) -> list[Component]:
     home = settings.airflow_home
     return [
         Component("api-server", [airflow, "api-server", "--host", "127.0.0.1", "--port", str(settings.airflow_port)],
-                  settings.airflow_port, env, api_up, 120.0, home),
+                  settings.airflow_port, env, api_up, API_SERVER_STARTUP_S, home),
         Component("scheduler", [airflow, "scheduler", "--skip-serve-logs"], None, env, lambda: True, 60.0, home),
         Component("dag-processor", [airflow, "dag-processor"], None, env, lambda: True, 60.0, home),
         Component("triggerer", [airflow, "triggerer", "--skip-serve-logs"], None, env, lambda: True, 60.0, home),
