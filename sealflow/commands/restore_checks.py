@@ -56,12 +56,17 @@ def check_restored(settings: Settings) -> dict[str, Any]:
         migrate(engine)
         sessions = session_factory(engine)
         registry = SealRegistry(sessions, settings)
+        # Where the restored log ends, read before anything below appends to it (each repair is audited).
+        from stamping.audit import verify_audit
+
+        with sessions() as s:
+            head = verify_audit(s, registry.audit_public_key()).last_seq
         archive = _archive(settings, sessions)
         from filing.identity import make_client
 
         with make_client(settings) as client:
             items = list(client.listing())
-            audit = _audit(settings, sessions, registry, items)
+            audit = _audit(settings, sessions, registry, items, head)
             filing = _filing(sessions, client, items)
     finally:
         engine.dispose()
@@ -93,7 +98,10 @@ def _archive(settings: Settings, sessions: Any) -> dict[str, Any]:
             "found": held(sessions), "report_key": report.get("report_key")}
 
 
-def _audit(settings: Settings, sessions: Any, registry: Any, items: list[dict[str, Any]]) -> dict[str, Any]:
+def _audit(settings: Settings, sessions: Any, registry: Any, items: list[dict[str, Any]], head: int
+           ) -> dict[str, Any]:
+    """The log against its anchors up to ``head`` (the restored log's last entry); anchors beyond it were
+    made after the backup."""
     from sqlalchemy import select
 
     from archive.audit_anchors import bucket_anchors
@@ -104,7 +112,6 @@ def _audit(settings: Settings, sessions: Any, registry: Any, items: list[dict[st
 
     key = registry.audit_public_key()
     with sessions() as s:
-        head = verify_audit(s, key).last_seq  # the restored log on its own: where it ends
         known = set(s.scalars(select(OutboxRecord.record_id)))
         bucket = bucket_anchors(settings).read()
         ours = [i for i in items if i["record_id"] in known]
@@ -115,7 +122,7 @@ def _audit(settings: Settings, sessions: Any, registry: Any, items: list[dict[st
     later = sorted({a.seq for a in bucket.anchors if a.seq > head})
     unknown_checkpoints = [i["record_id"] for i in items
                            if i["record_id"] not in known and i.get("kind") == ANCHOR_KIND]
-    return {"ok": report.ok, "entries": report.entries, "last_seq": report.last_seq,
+    return {"ok": report.ok, "entries": report.entries, "last_seq": report.last_seq, "restored_head": head,
             "reason": report.reason, "first_bad_seq": report.first_bad_seq,
             "anchors_checked": sum(len(g.anchors) for g in kept),
             "after_backup": {"anchored_beyond_restored_head": later,
