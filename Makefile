@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export AWS_REQUEST_CHECKSUM_CALCULATION ?= when_required
 export AWS_RESPONSE_CHECKSUM_VALIDATION ?= when_required
 
-.PHONY: install demo test lint ui stack-up stack-down bench-crypto bench-docs bench-pipeline bench-archive bench-filing bench-e2e clean
+.PHONY: install demo test lint ui stack-up stack-down drill bench-crypto bench-docs bench-pipeline bench-archive bench-filing bench-e2e clean
 
 $(BIN)/sealflow: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,11 @@ bench-filing: install
 # inbox → stamp_inbox → approval → stamped+verified → archived → filed; BENCH_E2E_DOCS=10000 for the full size.
 bench-e2e: install
 	$(BIN)/python benchmarks/bench_e2e.py $(BENCH_ARGS)
+
+# The disaster-recovery drill (docs/backup.md) on a throw-away stack; its last line is one JSON object.
+# DRILL_ARGS passes options, e.g. `make drill DRILL_ARGS="--pg postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"`.
+drill: install
+	$(BIN)/sealflow backup drill $(DRILL_ARGS)
 
 clean:
 	-$(BIN)/sealflow stack down

@@ -8,13 +8,14 @@ imports ``archive``.
 
 from __future__ import annotations
 
-from archive.store import ObjectStore
+from archive.replica import archive_store
 from sealflow.settings import Settings
 from stamping.audit.anchors import BucketAnchors
 
 
 def bucket_anchors(settings: Settings) -> BucketAnchors:
-    """The audit anchors in the archive bucket of ``settings`` (the bucket must have Object Lock)."""
-    store = ObjectStore(settings)
+    """The audit anchors in the archive bucket of ``settings`` (the bucket must have Object Lock); written
+    to the archive replica too, like every archived object."""
+    store = archive_store(settings)
     store.ensure_bucket()
     return BucketAnchors(store, settings.audit_key_id)

@@ -8,7 +8,9 @@ one, which is still intact), ``unreadable``; and per run folder (runs/<batch>/<r
 run that died while being published), ``unpublished_run`` (complete, but the index never took it:
 its records were published by a later run) and ``staged_run`` (unlocked staging debris of a run
 that died before publishing). The aggregated report is stored under ``reports/fixity/``
-(not locked, so later runs can add theirs) and returned.
+(not locked, so later runs can add theirs) and returned. With the archive replica, both copies of
+every locked object are compared and a bad copy is repaired from the good one first
+(:mod:`archive.copies`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from archive import index
 from archive.models import ArchiveRecord, ArchiveRun
 from archive.package import BATCH_CERT, BATCH_CHAIN, BATCH_MANIFEST, BATCH_REGISTRATION, BATCH_SIGNATURE, sm3_hex
+from archive.replica import ReplicatedStore
 from archive.store import ObjectMissing, ObjectStore, StoreError
 
 REPORT_PREFIX = "reports/fixity/"
@@ -98,10 +101,21 @@ def _check(store: ObjectStore, row: ArchiveRecord) -> dict | None:
     return {**where, "problem": "mismatch", "reason": "stored package differs from the archived SM3"}
 
 
-def run_fixity(store: ObjectStore, sessions: sessionmaker[Session], *, batch_size: int = 500, workers: int = 8,
-               store_report: bool = True) -> dict:
+def run_fixity(store: ObjectStore | ReplicatedStore, sessions: sessionmaker[Session], *, batch_size: int = 500,
+               workers: int = 8, store_report: bool = True, repair: bool = True, audit=None,
+               audit_key=None) -> dict:
+    """One fixity pass. With a :class:`ReplicatedStore` both copies of every locked object are compared
+    first and bad copies repaired from good ones (:mod:`archive.copies`; ``audit`` records each repair),
+    then the primary is checked against the index as with one store. ``ok`` means nothing is left
+    unrepaired; the repairs made are in ``copies``."""
     started = time.monotonic()
     now = datetime.now(UTC)
+    copies = None
+    if isinstance(store, ReplicatedStore):
+        from archive.copies import check_copies
+
+        copies = check_copies(store, sessions, repair=repair, audit=audit, audit_key=audit_key)
+        store = store.primary
     checked = 0
     problems: list[dict] = []
     after = 0
@@ -118,9 +132,14 @@ def run_fixity(store: ObjectStore, sessions: sessionmaker[Session], *, batch_siz
     counts: dict[str, int] = {}
     for p in problems:
         counts[p["problem"]] = counts.get(p["problem"], 0) + 1
+    if copies is not None:
+        for p in copies.unrepaired:
+            counts[f"{p['store']}_{p['problem']}"] = counts.get(f"{p['store']}_{p['problem']}", 0) + 1
     report = {
         "report": "fixity", "stage": "CQ", "checked_at": now.isoformat(), "bucket": store.bucket,
-        "records_checked": checked, "ok": not problems, "problem_counts": counts, "problems": problems,
+        "records_checked": checked, "ok": not problems and not (copies and copies.unrepaired),
+        "problem_counts": counts, "problems": problems,
+        "copies": copies.to_json() if copies is not None else None,
         "wall_s": round(time.monotonic() - started, 3),
     }
     if store_report:

@@ -9,6 +9,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from archive.models import ArchivedBatch
+from archive.replica import ReplicatedStore, archive_store
 from archive.service import ArchiveInput, ArchiveResult, archive_records
 from archive.store import ObjectStore
 from sealflow.db import transaction
@@ -90,7 +91,7 @@ def batches_to_archive(session: Session) -> list[str]:
 
 
 def archive_batch(settings: Settings, sessions: sessionmaker[Session], batch_id: str, *, signer=None,
-                  store: ObjectStore | None = None, trust=None) -> ArchiveResult:
+                  store: ObjectStore | ReplicatedStore | None = None, trust=None) -> ArchiveResult:
     """Archive every verified document of a batch (idempotent: rerun it freely).
 
     ``trust`` is the trust store the pipeline verified the batch with: its CA certificates travel
@@ -98,8 +99,8 @@ def archive_batch(settings: Settings, sessions: sessionmaker[Session], batch_id:
     archived, already archived or refused with reasons, the batch is recorded as finished; a
     document that failed for an infrastructure reason leaves it to the next run.
     """
-    store = store or ObjectStore(settings)
-    store.ensure_bucket()
+    store = store or archive_store(settings)
+    store.ensure_bucket()  # both stores: an unreachable replica fails the run here, for a retry
     with sessions() as s:
         inputs = inputs_for_batch(s, batch_id)
     result = archive_records(inputs, batch_id=batch_id, settings=settings, store=store, sessions=sessions,
@@ -112,9 +113,24 @@ def archive_batch(settings: Settings, sessions: sessionmaker[Session], batch_id:
     return result
 
 
-def scheduled_fixity(settings: Settings, sessions: sessionmaker[Session]) -> dict:
-    """One fixity pass over the archive; the report (also stored in the bucket) without the problem list."""
+def fixity_with_repair(settings: Settings, sessions: sessionmaker[Session], *, repair: bool = True) -> dict:
+    """One fixity pass over the archive and its replica; bad copies repaired from good ones, each
+    repair audited in the registry's audit log (the same path for the DAG and ``sealflow archive fixity``)."""
     from archive.fixity import run_fixity
+    from stamping.registry import SealRegistry
 
-    report = run_fixity(ObjectStore(settings, attempts=1), sessions)
-    return {k: v for k, v in report.items() if k != "problems"} | {"problems_shown": report["problems"][:20]}
+    if not settings.replica_enabled:  # one store: nothing to repair from
+        return run_fixity(archive_store(settings, attempts=1), sessions)
+    registry = SealRegistry(sessions, settings)
+    return run_fixity(archive_store(settings, attempts=1), sessions, repair=repair, audit=registry.audit,
+                      audit_key=registry.audit_public_key())
+
+
+def scheduled_fixity(settings: Settings, sessions: sessionmaker[Session]) -> dict:
+    """One fixity pass over the archive; the report (also stored in the bucket) without the problem lists."""
+    report = fixity_with_repair(settings, sessions)
+    shown = {"problems_shown": report["problems"][:20]}
+    if report.get("copies"):
+        shown["copies"] = {k: v for k, v in report["copies"].items() if k != "problems"} | {
+            "problems_shown": report["copies"]["problems"][:20]}
+    return {k: v for k, v in report.items() if k not in ("problems", "copies")} | shown

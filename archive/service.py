@@ -515,6 +515,9 @@ class Archiver:
                 # A crashed earlier run stored this record's package but never published it: adopt it
                 # if it is intact and is this record's; otherwise report the clash.
                 w.package, w.version, w.archived_at = self._adopt(key, w.licence_id)
+                replicate = getattr(self.store, "replicate_existing", None)
+                if replicate is not None:  # a ReplicatedStore: the adopted package must be in both stores
+                    replicate(key, w.version, w.package.tar)
         except (StoreError, PackageError, ValueError) as exc:
             w.fail("failed", [str(exc)])
             return

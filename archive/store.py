@@ -199,6 +199,25 @@ class ObjectStore:
                 problems[key] = "stored object differs from what was sent"
         return problems
 
+    def restore_copy(self, key: str, data: bytes, *, retain_until: datetime | None, metadata: dict[str, str],
+                     content_type: str = "application/octet-stream") -> str:
+        """Put ``data`` as a new current version over a missing or damaged one (fixity's repair: the bad
+        version, locked, stays where it is; it is only no longer the current one). Checked on arrival
+        (Content-MD5, SHA-256) and by a HEAD after; returns the new version id."""
+        args: dict = {"Bucket": self.bucket, "Key": key, "Body": data, "ContentType": content_type,
+                      "ContentMD5": md5_b64(data), "ChecksumSHA256": sha256_b64(data), "Metadata": metadata}
+        if retain_until is not None:
+            args["ObjectLockMode"] = LOCK_MODE
+            args["ObjectLockRetainUntilDate"] = retain_until
+        try:
+            resp = self.client.put_object(**args)
+        except ClientError as exc:
+            raise StoreError(key, f"repair upload failed: {_code(exc) or exc}") from exc
+        info = self.head(key)
+        if info.size != len(data) or (info.sha256_b64 and info.sha256_b64 != sha256_b64(data)):
+            raise StoreError(key, "repaired object does not match what was sent")
+        return str(resp.get("VersionId", info.version_id))
+
     def put_unlocked(self, key: str, data: bytes, content_type: str = "application/json") -> str:
         """Overwritable objects (reports): no lock, no precondition. Returns the version id."""
         resp = self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,

@@ -1,6 +1,7 @@
-"""archive_fixity — 长期保存 fixity check: re-read every archived package, compare with the index,
-store one aggregated report under reports/fixity/ in the archive bucket. Fails when anything is
-missing or altered, so the run shows red and the report key says where to look."""
+"""archive_fixity — 长期保存 fixity check: re-read every archived object in both stores (primary and
+replica), repair a missing or damaged copy from the good one (each repair audited), compare the
+primary with the index, store one aggregated report under reports/fixity/ in the archive bucket.
+Fails when anything is left unrepaired, so the run shows red and the report key says where to look."""
 
 from __future__ import annotations
 

@@ -307,6 +307,28 @@ def drain(
     return total
 
 
+def settle(session_factory: sessionmaker[Session], client: Any, record_ids: list[str], *,
+           backoff: Backoff | None = None, batch_size: int = 200) -> DrainResult:
+    """Mark delivered the records the platform already holds but our outbox does not show as sent (after a
+    restore: sent after the backup was taken). They are sent once more: the platform answers a record
+    it holds with its original signed receipt, byte for byte, and files nothing twice; the receipt is
+    checked and stored as for any delivery (``sealflow filing reconcile --apply``)."""
+    total = DrainResult()
+    policy = backoff or Backoff()
+    for start in range(0, len(record_ids), batch_size):
+        with session_factory() as session:
+            rows = list(session.scalars(select(OutboxRecord).where(
+                OutboxRecord.record_id.in_(record_ids[start:start + batch_size]), OutboxRecord.state != SENT)
+                .order_by(OutboxRecord.subject, OutboxRecord.subject_seq)))
+            session.expunge_all()
+        if not rows:
+            continue
+        outcome = _record(session_factory, rows, _send(client, rows, True), policy, utcnow())
+        for name in ("claimed", "sent", "failed", "dead", "chunks"):
+            setattr(total, name, getattr(total, name) + getattr(outcome, name))
+    return total
+
+
 def retry(session: Session, record_ids: list[str] | None = None, states: tuple[str, ...] = (FAILED, DEAD)) -> int:
     """Make records due now again (operator action): the given ids, or every record in ``states``.
 

@@ -187,9 +187,26 @@ class PlatformStore:
         return {"items": items, "next": items[-1]["seq"] if len(items) == limit else None}
 
     def stats(self) -> dict[str, Any]:
+        """What is stored, and anything filed twice: a record id held more than once, or one record of a
+        subject (its kind, subject and sequence number) held under two record ids."""
         with self.lock:
             total, distinct = self._db.execute("SELECT COUNT(*), COUNT(DISTINCT record_id) FROM filings").fetchone()
-        return {"records": total, "distinct_record_ids": distinct}
+            (per_id,) = self._db.execute(
+                "SELECT COALESCE(MAX(n), 0) FROM (SELECT COUNT(*) AS n FROM filings GROUP BY record_id)").fetchone()
+            (twice,) = self._db.execute(
+                "SELECT COALESCE(SUM(n - 1), 0) FROM (SELECT COUNT(*) AS n FROM filings"
+                " GROUP BY kind, subject, subject_seq HAVING COUNT(*) > 1)").fetchone()
+            contents = self._db.execute("SELECT kind, subject, record FROM filings").fetchall()
+        # The same event filed under a second record id (e.g. re-queued after a restore): same kind,
+        # subject and payload. Each extra copy counts once.
+        seen: dict[str, int] = {}
+        for kind, subject, record in contents:
+            payload = json.dumps(json.loads(record).get("payload"), sort_keys=True, ensure_ascii=False)
+            key = f"{kind}\x00{subject}\x00{payload}"
+            seen[key] = seen.get(key, 0) + 1
+        same_content = sum(n - 1 for n in seen.values())
+        return {"records": total, "distinct_record_ids": distinct, "max_records_per_id": per_id,
+                "same_content_twice": same_content, "same_subject_seq_twice": twice}
 
     def close(self) -> None:
         with self.lock:

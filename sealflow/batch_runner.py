@@ -38,7 +38,9 @@ def airflow_api(settings: Settings, user: str | None = None) -> AirflowApi:
     from sealflow.stack import ADMIN_USER, airflow_login
 
     user, password = airflow_login(settings, user or ADMIN_USER)
-    return AirflowApi(f"http://127.0.0.1:{settings.airflow_port}", user, password)
+    # 120 s per request: on a loaded machine (2 cores shared by many stacks) the api-server answered
+    # a status poll in over 30 s, and a poll that times out fails the whole run it follows.
+    return AirflowApi(f"http://127.0.0.1:{settings.airflow_port}", user, password, timeout=120.0)
 
 
 def prepare_demo_seal(settings: Settings) -> DemoSeal:

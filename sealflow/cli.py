@@ -50,7 +50,8 @@ class CheckFailed(Exception):
 
 
 # (command, action) pairs by what they need of a SealFlow home; every other command needs one found.
-CREATES_HOME = {("demo", None), ("stack", "up"), ("stack", "init")}
+# (the drill makes a throw-away home of its own)
+CREATES_HOME = {("demo", None), ("stack", "up"), ("stack", "init"), ("backup", "drill")}
 NEEDS_NO_HOME = {("verify", None), ("archive", "verify"), ("seal", "inspect")}
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader left
 

@@ -56,6 +56,21 @@ def s3_client(settings: Settings, **config: Any) -> Any:  # a botocore S3 client
                           settings.s3_region, **config)
 
 
+def replica_client(settings: Settings, **config: Any) -> Any:  # a botocore S3 client
+    """The S3 client of the archive replica (the embedded second SeaweedFS unless ``replica_s3_endpoint``
+    is set); its keys default to the primary store's."""
+    return make_s3_client(settings.resolved_replica_endpoint, settings.replica_s3_access_key or settings.s3_access_key,
+                          settings.replica_s3_secret_key or settings.s3_secret_key, settings.s3_region, **config)
+
+
+def ensure_replica_bucket(client: Any, settings: Settings) -> None:
+    """Create the replica's archive bucket (Object Lock + versioning) if missing (idempotent)."""
+    bucket = settings.resolved_replica_bucket
+    if bucket not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
+        client.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+
+
 def ensure_buckets(client: Any, settings: Settings) -> None:
     """Create the work bucket and the archive bucket (Object Lock + versioning) if missing (idempotent)."""
     existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}

@@ -44,6 +44,22 @@ class Settings:
     s3_secret_key: str = "sealflow-secret"
     s3_region: str = "us-east-1"
     archive_bucket: str = "sealflow-archive"
+    # Archive replica (异地备份副本): every archived object is also written, with the same Object Lock
+    # retention, to a second, independent S3 store. Embedded stack: a second SeaweedFS on these ports
+    # (gRPC = port + 10000) with its data in replica_data_dir (default <home>/seaweedfs-replica; put it
+    # on another disk: a replica inside the home dies with the home). Production: replica_s3_endpoint
+    # (any S3 with Object Lock) and its keys. replica_enabled=false archives to one store only.
+    replica_enabled: bool = True
+    replica_s3_endpoint: str = ""
+    replica_s3_access_key: str = ""
+    replica_s3_secret_key: str = field(default="", repr=False)
+    replica_bucket: str = ""
+    replica_data_dir: str = ""
+    replica_s3_port: int = 18433
+    replica_master_port: int = 19433
+    replica_filer_port: int = 18988
+    replica_volume_port: int = 18180
+    replica_admin_port: int = 18746
     work_bucket: str = "sealflow-work"
     # Archives (电子档案): 档号 parts (全宗号, 门类代码), its pattern, upload threads, URL expiry,
     # the archiving unit's key in the key store.
@@ -152,6 +168,18 @@ class Settings:
     @property
     def resolved_s3_endpoint(self) -> str:
         return self.s3_endpoint or f"http://127.0.0.1:{self.s3_port}"
+
+    @property
+    def resolved_replica_endpoint(self) -> str:
+        return self.replica_s3_endpoint or f"http://127.0.0.1:{self.replica_s3_port}"
+
+    @property
+    def resolved_replica_bucket(self) -> str:
+        return self.replica_bucket or self.archive_bucket
+
+    @property
+    def resolved_replica_data_dir(self) -> Path:
+        return Path(self.replica_data_dir) if self.replica_data_dir else self.state_dir / "seaweedfs-replica"
 
     @property
     def resolved_platform_url(self) -> str:

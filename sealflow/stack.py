@@ -48,7 +48,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from sealflow.objectstore import CHECKSUM_ENV, ensure_buckets, s3_client
+from sealflow.objectstore import CHECKSUM_ENV, ensure_buckets, ensure_replica_bucket, replica_client, s3_client
 from sealflow.settings import Settings, check_state
 
 log = logging.getLogger(__name__)
@@ -61,8 +61,9 @@ DEMO_KEEPER = "keeper"  # stamping.registry.demo.KEEPER: the Airflow user is the
 S3_CONN_ID = "sealflow_s3"
 PLATFORM_CONN_ID = "sealflow_platform"
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
-# The stack's own services besides Airflow, in the order `down` stops them (the store last).
-SERVICE_COMPONENTS = ("platform", "tsa", "identity", "seaweedfs")
+REPLICA = "seaweedfs-replica"  # the second SeaweedFS holding the archive replica
+# The stack's own services besides Airflow, in the order `down` stops them (the stores last).
+SERVICE_COMPONENTS = ("platform", "tsa", "identity", "seaweedfs", REPLICA)
 
 # Processes started by this Python process, kept referenced so they are reaped, not warned about.
 _CHILDREN: dict[int, subprocess.Popen] = {}
@@ -252,6 +253,8 @@ def platform_available() -> bool:
 EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 SEAWEED_GRPC_OFFSET = 10000
 SEAWEED_PORT_FIELDS = ("s3_port", "master_port", "filer_port", "volume_port", "seaweed_admin_port")
+REPLICA_PORT_FIELDS = ("replica_s3_port", "replica_master_port", "replica_filer_port", "replica_volume_port",
+                       "replica_admin_port")
 
 
 def ephemeral_range(path: Path = EPHEMERAL_RANGE_FILE) -> tuple[int, int]:
@@ -275,6 +278,10 @@ def port_problems(settings: Settings, ephemeral: tuple[int, int] | None = None) 
         wanted.append(("identity_port", settings.identity_port))
     if not settings.s3_endpoint:
         for name in SEAWEED_PORT_FIELDS:
+            port = getattr(settings, name)
+            wanted += [(name, port), (f"{name} + {SEAWEED_GRPC_OFFSET} (SeaweedFS gRPC)", port + SEAWEED_GRPC_OFFSET)]
+    if embedded_replica(settings):
+        for name in REPLICA_PORT_FIELDS:
             port = getattr(settings, name)
             wanted += [(name, port), (f"{name} + {SEAWEED_GRPC_OFFSET} (SeaweedFS gRPC)", port + SEAWEED_GRPC_OFFSET)]
     return [f"{name} = {port}" for name, port in wanted if low <= port <= high]
@@ -324,20 +331,52 @@ def _port_in_use(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def seaweed_component(settings: Settings) -> Component:
-    data = seaweed_dir(settings)
-    argv = [
+def _weed_argv(data: Path, s3: int, master: int, filer: int, volume: int, admin: int) -> list[str]:
+    return [
         str(venv_bin() / "weed"), "mini",
         f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         "-admin.ui=false", "-webdav=false", "-master.telemetry=false",
-        f"-admin.port={settings.seaweed_admin_port}",
+        f"-admin.port={admin}",
         "-s3.port.iceberg=0", "-s3.port.lance=0",
-        f"-s3.port={settings.s3_port}", f"-master.port={settings.master_port}",
-        f"-filer.port={settings.filer_port}", f"-volume.port={settings.volume_port}",
+        f"-s3.port={s3}", f"-master.port={master}", f"-filer.port={filer}", f"-volume.port={volume}",
     ]
+
+
+def _weed_env(access_key: str, secret_key: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update({"AWS_ACCESS_KEY_ID": settings.s3_access_key, "AWS_SECRET_ACCESS_KEY": settings.s3_secret_key})
+    env.update({"AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key})
+    return env
+
+
+def seaweed_component(settings: Settings) -> Component:
+    data = seaweed_dir(settings)
+    argv = _weed_argv(data, settings.s3_port, settings.master_port, settings.filer_port, settings.volume_port,
+                      settings.seaweed_admin_port)
+    env = _weed_env(settings.s3_access_key, settings.s3_secret_key)
     return Component("seaweedfs", argv, settings.s3_port, env, lambda: _s3_ready(settings), 60.0, data)
+
+
+def _replica_ready(settings: Settings) -> bool:
+    try:
+        replica_client(settings, retries={"max_attempts": 1}, connect_timeout=1, read_timeout=3).list_buckets()
+        return True
+    except Exception:  # any error means "not ready yet"; the caller times out with the log tail
+        return False
+
+
+def replica_component(settings: Settings) -> Component:
+    """The archive replica: a second, independent SeaweedFS (own ports, own data folder, own process)."""
+    data = settings.resolved_replica_data_dir
+    argv = _weed_argv(data, settings.replica_s3_port, settings.replica_master_port, settings.replica_filer_port,
+                      settings.replica_volume_port, settings.replica_admin_port)
+    env = _weed_env(settings.replica_s3_access_key or settings.s3_access_key,
+                    settings.replica_s3_secret_key or settings.s3_secret_key)
+    return Component(REPLICA, argv, settings.replica_s3_port, env, lambda: _replica_ready(settings), 60.0, data)
+
+
+def embedded_replica(settings: Settings) -> bool:
+    """Whether this stack runs the replica itself (replication on, no external replica endpoint)."""
+    return settings.replica_enabled and not settings.replica_s3_endpoint
 
 
 def sender_trust(settings: Settings) -> list[Path]:
@@ -863,6 +902,12 @@ def up(settings: Settings, ui: bool = False, out: Callable[[str], None] = print)
         else:
             _ensure(settings, seaweed_component(settings), out)
         ensure_buckets(s3_client(settings), settings)
+        if embedded_replica(settings):
+            _ensure(settings, replica_component(settings), out)
+        elif settings.replica_enabled:
+            out(f"{REPLICA}: not started, using the configured replica {settings.replica_s3_endpoint}")
+        if settings.replica_enabled:
+            ensure_replica_bucket(replica_client(settings), settings)
         if settings.platform_url:
             out(f"platform: not started, using the configured platform {settings.platform_url}")
         elif platform_available():
@@ -934,12 +979,13 @@ def status(settings: Settings) -> dict[str, Any]:
     components: dict[str, Any] = {}
     checks: dict[str, Callable[[], bool]] = {
         "seaweedfs": lambda: _s3_ready(settings),
+        REPLICA: lambda: _replica_ready(settings),
         "platform": lambda: _http_ok(f"{settings.resolved_platform_url}/v1/health"),
         "tsa": lambda: _http_ok(f"http://127.0.0.1:{settings.tsa_port}/health"),
         "identity": lambda: _http_ok(f"{with_stack_identity(settings).identity_url}/v1/health"),
         "api-server": lambda: _http_ok(f"http://127.0.0.1:{settings.airflow_port}/api/v2/monitor/health"),
     }
-    for name in ("seaweedfs", "platform", "tsa", "identity", *AIRFLOW_COMPONENTS):
+    for name in ("seaweedfs", REPLICA, "platform", "tsa", "identity", *AIRFLOW_COMPONENTS):
         entry = alive(settings, name)
         if entry is None:
             state = "not installed" if name == "platform" and not platform_available() else "stopped"
@@ -955,6 +1001,8 @@ def status(settings: Settings) -> dict[str, Any]:
         "state_dir": str(settings.state_dir),
         "s3_endpoint": settings.resolved_s3_endpoint,
         "buckets": {"work": settings.work_bucket, "archive": settings.archive_bucket},
+        "archive_replica": ({"endpoint": settings.resolved_replica_endpoint, "bucket": settings.resolved_replica_bucket}
+                            if settings.replica_enabled else None),
         "platform_url": settings.resolved_platform_url,
         "tsa_url": settings.resolved_tsa_url,
         "identity_url": with_stack_identity(settings).identity_url or "(none configured: seals are refused)",
@@ -985,6 +1033,14 @@ def init_services(settings: Settings, timeout: float = 120.0, out: Callable[[str
         time.sleep(1)
     ensure_buckets(s3_client(settings), settings)
     out(f"buckets ready at {settings.resolved_s3_endpoint}: {settings.work_bucket}, {settings.archive_bucket}")
+    if settings.replica_enabled:
+        while not _replica_ready(settings):
+            if time.monotonic() > deadline:
+                raise StackError(f"archive replica {settings.resolved_replica_endpoint} did not answer within "
+                                 f"{timeout:.0f} s (or set SEALFLOW_REPLICA_ENABLED=false to archive to one store)")
+            time.sleep(1)
+        ensure_replica_bucket(replica_client(settings), settings)
+        out(f"archive replica ready at {settings.resolved_replica_endpoint}: {settings.resolved_replica_bucket}")
 
 
 _REAPER_SCRIPT = """

@@ -26,7 +26,10 @@ from sealflow.stack import airflow_env, down, run_dag_test, spawn_reaper, up
 log = logging.getLogger(__name__)
 
 PORT_FIELDS = ("s3_port", "master_port", "filer_port", "volume_port", "seaweed_admin_port",
-               "platform_port", "airflow_port", "tsa_port", "identity_port")
+               "platform_port", "airflow_port", "tsa_port", "identity_port",
+               # the archive replica: a second SeaweedFS (sealflow.stack.replica_component)
+               "replica_s3_port", "replica_master_port", "replica_filer_port", "replica_volume_port",
+               "replica_admin_port")
 
 
 def _free(port: int) -> bool:
@@ -97,8 +100,8 @@ class EmbeddedStack:
 
 @pytest.fixture(scope="session")
 def embedded_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
-    """SeaweedFS + an Airflow home, the TSA, the identity simulator (+ the platform simulator when
-    installed), started from nothing."""
+    """SeaweedFS and its archive replica + an Airflow home, the TSA, the identity simulator (+ the
+    platform simulator when installed), started from nothing."""
     stack = EmbeddedStack(stack_settings(tmp_path_factory.mktemp("stack") / "var"))
     spawn_reaper(stack.settings)  # stops the stack even if this test run is killed before teardown
     try:

@@ -59,7 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("-o", "--out", required=True, help="the EEP file to write")
     e.set_defaults(handler=run_eep)
 
-    f = sub.add_parser("fixity", help="re-read every stored package and report mismatches")
+    f = sub.add_parser("fixity", help="re-read every stored package (both copies) and repair a bad copy")
+    f.add_argument("--no-repair", action="store_true",
+                   help="only report: do not rewrite a missing or damaged copy from the good one")
     f.add_argument("--json", action="store_true")
     f.set_defaults(handler=run_fixity)
 
@@ -233,10 +235,10 @@ def run_eep(args: argparse.Namespace, settings: Settings | None = None) -> int:
 
 
 def run_fixity(args: argparse.Namespace, settings: Settings | None = None) -> int:
-    from archive.fixity import run_fixity as fixity
+    from archive.integration import fixity_with_repair
 
     settings = settings or get_settings()
-    report = fixity(_store(settings, attempts=1), _sessions(settings))
+    report = fixity_with_repair(settings, _sessions(settings), repair=not args.no_repair)
     if args.json:
         sys.stdout.write(json.dumps(report, ensure_ascii=False, indent=1) + "\n")
     else:
@@ -244,5 +246,12 @@ def run_fixity(args: argparse.Namespace, settings: Settings | None = None) -> in
               f"{'all intact' if report['ok'] else report['problem_counts']}")
         for p in report["problems"]:
             print(f"    ✘ {p['archival_code']} {p['key']}: {p['problem']} — {p['reason']}")
+        copies = report.get("copies")
+        if copies:
+            print(f"copies: {copies['objects_checked']} object(s) in both stores, {copies['bad_copies']} bad "
+                  f"cop{'y' if copies['bad_copies'] == 1 else 'ies'}, {copies['repaired']} repaired (audited)")
+            for p in copies["problems"]:
+                mark = "repaired" if p["repaired"] else "✘"
+                print(f"    {mark} {p['store']} {p['key']}: {p['problem']} — {p['reason']}")
         print(f"report: {report.get('report_key', '-')}")
     return 0 if report["ok"] else 1

@@ -5,8 +5,12 @@
 * ``list [--from TARGET]`` — the backups there, newest last;
 * ``verify [--from TARGET] [--id ID] [--trust ROOT.pem] [--no-decrypt]`` — offline: the manifest's
   signature, the backup key's certificate, every object's SM3, and (with the home's KEK) every content;
-* ``restore --from TARGET [--id ID] [--trust ROOT.pem]`` — into an EMPTY home (SEALFLOW_HOME) and, with
-  SEALFLOW_DATABASE_URL, an empty database; then checks the restored audit chain.
+* ``restore --from TARGET [--id ID] [--trust ROOT.pem] [--no-check]`` — into an EMPTY home (SEALFLOW_HOME)
+  and, with SEALFLOW_DATABASE_URL, an empty database; checks the restored audit chain, then the restored
+  state against the world (as ``check``);
+* ``check`` — a restored home against the world: both archive copies (repairing a bad one), the index
+  against the archive, the audit chain against its external anchors, the outbox against the platform's
+  receipts (marking delivered what it holds); everything done after the backup is reported as such.
 
 TARGET is a folder or ``s3://bucket/prefix`` (default: SEALFLOW_BACKUP_TARGET). The KEK is never in a
 backup: a restore needs the KEK file in place first (rebuild it with ``sealflow kek recover``).
@@ -41,8 +45,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                            help="root certificate(s) the backup key must chain to")
         if name == "verify":
             s.add_argument("--no-decrypt", action="store_true", help="check ciphertexts only (no KEK needed)")
+        if name == "restore":
+            s.add_argument("--no-check", action="store_true",
+                           help="restore only; check against the world later with `sealflow backup check` "
+                                "(e.g. when the embedded stack can only start in the restored home)")
         s.add_argument("--json", action="store_true")
         s.set_defaults(handler=handler)
+    from sealflow.commands import drill
+
+    drill.register(sub)
+    k = sub.add_parser("check", help="check a restored home against the world (archive, audit anchors, filing)")
+    k.add_argument("--json", action="store_true")
+    k.set_defaults(handler=run_check)
 
 
 def _destination(settings: Settings, target: str | None):
@@ -165,15 +179,68 @@ def run_restore(args: argparse.Namespace, settings: Settings | None = None) -> i
             audit = verify_audit(session, SM2PublicKey.from_certificate(cert) if cert else None)
     finally:
         engine.dispose()
-    result = {"backup_id": check.backup_id, "restored": True, "audit_ok": audit.ok, "audit_entries": audit.entries,
-              "next": ["sealflow archive fixity", "sealflow filing reconcile"]}
-    if args.json:
-        print(json.dumps(result, ensure_ascii=False))
-    else:
+    from datetime import UTC, datetime
+
+    from sealflow.commands.restore_checks import restored_from_file
+    from sealflow.files import write_atomic
+
+    write_atomic(restored_from_file(settings), json.dumps({
+        "backup_id": check.backup_id, "backup_created_at": check.manifest.get("created_at"),
+        "restored_at": datetime.now(UTC).isoformat()}).encode())
+    result: dict = {"backup_id": check.backup_id, "restored": True, "audit_ok": audit.ok,
+                    "audit_entries": audit.entries}
+    if not args.json:
         print(f"restored backup {check.backup_id} into {settings.state_dir}; audit chain "
               f"{'OK' if audit.ok else 'NOT intact: ' + str(audit.reason)} ({audit.entries} entries)")
-        print("next: `sealflow archive fixity` (the archive against its index) and `sealflow filing reconcile` "
-              "(the outbox against the platform's receipts) before starting the pipeline")
     if not audit.ok:
         raise CheckFailed("the restored audit chain does not verify")
+    if args.no_check:
+        result["world_checked"] = False
+        print(json.dumps(result, ensure_ascii=False) if args.json else
+              "not yet checked against the world: start the stack (`sealflow stack up`), then run "
+              "`sealflow backup check` before starting the pipeline")
+        return 0
+    return _report_check(settings, args.json, result)
+
+
+def run_check(args: argparse.Namespace, settings: Settings | None = None) -> int:
+    return _report_check(settings or get_settings(), args.json, {})
+
+
+def _report_check(settings: Settings, as_json: bool, head: dict) -> int:
+    from sealflow.commands.restore_checks import check_restored
+
+    try:
+        report = check_restored(settings)
+    except Exception as exc:  # a store or the platform does not answer: the check is not done, say so
+        raise CheckFailed(f"the restored home could not be checked against the world ({type(exc).__name__}: "
+                          f"{exc}); start the stack (`sealflow stack up`) and run `sealflow backup check`") from None
+    report = {**head, "world_checked": True, **report}
+    if as_json:
+        print(json.dumps(report, ensure_ascii=False, default=str))
+    else:
+        _print_check(report)
+    if not report["ok"]:
+        raise CheckFailed("the restored state does not agree with the world (see above)")
     return 0
+
+
+def _print_check(r: dict) -> None:
+    a, au, f, after = r["archive"], r["audit"], r["filing"], r["after_backup"]
+    origin = r.get("restored_from") or {}
+    if origin:
+        print(f"restored from backup {origin.get('backup_id')} taken {origin.get('backup_created_at')}")
+    print(f"archive: {a['records_checked']} package(s) checked, {a['copies_repaired']} cop(ies) repaired from "
+          f"the other store, {'OK' if a['ok'] else 'PROBLEMS'}")
+    for p in a["problems"] + a["copies_unrepaired"]:
+        print(f"    ✘ {p.get('key')}: {p.get('problem')} — {p.get('reason')}")
+    print(f"audit chain: {au['entries']} entries, {au['anchors_checked']} anchors up to the restored head: "
+          f"{'OK' if au['ok'] else 'NOT intact: ' + str(au['reason'])}")
+    differences = {k: f[k] for k in ("missing_at_platform", "mismatched", "not_marked_sent")}
+    print(f"filing: {f['marked_delivered']} record(s) marked delivered with the platform's receipts; "
+          f"{'OK' if f['ok'] else 'differences: ' + json.dumps(differences)}")
+    print(f"after the backup: {len(after['documents'])} document(s) archived, {len(after['filings'])} filing(s), "
+          f"audit anchored {after['audit']['entries_after_backup_at_least']} entr(ies) beyond the restored head")
+    for d in after["documents"]:
+        print(f"    sealed and archived after the backup: {d['archival_code']} {d['licence_id']} "
+              f"(batch {d['batch_id']}, {d['archived_at']}) — held in the index as 'found'")

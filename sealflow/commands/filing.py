@@ -4,7 +4,9 @@
 * ``status [--json]`` — the outbox by state (pending, sent, failed, dead) and the dead letters' reasons;
 * ``drain [--max N]`` — send what is due now (the ``file_records`` DAG does this on its schedule);
 * ``retry RECORD_ID... | --dead | --failed`` — make records due again;
-* ``reconcile [--json]`` — our receipts against the platform's listing (对账); exit 1 on differences.
+* ``reconcile [--apply] [--json]`` — our receipts against the platform's listing (对账); exit 1 on
+  differences. ``--apply`` marks delivered what the platform holds but the outbox does not show as sent
+  (after a restore), with the platform's original signed receipts: nothing is filed twice.
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     reconcile = sub.add_parser("reconcile", help="compare our receipts with the platform's listing")
     reconcile.add_argument("--url", help="platform endpoint")
+    reconcile.add_argument("--apply", action="store_true",
+                           help="mark delivered what the platform already holds (after a restore), with its "
+                                "original signed receipt, so that nothing is filed twice")
     reconcile.add_argument("--json", action="store_true")
     reconcile.set_defaults(handler=run_reconcile)
 
@@ -136,13 +141,22 @@ def run_reconcile(args: argparse.Namespace, settings: Settings | None = None) ->
 
     settings = settings or get_settings()
     factory = _factory(settings)
-    with _client(settings, args.url) as client, factory() as session:
+    settled = None
+    with _client(settings, args.url) as client:
         try:
-            result = reconcile(session, client.listing())
+            with factory() as session:
+                result = reconcile(session, client.listing())
+            if args.apply and result.not_marked_sent:
+                from filing.dispatcher import settle
+
+                settled = settle(factory, client, result.not_marked_sent)
+                with factory() as session:
+                    result = reconcile(session, client.listing())
         except PlatformUnavailable as exc:
             raise CheckFailed(f"platform listing unavailable: {exc}") from exc
     if args.json:
-        print(json.dumps(result.as_dict(), ensure_ascii=False, indent=2))
+        print(json.dumps({**result.as_dict(), "settled": settled.as_dict() if settled else None},
+                         ensure_ascii=False, indent=2))
     else:
         print(f"ours sent: {result.ours_sent}  platform lists: {result.platform_listed}")
         for name in ("missing_at_platform", "not_marked_sent", "unknown_to_us"):
@@ -150,6 +164,14 @@ def run_reconcile(args: argparse.Namespace, settings: Settings | None = None) ->
                 print(f"{name.replace('_', ' ')}: {record_id}")
         for item in result.mismatched:
             print(f"mismatch {item['record_id']}: ours {item['ours']} platform {item['platform']}")
+        if settled is not None:
+            print(f"marked delivered with the platform's original receipts: {settled.sent} "
+                  f"(failed {settled.failed}, dead {settled.dead})")
+        elif result.not_marked_sent:
+            print("run `sealflow filing reconcile --apply` to mark those delivered (nothing is filed twice)")
+        if result.unknown_to_us:
+            print(f"{len(result.unknown_to_us)} record(s) at the platform were never queued by this database: "
+                  "after a restore, these are filings of work done after the backup")
     if not result.ok:
         raise CheckFailed("reconciliation found differences")
     return 0

@@ -87,8 +87,10 @@ def sealed_docs(tmp_path_factory, kit) -> list[SealedDoc]:
 @pytest.fixture
 def env(embedded_stack, tmp_path, kit, archive_signer) -> ArchiveEnv:
     """A fresh Object-Lock bucket and a fresh migrated SQLite index on the embedded SeaweedFS."""
+    # One store: these tests are about the archive in a store; replication has tests/archive/test_replica.py.
     settings = embedded_stack.settings.with_overrides(
-        archive_bucket=f"arch-{uuid.uuid4().hex[:12]}", database_url=f"sqlite:///{tmp_path / 'index.db'}")
+        archive_bucket=f"arch-{uuid.uuid4().hex[:12]}", database_url=f"sqlite:///{tmp_path / 'index.db'}",
+        replica_enabled=False)
     engine = make_engine(settings.database_url)
     migrate(engine)
     store = ObjectStore(settings)
