@@ -4,8 +4,8 @@ api-server in tests/pipeline/test_console.py; these are quick and show each defe
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
