@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.pipeline import console_fixtures
@@ -125,6 +126,39 @@ def test_archive_search_finds_a_record_and_the_server_verifies_its_package(conso
         checked = client.post(f"{PREFIX}/api/archive/{doc['archival_code']}/verify").json()
         assert checked["ok"], checked
         assert client.post(f"{PREFIX}/api/archive/NO-SUCH-CODE/verify").status_code == 404
+
+
+def test_an_archived_record_gives_a_share_link_an_eep_export_and_a_page_preview(console_env: ConsoleEnv,
+                                                                               tmp_path: Path) -> None:
+    import tarfile
+
+    from archive.eep import read_eep
+    from archive.integration import trust_store
+    from archive.offline import verify_package
+    from archive.retrieve import unpack_share
+
+    with console_env.client("admin") as client:
+        detail = client.get(f"{PREFIX}/api/batches/{BATCH_ID}").json()
+        code = next(d for d in detail["documents"] if d["archival_code"])["archival_code"]
+        share = client.post(f"{PREFIX}/api/archive/{code}/share")
+        assert share.status_code == 200, share.text
+        shared = tmp_path / "shared.tar"
+        shared.write_bytes(httpx.get(share.json()["url"], timeout=60).content)  # what the link's receiver gets
+        eep = client.get(f"{PREFIX}/archive/{code}/eep")
+        assert eep.status_code == 200, eep.text
+        preview = client.get(f"{PREFIX}/archive/{code}/preview.png")
+        beyond = client.get(f"{PREFIX}/archive/{code}/preview.png", params={"page": 5})
+    assert tarfile.is_tarfile(shared)
+    checked = verify_package(unpack_share(shared, tmp_path / "unpacked"), trust_store(console_env.env.settings))
+    assert checked.ok and checked.archival_code == code, checked.problems
+    (tmp_path / "x.eep.xml").write_bytes(eep.content)
+    assert read_eep(tmp_path / "x.eep.xml").signature_ok is True
+    assert preview.headers["content-type"] == "image/png" and preview.content.startswith(b"\x89PNG")
+    assert beyond.status_code == 422 and "no page 6" in beyond.json()["detail"]
+    with console_env.client("applicant") as applicant:
+        assert applicant.post(f"{PREFIX}/api/archive/{code}/share").status_code == 403
+        assert applicant.get(f"{PREFIX}/archive/{code}/eep").status_code == 403
+        assert applicant.get(f"{PREFIX}/archive/{code}/preview.png").status_code == 403
 
 
 def test_the_verify_api_accepts_a_sealed_file_and_rejects_a_tampered_one(console_env: ConsoleEnv) -> None:
@@ -341,8 +375,6 @@ def _archive_steps(page, console_env: ConsoleEnv, tmp_path: Path) -> None:
     """Search, verify, preview, share link and EEP export of a document of the inbox batch."""
     import tarfile
 
-    import httpx
-
     from archive.eep import read_eep
     from archive.integration import trust_store
     from archive.offline import verify_package
@@ -369,7 +401,8 @@ def _archive_steps(page, console_env: ConsoleEnv, tmp_path: Path) -> None:
     _shot(page, "07-archive-preview")
 
     page.click("button:has-text('生成分享链接')")
-    page.locator("#share-url").wait_for()
+    page.wait_for_load_state()
+    assert page.locator("#share-url").count() == 1, page.locator("body").inner_text()[:3000]
     url = page.locator("#share-url").input_value()
     assert "versionId=" in url and page.locator("#share-expiry").inner_text()
     _shot(page, "08-archive-share-link")
