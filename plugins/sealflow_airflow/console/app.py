@@ -256,10 +256,20 @@ def share_link(archival_code: str, user: str) -> dict[str, Any]:
             "verify_with": "sealflow archive verify FILE.tar --trust ROOT.pem"}
 
 
+def _record_html(archival_code: str, page: int, share: dict[str, Any] | None) -> str:
+    """The record page with its preview inline (one download and drawing; the page count bounds the
+    page links); a document that cannot be drawn shows the reason instead."""
+    row = _record(archival_code)
+    try:
+        shown: Any = render_preview(archival_code, page)
+    except HTTPException as exc:
+        shown = str(exc.detail)
+    return pages.record_page(_record_dict(row), page, share, shown)
+
+
 @app.get("/archive/{archival_code}", response_class=HTMLResponse, include_in_schema=False)
 def record_page(archival_code: str, user: ArchiveUser, page: int = 0) -> HTMLResponse:
-    row = _record(archival_code)
-    return _html(f"档案 {archival_code}", "Archived record", pages.record_page(_record_dict(row), page, None), user)
+    return _html(f"档案 {archival_code}", "Archived record", _record_html(archival_code, page, None), user)
 
 
 def _record_dict(row) -> dict[str, Any]:
@@ -278,8 +288,7 @@ def api_share(archival_code: str, user: ArchiveUser) -> dict[str, Any]:
 @app.post("/archive/{archival_code}/share", response_class=HTMLResponse, include_in_schema=False)
 def share_page(archival_code: str, user: ArchiveUser) -> HTMLResponse:
     share = share_link(archival_code, user.name)
-    row = _record(archival_code)
-    return _html(f"档案 {archival_code}", "Archived record", pages.record_page(_record_dict(row), 0, share), user)
+    return _html(f"档案 {archival_code}", "Archived record", _record_html(archival_code, 0, share), user)
 
 
 @app.get("/archive/{archival_code}/eep", summary="EEP 导出 The package as a signed DA/T 48 EEP (XML)")
@@ -311,10 +320,9 @@ def eep_export(archival_code: str, user: ArchiveUser) -> FileResponse:
                         background=BackgroundTask(shutil.rmtree, tmp, ignore_errors=True))
 
 
-@app.get("/archive/{archival_code}/preview.png", summary="页面预览 One page of the sealed document as PNG")
-def preview(archival_code: str, user: ArchiveUser, page: int = 0) -> Response:
-    """The archived version of the document (SM3-checked against the index), judged by the container
-    reader, drawn by MuPDF (PDF) or SealFlow's OFD drawer (stamping/ofd/render.py)."""
+def render_preview(archival_code: str, page: int):
+    """One page of the archived version of the document (SM3-checked against the index), judged by the
+    container reader, drawn by MuPDF (PDF) or SealFlow's OFD drawer (stamping/ofd/render.py)."""
     from archive.package import PackageError
     from archive.retrieve import package_files
     from archive.store import ObjectStore
@@ -329,9 +337,14 @@ def preview(archival_code: str, user: ArchiveUser, page: int = 0) -> Response:
     if not content:
         raise HTTPException(422, detail=f"{archival_code}: 档案包中没有文件 the package holds no content file")
     try:
-        rendered = preview_page(files[content[0]], content[0].rsplit("/", 1)[-1], page)
+        return preview_page(files[content[0]], content[0].rsplit("/", 1)[-1], page)
     except PreviewError as exc:
         raise HTTPException(422, detail=f"无法预览 cannot show: {exc}") from None
+
+
+@app.get("/archive/{archival_code}/preview.png", summary="页面预览 One page of the sealed document as PNG")
+def preview(archival_code: str, user: ArchiveUser, page: int = 0) -> Response:
+    rendered = render_preview(archival_code, page)
     return Response(rendered.png, media_type="image/png",
                     headers={"Cache-Control": "private, no-store", "X-Page-Count": str(rendered.page_count),
                              "X-Preview-Skipped": str(len(rendered.skipped))})

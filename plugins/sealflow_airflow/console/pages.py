@@ -7,6 +7,7 @@ name from becoming markup.
 
 from __future__ import annotations
 
+import base64
 import html
 from functools import lru_cache
 from pathlib import Path
@@ -210,8 +211,9 @@ def _retry_button(dead: dict, can_retry: bool) -> str:
             f'{quote(dead["record_id"], safe="")}/retry"><button>重试 <span class="en">retry</span></button></form>')
 
 
-def record_page(r: dict, page: int, share: dict | None) -> str:
-    """One archived record: its metadata, the actions (verify, share link, EEP) and a page preview."""
+def record_page(r: dict, page: int, share: dict | None, shown: Any) -> str:
+    """One archived record: its metadata, the actions (verify, share link, EEP) and a page preview.
+    ``shown`` is the drawn page (``RenderedPage``) or the reason it cannot be drawn."""
     code = quote(r["archival_code"], safe="")
     facts = "".join(f"<tr><th>{zh}<br><small>{en}</small></th><td>{esc(r[key]) or '—'}</td></tr>" for key, zh, en in (
         ("archival_code", "档号", "archival code"), ("licence_number", "证照编号", "licence number"),
@@ -219,12 +221,12 @@ def record_page(r: dict, page: int, share: dict | None) -> str:
         ("archived_at", "归档时间", "archived"), ("retention", "保管期限", "retention"),
         ("retain_until", "保留至", "retained until"), ("document_name", "文件", "document"),
         ("package_size", "档案包大小 (字节)", "package bytes"), ("version", "存储版本", "stored version")))
-    actions = (f'<p><form class="inline" method="post" action="{URL_PREFIX}/archive/{code}/verify">'
+    actions = (f'<div class="actions"><form class="inline" method="post" action="{URL_PREFIX}/archive/{code}/verify">'
                "<button>校验 <span class='en'>verify</span></button></form> "
                f'<form class="inline" method="post" action="{URL_PREFIX}/archive/{code}/share">'
                "<button>生成分享链接 <span class='en'>share link</span></button></form> "
                f'<a class="button" href="{URL_PREFIX}/archive/{code}/eep" download>导出 EEP '
-               "<span class='en'>EEP export (DA/T 48)</span></a></p>")
+               "<span class='en'>EEP export (DA/T 48)</span></a></div>")
     shared = ""
     if share is not None:
         shared = ('<section id="share"><h2>分享链接 <small class="en">share link</small></h2>'
@@ -233,12 +235,20 @@ def record_page(r: dict, page: int, share: dict | None) -> str:
                   f'({share["expires_in"]} 秒 s) · 固定版本 pinned version <code>{esc(share["version_id"])}</code></p>'
                   "<p class='en'>The link serves a tar of the package with its run's signed manifest; the "
                   f"receiver checks it offline: <code>{esc(share['verify_with'])}</code></p></section>")
-    nav = "".join(f'<a href="{URL_PREFIX}/archive/{code}?page={n}">{"第 " + str(n + 1) + " 页"}</a> '
-                  for n in (page - 1, page + 1) if n >= 0)
-    preview = ('<section><h2>页面预览 <small class="en">page preview</small></h2>'
-               f'<p>{nav}</p><img id="preview" class="preview" alt="第 {page + 1} 页 page {page + 1}" '
-               f'src="{URL_PREFIX}/archive/{code}/preview.png?page={page}"></section>')
-    return f"<table class='facts'>{facts}</table>{actions}{shared}{preview}"
+    if isinstance(shown, str):
+        preview = f"<p class='bad'>{esc(shown)}</p>"
+    else:
+        nav = " ".join(f'<a href="{URL_PREFIX}/archive/{code}?page={n}">第 {n + 1} 页 <span class="en">page '
+                       f"{n + 1}</span></a>" for n in (page - 1, page + 1) if 0 <= n < shown.page_count)
+        partial = ("<p class='warnv'>预览不完整 <span class='en'>partial preview</span>: "
+                   + esc("; ".join(shown.skipped[:5])) + "</p>") if shown.skipped else ""
+        data = base64.b64encode(shown.png).decode("ascii")
+        preview = (f"<p>第 {page + 1} / {shown.page_count} 页 <span class='en'>page {page + 1} of "
+                   f"{shown.page_count}</span> {nav}</p>{partial}"
+                   f'<img id="preview" class="preview" alt="第 {page + 1} 页 page {page + 1}" '
+                   f'src="data:image/png;base64,{data}">')
+    return (f"<table class='facts'>{facts}</table>{actions}{shared}"
+            f"<section><h2>页面预览 <small class='en'>page preview</small></h2>{preview}</section>")
 
 
 def _countdown(seconds: int) -> str:
