@@ -13,6 +13,8 @@ the REST API and ``sealflow batch approve`` all go through it. Decisions behind 
 - **A wrong code, or an answer by someone other than the keeper, never reaches Airflow**: the caller gets
   400/403 with the reason (and the tries left); the task stays parked, so the keeper just types again.
   Nothing depends on how fast anybody answers.
+- **A refusal may carry the keeper's reason** (``params_input.reason``, as the console's inbox sends it):
+  SealFlow keeps it with the decision; it is removed before Airflow sees the answer.
 - **The code never reaches Airflow's database**: a final answer is passed on with the code blanked, so the
   used code is not visible in the approval panel (the check is done, the MAC already wiped).
 - Requests the gate cannot attribute (no SealFlow approval for that run) pass through unchanged: the
@@ -56,7 +58,7 @@ def _desk() -> Any:
     return settings, sessions, BatchSeals(settings, sessions)
 
 
-def judge(run_id: str, approve: bool, code: str, responder: str) -> Any | None:
+def judge(run_id: str, approve: bool, code: str, responder: str, refusal: str = "") -> Any | None:
     """Decide one answer for the approval of ``run_id``; None when SealFlow holds no such approval."""
     from sqlalchemy import select
 
@@ -70,7 +72,7 @@ def judge(run_id: str, approve: bool, code: str, responder: str) -> Any | None:
         if batch is None or approval.current(session, batch.batch_id) is None:
             return None
         decision = approval.decide(session, batch_id=batch.batch_id, run_id=run_id, approve=approve, code=code,
-                                   responder=responder,
+                                   responder=responder, refusal=refusal,
                                    mac_key=approval.load_mac_key(settings.resolved_approval_mac_key_file))
         desk.audit_decision(session, decision, run_id=run_id)
         if decision.final:
@@ -126,7 +128,7 @@ class AnswerGate:
         from starlette.concurrency import run_in_threadpool
 
         decision = await run_in_threadpool(judge, unquote(match["run"]), options == ["Approve"],
-                                           str(params.get("code", "")), responder)
+                                           str(params.get("code", "")), responder, str(params.get("reason", "")))
         if decision is None:
             await self.app(scope, _replay(body), send)
             return
@@ -135,6 +137,9 @@ class AnswerGate:
             await _reply(send, status, {"detail": decision.reason, "outcome": decision.outcome})
             return
         params["code"] = ""  # checked and burnt: Airflow never stores it
+        # The refusal's reason is SealFlow's (kept with the decision); Airflow's HITL checks that the answer
+        # holds exactly the form's params, so it is not passed on.
+        params.pop("reason", None)
         answer["params_input"] = params
         new_body = json.dumps(answer).encode()
         headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"content-length"]

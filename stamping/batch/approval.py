@@ -147,12 +147,13 @@ def approval_message(*, batch_id: str, es_id: str, documents: int, requester: st
 
 def decide(
     session: Session, *, batch_id: str, run_id: str, approve: bool, code: str, responder: str, mac_key: bytes,
-    now: datetime | None = None,
+    now: datetime | None = None, refusal: str = "",
 ) -> Decision:
     """Record one answer to the batch's approval.
 
-    Only the keeper may answer, only for the run that owns the approval. A refusal needs no code. A
-    wrong code below the limit is not final: the keeper tries again in the same approval.
+    Only the keeper may answer, only for the run that owns the approval. A refusal needs no code; the
+    keeper's ``refusal`` reason (free text, at most 500 characters) is kept with it. A wrong code
+    below the limit is not final: the keeper tries again in the same approval.
     """
     now = now or datetime.now(UTC)
     request_id = request_id_of(batch_id)
@@ -168,7 +169,9 @@ def decide(
         return _interim(req, responder, f"{responder or 'an unknown user'} is not the keeper of seal {req.es_id}; "
                                         f"only {req.keeper} can answer", "not_keeper")
     if not approve:
-        return _close(req, "refused", responder, "the keeper refused the use", now, "refused")
+        said = " ".join(refusal.split())[:500]
+        return _close(req, "refused", responder, f"the keeper refused the use{': ' + said if said else ''}", now,
+                      "refused")
     if now > _aware(req.expires_at):
         return _close(req, "expired", responder, "the one-time code expired before it was entered", now, "expired")
     req.attempts += 1

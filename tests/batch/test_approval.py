@@ -51,10 +51,10 @@ def ask(sessions, key: bytes, outbox: LocalSmsGateway, batch_id: str = "b1", run
 
 
 def answer(sessions, key: bytes, code: str, *, batch_id: str = "b1", run_id: str = "run-1", who: str = KEEPER,
-           approve: bool = True, now: datetime = NOW + timedelta(minutes=1)) -> approval.Decision:
+           approve: bool = True, now: datetime = NOW + timedelta(minutes=1), refusal: str = "") -> approval.Decision:
     with transaction(sessions) as session:
         return approval.decide(session, batch_id=batch_id, run_id=run_id, approve=approve, code=code,
-                               responder=who, mac_key=key, now=now)
+                               responder=who, mac_key=key, now=now, refusal=refusal)
 
 
 def wrong(code: str) -> str:
@@ -163,6 +163,13 @@ def test_the_keeper_refuses(sessions, key, outbox) -> None:
     ask(sessions, key, outbox)
     refused = answer(sessions, key, "", approve=False)
     assert refused.final and not refused.approved and refused.outcome == "refused"
+
+
+def test_the_keepers_reason_for_refusing_is_kept_with_the_decision(sessions, key, outbox) -> None:
+    ask(sessions, key, outbox)
+    refused = answer(sessions, key, "", approve=False, refusal="  名单\n未经核对 " + "x" * 600)
+    assert refused.reason.startswith("the keeper refused the use: 名单 未经核对 x")
+    assert len(refused.reason) < 560 and row(sessions).reason == refused.reason
 
 
 def test_no_code_reaches_the_log(sessions, key, outbox, caplog: pytest.LogCaptureFixture) -> None:

@@ -4,14 +4,18 @@ api-server in tests/pipeline/test_console.py; these are quick and show each defe
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
-from sealflow.db import make_engine, migrate, session_factory
+from sealflow.db import make_engine, migrate, session_factory, transaction
 from sealflow.settings import Settings
 from tests.pipeline.plugins_path import pipeline_module
 
@@ -28,16 +32,20 @@ class AirflowUser:
 
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    from stamping.registry.demo import bootstrap_demo
+    from stamping.registry.demo import DEMO_PERSON_ID, bootstrap_demo
     from stamping.registry.service import SealRegistry
 
     settings = Settings(home=tmp_path_factory.mktemp("console") / "var", kek="00" * 32)
     engine = make_engine(settings.resolved_database_url)
     migrate(engine)
-    bootstrap_demo(SealRegistry(session_factory(engine), settings))  # admin, applicant, keeper, reviewers
+    registry = SealRegistry(session_factory(engine), settings)
+    demo = bootstrap_demo(registry)  # admin, applicant, keeper, reviewers, operator, archivist
+    # A second keeper of the same unit: holds the keeper role, but none of the approvals below is theirs.
+    registry.add_user(demo["credit_code"], "keeper2", "keeper", actor="admin", person_id_number=DEMO_PERSON_ID)
     pipeline_module(settings)
     from sealflow_airflow.console.app import app
 
+    app.state_for_tests = SimpleNamespace(settings=settings, sessions=session_factory(engine), demo=demo)
     yield app
     app.dependency_overrides.clear()
     engine.dispose()
@@ -94,3 +102,111 @@ def test_an_upload_that_is_not_a_sealed_file_is_reported_not_valid(console, tmp_
     response = _as(console, "stranger").post("/api/verify", files={"file": ("x.pdf", b"hello")})
     assert response.status_code == 200
     assert response.json()["verdict"] == "not_valid" and "not an OFD or PDF" in response.json()["error"]
+
+
+def _ask_keeper(console, batch_id: str) -> str:
+    """A pending 用章审批 of the demo's official seal, as the pipeline asks it; returns the texted code."""
+    from stamping.batch import approval
+    from stamping.batch.sms import LocalSmsGateway
+
+    env = console.state_for_tests
+    outbox = LocalSmsGateway(env.settings.home / "sms-test")
+    with transaction(env.sessions) as session:
+        approval.request_approval(session, batch_id=batch_id, run_id=f"batch__{batch_id}",
+                                  es_id=env.demo["es_ids"]["official"], keeper="keeper", keeper_phone="keeper",
+                                  requester="applicant", documents=7, gateway=outbox,
+                                  mac_key=approval.load_mac_key(env.settings.home / "mac.key"))
+    return re.search(r"code (\d{6})", outbox.last_message("keeper")).group(1)
+
+
+@pytest.fixture
+def parked(console, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stands in for Airflow's task table (no Airflow database in this process): every run's approval
+    task is parked at map index -1. The real lookup runs in tests/pipeline/test_console.py."""
+    import sealflow_airflow.console.app as module
+
+    monkeypatch.setattr(module, "_parked", lambda run_ids: dict.fromkeys(run_ids, -1))
+
+
+def test_the_keeper_sees_their_pending_approval_with_seal_countdown_and_answer_box_but_never_the_code(
+        console, parked) -> None:
+    code = _ask_keeper(console, "inbox-1")
+    client = _as(console, "keeper")
+    listed = client.get("/api/inbox").json()
+    item = next(i for i in listed if i["batch_id"] == "inbox-1")
+    assert item["documents"] == 7 and item["requester"] == "applicant" and item["tries_left"] == 5
+    assert item["seal_name"] and item["es_id"] == console.state_for_tests.demo["es_ids"]["official"]
+    assert 0 < item["seconds_left"] <= int(timedelta(minutes=30).total_seconds())
+    assert item["answer_path"] == ("/api/v2/dags/stamp_batch/dagRuns/batch__inbox-1/taskInstances/"
+                                   "seal_use_approval/-1/hitlDetails")
+    page = client.get("/inbox")
+    assert page.status_code == 200
+    html = page.text
+    assert 'data-batch="inbox-1"' in html and "class='countdown' data-expires=" in html
+    assert "data:image/png;base64," in html  # the seal's picture, inline
+    assert 'name="code"' in html and 'name="reason"' in html
+    assert code not in html and code not in str(listed)  # the code is typed by the keeper, never sent
+    assert "http://" not in html and "https://" not in html
+
+
+def test_another_keeper_sees_nothing_and_other_roles_are_refused_the_inbox(console, parked) -> None:
+    _ask_keeper(console, "inbox-2")
+    other = _as(console, "keeper2")
+    assert other.get("/api/inbox").json() == []
+    assert "inbox-2" not in other.get("/inbox").text
+    for name in ("admin", "applicant", "archivist", "stranger"):
+        client = _as(console, name)
+        assert client.get("/api/inbox").status_code == 403, name
+        assert client.get("/inbox").status_code == 403, name
+
+
+@pytest.fixture
+def fixity_never_ran(console, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stands in for Airflow's run table on the health page (no Airflow database in this process)."""
+    import sealflow_airflow.console.app as module
+
+    monkeypatch.setattr(module, "_last_fixity", lambda: "never run")
+
+
+def _dead_letter(console, subject: str) -> str:
+    from filing.outbox import DEAD, OutboxRecord, enqueue
+
+    with transaction(console.state_for_tests.sessions) as session:
+        record_id = enqueue(session, "seal.make", subject, {"es_id": subject})
+        row = session.scalar(select(OutboxRecord).where(OutboxRecord.record_id == record_id))
+        row.state, row.attempts, row.last_error = DEAD, 12, "platform refused: 4xx duplicate seal code"
+    return record_id
+
+
+def test_an_operator_retries_a_dead_letter_it_is_due_again_and_audited(console, fixity_never_ran) -> None:
+    from filing.outbox import PENDING, OutboxRecord
+    from stamping.audit.models import AuditEntry
+
+    record_id = _dead_letter(console, "DL0001")
+    page = _as(console, "operator").get("/health")
+    assert f"/health/dead-letters/{record_id}/retry" in page.text
+    response = _as(console, "operator").post(f"/health/dead-letters/{record_id}/retry")
+    assert response.status_code == 200 and "id='retried'" in response.text
+    with console.state_for_tests.sessions() as session:
+        row = session.scalar(select(OutboxRecord).where(OutboxRecord.record_id == record_id))
+        entry = session.scalar(select(AuditEntry).where(AuditEntry.action == "filing.retry")
+                               .order_by(AuditEntry.seq.desc()).limit(1))
+    assert (row.state, row.attempts) == (PENDING, 0)
+    assert entry.actor == "operator" and entry.payload["record_id"] == record_id
+    assert entry.payload["last_error"].startswith("platform refused")
+    again = _as(console, "operator").post(f"/api/dead-letters/{record_id}/retry")
+    assert again.status_code == 404 and "sealflow/health" in again.json()["detail"]  # not a dead letter now
+
+
+def test_a_person_who_may_see_health_but_not_operate_cannot_retry(console, fixity_never_ran) -> None:
+    from filing.outbox import DEAD, OutboxRecord
+
+    record_id = _dead_letter(console, "DL0002")
+    archivist = _as(console, "archivist")
+    page = archivist.get("/health")
+    assert page.status_code == 200 and f"/dead-letters/{record_id}/retry" not in page.text
+    for path in (f"/health/dead-letters/{record_id}/retry", f"/api/dead-letters/{record_id}/retry"):
+        assert archivist.post(path).status_code == 403, path
+        assert _as(console, "keeper").post(path).status_code == 403, path
+    with console.state_for_tests.sessions() as session:
+        assert session.scalar(select(OutboxRecord.state).where(OutboxRecord.record_id == record_id)) == DEAD

@@ -47,8 +47,8 @@ def gate(monkeypatch: pytest.MonkeyPatch):
     judged: list[tuple] = []
     outcomes: list[Decision | None] = []
 
-    def judge(run_id: str, approve: bool, code: str, responder: str) -> Decision | None:
-        judged.append((run_id, approve, code, responder))
+    def judge(run_id: str, approve: bool, code: str, responder: str, refusal: str = "") -> Decision | None:
+        judged.append((run_id, approve, code, responder) + ((refusal,) if refusal else ()))
         return outcomes.pop(0)
 
     async def responder(scope) -> str:
@@ -80,6 +80,15 @@ def test_a_final_answer_reaches_airflow_without_the_code(gate) -> None:
     assert response.status_code == 200
     assert gate.airflow.received == [{"path": HITL, "body": {"chosen_options": ["Approve"],
                                                              "params_input": {"code": ""}}}]
+
+
+def test_a_refusal_hands_the_keepers_reason_to_sealflow(gate) -> None:
+    gate.outcomes.append(decision("refused", final=True))
+    response = gate.client.patch(HITL, json={"chosen_options": ["Reject"],
+                                             "params_input": {"code": "", "reason": "名单未经核对"}})
+    assert response.status_code == 200
+    assert gate.judged == [("batch__b1", False, "", "keeper", "名单未经核对")]
+    assert gate.airflow.received[0]["body"]["params_input"] == {"code": ""}  # exactly the form's params
 
 
 def test_the_gate_sees_answers_behind_a_base_path(gate) -> None:

@@ -1,8 +1,11 @@
 """The SealFlow console in Airflow's api-server, on a batch that went through the pipeline: who may see
 what, what each page and API answers, the metrics a Prometheus scrape reads — and the same pages in a
-real browser (Debian's Chromium driven by Playwright): a person logs in through Airflow's own login
-page, opens every console page, verifies an archived package, uploads a tampered file and sees it
-rejected. Screenshots go to ``test-artifacts/console/`` (or ``$SEALFLOW_TEST_ARTIFACTS/console``).
+real browser (Debian's Chromium driven by Playwright): the keeper logs in through Airflow's own login
+page and answers a second batch's approval from the inbox (a wrong code first); an administrator opens
+every console page, searches and verifies that batch's archived package, opens its page preview, gets
+a share link and an EEP export, uploads a tampered file and sees it rejected; an operator retries a
+dead-lettered filing from the health page and the dispatcher sends it. Screenshots go to
+``test-artifacts/console/`` (or ``$SEALFLOW_TEST_ARTIFACTS/console``).
 
 The browser test is skipped, with the reason, only where Chromium or Playwright cannot be installed
 (``.ci/run`` installs Chromium when it is missing); ``playwright install`` is never used. One module,
@@ -19,10 +22,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.pipeline import console_fixtures
-from tests.pipeline.console_fixtures import BATCH_ID, ConsoleEnv
+from tests.pipeline.console_fixtures import BATCH_ID, INBOX_BATCH_ID, OTHER_KEEPER, ConsoleEnv
 
 console_env = console_fixtures.console_env  # the fixture, registered once (in this module only)
 
@@ -124,6 +128,39 @@ def test_archive_search_finds_a_record_and_the_server_verifies_its_package(conso
         assert client.post(f"{PREFIX}/api/archive/NO-SUCH-CODE/verify").status_code == 404
 
 
+def test_an_archived_record_gives_a_share_link_an_eep_export_and_a_page_preview(console_env: ConsoleEnv,
+                                                                               tmp_path: Path) -> None:
+    import tarfile
+
+    from archive.eep import read_eep
+    from archive.integration import trust_store
+    from archive.offline import verify_package
+    from archive.retrieve import unpack_share
+
+    with console_env.client("admin") as client:
+        detail = client.get(f"{PREFIX}/api/batches/{BATCH_ID}").json()
+        code = next(d for d in detail["documents"] if d["archival_code"])["archival_code"]
+        share = client.post(f"{PREFIX}/api/archive/{code}/share")
+        assert share.status_code == 200, share.text
+        shared = tmp_path / "shared.tar"
+        shared.write_bytes(httpx.get(share.json()["url"], timeout=60).content)  # what the link's receiver gets
+        eep = client.get(f"{PREFIX}/archive/{code}/eep")
+        assert eep.status_code == 200, eep.text
+        preview = client.get(f"{PREFIX}/archive/{code}/preview.png")
+        beyond = client.get(f"{PREFIX}/archive/{code}/preview.png", params={"page": 5})
+    assert tarfile.is_tarfile(shared)
+    checked = verify_package(unpack_share(shared, tmp_path / "unpacked"), trust_store(console_env.env.settings))
+    assert checked.ok and checked.archival_code == code, checked.problems
+    (tmp_path / "x.eep.xml").write_bytes(eep.content)
+    assert read_eep(tmp_path / "x.eep.xml").signature_ok is True
+    assert preview.headers["content-type"] == "image/png" and preview.content.startswith(b"\x89PNG")
+    assert beyond.status_code == 422 and "no page 6" in beyond.json()["detail"]
+    with console_env.client("applicant") as applicant:
+        assert applicant.post(f"{PREFIX}/api/archive/{code}/share").status_code == 403
+        assert applicant.get(f"{PREFIX}/archive/{code}/eep").status_code == 403
+        assert applicant.get(f"{PREFIX}/archive/{code}/preview.png").status_code == 403
+
+
 def test_the_verify_api_accepts_a_sealed_file_and_rejects_a_tampered_one(console_env: ConsoleEnv) -> None:
     doc = next(d for d in console_env.verified_documents() if d.format == "pdf")
     data = Path(doc.output_path).read_bytes()
@@ -204,23 +241,61 @@ def _shot(page, name: str) -> Path:
     return path
 
 
+def _login(browser, base: str, user: str, password: str):
+    """A new browser context logged in through Airflow's own login page (SimpleAuthManager)."""
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(f"{base}/auth/login?next={base}/sealflow/batches")
+    page.locator("input").first.fill(user)
+    page.locator("input[type=password]").fill(password)
+    return context, page
+
+
+def _submit_login(page) -> None:
+    page.locator("input[type=password]").press("Enter")
+    page.wait_for_function("document.cookie.includes('_token') || location.pathname !== '/auth/login'")
+    page.wait_for_timeout(500)
+
+
+def _make_dead_letter(console_env: ConsoleEnv) -> str:
+    """The inbox batch's archive registration (queued by archive_batch), put in the state a platform's 4xx
+    leaves it in. Resending is safe whatever it was: the platform answers a record it holds with its receipt."""
+    from sqlalchemy import select
+
+    from filing.outbox import DEAD, OutboxRecord
+    from sealflow.db import transaction
+
+    with transaction(console_env.env.sessions) as session:
+        row = session.scalar(select(OutboxRecord).where(OutboxRecord.subject == INBOX_BATCH_ID).limit(1))
+        assert row is not None, "archive_batch queued no filing record for the batch"
+        row.state, row.attempts, row.last_error = DEAD, 12, "platform refused (HTTP 409): simulated for the test"
+        return row.record_id
+
+
 @pytest.mark.browser
 def test_a_person_logs_in_and_uses_every_console_page(browser, console_env: ConsoleEnv, tmp_path: Path) -> None:
     started = time.monotonic()
     base = console_env.base
-    context = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(60_000)
+    env = console_env.env
+    # A second batch goes through the pipeline now; the keeper answers its approval in the browser.
+    proc, pending = console_env.start_batch(INBOX_BATCH_ID)
+    try:
+        _inbox_steps(browser, console_env, pending)
+    finally:
+        done = console_env.finish(proc)
+    assert done.returncode == 0, done.stdout[-4000:]
+    archived = env.stack.run_dag("archive_batch", {"batch_id": INBOX_BATCH_ID})
+    assert archived.returncode == 0, archived.stdout[-3000:] + archived.stderr[-3000:]
+
+    context, page = _login(browser, base, "admin", console_env.passwords["admin"])
     # Nothing without logging in: the console answers 401 to the browser too.
     assert page.goto(f"{base}/sealflow/batches").status == 401
-    # Airflow's own login page (SimpleAuthManager), as a person uses it.
     page.goto(f"{base}/auth/login?next={base}/sealflow/batches")
     page.locator("input").first.fill("admin")
     page.locator("input[type=password]").fill(console_env.passwords["admin"])
     _shot(page, "00-login")
-    page.locator("input[type=password]").press("Enter")
-    page.wait_for_function("document.cookie.includes('_token') || location.pathname !== '/auth/login'")
-    page.wait_for_timeout(500)
+    _submit_login(page)
 
     assert page.goto(f"{base}/sealflow/batches").status == 200
     row = page.locator("tr", has_text=BATCH_ID)
@@ -234,14 +309,7 @@ def test_a_person_logs_in_and_uses_every_console_page(browser, console_env: Cons
     assert page.get_by_text("找不到该文件").count() >= 1
     _shot(page, "02-batch-detail")
 
-    code = page.locator("table").last.locator("td:nth-child(7)").filter(has_not_text="—").first.inner_text()
-    page.goto(f"{base}/sealflow/archive")
-    page.fill("input[name=q]", code)
-    page.click("button:has-text('查找')")
-    assert page.locator("tr", has_text=code).count() == 1
-    page.locator("tr", has_text=code).locator("button").click()
-    page.wait_for_selector("text=档案包完整有效")
-    _shot(page, "03-archive-verified")
+    _archive_steps(page, console_env, tmp_path)
 
     doc = next(d for d in console_env.verified_documents() if d.format == "pdf")
     tampered = tmp_path / "tampered.pdf"
@@ -253,11 +321,135 @@ def test_a_person_logs_in_and_uses_every_console_page(browser, console_env: Cons
     result.wait_for()
     assert "无效" in result.inner_text() and "not_valid" in result.inner_text()
     assert "盖章后文件被改动" in result.inner_text()  # the failed check, said plainly
-    _shot(page, "04-verify-tampered")
+    _shot(page, "10-verify-tampered")
+    context.close()
 
+    _health_steps(browser, console_env)
+    print(f"browser test: {time.monotonic() - started:.1f}s, screenshots in {ARTIFACTS / 'console'}")
+
+
+def _inbox_steps(browser, console_env: ConsoleEnv, pending) -> None:
+    """The keeper answers from the inbox: a wrong code keeps the task waiting, the right one approves.
+    Another keeper and another role get nothing, and the gate refuses the other keeper's answer."""
+    base, env = console_env.base, console_env.env
+    code = env.last_code(INBOX_BATCH_ID)
+    with console_env.client(OTHER_KEEPER) as other:
+        assert other.get(f"{PREFIX}/api/inbox").json() == []  # a keeper, but not this seal's
+        refused = other.patch(f"/api/v2/dags/stamp_batch/dagRuns/{pending.run_id}/taskInstances/"
+                              f"{pending.task_id}/{pending.map_index}/hitlDetails",
+                              json={"chosen_options": ["Approve"], "params_input": {"code": code}})
+        assert refused.status_code == 403, refused.text  # the answer gate: not the keeper (costs no try)
+    with console_env.client("applicant") as applicant:
+        assert applicant.get(f"{PREFIX}/inbox").status_code == 403
+
+    context, page = _login(browser, base, "keeper", console_env.passwords["keeper"])
+    _submit_login(page)
+    assert page.goto(f"{base}/sealflow/inbox").status == 200
+    box = page.locator(f"section.approval[data-batch='{INBOX_BATCH_ID}']")
+    assert box.count() == 1
+    assert "4" in box.locator("tr", has_text="文件数").inner_text()
+    assert box.locator("tr", has_text="剩余尝试次数").locator("td").inner_text() == "5"
+    assert box.locator("img.seal").evaluate("img => img.naturalWidth") > 0  # the seal's picture
+    page.wait_for_function("document.querySelector('.countdown').textContent.includes(':')")
+    assert code not in page.content()  # the code is never sent to the page
+    _shot(page, "03-inbox")
+
+    wrong = f"{(int(code) + 1) % 10**6:06d}"
+    box.locator("input[name=code]").fill(wrong)
+    box.locator("form.approve button").click()
+    result = box.locator(".answer-result.bad")
+    result.wait_for()
+    assert "验证码不对" in result.inner_text() and "4 tries left" in result.inner_text()
+    _shot(page, "04-inbox-wrong-code")
+    assert env.api.pending_approvals("stamp_batch", pending.run_id)  # the task still waits for the keeper
+
+    box.locator("input[name=code]").fill(code)
+    box.locator("form.approve button").click()
+    box.locator(".answer-result.ok").wait_for()
+    assert "已同意" in box.locator(".answer-result").inner_text()
+    _shot(page, "05-inbox-approved")
+    context.close()
+
+
+def _archive_steps(page, console_env: ConsoleEnv, tmp_path: Path) -> None:
+    """Search, verify, preview, share link and EEP export of a document of the inbox batch."""
+    import tarfile
+
+    from archive.eep import read_eep
+    from archive.integration import trust_store
+    from archive.offline import verify_package
+    from archive.retrieve import unpack_share
+
+    base = console_env.base
+    with console_env.client("admin") as client:
+        detail = client.get(f"{PREFIX}/api/batches/{INBOX_BATCH_ID}").json()
+    doc = next(d for d in detail["documents"] if d["archival_code"])
+    page.goto(f"{base}/sealflow/archive")
+    page.fill("input[name=q]", doc["licence_number"])
+    page.click("button:has-text('查找')")
+    row = page.locator("tr", has_text=doc["archival_code"])
+    assert row.count() == 1
+    row.locator("button").click()
+    page.wait_for_selector("text=档案包完整有效")
+    _shot(page, "06-archive-verified")
+
+    page.locator("a", has_text=doc["archival_code"]).first.click()
+    page.wait_for_url("**/sealflow/archive/*")
+    preview = page.locator("img#preview")
+    page.wait_for_function("document.querySelector('img#preview').complete")
+    assert preview.evaluate("img => img.naturalWidth") > 500  # the sealed page, drawn on the server
+    _shot(page, "07-archive-preview")
+
+    page.click("button:has-text('生成分享链接')")
+    page.wait_for_load_state()
+    assert page.locator("#share-url").count() == 1, page.locator("body").inner_text()[:3000]
+    url = page.locator("#share-url").input_value()
+    assert "versionId=" in url and page.locator("#share-expiry").inner_text()
+    _shot(page, "08-archive-share-link")
+    shared = tmp_path / "shared.tar"
+    shared.write_bytes(httpx.get(url, timeout=60).content)  # what the receiver of the link downloads
+    assert tarfile.is_tarfile(shared)
+    checked = verify_package(unpack_share(shared, tmp_path / "unpacked"), trust_store(console_env.env.settings))
+    assert checked.ok and checked.archival_code == doc["archival_code"], checked.problems
+
+    with page.expect_download() as download:
+        page.click("a:has-text('导出 EEP')")
+    eep = tmp_path / "record.eep.xml"
+    download.value.save_as(eep)
+    content = read_eep(eep)
+    assert content.signature_ok is True and content.documents
+    _shot(page, "09-archive-eep")
+
+
+def _health_steps(browser, console_env: ConsoleEnv) -> None:
+    """An operator retries a dead letter from the health page; the outbox dispatcher sends it."""
+    from sqlalchemy import select
+
+    from filing.identity import pin_platform_certificate, setup_system_identity
+    from filing.outbox import OutboxRecord
+    from stamping.audit.models import AuditEntry
+
+    base, env = console_env.base, console_env.env
+    record_id = _make_dead_letter(console_env)
+    with console_env.client("archivist") as archivist:  # may see the health page, may not retry
+        assert archivist.post(f"{PREFIX}/api/dead-letters/{record_id}/retry").status_code == 403
+    context, page = _login(browser, base, "operator", console_env.passwords["operator"])
+    _submit_login(page)
     assert page.goto(f"{base}/sealflow/health").status == 200
     for heading in ("当前告警", "备案", "30 天内到期的印章", "密钥库", "最近一次完整性检查", "审计检查点"):
         assert page.get_by_role("heading", name=heading).count() == 1, heading
-    _shot(page, "05-health")
+    page.locator("tr", has_text=record_id).locator("button:has-text('重试')").click()
+    page.locator("#retried").wait_for()
+    _shot(page, "11-health-dead-letter-retried")
     context.close()
-    print(f"browser test: {time.monotonic() - started:.1f}s, screenshots in {ARTIFACTS / 'console'}")
+    with env.sessions() as session:
+        entry = session.scalar(select(AuditEntry).where(AuditEntry.action == "filing.retry")
+                               .order_by(AuditEntry.seq.desc()).limit(1))
+    assert entry.actor == "operator" and entry.payload["record_id"] == record_id
+    setup_system_identity(env.settings)  # the sending system's key: made once per stack
+    pin_platform_certificate(env.settings)
+    filed = env.stack.run_dag("file_records")  # the outbox dispatcher, as the requested run does it
+    assert filed.returncode == 0, filed.stdout[-3000:] + filed.stderr[-3000:]
+    with env.sessions() as session:
+        row = session.scalar(select(OutboxRecord).where(OutboxRecord.record_id == record_id))
+    assert row.state == "sent" and row.receipt, (row.state, row.last_error)

@@ -9,27 +9,52 @@ Decisions:
   (``sealflow_airflow.pipeline``), so the console sees exactly what the DAGs write.
 - 验章 upload verifies in memory and stores nothing; uploads are capped at the verifier's own limit.
 - Archive verification downloads the package into a private temporary folder and runs the same offline
-  check as ``sealflow archive verify``; the folder is removed afterwards.
+  check as ``sealflow archive verify``; the folder is removed afterwards. Share links, EEP export and
+  the page preview use the archive's own functions (``share_package``, ``write_eep`` signed through
+  ``archive_signer`` → ``service_signer``: no PIN is ever asked) and are audited with who and which record.
+- The keeper answers 用章审批 from the inbox page by the same request as Airflow's own HITL form
+  (``PATCH …/hitlDetails`` from the browser, with the UI's session), so SealFlow's answer gate checks it
+  exactly as any other answer: the keeper's identity, the tries left, a wrong code keeps the task parked.
+  The page never holds the code: the keeper types what the SMS said.
+- A dead letter retried from the health page is made due again in the outbox (``filing.dispatcher.retry``)
+  and a ``file_records`` run is requested, so the dispatcher sends it — the console never talks to the
+  platform itself.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import logging
+import shutil
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, File, HTTPException, UploadFile
-from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from fastapi import Depends, FastAPI, File, HTTPException, Request, UploadFile
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 from sqlalchemy import func, select
+from starlette.background import BackgroundTask
 
 from sealflow_airflow.console import pages, queries
 from sealflow_airflow.console.metrics import render_metrics
-from sealflow_airflow.console.roles import ARCHIVE, BATCHES, HEALTH, METRICS, ConsoleUser, requires
+from sealflow_airflow.console.roles import (
+    ARCHIVE,
+    BATCHES,
+    HEALTH,
+    INBOX,
+    METRICS,
+    RETRY,
+    ConsoleUser,
+    requires,
+)
+
+log = logging.getLogger(__name__)
 
 DAG_ID = "stamp_batch"
+APPROVAL_TASK = "seal_use_approval"
+FILING_DAG_ID = "file_records"
 
 
 def _sessions():
@@ -48,6 +73,8 @@ BatchesUser = Annotated[ConsoleUser, Depends(requires(BATCHES, _sessions))]
 ArchiveUser = Annotated[ConsoleUser, Depends(requires(ARCHIVE, _sessions))]
 HealthUser = Annotated[ConsoleUser, Depends(requires(HEALTH, _sessions))]
 MetricsUser = Annotated[ConsoleUser, Depends(requires(METRICS, _sessions))]
+InboxUser = Annotated[ConsoleUser, Depends(requires(INBOX, _sessions))]
+RetryUser = Annotated[ConsoleUser, Depends(requires(RETRY, _sessions))]
 AnyUser = Annotated[ConsoleUser, Depends(requires(None, _sessions))]
 
 # No /docs or /redoc (Swagger UI loads its assets from a CDN, and they would be unprotected routes);
@@ -192,6 +219,189 @@ def verify_archived_page(archival_code: str, user: ArchiveUser) -> HTMLResponse:
     return _html("档案", "Archive", pages.archive_page(archival_code, "", _search(archival_code, ""), result), user)
 
 
+def _record(archival_code: str):
+    from archive.models import ArchiveRecord
+
+    with _sessions()() as session:
+        row = session.scalar(select(ArchiveRecord).where(ArchiveRecord.archival_code == archival_code))
+        if row is None:
+            raise HTTPException(404, detail=f"没有档号 {archival_code} (no such archival code; search at "
+                                            f"{pages.URL_PREFIX}/archive)")
+        session.expunge(row)
+    return row
+
+
+def _audit(actor: str, action: str, reason: str, payload: dict[str, Any]) -> None:
+    """One audit entry (who did what to which record), in its own transaction."""
+    from sealflow.db import transaction
+    from sealflow_airflow import pipeline
+
+    with transaction(_sessions()) as session:
+        pipeline.seals().registry.audit.append(session, actor=actor, action=action, reason=reason, payload=payload)
+
+
+def share_link(archival_code: str, user: str) -> dict[str, Any]:
+    """A presigned, version-pinned link to the verifiable tar of one package (as ``sealflow archive url``)."""
+    from archive.retrieve import share_package
+    from archive.store import ObjectStore
+
+    settings = _settings()
+    row = _record(archival_code)
+    share = share_package(ObjectStore(settings), row, settings.archive_url_expiry)
+    _audit(user, "archive.share", f"share link for {archival_code}, valid {settings.archive_url_expiry} s",
+           {"archival_code": archival_code, "key": share.key, "version_id": share.version_id,
+            "expires_at": share.expires_at.isoformat(timespec="seconds")})
+    return {"archival_code": archival_code, "url": share.url, "key": share.key, "version_id": share.version_id,
+            "expires_at": share.expires_at.isoformat(timespec="seconds"), "expires_in": settings.archive_url_expiry,
+            "verify_with": "sealflow archive verify FILE.tar --trust ROOT.pem"}
+
+
+def _record_html(archival_code: str, page: int, share: dict[str, Any] | None) -> str:
+    """The record page with its preview inline (one download and drawing; the page count bounds the
+    page links); a document that cannot be drawn shows the reason instead."""
+    row = _record(archival_code)
+    try:
+        shown: Any = render_preview(archival_code, page)
+    except HTTPException as exc:
+        shown = str(exc.detail)
+    return pages.record_page(_record_dict(row), page, share, shown)
+
+
+@app.get("/archive/{archival_code}", response_class=HTMLResponse, include_in_schema=False)
+def record_page(archival_code: str, user: ArchiveUser, page: int = 0) -> HTMLResponse:
+    return _html(f"档案 {archival_code}", "Archived record", _record_html(archival_code, page, None), user)
+
+
+def _record_dict(row) -> dict[str, Any]:
+    return {"archival_code": row.archival_code, "licence_id": row.licence_id, "licence_number": row.licence_number,
+            "holder": row.holder_name, "batch_id": row.batch_id, "archived_at": queries._iso(row.archived_at),
+            "retain_until": queries._iso(row.retain_until), "retention": row.retention,
+            "document_name": row.document_name, "package_size": row.package_size, "state": row.state,
+            "version": row.object_version or ""}
+
+
+@app.post("/api/archive/{archival_code}/share", summary="分享链接 A version-pinned link to the package and its expiry")
+def api_share(archival_code: str, user: ArchiveUser) -> dict[str, Any]:
+    return share_link(archival_code, user.name)
+
+
+@app.post("/archive/{archival_code}/share", response_class=HTMLResponse, include_in_schema=False)
+def share_page(archival_code: str, user: ArchiveUser) -> HTMLResponse:
+    share = share_link(archival_code, user.name)
+    return _html(f"档案 {archival_code}", "Archived record", _record_html(archival_code, 0, share), user)
+
+
+@app.get("/archive/{archival_code}/eep", summary="EEP 导出 The package as a signed DA/T 48 EEP (XML)")
+def eep_export(archival_code: str, user: ArchiveUser) -> FileResponse:
+    """Signed by the archiving unit's key through ``archive_signer`` (its service PIN is the installation's,
+    never asked); built in a private temporary folder that is removed once the file is sent."""
+    from archive.eep import write_eep
+    from archive.integration import archive_signer
+    from archive.package import PackageError, package_slug
+    from archive.retrieve import download_package
+    from archive.store import ObjectStore
+
+    settings = _settings()
+    row = _record(archival_code)
+    tmp = Path(tempfile.mkdtemp(prefix="sealflow-eep-"))  # 0700
+    try:
+        folder = download_package(ObjectStore(settings), row, tmp / "package")
+        out = write_eep(folder, tmp / f"{package_slug(archival_code)}.eep.xml", archive_signer(settings))
+    except PackageError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise HTTPException(422, detail=f"{archival_code}: 无法导出 cannot export: {exc} "
+                                        f"(run `sealflow archive fixity` to check the stored package)") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _audit(user.name, "archive.eep_export", f"EEP export of {archival_code}",
+           {"archival_code": archival_code, "bytes": out.stat().st_size})
+    return FileResponse(out, media_type="application/xml", filename=out.name,
+                        background=BackgroundTask(shutil.rmtree, tmp, ignore_errors=True))
+
+
+def render_preview(archival_code: str, page: int):
+    """One page of the archived version of the document (SM3-checked against the index), judged by the
+    container reader, drawn by MuPDF (PDF) or SealFlow's OFD drawer (stamping/ofd/render.py)."""
+    from archive.package import PackageError
+    from archive.retrieve import package_files
+    from archive.store import ObjectStore
+    from stamping.preview import PreviewError, preview_page
+
+    row = _record(archival_code)
+    try:
+        files = package_files(ObjectStore(_settings()), row)
+    except PackageError as exc:
+        raise HTTPException(422, detail=f"{archival_code}: {exc}") from None
+    content = sorted(name for name in files if name.startswith("content/"))
+    if not content:
+        raise HTTPException(422, detail=f"{archival_code}: 档案包中没有文件 the package holds no content file")
+    try:
+        return preview_page(files[content[0]], content[0].rsplit("/", 1)[-1], page)
+    except PreviewError as exc:
+        raise HTTPException(422, detail=f"无法预览 cannot show: {exc}") from None
+
+
+@app.get("/archive/{archival_code}/preview.png", summary="页面预览 One page of the sealed document as PNG")
+def preview(archival_code: str, user: ArchiveUser, page: int = 0) -> Response:
+    rendered = render_preview(archival_code, page)
+    return Response(rendered.png, media_type="image/png",
+                    headers={"Cache-Control": "private, no-store", "X-Page-Count": str(rendered.page_count),
+                             "X-Preview-Skipped": str(len(rendered.skipped))})
+
+
+# ---- keeper's inbox ----------------------------------------------------------------------------------
+
+def _parked(run_ids: set[str]) -> dict[str, int]:
+    """Runs whose approval task is parked waiting for an answer (the HITL form can be answered): map index."""
+    if not run_ids:
+        return {}
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from airflow.utils.state import TaskInstanceState
+
+    with create_session() as session:
+        rows = session.execute(select(TaskInstance.run_id, TaskInstance.map_index).where(
+            TaskInstance.dag_id == DAG_ID, TaskInstance.task_id == APPROVAL_TASK, TaskInstance.run_id.in_(run_ids),
+            TaskInstance.state.in_((TaskInstanceState.AWAITING_INPUT, TaskInstanceState.DEFERRED))))
+        return {run_id: map_index for run_id, map_index in rows}
+
+
+def hitl_path(run_id: str, map_index: int) -> str:
+    """Airflow's own answer endpoint of the approval (the path the answer gate watches)."""
+    from urllib.parse import quote
+
+    return (f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}/taskInstances/{APPROVAL_TASK}/"
+            f"{map_index}/hitlDetails")
+
+
+def _inbox(user: ConsoleUser) -> list[dict[str, Any]]:
+    with _sessions()() as session:
+        items = queries.inbox(session, user.name)
+    parked = _parked({i["run_id"] for i in items})
+    for item in items:
+        item["waiting"] = item["run_id"] in parked
+        item["answer_path"] = hitl_path(item["run_id"], parked[item["run_id"]]) if item["waiting"] else ""
+    return items
+
+
+def _api_base(request: Request) -> str:
+    """Airflow's root as the browser sees it: the console is mounted under it at /sealflow."""
+    root = request.scope.get("root_path", "")
+    return root[: -len(pages.URL_PREFIX)] if root.endswith(pages.URL_PREFIX) else root
+
+
+@app.get("/api/inbox", summary="待我审批 The logged-in keeper's pending seal-use approvals (never the code)")
+def api_inbox(user: InboxUser) -> list[dict[str, Any]]:
+    return [{k: v for k, v in item.items() if k != "picture"} for item in _inbox(user)]
+
+
+@app.get("/inbox", response_class=HTMLResponse, include_in_schema=False)
+def inbox_page(request: Request, user: InboxUser) -> HTMLResponse:
+    return _html("待我审批", "Keeper's inbox", pages.inbox_page(_inbox(user), _api_base(request)), user)
+
+
+
 # ---- 验章 upload -------------------------------------------------------------------------------------
 
 async def _verify_upload(upload: UploadFile) -> dict[str, Any]:
@@ -276,7 +486,54 @@ def api_health(user: HealthUser) -> dict[str, Any]:
 
 @app.get("/health", response_class=HTMLResponse, include_in_schema=False)
 def health_page(user: HealthUser) -> HTMLResponse:
-    return _html("运行状况", "Health", pages.health_page(health()), user)
+    return _html("运行状况", "Health", pages.health_page(health(), can_retry=bool(user.roles & RETRY)), user)
+
+
+def retry_dead_letter(record_id: str, user: str) -> dict[str, Any]:
+    """Make one dead-lettered filing record due again (audited: who, which record) and ask Airflow for a
+    ``file_records`` run, whose outbox dispatcher sends it."""
+    from filing.dispatcher import retry
+    from sealflow.db import transaction
+    from sealflow_airflow import pipeline
+
+    with transaction(_sessions()) as session:
+        row = queries.dead_letter(session, record_id)
+        if row is None:
+            raise HTTPException(404, detail=f"没有这条死信 {record_id} (no dead-lettered filing record with this id; "
+                                            f"it may have been retried already: see {pages.URL_PREFIX}/health)")
+        payload = {"record_id": record_id, "kind": row.kind, "subject": row.subject, "attempts": row.attempts,
+                   "last_error": (row.last_error or "")[:500]}
+        retry(session, [record_id])
+        pipeline.seals().registry.audit.append(session, actor=user, action="filing.retry",
+                                               reason=f"dead letter {record_id} made due again from the console",
+                                               payload=payload)
+    run_id, note = _request_filing_run(user)
+    return {"record_id": record_id, "state": "pending", "file_records_run": run_id, "note": note}
+
+
+def _request_filing_run(user: str) -> tuple[str, str]:
+    """A ``file_records`` run now; when Airflow cannot start one, the schedule (every 15 min) sends it."""
+    from airflow.api.common.trigger_dag import trigger_dag
+    from airflow.utils.types import DagRunTriggeredByType
+
+    try:
+        run = trigger_dag(FILING_DAG_ID, triggered_by=DagRunTriggeredByType.REST_API, triggering_user_name=user)
+    except Exception as exc:  # the retry is committed either way: say why no run was started
+        reason = (str(exc).splitlines() or [""])[0][:200]
+        log.warning("file_records run not triggered after a console retry: %s: %s", type(exc).__name__, reason)
+        return "", f"file_records 未能立即启动 ({type(exc).__name__}: {reason}); 按计划发送 sent on its schedule"
+    return (run.run_id if run else ""), ""
+
+
+@app.post("/api/dead-letters/{record_id}/retry", summary="死信重试 Retry a dead-lettered filing record (operator)")
+def api_retry(record_id: str, user: RetryUser) -> dict[str, Any]:
+    return retry_dead_letter(record_id, user.name)
+
+
+@app.post("/health/dead-letters/{record_id}/retry", response_class=HTMLResponse, include_in_schema=False)
+def retry_page(record_id: str, user: RetryUser) -> HTMLResponse:
+    done = retry_dead_letter(record_id, user.name)
+    return _html("运行状况", "Health", pages.health_page(health(), retried=done, can_retry=True), user)
 
 
 # ---- metrics -----------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ name from becoming markup.
 
 from __future__ import annotations
 
+import base64
 import html
 from functools import lru_cache
 from pathlib import Path
@@ -33,7 +34,8 @@ def _css() -> str:
 
 def layout(title_zh: str, title_en: str, body: str, user: str, refresh: int = 0) -> str:
     nav = "".join(f'<a href="{URL_PREFIX}/{path}">{zh} <span class="en">{en}</span></a>'
-                  for path, zh, en in (("batches", "批次", "Batches"), ("archive", "档案", "Archive"),
+                  for path, zh, en in (("batches", "批次", "Batches"), ("inbox", "待我审批", "Inbox"),
+                                       ("archive", "档案", "Archive"),
                                        ("verify", "验章", "Verify"), ("health", "运行状况", "Health")))
     return ('<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
             + (f'<meta http-equiv="refresh" content="{refresh}">' if refresh else "")
@@ -125,9 +127,11 @@ def archive_page(query: str, day: str, rows: list[dict], verification: dict | No
                   f'<span class="en">{"package verified" if ok else "package NOT verified"}</span></p>'
                   f"<ul>{problems}</ul></section>")
     lines = "".join(
-        f'<tr><td>{esc(r["archival_code"])}</td><td>{esc(r["licence_number"])}</td><td>{esc(r["licence_id"])}</td>'
+        f'<tr><td><a href="{URL_PREFIX}/archive/{quote(r["archival_code"], safe="")}">{esc(r["archival_code"])}</a>'
+        f'</td><td>{esc(r["licence_number"])}</td><td>{esc(r["licence_id"])}</td>'
         f'<td>{esc(r["holder"])}</td><td>{esc(r["batch_id"])}</td><td>{esc(r["archived_at"])}</td><td>{esc(r["state"])}</td>'
-        f'<td><form class="inline" method="post" action="{URL_PREFIX}/archive/{quote(r["archival_code"])}/verify">'
+        f'<td><form class="inline" method="post" '
+        f'action="{URL_PREFIX}/archive/{quote(r["archival_code"], safe="")}/verify">'
         "<button>校验 <span class='en'>verify</span></button></form></td></tr>" for r in rows)
     table = ("<table><tr><th>档号</th><th>证照编号</th><th>证照标识</th><th>持证主体</th><th>批次</th><th>归档时间</th>"
              f"<th>状态</th><th></th></tr>{lines}</table>") if rows else (
@@ -159,7 +163,7 @@ def verify_page(report: dict | None) -> str:
             f"{sigs}</table></section>")
 
 
-def health_page(h: dict) -> str:
+def health_page(h: dict, retried: dict | None = None, can_retry: bool = False) -> str:
     expiring = "".join(
         f'<tr class="{"alarm" if s["expired"] else "warn"}"><td>{esc(s["name"])}'
         f'<span class="tech">{esc(s["es_id"])}</span></td>'
@@ -167,7 +171,14 @@ def health_page(h: dict) -> str:
         f'<td>{"已过期" if s["expired"] else str(s["days_left"]) + " 天"}</td></tr>' for s in h["seals_expiring"])
     dead = "".join(f"<tr class='alarm'><td>{esc(d['record_id'])}</td><td>{esc(d['kind'])}</td>"
                    f"<td>{esc(d['subject'])}</td>"
-                   f"<td>{d['attempts']}</td><td>{esc(d['last_error'])}</td></tr>" for d in h["outbox"]["dead"])
+                   f"<td>{d['attempts']}</td><td>{esc(d['last_error'])}</td><td>{_retry_button(d, can_retry)}</td></tr>"
+                   for d in h["outbox"]["dead"])
+    notice = ""
+    if retried is not None:
+        run = retried["file_records_run"]
+        notice = (f"<p class='ok' id='retried'>已重新排队 {esc(retried['record_id'])}，由备案发送任务 "
+                  f"{esc(run or 'file_records')} 发送。 <span class='en'>made due again; the outbox dispatcher "
+                  f"sends it.</span> {esc(retried['note'])}</p>")
     keys = "".join(f'<tr class="{"alarm" if k["locked"] else ("warn" if k["wrong_pins"] else "")}">'
                    f'<td>{esc(k["key_id"])}</td>'
                    f'<td>{k["wrong_pins"]}</td><td>{"已锁定" if k["locked"] else "正常"}</td></tr>' for k in h["keys"])
@@ -176,12 +187,12 @@ def health_page(h: dict) -> str:
     fixity = h["fixity"]
     audit = h["audit"]
     return (
-        "<section><h2>当前告警 <small class='en'>current alerts</small></h2>"
+        notice + "<section><h2>当前告警 <small class='en'>current alerts</small></h2>"
         + (f"<ul>{alerts}</ul>" if alerts else "<p class='ok'>没有 <span class='en'>none</span></p>")
         + "</section>"
         f"<section><h2>备案 <small class='en'>filing</small></h2><p>待发 backlog: <b>{h['outbox']['backlog']}</b> · "
         f"死信 dead letters: <b class='{'bad' if h['outbox']['dead'] else ''}'>{len(h['outbox']['dead'])}</b></p>"
-        + ("<table><tr><th>记录</th><th>类型</th><th>对象</th><th>尝试</th><th>最后错误</th></tr>"
+        + ("<table><tr><th>记录</th><th>类型</th><th>对象</th><th>尝试</th><th>最后错误</th><th></th></tr>"
            f"{dead}</table>" if dead else "")
         + "</section><section><h2>30 天内到期的印章 <small class='en'>seals expiring within 30 days</small></h2>"
         + (f"<table><tr><th>印章</th><th>保管人</th><th>有效期至</th><th>剩余</th></tr>{expiring}</table>"
@@ -191,3 +202,144 @@ def health_page(h: dict) -> str:
         + "<section><h2>最近一次完整性检查 <small class='en'>last fixity run</small></h2>"
         + f"<p>{esc(fixity)}</p></section>"
         + f"<section><h2>审计检查点 <small class='en'>audit checkpoints</small></h2><p>{esc(audit)}</p></section>")
+
+
+def _retry_button(dead: dict, can_retry: bool) -> str:
+    if not can_retry:
+        return "<small>重试需运维角色 <span class='en'>operator role retries</span></small>"
+    return (f'<form class="inline" method="post" action="{URL_PREFIX}/health/dead-letters/'
+            f'{quote(dead["record_id"], safe="")}/retry"><button>重试 <span class="en">retry</span></button></form>')
+
+
+def record_page(r: dict, page: int, share: dict | None, shown: Any) -> str:
+    """One archived record: its metadata, the actions (verify, share link, EEP) and a page preview.
+    ``shown`` is the drawn page (``RenderedPage``) or the reason it cannot be drawn."""
+    code = quote(r["archival_code"], safe="")
+    facts = "".join(f"<tr><th>{zh}<br><small>{en}</small></th><td>{esc(r[key]) or '—'}</td></tr>" for key, zh, en in (
+        ("archival_code", "档号", "archival code"), ("licence_number", "证照编号", "licence number"),
+        ("licence_id", "证照标识", "licence id"), ("holder", "持证主体", "holder"), ("batch_id", "批次", "batch"),
+        ("archived_at", "归档时间", "archived"), ("retention", "保管期限", "retention"),
+        ("retain_until", "保留至", "retained until"), ("document_name", "文件", "document"),
+        ("package_size", "档案包大小 (字节)", "package bytes"), ("version", "存储版本", "stored version")))
+    actions = (f'<div class="actions"><form class="inline" method="post" action="{URL_PREFIX}/archive/{code}/verify">'
+               "<button>校验 <span class='en'>verify</span></button></form> "
+               f'<form class="inline" method="post" action="{URL_PREFIX}/archive/{code}/share">'
+               "<button>生成分享链接 <span class='en'>share link</span></button></form> "
+               f'<a class="button" href="{URL_PREFIX}/archive/{code}/eep" download>导出 EEP '
+               "<span class='en'>EEP export (DA/T 48)</span></a></div>")
+    shared = ""
+    if share is not None:
+        shared = ('<section id="share"><h2>分享链接 <small class="en">share link</small></h2>'
+                  f'<p><input id="share-url" readonly size="80" value="{esc(share["url"])}"></p>'
+                  f'<p>有效期至 <b id="share-expiry">{esc(share["expires_at"])}</b> '
+                  f'({share["expires_in"]} 秒 s) · 固定版本 pinned version <code>{esc(share["version_id"])}</code></p>'
+                  "<p class='en'>The link serves a tar of the package with its run's signed manifest; the "
+                  f"receiver checks it offline: <code>{esc(share['verify_with'])}</code></p></section>")
+    if isinstance(shown, str):
+        preview = f"<p class='bad'>{esc(shown)}</p>"
+    else:
+        nav = " ".join(f'<a href="{URL_PREFIX}/archive/{code}?page={n}">第 {n + 1} 页 <span class="en">page '
+                       f"{n + 1}</span></a>" for n in (page - 1, page + 1) if 0 <= n < shown.page_count)
+        partial = ("<p class='warnv'>预览不完整 <span class='en'>partial preview</span>: "
+                   + esc("; ".join(shown.skipped[:5])) + "</p>") if shown.skipped else ""
+        data = base64.b64encode(shown.png).decode("ascii")
+        preview = (f"<p>第 {page + 1} / {shown.page_count} 页 <span class='en'>page {page + 1} of "
+                   f"{shown.page_count}</span> {nav}</p>{partial}"
+                   f'<img id="preview" class="preview" alt="第 {page + 1} 页 page {page + 1}" '
+                   f'src="data:image/png;base64,{data}">')
+    return (f"<table class='facts'>{facts}</table>{actions}{shared}"
+            f"<section><h2>页面预览 <small class='en'>page preview</small></h2>{preview}</section>")
+
+
+def _countdown(seconds: int) -> str:
+    return f"{seconds // 60:d}:{seconds % 60:02d}"
+
+
+# The answer goes from the browser to Airflow's own HITL endpoint with the UI's session cookie, exactly as
+# Airflow's approval form sends it; SealFlow's answer gate (a middleware in the same api-server) decides it.
+_INBOX_SCRIPT = """
+(function () {
+  var base = document.getElementById('inbox').getAttribute('data-api-base') || '';
+  function tick() {
+    document.querySelectorAll('.countdown').forEach(function (el) {
+      var left = Math.max(0, Math.floor((Date.parse(el.dataset.expires) - Date.now()) / 1000));
+      el.textContent = left > 0 ? Math.floor(left / 60) + ':' + String(left % 60).padStart(2, '0') : '已过期 expired';
+      if (left === 0) { el.closest('.approval').querySelectorAll('.approve button').forEach(function (b) {
+        b.disabled = true; }); }
+    });
+  }
+  function answer(box, option, params) {
+    var out = box.querySelector('.answer-result');
+    out.className = 'answer-result'; out.textContent = '提交中… sending';
+    fetch(base + box.dataset.answerPath, {method: 'PATCH', credentials: 'same-origin',
+      headers: {'Content-Type': 'application/json'},
+      body: JSON.stringify({chosen_options: [option], params_input: params})})
+      .then(function (r) { return r.json().catch(function () { return {}; }).then(function (j) {
+        if (r.ok) {
+          out.className = 'answer-result ok';
+          out.textContent = option === 'Approve' ? '已同意，批次继续盖章。 Approved: the batch goes on.'
+                                                 : '已拒绝。 Refused.';
+          box.querySelectorAll('button, input').forEach(function (e) { e.disabled = true; });
+        } else {
+          out.className = 'answer-result bad';
+          var zh = j.outcome === 'wrong_code' ? '验证码不对，任务仍在等待您的答复。 ' :
+                   r.status === 403 ? '您不是该印章的保管人。 ' : '未能提交。 ';
+          out.textContent = zh + (j.detail || r.status);
+        }
+      }); })
+      .catch(function (e) { out.className = 'answer-result bad'; out.textContent = '网络错误 ' + e; });
+  }
+  document.querySelectorAll('.approval').forEach(function (box) {
+    box.querySelector('form.approve').addEventListener('submit', function (ev) {
+      ev.preventDefault();
+      var code = box.querySelector('input[name=code]');
+      answer(box, 'Approve', {code: code.value.trim()});
+      code.value = '';
+    });
+    box.querySelector('form.refuse').addEventListener('submit', function (ev) {
+      ev.preventDefault();
+      answer(box, 'Reject', {code: '', reason: box.querySelector('input[name=reason]').value});
+    });
+  });
+  tick(); setInterval(tick, 1000);
+})();
+"""
+
+
+def inbox_page(items: list[dict], api_base: str) -> str:
+    """The keeper's pending approvals with an answer box each; the code is typed, never shown."""
+    if not items:
+        return "<p class='ok'>没有等待您审批的用章申请。 <span class='en'>No approval waits for you.</span></p>"
+    boxes = []
+    for i in items:
+        picture = (f'<img class="seal" alt="{esc(i["seal_name"])}" src="{esc(i["picture"])}">'
+                   if i["picture"] else "")
+        if i["waiting"]:
+            answer = (
+                '<form class="approve"><label>短信验证码 <span class="en">one-time code</span> '
+                '<input name="code" type="password" inputmode="numeric" autocomplete="one-time-code" '
+                'pattern="[0-9]{6}" maxlength="6" required></label> '
+                "<button>同意 <span class='en'>Approve</span></button></form>"
+                '<form class="refuse"><label>拒绝理由 <span class="en">reason</span> '
+                '<input name="reason" maxlength="500" required></label> '
+                "<button>拒绝 <span class='en'>Refuse</span></button></form>"
+                '<p class="answer-result" role="status"></p>')
+        else:
+            answer = ("<p class='warnv'>审批任务尚未就绪，请稍后刷新。 <span class='en'>The approval task is not "
+                      "waiting yet; reload in a moment.</span></p>")
+        boxes.append(
+            f'<section class="approval" data-batch="{esc(i["batch_id"])}" data-answer-path="{esc(i["answer_path"])}">'
+            f"<h2>批次 <a href=\"{URL_PREFIX}/batches/{quote(i['batch_id'], safe='')}\">{esc(i['batch_id'])}</a>"
+            "</h2><div class='approval-body'>" + picture
+            + "<table class='facts'>"
+            f"<tr><th>印章 <small>seal</small></th><td>{esc(i['seal_name'])}<span class='tech'>{esc(i['es_id'])}</span>"
+            f"</td></tr><tr><th>文件数 <small>documents</small></th><td>{i['documents']}</td></tr>"
+            f"<tr><th>申请人 <small>requester</small></th><td>{esc(i['requester'])}</td></tr>"
+            f"<tr><th>验证码剩余时间 <small>code expires in</small></th><td><b class='countdown' "
+            f"data-expires=\"{esc(i['expires_at'])}\">{_countdown(i['seconds_left'])}</b> "
+            f"<small>({esc(i['expires_at'])})</small></td></tr>"
+            f"<tr><th>剩余尝试次数 <small>tries left</small></th><td>{i['tries_left']}</td></tr></table></div>"
+            f"{answer}</section>")
+    return (f'<div id="inbox" data-api-base="{esc(api_base)}">'
+            "<p>验证码只通过短信发给您本人，本页不显示验证码。 <span class='en'>The code was texted to you; this "
+            "page never shows it.</span></p>" + "".join(boxes) + f"</div><script>{_INBOX_SCRIPT}</script>")

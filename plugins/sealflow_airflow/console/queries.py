@@ -12,7 +12,9 @@ Decisions:
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import func, or_, select
@@ -20,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from archive.models import ArchiveRecord, ArchiveRun
 from filing.outbox import DEAD, PENDING, OutboxRecord
+from stamping.batch.approval import MAX_ATTEMPTS
 from stamping.batch.models import Batch, BatchDocument, SealUseApproval
 from stamping.registry.models import Seal
 
@@ -200,3 +203,52 @@ def verification_failures(session: Session) -> dict[str, int]:
         if (verification or {}).get("error"):
             out["error"] = out.get("error", 0) + 1
     return out
+
+
+@lru_cache(maxsize=64)
+def seal_picture_uri(seal_der: bytes) -> str:
+    """The seal's picture as a ``data:`` URI (no extra route to protect); an OFD picture is drawn to PNG.
+    Empty when the picture cannot be shown (the page then shows the name and es_id only)."""
+    from stamping.ofd.package import OfdError
+    from stamping.ofd.render import render_ofd_page
+    from stamping.ses.codec import parse_seal
+
+    try:
+        seal = parse_seal(seal_der)
+        kind = (seal.picture_type or "").lower()
+        if kind == "ofd":
+            data, mime = render_ofd_page(seal.picture_data, "<seal picture>.ofd", dpi=150).png, "image/png"
+        elif kind in ("png", "gif", "bmp"):
+            data, mime = seal.picture_data, f"image/{kind}"
+        elif kind in ("jpg", "jpeg"):
+            data, mime = seal.picture_data, "image/jpeg"
+        else:
+            return ""
+    except (ValueError, OfdError, IndexError):
+        return ""
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def inbox(session: Session, keeper: str, now: datetime | None = None) -> list[dict[str, Any]]:
+    """The pending 用章审批 of one keeper (only theirs), soonest expiry first. Never the code or its MAC."""
+    now = now or datetime.now(UTC)
+    rows = list(session.scalars(select(SealUseApproval).where(SealUseApproval.keeper == keeper,
+                                                              SealUseApproval.state == "pending")
+                                .order_by(SealUseApproval.expires_at)))
+    seals = _seals(session, {r.es_id for r in rows})
+    out = []
+    for r in rows:
+        seal = seals.get(r.es_id)
+        expires = r.expires_at if r.expires_at.tzinfo else r.expires_at.replace(tzinfo=UTC)
+        out.append({
+            "batch_id": r.batch_id, "run_id": r.run_id, "es_id": r.es_id, "seal_name": seal.name if seal else "",
+            "picture": seal_picture_uri(seal.seal_der) if seal else "", "documents": r.documents,
+            "requester": r.requester, "expires_at": _iso(expires),
+            "seconds_left": max(0, int((expires - now).total_seconds())),
+            "tries_left": max(0, MAX_ATTEMPTS - r.attempts),
+        })
+    return out
+
+
+def dead_letter(session: Session, record_id: str) -> OutboxRecord | None:
+    return session.scalar(select(OutboxRecord).where(OutboxRecord.record_id == record_id, OutboxRecord.state == DEAD))

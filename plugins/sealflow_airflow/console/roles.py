@@ -6,6 +6,8 @@ rows say which roles they hold. The Airflow role alone is not enough: keepers, a
 offices all map to Airflow's ``user`` role.
 
 Decisions:
+- The keeper's inbox needs the keeper role and then shows only the approvals whose keeper is this
+  very user: another keeper's approvals are never listed (and the answer gate refuses their answer).
 - No registry role, no page (403), except 验章 upload, which the seeds' platform offers to every
   connected party: any authenticated Airflow user may verify a file.
 - The roles are looked up on every request (one indexed query), so a revoked role takes effect at once.
@@ -26,6 +28,10 @@ BATCHES = frozenset({ADMIN, "operator", "records_office", "keeper", "applicant",
 ARCHIVE = frozenset({ADMIN, "archivist", "records_office", "auditor"})
 HEALTH = frozenset({ADMIN, "operator", "archivist", "auditor"})
 METRICS = frozenset({ADMIN, "operator", "auditor"})
+# The inbox holds only the person's own approvals: the keeper role, and then the approval's keeper name.
+INBOX = frozenset({"keeper"})
+# Making a dead-lettered filing due again is an operator's action (audited); seeing it is HEALTH.
+RETRY = frozenset({ADMIN, "operator"})
 
 
 @dataclass(frozen=True)
