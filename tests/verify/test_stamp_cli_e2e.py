@@ -30,8 +30,10 @@ def make_zip(entries: list[tuple[str, bytes]]) -> bytes:
 
 @pytest.fixture
 def demo_env(tmp_path, monkeypatch):
+    from sealflow.stack import ensure_identity
     from stamping.registry import SealRegistry
     from stamping.registry.demo import KEEPER, bootstrap_demo
+    from tests.stack_fixtures import cli_identity_port, stop_stack
 
     monkeypatch.setenv("SEALFLOW_HOME", str(tmp_path / "var"))
     monkeypatch.setenv("SEALFLOW_KEK", "11" * 32)
@@ -39,8 +41,10 @@ def demo_env(tmp_path, monkeypatch):
     tsa = make_server("127.0.0.1", 0, tmp_path / "var" / "tsa", tmp_path / "var" / "ca")
     threading.Thread(target=tsa.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
     monkeypatch.setenv("SEALFLOW_TSA_URL", f"http://127.0.0.1:{tsa.server_address[1]}/")
+    cli_identity_port(monkeypatch)  # `sealflow stamp` checks the keeper against the stack's identity simulator
     get_settings.cache_clear()
     settings = get_settings()
+    ensure_identity(settings, out=lambda _m: None)
     engine = make_engine(settings.resolved_database_url)
     migrate(engine)
     registry = SealRegistry(session_factory(engine), settings)
@@ -52,6 +56,7 @@ def demo_env(tmp_path, monkeypatch):
     tsa.shutdown()
     tsa.server_close()
     engine.dispose()
+    stop_stack(settings.home)
     get_settings.cache_clear()
 
 
