@@ -37,14 +37,15 @@ def demo_env(tmp_path, monkeypatch):
 
     monkeypatch.setenv("SEALFLOW_HOME", str(tmp_path / "var"))
     monkeypatch.setenv("SEALFLOW_KEK", "11" * 32)
+    cli_identity_port(monkeypatch)  # `sealflow stamp` checks the keeper against the stack's identity simulator
+    get_settings.cache_clear()
+    ensure_identity(get_settings(), out=lambda _m: None)  # first: it makes the state directory, private
     # the time-stamp authority every seal needs, certified by the same demo CA, over HTTP
     tsa = make_server("127.0.0.1", 0, tmp_path / "var" / "tsa", tmp_path / "var" / "ca")
     threading.Thread(target=tsa.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
     monkeypatch.setenv("SEALFLOW_TSA_URL", f"http://127.0.0.1:{tsa.server_address[1]}/")
-    cli_identity_port(monkeypatch)  # `sealflow stamp` checks the keeper against the stack's identity simulator
     get_settings.cache_clear()
     settings = get_settings()
-    ensure_identity(settings, out=lambda _m: None)
     engine = make_engine(settings.resolved_database_url)
     migrate(engine)
     registry = SealRegistry(session_factory(engine), settings)
