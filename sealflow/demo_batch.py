@@ -18,6 +18,29 @@ def step_seal(ctx: Any) -> None:
     seal = prepare_demo_seal(ctx.settings)
     ctx.data["seal"] = seal
     ctx.note("demo seal", f"{seal.es_id} (kept by {seal.keeper}; enrolled for batch use)")
+    ctx.note("identity checks", identity_line(ctx.settings))
+
+
+def identity_line(settings: Any) -> str:
+    """What the identity register answers (over HTTP) for the demo's keeper, and for a wrong number:
+    the checks that applying for and using the demo's seals passed, and that a stranger would not."""
+    from sealflow.stack import with_stack_identity
+    from stamping.registry.demo import DEMO_PERSON, DEMO_PERSON_ID
+    from stamping.registry.identity_source import HttpIdentitySource, IdentityUnavailable
+
+    url = with_stack_identity(settings).identity_url
+    if not url:
+        return "no identity register configured: applying for and using seals is refused"
+    source = HttpIdentitySource(url)
+    try:
+        good = source.check_person(DEMO_PERSON, DEMO_PERSON_ID)
+        wrong = source.check_person(DEMO_PERSON, "110101199001010000")
+    except IdentityUnavailable as exc:
+        return f"{url} did not answer ({exc}): seals cannot be applied for or used"
+    finally:
+        source.close()
+    return (f"{url}: keeper {DEMO_PERSON} {'confirmed' if good.match else 'NOT confirmed'} on apply and use; "
+            f"a wrong 公民身份号码 is refused ({wrong.reason})")
 
 
 def step_batch(ctx: Any) -> None:

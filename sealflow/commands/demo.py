@@ -50,6 +50,7 @@ def step_stack(ctx: DemoContext) -> None:
                              f"{state['buckets']['archive']} with Object Lock)")
     platform = state["components"]["platform"]
     ctx.note("platform simulator", state["platform_url"] if platform["state"] == "running" else platform["state"])
+    ctx.note("identity register", state["identity_url"])
 
 
 def run_dag_step(ctx: DemoContext, dag_id: str, conf: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -97,7 +98,7 @@ def _batch_steps() -> list[Step]:
 
 
 STEPS: list[Step] = [
-    Step("start the embedded stack (SeaweedFS, Airflow home, platform simulator)", step_stack),
+    Step("start the embedded stack (SeaweedFS, Airflow home, platform, TSA and identity simulators)", step_stack),
     Step("run the smoke DAG (writes an object to the work bucket)", step_smoke),
     *_batch_steps(),
 ]

@@ -23,11 +23,17 @@ def test_sealflow_roles_map_onto_the_auth_managers_roles() -> None:
 
 def test_the_stack_gives_every_registry_user_an_airflow_login(tmp_path: Path) -> None:
     from sealflow.commands.seal import registry
-    from sealflow.stack import airflow_env
+    from sealflow.stack import airflow_env, ensure_identity
     from stamping.registry.demo import bootstrap_demo
+    from tests.stack_fixtures import free_port_block, stop_stack
 
-    settings = Settings(home=tmp_path / "var", kek="55" * 32, review_levels=1, audit_key_pin="audit-pin-5")
-    bootstrap_demo(registry(settings), official_pin="official-pin-5")
+    settings = Settings(home=tmp_path / "var", kek="55" * 32, review_levels=1, audit_key_pin="audit-pin-5",
+                        identity_port=free_port_block(1))
+    try:  # the CLI's registry checks the demo's people against the stack's identity simulator
+        ensure_identity(settings, out=lambda _m: None)
+        bootstrap_demo(registry(settings), official_pin="official-pin-5")
+    finally:
+        stop_stack(settings.home)
     users = dict(pair.split(":") for pair in airflow_env(settings)["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"]
                  .split(","))
     assert users["admin"] == "admin" and users["keeper"] == "user" and users["reviewer1"] == "user"

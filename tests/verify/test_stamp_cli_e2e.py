@@ -30,11 +30,16 @@ def make_zip(entries: list[tuple[str, bytes]]) -> bytes:
 
 @pytest.fixture
 def demo_env(tmp_path, monkeypatch):
+    from sealflow.stack import ensure_identity
     from stamping.registry import SealRegistry
     from stamping.registry.demo import KEEPER, bootstrap_demo
+    from tests.stack_fixtures import cli_identity_port, stop_stack
 
     monkeypatch.setenv("SEALFLOW_HOME", str(tmp_path / "var"))
     monkeypatch.setenv("SEALFLOW_KEK", "11" * 32)
+    cli_identity_port(monkeypatch)  # `sealflow stamp` checks the keeper against the stack's identity simulator
+    get_settings.cache_clear()
+    ensure_identity(get_settings(), out=lambda _m: None)  # first: it makes the state directory, private
     # the time-stamp authority every seal needs, certified by the same demo CA, over HTTP
     tsa = make_server("127.0.0.1", 0, tmp_path / "var" / "tsa", tmp_path / "var" / "ca")
     threading.Thread(target=tsa.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
@@ -52,6 +57,7 @@ def demo_env(tmp_path, monkeypatch):
     tsa.shutdown()
     tsa.server_close()
     engine.dispose()
+    stop_stack(settings.home)
     get_settings.cache_clear()
 
 
