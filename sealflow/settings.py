@@ -106,6 +106,10 @@ class Settings:
     sms_token: str = field(default="", repr=False)
     approval_mac_key_file: str = ""
     stamp_chunk_size: int = 500
+    # Where the records office reads batch reports on disk (<dir>/<batch>/report.html, 0640 in 0750
+    # folders for the office's group): outside the private home, which stays 0700. "" = no copy there
+    # (the report stays in the batch's work folder and the work bucket).
+    reports_dir: str = ""
     log_level: str = "INFO"
 
     @property

@@ -64,6 +64,7 @@ def tools() -> process.BatchTools:
     return process.BatchTools(
         session_factory=_sessions(),
         work_root=settings().state_dir / "batches",
+        reports_dir=Path(settings().reports_dir) if settings().reports_dir else None,
         stampers={
             "pdf": lambda src, seal, signer, placement, path, options: stamp_pdf(
                 src, seal, signer, placement, container=options.get("pdf_container", "pkcs7"), path=path,

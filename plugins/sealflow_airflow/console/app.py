@@ -115,7 +115,7 @@ def batch_page(batch_id: str, user: BatchesUser) -> HTMLResponse:
 
 @app.get("/batches/{batch_id}/bad-rows.csv", summary="隔离行 CSV The batch's quarantined and failed rows")
 def bad_rows_csv(batch_id: str, user: BatchesUser) -> Response:
-    from sealflow_airflow.console.reasons import chinese
+    from stamping.reasons import chinese
 
     out = io.StringIO()
     writer = csv.writer(out)
