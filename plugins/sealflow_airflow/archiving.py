@@ -53,6 +53,7 @@ def archive_batches(batch_ids: list[str], context: Any) -> list[dict]:
         summary = result.to_json()
         log.info("batch %s archived: %s", batch_id, summary["counts"])
         summary["registrations_queued"] = queue_registrations(sessions, batch_id)
+        summary["report_html"] = pipeline.refresh_report(batch_id)  # now with each 档号
         out.append(summary)
     # Runs archived by a task that died before queueing their registration (the batch already counts
     # as archived, so it is not archived again): queued now, whichever batch they belong to.
