@@ -235,9 +235,21 @@ def _keys() -> list[dict[str, Any]]:
 
 
 def _last_fixity() -> str:
+    """The last fixity pass as recorded by the archive (time, records checked, problems by kind);
+    before any pass has recorded itself, the state of the archive_fixity DAG's last run."""
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
 
+    from archive.fixity import last_run
+    from sealflow_airflow.console.conditions import FIXITY_ZH
+
+    with _sessions()() as session:
+        fixity = last_run(session)
+    if fixity is not None:
+        found = "，".join(f"{FIXITY_ZH.get(k, k)} {n}" for k, n in sorted(fixity.problem_counts.items()))
+        outcome = (f"发现问题 {found}（报告 {fixity.report_key}） problems found" if not fixity.ok
+                   else "没有问题 no problem")
+        return f"{fixity.checked_at.isoformat(timespec='seconds')}：检查 {fixity.records_checked} 件，{outcome}"
     with create_session() as session:
         run = session.scalar(select(DagRun).where(DagRun.dag_id == "archive_fixity")
                              .order_by(DagRun.id.desc()).limit(1))

@@ -24,6 +24,7 @@ from stamping.batch.models import Batch, BatchDocument, SealUseApproval
 from stamping.registry.models import Seal
 
 FAILED_STATES = ("quarantined", "failed")
+ALARM_STATUSES = ("refused", "failed", "incomplete", "not_approved")  # batch statuses that stand out
 RENEWAL_WINDOW = timedelta(days=30)
 
 
@@ -94,7 +95,7 @@ def batches(session: Session, limit: int = 200) -> list[dict[str, Any]]:
             "es_id": b.es_id, "seal_name": seal.name if seal else "", "keeper": seal.keeper if seal else "",
             "created_at": _iso(b.created_at), "finished_at": _iso(b.finished_at),
             "documents": documents, "quarantined": counts.get("quarantined", 0), "failed": counts.get("failed", 0),
-            "steps": steps, "alarm": b.status in ("refused", "failed") or bad > 0,
+            "steps": steps, "alarm": b.status in ALARM_STATUSES or bad > 0,
         })
     return out
 
