@@ -212,9 +212,12 @@ def _batch_verdict(report: dict) -> tuple[str, str]:
 
 def _facts_html(report: dict, seal_class: str) -> str:
     a, arch, fil = report["approval"], report["archive"], report["filing"]
-    approval = (f"{escape(APPROVAL_ZH.get(a['state'], a['state']))} · {escape(a['approver'] or a['keeper'])}"
-                f" · {human_time(a['decided_at'])}" + (f" · {escape(a['reason'])}" if a["reason"] else "")) \
-        if a["state"] else "无审批记录"
+    approval = "无审批记录"
+    if a["state"]:
+        approval = (f"{escape(APPROVAL_ZH.get(a['state'], a['state']))} · {escape(a['approver'] or a['keeper'])}"
+                    f" · {human_time(a['decided_at'])}")
+        if a["state"] != "approved" and a["reason"]:  # why it was refused; an approval needs no words
+            approval += f" · {escape(a['reason'])}"
     if arch["state"] == "archived":
         archive = f"已归档 {arch['records']} 件" + (f"，四性检测拒收 {arch['refused']} 件" if arch["refused"] else "")
     else:

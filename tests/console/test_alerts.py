@@ -109,7 +109,7 @@ def test_the_health_page_shows_every_condition_that_is_mailed_and_the_last_fixit
     from archive.fixity import record_run
     from tests.pipeline.plugins_path import pipeline_module
 
-    sessions, settings, store, demo = world
+    sessions, settings, _store, _demo = world
     record_run(sessions, {"checked_at": datetime.now(UTC).isoformat(), "records_checked": 3, "ok": False,
                           "problem_counts": {"missing": 1},
                           "problems": [{"archival_code": "X001-ZZ·2026-Y-000001", "key": "packages/a.tar",
@@ -117,7 +117,6 @@ def test_the_health_page_shows_every_condition_that_is_mailed_and_the_last_fixit
                           "report_key": "reports/fixity/20260101T000000000000Z.json"})
     pipeline_module(settings)
     from airflow.api_fastapi.core_api.security import get_user
-
     from sealflow_airflow.console.app import app
     from sealflow_airflow.console.conditions import conditions, key_states
 
