@@ -169,6 +169,10 @@ def archive_totals(session: Session) -> dict[str, int]:
     return {"records": records, "bytes": int(size), "runs": runs}
 
 
+def batches_by_status(session: Session) -> dict[str, int]:
+    return dict(session.execute(select(Batch.status, func.count()).group_by(Batch.status)).all())
+
+
 def seals_by_status(session: Session) -> dict[str, int]:
     return dict(session.execute(select(Seal.status, func.count()).group_by(Seal.status)).all())
 
