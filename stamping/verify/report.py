@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from html import escape
 from zoneinfo import ZoneInfo
 
-from stamping.reasons import check_zh, chinese
+from stamping.reasons import VERDICT_EN, VERDICT_ZH, check_zh, chinese
 from stamping.verify.result import DocumentResult, SignatureResult, Verdict
 
 _CSS = """
@@ -41,11 +41,8 @@ def dumps(results: Iterable[DocumentResult]) -> str:
     return json.dumps(results_to_json(results), ensure_ascii=False, indent=2)
 
 
-VERDICT_LABELS = {
-    Verdict.VALID: "有效 valid",
-    Verdict.VALID_WITH_WARNINGS: "有效但有警告 valid with warnings",
-    Verdict.NOT_VALID: "无效 not valid",
-}
+# The verdict's words come from the one table (stamping.reasons) the batch report and console use too.
+VERDICT_LABELS = {Verdict(k): f"{VERDICT_ZH[k]} {VERDICT_EN[k]}" for k in VERDICT_ZH}
 _BADGE_CLASS = {Verdict.VALID: "b-ok", Verdict.VALID_WITH_WARNINGS: "b-warn", Verdict.NOT_VALID: "b-bad"}
 
 
