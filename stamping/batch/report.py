@@ -106,9 +106,9 @@ def _seal_facts(session: Session, es_id: str) -> tuple[str, bytes | None]:
         return "", None
     try:
         png = picture_png(parse_seal(seal.seal_der))
-    except ValueError:  # a seal whose data cannot be read shows no picture; the name still stands
-        png = None
-    return seal.name, _thumbnail(png) if png else None
+        return seal.name, _thumbnail(png) if png else None
+    except (ValueError, OSError):  # seal data or picture that cannot be read: no picture, the name stands
+        return seal.name, None
 
 
 def _thumbnail(png: bytes) -> bytes:
