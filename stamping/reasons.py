@@ -12,6 +12,8 @@ console in ``plugins/`` import it; a copy per reader would drift apart.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 _RULES: list[tuple[re.Pattern[str], str]] = [
     # What the batch pipeline itself records (before the manifest rules: "sealed" would match below).
@@ -104,3 +106,17 @@ VERDICT_EN = {"valid": "valid", "valid_with_warnings": "valid with warnings", "n
 def check_zh(name: str) -> str:
     """A check's name as a person reads it; an unknown check keeps its technical name."""
     return CHECK_ZH.get(name, name)
+
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+
+
+def human_time(value: datetime | str | None, seconds: bool = False) -> str:
+    """``2026年11月28日 16:40（北京时间）`` — a time as the office reads it; '' when unknown. A time
+    without a zone is UTC (how SealFlow stores them)."""
+    if not value:
+        return ""
+    when = datetime.fromisoformat(value) if isinstance(value, str) else value
+    when = (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(BEIJING)
+    return f"{when:%Y年%m月%d日 %H:%M:%S}（北京时间）" if seconds else f"{when:%Y年%m月%d日 %H:%M}（北京时间）"
+

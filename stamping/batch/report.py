@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -37,14 +36,13 @@ from filing.outbox import OutboxRecord
 from sealflow.files import write_atomic
 from stamping.batch.approval import current as current_approval
 from stamping.batch.models import Batch, BatchDocument
-from stamping.reasons import VERDICT_EN, VERDICT_ZH, chinese
+from stamping.reasons import VERDICT_EN, VERDICT_ZH, chinese, human_time
 
 REPORT_MODE = 0o640  # the office's group reads it; the state directory's secrets stay 0600
 PUBLISHED_DIR_MODE = 0o750
 # Document states that still wait for work: a batch with any of them is not finished.
 PENDING_STATES = ("accepted", "stamped")
 PROBLEM_ORDER = {"quarantined": 0, "failed": 1, "accepted": 2, "stamped": 2, "verified": 3}
-BEIJING = ZoneInfo("Asia/Shanghai")
 THUMBNAIL_PX = 160
 
 STATUS_ZH = {"done": "完成", "refused": "已拒绝（未盖章）", "incomplete": "未完成（有文件待处理）",
@@ -78,15 +76,6 @@ class AfterStamping:
     archival_codes: dict[str, str] = field(default_factory=dict)
     archived: bool | None = None
     archive_refused: int = 0
-
-
-def human_time(value: datetime | str | None) -> str:
-    """``2026年11月28日 16:40（北京时间）`` — the time as the office reads it; '' when unknown."""
-    if not value:
-        return ""
-    when = datetime.fromisoformat(value) if isinstance(value, str) else value
-    when = (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(BEIJING)
-    return f"{when:%Y年%m月%d日 %H:%M}（北京时间）"
 
 
 def _iso(value: datetime | None) -> str:

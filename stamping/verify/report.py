@@ -12,9 +12,8 @@ import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from html import escape
-from zoneinfo import ZoneInfo
 
-from stamping.reasons import VERDICT_EN, VERDICT_ZH, check_zh, chinese
+from stamping.reasons import VERDICT_EN, VERDICT_ZH, check_zh, chinese, human_time
 from stamping.verify.result import DocumentResult, SignatureResult, Verdict
 
 _CSS = """
@@ -31,7 +30,6 @@ small{color:#777;display:block;font-size:.8em;word-break:break-all}
 ul.warnings{color:#8a5a00}
 .b-ok{background:#2e7d32}.b-bad{background:#c62828}.b-warn{background:#ef8f00}
 """
-BEIJING = ZoneInfo("Asia/Shanghai")
 
 def results_to_json(results: Iterable[DocumentResult]) -> list[dict]:
     return [r.to_json() for r in results]
@@ -80,17 +78,15 @@ def verdict_reasons(result: DocumentResult) -> list[str]:
     return out or ["no signatures: the document is not sealed"]
 
 
-def human_time(iso: str | None) -> str:
-    """``<time>`` with the Beijing time a person reads and the exact ISO value in its attribute."""
+def _time_html(iso: str | None) -> str:
+    """``<time>`` with the Beijing time a person reads, the exact ISO value in small print."""
     if not iso:
         return "—"
     try:
-        when = datetime.fromisoformat(iso)
+        shown = human_time(iso, seconds=True)
     except ValueError:
         return escape(iso)
-    local = (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(BEIJING)
-    return (f'<time datetime="{escape(iso)}">{local:%Y年%m月%d日 %H:%M:%S}（北京时间）'
-            f"<small>{escape(iso)}</small></time>")
+    return f'<time datetime="{escape(iso)}">{shown}<small>{escape(iso)}</small></time>'
 
 
 def _yes(value: bool) -> str:
@@ -143,7 +139,7 @@ def _signature_html(sig: SignatureResult, n: int, classes: dict[bytes, str]) -> 
         f"<tr><th>签章人 <small>signer</small></th><td>{escape(sig.signer)}</td></tr>"
         f"<tr><th>印章名称 <small>seal</small></th><td>{escape(sig.seal_name)}</td></tr>"
         f"<tr><th>印章编码 <small>es_id</small></th><td>{escape(sig.es_id)}</td></tr>"
-        f"<tr><th>签章时间 <small>signed at</small></th><td>{human_time(sig.signed_at)}</td></tr>"
+        f"<tr><th>签章时间 <small>signed at</small></th><td>{_time_html(sig.signed_at)}</td></tr>"
         f"<tr><th>位置 <small>location</small></th><td>{escape(sig.location)}</td></tr>"
     )
     return (
@@ -171,7 +167,7 @@ def render_html(results: Iterable[DocumentResult], title: str = "验章报告 Ve
     generated = datetime.now(UTC).isoformat(timespec="seconds")
     summary = (f"<p>{len(docs)} 个文件 documents · "
                + " · ".join(f"{counts[v]} {escape(VERDICT_LABELS[v])}" for v in Verdict)
-               + f" · 生成于 generated {human_time(generated)}</p>")
+               + f" · 生成于 generated {_time_html(generated)}</p>")
     verdicts = "".join(f'<tr><td><a href="#d{n}">{escape(d.path)}</a></td><td>{_verdict(d)}</td>'
                        f"<td>{_why_html(d)}</td></tr>" for n, d in enumerate(docs, 1))
     overview = ("<h2>结论 <small>verdict per file</small></h2><table><tr><th>文件 <small>file</small></th>"

@@ -24,9 +24,10 @@ from sealflow.settings import Settings
 from stamping.batch import process
 from stamping.batch.approval import request_id_of
 from stamping.batch.models import BatchDocument, SealUseApproval
-from stamping.batch.report import AfterStamping, human_time, refresh_report
+from stamping.batch.report import AfterStamping, refresh_report
 from stamping.batch.samples import write_batch
 from stamping.placement import Placement
+from stamping.reasons import human_time
 from stamping.verify.report import verdict_reasons
 from stamping.verify.result import DocumentResult, SignatureResult
 
