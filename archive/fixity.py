@@ -148,10 +148,3 @@ def record_run(sessions: sessionmaker[Session], report: dict, keep: int = SHOWN_
                               problem_counts=report["problem_counts"], problems=report["problems"][:keep],
                               problems_sm3=problems_digest(report["problems"]),
                               report_key=report.get("report_key", "")))
-
-
-def last_run(session: Session) -> FixityRun | None:
-    """The latest fixity pass, or None when none has run."""
-    from sqlalchemy import select
-
-    return session.scalar(select(FixityRun).order_by(FixityRun.checked_at.desc(), FixityRun.id.desc()).limit(1))

@@ -240,11 +240,10 @@ def _last_fixity() -> str:
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
 
-    from archive.fixity import last_run
     from sealflow_airflow.console.conditions import FIXITY_ZH
 
     with _sessions()() as session:
-        fixity = last_run(session)
+        fixity = queries.last_fixity(session)
     if fixity is not None:
         found = "，".join(f"{FIXITY_ZH.get(k, k)} {n}" for k, n in sorted(fixity.problem_counts.items()))
         outcome = (f"发现问题 {found}（报告 {fixity.report_key}） problems found" if not fixity.ok

@@ -20,7 +20,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from archive.fixity import last_run
 from sealflow_airflow.console import queries
 from stamping.batch.models import Batch
 
@@ -87,7 +86,7 @@ def conditions(session: Session, keys: list[dict[str, Any]], now: datetime | Non
 
 def fixity_conditions(session: Session) -> list[Condition]:
     """The last fixity pass, when it found problems: one condition for that set of problems."""
-    run = last_run(session)
+    run = queries.last_fixity(session)
     if run is None or run.ok:
         return []
     total = sum(run.problem_counts.values())

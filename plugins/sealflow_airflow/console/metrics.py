@@ -17,7 +17,6 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from archive.fixity import last_run
 from sealflow_airflow.console import queries
 
 
@@ -80,7 +79,7 @@ def render_metrics(session: Session, keys: list[dict[str, Any]]) -> str:
     totals = queries.archive_totals(session)
     w.family("sealflow_archive_records", "gauge", "Archived records (packages).", [({}, totals["records"])])
     w.family("sealflow_archive_bytes", "gauge", "Bytes of archived packages.", [({}, totals["bytes"])])
-    fixity = last_run(session)
+    fixity = queries.last_fixity(session)
     w.family("sealflow_fixity_problems", "gauge", "Problems the last fixity pass found, by kind (none: no pass yet).",
              [({"problem": k}, n) for k, n in sorted((fixity.problem_counts if fixity else {}).items())])
     w.family("sealflow_fixity_records_checked", "gauge", "Archive records the last fixity pass read back.",

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from archive.models import ArchiveRecord, ArchiveRun
+from archive.models import ArchiveRecord, ArchiveRun, FixityRun
 from filing.outbox import DEAD, PENDING, OutboxRecord
 from stamping.batch.models import Batch, BatchDocument, SealUseApproval
 from stamping.registry.models import Seal
@@ -167,6 +167,11 @@ def archive_totals(session: Session) -> dict[str, int]:
     records, size = session.execute(select(func.count(), func.coalesce(func.sum(ArchiveRecord.package_size), 0))).one()
     runs = session.execute(select(func.count()).select_from(ArchiveRun)).scalar_one()
     return {"records": records, "bytes": int(size), "runs": runs}
+
+
+def last_fixity(session: Session) -> FixityRun | None:
+    """The latest fixity pass the archive recorded (``archive.fixity.record_run``), or None."""
+    return session.scalar(select(FixityRun).order_by(FixityRun.checked_at.desc(), FixityRun.id.desc()).limit(1))
 
 
 def batches_by_status(session: Session) -> dict[str, int]:
