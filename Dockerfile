@@ -18,8 +18,9 @@ COPY --chown=airflow:0 stamping /opt/sealflow/stamping
 COPY --chown=airflow:0 archive /opt/sealflow/archive
 COPY --chown=airflow:0 filing /opt/sealflow/filing
 
-# Pin the image's Airflow so installing SealFlow never up- or downgrades it.
-RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" /opt/sealflow
+# Pin the image's Airflow so installing SealFlow never up- or downgrades it; [statsd]: Airflow's own
+# metrics go to the statsd-exporter service (docker-compose.yml).
+RUN pip install --no-cache-dir "apache-airflow[statsd]==${AIRFLOW_VERSION}" /opt/sealflow
 
 COPY --chown=airflow:0 dags /opt/airflow/dags
 COPY --chown=airflow:0 plugins /opt/airflow/plugins

@@ -23,12 +23,13 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from archive import index
-from archive.models import ArchiveRecord, ArchiveRun
+from archive.models import ArchiveRecord, ArchiveRun, FixityRun
 from archive.package import BATCH_CERT, BATCH_CHAIN, BATCH_MANIFEST, BATCH_REGISTRATION, BATCH_SIGNATURE, sm3_hex
 from archive.replica import ReplicatedStore
 from archive.store import ObjectMissing, ObjectStore, StoreError
 
 REPORT_PREFIX = "reports/fixity/"
+SHOWN_PROBLEMS = 50  # problems kept in the database per pass (alerts and the health page name them)
 RUN_FILES = (BATCH_SIGNATURE, BATCH_CERT, BATCH_CHAIN, BATCH_REGISTRATION, BATCH_MANIFEST)
 
 
@@ -146,4 +147,23 @@ def run_fixity(store: ObjectStore | ReplicatedStore, sessions: sessionmaker[Sess
         key = f"{REPORT_PREFIX}{now:%Y%m%dT%H%M%S%fZ}.json"
         store.put_unlocked(key, json.dumps(report, ensure_ascii=False, indent=1).encode())
         report["report_key"] = key
+    record_run(sessions, report)
     return report
+
+
+def problems_digest(problems: list[dict]) -> str:
+    """SM3 over the sorted (problem, key) pairs: the same problems found again give the same digest."""
+    pairs = sorted({f"{p['problem']}\t{p['key']}" for p in problems})
+    return sm3_hex("\n".join(pairs).encode()) if pairs else ""
+
+
+def record_run(sessions: sessionmaker[Session], report: dict, keep: int = SHOWN_PROBLEMS) -> None:
+    """The pass in ``archive_fixity_run`` (the first ``keep`` problems; the full list is in the report)."""
+    from sealflow.db import transaction
+
+    with transaction(sessions) as session:
+        session.add(FixityRun(checked_at=datetime.fromisoformat(report["checked_at"]),
+                              records_checked=report["records_checked"], ok=report["ok"],
+                              problem_counts=report["problem_counts"], problems=report["problems"][:keep],
+                              problems_sm3=problems_digest(report["problems"]),
+                              report_key=report.get("report_key", "")))

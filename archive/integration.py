@@ -134,3 +134,16 @@ def scheduled_fixity(settings: Settings, sessions: sessionmaker[Session]) -> dic
         shown["copies"] = {k: v for k, v in report["copies"].items() if k != "problems"} | {
             "problems_shown": report["copies"]["problems"][:20]}
     return {k: v for k, v in report.items() if k not in ("problems", "copies")} | shown
+
+
+def after_stamping(session: Session, batch_id: str):
+    """What the archive did with a stamped batch, as its batch report shows it: each document's 档号
+    (by the sealed file's SM3), whether the archive has finished with the batch, how many it refused."""
+    from archive.models import ARCHIVED, ArchiveRecord
+    from stamping.batch.report import AfterStamping
+
+    codes = dict(session.execute(select(ArchiveRecord.document_sm3, ArchiveRecord.archival_code).where(
+        ArchiveRecord.batch_id == batch_id, ArchiveRecord.state == ARCHIVED)).all())
+    finished = session.get(ArchivedBatch, batch_id)
+    return AfterStamping(archival_codes=codes, archived=True if finished else None,
+                         archive_refused=finished.refused if finished else 0)

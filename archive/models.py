@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from sealflow.db import Base
@@ -67,3 +67,20 @@ class ArchivedBatch(Base):
     finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     archived: Mapped[int] = mapped_column(Integer, default=0)
     refused: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class FixityRun(Base):
+    """One fixity pass (长期保存 固定性检测) over the archive: what it found, in counts and the first
+    problems (the full list is in the report under ``report_key``). ``problems_sm3`` identifies the set
+    of problems (kind and object key), so the same problems found again are the same alert."""
+
+    __tablename__ = "archive_fixity_run"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    records_checked: Mapped[int] = mapped_column(Integer, default=0)
+    ok: Mapped[bool] = mapped_column(Boolean, default=True)
+    problem_counts: Mapped[dict] = mapped_column(JSON, default=dict)
+    problems: Mapped[list] = mapped_column(JSON, default=list)
+    problems_sm3: Mapped[str] = mapped_column(String(64), default="")
+    report_key: Mapped[str] = mapped_column(Text, default="")

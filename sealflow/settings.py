@@ -134,6 +134,10 @@ class Settings:
     airflow_orphan_check_s: int = 30
     task_retry_delay_s: int = 10
     archive_retry_delay_s: int = 30
+    # Where the records office reads batch reports on disk (<dir>/<batch>/report.html, 0640 in 0750
+    # folders for the office's group): outside the private home, which stays 0700. "" = no copy there
+    # (the report stays in the batch's work folder and the work bucket).
+    reports_dir: str = ""
     log_level: str = "INFO"
 
     @property

@@ -1,5 +1,6 @@
 """Alerts (告警) through Airflow's notifiers: a seal entering its 30-day renewal window or expired, a
-dead-lettered filing record, a locked key, a failed or refused batch — each e-mailed once per condition.
+dead-lettered filing record, a fixity problem, a locked key, a failed or refused batch — each e-mailed
+once per condition.
 
 ``SealFlowAlertNotifier`` is an Airflow notifier (``BaseNotifier``): use it as a DAG or task callback,
 or call it from the ``sealflow_alerts`` watch DAG. On each call it works out the conditions that hold

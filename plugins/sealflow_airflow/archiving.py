@@ -55,6 +55,7 @@ def archive_batches(batch_ids: list[str], context: Any) -> list[dict]:
         summary = result.to_json()
         log.info("batch %s archived: %s", batch_id, summary["counts"])
         summary["registrations_queued"] = queue_registrations(sessions, batch_id)
+        summary["report_html"] = pipeline.refresh_report(batch_id)  # now with each 档号
         out.append(summary)
         unstored += [f"{batch_id}/{o.file}: {o.reasons[0] if o.reasons else 'not stored'}"
                      for o in result.outcomes if o.status == "failed"]

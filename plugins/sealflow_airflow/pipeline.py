@@ -64,6 +64,7 @@ def tools() -> process.BatchTools:
     return process.BatchTools(
         session_factory=_sessions(),
         work_root=settings().state_dir / "batches",
+        reports_dir=tools_reports_dir(),
         stampers={
             "pdf": lambda src, seal, signer, placement, path, options: stamp_pdf(
                 src, seal, signer, placement, container=options.get("pdf_container", "pkcs7"), path=path,
@@ -267,6 +268,43 @@ def _never_approved(batch_id: str) -> bool:
             session, batch_id, batch.run_id or None)
 
 
+def copy_report(batch_id: str, json_path: str, html_path: str) -> str:
+    """Copy the batch report to the work bucket (``batches/<id>/report.*``); its s3:// address, or ''."""
+    try:
+        from sealflow_airflow.hooks import s3_client
+
+        client = s3_client()
+        bucket = settings().work_bucket
+        for name, path in (("report.json", json_path), ("report.html", html_path)):
+            client.upload_file(path, bucket, f"batches/{batch_id}/{name}")
+        return f"s3://{bucket}/batches/{batch_id}/report.html"
+    except Exception as exc:  # the local report stays the reference; S3 is a copy for operators
+        log.warning("batch %s: report not copied to object storage: %s", batch_id, exc)
+        return ""
+
+
+def refresh_report(batch_id: str) -> str:
+    """Write a finished batch's report again with what the archive and the filing did since (档号,
+    archived, filed), and copy it; the path of report.html. A report that cannot be refreshed is
+    logged, never fails the archiving or filing that called it (the console shows the live state)."""
+    from archive.integration import after_stamping
+    from sealflow.db import transaction
+    from stamping.batch.report import refresh_report as rewrite
+
+    try:
+        with transaction(_sessions()) as session:
+            written = rewrite(session, batch_id, after_stamping(session, batch_id), tools_reports_dir())
+    except Exception as exc:
+        log.warning("batch %s: report not refreshed: %s", batch_id, exc)
+        return ""
+    copy_report(batch_id, written["json"], written["html"])
+    return written["html"]
+
+
+def tools_reports_dir() -> Path | None:
+    return Path(settings().reports_dir) if settings().reports_dir else None
+
+
 def finish_batch(batch_id: str, context: Any) -> dict:
     if _never_approved(batch_id):
         from airflow.sdk.exceptions import AirflowFailException
@@ -276,16 +314,9 @@ def finish_batch(batch_id: str, context: Any) -> dict:
                                    f"or timed out); nothing was stamped — submit the batch again "
                                    f"(report {summary['report_html']})")
     summary = process.finish(tools(), batch_id)
-    try:
-        from sealflow_airflow.hooks import s3_client
-
-        client = s3_client()
-        bucket = settings().work_bucket
-        for name in ("report.json", "report.html"):
-            client.upload_file(summary[f"report_{name.split('.')[1]}"], bucket, f"batches/{batch_id}/{name}")
-        summary["report_s3"] = f"s3://{bucket}/batches/{batch_id}/report.html"
-    except Exception as exc:  # the local report stays the reference; S3 is a copy for operators
-        log.warning("batch %s: report not copied to object storage: %s", batch_id, exc)
+    copied = copy_report(batch_id, summary["report_json"], summary["report_html"])
+    if copied:
+        summary["report_s3"] = copied
     if summary["status"] == "incomplete":
         # Documents wait: the run must not end green and archiving must not start. Failing (not
         # retrying) the report is right: only clearing the named chunks can change the answer.

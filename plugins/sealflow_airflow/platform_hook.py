@@ -91,19 +91,38 @@ def _sessions():  # a sessionmaker built once per worker process
 def file_records(max_records: int | None = None, platform_conn_id: str = "sealflow_platform") -> dict[str, Any]:
     """The ``file_records`` task: drain what is due, then report the outbox status (small dict for XCom)."""
     from filing.dispatcher import drain
+    from filing.outbox import utcnow
     from filing.reconcile import status
 
     factory = _sessions()
+    started = utcnow()
     with SealflowPlatformHook(platform_conn_id).get_conn() as client:
         result = drain(factory, client, max_records=max_records)
     with factory() as session:
         state = status(session)
+    refresh_filed_reports(factory, started)
     log.info(
         "filing: claimed %d, sent %d, failed %d, dead %d; outbox %s",
         result.claimed, result.sent, result.failed, result.dead, state["counts"],
     )
     alarm_on_failing_delivery(factory, result, get_settings().filing_alert_after_s)
     return {"drain": result.as_dict(), "outbox": state["counts"], "held_by_dead_letter": state["held_by_dead_letter"]}
+
+
+def refresh_filed_reports(factory: Any, since: Any) -> list[str]:
+    """Batches whose archive registration this drain filed get their report written again, so it says
+    已备案 with the receipts — the batch ids. (A dead letter is an alert and on the health page.)"""
+    from sqlalchemy import select
+
+    from filing.outbox import OutboxRecord
+    from sealflow_airflow import pipeline
+
+    with factory() as session:
+        batch_ids = sorted(set(session.scalars(select(OutboxRecord.subject).where(
+            OutboxRecord.kind == "archive.register", OutboxRecord.sent_at >= since))))
+    for batch_id in batch_ids:
+        pipeline.refresh_report(batch_id)
+    return batch_ids
 
 
 def alarm_on_failing_delivery(factory: Any, result: Any, threshold_s: float) -> None:

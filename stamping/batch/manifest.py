@@ -111,6 +111,9 @@ class ManifestRecord:
         return asdict(self)
 
 
+SHOWN_FIELDS = ("licence_number", "holder_name")
+
+
 @dataclass
 class Rejection:
     """A manifest row or a document that is quarantined, with every reason found."""
@@ -118,6 +121,9 @@ class Rejection:
     row: int
     file: str
     reasons: list[str] = field(default_factory=list)
+    # What the row said for 证照编号 and holder (printable, bounded): a quarantined row in a report
+    # is recognised by them, not by a blank. Never used for anything but showing.
+    said: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -305,7 +311,8 @@ def detect_format(head: bytes) -> str | None:
 
 
 def _check_row(row_no: int, row: dict[str, str], folder: Path) -> tuple[ManifestRecord | None, Rejection]:
-    rejection = Rejection(row_no, _printable(row.get("file", "")))
+    rejection = Rejection(row_no, _printable(row.get("file", "")),
+                          said={key: _printable(str(row.get(key) or ""), 100) for key in SHOWN_FIELDS})
     reasons = rejection.reasons
     if UNREADABLE in row:
         reasons.append(_printable(row[UNREADABLE], 300))

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from sealflow.db import transaction
@@ -45,6 +45,7 @@ from stamping.batch.manifest import (
     read_manifest,
 )
 from stamping.batch.models import Batch, BatchDocument
+from stamping.batch.report import PENDING_STATES, state_counts, write_report
 from stamping.gm.sm3 import sm3
 from stamping.keys.signer import RecordingSigner, Signer
 from stamping.placement import Placement
@@ -74,8 +75,6 @@ INFRASTRUCTURE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EPERM, errn
                                    errno.EROFS, errno.EMFILE, errno.ENFILE, errno.ENOMEM})
 # Libraries whose exceptions mean a service is unreachable or failing (S3, HTTP, the database).
 _SERVICE_MODULES = ("botocore", "boto3", "s3transfer", "urllib3", "sqlalchemy.exc", "psycopg2")
-# Document states that still wait for work: a batch with any of them is not finished.
-PENDING_STATES = ("accepted", "stamped")
 
 
 def is_infrastructure(exc: BaseException) -> bool:
@@ -132,6 +131,8 @@ class BatchTools:
     status_lookup: SealStatusLookup | None = None
     # Entered around 验章 of a chunk: the registry reads each seal's status history once per chunk.
     status_snapshot: Callable[[], AbstractContextManager] | None = None
+    # Where the office reads batch reports (``SEALFLOW_REPORTS_DIR``); None: only in the work folder.
+    reports_dir: Path | None = None
 
 
 def _since(started: float) -> float:
@@ -176,7 +177,8 @@ def ingest(tools: BatchTools, *, batch_id: str, source: Path, es_id: str, reques
             with open_document(source, record.file) as fh:
                 data = fh.read(MAX_DOCUMENT_BYTES + 1)
         except NotADocument as exc:
-            checked.rejected.append(Rejection(record.row, record.file, [str(exc)]))
+            checked.rejected.append(Rejection(record.row, record.file, [str(exc)], said={
+                "licence_number": record.licence_number, "holder_name": record.holder_name}))
             continue
         write_atomic(work / "in" / record.file, data)
         docs.append(_document_row(batch_id, record.file, record.row, format=record.format,
@@ -185,7 +187,7 @@ def ingest(tools: BatchTools, *, batch_id: str, source: Path, es_id: str, reques
         accepted += 1
     for rejection in checked.rejected:
         docs.append(_document_row(batch_id, rejection.file or f"(row {rejection.row})", rejection.row,
-                                  state="quarantined", reasons=rejection.reasons))
+                                  state="quarantined", reasons=rejection.reasons, record=rejection.said))
     with open_document(manifest_path.parent, manifest_path.name) as fh:
         write_atomic(work / "in" / manifest_path.name, fh.read(MAX_MANIFEST_BYTES + 1))
     with transaction(tools.session_factory) as session:
@@ -393,14 +395,6 @@ def _commit_verification(tools: BatchTools, updates: list[dict]) -> None:
             session.execute(update(BatchDocument), [{**u, "verified_at": now} for u in updates])
 
 
-def state_counts(session: Session, batch_id: str) -> dict:
-    """``{"batch_id", "documents", <state>: n, ...}`` counted in the database."""
-    rows = session.execute(select(BatchDocument.state, func.count()).where(
-        BatchDocument.batch_id == batch_id).group_by(BatchDocument.state)).all()
-    counts = {state: n for state, n in rows}
-    return {"batch_id": batch_id, "documents": sum(counts.values()), **counts}
-
-
 def documents(session: Session, batch_id: str, states: Iterable[str] | None = None) -> list[BatchDocument]:
     query = select(BatchDocument).where(BatchDocument.batch_id == batch_id).order_by(BatchDocument.row)
     if states is not None:
@@ -409,42 +403,22 @@ def documents(session: Session, batch_id: str, states: Iterable[str] | None = No
 
 
 def finish(tools: BatchTools, batch_id: str, status: str | None = None) -> dict:
-    """Write the batch report (report.json, report.html) and mark the batch finished.
+    """Write the batch report (report.json, report.html: ``stamping.batch.report``) and mark the batch finished.
 
     A batch with documents still ``accepted`` or ``stamped`` (a chunk ran out of retries) gets the
     status ``incomplete``: the report is written all the same — each waiting document with the chunk
     to clear — and the summary's ``pending`` names those chunks; the caller decides to fail the run.
     """
-    from stamping.batch.report import render_html
-
     with transaction(tools.session_factory) as session:
         batch = _load_batch(session, batch_id)
         counts = state_counts(session, batch_id)
-        # Only the report's columns: each document's verification summary is kilobytes, not needed here.
-        rows = session.execute(
-            select(BatchDocument.row, BatchDocument.file, BatchDocument.state, BatchDocument.reasons,
-                   BatchDocument.record, BatchDocument.output_sm3, BatchDocument.chunk)
-            .where(BatchDocument.batch_id == batch_id).order_by(BatchDocument.row)).all()
-        docs = [{"row": d.row, "file": d.file, "state": d.state,
-                 "reasons": d.reasons if d.state not in PENDING_STATES else [_waiting_reason(d.state, d.chunk)],
-                 "licence_number": d.record.get("licence_number", ""), "output_sm3": d.output_sm3}
-                for d in rows]
-        pending = sorted({d.chunk for d in rows if d.state in PENDING_STATES})
+        pending = sorted(set(session.scalars(select(BatchDocument.chunk).where(
+            BatchDocument.batch_id == batch_id, BatchDocument.state.in_(PENDING_STATES)))))
         final = status or ("refused" if batch.status == "refused" else "incomplete" if pending else "done")
-        report = {"batch_id": batch_id, "es_id": batch.es_id, "requester": batch.requester,
-                  "source": batch.source, "status": final, "created_at": batch.created_at.isoformat(),
-                  "finished_at": _now().isoformat(), "counts": counts, "pending_chunks": pending,
-                  "documents": docs}
-        work = Path(batch.work_dir)
-        write_atomic(work / "report.json", json.dumps(report, ensure_ascii=False, indent=1).encode())
-        write_atomic(work / "report.html", render_html(report).encode())
-        batch.status, batch.finished_at = final, _now()
-        batch.report = {"counts": counts, "json": str(work / "report.json"), "html": str(work / "report.html")}
+        finished = _now()
+        written = write_report(session, batch_id, status=final, finished_at=finished, counts=counts,
+                               reports_dir=tools.reports_dir)
+        batch.status, batch.finished_at = final, finished
+        batch.report = {"counts": counts, "json": written["json"], "html": written["html"]}
     return {"batch_id": batch_id, "status": final, "counts": counts, "pending_chunks": pending,
-            "report_json": str(work / "report.json"), "report_html": str(work / "report.html")}
-
-
-def _waiting_reason(state: str, chunk: int) -> str:
-    step = "stamp_chunk" if state == "accepted" else "verify_chunk"
-    return (f"not finished: chunk {chunk} ran out of retries before this document was "
-            f"{'sealed' if state == 'accepted' else 'verified'}; clear {step}[{chunk}] (with downstream) to retry it")
+            "report_json": written["json"], "report_html": written["html"]}

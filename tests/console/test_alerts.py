@@ -1,13 +1,12 @@
 """Alerts reach a real SMTP server (aiosmtpd on a free port) through Airflow's SMTP notifier, once per
-condition: an expiring seal, a dead-lettered filing, a locked key, a refused batch."""
+condition: a seal entering its renewal window, an expired seal, a dead-lettered filing, a locked key, a
+refused batch and failed ones (incomplete, never approved) — and the health page lists the same. The
+fixity alert is tested where a real fixity pass runs (tests/archive/test_fixity_alert.py)."""
 
 from __future__ import annotations
 
-import json
-import socket
 import sys
 from datetime import UTC, datetime, timedelta
-from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
@@ -16,40 +15,9 @@ from sqlalchemy import select, update
 from sealflow.db import make_engine, migrate, session_factory, transaction
 from sealflow.settings import Settings
 from tests.pipeline.plugins_path import PLUGINS
+from tests.smtp_inbox import Inbox, smtp_fixture  # noqa: F401 (the fixture ``smtp``)
 
 sys.path.insert(0, str(PLUGINS))
-
-aiosmtpd = pytest.importorskip("aiosmtpd.controller", reason="aiosmtpd is not installed (pip install -e '.[dev]')")
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
-        return "250 OK"
-
-    def subjects(self) -> list[str]:
-        return [str(m["Subject"]) for m in self.messages]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def smtp(monkeypatch: pytest.MonkeyPatch):
-    inbox, port = Inbox(), _free_port()
-    controller = aiosmtpd.Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps({
-        "conn_type": "smtp", "host": "127.0.0.1", "port": port, "login": "", "password": "",
-        "extra": {"disable_ssl": True, "disable_tls": True, "from_email": "sealflow@localhost"}}))
-    yield inbox
-    controller.stop()
 
 
 @pytest.fixture
@@ -70,8 +38,12 @@ def world(tmp_path: Path):
     with transaction(sessions) as session:
         session.execute(update(Seal).where(Seal.es_id == demo["es_ids"]["official"])
                         .values(valid_end=now + timedelta(days=12)))
-        session.add(Batch(batch_id="refused-1", source="/in", es_id=demo["es_ids"]["official"], requester="applicant",
-                          status="refused", work_dir="/tmp/x", created_at=now))
+        session.execute(update(Seal).where(Seal.es_id == demo["es_ids"]["personal"])
+                        .values(valid_end=now - timedelta(days=1)))
+        for batch_id, status in (("refused-1", "refused"), ("stuck-1", "incomplete"), ("unanswered-1", "not_approved"),
+                                 ("fine-1", "done")):
+            session.add(Batch(batch_id=batch_id, source="/in", es_id=demo["es_ids"]["official"],
+                              requester="applicant", status=status, work_dir="/tmp/x", created_at=now))
         from filing.outbox import DEAD, OutboxRecord, enqueue
 
         record_id = enqueue(session, "archive.register", "refused-1", {"documents": 1})
@@ -95,17 +67,23 @@ def test_each_condition_is_mailed_once_and_again_only_when_it_comes_back(smtp: I
     sessions, settings, store, demo = world
     notifier = SealFlowAlertNotifier(to="records@office.example", sessions=sessions, settings=settings)
     first = notifier.notify({})
-    assert sorted(k.split(":")[0] for k in first) == ["batch-refused", "filing-dead", "key-locked", "seal-renewal"]
+    assert sorted(k.split(":")[0] for k in first) == [
+        "batch-incomplete", "batch-not_approved", "batch-refused", "filing-dead", "key-locked", "seal-expired",
+        "seal-renewal"]
     subjects = smtp.subjects()
-    assert len(subjects) == 4
+    assert len(subjects) == 7
     assert any("印章 11 天后到期" in s or "印章 12 天后到期" in s for s in subjects), subjects
+    assert any("印章已过期" in s for s in subjects)
     assert any("密钥已锁定 alert-test" in s for s in subjects)
     assert any("批次被拒绝 refused-1" in s for s in subjects)
+    assert any("stuck-1" in s and "未完成" in s for s in subjects)
+    assert any("unanswered-1" in s and "未获批准" in s for s in subjects)
+    assert not any("fine-1" in s for s in subjects)
+    assert "platform said 500" in smtp.body_of("死信")
     assert all(m["To"] == "records@office.example" for m in smtp.messages)
-    assert "sealflow ca unlock-key alert-test" in next(
-        m for m in smtp.messages if "密钥" in str(m["Subject"])).get_body().get_content()
+    assert "sealflow ca unlock-key alert-test" in smtp.body_of("密钥")
 
-    assert notifier.notify({}) == [] and len(smtp.messages) == 4  # nothing new: nothing sent
+    assert notifier.notify({}) == [] and len(smtp.messages) == 7  # nothing new: nothing sent
 
     from stamping.keys.store import set_admin_credential
 
@@ -116,8 +94,46 @@ def test_each_condition_is_mailed_once_and_again_only_when_it_comes_back(smtp: I
         with pytest.raises(Exception):
             store.signer("alert-test", "wrong-pin")
     assert notifier.notify({}) == ["key-locked:alert-test"]  # back again: announced again
-    assert len(smtp.messages) == 5
+    assert len(smtp.messages) == 8
     with sessions() as session:
         from stamping.registry.models import Seal
 
         assert session.scalar(select(Seal.es_id).where(Seal.es_id == demo["es_ids"]["official"]))
+
+
+def test_the_health_page_shows_every_condition_that_is_mailed_and_the_last_fixity_pass(world) -> None:
+    from html import escape
+
+    from fastapi.testclient import TestClient
+
+    from archive.fixity import record_run
+    from tests.pipeline.plugins_path import pipeline_module
+
+    sessions, settings, _store, _demo = world
+    record_run(sessions, {"checked_at": datetime.now(UTC).isoformat(), "records_checked": 3, "ok": False,
+                          "problem_counts": {"missing": 1},
+                          "problems": [{"archival_code": "X001-ZZ·2026-Y-000001", "key": "packages/a.tar",
+                                        "licence_id": "L1", "problem": "missing", "reason": "no current object"}],
+                          "report_key": "reports/fixity/20260101T000000000000Z.json"})
+    pipeline_module(settings)
+    from airflow.api_fastapi.core_api.security import get_user
+    from sealflow_airflow.console.app import app
+    from sealflow_airflow.console.conditions import conditions, key_states
+
+    class Admin:
+        def get_name(self) -> str:
+            return "admin"
+
+    app.dependency_overrides[get_user] = Admin
+    try:
+        page = TestClient(app).get("/health")
+    finally:
+        app.dependency_overrides.clear()
+    assert page.status_code == 200, page.text
+    with sessions() as session:
+        holding = conditions(session, key_states(settings.keystore_dir))
+    assert len(holding) == 8  # the seven of the mail test and the fixity problem
+    for condition in holding:
+        assert escape(condition.subject) in page.text, condition.subject
+    assert "档案完整性检查发现 1 个问题" in page.text
+    assert "检查 3 件，发现问题 档案包缺失 1" in page.text  # the last fixity pass, from the archive's record

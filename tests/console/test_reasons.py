@@ -8,7 +8,7 @@ from tests.pipeline.plugins_path import PLUGINS
 
 sys.path.insert(0, str(PLUGINS))
 
-from sealflow_airflow.console.reasons import FALLBACK, chinese
+from stamping.reasons import FALLBACK, chinese
 
 
 def test_the_reasons_the_manifest_check_gives_read_as_chinese_with_how_to_fix() -> None:

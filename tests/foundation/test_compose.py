@@ -205,3 +205,30 @@ def test_the_deploy_check_refuses_a_deployment_without_an_identity_register(tmp_
     (line,) = problems({**good, "SEALFLOW_IDENTITY_URL": " "}, kek)
     assert line.startswith("SEALFLOW_IDENTITY_URL is not set") and "refused" in line
     assert problems({**good, "SEALFLOW_IDENTITY_URL": "https://idp.example.gov.cn"}, kek) == []
+
+
+def test_airflow_sends_its_own_metrics_to_a_statsd_exporter_prometheus_can_scrape(compose):
+    """Airflow's metrics switched on (StatsD) in every Airflow component, received by the statsd-exporter
+    service on the port they are sent to, served for Prometheus on a published port (compose not run here:
+    no Docker engine)."""
+    services = compose["services"]
+    exporter = services["statsd-exporter"]
+    assert exporter["image"].startswith("prom/statsd-exporter:")
+    flags = dict(arg.lstrip("-").split("=", 1) for arg in exporter["command"])
+    for name in AIRFLOW:
+        env = services[name]["environment"]
+        assert env["AIRFLOW__METRICS__STATSD_ON"] == "true", name
+        assert env["AIRFLOW__METRICS__STATSD_HOST"] == "statsd-exporter", name
+        assert flags["statsd.listen-udp"] == f":{env['AIRFLOW__METRICS__STATSD_PORT']}", name
+    assert flags["web.listen-address"] == ":9102"
+    assert any(port.endswith(":9102") for port in exporter["ports"])
+    assert "9102/metrics" in " ".join(exporter["healthcheck"]["test"])
+    (mount,) = exporter["volumes"]
+    source, target = mount.split(":")[:2]
+    assert flags["statsd.mapping-config"] == target
+    mappings = yaml.safe_load((ROOT / source).read_text())["mappings"]
+    assert any(m["match"] == "airflow.dagrun.duration.*.*" for m in mappings)
+    assert all(m["match"].startswith(services["airflow-scheduler"]["environment"]["AIRFLOW__METRICS__STATSD_PREFIX"])
+               for m in mappings)
+    # The StatsD client ships in the image: the Dockerfile installs Airflow with its statsd extra.
+    assert "apache-airflow[statsd]==" in (ROOT / "Dockerfile").read_text()

@@ -198,6 +198,34 @@ def test_metrics_answer_in_prometheus_format_after_the_batch(console_env: Consol
     assert samples['sealflow_seals{status="active"}'] >= 1
     assert any(k.startswith("sealflow_seal_days_to_expiry{") for k in samples)
     assert "sealflow_filing_backlog" in samples
+    assert samples['sealflow_batches{status="done"}'] >= 1
+    # A fixity pass (the archive_fixity DAG, as scheduled) shows in the next scrape.
+    fixity = console_env.env.stack.run_dag("archive_fixity")  # red when it finds problems; recorded either way
+    with console_env.client("admin") as client:
+        after = parse_prometheus(client.get(f"{PREFIX}/metrics").text)
+    assert "sealflow_fixity_records_checked" in after, fixity.stdout[-3000:] + fixity.stderr[-3000:]
+    assert after["sealflow_fixity_records_checked"] >= expected["good"]
+    assert after["sealflow_fixity_last_run_timestamp_seconds"] > time.time() - 3600
+
+
+def test_the_batch_report_after_archiving_names_each_archival_code_and_is_readable_by_the_office(
+        console_env: ConsoleEnv) -> None:
+    import stat
+
+    from stamping.batch.models import Batch
+
+    with console_env.env.sessions() as session:
+        batch = session.get(Batch, BATCH_ID)
+        report = Path(batch.report["html"])
+    html = report.read_text(encoding="utf-8")
+    assert stat.S_IMODE(report.stat().st_mode) == 0o640
+    assert f"已归档 {console_env.expected['good']} 件" in html  # written again by archive_batch
+    lines = re.findall(r"<tr[^>]*><td>\d+</td>.*?</tr>", html)
+    assert [('class="quar"' in line) for line in lines[:console_env.expected["bad"]]] == \
+        [True] * console_env.expected["bad"]  # quarantined rows first
+    codes = re.findall(r'class="valid">有效</td><td></td><td>([^<]+)</td>', html)
+    assert len(codes) == console_env.expected["good"] and all("·" in c for c in codes)  # each with its 档号
+    assert "同意 · keeper" in html and "（北京时间）" in html
 
 
 def parse_prometheus(text: str) -> dict[str, float]:

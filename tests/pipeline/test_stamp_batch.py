@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import re
+import stat
 from pathlib import Path
 
 import pytest
@@ -48,7 +50,10 @@ def test_happy_path_with_bad_documents(pipeline_env: PipelineEnv, tmp_path: Path
         assert batch.status == "done"
         report = json.loads(Path(batch.report["json"]).read_text())
     assert report["counts"]["verified"] == expected["good"]
-    assert Path(batch.report["html"]).read_text().count("<tr") == len(docs) + 1
+    html = Path(batch.report["html"]).read_text()
+    assert len(re.findall(r"<tr[^>]*><td>\d+</td>", html)) == len(docs)  # one line per file
+    assert f"{expected['good']} 个文件已盖章并验章有效；{expected['bad']} 个文件未通过" in html
+    assert stat.S_IMODE(Path(batch.report["html"]).stat().st_mode) == 0o640  # the office's group reads it
     uses = _audit(pipeline_env, "seal.use", "happy-1")
     assert len(uses) == expected["good"]  # one audit entry per sealed document
     assert all(len(u.payload.get("signature_sm3", "")) == 64 for u in uses)  # naming the signature made

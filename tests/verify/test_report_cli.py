@@ -166,3 +166,24 @@ def test_batch_reasons_name_the_verdict_and_the_warning():
         "warning: drawn_parts: not covered: /Doc_0/Tpls/Tpl_0/Content.xml (template)"]
     assert verdict_reasons(crafted()) == ['references: modified: /Doc_0/<img src=x onerror="y">']
     assert verdict_reasons(DocumentResult("a.ofd", "ofd", error="boom")) == ["boom"]
+
+
+def test_html_opens_with_one_line_per_file_saying_why_in_chinese_with_the_technical_name_small():
+    tampered = crafted()
+    untrusted = crafted()
+    untrusted.signatures[0].checks[0].ok = True
+    untrusted.signatures[0].checks[1].ok = False
+    junk = DocumentResult("junk.pdf", "pdf", error="not an OFD or PDF file")
+    html = render_html([warned(), tampered, untrusted, junk])
+    overview = html[html.index("verdict per file"):html.index('<h2 id="d1">')]
+    lines = overview.split("<tr>")[2:]
+    assert len(lines) == 4  # one line per file, before any file's details
+    assert "有效但有警告" in lines[0] and "验章警告：部分显示内容不在签名保护范围内" in lines[0]
+    assert "<small>drawn_parts: not covered" in lines[0]
+    assert "无效" in lines[1] and "验章未通过：被签名的文件内容被改动" in lines[1]
+    assert "<small>references: modified" in lines[1]
+    assert "签章完整，但签章人证书不受信任" in lines[2]
+    assert "文件已损坏或不是 PDF/OFD" in lines[3] and "<small>not an OFD or PDF file</small>" in lines[3]
+    assert "True" not in html and "False" not in html  # 是 / 否, not Python's booleans
+    assert html.count("data:image/png;base64,") == 1  # two signatures with one seal: the picture once
+    assert "2026年01月01日 08:00:00（北京时间）" in html

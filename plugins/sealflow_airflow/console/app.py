@@ -142,7 +142,7 @@ def batch_page(batch_id: str, user: BatchesUser) -> HTMLResponse:
 
 @app.get("/batches/{batch_id}/bad-rows.csv", summary="隔离行 CSV The batch's quarantined and failed rows")
 def bad_rows_csv(batch_id: str, user: BatchesUser) -> Response:
-    from sealflow_airflow.console.reasons import chinese
+    from stamping.reasons import chinese
 
     out = io.StringIO()
     writer = csv.writer(out)
@@ -445,9 +445,20 @@ def _keys() -> list[dict[str, Any]]:
 
 
 def _last_fixity() -> str:
+    """The last fixity pass as recorded by the archive (time, records checked, problems by kind);
+    before any pass has recorded itself, the state of the archive_fixity DAG's last run."""
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
 
+    from sealflow_airflow.console.conditions import FIXITY_ZH
+
+    with _sessions()() as session:
+        fixity = queries.last_fixity(session)
+    if fixity is not None:
+        found = "，".join(f"{FIXITY_ZH.get(k, k)} {n}" for k, n in sorted(fixity.problem_counts.items()))
+        outcome = (f"发现问题 {found}（报告 {fixity.report_key}） problems found" if not fixity.ok
+                   else "没有问题 no problem")
+        return f"{fixity.checked_at.isoformat(timespec='seconds')}：检查 {fixity.records_checked} 件，{outcome}"
     with create_session() as session:
         run = session.scalar(select(DagRun).where(DagRun.dag_id == "archive_fixity")
                              .order_by(DagRun.id.desc()).limit(1))

@@ -1,9 +1,12 @@
 """The conditions people are told about (告警条件): a seal in its 30-day renewal window or expired, a
-dead-lettered filing record, a locked key, a refused or failed batch — worked out from the facts.
+dead-lettered filing record, a fixity problem of the archive, a locked key, a refused or failed batch —
+worked out from the facts.
 
 Shared by the health page (shown while they hold) and the alert notifier (mailed once each); kept in
 the console package so that the notifier depends on the console and never the other way round.
-Each condition has a stable key, so "once per condition" means once per key while it holds.
+Each condition has a stable key, so "once per condition" means once per key while it holds. A fixity
+problem's key is the digest of the problems the last pass found: the weekly pass finding the same
+problems again is the same condition; a pass finding other problems is a new one; a clean pass clears it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,15 @@ from sqlalchemy.orm import Session
 
 from sealflow_airflow.console import queries
 from stamping.batch.models import Batch
+
+# Batch statuses that are an alert: refused by the keeper, or the run failed — documents left waiting
+# (incomplete), the approval step failed or timed out (not_approved), or failed outright.
+BATCH_ALARMS = {"refused": "被拒绝", "failed": "失败", "incomplete": "未完成（有文件未盖章或未验章）",
+                "not_approved": "未获批准（审批步骤失败或超时）"}
+# Fixity problems (archive.fixity) as the archivist reads them.
+FIXITY_ZH = {"missing": "档案包缺失", "mismatch": "档案包内容与归档时不符", "overwritten": "档案包被新版本覆盖",
+             "unreadable": "档案包无法读取", "incomplete_run": "归档运行不完整", "unpublished_run": "归档运行未入索引",
+             "staged_run": "残留的暂存文件"}
 
 
 @dataclass(frozen=True)
@@ -58,16 +70,33 @@ def conditions(session: Session, keys: list[dict[str, Any]], now: datetime | Non
         out.append(Condition(f"filing-dead:{d['record_id']}", f"[SealFlow] 备案失败（死信）{d['kind']} {d['subject']}",
                              f"备案记录 {d['record_id']} ({d['kind']}, {d['subject']}) 尝试 {d['attempts']} 次后放弃："
                              f"{d['last_error']}。请检查备案平台后在运行状况页重试。 Filing dead-lettered."))
+    out += fixity_conditions(session)
     for k in keys:
         if k["locked"]:
             out.append(Condition(f"key-locked:{k['key_id']}", f"[SealFlow] 密钥已锁定 {k['key_id']}",
                                  f"密钥 {k['key_id']} 因连续输错口令被锁定，需管理员解锁："
                                  f"sealflow ca unlock-key {k['key_id']}。 The key is locked."))
-    for b in session.scalars(select(Batch).where(Batch.status.in_(("refused", "failed")))):
-        word = "被拒绝" if b.status == "refused" else "失败"
+    for b in session.scalars(select(Batch).where(Batch.status.in_(tuple(BATCH_ALARMS))).order_by(Batch.batch_id)):
+        word = BATCH_ALARMS[b.status]
         out.append(Condition(f"batch-{b.status}:{b.batch_id}", f"[SealFlow] 批次{word} {b.batch_id}",
                              f"批次 {b.batch_id}（申请人 {b.requester}，印章 {b.es_id}）{word}。"
                              f"详情见控制台 /sealflow/batches/{b.batch_id}。 The batch was {b.status}."))
     return out
 
+
+def fixity_conditions(session: Session) -> list[Condition]:
+    """The last fixity pass, when it found problems: one condition for that set of problems."""
+    run = queries.last_fixity(session)
+    if run is None or run.ok:
+        return []
+    total = sum(run.problem_counts.values())
+    counts = "，".join(f"{FIXITY_ZH.get(k, k)} {n} 处" for k, n in sorted(run.problem_counts.items()))
+    examples = "；".join(f"{FIXITY_ZH.get(p['problem'], p['problem'])}：{p.get('archival_code') or p.get('key')}"
+                        for p in run.problems[:5])
+    checked = run.checked_at if run.checked_at.tzinfo else run.checked_at.replace(tzinfo=UTC)
+    return [Condition(
+        f"fixity:{run.problems_sm3[:16]}", f"[SealFlow] 档案完整性检查发现 {total} 个问题",
+        f"{checked.isoformat(timespec='seconds')} 的完整性检查（检查 {run.records_checked} 件）发现：{counts}。"
+        f"例如 {examples}。完整报告在档案桶的 {run.report_key or 'reports/fixity/'}。请用 sealflow archive verify "
+        "核对受影响的档案包，并按 docs/backup.md 从备份恢复。 The archive's fixity check found problems.")]
 

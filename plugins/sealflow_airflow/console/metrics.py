@@ -5,11 +5,14 @@ Decisions:
   process that stamps, and the database already holds every fact (documents by state, outbox states,
   archive sizes, seals), so a scrape after a restart is still right.
 - Label values are escaped as the format requires (backslash, quote, newline); names are fixed here.
+- Fixity figures are those of the last pass the archive recorded (``archive_fixity_run``): a problem
+  stays visible until a clean pass, which is what an alert rule on them needs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -27,13 +30,18 @@ def _labels(pairs: dict[str, Any]) -> str:
     return "{" + ",".join(f'{k}="{_label(v)}"' for k, v in pairs.items()) + "}"
 
 
+def _number(value: float) -> str:
+    """Integers as integers; floats in full (``:g`` would round a Unix timestamp to six digits)."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
 class _Writer:
     def __init__(self) -> None:
         self.lines: list[str] = []
 
     def family(self, name: str, kind: str, help_text: str, samples: Iterable[tuple[dict[str, Any], float]]) -> None:
         self.lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-        self.lines += [f"{name}{_labels(labels)} {value:g}" for labels, value in samples]
+        self.lines += [f"{name}{_labels(labels)} {_number(value)}" for labels, value in samples]
 
     def text(self) -> str:
         return "\n".join(self.lines) + "\n"
@@ -41,6 +49,10 @@ class _Writer:
 
 STATE_METRIC = {"verified": "sealflow_documents_verified", "stamped": "sealflow_documents_sealed",
                 "quarantined": "sealflow_documents_quarantined", "failed": "sealflow_documents_failed"}
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def render_metrics(session: Session, keys: list[dict[str, Any]]) -> str:
@@ -67,6 +79,15 @@ def render_metrics(session: Session, keys: list[dict[str, Any]]) -> str:
     totals = queries.archive_totals(session)
     w.family("sealflow_archive_records", "gauge", "Archived records (packages).", [({}, totals["records"])])
     w.family("sealflow_archive_bytes", "gauge", "Bytes of archived packages.", [({}, totals["bytes"])])
+    fixity = queries.last_fixity(session)
+    w.family("sealflow_fixity_problems", "gauge", "Problems the last fixity pass found, by kind (none: no pass yet).",
+             [({"problem": k}, n) for k, n in sorted((fixity.problem_counts if fixity else {}).items())])
+    w.family("sealflow_fixity_records_checked", "gauge", "Archive records the last fixity pass read back.",
+             [({}, fixity.records_checked)] if fixity else [])
+    w.family("sealflow_fixity_last_run_timestamp_seconds", "gauge", "When the last fixity pass ran (Unix time).",
+             [({}, _aware(fixity.checked_at).timestamp())] if fixity else [])
+    w.family("sealflow_batches", "gauge", "Batches by status (done, refused, incomplete, not_approved, ...).",
+             [({"status": s}, n) for s, n in sorted(queries.batches_by_status(session).items())])
     w.family("sealflow_seals", "gauge", "Seals by status.",
              [({"status": s}, n) for s, n in sorted(queries.seals_by_status(session).items())])
     w.family("sealflow_seal_days_to_expiry", "gauge", "Days until each active seal expires.",

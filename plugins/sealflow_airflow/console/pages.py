@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from sealflow_airflow.console import URL_PREFIX
-from sealflow_airflow.console.reasons import CHECK_ZH, VERDICT_ZH, chinese
+from stamping.reasons import CHECK_ZH, VERDICT_ZH, chinese
 
 STEPS = [("checked", "已检查", "checked"), ("approved", "已审批", "approved"), ("stamped", "已盖章", "stamped"),
          ("verified", "已验章", "verified"), ("archived", "已归档", "archived"), ("filed", "已备案", "filed")]

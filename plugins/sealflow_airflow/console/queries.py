@@ -20,13 +20,14 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from archive.models import ArchiveRecord, ArchiveRun
+from archive.models import ArchiveRecord, ArchiveRun, FixityRun
 from filing.outbox import DEAD, PENDING, OutboxRecord
 from stamping.batch.approval import MAX_ATTEMPTS
 from stamping.batch.models import Batch, BatchDocument, SealUseApproval
 from stamping.registry.models import Seal
 
 FAILED_STATES = ("quarantined", "failed")
+ALARM_STATUSES = ("refused", "failed", "incomplete", "not_approved")  # batch statuses that stand out
 RENEWAL_WINDOW = timedelta(days=30)
 
 
@@ -97,7 +98,7 @@ def batches(session: Session, limit: int = 200) -> list[dict[str, Any]]:
             "es_id": b.es_id, "seal_name": seal.name if seal else "", "keeper": seal.keeper if seal else "",
             "created_at": _iso(b.created_at), "finished_at": _iso(b.finished_at),
             "documents": documents, "quarantined": counts.get("quarantined", 0), "failed": counts.get("failed", 0),
-            "steps": steps, "alarm": b.status in ("refused", "failed") or bad > 0,
+            "steps": steps, "alarm": b.status in ALARM_STATUSES or bad > 0,
         })
     return out
 
@@ -169,6 +170,15 @@ def archive_totals(session: Session) -> dict[str, int]:
     records, size = session.execute(select(func.count(), func.coalesce(func.sum(ArchiveRecord.package_size), 0))).one()
     runs = session.execute(select(func.count()).select_from(ArchiveRun)).scalar_one()
     return {"records": records, "bytes": int(size), "runs": runs}
+
+
+def last_fixity(session: Session) -> FixityRun | None:
+    """The latest fixity pass the archive recorded (``archive.fixity.record_run``), or None."""
+    return session.scalar(select(FixityRun).order_by(FixityRun.checked_at.desc(), FixityRun.id.desc()).limit(1))
+
+
+def batches_by_status(session: Session) -> dict[str, int]:
+    return dict(session.execute(select(Batch.status, func.count()).group_by(Batch.status)).all())
 
 
 def seals_by_status(session: Session) -> dict[str, int]:
