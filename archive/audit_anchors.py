@@ -9,7 +9,7 @@ imports ``archive``.
 from __future__ import annotations
 
 from archive.store import ObjectStore
-from sealflow.settings import Settings
+from kernel.settings import Settings
 from stamping.audit.anchors import BucketAnchors
 
 

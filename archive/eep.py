@@ -396,7 +396,7 @@ def read_eep(path: Path, out_dir: Path | None = None, *, chunk_size: int = 256 *
     content.signed_bytes_sm3 = hashlib.new("sm3", signed).hexdigest() if signed else ""
     if signed and content.signature and content.certificate and content.algorithm == SM2_WITH_SM3:
         try:
-            from stamping.gm.sm2 import SM2PublicKey
+            from gmpki.gm.sm2 import SM2PublicKey
 
             key = SM2PublicKey.from_certificate(content.certificate)
             content.signature_ok = key.verify(content.signature, signed)

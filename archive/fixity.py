@@ -64,7 +64,7 @@ def run_problems(store: ObjectStore, sessions: sessionmaker[Session]) -> list[di
 
 
 def _signed(store: ObjectStore, folder: str) -> bool:
-    from stamping.gm.sm2 import SM2PublicKey
+    from gmpki.gm.sm2 import SM2PublicKey
 
     try:
         key = SM2PublicKey.from_certificate(store.get(folder + BATCH_CERT))

@@ -62,7 +62,7 @@ class PackageError(ValueError):
 
 
 def sm3_hex(data: bytes) -> str:
-    # hashlib's "sm3" is OpenSSL's (the same as stamping.gm.sm3); we need the hex form here.
+    # hashlib's "sm3" is OpenSSL's (the same as gmpki.gm.sm3); we need the hex form here.
     return hashlib.new("sm3", data).hexdigest()
 
 

@@ -26,10 +26,10 @@ from pathlib import Path
 from sqlalchemy import Engine, MetaData, inspect, text
 
 from backup.snapshot import BackupError, BackupKeys, Destination, decode_value, schema_revisions
-from sealflow.db import make_engine
-from stamping.gm.sm2 import SM2PublicKey
-from stamping.gm.sm3 import sm3
-from stamping.gm.sm4 import DecryptionFailed, decrypt_gcm
+from gmpki.gm.sm2 import SM2PublicKey
+from gmpki.gm.sm3 import sm3
+from gmpki.gm.sm4 import DecryptionFailed, decrypt_gcm
+from kernel.db import make_engine
 
 
 @dataclass
@@ -183,7 +183,7 @@ def restore_backup(dest: Destination, keys: BackupKeys, state_dir: Path, databas
         state_dir.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=state_dir.parent, prefix=f".{state_dir.name}.restoring-"))
         try:
-            engine = external or make_engine(f"sqlite:///{staging / 'sealflow.db'}")
+            engine = external or make_engine(f"sqlite:///{staging / 'kernel.db'}")
             try:
                 migrate(engine)
                 have = schema_revisions(engine)

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from backup.snapshot import BackupError, BackupKeys, BackupResult, Destination, FolderDestination, S3Destination
-from sealflow.db import make_engine, migrate, session_factory
-from sealflow.objectstore import s3_client
-from sealflow.settings import Settings
-from stamping.keys.store import ensure_service_signer, kek_material
-from stamping.pki.certs import Subject
+from gmpki.pki.certs import Subject
+from kernel.db import make_engine, migrate, session_factory
+from kernel.keys import ensure_service_signer, kek_material
+from kernel.objectstore import s3_client
+from kernel.settings import Settings
 
 SETTINGS_KEPT = ("review_levels", "seal_region_code", "seal_validity_days", "archive_fonds", "archive_category",
                  "filing_system_id", "audit_checkpoint_every")

@@ -32,10 +32,10 @@ from typing import Any
 
 from sqlalchemy import Engine, MetaData, select, text
 
-from sealflow.files import write_atomic
-from stamping.gm.sm3 import sm3
-from stamping.gm.sm4 import encrypt_gcm
-from stamping.keys.signer import Signer
+from gmpki.gm.sm3 import sm3
+from gmpki.gm.sm4 import encrypt_gcm
+from gmpki.keys.signer import Signer
+from kernel.files import write_atomic
 
 SEGMENT_ROWS = 2000
 FORMAT = "sealflow-backup/1"
@@ -43,7 +43,7 @@ FORMAT = "sealflow-backup/1"
 STATE_PARTS = ("keys", "ca", "pins", "custody", "registry", "filing")
 # Logs, caches, the object store's own data, runtime files and work folders are re-created or live elsewhere.
 NOT_BACKED_UP = ("kek.hex", "airflow", "seaweedfs", "run", "logs", "sms", "batches", "samples", "inbox",
-                 "platform", "sealflow.db")
+                 "platform", "kernel.db")
 
 
 class BackupError(Exception):

@@ -45,8 +45,8 @@ from bench_pipeline import REPO, StackSampler, approve_after_park, domain_refere
 from cpu_figures import BackgroundLoad, TreeCpu
 from sqlalchemy import func, select
 
+from kernel.settings import Settings
 from sealflow.batch_runner import airflow_api, prepare_demo_seal
-from sealflow.settings import Settings
 from sealflow.stack import down, spawn_reaper, up
 from stamping.batch.inbox import BATCH_FILE, run_id_for
 from stamping.batch.samples import write_batch
@@ -76,7 +76,7 @@ def _run_after(api, dag_id: str, after: str, terminal: bool = True) -> dict[str,
 def _filed(settings: Settings, batch_id: str) -> tuple[int, int]:
     """(archive registrations of the batch with a receipt, all of them)."""
     from filing.outbox import SENT, OutboxRecord
-    from sealflow.db import make_engine, session_factory
+    from kernel.db import make_engine, session_factory
 
     engine = make_engine(settings.resolved_database_url)
     try:
@@ -92,7 +92,7 @@ def _filed(settings: Settings, batch_id: str) -> tuple[int, int]:
 
 def _archived(settings: Settings, batch_id: str) -> int:
     from archive.models import ArchiveRun
-    from sealflow.db import make_engine, session_factory
+    from kernel.db import make_engine, session_factory
 
     engine = make_engine(settings.resolved_database_url)
     try:

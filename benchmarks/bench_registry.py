@@ -22,8 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sealflow.db import make_engine, migrate, session_factory, transaction  # noqa: E402
-from sealflow.settings import Settings  # noqa: E402
+from kernel.db import make_engine, migrate, session_factory, transaction  # noqa: E402
+from kernel.settings import Settings  # noqa: E402
 from stamping.audit import verify_audit  # noqa: E402
 from stamping.registry import SealRegistry  # noqa: E402
 from stamping.registry.demo import DEMO_UNIT, DEMO_UNIT_CODE, KEEPER, bootstrap_demo  # noqa: E402

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
-from sealflow.settings import get_settings
+from kernel.settings import get_settings
 
 STAMPED_BATCHES = Asset("sealflow://batches/stamped")
 ARCHIVED_BATCHES = Asset("sealflow://batches/archived")

@@ -23,7 +23,7 @@ def seal_maintenance() -> None:
     @task(retries=2)
     def expire_and_checkpoint() -> dict:
         from archive.audit_anchors import bucket_anchors
-        from sealflow.settings import get_settings
+        from kernel.settings import get_settings
         from stamping.registry.maintenance import run_maintenance
 
         settings = get_settings()

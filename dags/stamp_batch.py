@@ -25,7 +25,7 @@ from sealflow_airflow import pipeline
 from sealflow_airflow.approval import SealUseApprovalOperator
 from sealflow_airflow.trigger_form import stamp_batch_params
 
-from sealflow.settings import get_settings
+from kernel.settings import get_settings
 
 STAMPED_BATCHES = pipeline.STAMPED_BATCHES
 

@@ -134,7 +134,7 @@ def _check_canonical(value: Any, where: str) -> None:
 
 
 def sm3_hex(data: bytes) -> str:
-    from stamping.gm.sm3 import sm3
+    from gmpki.gm.sm3 import sm3
 
     return sm3(data).hex()
 
@@ -282,7 +282,7 @@ def _type_name(typ: type | tuple[type, ...]) -> str:
 def sign_request(record: dict[str, Any], signer: Any, system_id: str = "") -> tuple[bytes, dict[str, str]]:
     """Body bytes (canonical) and headers of a ``POST /v1/filings`` for ``record``.
 
-    ``signer`` is a :class:`stamping.keys.signer.Signer` (the sending system's key).
+    ``signer`` is a :class:`gmpki.keys.signer.Signer` (the sending system's key).
     """
     body = canonical(record)
     headers = {
@@ -317,7 +317,7 @@ def sign_batch(
 @lru_cache(maxsize=64)
 def public_key(cert_der: bytes) -> Any:
     """The SM2 key of a certificate, parsed once: the key object also caches its Z value (GM/T 0009)."""
-    from stamping.gm.sm2 import SM2PublicKey
+    from gmpki.gm.sm2 import SM2PublicKey
 
     return SM2PublicKey.from_certificate(cert_der)
 

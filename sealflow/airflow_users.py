@@ -33,7 +33,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from sealflow.settings import Settings
+from kernel.settings import Settings
 
 AIRFLOW_ROLE_RANK = ("viewer", "user", "op", "admin")
 ROLE_MAP = {"admin": "admin", "operator": "op", "keeper": "user", "reviewer": "user", "applicant": "user",
@@ -51,10 +51,10 @@ def registry_users(settings: Settings) -> list[dict[str, Any]]:
     from sqlalchemy import inspect
     from sqlalchemy.exc import SQLAlchemyError
 
-    from sealflow.db import make_engine, session_factory
+    from kernel.db import make_engine, session_factory
 
     url = settings.resolved_database_url
-    if url.startswith("sqlite") and not (settings.state_dir / "sealflow.db").exists() and not settings.database_url:
+    if url.startswith("sqlite") and not (settings.state_dir / "kernel.db").exists() and not settings.database_url:
         return []
     engine = make_engine(url)
     try:

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kernel.db import make_engine, migrate, session_factory
+from kernel.files import write_atomic
+from kernel.settings import Settings
 from sealflow.airflow_api import AirflowApi, AirflowApiError
-from sealflow.db import make_engine, migrate, session_factory
-from sealflow.files import write_atomic
-from sealflow.settings import Settings
 from stamping.batch.sms import LocalSmsGateway
 
 DAG_ID = "stamp_batch"
@@ -72,7 +72,7 @@ def prepare_demo_seal(settings: Settings) -> DemoSeal:
 
 def serve_sample_issuer(sessions: Any, seals: Any, es_id: str) -> None:
     """The demo's 行政审批局 seals the sample licences issued by the 市场监督管理局: registered, audited."""
-    from sealflow.db import transaction
+    from kernel.db import transaction
     from stamping.batch import admission
     from stamping.batch.samples import ISSUER_CODE, ISSUER_NAME
 

@@ -23,7 +23,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-from sealflow.settings import StateNotPrivate, check_state, config_file, get_settings, home_source
+from kernel.settings import StateNotPrivate, check_state, config_file, get_settings, home_source
+from sealflow.exits import CheckFailed, UsageError
+
+__all__ = ["CheckFailed", "UsageError", "build_parser", "main"]  # the errors are raised by the commands
 
 COMMAND_MODULES = (
     "stack",
@@ -39,14 +42,6 @@ COMMAND_MODULES = (
     "kek",
     "backup",
 )
-
-
-class UsageError(Exception):
-    """Bad arguments or input named by the user: exit code 2."""
-
-
-class CheckFailed(Exception):
-    """A check the user asked for did not pass: exit code 1."""
 
 
 # (command, action) pairs by what they need of a SealFlow home; every other command needs one found.

@@ -38,7 +38,7 @@ def step_batch(ctx: Any) -> None:
     result = run_batch(ctx.settings, folder, seal.es_id, seal.keeper, batch_id)
     print(f"    stamp_batch: {result['state']} in {result['seconds']} s (run {result['run_id']})")
     if result["state"] != "success":
-        from sealflow.cli import CheckFailed
+        from sealflow.exits import CheckFailed
 
         raise CheckFailed(f"stamp_batch ended {result['state']}; see the run {result['run_id']} in the Airflow UI")
     report_path = ctx.settings.state_dir / "batches" / batch_id / "report.json"
@@ -90,8 +90,8 @@ def step_archive_and_file(ctx: Any) -> None:
 
     from archive.models import ArchiveRun
     from filing.outbox import OutboxRecord
+    from kernel.db import make_engine, session_factory
     from sealflow.batch_runner import airflow_api
-    from sealflow.db import make_engine, session_factory
 
     api = airflow_api(ctx.settings)
     try:

@@ -43,8 +43,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from sealflow.objectstore import CHECKSUM_ENV, ensure_buckets, s3_client
-from sealflow.settings import Settings, check_state
+from kernel.objectstore import CHECKSUM_ENV, ensure_buckets, s3_client
+from kernel.settings import Settings, check_state
 
 log = logging.getLogger(__name__)
 
@@ -300,7 +300,7 @@ def seaweed_component(settings: Settings) -> Component:
 
 def sender_trust(settings: Settings) -> list[Path]:
     """What the simulator trusts for senders: the state's demo CA, root and intermediate (made if missing)."""
-    from stamping.pki.ca import DemoCA
+    from gmpki.pki.ca import DemoCA
 
     directory = settings.state_dir / "ca"
     DemoCA.create(directory)
@@ -872,7 +872,7 @@ def status(settings: Settings) -> dict[str, Any]:
 def init_services(settings: Settings, timeout: float = 120.0, out: Callable[[str], None] = print) -> None:
     """Prepare external services (production, compose's airflow-init): migrate the SealFlow database
     and create the buckets once the object store answers. Idempotent."""
-    from sealflow.db import make_engine, migrate
+    from kernel.db import make_engine, migrate
 
     engine = make_engine(settings.resolved_database_url)
     try:
@@ -895,7 +895,7 @@ from pathlib import Path
 
 import psutil
 
-from sealflow.settings import Settings
+from kernel.settings import Settings
 from sealflow.stack import down
 
 try:

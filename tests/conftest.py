@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from sealflow.db import make_engine, migrate
-from sealflow.settings import Settings
+from kernel.db import make_engine, migrate
+from kernel.settings import Settings
 from tests.stack_fixtures import embedded_stack  # noqa: F401 - session fixture shared by all areas
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +46,7 @@ def _fresh_pg_database(dsn: str, name: str) -> str:
 def db_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """A migrated SealFlow database: SQLite always, PostgreSQL when SEALFLOW_TEST_PG_DSN is set."""
     if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'sealflow.db'}")
+        engine = make_engine(f"sqlite:///{tmp_path / 'kernel.db'}")
     else:
         if not PG_DSN:
             pytest.skip("PostgreSQL not configured: set SEALFLOW_TEST_PG_DSN to run on PostgreSQL")

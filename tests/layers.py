@@ -26,31 +26,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Longest prefix wins. Rank = layer; equal ranks may import each other (cycles checked separately).
 LAYERS: dict[str, int] = {
-    "stamping.gm": 0,
-    "stamping.pki": 0,
-    "stamping.keys": 0,
-    "sealflow.settings": 1,
-    "sealflow.db": 1,
-    "sealflow.files": 1,
-    "sealflow.objectstore": 1,
-    "sealflow.migrations": 1,
-    "sealflow": 1,  # the package's __init__ only
+    "gmpki": 0,
+    "kernel": 1,
     "filing": 2,
     "stamping": 2,
     "archive": 2,
     "backup": 2,
     "sealflow_airflow": 3,
     "dags": 4,
-    "sealflow.cli": 4,
-    "sealflow.commands": 4,
-    "sealflow.stack": 4,
-    "sealflow.demo_batch": 4,
-    "sealflow.batch_runner": 4,
-    "sealflow.airflow_api": 4,
-    "sealflow.airflow_users": 4,
+    "sealflow": 4,
 }
-SOURCES = {"stamping": "stamping", "archive": "archive", "filing": "filing", "backup": "backup", "sealflow": "sealflow",
-           "sealflow_airflow": "plugins/sealflow_airflow", "dags": "dags"}
+SOURCES = {"gmpki": "gmpki", "kernel": "kernel", "stamping": "stamping", "archive": "archive", "filing": "filing",
+           "backup": "backup", "sealflow": "sealflow", "sealflow_airflow": "plugins/sealflow_airflow", "dags": "dags"}
 
 
 def layer_of(module: str) -> tuple[str, int] | None:

@@ -25,7 +25,7 @@ from typing import Any
 
 from airflow.sdk import BaseNotifier
 
-from sealflow.files import write_atomic
+from kernel.files import write_atomic
 from sealflow_airflow.console.conditions import conditions, key_states
 
 log = logging.getLogger(__name__)

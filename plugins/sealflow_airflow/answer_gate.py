@@ -44,8 +44,8 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 @lru_cache(maxsize=1)
 def _desk() -> Any:
     """Sessions and seal desk for the API server process (settings from SEALFLOW_* like the CLI)."""
-    from sealflow.db import make_engine, migrate, session_factory
-    from sealflow.settings import get_settings
+    from kernel.db import make_engine, migrate, session_factory
+    from kernel.settings import get_settings
     from stamping.batch.seals import BatchSeals
 
     settings = get_settings()
@@ -59,7 +59,7 @@ def judge(run_id: str, approve: bool, code: str, responder: str) -> Any | None:
     """Decide one answer for the approval of ``run_id``; None when SealFlow holds no such approval."""
     from sqlalchemy import select
 
-    from sealflow.db import transaction
+    from kernel.db import transaction
     from stamping.batch import approval
     from stamping.batch.models import Batch
 

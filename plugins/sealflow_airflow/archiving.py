@@ -70,7 +70,7 @@ def queue_registrations(sessions: Any, batch_id: str | None = None) -> int:
 
     from archive.models import ArchiveRun
     from filing.outbox import OutboxRecord, enqueue
-    from sealflow.db import transaction
+    from kernel.db import transaction
 
     with transaction(sessions) as session:
         registered = select(OutboxRecord).where(OutboxRecord.kind == "archive.register")

@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sealflow.objectstore import make_s3_client
-from sealflow.settings import Settings, get_settings
+from kernel.objectstore import make_s3_client
+from kernel.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 

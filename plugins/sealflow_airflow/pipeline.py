@@ -14,8 +14,8 @@ from airflow.sdk import Asset
 from airflow.sdk.exceptions import AirflowFailException
 from sqlalchemy import update
 
-from sealflow.db import make_engine, migrate, session_factory, transaction
-from sealflow.settings import Settings, get_settings
+from kernel.db import make_engine, migrate, session_factory, transaction
+from kernel.settings import Settings, get_settings
 from stamping.batch import admission, approval, process
 from stamping.batch.manifest import quarantine_table
 from stamping.batch.models import Batch, BatchDocument
@@ -51,11 +51,11 @@ def seals() -> BatchSeals:
 
 @lru_cache(maxsize=1)
 def tools() -> process.BatchTools:
+    from gmpki.pki.tsa_client import TsaClient
     from stamping.ofd.stamp import stamp_ofd
     from stamping.ofd.verify import verify_ofd
     from stamping.pdf.sign import stamp_pdf
     from stamping.pdf.verify import verify_pdf
-    from stamping.pki.tsa_client import TsaClient
 
     desk = seals()
     trust = desk.trust_store()

@@ -7,7 +7,7 @@ Connection ``sealflow_platform`` (any type; ``http`` is fine):
 * password — the PIN of the sending system's key in the key store;
 * extra — ``{"key_id": "filing-system", "platform_cert": "/path/platform-cert.pem", "timeout": 30}``.
 
-Without the connection (the embedded stack) everything comes from :class:`sealflow.settings.Settings`.
+Without the connection (the embedded stack) everything comes from :class:`kernel.settings.Settings`.
 The PIN never reaches logs or XCom.
 """
 
@@ -21,7 +21,7 @@ from airflow.sdk import BaseHook
 
 from filing.client import PlatformClient
 from filing.identity import load_platform_certificate, system_signer
-from sealflow.settings import Settings, get_settings
+from kernel.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class SealflowPlatformHook(BaseHook):
 
 @lru_cache(maxsize=1)
 def _sessions():  # a sessionmaker built once per worker process
-    from sealflow.db import make_engine, migrate, session_factory
+    from kernel.db import make_engine, migrate, session_factory
 
     engine = make_engine(get_settings().resolved_database_url)
     migrate(engine)

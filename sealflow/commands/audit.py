@@ -19,9 +19,9 @@ import argparse
 import json
 from pathlib import Path
 
-from sealflow.cli import CheckFailed, UsageError
+from kernel.settings import Settings, get_settings
 from sealflow.commands.seal import print_table, registry
-from sealflow.settings import Settings, get_settings
+from sealflow.exits import CheckFailed, UsageError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _public_key(path: Path):
     from asn1crypto import pem
 
-    from stamping.gm.sm2 import SM2PublicKey
+    from gmpki.gm.sm2 import SM2PublicKey
 
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
@@ -148,7 +148,7 @@ def run_show(args: argparse.Namespace, settings: Settings | None = None) -> int:
 
 
 def run_checkpoint(args: argparse.Namespace, settings: Settings | None = None) -> int:
-    from sealflow.db import transaction
+    from kernel.db import transaction
 
     settings = settings or get_settings()
     reg = registry(settings)
@@ -160,7 +160,7 @@ def run_checkpoint(args: argparse.Namespace, settings: Settings | None = None) -
 
 def run_anchor(args: argparse.Namespace, settings: Settings | None = None) -> int:
     from archive.audit_anchors import bucket_anchors
-    from sealflow.db import transaction
+    from kernel.db import transaction
     from stamping.audit.anchors import enqueue_missing
 
     settings = settings or get_settings()

@@ -9,12 +9,12 @@ import os
 from collections import Counter
 from pathlib import Path
 
-from sealflow.cli import CheckFailed, UsageError
-from sealflow.settings import get_settings
+from kernel.settings import get_settings
+from sealflow.exits import CheckFailed, UsageError
 
 
 def _enrol(args: argparse.Namespace) -> int:
-    from sealflow.db import make_engine, migrate, session_factory
+    from kernel.db import make_engine, migrate, session_factory
     from stamping.batch.seals import BatchSeals
 
     pin = os.environ.get(args.pin_env, "")
@@ -93,7 +93,7 @@ def _approve(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from sealflow.db import make_engine, migrate, session_factory, transaction
+    from kernel.db import make_engine, migrate, session_factory, transaction
     from stamping.batch import admission
     from stamping.batch.seals import BatchSeals
 
@@ -155,7 +155,7 @@ def batch_progress(session, batch_id: str) -> dict | None:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from sealflow.db import make_engine, migrate, session_factory
+    from kernel.db import make_engine, migrate, session_factory
     from stamping.batch import process
 
     settings = get_settings()

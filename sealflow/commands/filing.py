@@ -13,8 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
-from sealflow.cli import CheckFailed, UsageError
-from sealflow.settings import Settings, get_settings
+from kernel.settings import Settings, get_settings
+from sealflow.exits import CheckFailed, UsageError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _factory(settings: Settings):
-    from sealflow.db import make_engine, migrate, session_factory
+    from kernel.db import make_engine, migrate, session_factory
 
     engine = make_engine(settings.resolved_database_url)
     migrate(engine)
@@ -116,7 +116,7 @@ def run_drain(args: argparse.Namespace, settings: Settings | None = None) -> int
 def run_retry(args: argparse.Namespace, settings: Settings | None = None) -> int:
     from filing.dispatcher import retry
     from filing.outbox import DEAD, FAILED
-    from sealflow.db import transaction
+    from kernel.db import transaction
 
     if bool(args.record_ids) == (args.dead or args.failed):
         raise UsageError("give RECORD_IDs, or --dead and/or --failed")

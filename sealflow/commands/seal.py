@@ -31,9 +31,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sealflow.cli import CheckFailed, UsageError
-from sealflow.files import write_atomic
-from sealflow.settings import Settings, get_settings
+from kernel.files import write_atomic
+from kernel.settings import Settings, get_settings
+from sealflow.exits import CheckFailed, UsageError
 
 _PICTURE_SUFFIX = {"PNG": ".png", "JPG": ".jpg", "JPEG": ".jpg", "GIF": ".gif", "SVG": ".svg", "OFD": ".ofd"}
 PIN_ENV = "SEALFLOW_SEAL_PIN"
@@ -159,7 +159,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def registry(settings: Settings):
-    from sealflow.db import make_engine, migrate, session_factory
+    from kernel.db import make_engine, migrate, session_factory
     from stamping.registry import SealRegistry
 
     engine = make_engine(settings.resolved_database_url)

@@ -15,8 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from sealflow.cli import UsageError
-from sealflow.settings import Settings, get_settings
+from kernel.settings import Settings, get_settings
+from sealflow.exits import UsageError
 
 log = logging.getLogger(__name__)
 DOC_SUFFIXES = (".ofd", ".pdf")
@@ -55,7 +55,7 @@ def load_trust(paths: list[str], settings: Settings):
     roots = paths or list(settings.trust_roots)
     if not roots:
         return None
-    from stamping.pki.trust import TrustStore
+    from gmpki.pki.trust import TrustStore
 
     for r in roots:
         if not Path(r).is_file():
@@ -69,10 +69,10 @@ def load_trust(paths: list[str], settings: Settings):
 def registry_lookup(settings: Settings):
     """The registry's status lookup when a SealFlow database is configured, else None (its
     audited-use lookup is ``lookup.__self__.use_recorded``)."""
-    if not settings.database_url and not (settings.state_dir / "sealflow.db").exists():
+    if not settings.database_url and not (settings.state_dir / "kernel.db").exists():
         return None
     try:
-        from sealflow.db import make_engine, session_factory
+        from kernel.db import make_engine, session_factory
         from stamping.registry import SealRegistry
     except ImportError:
         return None
@@ -100,7 +100,7 @@ EXIT_VALID, EXIT_NOT_VALID, EXIT_WARNINGS = 0, 1, 3
 
 
 def _label(r) -> str:
-    from stamping.verify.result import Verdict
+    from stamping.verdict.result import Verdict
 
     if r.verdict == Verdict.VALID:
         return "VALID"
@@ -129,7 +129,7 @@ def _print_text(results) -> None:
 
 def exit_code(results) -> int:
     """0 only when every document is valid; 1 when any is not_valid; 3 for warnings only."""
-    from stamping.verify.result import Verdict
+    from stamping.verdict.result import Verdict
 
     verdicts = {r.verdict for r in results}
     if Verdict.NOT_VALID in verdicts:

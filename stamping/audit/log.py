@@ -37,12 +37,12 @@ from sqlalchemy.orm import Session
 
 from filing.outbox import enqueue
 from filing.protocol import ProtocolError, canonical
+from gmpki.gm.sm3 import sm3
 from stamping.audit.models import AuditCheckpoint, AuditEntry
-from stamping.gm.sm3 import sm3
 
 if TYPE_CHECKING:
-    from stamping.gm.sm2 import SM2PublicKey
-    from stamping.keys.signer import Signer
+    from gmpki.gm.sm2 import SM2PublicKey
+    from gmpki.keys.signer import Signer
 
 GENESIS = "00" * 32
 CHECKPOINT_DOMAIN = b"sealflow-audit-checkpoint/1"

@@ -32,8 +32,10 @@ from typing import Protocol
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from sealflow.db import transaction
-from sealflow.files import write_atomic
+from gmpki.gm.sm3 import sm3
+from gmpki.keys.signer import RecordingSigner, Signer
+from kernel.db import transaction
+from kernel.files import write_atomic
 from stamping.batch.manifest import (
     MAX_DOCUMENT_BYTES,
     MAX_MANIFEST_BYTES,
@@ -45,11 +47,9 @@ from stamping.batch.manifest import (
     read_manifest,
 )
 from stamping.batch.models import Batch, BatchDocument
-from stamping.gm.sm3 import sm3
-from stamping.keys.signer import RecordingSigner, Signer
 from stamping.placement import Placement
+from stamping.verdict.result import DocumentResult, SealStatusLookup, Verdict
 from stamping.verify.report import verdict_reasons
-from stamping.verify.result import DocumentResult, SealStatusLookup, Verdict
 
 log = logging.getLogger(__name__)
 

@@ -17,14 +17,14 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from sealflow.settings import Settings
+from gmpki.gm.sm4 import DecryptionFailed, decrypt_gcm, encrypt_gcm
+from gmpki.keys.signer import Signer
+from gmpki.pki.trust import TrustStore, read_certificates
+from kernel.keys import custody_path, load_kek
+from kernel.settings import Settings
 from stamping.batch.approval import Decision
-from stamping.gm.sm4 import DecryptionFailed, decrypt_gcm, encrypt_gcm
-from stamping.keys.signer import Signer
-from stamping.keys.store import custody_path, load_kek
-from stamping.pki.trust import TrustStore, read_certificates
 from stamping.registry.service import SealRegistry
-from stamping.verify.result import SealStatus
+from stamping.verdict.result import SealStatus
 
 
 class CustodyError(Exception):

@@ -7,7 +7,7 @@ Two shapes are met in the wild, both read here (ofdrw writes both and its valida
 - a ``ContentInfo`` (signedData OID, GB/T 35275 or PKCS #7) around it, possibly with PKCS #9 signed
   attributes: then messageDigest must be SM3(Signature.xml) and the signature is over DER(SET OF attrs).
 
-Checks (kinds as :mod:`stamping.verify.result`): ``signed_value`` (it parses), ``data_hash`` (the
+Checks (kinds as :mod:`stamping.verdict.result`): ``signed_value`` (it parses), ``data_hash`` (the
 signed digest is SM3 of this Signature.xml: the References' digests are bound through it),
 ``signer_signature``, ``signer_cert_validity`` at the signing time, ``signer_chain``. There is no
 seal, so no maker signature, seal validity or registry status: the result names the signer only.
@@ -22,10 +22,10 @@ from datetime import datetime
 
 from asn1crypto import cms, core, x509
 
-from stamping.gm.sm3 import sm3
-from stamping.pki.trust import TrustStore
-from stamping.verify.result import SignatureResult
-from stamping.verify.seal_checks import _cert_validity, _chain, _check_signature, _cn
+from gmpki.gm.sm3 import sm3
+from gmpki.pki.trust import TrustStore
+from stamping.verdict.result import SignatureResult
+from stamping.verdict.seal_checks import _cert_validity, _chain, _check_signature, _cn
 
 SIGNED_DATA_OIDS = {"1.2.156.10197.6.1.4.2.2", "1.2.840.113549.1.7.2"}
 MESSAGE_DIGEST = "1.2.840.113549.1.9.4"

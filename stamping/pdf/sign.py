@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING
 
 import pymupdf
 
-from stamping.gm.sm3 import new_sm3
-from stamping.keys.signer import Signer
+from gmpki.gm.sm3 import new_sm3
+from gmpki.keys.signer import Signer
 from stamping.pdf.active import active_content, docmdp_permission
 from stamping.pdf.appearance import SealImage, ring_ops, seal_image
 from stamping.pdf.cms import CONTAINERS, MAX_SM2_SIG_DER, build_signed_attrs, build_signed_data
@@ -37,7 +37,7 @@ from stamping.placement import AnchorNotFound, Placement, PlacementError
 from stamping.ses.make import _check_binding
 
 if TYPE_CHECKING:
-    from stamping.pki.tsa_client import Timestamper
+    from gmpki.pki.tsa_client import Timestamper
 
 __all__ = ["MAX_PDF_BYTES", "PdfError", "open_pdf", "stamp_pdf"]
 

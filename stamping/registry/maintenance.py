@@ -8,8 +8,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sealflow.db import make_engine, migrate, session_factory, transaction
-from sealflow.settings import Settings
+from kernel.db import make_engine, migrate, session_factory, transaction
+from kernel.settings import Settings
 from stamping.audit.anchors import BucketAnchors, enqueue_missing
 from stamping.registry.service import SealRegistry
 

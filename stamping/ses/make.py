@@ -23,8 +23,8 @@ from stamping.ses import asn1
 from stamping.ses.codec import SesFormatError, parse_seal
 
 if TYPE_CHECKING:
-    from stamping.keys.signer import Signer
-    from stamping.pki.tsa_client import Timestamper
+    from gmpki.keys.signer import Signer
+    from gmpki.pki.tsa_client import Timestamper
 
 SM2_WITH_SM3 = "1.2.156.10197.1.501"
 _SM2_WITH_SM3_DER = bytes.fromhex("06082a811ccf55018375")

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from stamping.container import ContainerError, identify
-from stamping.verify.result import DocumentResult, SealStatusLookup, SignatureUseLookup
+from stamping.verdict.result import DocumentResult, SealStatusLookup, SignatureUseLookup
 
 log = logging.getLogger(__name__)
 MAX_FILE_BYTES = 256 * 1024 * 1024

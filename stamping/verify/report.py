@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from html import escape
 
-from stamping.verify.result import DocumentResult, SignatureResult, Verdict
+from stamping.verdict.result import DocumentResult, SignatureResult, Verdict
 
 _CSS = """
 body{font-family:"Noto Sans CJK SC","Microsoft YaHei",sans-serif;margin:2em;color:#222;max-width:70em}

@@ -190,7 +190,7 @@ def test_search_get_url_and_offline_verify(env, sealed_docs, monkeypatch, capsys
 
 def test_offline_verify_untrusted_root_fails(env, sealed_docs, tmp_path, capsys):
     from archive.retrieve import download_package
-    from stamping.pki.ca import DemoCA
+    from gmpki.pki.ca import DemoCA
 
     _archive(env, sealed_docs[:1])
     with env.sessions() as s:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from sealflow.db import make_engine, migrate, session_factory
-from sealflow.settings import Settings
+from kernel.db import make_engine, migrate, session_factory
+from kernel.settings import Settings
 from tests.pipeline.plugins_path import pipeline_module
 
 

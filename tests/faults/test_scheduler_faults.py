@@ -24,11 +24,11 @@ import psutil
 import pytest
 from sqlalchemy import func, select
 
+from kernel.db import make_engine, migrate, session_factory
+from kernel.settings import Settings
 from sealflow import stack
 from sealflow.airflow_api import AirflowApi
 from sealflow.batch_runner import DAG_ID, airflow_api, approve, prepare_demo_seal, submit
-from sealflow.db import make_engine, migrate, session_factory
-from sealflow.settings import Settings
 from stamping.batch.samples import write_batch
 from stamping.registry.service import SealRegistry
 from tests.faults.helpers import assert_batch_invariants, documents

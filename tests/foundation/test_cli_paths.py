@@ -43,7 +43,7 @@ def test_without_a_home_commands_refuse_and_create_nothing(tmp_path: Path, bare_
     assert done.returncode == 2
     assert "no SealFlow home found: set SEALFLOW_HOME" in done.stderr
     assert str(tmp_path / "config" / "sealflow" / "sealflow.env") in done.stderr
-    assert list(folder.iterdir()) == []  # no ./var/sealflow.db made behind the user's back
+    assert list(folder.iterdir()) == []  # no ./var/kernel.db made behind the user's back
 
 
 def test_a_home_is_found_from_the_settings_file_or_an_existing_var(tmp_path: Path, bare_env: dict[str, str]) -> None:
@@ -84,7 +84,7 @@ def test_an_unexpected_error_is_one_line_and_its_traceback_needs_debug(
 
 
 def _batch_with_many_quarantined_rows(home: Path, tmp_path: Path) -> None:
-    from sealflow.db import make_engine, migrate, session_factory
+    from kernel.db import make_engine, migrate, session_factory
     from stamping.batch import process
     from stamping.placement import Placement
 
@@ -94,7 +94,7 @@ def _batch_with_many_quarantined_rows(home: Path, tmp_path: Path) -> None:
         writer = csv.DictWriter(fh, fieldnames=MANIFEST_FIELDS)
         writer.writeheader()
         writer.writerows(sample_rows(3000))  # no file is there: every row is quarantined
-    engine = make_engine(f"sqlite:///{home / 'sealflow.db'}")
+    engine = make_engine(f"sqlite:///{home / 'kernel.db'}")
     migrate(engine)
     tools = process.BatchTools(session_factory=session_factory(engine), work_root=home / "batches")
     process.ingest(tools, batch_id="many", source=folder, es_id="es", requester="office",
@@ -124,8 +124,8 @@ def test_batch_status_counts_each_stage_from_the_database(tmp_path: Path, home_e
 def test_batch_status_follows_the_approval(tmp_path: Path) -> None:
     """The pipeline's own writes, in its order: a request, a wrong code (still awaiting the keeper), a
     refusal, then the same run asking again (a retried task): a refusal is final, never re-opened."""
+    from kernel.db import make_engine, migrate, session_factory, transaction
     from sealflow.commands.batch import batch_progress
-    from sealflow.db import make_engine, migrate, session_factory, transaction
     from stamping.batch import approval, process
     from stamping.batch.models import Batch
     from stamping.batch.sms import LocalSmsGateway

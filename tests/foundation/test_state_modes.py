@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from gmpki.keys.store import KeyStoreError
+from kernel.db import DatabaseNotPrivate, make_engine
+from kernel.keys import key_store
+from kernel.settings import Settings, StateNotPrivate, check_state, get_settings
 from sealflow.cli import main
-from sealflow.db import DatabaseNotPrivate, make_engine
-from sealflow.settings import Settings, StateNotPrivate, check_state, get_settings
-from stamping.keys.store import KeyStore, KeyStoreError
 
 
 def _mode(path: Path) -> int:
@@ -36,12 +37,12 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 def test_a_new_database_file_is_0600_even_under_an_open_umask(tmp_path: Path) -> None:
     old = os.umask(0o022)
     try:
-        path = tmp_path / "state" / "sealflow.db"
+        path = tmp_path / "state" / "kernel.db"
         engine = make_engine(f"sqlite:///{path}")
         with engine.connect() as conn:
             conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
             conn.commit()
-            wal = _mode(path.with_name("sealflow.db-wal"))  # exists while a connection is open
+            wal = _mode(path.with_name("kernel.db-wal"))  # exists while a connection is open
         engine.dispose()
     finally:
         os.umask(old)
@@ -49,7 +50,7 @@ def test_a_new_database_file_is_0600_even_under_an_open_umask(tmp_path: Path) ->
 
 
 def test_an_open_database_file_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "sealflow.db"
+    path = tmp_path / "kernel.db"
     path.touch()
     path.chmod(0o644)
     with pytest.raises(DatabaseNotPrivate, match=r"mode 644.*chmod 600"):
@@ -60,17 +61,17 @@ def test_state_made_by_the_cli_is_private(home: Path, capsys: pytest.CaptureFixt
     assert main(["seal", "demo-setup", "--json"]) == 0
     capsys.readouterr()
     assert _mode(home) == 0o700
-    assert _mode(home / "sealflow.db") == 0o600
+    assert _mode(home / "kernel.db") == 0o600
     assert _mode(home / "kek.hex") == 0o600
     assert all(_mode(p) == 0o600 for p in (home / "keys").glob("*.json"))
     assert check_state(Settings(home=home)) is None
 
 
-@pytest.mark.parametrize("victim", ["state dir", "sealflow.db", "key file", "demo pins"])
+@pytest.mark.parametrize("victim", ["state dir", "kernel.db", "key file", "demo pins"])
 def test_the_cli_refuses_an_open_state(victim: str, home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["seal", "demo-setup", "--json"]) == 0
     capsys.readouterr()
-    path = {"state dir": home, "sealflow.db": home / "sealflow.db",
+    path = {"state dir": home, "kernel.db": home / "kernel.db",
             "key file": next((home / "keys").glob("*.json")),
             "demo pins": home / "registry" / "demo-pins.json"}[victim]
     path.chmod(0o755 if path.is_dir() else 0o644)
@@ -94,7 +95,7 @@ def test_check_state_names_every_open_secret(tmp_path: Path) -> None:
 
 def test_an_open_key_file_is_refused_like_the_kek(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path / "var", kek="22" * 32)
-    store = KeyStore(settings)
+    store = key_store(settings)
     store.create("k1", "pin-123456")
     (settings.keystore_dir / "k1.json").chmod(0o644)
     with pytest.raises(KeyStoreError, match="readable by others"):

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from sealflow.settings import Settings, get_settings
+from kernel.settings import Settings, get_settings
 from sealflow.stack import sealflow_env
 
 PLUGINS = Path(__file__).resolve().parents[2] / "plugins"

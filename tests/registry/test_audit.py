@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import delete, insert, select, update
 
+from gmpki.gm.sm2 import SM2PrivateKey
 from stamping.audit import AuditLog, verify_audit
 from stamping.audit.log import GENESIS, chain_next, entry_digest
 from stamping.audit.models import AuditCheckpoint, AuditEntry
-from stamping.gm.sm2 import SM2PrivateKey
 from tests.registry.conftest import World
 
 

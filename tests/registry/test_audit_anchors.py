@@ -35,7 +35,7 @@ def platform(tmp_path: Path) -> Iterator[Simulator]:
 
 @pytest.fixture
 def client(platform: Simulator, demo_ca) -> Iterator[PlatformClient]:
-    from stamping.keys.signer import SoftwareSigner
+    from gmpki.keys.signer import SoftwareSigner
 
     key, cert = demo_ca.issue_unit_signer("SealFlow filing system", "91450000000000000X")
     with PlatformClient(platform.url, SoftwareSigner(key, cert), platform.cert_der) as c:

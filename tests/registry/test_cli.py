@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from kernel.settings import Settings
 from sealflow.cli import main
-from sealflow.settings import Settings
 from stamping.registry.maintenance import run_maintenance
 
 
@@ -19,7 +19,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for key, value in {"SEALFLOW_HOME": str(home), "SEALFLOW_KEK": "33" * 32, "SEALFLOW_DATABASE_URL": "",
                        "SEALFLOW_REVIEW_LEVELS": "1", "SEALFLOW_AUDIT_KEY_PIN": "audit-pin-9"}.items():
         monkeypatch.setenv(key, value)
-    from sealflow.settings import get_settings
+    from kernel.settings import get_settings
 
     get_settings.cache_clear()
     yield home
@@ -117,7 +117,7 @@ def test_seal_cli_lifecycle(home: Path, tmp_path: Path, capsys: pytest.CaptureFi
     # tampering shows in `audit verify` with the first bad entry
     import sqlite3
 
-    with sqlite3.connect(home / "sealflow.db") as db:
+    with sqlite3.connect(home / "kernel.db") as db:
         db.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 3")
     assert main(["audit", "verify", "--offline"]) == 1
     assert "first bad entry 3" in capsys.readouterr().err

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from kernel.settings import get_settings
 from sealflow.cli import main
 from sealflow.commands.seal import os_login
-from sealflow.settings import get_settings
 from stamping.audit.models import AuditEntry
 from stamping.registry.errors import InvalidInput, NotAuthenticated, NotAuthorised
 from stamping.registry.rules import demo_credit_code, demo_id_number

@@ -8,8 +8,9 @@ import pytest
 from sqlalchemy import select
 
 from filing.outbox import OutboxRecord
+from gmpki.keys.store import KeyNotFound
+from kernel.keys import custody_path
 from stamping.audit.models import AuditEntry
-from stamping.keys.store import KeyNotFound, custody_path
 from stamping.registry.errors import InvalidState, NotAuthorised
 from stamping.registry.models import SealVersion
 from tests.registry.conftest import PIN, World

@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from filing.outbox import OutboxRecord
 from filing.protocol import record_body, validate_record
+from gmpki.gm.sm2 import signature_der_to_raw
+from gmpki.gm.sm3 import sm3
 from stamping.audit.models import AuditEntry
-from stamping.gm.sm2 import signature_der_to_raw
-from stamping.gm.sm3 import sm3
 from stamping.registry import (
     InvalidInput,
     InvalidState,
@@ -27,8 +27,8 @@ from stamping.registry import (
 from stamping.registry.models import Seal, StatusChange, aware
 from stamping.registry.service import cert_info
 from stamping.ses.codec import parse_seal
-from stamping.verify.result import SealStatus, SignatureResult
-from stamping.verify.seal_checks import check_seal
+from stamping.verdict.result import SealStatus, SignatureResult
+from stamping.verdict.seal_checks import check_seal
 from tests.registry.conftest import (
     OTHER_CODE,
     OTHER_PERSON_ID,

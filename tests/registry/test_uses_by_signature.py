@@ -18,7 +18,7 @@ def test_a_recorded_signature_is_found_and_an_unrecorded_one_is_not(world: World
 
 
 def test_uses_recorded_by_a_batch_are_found_after_the_first_lookup(world: World) -> None:
-    from stamping.gm.sm3 import sm3
+    from gmpki.gm.sm3 import sm3
 
     reg = world.registry
     es_id = world.made()

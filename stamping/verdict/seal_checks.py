@@ -1,7 +1,7 @@
 """验章: the checks of a seal signature (SES_Signature) and of the seal (SESeal) it carries.
 
 Everything is checked over the original bytes the parser kept. Each check names what it
-looked at and, when it fails, why. Kinds (see :mod:`stamping.verify.result`): ``integrity``
+looked at and, when it fails, why. Kinds (see :mod:`stamping.verdict.result`): ``integrity``
 for signatures and digests, ``trust`` for chains to trusted roots, ``status`` for validity
 windows and the registry status.
 """
@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 from asn1crypto import x509
 
 from stamping.ses.model import Seal, SesSignature
-from stamping.verify.result import SealStatus, SealStatusLookup, SignatureResult, SignatureUseLookup
+from stamping.verdict.result import SealStatus, SealStatusLookup, SignatureResult, SignatureUseLookup
 
 if TYPE_CHECKING:
-    from stamping.gm.sm2 import SM2PublicKey
-    from stamping.pki.trust import TrustStore
+    from gmpki.gm.sm2 import SM2PublicKey
+    from gmpki.pki.trust import TrustStore
 
 SM2_WITH_SM3 = "1.2.156.10197.1.501"
 # SM2 signature OID some producers write instead of SM2-with-SM3; SM3 is implied.
@@ -55,7 +55,7 @@ def _cn(der: bytes) -> str:
 @lru_cache(maxsize=256)
 def _public_key(cert_der: bytes) -> SM2PublicKey:
     """Keys of the few certificates a batch sees (one seal maker, a few signers), loaded once."""
-    from stamping.gm.sm2 import SM2PublicKey
+    from gmpki.gm.sm2 import SM2PublicKey
 
     return SM2PublicKey.from_certificate(cert_der)
 
@@ -222,8 +222,8 @@ def check_ses_signature(result: SignatureResult, sig: SesSignature, expected_dat
                         use_lookup: SignatureUseLookup | None = None) -> None:
     """All checks of an electronic signature with a seal (电子签章): dataHash, the signer's
     signature over TBS_Sign, the signing time (proven by the timeStamp token or only claimed, see
-    :mod:`stamping.verify.signing_time`), then :func:`check_seal` at that time."""
-    from stamping.verify.signing_time import check_recorded_use, judge_signing_time
+    :mod:`stamping.verdict.signing_time`), then :func:`check_seal` at that time."""
+    from stamping.verdict.signing_time import check_recorded_use, judge_signing_time
 
     claimed = sig.time_info if isinstance(sig.time_info, datetime) else None
     if expected_data_hash is not None:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from asn1crypto import pem, x509
 
-import stamping.pki  # noqa: F401  (registers GM OIDs with asn1crypto)
-from stamping.gm.oids import SM2_WITH_SM3
-from stamping.gm.sm2 import SM2PublicKey
+import gmpki.pki  # noqa: F401  (registers GM OIDs with asn1crypto)
+from gmpki.gm.oids import SM2_WITH_SM3
+from gmpki.gm.sm2 import SM2PublicKey
 
 MAX_DEPTH = 8
 SM2_SIGNATURE_OIDS = {SM2_WITH_SM3}

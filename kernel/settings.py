@@ -122,7 +122,7 @@ class Settings:
 
     @property
     def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.state_dir / 'sealflow.db'}"
+        return self.database_url or f"sqlite:///{self.state_dir / 'kernel.db'}"
 
     @property
     def resolved_s3_endpoint(self) -> str:
@@ -230,21 +230,6 @@ PRIVATE_UMASK = 0o077
 
 class StateNotPrivate(RuntimeError):
     """The state directory, a database or a secret file can be read by other users."""
-
-
-def make_private_dirs(path: Path) -> None:
-    """Create ``path`` and every missing parent with mode 0700 (``mkdir(parents=True)`` would make
-    the parents 0755 whatever ``mode`` says): the state directory is private from its first moment."""
-    missing = []
-    current = Path(path)
-    while not current.exists():
-        missing.append(current)
-        current = current.parent
-    for folder in reversed(missing):
-        try:
-            folder.mkdir(mode=0o700)
-        except FileExistsError:
-            continue
 
 
 def _sqlite_path(url: str) -> Path | None:

@@ -1,7 +1,7 @@
 """The SealFlow database: one SQLAlchemy metadata, engines, sessions and Alembic migrations.
 
 Each domain keeps its tables in its own models module on :class:`Base` and its migrations in
-``sealflow/migrations/versions`` under its own Alembic branch label (registry, filing, archive),
+``kernel/migrations/versions`` under its own Alembic branch label (registry, filing, archive),
 so ``upgrade heads`` brings every domain up to date.
 """
 
@@ -16,7 +16,8 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-from sealflow.settings import StateNotPrivate, make_private_dirs
+from gmpki.private_files import make_private_dirs
+from kernel.settings import StateNotPrivate
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
