@@ -183,7 +183,7 @@ def restore_backup(dest: Destination, keys: BackupKeys, state_dir: Path, databas
         state_dir.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=state_dir.parent, prefix=f".{state_dir.name}.restoring-"))
         try:
-            engine = external or make_engine(f"sqlite:///{staging / 'kernel.db'}")
+            engine = external or make_engine(f"sqlite:///{staging / 'sealflow.db'}")
             try:
                 migrate(engine)
                 have = schema_revisions(engine)

@@ -43,7 +43,7 @@ FORMAT = "sealflow-backup/1"
 STATE_PARTS = ("keys", "ca", "pins", "custody", "registry", "filing")
 # Logs, caches, the object store's own data, runtime files and work folders are re-created or live elsewhere.
 NOT_BACKED_UP = ("kek.hex", "airflow", "seaweedfs", "run", "logs", "sms", "batches", "samples", "inbox",
-                 "platform", "kernel.db")
+                 "platform", "sealflow.db")
 
 
 class BackupError(Exception):

@@ -122,7 +122,7 @@ class Settings:
 
     @property
     def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.state_dir / 'kernel.db'}"
+        return self.database_url or f"sqlite:///{self.state_dir / 'sealflow.db'}"
 
     @property
     def resolved_s3_endpoint(self) -> str:

@@ -54,7 +54,7 @@ def registry_users(settings: Settings) -> list[dict[str, Any]]:
     from kernel.db import make_engine, session_factory
 
     url = settings.resolved_database_url
-    if url.startswith("sqlite") and not (settings.state_dir / "kernel.db").exists() and not settings.database_url:
+    if url.startswith("sqlite") and not (settings.state_dir / "sealflow.db").exists() and not settings.database_url:
         return []
     engine = make_engine(url)
     try:

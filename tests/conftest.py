@@ -46,7 +46,7 @@ def _fresh_pg_database(dsn: str, name: str) -> str:
 def db_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """A migrated SealFlow database: SQLite always, PostgreSQL when SEALFLOW_TEST_PG_DSN is set."""
     if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'kernel.db'}")
+        engine = make_engine(f"sqlite:///{tmp_path / 'sealflow.db'}")
     else:
         if not PG_DSN:
             pytest.skip("PostgreSQL not configured: set SEALFLOW_TEST_PG_DSN to run on PostgreSQL")

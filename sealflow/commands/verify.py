@@ -69,7 +69,7 @@ def load_trust(paths: list[str], settings: Settings):
 def registry_lookup(settings: Settings):
     """The registry's status lookup when a SealFlow database is configured, else None (its
     audited-use lookup is ``lookup.__self__.use_recorded``)."""
-    if not settings.database_url and not (settings.state_dir / "kernel.db").exists():
+    if not settings.database_url and not (settings.state_dir / "sealflow.db").exists():
         return None
     try:
         from kernel.db import make_engine, session_factory

@@ -52,7 +52,7 @@ def test_a_lost_home_comes_back_from_the_backup_and_three_of_five_kek_shares(hom
     restored = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert restored["restored"] and restored["audit_ok"] and restored["audit_entries"] >= first["tables"][
         "audit_log"]
-    assert (home / "kernel.db").exists() and any((home / "keys").iterdir())
+    assert (home / "sealflow.db").exists() and any((home / "keys").iterdir())
     assert cli.main(["audit", "verify", "--offline"]) == 0  # no object store here: the anchors are not reachable
 
 

@@ -16,7 +16,7 @@ def test_the_daily_backup_run_leaves_a_backup_that_verifies(embedded_stack, tmp_
     from sealflow.stack import run_dag_test
 
     settings = embedded_stack.settings.with_overrides(
-        database_url=f"sqlite:///{tmp_path / 'kernel.db'}", backup_target=str(tmp_path / "backups"))
+        database_url=f"sqlite:///{tmp_path / 'sealflow.db'}", backup_target=str(tmp_path / "backups"))
     for _ in range(2):
         done = run_dag_test(settings, "backup", timeout=300)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

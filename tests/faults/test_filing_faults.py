@@ -115,7 +115,7 @@ def test_file_records_run_fails_when_nothing_was_delivered_for_longer_than_the_t
     from sealflow.stack import run_dag_test
 
     settings = embedded_stack.settings.with_overrides(
-        database_url=f"sqlite:///{tmp_path / 'kernel.db'}", filing_key_id="filing-stall-test",
+        database_url=f"sqlite:///{tmp_path / 'sealflow.db'}", filing_key_id="filing-stall-test",
         filing_key_pin="314159", filing_alert_after_s=0)
     setup_system_identity(settings, tmp_path / "ca")
     pin_platform_certificate(settings)

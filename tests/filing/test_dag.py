@@ -18,7 +18,7 @@ def test_file_records_dag_drains_the_outbox(embedded_stack, tmp_path, seal_paylo
     from sealflow.stack import run_dag_test
 
     settings = embedded_stack.settings.with_overrides(
-        database_url=f"sqlite:///{tmp_path / 'kernel.db'}", filing_key_id="filing-dag-test", filing_key_pin="271828"
+        database_url=f"sqlite:///{tmp_path / 'sealflow.db'}", filing_key_id="filing-dag-test", filing_key_pin="271828"
     )
     setup_system_identity(settings)  # the state's demo CA: the only root the stack's simulator trusts
     pin_platform_certificate(settings)

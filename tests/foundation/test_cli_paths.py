@@ -43,7 +43,7 @@ def test_without_a_home_commands_refuse_and_create_nothing(tmp_path: Path, bare_
     assert done.returncode == 2
     assert "no SealFlow home found: set SEALFLOW_HOME" in done.stderr
     assert str(tmp_path / "config" / "sealflow" / "sealflow.env") in done.stderr
-    assert list(folder.iterdir()) == []  # no ./var/kernel.db made behind the user's back
+    assert list(folder.iterdir()) == []  # no ./var/sealflow.db made behind the user's back
 
 
 def test_a_home_is_found_from_the_settings_file_or_an_existing_var(tmp_path: Path, bare_env: dict[str, str]) -> None:
@@ -94,7 +94,7 @@ def _batch_with_many_quarantined_rows(home: Path, tmp_path: Path) -> None:
         writer = csv.DictWriter(fh, fieldnames=MANIFEST_FIELDS)
         writer.writeheader()
         writer.writerows(sample_rows(3000))  # no file is there: every row is quarantined
-    engine = make_engine(f"sqlite:///{home / 'kernel.db'}")
+    engine = make_engine(f"sqlite:///{home / 'sealflow.db'}")
     migrate(engine)
     tools = process.BatchTools(session_factory=session_factory(engine), work_root=home / "batches")
     process.ingest(tools, batch_id="many", source=folder, es_id="es", requester="office",

@@ -37,12 +37,12 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 def test_a_new_database_file_is_0600_even_under_an_open_umask(tmp_path: Path) -> None:
     old = os.umask(0o022)
     try:
-        path = tmp_path / "state" / "kernel.db"
+        path = tmp_path / "state" / "sealflow.db"
         engine = make_engine(f"sqlite:///{path}")
         with engine.connect() as conn:
             conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
             conn.commit()
-            wal = _mode(path.with_name("kernel.db-wal"))  # exists while a connection is open
+            wal = _mode(path.with_name("sealflow.db-wal"))  # exists while a connection is open
         engine.dispose()
     finally:
         os.umask(old)
@@ -50,7 +50,7 @@ def test_a_new_database_file_is_0600_even_under_an_open_umask(tmp_path: Path) ->
 
 
 def test_an_open_database_file_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "kernel.db"
+    path = tmp_path / "sealflow.db"
     path.touch()
     path.chmod(0o644)
     with pytest.raises(DatabaseNotPrivate, match=r"mode 644.*chmod 600"):
@@ -61,17 +61,17 @@ def test_state_made_by_the_cli_is_private(home: Path, capsys: pytest.CaptureFixt
     assert main(["seal", "demo-setup", "--json"]) == 0
     capsys.readouterr()
     assert _mode(home) == 0o700
-    assert _mode(home / "kernel.db") == 0o600
+    assert _mode(home / "sealflow.db") == 0o600
     assert _mode(home / "kek.hex") == 0o600
     assert all(_mode(p) == 0o600 for p in (home / "keys").glob("*.json"))
     assert check_state(Settings(home=home)) is None
 
 
-@pytest.mark.parametrize("victim", ["state dir", "kernel.db", "key file", "demo pins"])
+@pytest.mark.parametrize("victim", ["state dir", "sealflow.db", "key file", "demo pins"])
 def test_the_cli_refuses_an_open_state(victim: str, home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["seal", "demo-setup", "--json"]) == 0
     capsys.readouterr()
-    path = {"state dir": home, "kernel.db": home / "kernel.db",
+    path = {"state dir": home, "sealflow.db": home / "sealflow.db",
             "key file": next((home / "keys").glob("*.json")),
             "demo pins": home / "registry" / "demo-pins.json"}[victim]
     path.chmod(0o755 if path.is_dir() else 0o644)

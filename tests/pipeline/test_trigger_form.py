@@ -113,7 +113,7 @@ def test_the_form_parses_with_a_typed_seal_when_nothing_is_enrolled_or_the_regis
     result = _parse(tmp_path / "fresh")
     seal = result["params"]["es_id"]["schema"]
     assert "examples" not in seal and seal["pattern"] == r"^[0-9]{18}$"
-    assert not (tmp_path / "fresh" / "kernel.db").exists()  # parsing never creates a database
+    assert not (tmp_path / "fresh" / "sealflow.db").exists()  # parsing never creates a database
     _enrol(tmp_path / "down", OFFICIAL, "keeper")
     result = _parse(tmp_path / "down", SEALFLOW_DATABASE_URL="postgresql://nobody@127.0.0.1:1/none")
     assert result["params"]["es_id"]["schema"]["examples"] == [OFFICIAL]

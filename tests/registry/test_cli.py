@@ -117,7 +117,7 @@ def test_seal_cli_lifecycle(home: Path, tmp_path: Path, capsys: pytest.CaptureFi
     # tampering shows in `audit verify` with the first bad entry
     import sqlite3
 
-    with sqlite3.connect(home / "kernel.db") as db:
+    with sqlite3.connect(home / "sealflow.db") as db:
         db.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 3")
     assert main(["audit", "verify", "--offline"]) == 1
     assert "first bad entry 3" in capsys.readouterr().err
