@@ -55,24 +55,11 @@ def archive_signer(settings: Settings):
 
 
 def trust_store(settings: Settings):
-    """The pipeline's trust: the installation CA's root and intermediate (when it has one) plus the
-    roots and intermediates of ``SEALFLOW_TRUST_ROOTS``; None when there is neither."""
-    from gmpki.pki.trust import TrustStore
+    """The pipeline's trust (``kernel.keys.installation_trust``): the installation CA's root and
+    intermediate plus ``SEALFLOW_TRUST_ROOTS``; None when there is neither."""
+    from kernel.keys import installation_trust
 
-    roots: list[bytes] = []
-    intermediates: list[bytes] = []
-    ca_dir = settings.state_dir / "ca"
-    if (ca_dir / "seal-maker.pem").exists():
-        from gmpki.pki.ca import DemoCA
-
-        ca = DemoCA.load(ca_dir)
-        roots.append(ca.root_der)
-        intermediates.append(ca.intermediate_der)
-    if settings.trust_roots:
-        configured = TrustStore.from_paths(settings.trust_roots)
-        roots += configured.roots
-        intermediates += [c.der for c in configured._intermediates]
-    return TrustStore(roots, intermediates) if roots else None
+    return installation_trust(settings)
 
 
 def batches_to_archive(session: Session) -> list[str]:

@@ -616,12 +616,7 @@ def _utc(at: datetime) -> datetime:
 
 
 def _intermediates(trust) -> list[bytes]:
-    if trust is None:
-        return []
-    known = getattr(trust, "intermediates", None)
-    if known is None:  # TrustStore keeps them privately; read what it loaded
-        known = [c.der for c in getattr(trust, "_intermediates", [])]
-    return list(known)
+    return list(trust.intermediates) if trust is not None else []
 
 
 def _subject(cert_der: bytes) -> str:

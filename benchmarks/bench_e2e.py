@@ -107,22 +107,20 @@ def domain_whole_path(settings: Settings, es_id: str, folder: Path, batch_id: st
     from tests.pipeline.plugins_path import pipeline_module
 
     pipeline_module(settings)
-    from sealflow_airflow import archiving
-    from sealflow_airflow.platform_hook import SealflowPlatformHook, _sessions
+    from sealflow_airflow import archiving, root
+    from sealflow_airflow.platform_hook import SealflowPlatformHook
 
-    from archive.integration import archive_batch, archive_signer
+    from archive.integration import archive_batch
     from filing.dispatcher import drain
 
     helpers = TreeCpu(stack_pids(settings, ("seaweedfs", "tsa", "platform"))).start()
     stamped = domain_reference(settings, es_id, folder, batch_id)
     cpu = time.process_time()
-    sessions = archiving.pipeline._sessions()
-    settings_ = archiving.pipeline.settings()
-    result = archive_batch(settings_, sessions, batch_id, signer=archive_signer(settings_),
-                           trust=archiving.pipeline.seals().trust_store())
+    sessions = root.sessions()
+    result = archive_batch(root.settings(), sessions, batch_id, signer=root.archive_signer(), trust=root.trust())
     archiving.queue_registrations(sessions, batch_id)
     with SealflowPlatformHook().get_conn() as client:
-        drain(_sessions(), client)
+        drain(sessions, client)
     cpu = time.process_time() - cpu
     return {"cpu_s": stamped["own_cpu_s"] + cpu + helpers.stop(),
             "verified": stamped["verified"], "archived": result.archived,

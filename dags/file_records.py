@@ -15,8 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, dag, task
-
-from kernel.settings import get_settings
+from sealflow_airflow.root import parse_settings
 
 STAMPED_BATCHES = Asset("sealflow://batches/stamped")
 ARCHIVED_BATCHES = Asset("sealflow://batches/archived")
@@ -25,7 +24,7 @@ ARCHIVED_BATCHES = Asset("sealflow://batches/archived")
 @dag(
     dag_id="file_records",
     schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable(get_settings().filing_schedule, timezone="UTC"),
+        timetable=CronTriggerTimetable(parse_settings().filing_schedule, timezone="UTC"),
         assets=(STAMPED_BATCHES | ARCHIVED_BATCHES),
     ),
     start_date=datetime(2025, 1, 1),

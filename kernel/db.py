@@ -76,6 +76,14 @@ def migrate(engine: Engine) -> None:
         command.upgrade(config, "heads")
 
 
+def open_database(url: str) -> sessionmaker[Session]:
+    """The database at ``url``, migrated to the newest revision, as a session factory: the one way a
+    composition root opens it (its engine is ``factory.kw["bind"]``)."""
+    engine = make_engine(url)
+    migrate(engine)
+    return session_factory(engine)
+
+
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 

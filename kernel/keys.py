@@ -1,4 +1,5 @@
-"""The installation's keys: its key store (where, under which KEK) and its service keys, from ``Settings``.
+"""The installation's keys and trust: its key store (where, under which KEK), its service keys and its
+trust anchors, from ``Settings``.
 
 ``gmpki`` holds the key store itself and takes plain arguments (a directory, a KEK); this module is the
 one place that says which directory and which KEK an installation uses, and how a service key — the
@@ -16,6 +17,7 @@ from pathlib import Path
 from gmpki.gm.sm2 import SM2PublicKey
 from gmpki.keys.signer import Signer
 from gmpki.keys.store import KeyStore, KeyStoreError, derive_kek, generated_pin, read_kek_material
+from gmpki.pki.trust import TrustStore
 from kernel.settings import Settings
 
 
@@ -76,3 +78,23 @@ def ensure_service_signer(settings: Settings, key_id: str, configured_pin: str,
         public = store.create(key_id, service_pin(settings, key_id, configured_pin))
         store.set_certificate(key_id, issue_certificate(public))
     return service_signer(store, settings, key_id, configured_pin)
+
+
+def installation_trust(settings: Settings) -> TrustStore | None:
+    """The installation's trust anchors, built one way for every 验章: the installation CA's root and
+    issuing CA (when ``<state>/ca`` holds one) plus the roots and intermediates of ``SEALFLOW_TRUST_ROOTS``;
+    None when there is neither. Never creates a CA."""
+    roots: list[bytes] = []
+    intermediates: list[bytes] = []
+    ca_dir = settings.state_dir / "ca"
+    if (ca_dir / "seal-maker.pem").exists():
+        from gmpki.pki.ca import DemoCA
+
+        ca = DemoCA.load(ca_dir)
+        roots.append(ca.root_der)
+        intermediates.append(ca.intermediate_der)
+    if settings.trust_roots:
+        configured = TrustStore.from_paths(settings.trust_roots)
+        roots += configured.roots
+        intermediates += configured.intermediates
+    return TrustStore(roots, intermediates) if roots else None

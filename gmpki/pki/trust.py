@@ -117,6 +117,11 @@ class TrustStore:
     def roots(self) -> list[bytes]:
         return [c.der for c in self._roots]
 
+    @property
+    def intermediates(self) -> list[bytes]:
+        """The known intermediate CA certificates (DER): what travels with a package to verify offline."""
+        return [c.der for c in self._intermediates]
+
     def _issuers(self, child: _Cert, pool: list[_Cert]) -> list[_Cert]:
         aki = child.cert.authority_key_identifier
         issuer_der = child.cert.issuer.dump()

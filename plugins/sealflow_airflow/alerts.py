@@ -65,9 +65,9 @@ class SealFlowAlertNotifier(BaseNotifier):
 
     def _env(self):
         if self._sessions is None or self._settings is None:
-            from sealflow_airflow import pipeline
+            from sealflow_airflow import root
 
-            return pipeline._sessions(), pipeline.settings()
+            return root.sessions(), root.settings()
         return self._sessions, self._settings
 
     def notify(self, context: Any) -> list[str]:

@@ -1,12 +1,11 @@
-"""Airflow glue of the batch pipeline: builds the domain objects once per worker process and
-exposes one function per task of ``stamp_batch``. Only references (batch id, chunk numbers,
+"""Airflow glue of the batch pipeline: one function per task of ``stamp_batch``, over the domain objects
+of the composition root (``sealflow_airflow.root``). Only references (batch id, chunk numbers,
 counts, decisions) are returned — they are what goes to XCom."""
 
 from __future__ import annotations
 
 import logging
 import re
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +13,11 @@ from airflow.sdk import Asset
 from airflow.sdk.exceptions import AirflowFailException
 from sqlalchemy import update
 
-from kernel.db import make_engine, migrate, session_factory, transaction
-from kernel.settings import Settings, get_settings
+from kernel.db import transaction
+from sealflow_airflow.root import seals, sessions, settings, tools
 from stamping.batch import admission, approval, process
 from stamping.batch.manifest import quarantine_table
 from stamping.batch.models import Batch, BatchDocument
-from stamping.batch.seals import BatchSeals
 from stamping.batch.sms import gateway_for
 from stamping.placement import Placement
 
@@ -29,57 +27,11 @@ STAMPED_BATCHES = Asset("sealflow://batches/stamped")
 ARCHIVED_BATCHES = Asset("sealflow://batches/archived")
 
 
-@lru_cache(maxsize=1)
-def settings() -> Settings:
-    from sealflow_airflow.hooks import settings_from_connections
+def inbox_batches() -> list:
+    """The ``stamp_inbox`` scan: the batches complete in ``<state>/inbox`` (see ``stamping.batch.inbox``)."""
+    from stamping.batch.inbox import ready_batches
 
-    return settings_from_connections(get_settings())
-
-
-@lru_cache(maxsize=1)
-def _sessions():
-    engine = make_engine(settings().resolved_database_url)
-    migrate(engine)
-    return session_factory(engine)
-
-
-@lru_cache(maxsize=1)
-def seals() -> BatchSeals:
-    """The seal registry, custody and trust for batches, built once per worker process."""
-    return BatchSeals(settings(), _sessions())
-
-
-@lru_cache(maxsize=1)
-def tools() -> process.BatchTools:
-    from gmpki.pki.tsa_client import TsaClient
-    from stamping.ofd.stamp import stamp_ofd
-    from stamping.ofd.verify import verify_ofd
-    from stamping.pdf.sign import stamp_pdf
-    from stamping.pdf.verify import verify_pdf
-
-    desk = seals()
-    trust = desk.trust_store()
-    lookup, uses = desk.status_lookup, desk.use_lookup
-    tsa = TsaClient(settings().resolved_tsa_url)  # every seal carries a token of the TSA (可信时间戳)
-    return process.BatchTools(
-        session_factory=_sessions(),
-        work_root=settings().state_dir / "batches",
-        stampers={
-            "pdf": lambda src, seal, signer, placement, path, options: stamp_pdf(
-                src, seal, signer, placement, container=options.get("pdf_container", "pkcs7"), path=path,
-                timestamper=tsa),
-            "ofd": lambda src, seal, signer, placement, path, options: stamp_ofd(
-                src, seal, signer, placement, path=path, timestamper=tsa, compact=True),  # seal stored once
-        },
-        verifiers={
-            "pdf": lambda data, path: verify_pdf(data, path, trust, lookup, use_lookup=uses),
-            "ofd": lambda data, path: verify_ofd(data, path, trust, lookup, use_lookup=uses),
-        },
-        signer_provider=desk.batch_signer,
-        record_uses=desk.record_uses,
-        status_lookup=lookup,
-        status_snapshot=desk.registry.status_snapshot,  # 验章: each seal's status history read once per chunk
-    )
+    return ready_batches(settings().state_dir / "inbox")
 
 
 def _batch_id(params: dict[str, Any], run_id: str) -> str:
@@ -96,7 +48,7 @@ def _fetch_source(location: str, batch_id: str) -> Path:
         if not folder.is_dir():
             raise process.BatchError(f"batch folder {folder} does not exist")
         return folder
-    from sealflow_airflow.hooks import s3_client
+    from sealflow_airflow.root import s3_client
 
     bucket, _, prefix = location[5:].partition("/")
     target = settings().state_dir / "batches" / batch_id / "received"
@@ -123,7 +75,7 @@ def ingest_batch(params: dict[str, Any], run_id: str) -> dict:
         raise process.BatchError("the trigger form must give the batch folder or S3 prefix")
     requester = params.get("requester") or "unknown"
     try:
-        admission.claim(_sessions(), batch_id=batch_id, run_id=run_id, es_id=params["es_id"], requester=requester,
+        admission.claim(sessions(), batch_id=batch_id, run_id=run_id, es_id=params["es_id"], requester=requester,
                         source=params["batch_location"], work_dir=str(settings().state_dir / "batches" / batch_id))
     except admission.AdmissionError as exc:
         raise AirflowFailException(str(exc)) from None
@@ -136,11 +88,11 @@ def ingest_batch(params: dict[str, Any], run_id: str) -> dict:
         chunk_size=settings().stamp_chunk_size,
     )
     _admit(batch_id, params["es_id"])
-    with _sessions()() as session:
+    with sessions()() as session:
         counts = process.state_counts(session, batch_id)
     log.info("batch %s ingested: %s", batch_id, counts)
     if counts.get("quarantined"):
-        with _sessions()() as session:
+        with sessions()() as session:
             bad = [(d.row, d.file, list(d.reasons)) for d in process.documents(session, batch_id, ["quarantined"])]
         log.warning("batch %s: %d row(s) quarantined, not stamped:\n%s", batch_id, len(bad),
                     quarantine_table(bad))
@@ -153,7 +105,7 @@ def _admit(batch_id: str, es_id: str) -> None:
     desk = seals()
     unit_code, unit_name = desk.seal_unit(es_id)
     try:
-        with transaction(_sessions()) as session:
+        with transaction(sessions()) as session:
             admission.check_issuers(session, batch_id=batch_id, es_id=es_id, seal_unit_code=unit_code,
                                     seal_unit_name=unit_name)
             for reissue in admission.check_licences(session, batch_id=batch_id):
@@ -168,7 +120,7 @@ def _admit(batch_id: str, es_id: str) -> None:
 
 def refuse_batch(batch_id: str, reason: str) -> None:
     """The batch will not be stamped: its waiting documents say why, the report says refused."""
-    with transaction(_sessions()) as session:
+    with transaction(sessions()) as session:
         session.execute(update(BatchDocument).where(BatchDocument.batch_id == batch_id,
                                                     BatchDocument.state == "accepted")
                         .values(state="refused", reasons=[reason]))
@@ -179,7 +131,7 @@ def refuse_batch(batch_id: str, reason: str) -> None:
 def request_approval(batch_id: str, run_id: str) -> dict:
     """Ask the seal's keeper (a new code; the wrong-try counter is kept); a decided approval is returned."""
     desk = seals()
-    with transaction(_sessions()) as session:
+    with transaction(sessions()) as session:
         batch = session.get(Batch, batch_id)
         keeper = desk.keeper_of(batch.es_id)
         counts = process.state_counts(session, batch_id)
@@ -203,7 +155,7 @@ def mac_key() -> bytes:
 def record_decision(batch_id: str, run_id: str, *, approve: bool, code: str, responder: str) -> approval.Decision:
     """Check and record one answer (only the keeper's counts); every outcome is audited."""
     desk = seals()
-    with transaction(_sessions()) as session:
+    with transaction(sessions()) as session:
         decision = approval.decide(session, batch_id=batch_id, run_id=run_id, approve=approve, code=code,
                                    responder=responder, mac_key=mac_key())
         desk.audit_decision(session, decision, run_id=run_id)
@@ -218,7 +170,7 @@ def record_decision(batch_id: str, run_id: str, *, approve: bool, code: str, res
 
 def expire_approval(batch_id: str, reason: str) -> None:
     desk = seals()
-    with transaction(_sessions()) as session:
+    with transaction(sessions()) as session:
         decision = approval.expire(session, batch_id=batch_id, reason=reason)
         if decision is not None:
             desk.audit_decision(session, decision)
@@ -233,7 +185,7 @@ def plan_chunks(batch_id: str, decision: dict) -> list[int]:
 
 
 def _require_approval(batch_id: str) -> Batch:
-    with _sessions()() as session:
+    with sessions()() as session:
         batch = session.get(Batch, batch_id)
         # The approval must be the one of the run that owns the batch (an approval belongs to one run).
         if batch is None or not approval.is_approved(session, batch_id, batch.run_id or None):
@@ -252,7 +204,7 @@ def verify_chunk(batch_id: str, chunk: int) -> dict:
 
 def _never_approved(batch_id: str) -> bool:
     """The approval step failed or timed out (not refused): nothing was meant to be stamped."""
-    with _sessions()() as session:
+    with sessions()() as session:
         batch = session.get(Batch, batch_id)
         return batch is not None and batch.status != "refused" and not approval.is_approved(
             session, batch_id, batch.run_id or None)
@@ -268,7 +220,7 @@ def finish_batch(batch_id: str, context: Any) -> dict:
                                    f"(report {summary['report_html']})")
     summary = process.finish(tools(), batch_id)
     try:
-        from sealflow_airflow.hooks import s3_client
+        from sealflow_airflow.root import s3_client
 
         client = s3_client()
         bucket = settings().work_bucket

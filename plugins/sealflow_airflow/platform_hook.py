@@ -14,7 +14,6 @@ The PIN never reaches logs or XCom.
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
 from typing import Any
 
 from airflow.sdk import BaseHook
@@ -79,21 +78,13 @@ class SealflowPlatformHook(BaseHook):
         )
 
 
-@lru_cache(maxsize=1)
-def _sessions():  # a sessionmaker built once per worker process
-    from kernel.db import make_engine, migrate, session_factory
-
-    engine = make_engine(get_settings().resolved_database_url)
-    migrate(engine)
-    return session_factory(engine)
-
-
 def file_records(max_records: int | None = None, platform_conn_id: str = "sealflow_platform") -> dict[str, Any]:
     """The ``file_records`` task: drain what is due, then report the outbox status (small dict for XCom)."""
     from filing.dispatcher import drain
     from filing.reconcile import status
+    from sealflow_airflow import root
 
-    factory = _sessions()
+    factory = root.sessions()
     with SealflowPlatformHook(platform_conn_id).get_conn() as client:
         result = drain(factory, client, max_records=max_records)
     with factory() as session:
@@ -102,7 +93,7 @@ def file_records(max_records: int | None = None, platform_conn_id: str = "sealfl
         "filing: claimed %d, sent %d, failed %d, dead %d; outbox %s",
         result.claimed, result.sent, result.failed, result.dead, state["counts"],
     )
-    alarm_on_failing_delivery(factory, result, get_settings().filing_alert_after_s)
+    alarm_on_failing_delivery(factory, result, root.settings().filing_alert_after_s)
     return {"drain": result.as_dict(), "outbox": state["counts"], "held_by_dead_letter": state["held_by_dead_letter"]}
 
 

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gmpki.gm.sm4 import DecryptionFailed, decrypt_gcm, encrypt_gcm
 from gmpki.keys.signer import Signer
-from gmpki.pki.trust import TrustStore, read_certificates
-from kernel.keys import custody_path, load_kek
+from gmpki.pki.trust import TrustStore
+from kernel.keys import custody_path, installation_trust, load_kek
 from kernel.settings import Settings
 from stamping.batch.approval import Decision
 from stamping.registry.service import SealRegistry
@@ -100,12 +100,8 @@ class BatchSeals:
     # --- 验章 -----------------------------------------------------------------------------
 
     def trust_store(self) -> TrustStore:
-        ca = self.registry.ca
-        roots, intermediates = [ca.root_der], [ca.intermediate_der]
-        for path in self.settings.trust_roots:
-            for der in read_certificates(Path(path).read_bytes()):
-                roots.append(der)
-        return TrustStore(roots, intermediates)
+        """The installation's trust anchors (``kernel.keys.installation_trust``, the one way they are built)."""
+        return installation_trust(self.settings) or TrustStore([], [])
 
     def status_lookup(self, es_id: str, at: datetime) -> SealStatus | None:
         return self.registry.status_at(es_id, at)

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from kernel.db import open_database
 from kernel.settings import Settings
 from sealflow.cli import main
 from stamping.registry.maintenance import run_maintenance
+from stamping.registry.service import SealRegistry
 
 
 @pytest.fixture
@@ -110,8 +112,10 @@ def test_seal_cli_lifecycle(home: Path, tmp_path: Path, capsys: pytest.CaptureFi
 
     # the daily job: nothing due now; two years on, every live seal expires
     settings = Settings.from_env()
-    assert run_maintenance(settings)["expired"] == []  # no object store here
-    done = run_maintenance(settings, datetime.now(UTC) + timedelta(days=800))
+    sessions = open_database(settings.resolved_database_url)
+    registry = SealRegistry(sessions, settings)
+    assert run_maintenance(registry, sessions)["expired"] == []  # no object store here
+    done = run_maintenance(registry, sessions, datetime.now(UTC) + timedelta(days=800))
     assert sorted(done["expired"]) == sorted(demo["es_ids"].values()) and done["checkpoint_seq"]
 
     # tampering shows in `audit verify` with the first bad entry
