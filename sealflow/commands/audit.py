@@ -79,10 +79,10 @@ def _anchor_sets(settings: Settings, session) -> list:
         raise CheckFailed(f"cannot read the audit anchors in the archive bucket {settings.archive_bucket!r} "
                           f"({type(exc).__name__}: {exc}); start the stack (`sealflow stack up`) or run "
                           "`sealflow audit verify --offline` for the weaker database-only check") from None
-    from sealflow.commands.filing import _client
+    from sealflow.commands.filing import platform_client
 
     try:
-        with _client(settings, None) as client:
+        with platform_client(settings, None) as client:
             platform = platform_anchors(session, client, settings.audit_key_id)
     except PlatformError as exc:
         raise CheckFailed(f"cannot read the audit anchors at the national platform ({exc}); check "

@@ -58,7 +58,7 @@ def _factory(settings: Settings):
     return session_factory(engine)
 
 
-def _client(settings: Settings, url: str | None):
+def platform_client(settings: Settings, url: str | None):
     from filing.identity import FilingNotConfigured, make_client
 
     try:
@@ -104,7 +104,7 @@ def run_drain(args: argparse.Namespace, settings: Settings | None = None) -> int
 
     settings = settings or get_settings()
     factory = _factory(settings)
-    with _client(settings, args.url) as client:
+    with platform_client(settings, args.url) as client:
         result = drain(factory, client, max_records=args.max)
     if args.json:
         print(json.dumps(result.as_dict()))
@@ -136,7 +136,7 @@ def run_reconcile(args: argparse.Namespace, settings: Settings | None = None) ->
 
     settings = settings or get_settings()
     factory = _factory(settings)
-    with _client(settings, args.url) as client, factory() as session:
+    with platform_client(settings, args.url) as client, factory() as session:
         try:
             result = reconcile(session, client.listing())
         except PlatformUnavailable as exc:

@@ -34,7 +34,7 @@ from stamping.pdf.cms import CONTAINERS, MAX_SM2_SIG_DER, build_signed_attrs, bu
 from stamping.pdf.errors import MUPDF_ERRORS, PdfError
 from stamping.pdf.reading import open_untrusted
 from stamping.placement import AnchorNotFound, Placement, PlacementError
-from stamping.ses.make import _check_binding
+from stamping.ses.make import check_binding
 
 if TYPE_CHECKING:
     from gmpki.pki.tsa_client import Timestamper
@@ -371,7 +371,7 @@ def stamp_pdf(src: bytes, seal_der: bytes, signer: Signer, placement: Placement,
         raise ValueError(f"container must be one of {sorted(CONTAINERS)}, not {container!r}")
     signed_at = (signed_at or datetime.now(UTC)).replace(microsecond=0)
     # The seal must have been made for this signer (certList), as for OFD: SealBindingError.
-    _check_binding(seal_der, signer.certificate)
+    check_binding(seal_der, signer.certificate)
     image = seal_image(seal_der)
     doc = open_pdf(src, path, max_bytes)
     try:

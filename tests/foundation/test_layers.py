@@ -57,3 +57,24 @@ def test_a_cycle_between_two_packages_is_found():
     edges = [layers.Edge("stamping.ofd.verify", "stamping.verify.report", 1, False),
              layers.Edge("stamping.verify.dispatch", "stamping.ofd.verify", 1, True)]
     assert layers.unit_cycles(edges) == [["stamping.ofd", "stamping.verify"]]
+
+
+def test_a_dag_file_importing_a_domain_module_bypasses_the_glue():
+    edges = [layers.Edge("dags.seal_maintenance", "stamping.registry.maintenance", 3, True),
+             layers.Edge("dags.stamp_batch", "sealflow_airflow.pipeline", 2, False)]
+    assert [str(e) for e in layers.glue_bypassed(edges)] == ["dags.seal_maintenance -> stamping.registry.maintenance"]
+
+
+def test_the_domain_importing_the_platform_simulator_is_refused():
+    edges = [layers.Edge("filing.identity", "filing.simulator", 9, True),
+             layers.Edge("filing.simulator", "filing.protocol", 1, False)]
+    assert [str(e) for e in layers.programs_imported(edges)] == ["filing.identity -> filing.simulator"]
+
+
+def test_a_private_name_taken_from_another_module_is_found(tmp_path, monkeypatch):
+    (tmp_path / "stamping" / "verdict").mkdir(parents=True)
+    (tmp_path / "stamping" / "verdict" / "checks.py").write_text("def _chain(): ...\n", encoding="utf-8")
+    edges = _edges_of_source(tmp_path, monkeypatch, """
+        from stamping.verdict.checks import _chain
+    """)
+    assert layers.private_names(edges) == ["gmpki.gm.probe -> stamping.verdict.checks._chain"]
