@@ -22,8 +22,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from archive import index
 from archive.models import ArchiveRecord, ArchiveRun
-from archive.package import BATCH_CERT, BATCH_CHAIN, BATCH_MANIFEST, BATCH_REGISTRATION, BATCH_SIGNATURE, sm3_hex
+from archive.package import BATCH_CERT, BATCH_CHAIN, BATCH_MANIFEST, BATCH_REGISTRATION, BATCH_SIGNATURE
 from archive.store import ObjectMissing, ObjectStore, StoreError
+from gmpki.gm.sm3 import sm3_hex
 
 REPORT_PREFIX = "reports/fixity/"
 RUN_FILES = (BATCH_SIGNATURE, BATCH_CERT, BATCH_CHAIN, BATCH_REGISTRATION, BATCH_MANIFEST)

@@ -25,8 +25,8 @@ from archive.package import (
     PackageError,
     package_slug,
     parse_manifest,
-    sm3_hex,
 )
+from gmpki.gm.sm3 import sm3_hex
 
 MAX_FILE_BYTES = 512 * 1024 * 1024
 

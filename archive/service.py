@@ -54,12 +54,12 @@ from archive.package import (
     package_slug,
     parse_manifest,
     pem_bundle,
-    sm3_hex,
     untar_package,
 )
 from archive.retention import RetentionError, code_prefix, make_archival_code, retain_until, retention_code
 from archive.store import ObjectConflict, ObjectStore, StoreError
 from archive.workers import start_pool
+from gmpki.gm.sm3 import sm3_hex
 from kernel.db import transaction
 from kernel.settings import Settings
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from backup.snapshot import BackupError, BackupKeys, BackupResult, Destination, FolderDestination, S3Destination
 from gmpki.pki.certs import Subject
-from kernel.db import make_engine, migrate, session_factory
+from kernel.db import database
 from kernel.keys import ensure_service_signer, kek_material
 from kernel.objectstore import s3_client
 from kernel.settings import Settings
@@ -45,19 +45,15 @@ def backup_keys(settings: Settings) -> BackupKeys:
 def take_backup(settings: Settings, target: str | None = None) -> BackupResult:
     """Take one (full or incremental) backup of this home to ``target`` (default: the configured one)."""
     from backup.snapshot import create_backup
-    from stamping.registry import SealRegistry
+    from gmpki.pki.ca import DemoCA
 
     dest = destination(settings, target)
     keys = backup_keys(settings)
-    engine = make_engine(settings.resolved_database_url)
-    try:
-        migrate(engine)
-        ca = SealRegistry(session_factory(engine), settings).ca
+    with database(settings.resolved_database_url) as sessions:
+        ca = DemoCA.create(settings.state_dir / "ca")  # the installation's CA, as the registry's
         signer = ensure_service_signer(
             settings, settings.backup_key_id, settings.backup_key_pin,
             lambda public: ca.issue(Subject("SealFlow 备份", organization="SealFlow"), public))
         kept: dict[str, Any] = {name: getattr(settings, name) for name in SETTINGS_KEPT}
-        return create_backup(engine, settings.state_dir, dest, keys, signer, kept,
+        return create_backup(sessions.kw["bind"], settings.state_dir, dest, keys, signer, kept,
                              intermediates=(ca.intermediate_der,))
-    finally:
-        engine.dispose()

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import dag, get_current_context, task
-from sealflow_airflow.pipeline import ARCHIVED_BATCHES, STAMPED_BATCHES
+from sealflow_airflow.assets import ARCHIVED_BATCHES, STAMPED_BATCHES
 
 
 @dag(dag_id="archive_batch", schedule=[STAMPED_BATCHES], catchup=False, max_active_runs=1,

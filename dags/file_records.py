@@ -14,11 +14,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, dag, task
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
+from sealflow_airflow.assets import ARCHIVED_BATCHES, STAMPED_BATCHES
 from sealflow_airflow.root import parse_settings
-
-STAMPED_BATCHES = Asset("sealflow://batches/stamped")
-ARCHIVED_BATCHES = Asset("sealflow://batches/archived")
 
 
 @dag(

@@ -23,10 +23,9 @@ from datetime import timedelta
 from airflow.sdk import Param, dag, get_current_context, task, task_group
 from sealflow_airflow import pipeline
 from sealflow_airflow.approval import SealUseApprovalOperator
+from sealflow_airflow.assets import STAMPED_BATCHES
 from sealflow_airflow.root import parse_settings
 from sealflow_airflow.trigger_form import stamp_batch_params
-
-STAMPED_BATCHES = pipeline.STAMPED_BATCHES
 
 
 @dag(

@@ -36,6 +36,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from gmpki.gm.sm3 import sm3_hex
 from kernel.canonical import NotCanonical, canonical_json
 
 PROTOCOL = "sealflow-filing/1"
@@ -113,12 +114,6 @@ def canonical(obj: Any) -> bytes:
         return canonical_json(obj)
     except NotCanonical as exc:
         raise ProtocolError(str(exc)) from exc
-
-
-def sm3_hex(data: bytes) -> str:
-    from gmpki.gm.sm3 import sm3
-
-    return sm3(data).hex()
 
 
 def record_digest(record: dict[str, Any]) -> str:

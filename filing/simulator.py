@@ -88,10 +88,6 @@ class Faults:
         return self.outage or time.time() < self.outage_until
 
 
-class _Dropped(Exception):
-    """Close the connection without a reply (after the store committed)."""
-
-
 class PlatformStore:
     """The simulator's durable store: one SQLite file, one writer at a time."""
 

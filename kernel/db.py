@@ -76,12 +76,24 @@ def migrate(engine: Engine) -> None:
         command.upgrade(config, "heads")
 
 
-def open_database(url: str) -> sessionmaker[Session]:
-    """The database at ``url``, migrated to the newest revision, as a session factory: the one way a
-    composition root opens it (its engine is ``factory.kw["bind"]``)."""
+def open_database(url: str, *, migrated: bool = True) -> sessionmaker[Session]:
+    """The database at ``url`` as a session factory, migrated to the newest revision first unless
+    ``migrated=False`` (a reader that must not change the schema): the one way a composition root opens
+    it. Its engine is ``factory.kw["bind"]``; :func:`database` disposes of it when done."""
     engine = make_engine(url)
-    migrate(engine)
+    if migrated:
+        migrate(engine)
     return session_factory(engine)
+
+
+@contextmanager
+def database(url: str, *, migrated: bool = True) -> Iterator[sessionmaker[Session]]:
+    """:func:`open_database` for one command: the engine's connections are closed on leaving."""
+    factory = open_database(url, migrated=migrated)
+    try:
+        yield factory
+    finally:
+        factory.kw["bind"].dispose()
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

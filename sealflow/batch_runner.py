@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kernel.db import make_engine, migrate, session_factory
 from kernel.files import write_atomic
 from kernel.settings import Settings
+from sealflow import root
 from sealflow.airflow_api import AirflowApi, AirflowApiError
 from stamping.batch.sms import LocalSmsGateway
 
@@ -45,28 +45,24 @@ def prepare_demo_seal(settings: Settings) -> DemoSeal:
     """The demo registry (unit, keeper, seals) with its official seal enrolled for batch use."""
     import secrets
 
-    from stamping.batch.seals import BatchSeals
     from stamping.registry.demo import KEEPER, bootstrap_demo, keep_credentials
-    from stamping.registry.service import SealRegistry
 
-    engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
-    sessions = session_factory(engine)
-    registry = SealRegistry(sessions, settings)
+    sessions = root.sessions(settings)
+    registry = root.registry(settings, sessions)
     pin = secrets.token_urlsafe(12)
     demo = bootstrap_demo(registry, official_pin=pin)
     keep_credentials(settings, demo["credentials"])  # 0600: how a person acts as each demo user
     es_id = demo["es_ids"]["official"]
     if "personal" in demo["pins"]:  # made just now: hand its PIN to the user (write_atomic files are 0600)
         write_atomic(personal_pin_file(settings), demo["pins"]["personal"].encode() + b"\n")
-    seals = BatchSeals(settings, sessions, registry)
+    seals = root.batch_seals(settings, sessions, registry)
     if not seals.is_enrolled(es_id):
         if "official" not in demo["pins"]:
             raise RuntimeError(f"demo seal {es_id} exists but is not enrolled for batch use; its keeper runs "
                                f"`sealflow batch enrol {es_id} --pin-env VAR`")
         seals.enrol(es_id, demo["pins"]["official"], KEEPER)
     serve_sample_issuer(sessions, seals, es_id)
-    engine.dispose()
+    sessions.kw["bind"].dispose()
     return DemoSeal(es_id, KEEPER, demo["es_ids"].get("personal", ""))
 
 
@@ -128,17 +124,13 @@ def approval_outcome(settings: Settings, run_id: str) -> dict[str, Any] | None:
     from stamping.batch import approval
     from stamping.batch.models import Batch
 
-    engine = make_engine(settings.resolved_database_url)
-    try:
-        with session_factory(engine)() as session:
-            batch_id = session.scalar(select(Batch.batch_id).where(Batch.run_id == run_id))
-            req = approval.current(session, batch_id) if batch_id else None
-            if req is None:
-                return None
-            return {"batch_id": batch_id, "state": req.state, "attempts": req.attempts, "reason": req.reason,
-                    "decided_by": req.decided_by}
-    finally:
-        engine.dispose()
+    with root.database(settings.resolved_database_url, migrated=False) as sessions, sessions() as session:
+        batch_id = session.scalar(select(Batch.batch_id).where(Batch.run_id == run_id))
+        req = approval.current(session, batch_id) if batch_id else None
+        if req is None:
+            return None
+        return {"batch_id": batch_id, "state": req.state, "attempts": req.attempts, "reason": req.reason,
+                "decided_by": req.decided_by}
 
 
 def run_batch(settings: Settings, folder: Path, es_id: str, keeper: str, batch_id: str, *, accept: bool = True,

@@ -56,14 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also print the libraries' INFO logs (alembic, httpx...)")
     parser.add_argument("--debug", action="store_true", help="DEBUG logs, and a traceback on unexpected errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"sealflow.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"sealflow.commands.{name}":
-                raise
-            continue
-        module.register(subparsers)
+    for name in COMMAND_MODULES:  # every command module ships with the CLI: a broken one fails loudly
+        importlib.import_module(f"sealflow.commands.{name}").register(subparsers)
     return parser
 
 

@@ -90,7 +90,7 @@ def step_archive_and_file(ctx: Any) -> None:
 
     from archive.models import ArchiveRun
     from filing.outbox import OutboxRecord
-    from kernel.db import make_engine, session_factory
+    from sealflow import root
     from sealflow.batch_runner import airflow_api
 
     api = airflow_api(ctx.settings)
@@ -100,18 +100,16 @@ def step_archive_and_file(ctx: Any) -> None:
     finally:
         api.close()
     batch_id = ctx.data["batch"]["batch_id"]
-    engine = make_engine(ctx.settings.resolved_database_url)
-    sessions = session_factory(engine)
     deadline = time.monotonic() + 300
-    while True:  # file_records runs on the Assets; wait until the outbox has nothing left to send
-        with sessions() as session:
-            runs = session.scalars(select(ArchiveRun).where(ArchiveRun.batch_id == batch_id)).all()
-            states = dict(session.execute(select(OutboxRecord.state, func.count())
-                                          .group_by(OutboxRecord.state)).all())
-        if (not states.get("pending") and not states.get("failed")) or time.monotonic() > deadline:
-            break
-        time.sleep(2)
-    engine.dispose()
+    with root.database(ctx.settings.resolved_database_url, migrated=False) as sessions:
+        while True:  # file_records runs on the Assets; wait until the outbox has nothing left to send
+            with sessions() as session:
+                runs = session.scalars(select(ArchiveRun).where(ArchiveRun.batch_id == batch_id)).all()
+                states = dict(session.execute(select(OutboxRecord.state, func.count())
+                                              .group_by(OutboxRecord.state)).all())
+            if (not states.get("pending") and not states.get("failed")) or time.monotonic() > deadline:
+                break
+            time.sleep(2)
     print(f"    file_records: outbox {dict(sorted(states.items()))}")
     ctx.note("archive", f"{sum(r.records for r in runs)} records of {batch_id} in s3://{ctx.settings.archive_bucket}"
                         f" (Object Lock COMPLIANCE); search: sealflow archive search --batch {batch_id}")

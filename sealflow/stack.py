@@ -748,10 +748,8 @@ def _ensure(settings: Settings, comp: Component, out: Callable[[str], None]) -> 
 def _pin_platform_certificate(settings: Settings, out: Callable[[str], None]) -> None:
     """Pin the simulator's receipt-signing certificate once, from the file the simulator made on this
     machine — never from its HTTP endpoint (filing.identity never replaces a pinned one)."""
-    try:
-        from filing.identity import pin_platform_certificate, platform_cert_path
-    except ImportError:
-        return
+    from filing.identity import pin_platform_certificate, platform_cert_path
+
     if platform_cert_path(settings).is_file():
         return
     try:
@@ -872,14 +870,11 @@ def status(settings: Settings) -> dict[str, Any]:
 def init_services(settings: Settings, timeout: float = 120.0, out: Callable[[str], None] = print) -> None:
     """Prepare external services (production, compose's airflow-init): migrate the SealFlow database
     and create the buckets once the object store answers. Idempotent."""
-    from kernel.db import make_engine, migrate
+    from sealflow import root
 
-    engine = make_engine(settings.resolved_database_url)
-    try:
-        migrate(engine)
-    finally:
-        engine.dispose()
-    out(f"database migrated: {engine.url.render_as_string(hide_password=True)}")
+    with root.database(settings.resolved_database_url) as sessions:
+        url = sessions.kw["bind"].url
+    out(f"database migrated: {url.render_as_string(hide_password=True)}")
     deadline = time.monotonic() + timeout
     while not _s3_ready(settings):
         if time.monotonic() > deadline:

@@ -12,7 +12,7 @@ from datetime import UTC
 from typing import Any
 
 from sealflow_airflow import root
-from sealflow_airflow.pipeline import ARCHIVED_BATCHES
+from sealflow_airflow.assets import ARCHIVED_BATCHES
 
 log = logging.getLogger(__name__)
 

@@ -9,11 +9,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import Asset
 from airflow.sdk.exceptions import AirflowFailException
 from sqlalchemy import update
 
 from kernel.db import transaction
+from sealflow_airflow.assets import STAMPED_BATCHES
 from sealflow_airflow.root import seals, sessions, settings, tools
 from stamping.batch import admission, approval, process
 from stamping.batch.manifest import quarantine_table
@@ -23,8 +23,6 @@ from stamping.placement import Placement
 
 log = logging.getLogger(__name__)
 
-STAMPED_BATCHES = Asset("sealflow://batches/stamped")
-ARCHIVED_BATCHES = Asset("sealflow://batches/archived")
 
 
 def inbox_batches() -> list:

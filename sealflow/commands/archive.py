@@ -65,11 +65,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _sessions(settings: Settings):
-    from kernel.db import make_engine, migrate, session_factory
+    from sealflow import root
 
-    engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
-    return session_factory(engine)
+    return root.sessions(settings)
 
 
 def _store(settings: Settings, attempts: int = 3):

@@ -100,7 +100,7 @@ def run_verify(args: argparse.Namespace, settings: Settings | None = None) -> in
     reg = registry(settings)
     key = _public_key(args.public_key) if args.public_key else reg.audit_public_key()
     policy = AuditPolicy(settings.audit_checkpoint_every, timedelta(seconds=settings.audit_checkpoint_interval))
-    with reg._sessions() as session:
+    with reg.sessions() as session:
         anchors = None if args.offline else _anchor_sets(settings, session)
         report = verify_audit(session, key, policy=policy, anchors=anchors)
     if args.json:
@@ -133,7 +133,7 @@ def run_show(args: argparse.Namespace, settings: Settings | None = None) -> int:
         stmt = stmt.where(AuditEntry.es_id == args.es_id)
     if args.action:
         stmt = stmt.where(AuditEntry.action == args.action)
-    with reg._sessions() as session:
+    with reg.sessions() as session:
         rows = [{"seq": e.seq, "at": time_text(e.at), "actor": e.actor, "action": e.action, "es_id": e.es_id,
                  "reason": e.reason, "payload": e.payload, "digest": e.digest, "chain": e.chain}
                 for e in session.scalars(stmt)][::-1]
@@ -152,7 +152,7 @@ def run_checkpoint(args: argparse.Namespace, settings: Settings | None = None) -
 
     settings = settings or get_settings()
     reg = registry(settings)
-    with transaction(reg._sessions) as session:
+    with transaction(reg.sessions) as session:
         point = reg.audit.checkpoint(session)
     print(f"checkpoint signed at entry {point.seq}" if point else "nothing to sign: the newest entry is covered")
     return 0 if args.offline else run_anchor(args, settings)
@@ -165,10 +165,10 @@ def run_anchor(args: argparse.Namespace, settings: Settings | None = None) -> in
 
     settings = settings or get_settings()
     reg = registry(settings)
-    with transaction(reg._sessions) as session:
+    with transaction(reg.sessions) as session:
         queued = enqueue_missing(session, settings.audit_key_id)
     try:
-        with reg._sessions() as session:
+        with reg.sessions() as session:
             written = bucket_anchors(settings).publish(session)
     except Exception as exc:  # botocore/StoreError
         raise CheckFailed(f"cannot write the audit anchors to the archive bucket {settings.archive_bucket!r} "

@@ -136,7 +136,7 @@ def run_restore(args: argparse.Namespace, settings: Settings | None = None) -> i
     from backup.restore import restore_backup
     from backup.snapshot import BackupError
     from gmpki.gm.sm2 import SM2PublicKey
-    from kernel.db import make_engine, migrate, session_factory
+    from kernel.db import database, migrate
     from kernel.keys import key_store
     from stamping.audit import verify_audit
 
@@ -157,14 +157,10 @@ def run_restore(args: argparse.Namespace, settings: Settings | None = None) -> i
             from kernel.files import write_atomic
 
             write_atomic(settings.resolved_kek_file, kek_text.encode())
-    engine = make_engine(settings.resolved_database_url)
-    try:
-        store = key_store(settings)
-        cert = store.certificate(settings.audit_key_id) if store.exists(settings.audit_key_id) else None
-        with session_factory(engine)() as session:
-            audit = verify_audit(session, SM2PublicKey.from_certificate(cert) if cert else None)
-    finally:
-        engine.dispose()
+    store = key_store(settings)
+    cert = store.certificate(settings.audit_key_id) if store.exists(settings.audit_key_id) else None
+    with database(settings.resolved_database_url, migrated=False) as sessions, sessions() as session:
+        audit = verify_audit(session, SM2PublicKey.from_certificate(cert) if cert else None)
     result = {"backup_id": check.backup_id, "restored": True, "audit_ok": audit.ok, "audit_entries": audit.entries,
               "next": ["sealflow archive fixity", "sealflow filing reconcile"]}
     if args.json:

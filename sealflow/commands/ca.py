@@ -130,7 +130,7 @@ def _unlock_key(args: argparse.Namespace) -> int:
     except AdminCredentialRefused as exc:
         raise CheckFailed(f"refused: {exc}") from None
     reg = registry(settings)
-    with transaction(reg._sessions) as session:  # a custody event: audited like the seal's own events
+    with transaction(reg.sessions) as session:  # a custody event: audited like the seal's own events
         reg.audit.append(session, actor="ca-admin", action="key.unlock", reason="",
                          payload={"key_id": args.key_id})
     print(f"key {args.key_id} unlocked; its wrong-PIN counter is back to 0")

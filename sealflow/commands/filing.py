@@ -51,11 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _factory(settings: Settings):
-    from kernel.db import make_engine, migrate, session_factory
+    from sealflow import root
 
-    engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
-    return session_factory(engine)
+    return root.sessions(settings)
 
 
 def platform_client(settings: Settings, url: str | None):

@@ -159,12 +159,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def registry(settings: Settings):
-    from kernel.db import make_engine, migrate, session_factory
-    from stamping.registry import SealRegistry
+    from sealflow import root
 
-    engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
-    return SealRegistry(session_factory(engine), settings)
+    return root.registry(settings)
 
 
 USER_ENV, CREDENTIAL_ENV = "SEALFLOW_USER", "SEALFLOW_USER_CREDENTIAL"

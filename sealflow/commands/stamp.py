@@ -110,10 +110,9 @@ class Progress:
 
 
 def _registry(settings: Settings):
-    from kernel.db import make_engine, session_factory
-    from stamping.registry import SealRegistry
+    from sealflow import root
 
-    return SealRegistry(session_factory(make_engine(settings.resolved_database_url)), settings)
+    return root.registry(settings, migrated=False)
 
 
 def _seal_signer(registry, es_id: str, pin: str, actor: str):

@@ -71,14 +71,10 @@ def registry_lookup(settings: Settings):
     audited-use lookup is ``lookup.__self__.use_recorded``)."""
     if not settings.database_url and not (settings.state_dir / "sealflow.db").exists():
         return None
+    from sealflow import root
+
     try:
-        from kernel.db import make_engine, session_factory
-        from stamping.registry import SealRegistry
-    except ImportError:
-        return None
-    try:
-        registry = SealRegistry(session_factory(make_engine(settings.resolved_database_url)), settings)
-        return registry.status_at
+        return root.registry(settings, migrated=False).status_at
     except Exception as exc:  # the registry is optional for 验章: say so and go on without it
         log.warning("seal registry not available (%s); seal status is not checked", exc)
         return None

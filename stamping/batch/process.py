@@ -219,11 +219,6 @@ def chunks(tools: BatchTools, batch_id: str) -> list[int]:
         return list(rows)
 
 
-def set_status(tools: BatchTools, batch_id: str, status: str) -> None:
-    with transaction(tools.session_factory) as session:
-        session.execute(update(Batch).where(Batch.batch_id == batch_id).values(status=status))
-
-
 def _load_batch(session: Session, batch_id: str) -> Batch:
     batch = session.get(Batch, batch_id)
     if batch is None:

@@ -99,10 +99,6 @@ def _ref(obj: tuple[str, str]) -> int | None:
     return int(value.split()[0])
 
 
-def _refs_in(array_text: str) -> list[int]:
-    return [int(m) for m in re.findall(r"(\d+)\s+\d+\s+R", array_text)]
-
-
 def _pdf_text(s: str) -> bytes:
     """A PDF text string: ASCII as a literal, anything else as UTF-16BE hex with BOM."""
     if s.isascii() and s.isprintable():

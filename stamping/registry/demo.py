@@ -45,7 +45,7 @@ def _people(levels: int) -> list[tuple[str, str, int]]:
 def _make_people(registry: SealRegistry, levels: int, actor: str | None, os_login: str | None) -> dict[str, str]:
     """The demo unit, its administrator and people; returns each new user's credential."""
     credentials = {name: secrets.token_urlsafe(18) for name in [ADMIN] + [p[0] for p in _people(levels)]}
-    with registry._sessions() as session:
+    with registry.sessions() as session:
         fresh = not registry._anyone_can_authenticate(session)
     if fresh:
         registry.bootstrap(ADMIN, DEMO_UNIT, DEMO_UNIT_CODE, os_login=os_login, credential=credentials[ADMIN])
@@ -56,7 +56,7 @@ def _make_people(registry: SealRegistry, levels: int, actor: str | None, os_logi
         credentials.pop(ADMIN)  # an existing user keeps their own proof
     registry.add_person(DEMO_PERSON, DEMO_PERSON_ID, actor=ADMIN)
     for name, role, level in _people(levels):
-        with registry._sessions() as session:
+        with registry.sessions() as session:
             exists = session.scalars(select(RegistryUser).where(RegistryUser.username == name)).first() is not None
         registry.add_user(DEMO_UNIT_CODE, name, role, level=level, actor=ADMIN,
                           person_id_number=DEMO_PERSON_ID if role == "keeper" else None,
@@ -131,7 +131,7 @@ def keep_credentials(settings, credentials: dict[str, str]) -> Path:
 
 def _existing(registry: SealRegistry) -> dict[str, str] | None:
     """The demo's active seals when the demo unit exists already (idempotent re-runs)."""
-    with registry._sessions() as session:
+    with registry.sessions() as session:
         unit = session.scalars(select(Unit).where(Unit.credit_code == DEMO_UNIT_CODE)).first()
         if unit is None:
             return None

@@ -191,6 +191,11 @@ class SealRegistry:
     def __repr__(self) -> str:
         return f"SealRegistry({self.settings.state_dir})"
 
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        """The registry's database, for callers that read or audit alongside it (one transaction)."""
+        return self._sessions
+
     # --- collaborators -------------------------------------------------------------------
 
     @property

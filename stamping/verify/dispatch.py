@@ -40,10 +40,8 @@ def verify_bytes(data: bytes, path: str, trust, status_lookup: SealStatusLookup 
 
             return verify_ofd(data, path, trust, status_lookup, use_lookup=use_lookup)
         if fmt == "pdf":
-            try:
-                from stamping.pdf import verify_pdf
-            except ImportError as exc:
-                return DocumentResult(path, "pdf", error=f"PDF verification is not available: {exc}")
+            from stamping.pdf.verify import verify_pdf
+
             return verify_pdf(data, path, trust, status_lookup, use_lookup=use_lookup)
     except Exception as exc:
         # A verifier bug must not stop a batch; the document is reported as not verifiable.

@@ -16,9 +16,9 @@ from archive.checks import NoScanner
 from archive.checks.catalogue import items_for
 from archive.index import SearchQuery, search
 from archive.models import ArchiveRecord
-from archive.package import sm3_hex
 from archive.service import archive_records, package_key
 from archive.store import ObjectConflict, ObjectLocked
+from gmpki.gm.sm3 import sm3_hex
 from sealflow.cli import main
 
 pytestmark = pytest.mark.stack

@@ -45,7 +45,7 @@ class World:
     engine: Engine
 
     def count(self, model, *where) -> int:
-        with self.registry._sessions() as s:
+        with self.registry.sessions() as s:
             return s.execute(select(func.count()).select_from(model).where(*where)).scalar_one()
 
     def approved(self, kind: str = "official", name: str = UNIT, **kw) -> int:

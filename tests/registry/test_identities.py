@@ -119,7 +119,7 @@ def test_the_demo_makes_its_people_through_the_same_path(home: Path, capsys) -> 
     from sealflow.commands.seal import registry
 
     reg = registry(get_settings())
-    with reg._sessions() as s:
+    with reg.sessions() as s:
         entries = s.scalars(select(AuditEntry).where(AuditEntry.action.in_(("registry.bootstrap", "user.grant")))
                             .order_by(AuditEntry.seq)).all()
     assert entries[0].action == "registry.bootstrap" and entries[0].payload["os_login"] == os_login()

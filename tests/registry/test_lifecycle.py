@@ -42,7 +42,7 @@ from tests.registry.conftest import (
 
 
 def _outbox(world: World, es_id: str) -> list[OutboxRecord]:
-    with world.registry._sessions() as s:
+    with world.registry.sessions() as s:
         return list(s.scalars(select(OutboxRecord).where(OutboxRecord.subject == es_id)
                               .order_by(OutboxRecord.subject_seq)))
 
@@ -356,9 +356,9 @@ def test_uses_are_audited(world: World) -> None:
     es_id = world.made()
     entry = reg.record_use(es_id, "keeper", "a.pdf sm3:00", "batch-1", "licence issued")
     assert (entry.action, entry.es_id, entry.payload["batch_id"]) == ("seal.use", es_id, "batch-1")
-    with reg._sessions() as s, s.begin():
+    with reg.sessions() as s, s.begin():
         reg.record_uses(s, es_id=es_id, actor="keeper", batch_id="b2", documents=[("x.ofd", "11"), ("y.ofd", "22")])
-    with reg._sessions() as s:
+    with reg.sessions() as s:
         docs = [e.payload["document"] for e in s.scalars(select(AuditEntry).where(AuditEntry.action == "seal.use")
                                                          .order_by(AuditEntry.seq))]
     assert docs == ["a.pdf sm3:00", "x.ofd sm3:11", "y.ofd sm3:22"]

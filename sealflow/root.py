@@ -1,0 +1,44 @@
+"""The shell's composition root: the objects a ``sealflow`` command works with, built from ``Settings``.
+
+The CLI runs without Airflow, so it cannot use the glue's root (``plugins/sealflow_airflow/root.py``,
+which reads Airflow connections); it builds the same objects with the same foundation calls —
+``kernel.db.open_database`` for the database, ``kernel.keys`` for the key store, service keys and trust —
+so a command and a task always agree. Nothing is cached: tests run many commands in one process, each
+with its own home.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from kernel.db import database, open_database
+from kernel.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from stamping.batch.seals import BatchSeals
+    from stamping.registry.service import SealRegistry
+
+__all__ = ["batch_seals", "database", "registry", "sessions"]  # `database`: the same call, for `with` blocks
+
+
+def sessions(settings: Settings, *, migrated: bool = True) -> sessionmaker[Session]:
+    """The installation's database (migrated first unless ``migrated=False``)."""
+    return open_database(settings.resolved_database_url, migrated=migrated)
+
+
+def registry(settings: Settings, factory: sessionmaker[Session] | None = None, *,
+             migrated: bool = True) -> SealRegistry:
+    """The seal registry over ``factory`` (else the installation's database)."""
+    from stamping.registry.service import SealRegistry
+
+    return SealRegistry(factory or sessions(settings, migrated=migrated), settings)
+
+
+def batch_seals(settings: Settings, factory: sessionmaker[Session] | None = None,
+                registry: SealRegistry | None = None) -> BatchSeals:
+    """The seal desk of batches (registry, custody of PINs) over ``factory`` (else the installation's database)."""
+    from stamping.batch.seals import BatchSeals
+
+    return BatchSeals(settings, factory or sessions(settings), registry)
