@@ -44,12 +44,11 @@ def archive_signer(settings: Settings):
     (``sealflow archive eep``) share: key ``archive_key_id`` with its service PIN (configured, else
     generated), created with a certificate from the installation's CA on first use. A PIN mismatch
     is a configuration error that never counts a wrong-PIN try (see ``service_signer``)."""
-    from gmpki.pki.ca import DemoCA
     from gmpki.pki.certs import Subject
-    from kernel.keys import ensure_service_signer
+    from kernel.keys import ensure_service_signer, installation_ca
 
     def issue(public) -> bytes:
-        return DemoCA.create(settings.state_dir / "ca").issue(Subject(ARCHIVING_UNIT, organization="SealFlow"), public)
+        return installation_ca(settings).issue(Subject(ARCHIVING_UNIT, organization="SealFlow"), public)
 
     return ensure_service_signer(settings, settings.archive_key_id, settings.archive_key_pin, issue)
 

@@ -13,7 +13,7 @@ from typing import Any
 from backup.snapshot import BackupError, BackupKeys, BackupResult, Destination, FolderDestination, S3Destination
 from gmpki.pki.certs import Subject
 from kernel.db import database
-from kernel.keys import ensure_service_signer, kek_material
+from kernel.keys import ensure_service_signer, installation_ca, kek_material
 from kernel.objectstore import s3_client
 from kernel.settings import Settings
 
@@ -45,12 +45,11 @@ def backup_keys(settings: Settings) -> BackupKeys:
 def take_backup(settings: Settings, target: str | None = None) -> BackupResult:
     """Take one (full or incremental) backup of this home to ``target`` (default: the configured one)."""
     from backup.snapshot import create_backup
-    from gmpki.pki.ca import DemoCA
 
     dest = destination(settings, target)
     keys = backup_keys(settings)
     with database(settings.resolved_database_url) as sessions:
-        ca = DemoCA.create(settings.state_dir / "ca")  # the installation's CA, as the registry's
+        ca = installation_ca(settings)
         signer = ensure_service_signer(
             settings, settings.backup_key_id, settings.backup_key_pin,
             lambda public: ca.issue(Subject("SealFlow 备份", organization="SealFlow"), public))

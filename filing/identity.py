@@ -66,13 +66,13 @@ def pin_platform_certificate(settings: Settings, source: Path | None = None) -> 
 def setup_system_identity(settings: Settings, ca_dir: Path | None = None) -> bytes:
     """Create the sending system's key and DemoCA certificate if missing; return the certificate (DER)."""
     from gmpki.pki.ca import DemoCA
-    from kernel.keys import key_store, service_signer
+    from kernel.keys import installation_ca, key_store, service_signer
 
     pin = _pin(settings)
     store = key_store(settings)
     if store.exists(settings.filing_key_id):
         return service_signer(store, settings, settings.filing_key_id, pin).certificate
-    ca = DemoCA.create(ca_dir or settings.state_dir / "ca")
+    ca = DemoCA.create(ca_dir) if ca_dir else installation_ca(settings)
     key, cert_der = ca.issue_unit_signer(SYSTEM_NAME, SYSTEM_CREDIT_CODE)
     store.create(settings.filing_key_id, pin, key=key)
     store.set_certificate(settings.filing_key_id, cert_der)

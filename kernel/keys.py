@@ -13,12 +13,16 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gmpki.gm.sm2 import SM2PublicKey
 from gmpki.keys.signer import Signer
 from gmpki.keys.store import KeyStore, KeyStoreError, derive_kek, generated_pin, read_kek_material
 from gmpki.pki.trust import TrustStore
 from kernel.settings import Settings
+
+if TYPE_CHECKING:
+    from gmpki.pki.ca import DemoCA
 
 
 def kek_material(settings: Settings) -> bytes:
@@ -78,6 +82,18 @@ def ensure_service_signer(settings: Settings, key_id: str, configured_pin: str,
         public = store.create(key_id, service_pin(settings, key_id, configured_pin))
         store.set_certificate(key_id, issue_certificate(public))
     return service_signer(store, settings, key_id, configured_pin)
+
+
+def installation_ca(settings: Settings) -> DemoCA:
+    """The installation's seal-making CA: the one in ``<state>/ca``, made on first use.
+
+    SealFlow ships no client for a licensed CA, so every installation (the demo, the embedded stack, the
+    compose deployment) issues from this local CA; this function is the one place that says so — the
+    registry, the archiving unit's, filing system's and backups' keys all get their CA here — so a
+    licensed CA replaces it in one place."""
+    from gmpki.pki.ca import DemoCA
+
+    return DemoCA.create(settings.state_dir / "ca")
 
 
 def installation_trust(settings: Settings) -> TrustStore | None:

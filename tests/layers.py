@@ -1,10 +1,11 @@
 """The import contract of the house: which package may import which, read from the source's AST.
 
-Layers, bottom to top (see the redesign issue): GM crypto and PKI → foundation (settings, database,
-files, object store) → domains (``filing``, ``stamping``, ``archive``, ``backup``) → the Airflow glue (``plugins``)
-→ DAG files and the shell (``sealflow`` CLI, stack, demo). A module may import only from its own layer
-or below. Every import counts — at module level, inside functions, and ``importlib.import_module`` with a
-literal or f-string prefix — because an import inside a function is a cycle all the same, only hidden.
+Layers, bottom to top (``docs/architecture.md``): GM crypto and PKI (``gmpki``) → the foundation (``kernel``:
+settings, database, files, canonical JSON, object store, the installation's keys) → domains (``filing``,
+``stamping``, ``archive``, ``backup``) → the Airflow glue (``plugins/sealflow_airflow``) → DAG files and the
+shell (``sealflow``: CLI, stack, demo). A module may import only from its own layer or below. Every import
+counts — at module level, inside functions, and ``importlib.import_module`` with a literal or f-string
+prefix — because an import inside a function is a cycle all the same, only hidden.
 
 Three more rules of the house, checked the same way:
 - DAG files import only the Airflow glue (``sealflow_airflow``): every domain object reaches a task

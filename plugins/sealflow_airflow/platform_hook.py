@@ -21,6 +21,7 @@ from airflow.sdk import BaseHook
 from filing.client import PlatformClient
 from filing.identity import load_platform_certificate, system_signer
 from kernel.settings import Settings, get_settings
+from sealflow_airflow.hooks import platform_overrides
 
 log = logging.getLogger(__name__)
 
@@ -48,24 +49,9 @@ class SealflowPlatformHook(BaseHook):
         conn = self._connection()
         if conn is None:
             return self.settings, self.settings.resolved_platform_url, 30.0
-        extra = conn.extra_dejson or {}
-        host = conn.host or ""
-        if "://" in host:
-            url = host.rstrip("/")
-        else:
-            scheme = conn.schema or "http"
-            url = f"{scheme}://{host}" + (f":{conn.port}" if conn.port else "")
-        overrides: dict[str, Any] = {}
-        if conn.login:
-            overrides["filing_system_id"] = conn.login
-        if conn.password:
-            overrides["filing_key_pin"] = conn.password
-        if extra.get("key_id"):
-            overrides["filing_key_id"] = str(extra["key_id"])
-        if extra.get("platform_cert"):
-            overrides["platform_cert"] = str(extra["platform_cert"])
+        overrides = platform_overrides(conn)  # the one reading of the connection (sealflow_airflow.hooks)
         settings = self.settings.with_overrides(**overrides) if overrides else self.settings
-        return settings, url or settings.resolved_platform_url, float(extra.get("timeout", 30.0))
+        return settings, settings.resolved_platform_url, float((conn.extra_dejson or {}).get("timeout", 30.0))
 
     def get_conn(self) -> PlatformClient:
         settings, url, timeout = self.settings_and_url()

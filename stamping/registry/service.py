@@ -209,9 +209,9 @@ class SealRegistry:
     @property
     def ca(self) -> DemoCA:
         if self._ca is None:
-            from gmpki.pki.ca import DemoCA
+            from kernel.keys import installation_ca  # given by the composition root, else the installation's
 
-            self._ca = DemoCA.create(self.settings.state_dir / "ca")
+            self._ca = installation_ca(self.settings)
         return self._ca
 
     @property
