@@ -6,7 +6,8 @@ object store client and the platform client each used to be built by hand wherev
 and the copies drifted (trust built four ways, settings read with and without the connections). Task
 modules (``pipeline``, ``archiving``, ``platform_hook``, ``backups``, ``alerts``, the console) ask this
 module; DAG files import only the glue. The builders are cached per process (``lru_cache``): a worker
-builds them on its first task, and a test clears them with :func:`reset`.
+builds them on its first task, and a test clears them with :func:`reset`. Imports stay inside the
+builders, so that a DAG file importing this module while it is parsed loads only the settings.
 
 The settings here are :func:`sealflow_airflow.hooks.settings_from_connections` — the ``SEALFLOW_*``
 settings with the external endpoints of the ``sealflow_s3`` and ``sealflow_platform`` connections
@@ -18,8 +19,6 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from kernel.db import open_database
-from kernel.keys import installation_trust
 from kernel.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -49,6 +48,8 @@ def parse_settings() -> Settings:
 @lru_cache(maxsize=1)
 def sessions() -> sessionmaker[Session]:
     """The SealFlow database, migrated to the newest revision, as a session factory."""
+    from kernel.db import open_database
+
     return open_database(settings().resolved_database_url)
 
 
@@ -69,6 +70,7 @@ def registry() -> SealRegistry:
 def trust() -> TrustStore:
     """The trust anchors every 验章 of the pipeline uses: the installation's CA and ``SEALFLOW_TRUST_ROOTS``."""
     from gmpki.pki.trust import TrustStore
+    from kernel.keys import installation_trust
 
     return installation_trust(settings()) or TrustStore([], [])
 
