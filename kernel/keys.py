@@ -96,17 +96,18 @@ def installation_ca(settings: Settings) -> DemoCA:
     return DemoCA.create(settings.state_dir / "ca")
 
 
-def installation_trust(settings: Settings) -> TrustStore | None:
-    """The installation's trust anchors, built one way for every 验章: the installation CA's root and
-    issuing CA (when ``<state>/ca`` holds one) plus the roots and intermediates of ``SEALFLOW_TRUST_ROOTS``;
-    None when there is neither. Never creates a CA."""
+def installation_trust(settings: Settings, ca: DemoCA | None = None) -> TrustStore | None:
+    """The installation's trust anchors, built one way for every 验章: the CA's root and issuing CA —
+    ``ca`` (a registry's own) or else the installation CA when ``<state>/ca`` holds one — plus the roots and
+    intermediates of ``SEALFLOW_TRUST_ROOTS``; None when there is neither. Never creates a CA."""
     roots: list[bytes] = []
     intermediates: list[bytes] = []
     ca_dir = settings.state_dir / "ca"
-    if (ca_dir / "seal-maker.pem").exists():
+    if ca is None and (ca_dir / "seal-maker.pem").exists():
         from gmpki.pki.ca import DemoCA
 
         ca = DemoCA.load(ca_dir)
+    if ca is not None:
         roots.append(ca.root_der)
         intermediates.append(ca.intermediate_der)
     if settings.trust_roots:

@@ -68,11 +68,9 @@ def registry() -> SealRegistry:
 
 @lru_cache(maxsize=1)
 def trust() -> TrustStore:
-    """The trust anchors every 验章 of the pipeline uses: the installation's CA and ``SEALFLOW_TRUST_ROOTS``."""
-    from gmpki.pki.trust import TrustStore
-    from kernel.keys import installation_trust
-
-    return installation_trust(settings()) or TrustStore([], [])
+    """The trust anchors every 验章 of the pipeline uses: the registry's CA (the installation's, made if
+    missing, so a worker never caches an empty store) and ``SEALFLOW_TRUST_ROOTS``."""
+    return seals().trust_store()
 
 
 def archive_signer() -> Signer:

@@ -100,8 +100,9 @@ class BatchSeals:
     # --- 验章 -----------------------------------------------------------------------------
 
     def trust_store(self) -> TrustStore:
-        """The installation's trust anchors (``kernel.keys.installation_trust``, the one way they are built)."""
-        return installation_trust(self.settings) or TrustStore([], [])
+        """The trust anchors of the registry's CA and ``SEALFLOW_TRUST_ROOTS`` (``kernel.keys.installation_trust``,
+        the one way they are built)."""
+        return installation_trust(self.settings, self.registry.ca) or TrustStore([], [])
 
     def status_lookup(self, es_id: str, at: datetime) -> SealStatus | None:
         return self.registry.status_at(es_id, at)
