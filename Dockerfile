@@ -13,10 +13,13 @@ RUN mkdir -p /opt/sealflow/var /opt/sealflow/platform && chmod 700 /opt/sealflow
 USER airflow
 
 COPY --chown=airflow:0 pyproject.toml README.md /opt/sealflow/
+COPY --chown=airflow:0 gmpki /opt/sealflow/gmpki
+COPY --chown=airflow:0 kernel /opt/sealflow/kernel
 COPY --chown=airflow:0 sealflow /opt/sealflow/sealflow
 COPY --chown=airflow:0 stamping /opt/sealflow/stamping
 COPY --chown=airflow:0 archive /opt/sealflow/archive
 COPY --chown=airflow:0 filing /opt/sealflow/filing
+COPY --chown=airflow:0 backup /opt/sealflow/backup
 
 # Pin the image's Airflow so installing SealFlow never up- or downgrades it; [statsd]: Airflow's own
 # metrics go to the statsd-exporter service (docker-compose.yml).

@@ -9,7 +9,7 @@ imports ``archive``.
 from __future__ import annotations
 
 from archive.replica import archive_store
-from sealflow.settings import Settings
+from kernel.settings import Settings
 from stamping.audit.anchors import BucketAnchors
 
 

@@ -43,12 +43,12 @@ from archive.package import (
     PackageError,
     package_slug,
     parse_manifest,
-    sm3_hex,
     untar_package,
 )
 from archive.replica import ReplicatedStore
 from archive.store import ObjectMissing, ObjectStore, StoreError
-from sealflow.db import transaction
+from gmpki.gm.sm3 import sm3_hex
+from kernel.db import transaction
 
 ACTOR = "archive-fixity"
 ACTION = "archive.repair"
@@ -296,7 +296,7 @@ def _content_type(key: str) -> str:
 
 
 def _verifies(cert: bytes, signature: bytes, message: bytes) -> bool:
-    from stamping.gm.sm2 import SM2PublicKey
+    from gmpki.gm.sm2 import SM2PublicKey
 
     try:
         return bool(SM2PublicKey.from_certificate(cert).verify(signature, message))

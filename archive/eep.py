@@ -395,16 +395,14 @@ def read_eep(path: Path, out_dir: Path | None = None, *, chunk_size: int = 256 *
     signed = bytes(span.bytes) if span.state == "after" else b""
     content.signed_bytes_sm3 = hashlib.new("sm3", signed).hexdigest() if signed else ""
     if signed and content.signature and content.certificate and content.algorithm == SM2_WITH_SM3:
-        try:
-            from stamping.gm.sm2 import SM2PublicKey
+        from gmpki.gm.sm2 import SM2PublicKey
 
+        try:
             key = SM2PublicKey.from_certificate(content.certificate)
             content.signature_ok = key.verify(content.signature, signed)
             if content.lock_signature:
                 lock_ok = locked.state == "after" and key.verify(content.lock_signature, bytes(locked.bytes))
                 content.signature_ok = content.signature_ok and lock_ok
-        except ImportError:
-            content.signature_ok = None
         except Exception:
             content.signature_ok = False
     return content

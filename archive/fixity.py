@@ -24,9 +24,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from archive import index
 from archive.models import ArchiveRecord, ArchiveRun, FixityRun
-from archive.package import BATCH_CERT, BATCH_CHAIN, BATCH_MANIFEST, BATCH_REGISTRATION, BATCH_SIGNATURE, sm3_hex
+from archive.package import BATCH_CERT, BATCH_CHAIN, BATCH_MANIFEST, BATCH_REGISTRATION, BATCH_SIGNATURE
 from archive.replica import ReplicatedStore
 from archive.store import ObjectMissing, ObjectStore, StoreError
+from gmpki.gm.sm3 import sm3_hex
 
 REPORT_PREFIX = "reports/fixity/"
 SHOWN_PROBLEMS = 50  # problems kept in the database per pass (alerts and the health page name them)
@@ -68,7 +69,7 @@ def run_problems(store: ObjectStore, sessions: sessionmaker[Session]) -> list[di
 
 
 def _signed(store: ObjectStore, folder: str) -> bool:
-    from stamping.gm.sm2 import SM2PublicKey
+    from gmpki.gm.sm2 import SM2PublicKey
 
     try:
         key = SM2PublicKey.from_certificate(store.get(folder + BATCH_CERT))
@@ -159,7 +160,7 @@ def problems_digest(problems: list[dict]) -> str:
 
 def record_run(sessions: sessionmaker[Session], report: dict, keep: int = SHOWN_PROBLEMS) -> None:
     """The pass in ``archive_fixity_run`` (the first ``keep`` problems; the full list is in the report)."""
-    from sealflow.db import transaction
+    from kernel.db import transaction
 
     with transaction(sessions) as session:
         session.add(FixityRun(checked_at=datetime.fromisoformat(report["checked_at"]),

@@ -12,8 +12,8 @@ from archive.models import ArchivedBatch
 from archive.replica import ReplicatedStore, archive_store
 from archive.service import ArchiveInput, ArchiveResult, archive_records
 from archive.store import ObjectStore
-from sealflow.db import transaction
-from sealflow.settings import Settings
+from kernel.db import transaction
+from kernel.settings import Settings
 
 
 def inputs_for_batch(session: Session, batch_id: str) -> list[ArchiveInput]:
@@ -45,35 +45,21 @@ def archive_signer(settings: Settings):
     (``sealflow archive eep``) share: key ``archive_key_id`` with its service PIN (configured, else
     generated), created with a certificate from the installation's CA on first use. A PIN mismatch
     is a configuration error that never counts a wrong-PIN try (see ``service_signer``)."""
-    from stamping.keys.store import ensure_service_signer
-    from stamping.pki.ca import DemoCA
-    from stamping.pki.certs import Subject
+    from gmpki.pki.certs import Subject
+    from kernel.keys import ensure_service_signer, installation_ca
 
     def issue(public) -> bytes:
-        return DemoCA.create(settings.state_dir / "ca").issue(Subject(ARCHIVING_UNIT, organization="SealFlow"), public)
+        return installation_ca(settings).issue(Subject(ARCHIVING_UNIT, organization="SealFlow"), public)
 
     return ensure_service_signer(settings, settings.archive_key_id, settings.archive_key_pin, issue)
 
 
 def trust_store(settings: Settings):
-    """The pipeline's trust: the installation CA's root and intermediate (when it has one) plus the
-    roots and intermediates of ``SEALFLOW_TRUST_ROOTS``; None when there is neither."""
-    from stamping.pki.trust import TrustStore
+    """The pipeline's trust (``kernel.keys.installation_trust``): the installation CA's root and
+    intermediate plus ``SEALFLOW_TRUST_ROOTS``; None when there is neither."""
+    from kernel.keys import installation_trust
 
-    roots: list[bytes] = []
-    intermediates: list[bytes] = []
-    ca_dir = settings.state_dir / "ca"
-    if (ca_dir / "seal-maker.pem").exists():
-        from stamping.pki.ca import DemoCA
-
-        ca = DemoCA.load(ca_dir)
-        roots.append(ca.root_der)
-        intermediates.append(ca.intermediate_der)
-    if settings.trust_roots:
-        configured = TrustStore.from_paths(settings.trust_roots)
-        roots += configured.roots
-        intermediates += [c.der for c in configured._intermediates]
-    return TrustStore(roots, intermediates) if roots else None
+    return installation_trust(settings)
 
 
 def batches_to_archive(session: Session) -> list[str]:

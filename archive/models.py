@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from sealflow.db import Base
+from kernel.db import Base
 
 PENDING, ARCHIVED = "pending", "archived"
 

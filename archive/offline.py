@@ -25,8 +25,8 @@ from archive.package import (
     PackageError,
     package_slug,
     parse_manifest,
-    sm3_hex,
 )
+from gmpki.gm.sm3 import sm3_hex
 
 MAX_FILE_BYTES = 512 * 1024 * 1024
 
@@ -125,7 +125,7 @@ def verify_package(folder: Path, trust, *, check_seals: bool = True) -> PackageV
 def _with_chain(trust, chain_path: Path, res: PackageVerification):
     if trust is None or not chain_path.is_file():
         return trust
-    from stamping.pki.trust import TrustStore, read_certificates
+    from gmpki.pki.trust import TrustStore, read_certificates
 
     data = _read(chain_path)
     if not data.strip():  # no CA certificate between root and signers: nothing to add (signed as such)
@@ -160,7 +160,7 @@ def _check_batch(bdir: Path, manifest_bytes: bytes, res: PackageVerification, tr
     cert = _read(paths[BATCH_CERT])
     signature = _read(paths[BATCH_SIGNATURE])
     try:
-        from stamping.gm.sm2 import SM2PublicKey
+        from gmpki.gm.sm2 import SM2PublicKey
 
         key = SM2PublicKey.from_certificate(cert)
     except Exception as exc:

@@ -17,7 +17,6 @@ the archiving unit's SM2 signature over that manifest with its certificate.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import platform
@@ -29,6 +28,7 @@ from pathlib import PurePosixPath
 from lxml import etree
 
 from archive.retention import RETENTION_NAMES
+from gmpki.gm.sm3 import sm3_hex
 
 PACKAGE_FORMAT = "SealFlow 归档信息包 1 (GB/T 42727-2023 folder style)"
 MANIFEST_NAME = "manifest-sm3.txt"
@@ -59,11 +59,6 @@ class PackageError(ValueError):
         super().__init__(f"{where}: {reason}")
         self.where = where
         self.reason = reason
-
-
-def sm3_hex(data: bytes) -> str:
-    # hashlib's "sm3" is OpenSSL's (the same as stamping.gm.sm3); we need the hex form here.
-    return hashlib.new("sm3", data).hexdigest()
 
 
 def pem_bundle(certs: list[bytes]) -> bytes:

@@ -23,10 +23,11 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from archive.models import ArchiveRecord
-from archive.package import PackageError, sm3_hex, untar_package
+from archive.package import PackageError, untar_package
 from archive.replica import ReplicatedStore
 from archive.store import ObjectStore, StoreError
-from sealflow.db import transaction
+from gmpki.gm.sm3 import sm3_hex
+from kernel.db import transaction
 
 FOUND = "found"
 PACKAGE_PREFIX = "packages/"

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from archive.store import ObjectStore, PutResult, StoreError
-from sealflow.settings import Settings
+from kernel.settings import Settings
 
 
 class ReplicatedStore:
@@ -124,7 +124,7 @@ class ReplicatedStore:
 
 def replica_store(settings: Settings, *, pool: int = 32, attempts: int = 3) -> ObjectStore:
     """The replica's archive bucket (``replica_*`` settings)."""
-    from sealflow.objectstore import replica_client
+    from kernel.objectstore import replica_client
 
     client = replica_client(settings, max_pool_connections=pool, retries={"max_attempts": attempts, "mode": "standard"})
     return ObjectStore(settings, settings.resolved_replica_bucket, client=client)

@@ -11,7 +11,7 @@ the fixed periods count whole years from the archiving date.
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 RETENTION_ALIASES: dict[str, str] = {
     "Y": "Y", "永久": "Y",
@@ -77,5 +77,3 @@ def split_archival_code(code: str) -> tuple[str, int]:
     return prefix + "-", int(item)
 
 
-def archive_year(archived: datetime | date) -> int:
-    return archived.year

@@ -29,10 +29,10 @@ from archive.package import (
     BATCH_SIGNATURE,
     PackageError,
     package_slug,
-    sm3_hex,
     untar_package,
 )
 from archive.store import ObjectStore
+from gmpki.gm.sm3 import sm3_hex
 
 SHARE_PREFIX = "shares/"
 

@@ -54,14 +54,14 @@ from archive.package import (
     package_slug,
     parse_manifest,
     pem_bundle,
-    sm3_hex,
     untar_package,
 )
 from archive.retention import RetentionError, code_prefix, make_archival_code, retain_until, retention_code
 from archive.store import ObjectConflict, ObjectStore, StoreError
 from archive.workers import start_pool
-from sealflow.db import transaction
-from sealflow.settings import Settings
+from gmpki.gm.sm3 import sm3_hex
+from kernel.db import transaction
+from kernel.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -619,12 +619,7 @@ def _utc(at: datetime) -> datetime:
 
 
 def _intermediates(trust) -> list[bytes]:
-    if trust is None:
-        return []
-    known = getattr(trust, "intermediates", None)
-    if known is None:  # TrustStore keeps them privately; read what it loaded
-        known = [c.der for c in getattr(trust, "_intermediates", [])]
-    return list(known)
+    return list(trust.intermediates) if trust is not None else []
 
 
 def _subject(cert_der: bytes) -> str:
@@ -644,7 +639,7 @@ def archive_records(records: Sequence[ArchiveInput], *, batch_id: str, settings:
 
     Each run (chunk) has its own signed manifest and is published as a whole; the next run's
     checks are queued while the current one uploads. ``signer`` is the archiving unit's
-    :class:`stamping.keys.signer.Signer`; ``trust`` (a TrustStore) verifies records passed without a
+    :class:`gmpki.keys.signer.Signer`; ``trust`` (a TrustStore) verifies records passed without a
     verification result and supplies the CA certificates stored for offline verification.
     """
     chunks = [records[i:i + chunk_size] for i in range(0, len(records), chunk_size)] or [[]]

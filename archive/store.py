@@ -19,7 +19,7 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from sealflow.settings import Settings
+from kernel.settings import Settings
 
 LOCK_MODE = "COMPLIANCE"
 
@@ -82,7 +82,7 @@ class ObjectStore:
     def __init__(self, settings: Settings, bucket: str | None = None, *, pool: int = 32, client=None,
                  attempts: int = 3) -> None:
         self.bucket = bucket or settings.archive_bucket
-        from sealflow.objectstore import s3_client
+        from kernel.objectstore import s3_client
 
         # Checksums only where an operation requires them (the store's own client config); we
         # send explicit Content-MD5 and SHA-256 checksums ourselves. Enough pooled connections

@@ -26,10 +26,10 @@ from pathlib import Path
 from sqlalchemy import Engine, MetaData, inspect, text
 
 from backup.snapshot import BackupError, BackupKeys, Destination, decode_value, schema_revisions
-from sealflow.db import make_engine
-from stamping.gm.sm2 import SM2PublicKey
-from stamping.gm.sm3 import sm3
-from stamping.gm.sm4 import DecryptionFailed, decrypt_gcm
+from gmpki.gm.sm2 import SM2PublicKey
+from gmpki.gm.sm3 import sm3
+from gmpki.gm.sm4 import DecryptionFailed, decrypt_gcm
+from kernel.db import make_engine
 
 
 @dataclass

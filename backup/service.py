@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from backup.snapshot import BackupError, BackupKeys, BackupResult, Destination, FolderDestination, S3Destination
-from sealflow.db import make_engine, migrate, session_factory
-from sealflow.objectstore import s3_client
-from sealflow.settings import Settings
-from stamping.keys.store import ensure_service_signer, kek_material
-from stamping.pki.certs import Subject
+from gmpki.pki.certs import Subject
+from kernel.db import database
+from kernel.keys import ensure_service_signer, installation_ca, kek_material
+from kernel.objectstore import s3_client
+from kernel.settings import Settings
 
 SETTINGS_KEPT = ("review_levels", "seal_region_code", "seal_validity_days", "archive_fonds", "archive_category",
                  "filing_system_id", "audit_checkpoint_every")
@@ -45,19 +45,14 @@ def backup_keys(settings: Settings) -> BackupKeys:
 def take_backup(settings: Settings, target: str | None = None) -> BackupResult:
     """Take one (full or incremental) backup of this home to ``target`` (default: the configured one)."""
     from backup.snapshot import create_backup
-    from stamping.registry import SealRegistry
 
     dest = destination(settings, target)
     keys = backup_keys(settings)
-    engine = make_engine(settings.resolved_database_url)
-    try:
-        migrate(engine)
-        ca = SealRegistry(session_factory(engine), settings).ca
+    with database(settings.resolved_database_url) as sessions:
+        ca = installation_ca(settings)
         signer = ensure_service_signer(
             settings, settings.backup_key_id, settings.backup_key_pin,
             lambda public: ca.issue(Subject("SealFlow 备份", organization="SealFlow"), public))
         kept: dict[str, Any] = {name: getattr(settings, name) for name in SETTINGS_KEPT}
-        return create_backup(engine, settings.state_dir, dest, keys, signer, kept,
+        return create_backup(sessions.kw["bind"], settings.state_dir, dest, keys, signer, kept,
                              intermediates=(ca.intermediate_der,))
-    finally:
-        engine.dispose()

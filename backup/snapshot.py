@@ -32,10 +32,10 @@ from typing import Any
 
 from sqlalchemy import Engine, MetaData, select, text
 
-from sealflow.files import write_atomic
-from stamping.gm.sm3 import sm3
-from stamping.gm.sm4 import encrypt_gcm
-from stamping.keys.signer import Signer
+from gmpki.gm.sm3 import sm3
+from gmpki.gm.sm4 import encrypt_gcm
+from gmpki.keys.signer import Signer
+from kernel.files import write_atomic
 
 SEGMENT_ROWS = 2000
 FORMAT = "sealflow-backup/1"

@@ -26,8 +26,8 @@ from pathlib import Path
 from archive.checks import NoScanner
 from archive.service import ArchiveInput, archive_records
 from archive.store import ObjectStore
-from sealflow.db import make_engine, migrate, session_factory
-from sealflow.settings import Settings
+from kernel.db import make_engine, migrate, session_factory
+from kernel.settings import Settings
 
 
 def _s3_up(settings: Settings) -> bool:
@@ -39,9 +39,9 @@ def _s3_up(settings: Settings) -> bool:
 
 
 def _templates(folder: Path, count: int):
+    from gmpki.gm.sm3 import sm3
+    from gmpki.keys.signer import SoftwareSigner
     from stamping.batch.samples import render_certificate, sample_rows
-    from stamping.gm.sm3 import sm3
-    from stamping.keys.signer import SoftwareSigner
     from stamping.ofd.demo import make_demo_kit
     from stamping.ofd.stamp import stamp_ofd
     from stamping.pdf import stamp_pdf

@@ -14,10 +14,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from sealflow.settings import Settings
-from stamping.gm.sm2 import SM2PrivateKey
-from stamping.gm.sm3 import sm3
-from stamping.keys.store import KeyStore
+from gmpki.gm.sm2 import SM2PrivateKey
+from gmpki.gm.sm3 import sm3
+from kernel.keys import key_store
+from kernel.settings import Settings
 
 
 def rate(fn, seconds: float = 1.0) -> float:
@@ -52,7 +52,7 @@ def openssl_sm2(seconds: int = 3) -> tuple[float, float]:
 def keystore_unlock_ms(rounds: int = 10) -> float:
     """Wall time of one PIN unlock (scrypt + two SM4-GCM layers + key parse); target < 100 ms."""
     with tempfile.TemporaryDirectory() as home:
-        store = KeyStore(Settings(home=Path(home), kek=secrets.token_hex(16)))
+        store = key_store(Settings(home=Path(home), kek=secrets.token_hex(16)))
         pin = secrets.token_urlsafe(9)
         store.create("bench", pin)
         best = float("inf")

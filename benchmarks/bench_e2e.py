@@ -45,8 +45,8 @@ from bench_pipeline import REPO, StackSampler, approve_after_park, domain_refere
 from cpu_figures import BackgroundLoad, TreeCpu
 from sqlalchemy import func, select
 
+from kernel.settings import Settings
 from sealflow.batch_runner import airflow_api, prepare_demo_seal
-from sealflow.settings import Settings
 from sealflow.stack import down, spawn_reaper, up
 from stamping.batch.inbox import BATCH_FILE, run_id_for
 from stamping.batch.samples import write_batch
@@ -76,7 +76,7 @@ def _run_after(api, dag_id: str, after: str, terminal: bool = True) -> dict[str,
 def _filed(settings: Settings, batch_id: str) -> tuple[int, int]:
     """(archive registrations of the batch with a receipt, all of them)."""
     from filing.outbox import SENT, OutboxRecord
-    from sealflow.db import make_engine, session_factory
+    from kernel.db import make_engine, session_factory
 
     engine = make_engine(settings.resolved_database_url)
     try:
@@ -92,7 +92,7 @@ def _filed(settings: Settings, batch_id: str) -> tuple[int, int]:
 
 def _archived(settings: Settings, batch_id: str) -> int:
     from archive.models import ArchiveRun
-    from sealflow.db import make_engine, session_factory
+    from kernel.db import make_engine, session_factory
 
     engine = make_engine(settings.resolved_database_url)
     try:
@@ -107,22 +107,20 @@ def domain_whole_path(settings: Settings, es_id: str, folder: Path, batch_id: st
     from tests.pipeline.plugins_path import pipeline_module
 
     pipeline_module(settings)
-    from sealflow_airflow import archiving
-    from sealflow_airflow.platform_hook import SealflowPlatformHook, _sessions
+    from sealflow_airflow import archiving, root
+    from sealflow_airflow.platform_hook import SealflowPlatformHook
 
-    from archive.integration import archive_batch, archive_signer
+    from archive.integration import archive_batch
     from filing.dispatcher import drain
 
     helpers = TreeCpu(stack_pids(settings, ("seaweedfs", "tsa", "platform"))).start()
     stamped = domain_reference(settings, es_id, folder, batch_id)
     cpu = time.process_time()
-    sessions = archiving.pipeline._sessions()
-    settings_ = archiving.pipeline.settings()
-    result = archive_batch(settings_, sessions, batch_id, signer=archive_signer(settings_),
-                           trust=archiving.pipeline.seals().trust_store())
+    sessions = root.sessions()
+    result = archive_batch(root.settings(), sessions, batch_id, signer=root.archive_signer(), trust=root.trust())
     archiving.queue_registrations(sessions, batch_id)
     with SealflowPlatformHook().get_conn() as client:
-        drain(_sessions(), client)
+        drain(sessions, client)
     cpu = time.process_time() - cpu
     return {"cpu_s": stamped["own_cpu_s"] + cpu + helpers.stop(),
             "verified": stamped["verified"], "archived": result.archived,

@@ -33,7 +33,7 @@ from filing.client import PlatformClient  # noqa: E402
 from filing.dispatcher import drain  # noqa: E402
 from filing.outbox import SENT, OutboxRecord, enqueue  # noqa: E402
 from filing.protocol import pem_to_der  # noqa: E402
-from sealflow.db import make_engine, migrate, session_factory, transaction  # noqa: E402
+from kernel.db import make_engine, migrate, session_factory, transaction  # noqa: E402
 
 
 def payload(es_id: str) -> dict:
@@ -71,8 +71,8 @@ def main() -> None:
     parser.add_argument("--url", help="use a simulator already running there (with /admin) instead of starting one")
     args = parser.parse_args()
 
-    from stamping.keys.signer import SoftwareSigner
-    from stamping.pki.ca import DemoCA
+    from gmpki.keys.signer import SoftwareSigner
+    from gmpki.pki.ca import DemoCA
 
     with tempfile.TemporaryDirectory(prefix="bench-filing-") as tmp:
         state = Path(tmp)

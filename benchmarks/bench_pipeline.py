@@ -75,9 +75,9 @@ from typing import Any
 import psutil
 from cpu_figures import BackgroundLoad, TreeCpu
 
+from kernel.settings import Settings
 from sealflow.airflow_api import AirflowApi, AirflowApiError
 from sealflow.batch_runner import DAG_ID, airflow_api, approve, prepare_demo_seal, submit
-from sealflow.settings import Settings
 from sealflow.stack import AIRFLOW_COMPONENTS, down, read_pid, spawn_reaper, up
 from stamping.batch import process
 from stamping.batch.samples import write_batch

@@ -22,8 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sealflow.db import make_engine, migrate, session_factory, transaction  # noqa: E402
-from sealflow.settings import Settings  # noqa: E402
+from kernel.db import make_engine, migrate, session_factory, transaction  # noqa: E402
+from kernel.settings import Settings  # noqa: E402
 from stamping.audit import verify_audit  # noqa: E402
 from stamping.registry import SealRegistry  # noqa: E402
 from stamping.registry.demo import DEMO_UNIT, DEMO_UNIT_CODE, KEEPER, bootstrap_demo  # noqa: E402
@@ -62,13 +62,13 @@ def main() -> None:
         t, cpu = time.perf_counter(), time.process_time()
         for start in range(0, args.uses, 500):
             docs = [(f"doc-{i}.pdf", f"{i:064x}") for i in range(start, min(start + 500, args.uses))]
-            with transaction(reg._sessions) as session:
+            with transaction(reg.sessions) as session:
                 reg.record_uses(session, es_id=es_id, actor=KEEPER, batch_id="bench", documents=docs)
         uses_per_s = args.uses / (time.perf_counter() - t)
         uses_per_cpu_s = args.uses / max(1e-9, time.process_time() - cpu)
 
         t = time.perf_counter()
-        with reg._sessions() as session:
+        with reg.sessions() as session:
             report = verify_audit(session, reg.audit_public_key())
         verify_s = time.perf_counter() - t
         assert report.ok, report

@@ -42,15 +42,15 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000)
     n = parser.parse_args().n
 
-    from stamping.gm.sm3 import sm3
-    from stamping.keys.signer import SoftwareSigner
+    from gmpki.gm.sm3 import sm3
+    from gmpki.keys.signer import SoftwareSigner
+    from gmpki.pki.ca import DemoCA
+    from gmpki.pki.trust import TrustStore
     from stamping.pictures import demo_official_seal
-    from stamping.pki.ca import DemoCA
-    from stamping.pki.trust import TrustStore
     from stamping.ses.codec import parse_signature
     from stamping.ses.make import SealSpec, make_seal, make_signature
-    from stamping.verify.result import SignatureResult
-    from stamping.verify.seal_checks import check_ses_signature
+    from stamping.verdict.result import SignatureResult
+    from stamping.verdict.seal_checks import check_ses_signature
 
     now = datetime.now(UTC)
     with tempfile.TemporaryDirectory() as tmp:

@@ -25,6 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from gmpki.pki.tsa_client import TsaClient, TsaUnavailable  # noqa: E402
 from stamping.ofd.demo import make_demo_kit  # noqa: E402
 from stamping.ofd.stamp import stamp_ofd  # noqa: E402
 from stamping.ofd.verify import verify_ofd  # noqa: E402
@@ -32,7 +33,6 @@ from stamping.ofd.writer import make_sample_certificate_ofd, sample_business_lic
 from stamping.pdf.samples import make_sample_certificate_pdf  # noqa: E402
 from stamping.pdf.sign import stamp_pdf  # noqa: E402
 from stamping.pdf.verify import verify_pdf  # noqa: E402
-from stamping.pki.tsa_client import TsaClient, TsaUnavailable  # noqa: E402
 from stamping.placement import Placement  # noqa: E402
 from stamping.tsa.server import tsa_identity  # noqa: E402
 

@@ -17,9 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from kernel.db import make_engine, migrate, session_factory
+from kernel.settings import Settings
 from sealflow.batch_runner import prepare_demo_seal
-from sealflow.db import make_engine, migrate, session_factory
-from sealflow.settings import Settings
 from stamping.batch import process
 from stamping.batch.samples import write_batch
 from stamping.batch.seals import BatchSeals

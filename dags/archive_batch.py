@@ -7,9 +7,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import dag, get_current_context, task
-from sealflow_airflow.pipeline import ARCHIVED_BATCHES, STAMPED_BATCHES
-
-from sealflow.settings import get_settings
+from sealflow_airflow.assets import ARCHIVED_BATCHES, STAMPED_BATCHES
+from sealflow_airflow.root import parse_settings
 
 
 @dag(dag_id="archive_batch", schedule=[STAMPED_BATCHES], catchup=False, max_active_runs=1,
@@ -22,7 +21,7 @@ def archive_batch() -> None:
         return archiving.batches_to_archive(get_current_context())
 
     @task(execution_timeout=timedelta(hours=2), retries=2, outlets=[ARCHIVED_BATCHES],
-          retry_delay=timedelta(seconds=get_settings().archive_retry_delay_s))  # a test stack shortens it
+          retry_delay=timedelta(seconds=parse_settings().archive_retry_delay_s))  # a test stack shortens it
     def archive(batch_ids: list[str]) -> list[dict]:
         from sealflow_airflow import archiving
 

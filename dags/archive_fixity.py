@@ -15,11 +15,9 @@ from airflow.sdk import dag, task
 def archive_fixity() -> None:
     @task(execution_timeout=timedelta(hours=6))
     def check() -> dict:
-        from sealflow_airflow import pipeline
+        from sealflow_airflow.archiving import scheduled_fixity
 
-        from archive.integration import scheduled_fixity
-
-        report = scheduled_fixity(pipeline.settings(), pipeline._sessions())
+        report = scheduled_fixity()
         if not report["ok"]:
             raise RuntimeError(f"fixity: {report['problem_counts']} — report {report.get('report_key')}")
         return report

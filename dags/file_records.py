@@ -14,18 +14,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, dag, task
-
-from sealflow.settings import get_settings
-
-STAMPED_BATCHES = Asset("sealflow://batches/stamped")
-ARCHIVED_BATCHES = Asset("sealflow://batches/archived")
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
+from sealflow_airflow.assets import ARCHIVED_BATCHES, STAMPED_BATCHES
+from sealflow_airflow.root import parse_settings
 
 
 @dag(
     dag_id="file_records",
     schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable(get_settings().filing_schedule, timezone="UTC"),
+        timetable=CronTriggerTimetable(parse_settings().filing_schedule, timezone="UTC"),
         assets=(STAMPED_BATCHES | ARCHIVED_BATCHES),
     ),
     start_date=datetime(2025, 1, 1),

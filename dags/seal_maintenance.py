@@ -22,12 +22,9 @@ from airflow.sdk import CronTriggerTimetable, dag, task
 def seal_maintenance() -> None:
     @task(retries=2)
     def expire_and_checkpoint() -> dict:
-        from archive.audit_anchors import bucket_anchors
-        from sealflow.settings import get_settings
-        from stamping.registry.maintenance import run_maintenance
+        from sealflow_airflow.maintenance import expire_and_checkpoint as run
 
-        settings = get_settings()
-        return run_maintenance(settings, anchors=bucket_anchors(settings))
+        return run()
 
     expire_and_checkpoint()
 

@@ -23,13 +23,12 @@ from datetime import timedelta
 from airflow.sdk import Param, dag, get_current_context, task, task_group
 from sealflow_airflow import pipeline
 from sealflow_airflow.approval import SealUseApprovalOperator
+from sealflow_airflow.assets import STAMPED_BATCHES
+from sealflow_airflow.root import parse_settings
 from sealflow_airflow.trigger_form import stamp_batch_params
 
-from sealflow.settings import get_settings
-
-STAMPED_BATCHES = pipeline.STAMPED_BATCHES
 # Between tries of the idempotent steps (ingest, stamp, verify): settings, so a test stack can shorten it.
-RETRY_DELAY = timedelta(seconds=get_settings().task_retry_delay_s)
+RETRY_DELAY = timedelta(seconds=parse_settings().task_retry_delay_s)
 
 
 @dag(
@@ -40,7 +39,7 @@ RETRY_DELAY = timedelta(seconds=get_settings().task_retry_delay_s)
     tags=["sealflow", "stamping"],
     doc_md=__doc__,
     # Built when the file is parsed: the seal list holds the seals enrolled for batch use (trigger_form.py).
-    params={name: Param(**schema) for name, schema in stamp_batch_params(get_settings()).items()},
+    params={name: Param(**schema) for name, schema in stamp_batch_params(parse_settings()).items()},
 )
 def stamp_batch() -> None:
     @task(retries=2, retry_delay=RETRY_DELAY)  # idempotent; the object store may be briefly down

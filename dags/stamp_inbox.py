@@ -12,11 +12,9 @@ from airflow.sdk import dag, task
 def stamp_inbox() -> None:
     @task
     def ready_batches() -> list[dict]:
-        from sealflow_airflow import pipeline
+        from sealflow_airflow.pipeline import inbox_batches as scan
 
-        from stamping.batch.inbox import ready_batches as scan
-
-        return scan(pipeline.settings().state_dir / "inbox")
+        return scan()
 
     TriggerDagRunOperator.partial(task_id="start_stamp_batch", trigger_dag_id="stamp_batch",
                                   skip_when_already_exists=True).expand_kwargs(ready_batches())

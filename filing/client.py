@@ -56,7 +56,7 @@ class BatchOutcome:
 class PlatformClient:
     """``PlatformClient(base_url, signer, platform_cert, timeout)`` over one pooled keep-alive connection pool.
 
-    ``signer`` is the sending system's :class:`stamping.keys.signer.Signer`; ``platform_cert`` the
+    ``signer`` is the sending system's :class:`gmpki.keys.signer.Signer`; ``platform_cert`` the
     pinned DER certificate of the platform (receipts signed by anything else are refused).
     """
 

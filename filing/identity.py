@@ -1,6 +1,6 @@
 """Who we are to the platform, and who the platform is to us.
 
-* The sending system's SM2 key lives in the key store (:class:`stamping.keys.store.KeyStore`) as
+* The sending system's SM2 key lives in the key store (:class:`gmpki.keys.store.KeyStore`) as
   ``Settings.filing_key_id`` with PIN ``Settings.filing_key_pin``; in the embedded stack its
   certificate comes from the DemoCA (:func:`setup_system_identity`). In production, import the
   key and the certificate the platform's operator issued.
@@ -19,7 +19,7 @@ from typing import Any
 
 from filing.client import PlatformClient
 from filing.protocol import der_to_pem, pem_to_der
-from sealflow.settings import Settings
+from kernel.settings import Settings
 
 SYSTEM_NAME = "SealFlow filing system"
 SYSTEM_CREDIT_CODE = "91450000000000000X"
@@ -65,14 +65,14 @@ def pin_platform_certificate(settings: Settings, source: Path | None = None) -> 
 
 def setup_system_identity(settings: Settings, ca_dir: Path | None = None) -> bytes:
     """Create the sending system's key and DemoCA certificate if missing; return the certificate (DER)."""
-    from stamping.keys.store import KeyStore, service_signer
-    from stamping.pki.ca import DemoCA
+    from gmpki.pki.ca import DemoCA
+    from kernel.keys import installation_ca, key_store, service_signer
 
     pin = _pin(settings)
-    store = KeyStore(settings)
+    store = key_store(settings)
     if store.exists(settings.filing_key_id):
         return service_signer(store, settings, settings.filing_key_id, pin).certificate
-    ca = DemoCA.create(ca_dir or settings.state_dir / "ca")
+    ca = DemoCA.create(ca_dir) if ca_dir else installation_ca(settings)
     key, cert_der = ca.issue_unit_signer(SYSTEM_NAME, SYSTEM_CREDIT_CODE)
     store.create(settings.filing_key_id, pin, key=key)
     store.set_certificate(settings.filing_key_id, cert_der)
@@ -85,15 +85,16 @@ def _pin(settings: Settings) -> str:
         if not settings.filing_key_pin:
             raise FilingNotConfigured("set SEALFLOW_FILING_KEY_PIN: the PIN of the filing system's key")
         return settings.filing_key_pin
-    from stamping.keys.store import service_pin
+    from kernel.keys import service_pin
 
     return service_pin(settings, settings.filing_key_id)
 
 
 def system_signer(settings: Settings, pin: str | None = None) -> Any:
-    from stamping.keys.store import KeyStore, KeyStoreError, service_signer
+    from gmpki.keys.store import KeyStoreError
+    from kernel.keys import key_store, service_signer
 
-    store = KeyStore(settings)
+    store = key_store(settings)
     if not store.exists(settings.filing_key_id):
         if settings.platform_url:
             raise FilingNotConfigured(f"no key {settings.filing_key_id!r} in the key store; "

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from sealflow.db import Base
+from kernel.db import Base
 
 # Record kinds: seal lifecycle events (制发, 变更, 延期, 过期, 注销, 挂起, 恢复) and archive registrations.
 SEAL_KINDS: tuple[str, ...] = (

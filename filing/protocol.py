@@ -20,8 +20,8 @@ OpenAPI document is ``docs/filing-openapi.yaml``. In short:
 * ``GET /v1/filings?since=<receipt seq>&limit=<n>`` — the platform's listing for reconciliation,
   paged by ``next``; ``GET /v1/health``; ``GET /v1/platform-certificate`` (PEM).
 
-Canonical form: JSON with object keys sorted by code point, no insignificant whitespace
-(separators ``,`` and ``:``), non-ASCII characters as themselves, UTF-8 encoded. Values are
+Canonical form (``kernel.canonical``): JSON with object keys sorted by code point, no insignificant
+whitespace (separators ``,`` and ``:``), non-ASCII characters as themselves, UTF-8 encoded. Values are
 strings, integers (|n| < 2**53), booleans, null, arrays and objects — no floats, no NaN, so that
 every implementation produces the same bytes (a subset of RFC 8785 JCS).
 """
@@ -30,12 +30,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
+
+from gmpki.gm.sm3 import sm3_hex
+from kernel.canonical import NotCanonical, canonical_json
 
 PROTOCOL = "sealflow-filing/1"
 HEADER_CERT = "X-SealFlow-Certificate"
@@ -45,7 +47,6 @@ HEADER_PROTOCOL = "X-SealFlow-Protocol"
 MAX_BODY_BYTES = 512 * 1024
 MAX_BATCH_BODY_BYTES = 64 * 1024 * 1024
 MAX_BATCH_RECORDS = 1000
-_MAX_INT = 2**53
 
 SEAL_EVENT_FIELDS: dict[str, type | tuple[type, ...]] = {
     "es_id": str,  # 印章编码
@@ -108,35 +109,11 @@ class SignatureInvalid(ProtocolError):
 
 
 def canonical(obj: Any) -> bytes:
-    """The canonical bytes of a JSON value (see the module docstring); refuses floats."""
-    _check_canonical(obj, "$")
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
-
-
-def _check_canonical(value: Any, where: str) -> None:
-    if value is None or isinstance(value, (str, bool)):
-        return
-    if isinstance(value, int):
-        if abs(value) >= _MAX_INT:
-            raise ProtocolError(f"{where}: integer out of range")
-        return
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            _check_canonical(item, f"{where}[{i}]")
-        return
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise ProtocolError(f"{where}: object key {key!r} is not a string")
-            _check_canonical(item, f"{where}.{key}")
-        return
-    raise ProtocolError(f"{where}: {type(value).__name__} is not allowed in canonical JSON (no floats)")
-
-
-def sm3_hex(data: bytes) -> str:
-    from stamping.gm.sm3 import sm3
-
-    return sm3(data).hex()
+    """The canonical bytes of a JSON value (``kernel.canonical``, see the module docstring); refuses floats."""
+    try:
+        return canonical_json(obj)
+    except NotCanonical as exc:
+        raise ProtocolError(str(exc)) from exc
 
 
 def record_digest(record: dict[str, Any]) -> str:
@@ -282,7 +259,7 @@ def _type_name(typ: type | tuple[type, ...]) -> str:
 def sign_request(record: dict[str, Any], signer: Any, system_id: str = "") -> tuple[bytes, dict[str, str]]:
     """Body bytes (canonical) and headers of a ``POST /v1/filings`` for ``record``.
 
-    ``signer`` is a :class:`stamping.keys.signer.Signer` (the sending system's key).
+    ``signer`` is a :class:`gmpki.keys.signer.Signer` (the sending system's key).
     """
     body = canonical(record)
     headers = {
@@ -317,7 +294,7 @@ def sign_batch(
 @lru_cache(maxsize=64)
 def public_key(cert_der: bytes) -> Any:
     """The SM2 key of a certificate, parsed once: the key object also caches its Z value (GM/T 0009)."""
-    from stamping.gm.sm2 import SM2PublicKey
+    from gmpki.gm.sm2 import SM2PublicKey
 
     return SM2PublicKey.from_certificate(cert_der)
 

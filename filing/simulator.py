@@ -88,10 +88,6 @@ class Faults:
         return self.outage or time.time() < self.outage_until
 
 
-class _Dropped(Exception):
-    """Close the connection without a reply (after the store committed)."""
-
-
 class PlatformStore:
     """The simulator's durable store: one SQLite file, one writer at a time."""
 
@@ -470,15 +466,15 @@ class SimulatorServer(ThreadingHTTPServer):
 
 def platform_identity(state_dir: Path, ca_dir: Path | None = None) -> tuple[Any, bytes]:
     """The simulator's signer and certificate (DER), made once and kept in ``state_dir``."""
-    from stamping.gm.sm2 import SM2PrivateKey
-    from stamping.keys.signer import SoftwareSigner
+    from gmpki.gm.sm2 import SM2PrivateKey
+    from gmpki.keys.signer import SoftwareSigner
 
     key_path, cert_path = state_dir / "platform-key.pem", state_dir / "platform-cert.pem"
     if key_path.exists() and cert_path.exists():
         key = SM2PrivateKey.from_pkcs8(key_path.read_bytes())
         cert_der = p.pem_to_der(cert_path.read_bytes())
         return SoftwareSigner(key, cert_der), cert_der
-    from stamping.pki.ca import DemoCA
+    from gmpki.pki.ca import DemoCA
 
     ca = DemoCA.create(ca_dir or state_dir / "ca", name="Platform Simulator")
     key, cert_der = ca.issue_unit_signer(PLATFORM_NAME, PLATFORM_CREDIT_CODE)
@@ -524,7 +520,7 @@ def make_server(
     signer, cert_der = platform_identity(identity_dir or db.parent, ca_dir)
     trust_store = None
     if trust:
-        from stamping.pki.trust import TrustStore
+        from gmpki.pki.trust import TrustStore
 
         trust_store = TrustStore.from_paths(trust)
     platform = Platform(PlatformStore(db), signer, faults or Faults(), trust_store)

@@ -33,7 +33,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from sealflow.settings import Settings
+from kernel.settings import Settings
 
 AIRFLOW_ROLE_RANK = ("viewer", "user", "op", "admin")
 ROLE_MAP = {"admin": "admin", "operator": "op", "keeper": "user", "reviewer": "user", "applicant": "user",
@@ -51,22 +51,18 @@ def registry_users(settings: Settings) -> list[dict[str, Any]]:
     from sqlalchemy import inspect
     from sqlalchemy.exc import SQLAlchemyError
 
-    from sealflow.db import make_engine, session_factory
-
     url = settings.resolved_database_url
     if url.startswith("sqlite") and not (settings.state_dir / "sealflow.db").exists() and not settings.database_url:
         return []
-    engine = make_engine(url)
-    try:
-        if not inspect(engine).has_table("registry_users"):
-            return []
-        from stamping.registry import SealRegistry
+    from sealflow import root
 
-        return SealRegistry(session_factory(engine), settings).users()
+    try:
+        with root.database(url, migrated=False) as sessions:
+            if not inspect(sessions.kw["bind"]).has_table("registry_users"):
+                return []
+            return root.registry(settings, sessions).users()
     except SQLAlchemyError:
         return []
-    finally:
-        engine.dispose()
 
 
 def simple_auth_users(users: list[dict[str, Any]], stack_admin: str) -> list[tuple[str, str]]:

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kernel.files import write_atomic
+from kernel.settings import Settings
+from sealflow import root
 from sealflow.airflow_api import AirflowApi, AirflowApiError
-from sealflow.db import make_engine, migrate, session_factory
-from sealflow.files import write_atomic
-from sealflow.settings import Settings
 from stamping.batch.sms import LocalSmsGateway
 
 DAG_ID = "stamp_batch"
@@ -52,35 +52,31 @@ def prepare_demo_seal(settings: Settings) -> DemoSeal:
     import secrets
 
     from sealflow.stack import ensure_identity
-    from stamping.batch.seals import BatchSeals
     from stamping.registry.demo import KEEPER, bootstrap_demo, keep_credentials
-    from stamping.registry.service import SealRegistry
 
     checked = ensure_identity(settings, out=lambda _msg: None) if settings.embedded else settings
-    engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
-    sessions = session_factory(engine)
-    registry = SealRegistry(sessions, checked)
+    sessions = root.sessions(checked)
+    registry = root.registry(checked, sessions)
     pin = secrets.token_urlsafe(12)
     demo = bootstrap_demo(registry, official_pin=pin)
     keep_credentials(settings, demo["credentials"])  # 0600: how a person acts as each demo user
     es_id = demo["es_ids"]["official"]
     if "personal" in demo["pins"]:  # made just now: hand its PIN to the user (write_atomic files are 0600)
         write_atomic(personal_pin_file(settings), demo["pins"]["personal"].encode() + b"\n")
-    seals = BatchSeals(checked, sessions, registry)
+    seals = root.batch_seals(checked, sessions, registry)
     if not seals.is_enrolled(es_id):
         if "official" not in demo["pins"]:
             raise RuntimeError(f"demo seal {es_id} exists but is not enrolled for batch use; its keeper runs "
                                f"`sealflow batch enrol {es_id} --pin-env VAR`")
         seals.enrol(es_id, demo["pins"]["official"], KEEPER)
     serve_sample_issuer(sessions, seals, es_id)
-    engine.dispose()
+    sessions.kw["bind"].dispose()
     return DemoSeal(es_id, KEEPER, demo["es_ids"].get("personal", ""))
 
 
 def serve_sample_issuer(sessions: Any, seals: Any, es_id: str) -> None:
     """The demo's 行政审批局 seals the sample licences issued by the 市场监督管理局: registered, audited."""
-    from sealflow.db import transaction
+    from kernel.db import transaction
     from stamping.batch import admission
     from stamping.batch.samples import ISSUER_CODE, ISSUER_NAME
 
@@ -136,17 +132,13 @@ def approval_outcome(settings: Settings, run_id: str) -> dict[str, Any] | None:
     from stamping.batch import approval
     from stamping.batch.models import Batch
 
-    engine = make_engine(settings.resolved_database_url)
-    try:
-        with session_factory(engine)() as session:
-            batch_id = session.scalar(select(Batch.batch_id).where(Batch.run_id == run_id))
-            req = approval.current(session, batch_id) if batch_id else None
-            if req is None:
-                return None
-            return {"batch_id": batch_id, "state": req.state, "attempts": req.attempts, "reason": req.reason,
-                    "decided_by": req.decided_by}
-    finally:
-        engine.dispose()
+    with root.database(settings.resolved_database_url, migrated=False) as sessions, sessions() as session:
+        batch_id = session.scalar(select(Batch.batch_id).where(Batch.run_id == run_id))
+        req = approval.current(session, batch_id) if batch_id else None
+        if req is None:
+            return None
+        return {"batch_id": batch_id, "state": req.state, "attempts": req.attempts, "reason": req.reason,
+                "decided_by": req.decided_by}
 
 
 def run_batch(settings: Settings, folder: Path, es_id: str, keeper: str, batch_id: str, *, accept: bool = True,

@@ -23,7 +23,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-from sealflow.settings import StateNotPrivate, check_state, config_file, get_settings, home_source
+from kernel.settings import StateNotPrivate, check_state, config_file, get_settings, home_source
+from sealflow.exits import CheckFailed, UsageError
+
+__all__ = ["CheckFailed", "UsageError", "build_parser", "main"]  # the errors are raised by the commands
 
 COMMAND_MODULES = (
     "stack",
@@ -41,14 +44,6 @@ COMMAND_MODULES = (
 )
 
 
-class UsageError(Exception):
-    """Bad arguments or input named by the user: exit code 2."""
-
-
-class CheckFailed(Exception):
-    """A check the user asked for did not pass: exit code 1."""
-
-
 # (command, action) pairs by what they need of a SealFlow home; every other command needs one found.
 # (the drill makes a throw-away home of its own)
 CREATES_HOME = {("demo", None), ("stack", "up"), ("stack", "init"), ("backup", "drill")}
@@ -62,14 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also print the libraries' INFO logs (alembic, httpx...)")
     parser.add_argument("--debug", action="store_true", help="DEBUG logs, and a traceback on unexpected errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"sealflow.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"sealflow.commands.{name}":
-                raise
-            continue
-        module.register(subparsers)
+    for name in COMMAND_MODULES:  # every command module ships with the CLI: a broken one fails loudly
+        importlib.import_module(f"sealflow.commands.{name}").register(subparsers)
     return parser
 
 

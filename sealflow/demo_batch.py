@@ -24,7 +24,7 @@ def step_seal(ctx: Any) -> None:
 def identity_line(settings: Any) -> str:
     """What the identity register answers (over HTTP) for the demo's keeper, and for a wrong number:
     the checks that applying for and using the demo's seals passed, and that a stranger would not."""
-    from sealflow.stack import with_stack_identity
+    from sealflow.root import with_stack_identity
     from stamping.registry.demo import DEMO_PERSON, DEMO_PERSON_ID
     from stamping.registry.identity_source import HttpIdentitySource, IdentityUnavailable
 
@@ -61,7 +61,7 @@ def step_batch(ctx: Any) -> None:
     result = run_batch(ctx.settings, folder, seal.es_id, seal.keeper, batch_id)
     print(f"    stamp_batch: {result['state']} in {result['seconds']} s (run {result['run_id']})")
     if result["state"] != "success":
-        from sealflow.cli import CheckFailed
+        from sealflow.exits import CheckFailed
 
         raise CheckFailed(f"stamp_batch ended {result['state']}; see the run {result['run_id']} in the Airflow UI")
     report_path = ctx.settings.state_dir / "batches" / batch_id / "report.json"
@@ -113,8 +113,8 @@ def step_archive_and_file(ctx: Any) -> None:
 
     from archive.models import ArchiveRun
     from filing.outbox import OutboxRecord
+    from sealflow import root
     from sealflow.batch_runner import airflow_api
-    from sealflow.db import make_engine, session_factory
 
     api = airflow_api(ctx.settings)
     try:
@@ -123,18 +123,16 @@ def step_archive_and_file(ctx: Any) -> None:
     finally:
         api.close()
     batch_id = ctx.data["batch"]["batch_id"]
-    engine = make_engine(ctx.settings.resolved_database_url)
-    sessions = session_factory(engine)
     deadline = time.monotonic() + 300
-    while True:  # file_records runs on the Assets; wait until the outbox has nothing left to send
-        with sessions() as session:
-            runs = session.scalars(select(ArchiveRun).where(ArchiveRun.batch_id == batch_id)).all()
-            states = dict(session.execute(select(OutboxRecord.state, func.count())
-                                          .group_by(OutboxRecord.state)).all())
-        if (not states.get("pending") and not states.get("failed")) or time.monotonic() > deadline:
-            break
-        time.sleep(2)
-    engine.dispose()
+    with root.database(ctx.settings.resolved_database_url, migrated=False) as sessions:
+        while True:  # file_records runs on the Assets; wait until the outbox has nothing left to send
+            with sessions() as session:
+                runs = session.scalars(select(ArchiveRun).where(ArchiveRun.batch_id == batch_id)).all()
+                states = dict(session.execute(select(OutboxRecord.state, func.count())
+                                              .group_by(OutboxRecord.state)).all())
+            if (not states.get("pending") and not states.get("failed")) or time.monotonic() > deadline:
+                break
+            time.sleep(2)
     print(f"    file_records: outbox {dict(sorted(states.items()))}")
     ctx.note("archive", f"{sum(r.records for r in runs)} records of {batch_id} in s3://{ctx.settings.archive_bucket}"
                         f" (Object Lock COMPLIANCE); search: sealflow archive search --batch {batch_id}")

@@ -48,8 +48,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from sealflow.objectstore import CHECKSUM_ENV, ensure_buckets, ensure_replica_bucket, replica_client, s3_client
-from sealflow.settings import Settings, check_state
+from kernel.objectstore import CHECKSUM_ENV, ensure_buckets, ensure_replica_bucket, replica_client, s3_client
+from kernel.settings import Settings, check_state
+from sealflow.root import stack_identity_url, with_stack_identity
 
 log = logging.getLogger(__name__)
 
@@ -161,19 +162,6 @@ def sealflow_env(settings: Settings) -> dict[str, str]:
             continue
         env[f"SEALFLOW_{f.name.upper()}"] = str(value)
     return env
-
-
-def stack_identity_url(settings: Settings) -> str:
-    return f"http://127.0.0.1:{settings.identity_port}"
-
-
-def with_stack_identity(settings: Settings) -> Settings:
-    """``settings`` whose identity registers are the stack's simulator when this is the embedded stack
-    and none is configured; otherwise unchanged (a configured URL wins; production without one stays
-    without, and the registry refuses there)."""
-    if settings.identity_url or not settings.embedded:
-        return settings
-    return settings.with_overrides(identity_url=stack_identity_url(settings))
 
 
 class IdentityNotConfigured(StackError):
@@ -381,7 +369,7 @@ def embedded_replica(settings: Settings) -> bool:
 
 def sender_trust(settings: Settings) -> list[Path]:
     """What the simulator trusts for senders: the state's demo CA, root and intermediate (made if missing)."""
-    from stamping.pki.ca import DemoCA
+    from gmpki.pki.ca import DemoCA
 
     directory = settings.state_dir / "ca"
     DemoCA.create(directory)
@@ -414,7 +402,7 @@ def tsa_component(settings: Settings) -> Component:
 
 def identity_component(settings: Settings) -> Component:
     """The identity registers' simulator (stamping.registry.identity_simulator) on the stack's register
-    file, which :func:`stamping.registry.identity_simulator.register` fills and the simulator re-reads."""
+    file, which :func:`stamping.registry.identity_register.register` fills and the simulator re-reads."""
     data = settings.identity_register_file
     argv = [sys.executable, "-m", "stamping.registry.identity_simulator", "--host", "127.0.0.1",
             "--port", str(settings.identity_port), "--data", str(data)]
@@ -858,10 +846,8 @@ def _ensure(settings: Settings, comp: Component, out: Callable[[str], None]) -> 
 def _pin_platform_certificate(settings: Settings, out: Callable[[str], None]) -> None:
     """Pin the simulator's receipt-signing certificate once, from the file the simulator made on this
     machine — never from its HTTP endpoint (filing.identity never replaces a pinned one)."""
-    try:
-        from filing.identity import pin_platform_certificate, platform_cert_path
-    except ImportError:
-        return
+    from filing.identity import pin_platform_certificate, platform_cert_path
+
     if platform_cert_path(settings).is_file():
         return
     try:
@@ -1017,15 +1003,12 @@ def status(settings: Settings) -> dict[str, Any]:
 def init_services(settings: Settings, timeout: float = 120.0, out: Callable[[str], None] = print) -> None:
     """Prepare external services (production, compose's airflow-init): migrate the SealFlow database
     and create the buckets once the object store answers. Idempotent."""
-    from sealflow.db import make_engine, migrate
+    from sealflow import root
 
     require_identity_source(settings)
-    engine = make_engine(settings.resolved_database_url)
-    try:
-        migrate(engine)
-    finally:
-        engine.dispose()
-    out(f"database migrated: {engine.url.render_as_string(hide_password=True)}")
+    with root.database(settings.resolved_database_url) as sessions:
+        url = sessions.kw["bind"].url
+    out(f"database migrated: {url.render_as_string(hide_password=True)}")
     deadline = time.monotonic() + timeout
     while not _s3_ready(settings):
         if time.monotonic() > deadline:
@@ -1049,7 +1032,7 @@ from pathlib import Path
 
 import psutil
 
-from sealflow.settings import Settings
+from kernel.settings import Settings
 from sealflow.stack import down
 
 try:

@@ -60,7 +60,7 @@ def _sniff(data: bytes) -> str:
     return ""
 
 
-def _render_svg(data: bytes, filename: str, width_mm: float) -> Image.Image:
+def render_svg(data: bytes, filename: str, width_mm: float) -> Image.Image:
     """SVG → raster with PyMuPDF (no external entities: MuPDF does not fetch them)."""
     lowered = data.lower()
     # Editors write a plain DOCTYPE (fine); entity declarations are how XXE and billion-laughs start.
@@ -134,7 +134,7 @@ def import_impression(data: bytes, filename: str, width_mm: float, height_mm: fl
         raise PictureError(f"{filename}: {len(data)} bytes is larger than {MAX_INPUT_BYTES} bytes")
     kind = _sniff(data)
     if kind == "svg":
-        img = _render_svg(data, filename, width_mm)
+        img = render_svg(data, filename, width_mm)
     elif kind in ("png", "jpeg"):
         img = _open_raster(data, filename)
     else:

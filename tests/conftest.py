@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from sealflow.db import make_engine, migrate
-from sealflow.settings import Settings
+from kernel.db import make_engine, migrate
+from kernel.settings import Settings
 from tests.stack_fixtures import embedded_stack  # noqa: F401 - session fixture shared by all areas
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

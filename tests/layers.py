@@ -1,10 +1,18 @@
 """The import contract of the house: which package may import which, read from the source's AST.
 
-Layers, bottom to top (see the redesign issue): GM crypto and PKI → foundation (settings, database,
-files, object store) → domains (``filing``, ``stamping``, ``archive``, ``backup``) → the Airflow glue (``plugins``)
-→ DAG files and the shell (``sealflow`` CLI, stack, demo). A module may import only from its own layer
-or below. Every import counts — at module level, inside functions, and ``importlib.import_module`` with a
-literal or f-string prefix — because an import inside a function is a cycle all the same, only hidden.
+Layers, bottom to top (``docs/architecture.md``): GM crypto and PKI (``gmpki``) → the foundation (``kernel``:
+settings, database, files, canonical JSON, object store, the installation's keys) → domains (``filing``,
+``stamping``, ``archive``, ``backup``) → the Airflow glue (``plugins/sealflow_airflow``) → DAG files and the
+shell (``sealflow``: CLI, stack, demo). A module may import only from its own layer or below. Every import
+counts — at module level, inside functions, and ``importlib.import_module`` with a literal or f-string
+prefix — because an import inside a function is a cycle all the same, only hidden.
+
+Three more rules of the house, checked the same way:
+- DAG files import only the Airflow glue (``sealflow_airflow``): every domain object reaches a task
+  through the glue's composition root (``sealflow_airflow.root``).
+- Programs (``PROGRAMS``: the platform simulator, the identity register simulator, the embedded TSA)
+  are run with ``python -m``; no module of ours imports them, so the domain never depends on a stand-in.
+- No ``from x import _name`` of another module's private name: what a module shares, it names publicly.
 
 Decisions:
 - The AST, not import-time tracing: a module imported only on one code path is still checked.
@@ -26,31 +34,19 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Longest prefix wins. Rank = layer; equal ranks may import each other (cycles checked separately).
 LAYERS: dict[str, int] = {
-    "stamping.gm": 0,
-    "stamping.pki": 0,
-    "stamping.keys": 0,
-    "sealflow.settings": 1,
-    "sealflow.db": 1,
-    "sealflow.files": 1,
-    "sealflow.objectstore": 1,
-    "sealflow.migrations": 1,
-    "sealflow": 1,  # the package's __init__ only
+    "gmpki": 0,
+    "kernel": 1,
     "filing": 2,
     "stamping": 2,
     "archive": 2,
     "backup": 2,
     "sealflow_airflow": 3,
     "dags": 4,
-    "sealflow.cli": 4,
-    "sealflow.commands": 4,
-    "sealflow.stack": 4,
-    "sealflow.demo_batch": 4,
-    "sealflow.batch_runner": 4,
-    "sealflow.airflow_api": 4,
-    "sealflow.airflow_users": 4,
+    "sealflow": 4,
 }
-SOURCES = {"stamping": "stamping", "archive": "archive", "filing": "filing", "backup": "backup", "sealflow": "sealflow",
-           "sealflow_airflow": "plugins/sealflow_airflow", "dags": "dags"}
+PROGRAMS = ("filing.simulator", "stamping.registry.identity_simulator", "stamping.tsa.server")
+SOURCES = {"gmpki": "gmpki", "kernel": "kernel", "stamping": "stamping", "archive": "archive", "filing": "filing",
+           "backup": "backup", "sealflow": "sealflow", "sealflow_airflow": "plugins/sealflow_airflow", "dags": "dags"}
 
 
 def layer_of(module: str) -> tuple[str, int] | None:
@@ -68,6 +64,7 @@ class Edge:
     imported: str
     line: int
     in_function: bool
+    names: tuple[str, ...] = ()  # the names a ``from x import a, b`` takes from a module (not submodules)
 
     def __str__(self) -> str:
         return f"{self.importer} -> {self.imported}"
@@ -119,6 +116,9 @@ def edges_of(path: Path) -> Iterator[Edge]:
             base = _resolve(importer, node, is_package)
             # ``from x import y`` is an edge to the module ``x.y`` when y is a module, else to ``x``.
             targets = [f"{base}.{a.name}" if is_module(f"{base}.{a.name}") else base for a in node.names]
+            private = tuple(a.name for a in node.names if a.name.startswith("_") and not is_module(f"{base}.{a.name}"))
+            if private and layer_of(base) and base != importer:
+                yield Edge(importer, base, node.lineno, node.lineno in func_lines, private)
         elif (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "import_module"
               and node.args):
             arg = node.args[0]
@@ -157,9 +157,29 @@ def package_cycles(edges: list[Edge]) -> list[tuple[str, str]]:
     return sorted((a, b) for a, b in pairs if (b, a) in pairs and a < b)
 
 
+def glue_bypassed(edges: list[Edge]) -> list[Edge]:
+    """DAG files importing anything of ours but the Airflow glue."""
+    return [e for e in edges if layer_of(e.importer)[0] == "dags" and layer_of(e.imported)[0] not in
+            ("dags", "sealflow_airflow")]
+
+
+def programs_imported(edges: list[Edge]) -> list[Edge]:
+    """Imports of a program (run with ``python -m``) by any module but the program itself."""
+    return [e for e in edges for p in PROGRAMS if (e.imported == p or e.imported.startswith(p + "."))
+            and not (e.importer == p or e.importer.startswith(p + "."))]
+
+
+def private_names(edges: list[Edge]) -> list[str]:
+    """``importer -> module._name``: private names taken from another module."""
+    return [f"{e.importer} -> {e.imported}.{name}" for e in edges for name in e.names]
+
+
 def violations() -> list[str]:
     edges = all_edges()
     found = {f"upward: {e}" for e in upward(edges)}
+    found |= {f"glue only: {e}" for e in glue_bypassed(edges)}
+    found |= {f"program imported: {e}" for e in programs_imported(edges)}
+    found |= {f"private name: {text}" for text in private_names(edges)}
     found |= {f"cycle: {a} <-> {b}" for a, b in package_cycles(edges)}
     found |= {"cycle: " + " <-> ".join(group) for group in unit_cycles(edges)}
     return sorted(found)

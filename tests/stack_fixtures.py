@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from sealflow.objectstore import s3_client
-from sealflow.settings import Settings
+from kernel.objectstore import s3_client
+from kernel.settings import Settings
 from sealflow.stack import airflow_env, down, run_dag_test, spawn_reaper, up
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ from typing import Any
 
 from airflow.sdk import BaseNotifier
 
-from sealflow.files import write_atomic
+from kernel.files import write_atomic
 from sealflow_airflow.console.conditions import conditions, key_states
 
 log = logging.getLogger(__name__)
@@ -66,9 +66,9 @@ class SealFlowAlertNotifier(BaseNotifier):
 
     def _env(self):
         if self._sessions is None or self._settings is None:
-            from sealflow_airflow import pipeline
+            from sealflow_airflow import root
 
-            return pipeline._sessions(), pipeline.settings()
+            return root.sessions(), root.settings()
         return self._sessions, self._settings
 
     def notify(self, context: Any) -> list[str]:

@@ -27,7 +27,6 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote
 
@@ -44,25 +43,18 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-@lru_cache(maxsize=1)
 def _desk() -> Any:
-    """Sessions and seal desk for the API server process (settings from SEALFLOW_* like the CLI)."""
-    from sealflow.db import make_engine, migrate, session_factory
-    from sealflow.settings import get_settings
-    from stamping.batch.seals import BatchSeals
+    """Settings, sessions and seal desk of the API server process: the composition root's."""
+    from sealflow_airflow import root
 
-    settings = get_settings()
-    engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
-    sessions = session_factory(engine)
-    return settings, sessions, BatchSeals(settings, sessions)
+    return root.settings(), root.sessions(), root.seals()
 
 
 def judge(run_id: str, approve: bool, code: str, responder: str, refusal: str = "") -> Any | None:
     """Decide one answer for the approval of ``run_id``; None when SealFlow holds no such approval."""
     from sqlalchemy import select
 
-    from sealflow.db import transaction
+    from kernel.db import transaction
     from stamping.batch import approval
     from stamping.batch.models import Batch
 

@@ -12,7 +12,8 @@ import logging
 from datetime import UTC
 from typing import Any
 
-from sealflow_airflow import pipeline
+from sealflow_airflow import pipeline, root
+from sealflow_airflow.assets import ARCHIVED_BATCHES
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ def batches_to_archive(context: Any) -> list[str]:
         return [str(conf["batch_id"])]
     from archive.integration import batches_to_archive as waiting
 
-    with pipeline._sessions()() as session:
+    with root.sessions()() as session:
         ids = triggering_batches(context) + waiting(session)
     return list(dict.fromkeys(ids))
 
@@ -43,15 +44,15 @@ def triggering_batches(context: Any) -> list[str]:
 
 
 def archive_batches(batch_ids: list[str], context: Any) -> list[dict]:
-    from archive.integration import archive_batch, archive_signer
+    from archive.integration import archive_batch
 
-    settings = pipeline.settings()
-    sessions = pipeline._sessions()
+    settings = root.settings()
+    sessions = root.sessions()
     out = []
     unstored: list[str] = []
     for batch_id in batch_ids:
-        result = archive_batch(settings, sessions, batch_id, signer=archive_signer(settings),
-                               trust=pipeline.seals().trust_store())
+        result = archive_batch(settings, sessions, batch_id, signer=root.archive_signer(),
+                               trust=root.trust())
         summary = result.to_json()
         log.info("batch %s archived: %s", batch_id, summary["counts"])
         summary["registrations_queued"] = queue_registrations(sessions, batch_id)
@@ -64,7 +65,7 @@ def archive_batches(batch_ids: list[str], context: Any) -> list[dict]:
     late = queue_registrations(sessions)
     if late:
         log.info("queued %d archive registration(s) left over by earlier runs", late)
-    context["outlet_events"][pipeline.ARCHIVED_BATCHES].extra = {"batch_ids": batch_ids}
+    context["outlet_events"][ARCHIVED_BATCHES].extra = {"batch_ids": batch_ids}
     if unstored:
         # Records that could not be stored (the object store down, a write refused) are the
         # machine's fault: the task fails so Airflow retries it (the batch is not recorded as
@@ -78,6 +79,13 @@ class ArchiveIncomplete(RuntimeError):
     """Some verified records of the run's batches could not be stored."""
 
 
+def scheduled_fixity() -> dict:
+    """The ``archive_fixity`` task: one fixity pass over the archive (the report without the problem list)."""
+    from archive.integration import scheduled_fixity as run
+
+    return run(root.settings(), root.sessions())
+
+
 def queue_registrations(sessions: Any, batch_id: str | None = None) -> int:
     """One archive.register filing record per archiving run of the batch (of every batch when
     ``batch_id`` is None), queued once."""
@@ -85,7 +93,7 @@ def queue_registrations(sessions: Any, batch_id: str | None = None) -> int:
 
     from archive.models import ArchiveRun
     from filing.outbox import OutboxRecord, enqueue
-    from sealflow.db import transaction
+    from kernel.db import transaction
 
     with transaction(sessions) as session:
         registered = select(OutboxRecord).where(OutboxRecord.kind == "archive.register")

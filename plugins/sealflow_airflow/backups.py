@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sealflow_airflow import pipeline
+from sealflow_airflow import root
 
 
 def run_backup() -> dict[str, Any]:
@@ -16,7 +16,7 @@ def run_backup() -> dict[str, Any]:
 
     from backup.service import take_backup
 
-    settings = pipeline.settings()
+    settings = root.settings()
     if not settings.backup_target:
         raise AirflowSkipException("no backup target configured: set SEALFLOW_BACKUP_TARGET to a folder outside "
                                    "the home or s3://bucket/prefix (a bucket with Object Lock)")

@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sealflow.objectstore import make_s3_client
-from sealflow.settings import Settings, get_settings
+from kernel.objectstore import make_s3_client
+from kernel.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,29 @@ def _connection(conn_id: str) -> Any | None:
         return None
 
 
+def platform_overrides(conn: Any) -> dict[str, Any]:
+    """What a ``sealflow_platform`` connection sets — the one reading of it (tasks, the filing hook):
+    the endpoint (host/schema/port, or a full URL in host), our system id (login), the PIN of the sending
+    system's key (password), and from extra the key id and the pinned platform certificate."""
+    extra = conn.extra_dejson or {}
+    overrides: dict[str, Any] = {}
+    host = conn.host or ""
+    if "://" in host:
+        overrides["platform_url"] = host.rstrip("/")
+    elif host:
+        url = f"{conn.schema or 'http'}://{host}"
+        overrides["platform_url"] = f"{url}:{conn.port}" if conn.port else url
+    if conn.login:
+        overrides["filing_system_id"] = conn.login
+    if conn.password:
+        overrides["filing_key_pin"] = conn.password
+    if extra.get("key_id"):
+        overrides["filing_key_id"] = str(extra["key_id"])
+    if extra.get("platform_cert"):
+        overrides["platform_cert"] = str(extra["platform_cert"])
+    return overrides
+
+
 def settings_from_connections(base: Settings | None = None) -> Settings:
     """``Settings`` from the environment, with the external endpoints taken from the connections."""
     settings = base or get_settings()
@@ -55,9 +78,8 @@ def settings_from_connections(base: Settings | None = None) -> Settings:
         if s3.password:
             overrides["s3_secret_key"] = s3.password
     platform = _connection(PLATFORM_CONN_ID)
-    if platform is not None and platform.host:
-        url = f"{platform.schema or 'http'}://{platform.host}"
-        overrides["platform_url"] = f"{url}:{platform.port}" if platform.port else url
+    if platform is not None:
+        overrides.update(platform_overrides(platform))
     return settings.with_overrides(**overrides) if overrides else settings
 
 
@@ -78,7 +100,5 @@ def platform_url(conn_id: str = PLATFORM_CONN_ID) -> str:
     if conn_id == PLATFORM_CONN_ID:
         return settings_from_connections().resolved_platform_url
     conn = _connection(conn_id)
-    if conn is None or not conn.host:
-        return get_settings().resolved_platform_url
-    url = f"{conn.schema or 'http'}://{conn.host}"
-    return f"{url}:{conn.port}" if conn.port else url
+    url = platform_overrides(conn).get("platform_url") if conn is not None else None
+    return url or get_settings().resolved_platform_url

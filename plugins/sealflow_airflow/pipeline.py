@@ -1,86 +1,35 @@
-"""Airflow glue of the batch pipeline: builds the domain objects once per worker process and
-exposes one function per task of ``stamp_batch``. Only references (batch id, chunk numbers,
+"""Airflow glue of the batch pipeline: one function per task of ``stamp_batch``, over the domain objects
+of the composition root (``sealflow_airflow.root``). Only references (batch id, chunk numbers,
 counts, decisions) are returned — they are what goes to XCom."""
 
 from __future__ import annotations
 
 import logging
 import re
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import Asset
 from airflow.sdk.exceptions import AirflowFailException
 from sqlalchemy import update
 
-from sealflow.db import make_engine, migrate, session_factory, transaction
-from sealflow.settings import Settings, get_settings
+from kernel.db import transaction
+from sealflow_airflow.assets import STAMPED_BATCHES
+from sealflow_airflow.root import seals, sessions, settings, tools
 from stamping.batch import admission, approval, process
 from stamping.batch.manifest import quarantine_table
 from stamping.batch.models import Batch, BatchDocument
-from stamping.batch.seals import BatchSeals
 from stamping.batch.sms import gateway_for
 from stamping.placement import Placement
 
 log = logging.getLogger(__name__)
 
-STAMPED_BATCHES = Asset("sealflow://batches/stamped")
-ARCHIVED_BATCHES = Asset("sealflow://batches/archived")
 
 
-@lru_cache(maxsize=1)
-def settings() -> Settings:
-    from sealflow_airflow.hooks import settings_from_connections
+def inbox_batches() -> list:
+    """The ``stamp_inbox`` scan: the batches complete in ``<state>/inbox`` (see ``stamping.batch.inbox``)."""
+    from stamping.batch.inbox import ready_batches
 
-    return settings_from_connections(get_settings())
-
-
-@lru_cache(maxsize=1)
-def _sessions():
-    engine = make_engine(settings().resolved_database_url)
-    migrate(engine)
-    return session_factory(engine)
-
-
-@lru_cache(maxsize=1)
-def seals() -> BatchSeals:
-    """The seal registry, custody and trust for batches, built once per worker process."""
-    return BatchSeals(settings(), _sessions())
-
-
-@lru_cache(maxsize=1)
-def tools() -> process.BatchTools:
-    from stamping.ofd.stamp import stamp_ofd
-    from stamping.ofd.verify import verify_ofd
-    from stamping.pdf.sign import stamp_pdf
-    from stamping.pdf.verify import verify_pdf
-    from stamping.pki.tsa_client import TsaClient
-
-    desk = seals()
-    trust = desk.trust_store()
-    lookup, uses = desk.status_lookup, desk.use_lookup
-    tsa = TsaClient(settings().resolved_tsa_url)  # every seal carries a token of the TSA (可信时间戳)
-    return process.BatchTools(
-        session_factory=_sessions(),
-        work_root=settings().state_dir / "batches",
-        reports_dir=tools_reports_dir(),
-        stampers={
-            "pdf": lambda src, seal, signer, placement, path, options: stamp_pdf(
-                src, seal, signer, placement, container=options.get("pdf_container", "pkcs7"), path=path,
-                timestamper=tsa),
-            "ofd": lambda src, seal, signer, placement, path, options: stamp_ofd(
-                src, seal, signer, placement, path=path, timestamper=tsa, compact=True),  # seal stored once
-        },
-        verifiers={
-            "pdf": lambda data, path: verify_pdf(data, path, trust, lookup, use_lookup=uses),
-            "ofd": lambda data, path: verify_ofd(data, path, trust, lookup, use_lookup=uses),
-        },
-        signer_provider=desk.batch_signer,
-        record_uses=desk.record_uses,
-        status_lookup=lookup,
-        status_snapshot=desk.registry.status_snapshot,  # 验章: each seal's status history read once per chunk
-    )
+    return ready_batches(settings().state_dir / "inbox")
 
 
 def _batch_id(params: dict[str, Any], run_id: str) -> str:
@@ -97,7 +46,7 @@ def _fetch_source(location: str, batch_id: str) -> Path:
         if not folder.is_dir():
             raise process.BatchError(f"batch folder {folder} does not exist")
         return folder
-    from sealflow_airflow.hooks import s3_client
+    from sealflow_airflow.root import s3_client
 
     bucket, _, prefix = location[5:].partition("/")
     target = settings().state_dir / "batches" / batch_id / "received"
@@ -124,7 +73,7 @@ def ingest_batch(params: dict[str, Any], run_id: str) -> dict:
         raise process.BatchError("the trigger form must give the batch folder or S3 prefix")
     requester = params.get("requester") or "unknown"
     try:
-        admission.claim(_sessions(), batch_id=batch_id, run_id=run_id, es_id=params["es_id"], requester=requester,
+        admission.claim(sessions(), batch_id=batch_id, run_id=run_id, es_id=params["es_id"], requester=requester,
                         source=params["batch_location"], work_dir=str(settings().state_dir / "batches" / batch_id))
     except admission.AdmissionError as exc:
         raise AirflowFailException(str(exc)) from None
@@ -137,11 +86,11 @@ def ingest_batch(params: dict[str, Any], run_id: str) -> dict:
         chunk_size=settings().stamp_chunk_size,
     )
     _admit(batch_id, params["es_id"])
-    with _sessions()() as session:
+    with sessions()() as session:
         counts = process.state_counts(session, batch_id)
     log.info("batch %s ingested: %s", batch_id, counts)
     if counts.get("quarantined"):
-        with _sessions()() as session:
+        with sessions()() as session:
             bad = [(d.row, d.file, list(d.reasons)) for d in process.documents(session, batch_id, ["quarantined"])]
         log.warning("batch %s: %d row(s) quarantined, not stamped:\n%s", batch_id, len(bad),
                     quarantine_table(bad))
@@ -163,7 +112,7 @@ def _admit(batch_id: str, es_id: str) -> None:
         raise AirflowFailException(str(exc)) from None
     unit_code, unit_name = desk.seal_unit(es_id)
     try:
-        with transaction(_sessions()) as session:
+        with transaction(sessions()) as session:
             admission.check_issuers(session, batch_id=batch_id, es_id=es_id, seal_unit_code=unit_code,
                                     seal_unit_name=unit_name)
             for reissue in admission.check_licences(session, batch_id=batch_id):
@@ -178,7 +127,7 @@ def _admit(batch_id: str, es_id: str) -> None:
 
 def refuse_batch(batch_id: str, reason: str) -> None:
     """The batch will not be stamped: its waiting documents say why, the report says refused."""
-    with transaction(_sessions()) as session:
+    with transaction(sessions()) as session:
         session.execute(update(BatchDocument).where(BatchDocument.batch_id == batch_id,
                                                     BatchDocument.state == "accepted")
                         .values(state="refused", reasons=[reason]))
@@ -189,7 +138,7 @@ def refuse_batch(batch_id: str, reason: str) -> None:
 def request_approval(batch_id: str, run_id: str) -> dict:
     """Ask the seal's keeper (a new code; the wrong-try counter is kept); a decided approval is returned."""
     desk = seals()
-    with transaction(_sessions()) as session:
+    with transaction(sessions()) as session:
         batch = session.get(Batch, batch_id)
         keeper = desk.keeper_of(batch.es_id)
         counts = process.state_counts(session, batch_id)
@@ -213,7 +162,7 @@ def mac_key() -> bytes:
 def record_decision(batch_id: str, run_id: str, *, approve: bool, code: str, responder: str) -> approval.Decision:
     """Check and record one answer (only the keeper's counts); every outcome is audited."""
     desk = seals()
-    with transaction(_sessions()) as session:
+    with transaction(sessions()) as session:
         decision = approval.decide(session, batch_id=batch_id, run_id=run_id, approve=approve, code=code,
                                    responder=responder, mac_key=mac_key())
         desk.audit_decision(session, decision, run_id=run_id)
@@ -228,7 +177,7 @@ def record_decision(batch_id: str, run_id: str, *, approve: bool, code: str, res
 
 def expire_approval(batch_id: str, reason: str) -> None:
     desk = seals()
-    with transaction(_sessions()) as session:
+    with transaction(sessions()) as session:
         decision = approval.expire(session, batch_id=batch_id, reason=reason)
         if decision is not None:
             desk.audit_decision(session, decision)
@@ -243,7 +192,7 @@ def plan_chunks(batch_id: str, decision: dict) -> list[int]:
 
 
 def _require_approval(batch_id: str) -> Batch:
-    with _sessions()() as session:
+    with sessions()() as session:
         batch = session.get(Batch, batch_id)
         # The approval must be the one of the run that owns the batch (an approval belongs to one run).
         if batch is None or not approval.is_approved(session, batch_id, batch.run_id or None):
@@ -262,7 +211,7 @@ def verify_chunk(batch_id: str, chunk: int) -> dict:
 
 def _never_approved(batch_id: str) -> bool:
     """The approval step failed or timed out (not refused): nothing was meant to be stamped."""
-    with _sessions()() as session:
+    with sessions()() as session:
         batch = session.get(Batch, batch_id)
         return batch is not None and batch.status != "refused" and not approval.is_approved(
             session, batch_id, batch.run_id or None)
@@ -271,7 +220,7 @@ def _never_approved(batch_id: str) -> bool:
 def copy_report(batch_id: str, json_path: str, html_path: str) -> str:
     """Copy the batch report to the work bucket (``batches/<id>/report.*``); its s3:// address, or ''."""
     try:
-        from sealflow_airflow.hooks import s3_client
+        from sealflow_airflow.root import s3_client
 
         client = s3_client()
         bucket = settings().work_bucket
@@ -288,11 +237,11 @@ def refresh_report(batch_id: str) -> str:
     archived, filed), and copy it; the path of report.html. A report that cannot be refreshed is
     logged, never fails the archiving or filing that called it (the console shows the live state)."""
     from archive.integration import after_stamping
-    from sealflow.db import transaction
+    from kernel.db import transaction
     from stamping.batch.report import refresh_report as rewrite
 
     try:
-        with transaction(_sessions()) as session:
+        with transaction(sessions()) as session:
             written = rewrite(session, batch_id, after_stamping(session, batch_id), tools_reports_dir())
     except Exception as exc:
         log.warning("batch %s: report not refreshed: %s", batch_id, exc)

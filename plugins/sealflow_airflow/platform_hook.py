@@ -7,21 +7,21 @@ Connection ``sealflow_platform`` (any type; ``http`` is fine):
 * password — the PIN of the sending system's key in the key store;
 * extra — ``{"key_id": "filing-system", "platform_cert": "/path/platform-cert.pem", "timeout": 30}``.
 
-Without the connection (the embedded stack) everything comes from :class:`sealflow.settings.Settings`.
+Without the connection (the embedded stack) everything comes from :class:`kernel.settings.Settings`.
 The PIN never reaches logs or XCom.
 """
 
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
 from typing import Any
 
 from airflow.sdk import BaseHook
 
 from filing.client import PlatformClient
 from filing.identity import load_platform_certificate, system_signer
-from sealflow.settings import Settings, get_settings
+from kernel.settings import Settings, get_settings
+from sealflow_airflow.hooks import platform_overrides
 
 log = logging.getLogger(__name__)
 
@@ -49,24 +49,9 @@ class SealflowPlatformHook(BaseHook):
         conn = self._connection()
         if conn is None:
             return self.settings, self.settings.resolved_platform_url, 30.0
-        extra = conn.extra_dejson or {}
-        host = conn.host or ""
-        if "://" in host:
-            url = host.rstrip("/")
-        else:
-            scheme = conn.schema or "http"
-            url = f"{scheme}://{host}" + (f":{conn.port}" if conn.port else "")
-        overrides: dict[str, Any] = {}
-        if conn.login:
-            overrides["filing_system_id"] = conn.login
-        if conn.password:
-            overrides["filing_key_pin"] = conn.password
-        if extra.get("key_id"):
-            overrides["filing_key_id"] = str(extra["key_id"])
-        if extra.get("platform_cert"):
-            overrides["platform_cert"] = str(extra["platform_cert"])
+        overrides = platform_overrides(conn)  # the one reading of the connection (sealflow_airflow.hooks)
         settings = self.settings.with_overrides(**overrides) if overrides else self.settings
-        return settings, url or settings.resolved_platform_url, float(extra.get("timeout", 30.0))
+        return settings, settings.resolved_platform_url, float((conn.extra_dejson or {}).get("timeout", 30.0))
 
     def get_conn(self) -> PlatformClient:
         settings, url, timeout = self.settings_and_url()
@@ -79,22 +64,14 @@ class SealflowPlatformHook(BaseHook):
         )
 
 
-@lru_cache(maxsize=1)
-def _sessions():  # a sessionmaker built once per worker process
-    from sealflow.db import make_engine, migrate, session_factory
-
-    engine = make_engine(get_settings().resolved_database_url)
-    migrate(engine)
-    return session_factory(engine)
-
-
 def file_records(max_records: int | None = None, platform_conn_id: str = "sealflow_platform") -> dict[str, Any]:
     """The ``file_records`` task: drain what is due, then report the outbox status (small dict for XCom)."""
     from filing.dispatcher import drain
     from filing.outbox import utcnow
     from filing.reconcile import status
+    from sealflow_airflow import root
 
-    factory = _sessions()
+    factory = root.sessions()
     started = utcnow()
     with SealflowPlatformHook(platform_conn_id).get_conn() as client:
         result = drain(factory, client, max_records=max_records)
@@ -105,7 +82,7 @@ def file_records(max_records: int | None = None, platform_conn_id: str = "sealfl
         "filing: claimed %d, sent %d, failed %d, dead %d; outbox %s",
         result.claimed, result.sent, result.failed, result.dead, state["counts"],
     )
-    alarm_on_failing_delivery(factory, result, get_settings().filing_alert_after_s)
+    alarm_on_failing_delivery(factory, result, root.settings().filing_alert_after_s)
     return {"drain": result.as_dict(), "outbox": state["counts"], "held_by_dead_letter": state["held_by_dead_letter"]}
 
 

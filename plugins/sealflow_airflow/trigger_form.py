@@ -29,7 +29,7 @@ import json
 import logging
 from pathlib import Path
 
-from sealflow.settings import Settings
+from kernel.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ import tempfile
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from sealflow.cli import CheckFailed, UsageError
-from sealflow.settings import Settings, get_settings
+from kernel.settings import Settings, get_settings
+from sealflow.exits import CheckFailed, UsageError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -67,11 +67,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _sessions(settings: Settings):
-    from sealflow.db import make_engine, migrate, session_factory
+    from sealflow import root
 
-    engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
-    return session_factory(engine)
+    return root.sessions(settings)
 
 
 def _store(settings: Settings, attempts: int = 3):
@@ -188,7 +186,7 @@ def _verify_folder(args: argparse.Namespace, folder: Path) -> int:
     for t in args.trust:
         if not Path(t).is_file():
             raise UsageError(f"{t}: trusted root certificate not found")
-    from stamping.pki.trust import TrustStore
+    from gmpki.pki.trust import TrustStore
 
     try:
         trust = TrustStore.from_paths(args.trust)

@@ -19,9 +19,9 @@ import argparse
 import json
 from pathlib import Path
 
-from sealflow.cli import CheckFailed, UsageError
+from kernel.settings import Settings, get_settings
 from sealflow.commands.seal import print_table, registry
-from sealflow.settings import Settings, get_settings
+from sealflow.exits import CheckFailed, UsageError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _public_key(path: Path):
     from asn1crypto import pem
 
-    from stamping.gm.sm2 import SM2PublicKey
+    from gmpki.gm.sm2 import SM2PublicKey
 
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
@@ -79,10 +79,10 @@ def _anchor_sets(settings: Settings, session) -> list:
         raise CheckFailed(f"cannot read the audit anchors in the archive bucket {settings.archive_bucket!r} "
                           f"({type(exc).__name__}: {exc}); start the stack (`sealflow stack up`) or run "
                           "`sealflow audit verify --offline` for the weaker database-only check") from None
-    from sealflow.commands.filing import _client
+    from sealflow.commands.filing import platform_client
 
     try:
-        with _client(settings, None) as client:
+        with platform_client(settings, None) as client:
             platform = platform_anchors(session, client, settings.audit_key_id)
     except PlatformError as exc:
         raise CheckFailed(f"cannot read the audit anchors at the national platform ({exc}); check "
@@ -100,7 +100,7 @@ def run_verify(args: argparse.Namespace, settings: Settings | None = None) -> in
     reg = registry(settings)
     key = _public_key(args.public_key) if args.public_key else reg.audit_public_key()
     policy = AuditPolicy(settings.audit_checkpoint_every, timedelta(seconds=settings.audit_checkpoint_interval))
-    with reg._sessions() as session:
+    with reg.sessions() as session:
         anchors = None if args.offline else _anchor_sets(settings, session)
         report = verify_audit(session, key, policy=policy, anchors=anchors)
     if args.json:
@@ -133,7 +133,7 @@ def run_show(args: argparse.Namespace, settings: Settings | None = None) -> int:
         stmt = stmt.where(AuditEntry.es_id == args.es_id)
     if args.action:
         stmt = stmt.where(AuditEntry.action == args.action)
-    with reg._sessions() as session:
+    with reg.sessions() as session:
         rows = [{"seq": e.seq, "at": time_text(e.at), "actor": e.actor, "action": e.action, "es_id": e.es_id,
                  "reason": e.reason, "payload": e.payload, "digest": e.digest, "chain": e.chain}
                 for e in session.scalars(stmt)][::-1]
@@ -148,11 +148,11 @@ def run_show(args: argparse.Namespace, settings: Settings | None = None) -> int:
 
 
 def run_checkpoint(args: argparse.Namespace, settings: Settings | None = None) -> int:
-    from sealflow.db import transaction
+    from kernel.db import transaction
 
     settings = settings or get_settings()
     reg = registry(settings)
-    with transaction(reg._sessions) as session:
+    with transaction(reg.sessions) as session:
         point = reg.audit.checkpoint(session)
     print(f"checkpoint signed at entry {point.seq}" if point else "nothing to sign: the newest entry is covered")
     return 0 if args.offline else run_anchor(args, settings)
@@ -160,15 +160,15 @@ def run_checkpoint(args: argparse.Namespace, settings: Settings | None = None) -
 
 def run_anchor(args: argparse.Namespace, settings: Settings | None = None) -> int:
     from archive.audit_anchors import bucket_anchors
-    from sealflow.db import transaction
+    from kernel.db import transaction
     from stamping.audit.anchors import enqueue_missing
 
     settings = settings or get_settings()
     reg = registry(settings)
-    with transaction(reg._sessions) as session:
+    with transaction(reg.sessions) as session:
         queued = enqueue_missing(session, settings.audit_key_id)
     try:
-        with reg._sessions() as session:
+        with reg.sessions() as session:
             written = bucket_anchors(settings).publish(session)
     except Exception as exc:  # botocore/StoreError
         raise CheckFailed(f"cannot write the audit anchors to the archive bucket {settings.archive_bucket!r} "

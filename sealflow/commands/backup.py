@@ -22,8 +22,8 @@ import argparse
 import json
 from pathlib import Path
 
-from sealflow.cli import CheckFailed, UsageError
-from sealflow.settings import Settings, get_settings
+from kernel.settings import Settings, get_settings
+from sealflow.exits import CheckFailed, UsageError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -80,7 +80,7 @@ def _keys(settings: Settings):
 
 
 def _trust(paths: list[Path]):
-    from stamping.pki.trust import TrustStore
+    from gmpki.pki.trust import TrustStore
 
     for path in paths:
         if not path.is_file():
@@ -149,10 +149,10 @@ def run_verify(args: argparse.Namespace, settings: Settings | None = None) -> in
 def run_restore(args: argparse.Namespace, settings: Settings | None = None) -> int:
     from backup.restore import restore_backup
     from backup.snapshot import BackupError
-    from sealflow.db import make_engine, migrate, session_factory
+    from gmpki.gm.sm2 import SM2PublicKey
+    from kernel.db import database, migrate
+    from kernel.keys import key_store
     from stamping.audit import verify_audit
-    from stamping.gm.sm2 import SM2PublicKey
-    from stamping.keys.store import KeyStore
 
     settings = settings or get_settings()
     dest = _destination(settings, args.target)
@@ -168,21 +168,17 @@ def run_restore(args: argparse.Namespace, settings: Settings | None = None) -> i
         raise UsageError(str(exc)) from None
     finally:
         if kek_text is not None:
-            from sealflow.files import write_atomic
+            from kernel.files import write_atomic
 
             write_atomic(settings.resolved_kek_file, kek_text.encode())
-    engine = make_engine(settings.resolved_database_url)
-    try:
-        store = KeyStore(settings)
-        cert = store.certificate(settings.audit_key_id) if store.exists(settings.audit_key_id) else None
-        with session_factory(engine)() as session:
-            audit = verify_audit(session, SM2PublicKey.from_certificate(cert) if cert else None)
-    finally:
-        engine.dispose()
+    store = key_store(settings)
+    cert = store.certificate(settings.audit_key_id) if store.exists(settings.audit_key_id) else None
+    with database(settings.resolved_database_url, migrated=False) as sessions, sessions() as session:
+        audit = verify_audit(session, SM2PublicKey.from_certificate(cert) if cert else None)
     from datetime import UTC, datetime
 
+    from kernel.files import write_atomic
     from sealflow.commands.restore_checks import restored_from_file
-    from sealflow.files import write_atomic
 
     write_atomic(restored_from_file(settings), json.dumps({
         "backup_id": check.backup_id, "backup_created_at": check.manifest.get("created_at"),

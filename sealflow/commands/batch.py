@@ -9,24 +9,19 @@ import os
 from collections import Counter
 from pathlib import Path
 
-from sealflow.cli import CheckFailed, UsageError
-from sealflow.settings import get_settings
+from kernel.settings import get_settings
+from sealflow.exits import CheckFailed, UsageError
 
 
 def _enrol(args: argparse.Namespace) -> int:
-    from sealflow.db import make_engine, migrate, session_factory
-    from stamping.batch.seals import BatchSeals
+    from sealflow import root
 
     pin = os.environ.get(args.pin_env, "")
     if not pin:
         raise UsageError(f"put the seal's PIN in the environment variable {args.pin_env}")
-    from sealflow.stack import with_stack_identity
-
-    settings = with_stack_identity(get_settings())  # enrolling uses the seal: its people are checked
-    engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
+    settings = get_settings()  # enrolling uses the seal: root checks its people against the registers
     try:
-        BatchSeals(settings, session_factory(engine)).enrol(args.es_id, pin, args.keeper)
+        root.batch_seals(settings).enrol(args.es_id, pin, args.keeper)
     except Exception as exc:  # registry refusals and key-store errors carry their own reasons (never the PIN)
         raise CheckFailed(f"seal {args.es_id} not enrolled: {exc}") from None
     print(f"seal {args.es_id} enrolled for batch use; each batch still needs the keeper's approval")
@@ -95,15 +90,13 @@ def _approve(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from sealflow.db import make_engine, migrate, session_factory, transaction
+    from kernel.db import transaction
+    from sealflow import root
     from stamping.batch import admission
-    from stamping.batch.seals import BatchSeals
 
     settings = get_settings()
-    engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
-    sessions = session_factory(engine)
-    seals = BatchSeals(settings, sessions)
+    sessions = root.sessions(settings)
+    seals = root.batch_seals(settings, sessions)
     seals.registry.show(args.es_id)  # an unknown seal is refused with the registry's reason
     with transaction(sessions) as session:
         admission.serve(session, es_id=args.es_id, credit_code=args.unit, name=args.name, actor=args.actor)
@@ -157,20 +150,15 @@ def batch_progress(session, batch_id: str) -> dict | None:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from sealflow.db import make_engine, migrate, session_factory
+    from sealflow import root
     from stamping.batch import process
 
     settings = get_settings()
-    engine = make_engine(settings.resolved_database_url)
-    try:
-        migrate(engine)
-        with session_factory(engine)() as session:
-            data = batch_progress(session, args.batch_id)
-            bad = [] if data is None else [
-                (d.row, d.file, d.state, d.reasons) for d in process.documents(session, args.batch_id,
-                                                                               ["quarantined", "failed"])]
-    finally:
-        engine.dispose()
+    with root.database(settings.resolved_database_url) as sessions, sessions() as session:
+        data = batch_progress(session, args.batch_id)
+        bad = [] if data is None else [
+            (d.row, d.file, d.state, d.reasons) for d in process.documents(session, args.batch_id,
+                                                                           ["quarantined", "failed"])]
     if data is None:
         raise UsageError(f"no batch {args.batch_id} in {settings.state_dir}: a batch is listed once its ingest "
                          "has run (sealflow batch submit FOLDER --seal ES_ID)")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from asn1crypto import pem
 
-from sealflow.cli import CheckFailed, UsageError
-from sealflow.settings import get_settings
+from kernel.settings import get_settings
+from sealflow.exits import CheckFailed, UsageError
 
 
 def _ca_dir() -> Path:
@@ -29,8 +29,8 @@ def _admin_pin(var: str) -> str:
 def _init(args: argparse.Namespace) -> int:
     import os
 
-    from stamping.keys.store import ADMIN_CREDENTIAL_FILE, KeyStoreError, set_admin_credential
-    from stamping.pki.ca import DemoCA
+    from gmpki.keys.store import ADMIN_CREDENTIAL_FILE, KeyStoreError, set_admin_credential
+    from gmpki.pki.ca import DemoCA
 
     ca = DemoCA.create(_ca_dir(), args.name)
     if args.admin_pin_env:
@@ -51,9 +51,10 @@ def _init(args: argparse.Namespace) -> int:
 def _issue(args: argparse.Namespace) -> int:
     import os
 
-    from stamping.keys.store import KeyStore, KeyStoreError
-    from stamping.pki.ca import DemoCA
-    from stamping.pki.certs import Subject
+    from gmpki.keys.store import KeyStoreError
+    from gmpki.pki.ca import DemoCA
+    from gmpki.pki.certs import Subject
+    from kernel.keys import key_store
 
     settings = get_settings()
     pin = os.environ.get(args.pin_env, "")
@@ -63,7 +64,7 @@ def _issue(args: argparse.Namespace) -> int:
         raise UsageError("give exactly one of --credit-code (a unit) or --id-number (a person)")
     ca = DemoCA.create(_ca_dir())
     try:
-        store = KeyStore(settings)
+        store = key_store(settings)
         public = store.create(args.key_id, pin)
     except KeyStoreError as exc:  # key exists, weak PIN, bad id, loose KEK file: all the operator's to fix
         raise UsageError(str(exc)) from None
@@ -78,8 +79,8 @@ def _issue(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from stamping.pki.certs import describe
-    from stamping.pki.trust import read_certificates
+    from gmpki.pki.certs import describe
+    from gmpki.pki.trust import read_certificates
 
     paths = [Path(p) for p in args.certs] or [_ca_dir() / f"{n}.pem" for n in
                                              ("ca-root", "ca-intermediate", "seal-maker")]
@@ -99,7 +100,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from stamping.pki.trust import TrustStore, read_certificates
+    from gmpki.pki.trust import TrustStore, read_certificates
 
     trust_paths = args.trust or [str(_ca_dir() / "ca-root.pem"), str(_ca_dir() / "ca-intermediate.pem")]
     trust = TrustStore.from_paths(trust_paths)
@@ -115,12 +116,13 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _unlock_key(args: argparse.Namespace) -> int:
+    from gmpki.keys.store import AdminCredentialRefused, KeyNotFound
+    from kernel.db import transaction
+    from kernel.keys import key_store
     from sealflow.commands.seal import registry
-    from sealflow.db import transaction
-    from stamping.keys.store import AdminCredentialRefused, KeyNotFound, KeyStore
 
     settings = get_settings()
-    store = KeyStore(settings)
+    store = key_store(settings)
     try:
         store.admin_unlock(args.key_id, _ca_dir(), _admin_pin(args.admin_pin_env))
     except KeyNotFound as exc:
@@ -128,7 +130,7 @@ def _unlock_key(args: argparse.Namespace) -> int:
     except AdminCredentialRefused as exc:
         raise CheckFailed(f"refused: {exc}") from None
     reg = registry(settings)
-    with transaction(reg._sessions) as session:  # a custody event: audited like the seal's own events
+    with transaction(reg.sessions) as session:  # a custody event: audited like the seal's own events
         reg.audit.append(session, actor="ca-admin", action="key.unlock", reason="",
                          payload={"key_id": args.key_id})
     print(f"key {args.key_id} unlocked; its wrong-PIN counter is back to 0")

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sealflow.settings import Settings, get_settings
+from kernel.settings import Settings, get_settings
 
 
 @dataclass
@@ -33,7 +33,7 @@ class Step:
 
 
 def _fail(message: str) -> None:
-    from sealflow.cli import CheckFailed
+    from sealflow.exits import CheckFailed
 
     raise CheckFailed(message)
 
@@ -76,7 +76,7 @@ def run_dag_step(ctx: DemoContext, dag_id: str, conf: dict[str, Any] | None = No
 
 
 def step_smoke(ctx: DemoContext) -> None:
-    from sealflow.objectstore import s3_client
+    from kernel.objectstore import s3_client
 
     result = run_dag_step(ctx, "sealflow_smoke")
     key = "smoke/" + result["run_id"].replace(":", "_").replace("+", "_") + ".json"

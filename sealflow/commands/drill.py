@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sealflow.settings import Settings
+from kernel.settings import Settings
 
 PORT_FIELDS = ("s3_port", "master_port", "filer_port", "volume_port", "seaweed_admin_port", "platform_port",
                "airflow_port", "tsa_port", "replica_s3_port", "replica_master_port", "replica_filer_port",
@@ -64,7 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings | None = None) -> int:
-    from sealflow.cli import CheckFailed
+    from sealflow.exits import CheckFailed
 
     drill = Drill(docs=args.docs, after=args.after, new=args.new, pg_dsn=args.pg or "", work=args.work,
                   keep=args.keep)
@@ -183,7 +183,7 @@ class Drill:
 
     # -- steps ------------------------------------------------------------------------------
     def _settings(self) -> Settings:
-        from sealflow.settings import make_private_dirs
+        from gmpki.private_files import make_private_dirs
 
         assert self.work is not None
         base = free_ports(len(PORT_FIELDS))
@@ -230,7 +230,7 @@ class Drill:
 
         from archive.models import ArchivedBatch
         from filing.outbox import OutboxRecord
-        from sealflow.db import make_engine, session_factory
+        from kernel.db import make_engine, session_factory
         from stamping.batch.models import BatchDocument
 
         engine = make_engine(self.settings.resolved_database_url)
@@ -271,8 +271,8 @@ class Drill:
         from archive.offline import verify_package
         from archive.retrieve import download_package
         from archive.store import ObjectStore
-        from sealflow.db import make_engine, session_factory
-        from stamping.pki.trust import TrustStore
+        from gmpki.pki.trust import TrustStore
+        from kernel.db import make_engine, session_factory
 
         trust = TrustStore.from_paths([self.work / "trust" / "ca-root.pem"])
         store = ObjectStore(self.settings)
@@ -335,7 +335,7 @@ class Drill:
 
     # -- PostgreSQL: a fresh database, dropped at the end ------------------------------------
     def _admin(self):
-        from sealflow.db import make_engine
+        from kernel.db import make_engine
 
         return make_engine(self.pg_dsn)
 

@@ -15,8 +15,8 @@ import argparse
 import json
 from pathlib import Path
 
-from sealflow.cli import CheckFailed, UsageError
-from sealflow.settings import Settings, get_settings
+from kernel.settings import Settings, get_settings
+from sealflow.exits import CheckFailed, UsageError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -56,14 +56,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _factory(settings: Settings):
-    from sealflow.db import make_engine, migrate, session_factory
+    from sealflow import root
 
-    engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
-    return session_factory(engine)
+    return root.sessions(settings)
 
 
-def _client(settings: Settings, url: str | None):
+def platform_client(settings: Settings, url: str | None):
     from filing.identity import FilingNotConfigured, make_client
 
     try:
@@ -109,7 +107,7 @@ def run_drain(args: argparse.Namespace, settings: Settings | None = None) -> int
 
     settings = settings or get_settings()
     factory = _factory(settings)
-    with _client(settings, args.url) as client:
+    with platform_client(settings, args.url) as client:
         result = drain(factory, client, max_records=args.max)
     if args.json:
         print(json.dumps(result.as_dict()))
@@ -121,7 +119,7 @@ def run_drain(args: argparse.Namespace, settings: Settings | None = None) -> int
 def run_retry(args: argparse.Namespace, settings: Settings | None = None) -> int:
     from filing.dispatcher import retry
     from filing.outbox import DEAD, FAILED
-    from sealflow.db import transaction
+    from kernel.db import transaction
 
     if bool(args.record_ids) == (args.dead or args.failed):
         raise UsageError("give RECORD_IDs, or --dead and/or --failed")
@@ -142,7 +140,7 @@ def run_reconcile(args: argparse.Namespace, settings: Settings | None = None) ->
     settings = settings or get_settings()
     factory = _factory(settings)
     settled = None
-    with _client(settings, args.url) as client:
+    with platform_client(settings, args.url) as client:
         try:
             with factory() as session:
                 result = reconcile(session, client.listing())

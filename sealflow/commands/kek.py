@@ -15,11 +15,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from sealflow.cli import UsageError
-from sealflow.files import write_atomic
-from sealflow.settings import Settings, get_settings
-from stamping.keys.escrow import EscrowError, Share, combine, split
-from stamping.keys.store import kek_material
+from gmpki.keys.escrow import EscrowError, Share, combine, split
+from kernel.files import write_atomic
+from kernel.keys import kek_material
+from kernel.settings import Settings, get_settings
+from sealflow.exits import UsageError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

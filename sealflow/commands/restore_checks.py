@@ -25,7 +25,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sealflow.settings import Settings
+from kernel.settings import Settings
 
 RESTORED_FROM = "restored-from.json"
 
@@ -48,7 +48,7 @@ class _Listing:
 def check_restored(settings: Settings) -> dict[str, Any]:
     """Run the three checks (module docstring); ``ok`` only when the restored state agrees with the world
     up to the backup, and everything after it is accounted for."""
-    from sealflow.db import make_engine, migrate, session_factory
+    from kernel.db import make_engine, migrate, session_factory
     from stamping.registry import SealRegistry
 
     engine = make_engine(settings.resolved_database_url)

@@ -31,9 +31,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sealflow.cli import CheckFailed, UsageError
-from sealflow.files import write_atomic
-from sealflow.settings import Settings, get_settings
+from kernel.files import write_atomic
+from kernel.settings import Settings, get_settings
+from sealflow.exits import CheckFailed, UsageError
 
 _PICTURE_SUFFIX = {"PNG": ".png", "JPG": ".jpg", "JPEG": ".jpg", "GIF": ".gif", "SVG": ".svg", "OFD": ".ofd"}
 PIN_ENV = "SEALFLOW_SEAL_PIN"
@@ -161,13 +161,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def registry(settings: Settings):
     """The registry of ``settings``; on the embedded stack its identity checks go to the stack's
     simulator (`sealflow stack up` runs it), in production to SEALFLOW_IDENTITY_URL (or refuse)."""
-    from sealflow.db import make_engine, migrate, session_factory
-    from sealflow.stack import with_stack_identity
-    from stamping.registry import SealRegistry
+    from sealflow import root
 
-    engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
-    return SealRegistry(session_factory(engine), with_stack_identity(settings))
+    return root.registry(settings)
 
 
 USER_ENV, CREDENTIAL_ENV = "SEALFLOW_USER", "SEALFLOW_USER_CREDENTIAL"

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from sealflow.settings import get_settings
+from kernel.settings import get_settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from sealflow.cli import CheckFailed
+    from sealflow.exits import CheckFailed
     from sealflow.stack import StackError, airflow_login, up
 
     settings = get_settings()
@@ -78,7 +78,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _init(_args: argparse.Namespace) -> int:
-    from sealflow.cli import CheckFailed
+    from sealflow.exits import CheckFailed
     from sealflow.stack import StackError, init_services
 
     try:

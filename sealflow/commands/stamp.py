@@ -18,10 +18,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sealflow.cli import UsageError
+from kernel.files import write_atomic
+from kernel.settings import Settings, get_settings
 from sealflow.commands.verify import DOC_SUFFIXES
-from sealflow.files import write_atomic
-from sealflow.settings import Settings, get_settings
+from sealflow.exits import UsageError
 
 DEFAULT_ANCHOR = "（盖章）"
 
@@ -110,11 +110,9 @@ class Progress:
 
 
 def _registry(settings: Settings):
-    from sealflow.db import make_engine, session_factory
-    from sealflow.stack import with_stack_identity  # using a seal checks its people against the registers
-    from stamping.registry import SealRegistry
+    from sealflow import root  # using a seal checks its people against the registers (root does)
 
-    return SealRegistry(session_factory(make_engine(settings.resolved_database_url)), with_stack_identity(settings))
+    return root.registry(settings, migrated=False)
 
 
 def _seal_signer(registry, es_id: str, pin: str, actor: str):
@@ -127,7 +125,7 @@ def _seal_signer(registry, es_id: str, pin: str, actor: str):
 
 
 def run(args: argparse.Namespace, settings: Settings | None = None, registry=None) -> int:
-    from stamping.gm.sm3 import sm3
+    from gmpki.gm.sm3 import sm3
 
     settings = settings or get_settings()
     pin = os.environ.get(args.pin_env)  # the CLI is the boundary that takes the PIN from its caller
@@ -149,8 +147,8 @@ def run(args: argparse.Namespace, settings: Settings | None = None, registry=Non
     except Exception as exc:  # wrong PIN, locked key, unknown or inactive seal: the message says which
         print(f"sealflow stamp: cannot use seal {args.seal}: {exc}", file=sys.stderr)
         return 1
-    from stamping.keys.signer import RecordingSigner
-    from stamping.pki.tsa_client import TsaClient
+    from gmpki.keys.signer import RecordingSigner
+    from gmpki.pki.tsa_client import TsaClient
 
     signer = RecordingSigner(signer)
     tsa = TsaClient(settings.resolved_tsa_url)  # every seal carries the TSA's token (可信时间戳)

@@ -15,8 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from sealflow.cli import UsageError
-from sealflow.settings import Settings, get_settings
+from kernel.settings import Settings, get_settings
+from sealflow.exits import UsageError
 
 log = logging.getLogger(__name__)
 DOC_SUFFIXES = (".ofd", ".pdf")
@@ -55,7 +55,7 @@ def load_trust(paths: list[str], settings: Settings):
     roots = paths or list(settings.trust_roots)
     if not roots:
         return None
-    from stamping.pki.trust import TrustStore
+    from gmpki.pki.trust import TrustStore
 
     for r in roots:
         if not Path(r).is_file():
@@ -71,14 +71,10 @@ def registry_lookup(settings: Settings):
     audited-use lookup is ``lookup.__self__.use_recorded``)."""
     if not settings.database_url and not (settings.state_dir / "sealflow.db").exists():
         return None
+    from sealflow import root
+
     try:
-        from sealflow.db import make_engine, session_factory
-        from stamping.registry import SealRegistry
-    except ImportError:
-        return None
-    try:
-        registry = SealRegistry(session_factory(make_engine(settings.resolved_database_url)), settings)
-        return registry.status_at
+        return root.registry(settings, migrated=False).status_at
     except Exception as exc:  # the registry is optional for 验章: say so and go on without it
         log.warning("seal registry not available (%s); seal status is not checked", exc)
         return None
@@ -100,7 +96,7 @@ EXIT_VALID, EXIT_NOT_VALID, EXIT_WARNINGS = 0, 1, 3
 
 
 def _label(r) -> str:
-    from stamping.verify.result import Verdict
+    from stamping.verdict.result import Verdict
 
     if r.verdict == Verdict.VALID:
         return "VALID"
@@ -129,7 +125,7 @@ def _print_text(results) -> None:
 
 def exit_code(results) -> int:
     """0 only when every document is valid; 1 when any is not_valid; 3 for warnings only."""
-    from stamping.verify.result import Verdict
+    from stamping.verdict.result import Verdict
 
     verdicts = {r.verdict for r in results}
     if Verdict.NOT_VALID in verdicts:

@@ -36,13 +36,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from filing.outbox import enqueue
-from filing.protocol import ProtocolError, canonical
+from gmpki.gm.sm3 import sm3
+from kernel.canonical import NotCanonical, canonical_json
 from stamping.audit.models import AuditCheckpoint, AuditEntry
-from stamping.gm.sm3 import sm3
 
 if TYPE_CHECKING:
-    from stamping.gm.sm2 import SM2PublicKey
-    from stamping.keys.signer import Signer
+    from gmpki.gm.sm2 import SM2PublicKey
+    from gmpki.keys.signer import Signer
 
 GENESIS = "00" * 32
 CHECKPOINT_DOMAIN = b"sealflow-audit-checkpoint/1"
@@ -74,8 +74,8 @@ def entry_digest(seq: int, actor: str, action: str, es_id: str | None, reason: s
     body = {"seq": seq, "actor": actor, "action": action, "es_id": es_id, "reason": reason,
             "at": time_text(at), "payload": payload}
     try:
-        return sm3(canonical(body)).hex()
-    except ProtocolError as exc:
+        return sm3(canonical_json(body)).hex()
+    except NotCanonical as exc:
         raise AuditError(f"audit payload for {action} is not canonical JSON ({exc}); use strings and integers") from exc
 
 

@@ -32,8 +32,10 @@ from typing import Protocol
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from sealflow.db import transaction
-from sealflow.files import write_atomic
+from gmpki.gm.sm3 import sm3
+from gmpki.keys.signer import RecordingSigner, Signer
+from kernel.db import transaction
+from kernel.files import write_atomic
 from stamping.batch.manifest import (
     MAX_DOCUMENT_BYTES,
     MAX_MANIFEST_BYTES,
@@ -46,11 +48,9 @@ from stamping.batch.manifest import (
 )
 from stamping.batch.models import Batch, BatchDocument
 from stamping.batch.report import PENDING_STATES, state_counts, write_report
-from stamping.gm.sm3 import sm3
-from stamping.keys.signer import RecordingSigner, Signer
 from stamping.placement import Placement
+from stamping.verdict.result import DocumentResult, SealStatusLookup, Verdict
 from stamping.verify.report import verdict_reasons
-from stamping.verify.result import DocumentResult, SealStatusLookup, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -219,11 +219,6 @@ def chunks(tools: BatchTools, batch_id: str) -> list[int]:
             .distinct().order_by(BatchDocument.chunk)
         )
         return list(rows)
-
-
-def set_status(tools: BatchTools, batch_id: str, status: str) -> None:
-    with transaction(tools.session_factory) as session:
-        session.execute(update(Batch).where(Batch.batch_id == batch_id).values(status=status))
 
 
 def _load_batch(session: Session, batch_id: str) -> Batch:

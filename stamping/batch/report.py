@@ -33,7 +33,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from filing.outbox import OutboxRecord
-from sealflow.files import write_atomic
+from kernel.files import write_atomic
 from stamping.batch.approval import current as current_approval
 from stamping.batch.models import Batch, BatchDocument
 from stamping.reasons import VERDICT_EN, VERDICT_ZH, chinese, human_time
@@ -88,7 +88,7 @@ def _seal_facts(session: Session, es_id: str) -> tuple[str, bytes | None]:
     """(seal name, PNG thumbnail of its picture) from the registry; ('', None) for an unknown seal."""
     from stamping.registry.models import Seal
     from stamping.ses.codec import parse_seal
-    from stamping.verify.seal_checks import picture_png
+    from stamping.verdict.seal_checks import picture_png
 
     seal = session.scalar(select(Seal).where(Seal.es_id == es_id))
     if seal is None:

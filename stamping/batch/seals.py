@@ -17,14 +17,14 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from sealflow.settings import Settings
+from gmpki.gm.sm4 import DecryptionFailed, decrypt_gcm, encrypt_gcm
+from gmpki.keys.signer import Signer
+from gmpki.pki.trust import TrustStore
+from kernel.keys import custody_path, installation_trust, load_kek
+from kernel.settings import Settings
 from stamping.batch.approval import Decision
-from stamping.gm.sm4 import DecryptionFailed, decrypt_gcm, encrypt_gcm
-from stamping.keys.signer import Signer
-from stamping.keys.store import custody_path, load_kek
-from stamping.pki.trust import TrustStore, read_certificates
 from stamping.registry.service import SealRegistry
-from stamping.verify.result import SealStatus
+from stamping.verdict.result import SealStatus
 
 
 class CustodyError(Exception):
@@ -106,12 +106,9 @@ class BatchSeals:
     # --- 验章 -----------------------------------------------------------------------------
 
     def trust_store(self) -> TrustStore:
-        ca = self.registry.ca
-        roots, intermediates = [ca.root_der], [ca.intermediate_der]
-        for path in self.settings.trust_roots:
-            for der in read_certificates(Path(path).read_bytes()):
-                roots.append(der)
-        return TrustStore(roots, intermediates)
+        """The trust anchors of the registry's CA and ``SEALFLOW_TRUST_ROOTS`` (``kernel.keys.installation_trust``,
+        the one way they are built)."""
+        return installation_trust(self.settings, self.registry.ca) or TrustStore([], [])
 
     def status_lookup(self, es_id: str, at: datetime) -> SealStatus | None:
         return self.registry.status_at(es_id, at)

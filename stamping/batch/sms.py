@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from sealflow.settings import Settings
+from kernel.settings import Settings
 
 log = logging.getLogger(__name__)
 

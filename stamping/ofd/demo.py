@@ -16,10 +16,10 @@ DEMO_ES_ID = "45010000000001"
 
 @dataclass
 class DemoKit:
-    ca: object  # stamping.pki.ca.DemoCA
-    signer: object  # stamping.keys.signer.Signer
+    ca: object  # gmpki.pki.ca.DemoCA
+    signer: object  # gmpki.keys.signer.Signer
     seal_der: bytes
-    trust: object  # stamping.pki.trust.TrustStore
+    trust: object  # gmpki.pki.trust.TrustStore
     trust_pem_path: Path  # the root and the issuing CA: what `sealflow verify --trust` takes
 
     @property
@@ -31,10 +31,10 @@ class DemoKit:
 def make_demo_kit(directory: Path, unit: str = DEMO_UNIT, es_id: str = DEMO_ES_ID) -> DemoKit:
     from asn1crypto import pem
 
-    from stamping.keys.signer import SoftwareSigner
+    from gmpki.keys.signer import SoftwareSigner
+    from gmpki.pki.ca import DemoCA
+    from gmpki.pki.trust import TrustStore
     from stamping.pictures import demo_official_seal
-    from stamping.pki.ca import DemoCA
-    from stamping.pki.trust import TrustStore
     from stamping.ses.make import SealSpec, make_seal
 
     ca = DemoCA.create(directory / "ca")

@@ -7,7 +7,7 @@ Two shapes are met in the wild, both read here (ofdrw writes both and its valida
 - a ``ContentInfo`` (signedData OID, GB/T 35275 or PKCS #7) around it, possibly with PKCS #9 signed
   attributes: then messageDigest must be SM3(Signature.xml) and the signature is over DER(SET OF attrs).
 
-Checks (kinds as :mod:`stamping.verify.result`): ``signed_value`` (it parses), ``data_hash`` (the
+Checks (kinds as :mod:`stamping.verdict.result`): ``signed_value`` (it parses), ``data_hash`` (the
 signed digest is SM3 of this Signature.xml: the References' digests are bound through it),
 ``signer_signature``, ``signer_cert_validity`` at the signing time, ``signer_chain``. There is no
 seal, so no maker signature, seal validity or registry status: the result names the signer only.
@@ -22,10 +22,10 @@ from datetime import datetime
 
 from asn1crypto import cms, core, x509
 
-from stamping.gm.sm3 import sm3
-from stamping.pki.trust import TrustStore
-from stamping.verify.result import SignatureResult
-from stamping.verify.seal_checks import _cert_validity, _chain, _check_signature, _cn
+from gmpki.gm.sm3 import sm3
+from gmpki.pki.trust import TrustStore
+from stamping.verdict.result import SignatureResult
+from stamping.verdict.seal_checks import check_cert_validity, check_chain, check_signature, common_name
 
 SIGNED_DATA_OIDS = {"1.2.156.10197.6.1.4.2.2", "1.2.840.113549.1.7.2"}
 MESSAGE_DIGEST = "1.2.840.113549.1.9.4"
@@ -147,15 +147,15 @@ def check_digital_signature(result: SignatureResult, blob: bytes, signature_xml:
         result.add("signed_value", False, f"not a GB/T 35275 SignedData: {exc}")
         return
     result.add("signed_value", True, "GB/T 35275 SignedData (digital signature, no seal)")
-    result.signer = _cn(value.signer_cert)
+    result.signer = common_name(value.signer_cert)
     ok, what = _signed_digest_matches(value, sm3(signature_xml))
     result.add("data_hash", ok, f"the {what} " + ("is" if ok else "is not") + " the SM3 digest of Signature.xml")
     alg = "1.2.156.10197.1.501" if value.signature_algorithm in _SM2_ALGS else value.signature_algorithm
     data = value.signed_attrs_der if value.signed_attrs_der is not None else (value.content or b"")
-    _check_signature(result, "signer_signature", "signer", value.signer_cert, alg, value.signature, data,
+    check_signature(result, "signer_signature", "signer", value.signer_cert, alg, value.signature, data,
                      "the signed attributes" if value.signed_attrs_der is not None else "the SM3 digest")
     signed_at = value.signing_time or claimed_at
     if value.signing_time:
         result.signed_at = value.signing_time.isoformat()
-    _cert_validity(result, value.signer_cert, signed_at)
-    _chain(result, "signer_chain", "signer", value.signer_cert, signed_at, trust)
+    check_cert_validity(result, value.signer_cert, signed_at)
+    check_chain(result, "signer_chain", "signer", value.signer_cert, signed_at, trust)

@@ -24,8 +24,8 @@ from xml.sax.saxutils import escape, quoteattr
 
 from lxml import etree
 
-from stamping.gm.sm3 import sm3
-from stamping.keys.signer import Signer
+from gmpki.gm.sm3 import sm3
+from gmpki.keys.signer import Signer
 from stamping.ofd import xmlns
 from stamping.ofd.document import DocumentInfo, read_document
 from stamping.ofd.ofd_xml import read_doc_bodies
@@ -40,7 +40,7 @@ from stamping.ses.codec import parse_seal
 from stamping.ses.make import make_signature
 
 if TYPE_CHECKING:
-    from stamping.pki.tsa_client import Timestamper
+    from gmpki.pki.tsa_client import Timestamper
 
 __all__ = ["AnchorNotFound", "stamp_ofd"]
 

@@ -13,13 +13,13 @@ Per signature (Signatures.xml entry):
 - ``signed_value``: SignedValue.dat parses as an SES_Signature (V1, V4 or V5) for Type=Seal, or as a
   GB/T 35275 SignedData for Type=Sign (digital signatures without a seal, checked by
   :mod:`stamping.ofd.digital_signature`; the SES checks below do not apply to them);
-- the SES checks from :func:`stamping.verify.seal_checks.check_ses_signature` (dataHash =
+- the SES checks from :func:`stamping.verdict.seal_checks.check_ses_signature` (dataHash =
   SM3(Signature.xml), the signer's and the maker's signatures, certList, validity, chains, status);
 - ``property_info``: the SES propertyInfo names this Signature.xml;
 - ``seal_esl``: Seal.esl, when present, equals the SESeal inside TBS_Sign byte for byte;
 - ``stamp_annot``: each StampAnnot points at a page of the document;
 - ``timestamp`` / ``signing_time`` / ``use_recorded``: the SES_Signature's timeStamp token and the
-  audit log (:mod:`stamping.verify.signing_time`).
+  audit log (:mod:`stamping.verdict.signing_time`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ import binascii
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from stamping.gm.sm3 import sm3
+from gmpki.gm.sm3 import sm3
+from gmpki.pki.trust import TrustStore
 from stamping.ofd.coverage import Displayed
 from stamping.ofd.digital_signature import check_digital_signature
 from stamping.ofd.document import read_document
@@ -37,11 +38,10 @@ from stamping.ofd.ofd_xml import read_doc_bodies
 from stamping.ofd.package import OfdError, OfdPackage
 from stamping.ofd.signature import SM3_NAMES, SignatureInfo, read_signature
 from stamping.ofd.signatures import SignatureEntry, read_signatures
-from stamping.pki.trust import TrustStore
 from stamping.ses.codec import SesFormatError, parse_signature
-from stamping.verify.result import DocumentResult, SealStatusLookup, SignatureResult, SignatureUseLookup
-from stamping.verify.seal_checks import check_ses_signature
-from stamping.verify.trust_cache import cached
+from stamping.verdict.result import DocumentResult, SealStatusLookup, SignatureResult, SignatureUseLookup
+from stamping.verdict.seal_checks import check_ses_signature
+from stamping.verdict.trust_cache import cached
 
 _DT_FORMATS = ("%Y%m%d%H%M%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y%m%d%H%M%S.%f",
                "%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S.%f", "%Y/%m/%d %H:%M:%S")

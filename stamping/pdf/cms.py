@@ -18,7 +18,7 @@ from functools import lru_cache
 
 from asn1crypto import cms, core, x509
 
-from stamping.gm.oids import GBT35275_DATA, GBT35275_SIGNED_DATA, SM2_WITH_SM3, SM3
+from gmpki.gm.oids import GBT35275_DATA, GBT35275_SIGNED_DATA, SM2_WITH_SM3, SM3
 
 __all__ = ["CONTAINERS", "SESEAL_ATTR_OID", "SIGNATURE_TIME_STAMP_ATTR", "CmsError", "ParsedCms",
            "build_signed_data", "parse_signed_data", "signed_attrs_der"]

@@ -26,18 +26,18 @@ from typing import TYPE_CHECKING
 
 import pymupdf
 
-from stamping.gm.sm3 import new_sm3
-from stamping.keys.signer import Signer
+from gmpki.gm.sm3 import new_sm3
+from gmpki.keys.signer import Signer
 from stamping.pdf.active import active_content, docmdp_permission
 from stamping.pdf.appearance import SealImage, ring_ops, seal_image
 from stamping.pdf.cms import CONTAINERS, MAX_SM2_SIG_DER, build_signed_attrs, build_signed_data
 from stamping.pdf.errors import MUPDF_ERRORS, PdfError
 from stamping.pdf.reading import open_untrusted
 from stamping.placement import AnchorNotFound, Placement, PlacementError
-from stamping.ses.make import _check_binding
+from stamping.ses.make import check_binding
 
 if TYPE_CHECKING:
-    from stamping.pki.tsa_client import Timestamper
+    from gmpki.pki.tsa_client import Timestamper
 
 __all__ = ["MAX_PDF_BYTES", "PdfError", "open_pdf", "stamp_pdf"]
 
@@ -102,10 +102,6 @@ def _ref(obj: tuple[str, str]) -> int | None:
     if kind != "xref":
         return None
     return int(value.split()[0])
-
-
-def _refs_in(array_text: str) -> list[int]:
-    return [int(m) for m in re.findall(r"(\d+)\s+\d+\s+R", array_text)]
 
 
 def _pdf_text(s: str) -> bytes:
@@ -391,7 +387,7 @@ def _stamp(src: bytes, seal_der: bytes, signer: Signer, placement: Placement, si
            reason: str, location: str, path: str, signer_name: str | None, max_bytes: int,
            timestamper: Timestamper | None, token_reserve: int) -> bytes:
     # The seal must have been made for this signer (certList), as for OFD: SealBindingError.
-    _check_binding(seal_der, signer.certificate)
+    check_binding(seal_der, signer.certificate)
     image = seal_image(seal_der)
     doc = open_pdf(src, path, max_bytes)
     try:

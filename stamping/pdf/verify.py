@@ -18,7 +18,7 @@ batch verifies hundreds of files per second. Per signature the checks are:
 - the seal carried in the CMS (``stamping.pdf.cms.SESEAL_ATTR_OID``): C's ``check_seal``
   (maker signature, signer in the certificate list, validity, chains, registry status);
 - ``timestamp`` / ``signing_time`` / ``use_recorded``: the signature-time-stamp token (unsigned
-  attribute) and the audit log, see :mod:`stamping.verify.signing_time`.
+  attribute) and the audit log, see :mod:`stamping.verdict.signing_time`.
 
 Active content (JavaScript, Launch, SubmitForm, ImportData, RichMedia, XFA, embedded executables,
 ``active.py``) is a file-level warning, so the batch, which accepts only ``valid``, fails the file.
@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING
 
 import pymupdf
 
-from stamping.gm.oids import SM2_SIGN, SM2_WITH_SM3, SM3
-from stamping.gm.sm2 import SM2PublicKey
-from stamping.gm.sm3 import new_sm3
+from gmpki.gm.oids import SM2_SIGN, SM2_WITH_SM3, SM3
+from gmpki.gm.sm2 import SM2PublicKey
+from gmpki.gm.sm3 import new_sm3
 from stamping.pdf.active import active_content, docmdp_permission
 from stamping.pdf.cms import CONTAINERS, CmsError, ParsedCms, parse_signed_data
 from stamping.pdf.errors import MUPDF_ERRORS, PdfError
@@ -44,11 +44,11 @@ from stamping.pdf.reading import open_untrusted
 from stamping.pdf.rendering import compare_rendering
 from stamping.pdf.revisions import analyse_later_updates
 from stamping.pdf.sign import MAX_PDF_BYTES
-from stamping.verify.result import DocumentResult, SealStatusLookup, SignatureResult, SignatureUseLookup
-from stamping.verify.signing_time import check_recorded_use, judge_signing_time
+from stamping.verdict.result import DocumentResult, SealStatusLookup, SignatureResult, SignatureUseLookup
+from stamping.verdict.signing_time import check_recorded_use, judge_signing_time
 
 if TYPE_CHECKING:
-    from stamping.pki.trust import TrustStore
+    from gmpki.pki.trust import TrustStore
 
 __all__ = ["verify_pdf"]
 
@@ -297,7 +297,7 @@ def _parse_seal_cached(seal_der: bytes):
 def _check_seal(result: SignatureResult, cms_info: ParsedCms, signed_at: datetime | None,
                 trust: TrustStore | None, status_lookup: SealStatusLookup | None) -> None:
     from stamping.ses.codec import SesFormatError
-    from stamping.verify.seal_checks import check_seal
+    from stamping.verdict.seal_checks import check_seal
 
     if cms_info.seal_der is None:
         result.add("seal", False, "no seal (SESeal) in the signature: a plain digital signature", kind="status")

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from stamping.registry import identity_simulator, rules
+from stamping.registry import identity_register, rules
 from stamping.registry.errors import NotAuthorised
 from stamping.registry.models import Person, RegistryUser, Seal, Unit
 from stamping.registry.service import SealRegistry, state_file
@@ -50,7 +50,7 @@ def _people(levels: int) -> list[tuple[str, str, int]]:
 def _make_people(registry: SealRegistry, levels: int, actor: str | None, os_login: str | None) -> dict[str, str]:
     """The demo unit, its administrator and people; returns each new user's credential."""
     credentials = {name: secrets.token_urlsafe(18) for name in [ADMIN] + [p[0] for p in _people(levels)]}
-    with registry._sessions() as session:
+    with registry.sessions() as session:
         fresh = not registry._anyone_can_authenticate(session)
     if fresh:
         registry.bootstrap(ADMIN, DEMO_UNIT, DEMO_UNIT_CODE, os_login=os_login, credential=credentials[ADMIN])
@@ -61,7 +61,7 @@ def _make_people(registry: SealRegistry, levels: int, actor: str | None, os_logi
         credentials.pop(ADMIN)  # an existing user keeps their own proof
     registry.add_person(DEMO_PERSON, DEMO_PERSON_ID, actor=ADMIN)
     for name, role, level in _people(levels):
-        with registry._sessions() as session:
+        with registry.sessions() as session:
             exists = session.scalars(select(RegistryUser).where(RegistryUser.username == name)).first() is not None
         registry.add_user(DEMO_UNIT_CODE, name, role, level=level, actor=ADMIN,
                           person_id_number=DEMO_PERSON_ID if role == "keeper" else None,
@@ -75,7 +75,7 @@ def register_demo_identities(settings) -> Path:
     """Put the demo's person (张三) and unit into the embedded stack's identity register file (the
     running simulator re-reads it); returns the file."""
     path = settings.identity_register_file
-    identity_simulator.register(path, persons=[(DEMO_PERSON, DEMO_PERSON_ID)], units=[(DEMO_UNIT, DEMO_UNIT_CODE)])
+    identity_register.register(path, persons=[(DEMO_PERSON, DEMO_PERSON_ID)], units=[(DEMO_UNIT, DEMO_UNIT_CODE)])
     return path
 
 
@@ -146,7 +146,7 @@ def keep_credentials(settings, credentials: dict[str, str]) -> Path:
 
 def _existing(registry: SealRegistry) -> dict[str, str] | None:
     """The demo's active seals when the demo unit exists already (idempotent re-runs)."""
-    with registry._sessions() as session:
+    with registry.sessions() as session:
         unit = session.scalars(select(Unit).where(Unit.credit_code == DEMO_UNIT_CODE)).first()
         if unit is None:
             return None

@@ -10,59 +10,25 @@ differs from the registered one, is no match with the reason. It keeps nothing e
 the numbers it is asked about.
 
 The embedded stack runs it as its ``identity`` component on ``<state>/identity/registers.json``;
-:func:`register` adds people and units to that file (the demo registers its own, a test registers a
-mismatch) and the running simulator re-reads the file when it changes — no restart, no admin
-endpoint that anyone on the network could use to register themselves. A missing file is an empty
+``stamping.registry.identity_register.register`` adds people and units to that file (the demo
+registers its own, a test registers a mismatch) and the running simulator re-reads the file when
+it changes — no restart, no admin endpoint that anyone on the network could use to register themselves. A missing file is an empty
 register (everything is refused), never an error that stops the simulator.
 """
 
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import signal
 import threading
-from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from sealflow.files import write_atomic
-from sealflow.settings import make_private_dirs
+from stamping.registry.identity_register import load_registers, register
 
 MAX_BODY = 4096
-
-
-def _read(path: Path) -> dict[str, list[dict[str, str]]]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {"persons": [], "units": []}
-    return {"persons": list(data.get("persons", [])), "units": list(data.get("units", []))}
-
-
-def load_registers(path: Path) -> dict[str, dict[str, str]]:
-    """``{"persons": {id_number: name}, "units": {credit_code: name}}`` from the data file (empty when absent)."""
-    data = _read(path)
-    return {"persons": {p["id_number"].strip().upper(): p["name"] for p in data["persons"]},
-            "units": {u["credit_code"].strip().upper(): u["name"] for u in data["units"]}}
-
-
-def register(path: Path, persons: Iterable[tuple[str, str]] = (), units: Iterable[tuple[str, str]] = ()) -> None:
-    """Put ``persons`` (name, 公民身份号码) and ``units`` (name, 统一社会信用代码) into the register file:
-    a number already there gets the name given now. Written whole (0600, it holds ID numbers) under a
-    lock, so two registrations at once both land; a running simulator picks the change up."""
-    path = Path(path)
-    make_private_dirs(path.parent)
-    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        data = _read(path)
-        for kind, field, new in (("persons", "id_number", persons), ("units", "credit_code", units)):
-            merged = {e[field].strip().upper(): e["name"] for e in data[kind]}
-            merged.update({number.strip().upper(): name.strip() for name, number in new})
-            data[kind] = [{"name": name, field: number} for number, name in sorted(merged.items())]
-        write_atomic(path, json.dumps(data, ensure_ascii=False, indent=1).encode("utf-8"))
 
 
 class Registers:

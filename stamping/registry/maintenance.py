@@ -8,28 +8,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sealflow.db import make_engine, migrate, session_factory, transaction
-from sealflow.settings import Settings
+from sqlalchemy.orm import Session, sessionmaker
+
+from kernel.db import transaction
 from stamping.audit.anchors import BucketAnchors, enqueue_missing
 from stamping.registry.service import SealRegistry
 
 
-def run_maintenance(settings: Settings, now: datetime | None = None, *,
+def run_maintenance(registry: SealRegistry, sessions: sessionmaker[Session], now: datetime | None = None, *,
                     anchors: BucketAnchors | None = None) -> dict[str, Any]:
     """Expire due seals (filed and audited each), checkpoint the audit log and write the checkpoints to
-    ``anchors`` (the archive bucket's, built by ``archive.audit_anchors.bucket_anchors``); a summary for XCom."""
-    engine = make_engine(settings.resolved_database_url)
-    try:
-        migrate(engine)
-        registry = SealRegistry(session_factory(engine), settings)
-        expired = registry.expire_due(now)
-        with transaction(registry._sessions) as session:
-            point = registry.audit.checkpoint(session)
-            enqueue_missing(session, settings.audit_key_id)
-        anchored: list[int] = []
-        if anchors is not None:
-            with registry._sessions() as session:
-                anchored = anchors.publish(session)
-        return {"expired": expired, "checkpoint_seq": point.seq if point else None, "anchored": anchored}
-    finally:
-        engine.dispose()
+    ``anchors`` (the archive bucket's, built by ``archive.audit_anchors.bucket_anchors``); a summary for XCom.
+    ``registry`` and ``sessions`` come from the composition root (the same database)."""
+    expired = registry.expire_due(now)
+    with transaction(sessions) as session:
+        point = registry.audit.checkpoint(session)
+        enqueue_missing(session, registry.settings.audit_key_id)
+    anchored: list[int] = []
+    if anchors is not None:
+        with sessions() as session:
+            anchored = anchors.publish(session)
+    return {"expired": expired, "checkpoint_seq": point.seq if point else None, "anchored": anchored}

@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from sealflow.db import Base
+from kernel.db import Base
 
 
 def aware(value: datetime | None) -> datetime | None:

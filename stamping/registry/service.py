@@ -54,11 +54,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from filing.outbox import enqueue
-from sealflow.db import transaction
-from sealflow.settings import Settings
+from gmpki.gm.sm3 import sm3
+from kernel.db import transaction
+from kernel.settings import Settings
 from stamping.audit.log import AuditConflict, AuditLog
 from stamping.audit.models import AuditEntry
-from stamping.gm.sm3 import sm3
 from stamping.registry import rules
 from stamping.registry.errors import (
     ConcurrentChange,
@@ -95,13 +95,13 @@ from stamping.registry.models import (
     aware,
     utc,
 )
-from stamping.verify.result import SealStatus
+from stamping.verdict.result import SealStatus
 
 if TYPE_CHECKING:
-    from stamping.keys.signer import Signer
-    from stamping.keys.store import KeyStore
+    from gmpki.keys.signer import Signer
+    from gmpki.keys.store import KeyStore
+    from gmpki.pki.ca import DemoCA
     from stamping.pictures import SealPicture
-    from stamping.pki.ca import DemoCA
     from stamping.registry.identity_source import IdentitySource
 
 log = logging.getLogger(__name__)
@@ -192,29 +192,34 @@ class SealRegistry:
     def __repr__(self) -> str:
         return f"SealRegistry({self.settings.state_dir})"
 
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        """The registry's database, for callers that read or audit alongside it (one transaction)."""
+        return self._sessions
+
     # --- collaborators -------------------------------------------------------------------
 
     @property
     def keystore(self) -> KeyStore:
         if self._keystore is None:
-            from stamping.keys.store import KeyStore
+            from kernel.keys import key_store
 
-            self._keystore = KeyStore(self.settings)
+            self._keystore = key_store(self.settings)
         return self._keystore
 
     @property
     def ca(self) -> DemoCA:
         if self._ca is None:
-            from stamping.pki.ca import DemoCA
+            from kernel.keys import installation_ca  # given by the composition root, else the installation's
 
-            self._ca = DemoCA.create(self.settings.state_dir / "ca")
+            self._ca = installation_ca(self.settings)
         return self._ca
 
     @property
     def identity(self) -> IdentitySource | None:
         """The identity registers (身份核验): the one given, else ``settings.identity_url``; None when
         neither — then the embedded stack checks nothing (its entry points set ``identity_url`` to the
-        stack's simulator, see ``sealflow.stack.with_stack_identity``) and production refuses."""
+        stack's simulator, see ``sealflow.root.with_stack_identity``) and production refuses."""
         if self._identity is None and self.settings.identity_url:
             from stamping.registry.identity_source import HttpIdentitySource
 
@@ -270,20 +275,20 @@ class SealRegistry:
         return session.get(Person, person_id) if person_id else None
 
     def _audit_pin(self) -> str:
-        from stamping.keys.store import service_pin
+        from kernel.keys import service_pin
 
         return service_pin(self.settings, self.settings.audit_key_id, self.settings.audit_key_pin)
 
     def _audit_signer(self) -> Signer:
         """The audit key's signer; the key (and its certificate from the CA) is created on first use."""
-        from stamping.pki.certs import Subject
+        from gmpki.pki.certs import Subject
 
         key_id, pin = self.settings.audit_key_id, self._audit_pin()
         if not self.keystore.exists(key_id):
             public = self.keystore.create(key_id, pin)
             self.keystore.set_certificate(key_id, self.ca.issue(Subject("SealFlow audit log", organization="SealFlow"),
                                                                 public))
-        from stamping.keys.store import service_signer  # the one service-key path (no wrong-PIN tries)
+        from kernel.keys import service_signer  # the one service-key path (no wrong-PIN tries)
 
         return service_signer(self.keystore, self.settings, key_id, pin)
 
@@ -943,7 +948,8 @@ class SealRegistry:
         running this again finishes the job). The certificates stay in the registry, so earlier
         signatures still verify and status lookups still answer.
         """
-        from stamping.keys.store import custody_path, shred
+        from gmpki.keys.store import shred
+        from kernel.keys import custody_path
 
         with self._sessions() as session:
             seal = self._seal(session, es_id)
@@ -1075,7 +1081,7 @@ class SealRegistry:
                                   self._user_person(session, unit, actor)) if p is not None]
             session.expunge_all()
         self._check_identities(actor, "seal.use", es_id, unit, people)
-        from stamping.keys.store import KeyStoreError
+        from gmpki.keys.store import KeyStoreError
 
         try:
             signer = self.keystore.signer(key_id, pin)

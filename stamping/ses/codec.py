@@ -18,7 +18,7 @@ from stamping.ses.model import ExtData, Seal, SesSignature
 
 MAX_INPUT = 16 * 1024 * 1024  # a seal with a large picture is ~100 KB; 16 MB is generous
 BEIJING = timezone(timedelta(hours=8), "CST")
-_PARSE_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError,
+PARSE_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError,
                  UnicodeError, RecursionError)
 
 
@@ -43,7 +43,7 @@ def _elements(der: bytes, what: str) -> asn1.Elements:
     try:
         elems = asn1.Elements.load(der, strict=True)
         len(elems)  # forces parsing of the element list
-    except _PARSE_ERRORS as exc:
+    except PARSE_ERRORS as exc:
         raise SesFormatError(f"{what}: malformed DER ({exc})") from None
     return elems
 
@@ -171,7 +171,7 @@ def parse_seal(der: bytes) -> Seal:
         return _validate(_parse_seal_v4(der, version))
     except SesFormatError:
         raise
-    except _PARSE_ERRORS as exc:
+    except PARSE_ERRORS as exc:
         raise SesFormatError(f"SESeal: malformed ({exc})") from None
 
 
@@ -185,7 +185,7 @@ def parse_text_time(raw: bytes) -> datetime | str:
     if raw[:1] == b"\x18":
         try:
             return core.GeneralizedTime.load(raw, strict=True).native
-        except _PARSE_ERRORS:
+        except PARSE_ERRORS:
             pass
     text = raw.decode("utf-8", "replace").strip()
     cleaned = re.sub(r"\.\d+", "", text).replace("Z", "+0000")
@@ -246,7 +246,7 @@ def parse_signature(der: bytes) -> SesSignature:
         raise SesFormatError(f"SES_Signature: {len(elems)} elements; expected 2 (V1) or 4–5 (V4/V5)")
     except SesFormatError:
         raise
-    except _PARSE_ERRORS as exc:
+    except PARSE_ERRORS as exc:
         raise SesFormatError(f"SES_Signature: malformed ({exc})") from None
 
 
@@ -257,7 +257,7 @@ def is_signature(der: bytes) -> bool:
         elems = _elements(_check_input(der, "seal data"), "seal data")
         first = asn1.Elements.load(elems[0].dump(), strict=True)
         return first[0].dump()[:1] == b"\x02"
-    except (SesFormatError, *_PARSE_ERRORS):
+    except (SesFormatError, *PARSE_ERRORS):
         return False
 
 

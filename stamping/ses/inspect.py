@@ -13,7 +13,7 @@ from typing import Any
 
 from asn1crypto import x509
 
-from stamping.ses.codec import _PARSE_ERRORS, MAX_INPUT, SesFormatError, is_signature, parse_seal, parse_signature
+from stamping.ses.codec import MAX_INPUT, PARSE_ERRORS, SesFormatError, is_signature, parse_seal, parse_signature
 from stamping.ses.model import Seal
 
 _SEAL_TYPES = {1: "unit seal (V1) / official", 2: "personal seal (V1)"}
@@ -36,7 +36,7 @@ def describe_certificate(der: bytes) -> dict[str, Any]:
             "not_before": tbs["validity"]["not_before"].native.isoformat(),
             "not_after": tbs["validity"]["not_after"].native.isoformat(),
         })
-    except _PARSE_ERRORS as exc:
+    except PARSE_ERRORS as exc:
         info["error"] = f"not a readable X.509 certificate ({exc})"
     return info
 

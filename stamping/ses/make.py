@@ -23,8 +23,8 @@ from stamping.ses import asn1
 from stamping.ses.codec import SesFormatError, parse_seal
 
 if TYPE_CHECKING:
-    from stamping.keys.signer import Signer
-    from stamping.pki.tsa_client import Timestamper
+    from gmpki.keys.signer import Signer
+    from gmpki.pki.tsa_client import Timestamper
 
 SM2_WITH_SM3 = "1.2.156.10197.1.501"
 _SM2_WITH_SM3_DER = bytes.fromhex("06082a811ccf55018375")
@@ -143,7 +143,7 @@ def _seal_binding(seal_der: bytes) -> tuple[int, frozenset[bytes], tuple[tuple[s
     return seal.version, frozenset(seal.cert_list if seal.cert_list_type == 1 else ()), tuple(seal.cert_digests)
 
 
-def _check_binding(seal_der: bytes, cert: bytes) -> int:
+def check_binding(seal_der: bytes, cert: bytes) -> int:
     """The seal's version, once the certificate is known to be one the seal is bound to."""
     version, certs, digests = _seal_binding(seal_der)
     if cert in certs:
@@ -189,7 +189,7 @@ def make_signature(seal_der: bytes, data_hash: bytes, property_info: str, signer
     signer's certificate is not one the seal was made for; the timestamper's errors pass through.
     """
     seal_der, cert = bytes(seal_der), signer.certificate
-    version = _check_binding(seal_der, cert)
+    version = check_binding(seal_der, cert)
     tbs = build_tbs_sign(seal_der, data_hash, property_info, signed_at or datetime.now(UTC), version)
     signature = signer.sign(tbs)
     token = timestamper.timestamp(signature) if timestamper is not None else None

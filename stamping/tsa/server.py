@@ -28,7 +28,7 @@ from pathlib import Path
 
 from asn1crypto import pem
 
-from stamping.pki.timestamp import TimestampAuthority
+from gmpki.pki.timestamp import TimestampAuthority
 
 QUERY_TYPE = "application/timestamp-query"
 REPLY_TYPE = "application/timestamp-reply"
@@ -46,9 +46,9 @@ def _write_private(path: Path, data: bytes) -> None:
 
 def tsa_identity(directory: Path, ca_dir: Path) -> TimestampAuthority:
     """The TSA's signer from ``directory``, made once with a certificate from the CA in ``ca_dir``."""
-    from stamping.gm.sm2 import SM2PrivateKey
-    from stamping.keys.signer import SoftwareSigner
-    from stamping.pki.ca import DemoCA
+    from gmpki.gm.sm2 import SM2PrivateKey
+    from gmpki.keys.signer import SoftwareSigner
+    from gmpki.pki.ca import DemoCA
 
     key_path, cert_path, chain_path = (directory / "tsa-key.pem", directory / "tsa-cert.pem",
                                        directory / "tsa-chain.pem")

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from stamping.container import ContainerError, identify
-from stamping.verify.result import DocumentResult, SealStatusLookup, SignatureUseLookup
+from stamping.verdict.result import DocumentResult, SealStatusLookup, SignatureUseLookup
 
 log = logging.getLogger(__name__)
 MAX_FILE_BYTES = 256 * 1024 * 1024
@@ -40,10 +40,8 @@ def verify_bytes(data: bytes, path: str, trust, status_lookup: SealStatusLookup 
 
             return verify_ofd(data, path, trust, status_lookup, use_lookup=use_lookup)
         if fmt == "pdf":
-            try:
-                from stamping.pdf import verify_pdf
-            except ImportError as exc:
-                return DocumentResult(path, "pdf", error=f"PDF verification is not available: {exc}")
+            from stamping.pdf.verify import verify_pdf
+
             return verify_pdf(data, path, trust, status_lookup, use_lookup=use_lookup)
     except Exception as exc:
         # A verifier bug must not stop a batch; the document is reported as not verifiable.

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from html import escape
 
 from stamping.reasons import VERDICT_EN, VERDICT_ZH, check_zh, chinese, human_time
-from stamping.verify.result import DocumentResult, SignatureResult, Verdict
+from stamping.verdict.result import DocumentResult, SignatureResult, Verdict
 
 _CSS = """
 body{font-family:"Noto Sans CJK SC","Microsoft YaHei",sans-serif;margin:2em;color:#222;max-width:70em}

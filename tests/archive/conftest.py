@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from archive.service import ArchiveInput
 from archive.store import ObjectStore
-from sealflow.db import make_engine, migrate, session_factory
-from sealflow.settings import Settings
+from kernel.db import make_engine, migrate, session_factory
+from kernel.settings import Settings
 
 ARCHIVE_UNIT = "示范市档案馆"
 ARCHIVE_UNIT_CODE = "11330100MB0000001"
@@ -52,8 +52,8 @@ def kit(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def archive_signer(kit):
+    from gmpki.keys.signer import SoftwareSigner
     from stamping.identifiers import make_credit_code
-    from stamping.keys.signer import SoftwareSigner
 
     key, cert = kit.ca.issue_unit_signer(ARCHIVE_UNIT, make_credit_code(ARCHIVE_UNIT_CODE))
     return SoftwareSigner(key, cert)
@@ -62,8 +62,8 @@ def archive_signer(kit):
 @pytest.fixture(scope="session")
 def sealed_docs(tmp_path_factory, kit) -> list[SealedDoc]:
     """Eight sealed certificates, OFD and PDF, each verified once like the pipeline does."""
+    from gmpki.gm.sm3 import sm3
     from stamping.batch.samples import render_certificate, sample_rows
-    from stamping.gm.sm3 import sm3
     from stamping.ofd.stamp import stamp_ofd
     from stamping.pdf import stamp_pdf
     from stamping.placement import Placement

@@ -16,9 +16,9 @@ from archive.checks import NoScanner
 from archive.checks.catalogue import items_for
 from archive.index import SearchQuery, search
 from archive.models import ArchiveRecord
-from archive.package import sm3_hex
 from archive.service import archive_records, package_key
 from archive.store import ObjectConflict, ObjectLocked
+from gmpki.gm.sm3 import sm3_hex
 from sealflow.cli import main
 
 pytestmark = pytest.mark.stack
@@ -190,7 +190,7 @@ def test_search_get_url_and_offline_verify(env, sealed_docs, monkeypatch, capsys
 
 def test_offline_verify_untrusted_root_fails(env, sealed_docs, tmp_path, capsys):
     from archive.retrieve import download_package
-    from stamping.pki.ca import DemoCA
+    from gmpki.pki.ca import DemoCA
 
     _archive(env, sealed_docs[:1])
     with env.sessions() as s:

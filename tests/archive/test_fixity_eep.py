@@ -124,8 +124,8 @@ def test_fixity_finds_bytes_damaged_on_disk(env, sealed_docs, embedded_stack):
 def test_eep_command_signs_with_the_archive_key(env, sealed_docs, tmp_path, monkeypatch, capsys):
     """The CLI opens (or first sets up) the archiving unit's key by the DAG's path; a PIN that does
     not open it is refused without counting a try, so the key never locks."""
+    from kernel.keys import key_store
     from sealflow.cli import main
-    from stamping.keys.store import KeyStore
 
     settings = env.settings.with_overrides(home=tmp_path / "home", archive_key_pin="archive-pin-1")
     _archive(env, sealed_docs[:1])
@@ -136,7 +136,7 @@ def test_eep_command_signs_with_the_archive_key(env, sealed_docs, tmp_path, monk
     assert main(["archive", "eep", str(folder), "-o", str(out)]) == 0
     assert validate_eep(out, XSD) == []
     content = read_eep(out)
-    keys = KeyStore(settings)
+    keys = key_store(settings)
     assert content.signature_ok is True and content.certificate == keys.certificate(settings.archive_key_id)
 
     wrong = settings.with_overrides(archive_key_pin="not-the-pin")
@@ -151,10 +151,11 @@ def test_eep_command_signs_with_the_archive_key(env, sealed_docs, tmp_path, monk
 
 
 def test_a_service_key_path_is_no_pin_oracle_for_other_keys(env, tmp_path):
-    from stamping.keys.store import KeyStore, KeyStoreError, service_signer
+    from gmpki.keys.store import KeyStoreError
+    from kernel.keys import key_store, service_signer
 
     settings = env.settings.with_overrides(home=tmp_path / "home")
-    keys = KeyStore(settings)
+    keys = key_store(settings)
     keys.create("keeper-seal", "123456")
     with pytest.raises(KeyStoreError, match="not one of this installation's service keys"):
         service_signer(keys, settings, "keeper-seal", "000000")

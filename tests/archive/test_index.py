@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from archive import index
 from archive.index import SearchQuery
 from archive.retention import code_prefix, make_archival_code, retain_until
-from sealflow.db import session_factory, transaction
+from kernel.db import session_factory, transaction
 
 
 def _row(n: int, at: datetime, prefix_retention: str = "Y") -> dict:

@@ -19,11 +19,12 @@ from sqlalchemy import select
 from archive.checks import NoScanner
 from archive.fixity import run_fixity
 from archive.models import ArchiveRecord, ArchiveRun
-from archive.package import BATCH_REGISTRATION, sm3_hex
+from archive.package import BATCH_REGISTRATION
 from archive.replica import ReplicatedStore, archive_store
 from archive.retrieve import download_package
 from archive.service import archive_records
-from sealflow.db import make_engine, migrate, session_factory
+from gmpki.gm.sm3 import sm3_hex
+from kernel.db import make_engine, migrate, session_factory
 from stamping.audit import verify_audit
 from stamping.audit.models import AuditEntry
 

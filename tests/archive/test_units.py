@@ -19,7 +19,7 @@ from archive.retention import (
     retention_code,
     split_archival_code,
 )
-from sealflow.settings import Settings
+from kernel.settings import Settings
 
 
 @pytest.mark.parametrize(("value", "code"), [("永久", "Y"), ("定期30年", "D30"), ("30年", "D30"), ("D10", "D10"),

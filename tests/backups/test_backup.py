@@ -11,14 +11,14 @@ from sqlalchemy import func, select
 
 from backup.restore import restore_backup, verify_backup
 from backup.snapshot import BackupError, BackupKeys, FolderDestination, create_backup
-from sealflow.db import make_engine, migrate, session_factory
-from sealflow.settings import Settings
+from gmpki.gm.sm2 import SM2PrivateKey
+from gmpki.keys.signer import SoftwareSigner
+from gmpki.pki.certs import Subject
+from kernel.db import make_engine, migrate, session_factory
+from kernel.keys import kek_material, key_store
+from kernel.settings import Settings
 from stamping.audit import verify_audit
 from stamping.audit.models import AuditEntry
-from stamping.gm.sm2 import SM2PrivateKey
-from stamping.keys.signer import SoftwareSigner
-from stamping.keys.store import KeyStore, kek_material
-from stamping.pki.certs import Subject
 from stamping.registry import SealRegistry
 from stamping.registry.rules import demo_id_number
 from tests.backups.seeded import make_official_seal
@@ -30,7 +30,7 @@ KEK = "5a" * 32
 
 @pytest.fixture(scope="module")
 def ca(tmp_path_factory):
-    from stamping.pki.ca import DemoCA
+    from gmpki.pki.ca import DemoCA
 
     return DemoCA.create(tmp_path_factory.mktemp("backup-ca") / "ca")
 
@@ -41,7 +41,7 @@ def home(tmp_path: Path, ca):
     settings = Settings(home=tmp_path / "var", kek=KEK, audit_checkpoint_every=3, audit_key_pin="audit-pin-1")
     engine = make_engine(settings.resolved_database_url)
     migrate(engine)
-    reg = SealRegistry(session_factory(engine), settings, KeyStore(settings), ca)
+    reg = SealRegistry(session_factory(engine), settings, key_store(settings), ca)
     es_id = make_official_seal(reg)
     (settings.state_dir / "custody").mkdir(mode=0o700)
     (settings.state_dir / "custody" / "note.bin").write_bytes(b"\x00custody")
@@ -83,7 +83,7 @@ def test_a_backup_restores_into_an_empty_home_with_the_audit_chain_and_the_keys(
         with session_factory(new_engine)() as s:
             report = verify_audit(s, reg.audit_public_key())
         assert report.ok, report.reason
-        assert KeyStore(restored).exists(es_id) or any((restored.state_dir / "keys").iterdir())
+        assert key_store(restored).exists(es_id) or any((restored.state_dir / "keys").iterdir())
         assert (restored.state_dir / "custody" / "note.bin").read_bytes() == b"\x00custody"
         assert (restored.state_dir.stat().st_mode & 0o777) == 0o700
         assert not (restored.state_dir / "kek.hex").exists(), "the KEK is never in a backup"
@@ -125,7 +125,7 @@ def test_a_damaged_object_or_an_edited_manifest_is_found_and_nothing_is_restored
 
 
 def test_a_backup_key_from_another_ca_is_not_trusted(home, signer, tmp_path):
-    from stamping.pki.ca import DemoCA
+    from gmpki.pki.ca import DemoCA
 
     settings, engine, *_ = home
     dest = FolderDestination(tmp_path / "backups")

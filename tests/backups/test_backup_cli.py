@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from kernel.db import make_engine, migrate, session_factory
+from kernel.settings import get_settings
 from sealflow import cli
-from sealflow.db import make_engine, migrate, session_factory
-from sealflow.settings import get_settings
 from stamping.registry import SealRegistry
 from tests.backups.seeded import make_official_seal
 

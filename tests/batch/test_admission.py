@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Engine, insert, select
 
-from sealflow.db import session_factory, transaction
+from kernel.db import session_factory, transaction
 from stamping.batch import admission
 from stamping.batch.models import Batch, BatchDocument
 

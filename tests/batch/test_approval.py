@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
-from sealflow.db import session_factory, transaction
+from gmpki.gm.sm3 import sm3
+from kernel.db import session_factory, transaction
 from stamping.batch import approval
 from stamping.batch.models import SealUseApproval
 from stamping.batch.sms import LocalSmsGateway
-from stamping.gm.sm3 import sm3
 
 KEEPER = "keeper"
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)

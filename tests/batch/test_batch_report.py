@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from sealflow.db import make_engine, migrate, session_factory, transaction
-from sealflow.settings import Settings
+from kernel.db import make_engine, migrate, session_factory, transaction
+from kernel.settings import Settings
 from stamping.batch import process
 from stamping.batch.approval import request_id_of
 from stamping.batch.models import BatchDocument, SealUseApproval
@@ -28,8 +28,8 @@ from stamping.batch.report import AfterStamping, refresh_report
 from stamping.batch.samples import write_batch
 from stamping.placement import Placement
 from stamping.reasons import human_time
+from stamping.verdict.result import DocumentResult, SignatureResult
 from stamping.verify.report import verdict_reasons
-from stamping.verify.result import DocumentResult, SignatureResult
 
 DOCUMENTS = 1000
 FAILED_EVERY = 97  # about ten documents fail 验章
@@ -139,7 +139,7 @@ def test_the_json_keeps_its_fields_for_machines_and_gains_the_facts(batch) -> No
 
 
 def test_the_office_group_reads_the_report_while_the_secrets_stay_private(batch) -> None:
-    from sealflow.settings import open_modes
+    from kernel.settings import open_modes
 
     for path in (Path(batch["summary"]["report_html"]), Path(batch["summary"]["report_json"]),
                  batch["root"] / "office" / "office-1" / "report.html"):

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from sealflow.db import make_engine, migrate, session_factory
+from kernel.db import make_engine, migrate, session_factory
 from stamping.batch import process
 from stamping.batch.manifest import check_manifest, read_manifest
 from stamping.batch.models import BatchDocument
@@ -196,7 +196,7 @@ def test_resume_adopts_only_a_sealed_file_this_batch_made_from_this_input(
     made.mkdir()
     with tools.session_factory() as session:
         doc = session.query(BatchDocument).filter_by(batch_id="adopt-1", file=rows[1]["file"]).one()
-    from stamping.gm.sm3 import sm3
+    from gmpki.gm.sm3 import sm3
 
     (made / f"{rows[1]['file']}.json").write_text(json.dumps(
         {"batch_id": "zzz", "input_sm3": doc.input_sm3, "output_sm3": sm3(b"%PDF-1.7 from batch zzz").hex()}))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from sealflow.settings import Settings
+from kernel.settings import Settings
 from stamping.batch.sms import HttpSmsGateway, LocalSmsGateway, SmsError, gateway_for
 
 TEXT = "【SealFlow】用章审批 batch b1, seal 4500001. One-time code 314159, valid until …"

@@ -6,11 +6,11 @@ from __future__ import annotations
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from sealflow.db import make_engine, migrate, session_factory, transaction
+from gmpki.gm.sm3 import sm3
+from kernel.db import make_engine, migrate, session_factory, transaction
 from stamping.batch import process
 from stamping.batch.models import Batch, BatchDocument
-from stamping.gm.sm3 import sm3
-from stamping.verify.result import DocumentResult, SignatureResult
+from stamping.verdict.result import DocumentResult, SignatureResult
 
 
 def test_every_document_of_a_chunk_is_verified_inside_one_snapshot(tmp_path):

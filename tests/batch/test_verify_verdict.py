@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sealflow.db import make_engine, migrate, session_factory, transaction
+from gmpki.gm.sm3 import sm3
+from kernel.db import make_engine, migrate, session_factory, transaction
 from stamping.batch import process
 from stamping.batch.models import Batch, BatchDocument
-from stamping.gm.sm3 import sm3
-from stamping.verify.result import DocumentResult, SignatureResult
+from stamping.verdict.result import DocumentResult, SignatureResult
 
 
 def _result(warn: bool) -> DocumentResult:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from sealflow.db import make_engine, migrate, session_factory, transaction
-from sealflow.settings import Settings
+from kernel.db import make_engine, migrate, session_factory, transaction
+from kernel.settings import Settings
 from tests.pipeline.plugins_path import PLUGINS
 from tests.smtp_inbox import Inbox, smtp_fixture  # noqa: F401 (the fixture ``smtp``)
 
@@ -22,8 +22,9 @@ sys.path.insert(0, str(PLUGINS))
 
 @pytest.fixture
 def world(tmp_path: Path):
+    from gmpki.keys.store import WrongPin
+    from kernel.keys import key_store
     from stamping.batch.models import Batch
-    from stamping.keys.store import KeyStore, WrongPin
     from stamping.registry.demo import bootstrap_demo
     from stamping.registry.models import Seal
     from stamping.registry.service import SealRegistry
@@ -50,7 +51,7 @@ def world(tmp_path: Path):
         session.flush()
         session.execute(update(OutboxRecord).where(OutboxRecord.record_id == record_id)
                         .values(state=DEAD, attempts=8, last_error="platform said 500"))
-    store = KeyStore(settings)
+    store = key_store(settings)
     store.create("alert-test", "right-pin-1")
     for _ in range(5):
         with pytest.raises(Exception) as caught:
@@ -85,7 +86,7 @@ def test_each_condition_is_mailed_once_and_again_only_when_it_comes_back(smtp: I
 
     assert notifier.notify({}) == [] and len(smtp.messages) == 7  # nothing new: nothing sent
 
-    from stamping.keys.store import set_admin_credential
+    from gmpki.keys.store import set_admin_credential
 
     set_admin_credential(settings.state_dir / "ca-admin", "ca-admin-credential-1")
     store.admin_unlock("alert-test", settings.state_dir / "ca-admin", "ca-admin-credential-1")

@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from sealflow.db import make_engine, migrate, session_factory, transaction
-from sealflow.settings import Settings
+from kernel.db import make_engine, migrate, session_factory, transaction
+from kernel.settings import Settings
 from tests.pipeline.plugins_path import pipeline_module
 
 SAMPLE = re.compile(r'^[a-z_]+(\{[a-z_]+="(?:[^"\\]|\\.)*"(,[a-z_]+="(?:[^"\\]|\\.)*")*\})? -?[0-9.e+]+$')

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from kernel.settings import get_settings
 from sealflow import cli
-from sealflow.settings import get_settings
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def test_init_issue_show_verify(home: Path, monkeypatch: pytest.MonkeyPatch, cap
     assert cli.main(["ca", "verify", str(home / "unit-1.pem")]) == 0
     other = home / "other"
     other.mkdir()
-    from stamping.pki.ca import DemoCA
+    from gmpki.pki.ca import DemoCA
 
     foreign = DemoCA.create(other / "ca")
     (other / "root.pem").write_bytes((foreign.directory / "ca-root.pem").read_bytes())
@@ -44,14 +44,15 @@ def test_issue_without_pin_is_a_usage_error(home: Path) -> None:
 
 def test_issue_twice_and_admin_unlock(home: Path, monkeypatch: pytest.MonkeyPatch,
                                       capsys: pytest.CaptureFixture) -> None:
-    from stamping.keys.store import KeyLocked, KeyStore, WrongPin
+    from gmpki.keys.store import KeyLocked, WrongPin
+    from kernel.keys import key_store
 
     pin = "".join(("97", "53", "11"))
     monkeypatch.setenv("SEALFLOW_PIN", pin)
     args = ["ca", "issue", "person-1", "--name", "张伟", "--id-number", "11010519491231002X"]
     assert cli.main(args) == 0
     assert cli.main(args) == 2  # the key exists already: a usage error, not a traceback
-    store = KeyStore(get_settings())
+    store = key_store(get_settings())
     for _ in range(4):
         with pytest.raises(WrongPin):
             store.signer("person-1", "000000")

@@ -7,7 +7,7 @@ import secrets
 
 import pytest
 
-from stamping.keys.escrow import EscrowError, Share, combine, interpolate, split, split_integer
+from gmpki.keys.escrow import EscrowError, Share, combine, interpolate, split, split_integer
 
 
 def test_known_answer_the_textbook_polynomial_gives_the_textbook_shares():

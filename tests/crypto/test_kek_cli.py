@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from kernel.keys import key_store
+from kernel.settings import get_settings
 from sealflow import cli
-from sealflow.settings import get_settings
-from stamping.keys.store import KeyStore
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_three_of_five_custodians_rebuild_the_kek_and_the_key_store_opens_again(home, tmp_path, capsys):
     settings = get_settings()
-    KeyStore(settings).create("unit-seal", "246810")
+    key_store(settings).create("unit-seal", "246810")
     kek_file = settings.resolved_kek_file
     original = kek_file.read_text()
 
@@ -38,7 +38,7 @@ def test_three_of_five_custodians_rebuild_the_kek_and_the_key_store_opens_again(
     assert cli.main(["kek", "recover", str(files[0]), str(files[2]), str(files[4])]) == 0
     assert kek_file.read_text() == original
     assert stat.S_IMODE(kek_file.stat().st_mode) == 0o600
-    assert KeyStore(get_settings()).private_key("unit-seal", "246810") is not None  # decrypts under the KEK
+    assert key_store(get_settings()).private_key("unit-seal", "246810") is not None  # decrypts under the KEK
 
 
 def test_two_shares_of_a_three_threshold_rebuild_nothing(home, tmp_path, capsys):

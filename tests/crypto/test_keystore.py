@@ -8,17 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from sealflow.settings import Settings
-from stamping.gm.sm2 import SM2PrivateKey
-from stamping.keys.store import KeyLocked, KeyStore, KeyStoreError, WrongPin
-from stamping.pki.ca import DemoCA
+from gmpki.gm.sm2 import SM2PrivateKey
+from gmpki.keys.store import KeyLocked, KeyStore, KeyStoreError, WrongPin
+from gmpki.pki.ca import DemoCA
+from kernel.keys import key_store
+from kernel.settings import Settings
 
 PIN = "".join(str(d) for d in (2, 4, 6, 8, 1, 0))  # built at run time: never a literal in tracebacks
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> KeyStore:
-    return KeyStore(Settings(home=tmp_path, kek="11" * 32))
+    return key_store(Settings(home=tmp_path, kek="11" * 32))
 
 
 def _with_cert(store: KeyStore, tmp_path: Path, key_id: str = "k1") -> SM2PrivateKey:
@@ -45,7 +46,7 @@ def test_five_wrong_pins_lock_until_admin_unlock(store: KeyStore, tmp_path: Path
         store.signer("k1", "000000")
     with pytest.raises(KeyLocked):
         store.signer("k1", PIN)  # even the right PIN, until an administrator unlocks
-    from stamping.keys.store import AdminCredentialRefused, set_admin_credential
+    from gmpki.keys.store import AdminCredentialRefused, set_admin_credential
 
     admin = tmp_path / "ca-admin"
     with pytest.raises(AdminCredentialRefused, match="no CA administrator credential"):
@@ -101,19 +102,19 @@ def test_tampered_key_file_is_refused(store: KeyStore, tmp_path: Path) -> None:
 
 def test_wrong_kek_is_refused(store: KeyStore, tmp_path: Path) -> None:
     _with_cert(store, tmp_path)
-    other = KeyStore(Settings(home=tmp_path, kek="22" * 32))
+    other = key_store(Settings(home=tmp_path, kek="22" * 32))
     with pytest.raises(KeyStoreError, match="cannot be decrypted"):
         other.signer("k1", PIN)
 
 
 def test_kek_file_created_0600_and_loose_permissions_refused(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path)
-    KeyStore(settings).create("k2", PIN)
+    key_store(settings).create("k2", PIN)
     kek = settings.resolved_kek_file
     assert (kek.stat().st_mode & 0o777) == 0o600
     os.chmod(kek, 0o644)
     with pytest.raises(KeyStoreError, match="readable by others"):
-        KeyStore(settings)
+        key_store(settings)
 
 
 def test_certificate_must_match_the_key(store: KeyStore, tmp_path: Path) -> None:

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from asn1crypto import pem, x509
 
-from stamping.gm.sm2 import SM2PrivateKey, SM2PublicKey
-from stamping.keys.signer import SoftwareSigner
-from stamping.pki.ca import DemoCA
-from stamping.pki.certs import CA_USAGE, Subject, issue_certificate
-from stamping.pki.trust import TrustStore
+from gmpki.gm.sm2 import SM2PrivateKey, SM2PublicKey
+from gmpki.keys.signer import SoftwareSigner
+from gmpki.pki.ca import DemoCA
+from gmpki.pki.certs import CA_USAGE, Subject, issue_certificate
+from gmpki.pki.trust import TrustStore
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,13 @@ from gmssl import sm2 as gm_sm2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stamping.gm.sm2 import (
+from gmpki.gm.sm2 import (
     SM2PrivateKey,
     SM2PublicKey,
     signature_der_to_raw,
     signature_raw_to_der,
 )
-from stamping.gm.sm3 import sm3, sm3_file
+from gmpki.gm.sm3 import sm3, sm3_file
 
 D = 0x3945208F7B2144B13F36E38AC6D39F95889393692860B51A42FB81EF4DF7C5B8
 XA = "09F9DF311E5421A150DD7D161E4BC5C672179FAD1833FC076BB08FF356F35020"

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stamping.gm.sm4 import DecryptionFailed, decrypt_gcm, encrypt_gcm
+from gmpki.gm.sm4 import DecryptionFailed, decrypt_gcm, encrypt_gcm
 
 # RFC 8998, Appendix A.1 (SM4-GCM)
 KEY = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")

@@ -16,8 +16,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from sealflow.db import make_engine, migrate, session_factory
-from sealflow.settings import Settings
+from kernel.db import make_engine, migrate, session_factory
+from kernel.settings import Settings
 from stamping.audit.models import AuditEntry
 from stamping.batch import process
 from stamping.batch.models import BatchDocument

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from filing.dispatcher import Backoff, delivery_stall, drain
 from filing.outbox import DEAD, FAILED, SENT, OutboxRecord, enqueue, utcnow
-from sealflow.db import transaction
+from kernel.db import transaction
 
 pytestmark = pytest.mark.faults
 
@@ -111,7 +111,7 @@ def test_a_dead_letter_alone_is_not_a_stall(sessions, sim, client, seal_payload)
 def test_file_records_run_fails_when_nothing_was_delivered_for_longer_than_the_threshold(
         embedded_stack, tmp_path, seal_payload) -> None:
     from filing.identity import pin_platform_certificate, setup_system_identity
-    from sealflow.db import make_engine, migrate, session_factory
+    from kernel.db import make_engine, migrate, session_factory
     from sealflow.stack import run_dag_test
 
     settings = embedded_stack.settings.with_overrides(

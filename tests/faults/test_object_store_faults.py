@@ -45,11 +45,11 @@ def test_object_store_killed_during_ingest_fails_the_task_and_the_retry_register
             pipeline.ingest_batch(params, "run-s3kill")
         assert process.is_infrastructure(raised.value), repr(raised.value)
         assert time.monotonic() - started < 60  # fails fast enough for Airflow's retry to matter
-        assert documents(pipeline._sessions(), "s3kill-1") == []  # nothing registered half-way
+        assert documents(pipeline.sessions(), "s3kill-1") == []  # nothing registered half-way
     finally:
         embedded_stack.up()  # the operator (or systemd) restarts the store; leftovers are reaped
 
     counts = pipeline.ingest_batch(params, "run-s3kill")  # Airflow's retry
     assert counts["documents"] == 6 and counts["accepted"] == 6
     assert pipeline.ingest_batch(params, "run-s3kill")["documents"] == 6  # a further retry changes nothing
-    assert sorted(d.state for d in documents(pipeline._sessions(), "s3kill-1")) == ["accepted"] * 6
+    assert sorted(d.state for d in documents(pipeline.sessions(), "s3kill-1")) == ["accepted"] * 6

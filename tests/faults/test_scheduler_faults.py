@@ -28,11 +28,11 @@ import psutil
 import pytest
 from sqlalchemy import func, select
 
+from kernel.db import make_engine, migrate, session_factory
+from kernel.settings import Settings
 from sealflow import stack
 from sealflow.airflow_api import AirflowApi
 from sealflow.batch_runner import DAG_ID, airflow_api, approve, prepare_demo_seal, submit
-from sealflow.db import make_engine, migrate, session_factory
-from sealflow.settings import Settings
 from stamping.batch.samples import write_batch
 from stamping.registry.service import SealRegistry
 from tests.faults.helpers import assert_batch_invariants, documents
@@ -280,7 +280,7 @@ def test_seaweedfs_killed_while_archive_batch_uploads_leaves_no_unsigned_run_and
     from archive.models import ArchiveRecord
     from archive.package import BATCH_SIGNATURE, untar_package
     from archive.store import ObjectStore
-    from sealflow.objectstore import s3_client
+    from kernel.objectstore import s3_client
 
     batch_id = "killweed-1"
     write_batch(tmp_path / "in", 16, bad=False, start=500)

@@ -18,8 +18,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from kernel.settings import Settings
 from sealflow import stack
-from sealflow.settings import Settings
 
 pytestmark = pytest.mark.faults
 

@@ -81,14 +81,14 @@ class Simulator:
 
 @pytest.fixture(scope="module")
 def demo_ca(tmp_path_factory):
-    from stamping.pki.ca import DemoCA
+    from gmpki.pki.ca import DemoCA
 
     return DemoCA.create(tmp_path_factory.mktemp("ca"))
 
 
 @pytest.fixture(scope="module")
 def system_signer(demo_ca):
-    from stamping.keys.signer import SoftwareSigner
+    from gmpki.keys.signer import SoftwareSigner
 
     key, cert = demo_ca.issue_unit_signer("SealFlow filing system", "91450000000000000X")
     return SoftwareSigner(key, cert)
@@ -126,7 +126,7 @@ def client(sim, system_signer):
 
 @pytest.fixture
 def sessions(db_engine):
-    from sealflow.db import session_factory
+    from kernel.db import session_factory
 
     return session_factory(db_engine)
 

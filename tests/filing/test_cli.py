@@ -9,10 +9,11 @@ import pytest
 from sqlalchemy import select
 
 from filing.outbox import OutboxRecord, enqueue
-from sealflow.cli import CheckFailed, UsageError, build_parser
+from kernel.db import make_engine, migrate, session_factory, transaction
+from kernel.settings import Settings
+from sealflow.cli import build_parser
 from sealflow.commands import filing as cmd
-from sealflow.db import make_engine, migrate, session_factory, transaction
-from sealflow.settings import Settings
+from sealflow.exits import CheckFailed, UsageError
 
 
 def _operator_cert(tmp_path, sim):

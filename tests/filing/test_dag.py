@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from filing.outbox import SENT, OutboxRecord, enqueue
-from sealflow.db import make_engine, migrate, session_factory, transaction
+from kernel.db import make_engine, migrate, session_factory, transaction
 
 pytestmark = pytest.mark.stack
 

@@ -14,7 +14,7 @@ from filing.client import PlatformClient, PlatformRejected, PlatformUnavailable,
 from filing.dispatcher import Backoff, drain, retry, wire_record
 from filing.outbox import DEAD, FAILED, SENT, FilingAttempt, OutboxRecord, enqueue, utcnow
 from filing.reconcile import reconcile, status
-from sealflow.db import transaction
+from kernel.db import transaction
 
 FAST = Backoff(base_s=0.001, cap_s=0.01, max_attempts=50, park_s=0.01, jitter=0.5)
 LATER = timedelta(days=1)
@@ -171,7 +171,7 @@ def test_idempotent_resend_and_conflict(sim, client, seal_payload) -> None:
 
 
 def test_bad_signature_is_refused_401(sim, demo_ca, system_signer, seal_payload) -> None:
-    from stamping.keys.signer import SoftwareSigner
+    from gmpki.keys.signer import SoftwareSigner
 
     other_key, _ = demo_ca.issue_unit_signer("Impostor", "91450000000000001X")
     impostor = SoftwareSigner(other_key, system_signer.certificate)  # someone else's key, our certificate
@@ -235,7 +235,7 @@ def test_archive_registrations_and_reconciliation(sessions, sim, client, archive
 
 
 def test_simulator_refuses_senders_outside_its_trust(tmp_path, demo_ca, system_signer, seal_payload) -> None:
-    from stamping.pki.ca import DemoCA
+    from gmpki.pki.ca import DemoCA
     from tests.filing.conftest import Simulator
 
     def pem_files(ca, where):

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from filing.outbox import PENDING, OutboxError, OutboxRecord, enqueue
-from sealflow.db import session_factory, transaction
+from kernel.db import session_factory, transaction
 
 
 def test_enqueue_orders_per_subject_and_rolls_back_with_caller(db_engine) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from filing.client import PlatformClient, PlatformRejected
 from filing.identity import FilingNotConfigured, pin_platform_certificate, platform_cert_path
-from sealflow.settings import Settings
+from kernel.settings import Settings
 from tests.filing.conftest import REPO_ROOT, Simulator
 
 
@@ -24,8 +24,8 @@ def test_the_simulator_refuses_to_start_without_a_sender_trust_root(tmp_path: Pa
 
 def test_a_sender_outside_the_trusted_ca_is_refused(tmp_path: Path, demo_ca, seal_payload) -> None:
     from filing.protocol import record_body
-    from stamping.keys.signer import SoftwareSigner
-    from stamping.pki.ca import DemoCA
+    from gmpki.keys.signer import SoftwareSigner
+    from gmpki.pki.ca import DemoCA
 
     other = DemoCA.create(tmp_path / "other-ca", name="Self Made")
     sim = Simulator(tmp_path / "platform", "--trust", str(demo_ca.directory / "ca-root.pem"),

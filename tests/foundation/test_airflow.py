@@ -145,7 +145,7 @@ def embedded_stack_status(settings):
 def test_hooks_build_settings_and_clients_from_the_connections(embedded_stack):
     script = (
         "import json\n"
-        "from sealflow.settings import Settings\n"
+        "from kernel.settings import Settings\n"
         "from sealflow_airflow.hooks import platform_url, s3_client, settings_from_connections\n"
         "s = settings_from_connections(Settings())\n"  # defaults everywhere: values must come from connections
         "buckets = sorted(b['Name'] for b in s3_client().list_buckets()['Buckets'])\n"

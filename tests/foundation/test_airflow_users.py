@@ -8,8 +8,8 @@ import json
 import stat
 from pathlib import Path
 
+from kernel.settings import Settings
 from sealflow.airflow_users import airflow_role
-from sealflow.settings import Settings
 
 
 def test_sealflow_roles_map_onto_the_auth_managers_roles() -> None:

@@ -84,7 +84,7 @@ def test_an_unexpected_error_is_one_line_and_its_traceback_needs_debug(
 
 
 def _batch_with_many_quarantined_rows(home: Path, tmp_path: Path) -> None:
-    from sealflow.db import make_engine, migrate, session_factory
+    from kernel.db import make_engine, migrate, session_factory
     from stamping.batch import process
     from stamping.placement import Placement
 
@@ -124,8 +124,8 @@ def test_batch_status_counts_each_stage_from_the_database(tmp_path: Path, home_e
 def test_batch_status_follows_the_approval(tmp_path: Path) -> None:
     """The pipeline's own writes, in its order: a request, a wrong code (still awaiting the keeper), a
     refusal, then the same run asking again (a retried task): a refusal is final, never re-opened."""
+    from kernel.db import make_engine, migrate, session_factory, transaction
     from sealflow.commands.batch import batch_progress
-    from sealflow.db import make_engine, migrate, session_factory, transaction
     from stamping.batch import approval, process
     from stamping.batch.models import Batch
     from stamping.batch.sms import LocalSmsGateway

@@ -8,7 +8,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import Column, Integer, MetaData, String, Table, inspect, select, text
 
-from sealflow.db import MIGRATIONS_DIR, session_factory, transaction
+from kernel.db import MIGRATIONS_DIR, session_factory, transaction
 
 
 def _heads() -> set[str]:

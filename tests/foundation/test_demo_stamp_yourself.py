@@ -10,10 +10,10 @@ import threading
 from pathlib import Path
 from types import SimpleNamespace
 
+from kernel.settings import Settings
 from sealflow import stack
 from sealflow.batch_runner import personal_pin_file, prepare_demo_seal
 from sealflow.demo_batch import stamp_yourself
-from sealflow.settings import Settings
 from stamping.batch.samples import write_batch
 from stamping.tsa.server import make_server
 from tests.stack_fixtures import free_port_block, stop_stack

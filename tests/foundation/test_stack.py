@@ -177,7 +177,7 @@ def test_a_killed_owner_leaves_no_servers_behind(tmp_path):
     settings = stack_settings(tmp_path / "var")
     script = (
         "import time\n"
-        "from sealflow.settings import Settings\n"
+        "from kernel.settings import Settings\n"
         "from sealflow.stack import _ensure, seaweed_component, spawn_reaper\n"
         "s = Settings.from_env()\n"
         "spawn_reaper(s)\n"

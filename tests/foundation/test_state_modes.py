@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from gmpki.keys.store import KeyStoreError
+from kernel.db import DatabaseNotPrivate, make_engine
+from kernel.keys import key_store
+from kernel.settings import Settings, StateNotPrivate, check_state, get_settings
 from sealflow.cli import main
-from sealflow.db import DatabaseNotPrivate, make_engine
-from sealflow.settings import Settings, StateNotPrivate, check_state, get_settings
-from stamping.keys.store import KeyStore, KeyStoreError
 from tests.stack_fixtures import cli_identity_port, stop_stack
 
 
@@ -97,7 +98,7 @@ def test_check_state_names_every_open_secret(tmp_path: Path) -> None:
 
 def test_an_open_key_file_is_refused_like_the_kek(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path / "var", kek="22" * 32)
-    store = KeyStore(settings)
+    store = key_store(settings)
     store.create("k1", "pin-123456")
     (settings.keystore_dir / "k1.json").chmod(0o644)
     with pytest.raises(KeyStoreError, match="readable by others"):

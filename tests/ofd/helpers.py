@@ -64,7 +64,7 @@ def resign(sealed: bytes, kit, *, drop: tuple[str, ...] = (), add: tuple[str, ..
     import re
     from datetime import UTC, datetime
 
-    from stamping.gm.sm3 import sm3
+    from gmpki.gm.sm3 import sm3
     from stamping.ses.make import make_signature
 
     parts = {**members(sealed), **(extra or {})}
@@ -94,7 +94,7 @@ def digital_signed_value(signature_xml: bytes, signer, *, shape: str = "wrapped"
     pkcs9 = shape == "pkcs9"
     from asn1crypto import cms, core, x509
 
-    from stamping.gm.sm3 import sm3
+    from gmpki.gm.sm3 import sm3
 
     digest = sm3(signature_xml)
     cert = x509.Certificate.load(signer.certificate)

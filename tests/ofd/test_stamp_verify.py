@@ -253,7 +253,7 @@ def test_other_namespace_and_relative_baseloc(kit, interop_dir):
 
 
 def test_status_lookup_is_consulted(kit, sealed):
-    from stamping.verify.result import SealStatus
+    from stamping.verdict.result import SealStatus
 
     seen = []
 

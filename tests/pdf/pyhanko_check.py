@@ -11,8 +11,8 @@ from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.sig_validate import SignatureValidator
 
-from stamping.gm.oids import GBT35275_DATA, GBT35275_SIGNED_DATA, SM2_WITH_SM3, SM3
-from stamping.gm.sm2 import SM2PublicKey
+from gmpki.gm.oids import GBT35275_DATA, GBT35275_SIGNED_DATA, SM2_WITH_SM3, SM3
+from gmpki.gm.sm2 import SM2PublicKey
 
 
 def _rebuild(cls) -> None:

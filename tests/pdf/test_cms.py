@@ -4,7 +4,7 @@ import pymupdf
 import pytest
 from asn1crypto import cms
 
-from stamping.gm.sm3 import sm3
+from gmpki.gm.sm3 import sm3
 from stamping.pdf import stamp_pdf, verify_pdf
 from stamping.pdf.cms import (
     SESEAL_ATTR_OID,

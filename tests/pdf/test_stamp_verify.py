@@ -230,8 +230,8 @@ def test_hostile_inputs(kit, sample_pdf, case):
 
 
 def test_untrusted_root_is_intact_but_not_trusted(kit, sample_pdf, tmp_path):
-    from stamping.pki.ca import DemoCA
-    from stamping.pki.trust import TrustStore
+    from gmpki.pki.ca import DemoCA
+    from gmpki.pki.trust import TrustStore
 
     other = DemoCA.create(tmp_path / "other", name="Other CA")
     out = stamp_pdf(sample_pdf, kit.seal_der, kit.signer, ANCHOR)
@@ -254,7 +254,7 @@ def test_rotated_page_anchor(kit):
 
 
 def test_registry_status_is_checked(kit, sample_pdf):
-    from stamping.verify.result import SealStatus
+    from stamping.verdict.result import SealStatus
 
     out = stamp_pdf(sample_pdf, kit.seal_der, kit.signer, ANCHOR)
     seen = []
@@ -271,7 +271,7 @@ def test_registry_status_is_checked(kit, sample_pdf):
 
 
 def test_signer_must_be_in_the_seal_cert_list(kit, sample_pdf):
-    from stamping.keys.signer import SoftwareSigner
+    from gmpki.keys.signer import SoftwareSigner
     from stamping.ses.make import SealBindingError
 
     key, cert = kit.ca.issue_unit_signer("另一个单位", "91450100MA5L000001")

@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
+from kernel.db import make_engine, migrate, session_factory
 from sealflow.airflow_api import AirflowApi
 from sealflow.batch_runner import last_code, serve_sample_issuer
-from sealflow.db import make_engine, migrate, session_factory
-from sealflow.stack import DAGS_DIR, airflow_login, start_components, with_stack_identity
+from sealflow.root import with_stack_identity
+from sealflow.stack import DAGS_DIR, airflow_login, start_components
 from stamping.batch.seals import BatchSeals
 from stamping.registry.demo import KEEPER, bootstrap_demo
 from stamping.registry.service import SealRegistry

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from sealflow.settings import Settings, get_settings
+from kernel.settings import Settings, get_settings
 from sealflow.stack import sealflow_env
 
 PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
@@ -18,7 +18,5 @@ def pipeline_module(settings: Settings):
         sys.path.insert(0, str(PLUGINS))
     os.environ.update(sealflow_env(settings))
     get_settings.cache_clear()
-    module = importlib.import_module("sealflow_airflow.pipeline")
-    for fn in (module.settings, module._sessions, module.seals, module.tools):
-        fn.cache_clear()
-    return module
+    importlib.import_module("sealflow_airflow.root").reset()  # the composition root builds anew
+    return importlib.import_module("sealflow_airflow.pipeline")

@@ -10,8 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from sealflow.db import make_engine, migrate, session_factory, transaction
-from sealflow.settings import Settings
+from kernel.db import make_engine, migrate, session_factory, transaction
+from kernel.settings import Settings
 from sealflow.stack import sealflow_env
 
 

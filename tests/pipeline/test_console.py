@@ -292,7 +292,7 @@ def _make_dead_letter(console_env: ConsoleEnv) -> str:
     from sqlalchemy import select
 
     from filing.outbox import DEAD, OutboxRecord
-    from sealflow.db import transaction
+    from kernel.db import transaction
 
     with transaction(console_env.env.sessions) as session:
         row = session.scalar(select(OutboxRecord).where(OutboxRecord.subject == INBOX_BATCH_ID).limit(1))

@@ -19,9 +19,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from kernel.db import make_engine, migrate, session_factory
+from kernel.settings import Settings
 from sealflow.batch_runner import DAG_ID, airflow_api, approve, prepare_demo_seal, run_batch
-from sealflow.db import make_engine, migrate, session_factory
-from sealflow.settings import Settings
 from sealflow.stack import down, up
 from stamping.batch.samples import write_batch
 from tests.stack_fixtures import stack_settings
@@ -175,8 +175,8 @@ def test_the_url_serves_a_verifiable_package_pinned_to_its_version(archived: Arc
 
 def test_eep_works_without_any_service_pin_and_never_locks_the_archiving_key(
         archived: Archived, tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sealflow.settings import get_settings
-    from stamping.keys.store import KeyStore
+    from kernel.keys import key_store
+    from kernel.settings import get_settings
 
     code = _one_archival_code(archived)
     assert cli("archive", "get", code, "-o", str(tmp_path)) == 0
@@ -189,7 +189,7 @@ def test_eep_works_without_any_service_pin_and_never_locks_the_archiving_key(
     get_settings.cache_clear()
     for _ in range(6):  # more than the five tries a key allows
         assert cli("archive", "eep", str(folder), "-o", str(tmp_path / "other.eep.xml")) == 2
-    keys = KeyStore(archived.settings)
+    keys = key_store(archived.settings)
     assert not keys.is_locked(archived.settings.archive_key_id)
 
 
@@ -234,8 +234,8 @@ def test_batches_whose_asset_events_were_lost_are_archived_by_the_next_run(archi
 @pytest.fixture
 def cli(archived: Archived, monkeypatch: pytest.MonkeyPatch):
     """``sealflow …`` as the archivist runs it: the installation's SEALFLOW_* settings, no PIN."""
+    from kernel.settings import get_settings
     from sealflow import cli as sealflow_cli
-    from sealflow.settings import get_settings
     from sealflow.stack import sealflow_env
 
     for key, value in sealflow_env(archived.settings).items():

@@ -48,9 +48,9 @@ def test_office_and_keeper_use_the_cli(scheduler_stack, tmp_path: Path, monkeypa
     """``sealflow batch submit`` by the office, ``sealflow batch approve`` by the keeper: a wrong code is
     refused at once with the tries left (exit 1) and the keeper types again; a refusal fails the run; a
     resubmitted batch gets one line. No step waits for Airflow to settle."""
+    from kernel.settings import get_settings
     from sealflow import cli
     from sealflow.batch_runner import DAG_ID, airflow_api, last_code
-    from sealflow.settings import get_settings
     from sealflow.stack import sealflow_env
 
     settings = scheduler_stack

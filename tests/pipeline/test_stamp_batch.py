@@ -286,7 +286,7 @@ def test_a_batch_whose_keeper_the_identity_register_does_not_confirm_is_refused_
     the register now names the keeper's 公民身份号码 otherwise, so the batch is refused with the reason,
     the keeper is never asked, and the refusal is audited."""
     from stamping.registry.demo import DEMO_PERSON_ID, register_demo_identities
-    from stamping.registry.identity_simulator import register
+    from stamping.registry.identity_register import register
 
     settings = pipeline_env.settings
     write_batch(tmp_path / "in", 2, bad=False, start=800)

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select
 
-from sealflow.db import session_factory
-from sealflow.settings import Settings
-from stamping.keys.store import KeyStore
-from stamping.pki.ca import DemoCA
+from gmpki.pki.ca import DemoCA
+from kernel.db import session_factory
+from kernel.keys import key_store
+from kernel.settings import Settings
 from stamping.registry import SealRegistry
 from stamping.registry.rules import demo_credit_code, demo_id_number
 
@@ -45,7 +45,7 @@ class World:
     engine: Engine
 
     def count(self, model, *where) -> int:
-        with self.registry._sessions() as s:
+        with self.registry.sessions() as s:
             return s.execute(select(func.count()).select_from(model).where(*where)).scalar_one()
 
     def approved(self, kind: str = "official", name: str = UNIT, **kw) -> int:
@@ -68,7 +68,7 @@ def world(db_engine: Engine, tmp_path: Path, demo_ca: DemoCA) -> World:
     settings = Settings(home=tmp_path / "var", kek="11" * 32, review_levels=2, seal_validity_days=365,
                         audit_checkpoint_every=5, audit_key_pin="audit-pin-1")
     clock = Clock()
-    reg = SealRegistry(session_factory(db_engine), settings, KeyStore(settings), demo_ca, clock=clock)
+    reg = SealRegistry(session_factory(db_engine), settings, key_store(settings), demo_ca, clock=clock)
     reg.bootstrap("admin", UNIT, UNIT_CODE, os_login="test-admin")  # the first administrator
     reg.add_unit(OTHER_UNIT, OTHER_CODE, actor="admin", admin="outsider")
     reg.add_person(PERSON, PERSON_ID, actor="admin")

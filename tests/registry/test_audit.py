@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import delete, insert, select, update
 
+from gmpki.gm.sm2 import SM2PrivateKey
 from stamping.audit import AuditLog, verify_audit
 from stamping.audit.log import GENESIS, chain_next, entry_digest
 from stamping.audit.models import AuditCheckpoint, AuditEntry
-from stamping.gm.sm2 import SM2PrivateKey
 from tests.registry.conftest import World
 
 
@@ -16,22 +16,22 @@ from tests.registry.conftest import World
 def logged(world: World) -> World:
     """A log of 17 entries (the world's setup and a few uses), checkpoints every 5 entries."""
     reg = world.registry
-    with reg._sessions() as s:
+    with reg.sessions() as s:
         n = s.scalars(select(AuditEntry.seq).order_by(AuditEntry.seq.desc())).first()
     for i in range(17 - n):
-        with reg._sessions() as s, s.begin():
+        with reg.sessions() as s, s.begin():
             reg.audit.append(s, actor="keeper", action="seal.use", es_id="450000202600000001", reason="",
                              payload={"document": f"doc-{i}", "batch_id": "b1"})
     return world
 
 
 def _verify(world: World, key=None):
-    with world.registry._sessions() as s:
+    with world.registry.sessions() as s:
         return verify_audit(s, key or world.registry.audit_public_key())
 
 
 def _sql(world: World, stmt) -> None:
-    with world.registry._sessions() as s, s.begin():
+    with world.registry.sessions() as s, s.begin():
         s.execute(stmt)
 
 
@@ -39,7 +39,7 @@ def test_intact_log_verifies(logged: World) -> None:
     report = _verify(logged)
     assert report.ok and report.last_seq == 17 and report.checkpoints == 3 and report.covered_to == 15
     assert any("16..17" in note for note in report.notes)
-    with logged.registry._sessions() as s, s.begin():
+    with logged.registry.sessions() as s, s.begin():
         assert logged.registry.audit.checkpoint(s) is not None
         assert logged.registry.audit.checkpoint(s) is None  # already covered
     report = _verify(logged)
@@ -53,7 +53,7 @@ def test_edited_entry(logged: World) -> None:
 
 
 def test_edited_payload(logged: World) -> None:
-    with logged.registry._sessions() as s:
+    with logged.registry.sessions() as s:
         payload = dict(s.get(AuditEntry, 14).payload)
     payload["document"] = "other.pdf"
     _sql(logged, update(AuditEntry).where(AuditEntry.seq == 14).values(payload=payload))
@@ -74,7 +74,7 @@ def test_deleted_tail_covered_by_a_checkpoint(logged: World) -> None:
 
 def test_inserted_entry(logged: World) -> None:
     # make room at seq 9 and insert a well-formed entry (its own digest and chain are right)
-    with logged.registry._sessions() as s, s.begin():
+    with logged.registry.sessions() as s, s.begin():
         rows = s.scalars(select(AuditEntry).where(AuditEntry.seq >= 9).order_by(AuditEntry.seq.desc())).all()
         for row in rows:
             s.execute(update(AuditEntry).where(AuditEntry.seq == row.seq).values(seq=row.seq + 1))
@@ -88,7 +88,7 @@ def test_inserted_entry(logged: World) -> None:
 
 
 def test_reordered_entries(logged: World) -> None:
-    with logged.registry._sessions() as s, s.begin():
+    with logged.registry.sessions() as s, s.begin():
         a, b = s.get(AuditEntry, 5), s.get(AuditEntry, 6)
         s.execute(update(AuditEntry).where(AuditEntry.seq == 5).values(seq=-5))
         s.execute(update(AuditEntry).where(AuditEntry.seq == 6).values(seq=5))
@@ -100,7 +100,7 @@ def test_reordered_entries(logged: World) -> None:
 
 def test_full_rewrite_caught_by_the_signed_checkpoint(logged: World) -> None:
     """An attacker who recomputes every digest and chain after an edit is caught by the checkpoint."""
-    with logged.registry._sessions() as s, s.begin():
+    with logged.registry.sessions() as s, s.begin():
         entries = s.scalars(select(AuditEntry).order_by(AuditEntry.seq)).all()
         chain = GENESIS
         for e in entries:
@@ -126,14 +126,14 @@ def test_wrong_audit_key(logged: World) -> None:
 
 def test_without_a_key_the_chain_is_still_checked(logged: World) -> None:
     _sql(logged, update(AuditEntry).where(AuditEntry.seq == 3).values(reason="changed"))
-    with logged.registry._sessions() as s:
+    with logged.registry.sessions() as s:
         report = verify_audit(s, None)
     assert report.first_bad_seq == 3
 
 
 def test_entries_commit_with_their_change_only(world: World) -> None:
     log = AuditLog()
-    with world.registry._sessions() as s:
+    with world.registry.sessions() as s:
         with s.begin():
             log.append(s, actor="a", action="test", payload={"n": 1})
         before = world.count(AuditEntry)

@@ -35,7 +35,7 @@ def platform(tmp_path: Path) -> Iterator[Simulator]:
 
 @pytest.fixture
 def client(platform: Simulator, demo_ca) -> Iterator[PlatformClient]:
-    from stamping.keys.signer import SoftwareSigner
+    from gmpki.keys.signer import SoftwareSigner
 
     key, cert = demo_ca.issue_unit_signer("SealFlow filing system", "91450000000000000X")
     with PlatformClient(platform.url, SoftwareSigner(key, cert), platform.cert_der) as c:
@@ -45,7 +45,7 @@ def client(platform: Simulator, demo_ca) -> Iterator[PlatformClient]:
 def _append(world: World, n: int) -> None:
     reg = world.registry
     for i in range(n):
-        with reg._sessions() as s, s.begin():
+        with reg.sessions() as s, s.begin():
             reg.audit.append(s, actor="keeper", action="seal.use", es_id="450000202600000001",
                              payload={"document": f"doc-{i}", "batch_id": "b1"}, at=world.clock())
 
@@ -53,12 +53,12 @@ def _append(world: World, n: int) -> None:
 @pytest.fixture
 def filed(world: World, client: PlatformClient) -> World:
     """A log of 20 entries, checkpoints at 5, 10, 15, 20, each filed with the platform (receipts kept)."""
-    with world.registry._sessions() as s:
+    with world.registry.sessions() as s:
         n = s.scalars(select(AuditEntry.seq).order_by(AuditEntry.seq.desc())).first()
     _append(world, 20 - n)
-    result = drain(world.registry._sessions, client)
+    result = drain(world.registry.sessions, client)
     assert result.as_dict()["sent"] >= 4, result
-    with world.registry._sessions() as s:
+    with world.registry.sessions() as s:
         kept = s.scalars(select(OutboxRecord).where(OutboxRecord.kind == "audit.checkpoint")).all()
         assert len(kept) == 4 and all(r.receipt and r.state == "sent" for r in kept)
     return world
@@ -72,7 +72,7 @@ def _drop_filings(session) -> None:
 
 def _verify(world: World, client: PlatformClient | None = None, **kw):
     reg = world.registry
-    with reg._sessions() as s:
+    with reg.sessions() as s:
         anchors = [platform_anchors(s, client, reg.settings.audit_key_id)] if client else None
         return verify_audit(s, reg.audit_public_key(), policy=POLICY, anchors=anchors, now=world.clock(), **kw)
 
@@ -81,7 +81,7 @@ def _rewrite(world: World, edit_seq: int, *, resign: bool = False, drop_checkpoi
     """What an insider with the database does: change an entry, recompute every digest and chain,
     then drop the checkpoints or re-sign them with the audit key."""
     reg = world.registry
-    with reg._sessions() as s, s.begin():
+    with reg.sessions() as s, s.begin():
         chain = GENESIS
         for e in s.scalars(select(AuditEntry).order_by(AuditEntry.seq)).all():
             actor = "mallory" if e.seq == edit_seq else e.actor
@@ -105,7 +105,7 @@ def test_intact_filed_log_matches_the_platform_anchors(filed: World, client: Pla
 
 def test_rewrite_that_drops_every_checkpoint_is_refused(filed: World) -> None:
     _rewrite(filed, 8, drop_checkpoints=True)
-    with filed.registry._sessions() as s:
+    with filed.registry.sessions() as s:
         assert verify_audit(s, filed.registry.audit_public_key()).ok  # what the database alone said before
     report = _verify(filed)
     assert not report.ok and report.first_bad_seq == 1
@@ -124,7 +124,7 @@ def test_rewrite_resigned_with_the_audit_key_differs_from_the_platform_anchor(fi
 
 def test_tail_deleted_with_its_checkpoints_is_caught_by_the_platform_anchor(filed: World,
                                                                             client: PlatformClient) -> None:
-    with filed.registry._sessions() as s, s.begin():
+    with filed.registry.sessions() as s, s.begin():
         s.execute(delete(AuditEntry).where(AuditEntry.seq > 12))
         s.execute(delete(AuditCheckpoint).where(AuditCheckpoint.seq > 12))
     report = _verify(filed)
@@ -134,7 +134,7 @@ def test_tail_deleted_with_its_checkpoints_is_caught_by_the_platform_anchor(file
 
 
 def test_deleting_the_filing_records_too_is_caught(filed: World, client: PlatformClient) -> None:
-    with filed.registry._sessions() as s, s.begin():
+    with filed.registry.sessions() as s, s.begin():
         s.execute(delete(AuditEntry).where(AuditEntry.seq > 12))
         s.execute(delete(AuditCheckpoint).where(AuditCheckpoint.seq > 12))
         _drop_filings(s)
@@ -144,7 +144,7 @@ def test_deleting_the_filing_records_too_is_caught(filed: World, client: Platfor
 
 def test_altering_our_copy_of_a_filed_anchor_is_caught(filed: World, client: PlatformClient) -> None:
     _rewrite(filed, 12, resign=True)
-    with filed.registry._sessions() as s, s.begin():
+    with filed.registry.sessions() as s, s.begin():
         for row in s.scalars(select(OutboxRecord).where(OutboxRecord.kind == "audit.checkpoint")).all():
             point = s.get(AuditCheckpoint, row.payload["seq"])
             row.payload = {**row.payload, "chain": point.chain}  # make the filed copies agree with the rewrite
@@ -154,14 +154,14 @@ def test_altering_our_copy_of_a_filed_anchor_is_caught(filed: World, client: Pla
 
 def _uncovered_tail(world: World) -> None:
     """Entries up to two past a multiple of 5: a signed checkpoint, then two entries it does not cover."""
-    with world.registry._sessions() as s:
+    with world.registry.sessions() as s:
         n = s.scalars(select(AuditEntry.seq).order_by(AuditEntry.seq.desc())).first()
     _append(world, (2 - n) % 5 + 5)
 
 
 def test_entries_left_uncovered_past_the_interval_fail(world: World) -> None:
     _uncovered_tail(world)
-    with world.registry._sessions() as s:
+    with world.registry.sessions() as s:
         last = s.scalars(select(AuditEntry.seq).order_by(AuditEntry.seq.desc())).first()
         covered = max(s.scalars(select(AuditCheckpoint.seq)).all())
     assert last > covered and _verify(world).ok
@@ -174,11 +174,11 @@ def test_entries_left_uncovered_past_the_interval_fail(world: World) -> None:
 
 def test_checkpoint_never_filed_past_the_interval_fails(world: World, client: PlatformClient) -> None:
     _uncovered_tail(world)
-    with world.registry._sessions() as s, s.begin():  # the insider drops the queued filings
+    with world.registry.sessions() as s, s.begin():  # the insider drops the queued filings
         _drop_filings(s)
     assert _verify(world, client).ok  # within the interval a pending anchor is normal
     world.clock.advance(hours=3)
-    with world.registry._sessions() as s, s.begin():
+    with world.registry.sessions() as s, s.begin():
         world.registry.audit.checkpoint(s, at=world.clock())
     report = _verify(world, client)
     assert not report.ok and "not anchored in the national platform" in report.reason
@@ -195,7 +195,7 @@ def test_bucket_anchors_are_locked_and_catch_a_resigned_rewrite(world: World, em
     store.ensure_bucket()
     bucket = BucketAnchors(store, world.registry.settings.audit_key_id)
     _append(world, 12)
-    with world.registry._sessions() as s:
+    with world.registry.sessions() as s:
         written = bucket.publish(s)
         assert written and bucket.publish(s) == []  # once only
         assert verify_audit(s, world.registry.audit_public_key(), policy=POLICY, anchors=[bucket.read()],
@@ -205,7 +205,7 @@ def test_bucket_anchors_are_locked_and_catch_a_resigned_rewrite(world: World, em
         store.delete(key, store.head(key).version_id)
 
     _rewrite(world, 3, resign=True)
-    with world.registry._sessions() as s:
+    with world.registry.sessions() as s:
         report = verify_audit(s, world.registry.audit_public_key(), policy=POLICY, anchors=[bucket.read()],
                               now=world.clock())
     assert not report.ok and "rewritten" in report.reason and "archive bucket" in report.reason

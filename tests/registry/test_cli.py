@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from kernel.db import open_database
+from kernel.settings import Settings
 from sealflow.cli import main
-from sealflow.settings import Settings
 from stamping.registry.maintenance import run_maintenance
+from stamping.registry.service import SealRegistry
 from tests.stack_fixtures import cli_identity_port, stop_stack
 
 
@@ -20,7 +22,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for key, value in {"SEALFLOW_HOME": str(home), "SEALFLOW_KEK": "33" * 32, "SEALFLOW_DATABASE_URL": "",
                        "SEALFLOW_REVIEW_LEVELS": "1", "SEALFLOW_AUDIT_KEY_PIN": "audit-pin-9"}.items():
         monkeypatch.setenv(key, value)
-    from sealflow.settings import get_settings
+    from kernel.settings import get_settings
 
     get_settings.cache_clear()
     cli_identity_port(monkeypatch)  # demo-setup starts the stack's identity simulator
@@ -113,8 +115,10 @@ def test_seal_cli_lifecycle(home: Path, tmp_path: Path, capsys: pytest.CaptureFi
 
     # the daily job: nothing due now; two years on, every live seal expires
     settings = Settings.from_env()
-    assert run_maintenance(settings)["expired"] == []  # no object store here
-    done = run_maintenance(settings, datetime.now(UTC) + timedelta(days=800))
+    sessions = open_database(settings.resolved_database_url)
+    registry = SealRegistry(sessions, settings)
+    assert run_maintenance(registry, sessions)["expired"] == []  # no object store here
+    done = run_maintenance(registry, sessions, datetime.now(UTC) + timedelta(days=800))
     assert sorted(done["expired"]) == sorted(demo["es_ids"].values()) and done["checkpoint_seq"]
 
     # tampering shows in `audit verify` with the first bad entry

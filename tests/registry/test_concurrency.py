@@ -77,7 +77,7 @@ def test_concurrent_audit_appends_keep_one_chain(world: World) -> None:
     _wins, losses = _race(*calls)
     assert not losses, losses
     assert world.count(AuditEntry) == before + 20
-    with reg._sessions() as s:
+    with reg.sessions() as s:
         report = verify_audit(s, reg.audit_public_key())
     assert report.ok, report
     assert report.last_seq == before + 20 and report.checkpoints >= 4

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from kernel.settings import get_settings
 from sealflow.cli import main
 from sealflow.commands.seal import os_login
-from sealflow.settings import get_settings
 from stamping.audit.models import AuditEntry
 from stamping.registry.errors import InvalidInput, NotAuthenticated, NotAuthorised
 from stamping.registry.rules import demo_credit_code, demo_id_number
@@ -122,7 +122,7 @@ def test_the_demo_makes_its_people_through_the_same_path(home: Path, capsys) -> 
     from sealflow.commands.seal import registry
 
     reg = registry(get_settings())
-    with reg._sessions() as s:
+    with reg.sessions() as s:
         entries = s.scalars(select(AuditEntry).where(AuditEntry.action.in_(("registry.bootstrap", "user.grant")))
                             .order_by(AuditEntry.seq)).all()
     assert entries[0].action == "registry.bootstrap" and entries[0].payload["os_login"] == os_login()

@@ -51,11 +51,11 @@ def register(tmp_path: Path) -> Iterator[Register]:
 
 def _checked(world: World, url: str) -> SealRegistry:
     r = world.registry
-    return SealRegistry(r._sessions, r.settings, r.keystore, r.ca, clock=world.clock, identity=HttpIdentitySource(url))
+    return SealRegistry(r.sessions, r.settings, r.keystore, r.ca, clock=world.clock, identity=HttpIdentitySource(url))
 
 
 def _mismatches(world: World) -> list[AuditEntry]:
-    with world.registry._sessions() as s:
+    with world.registry.sessions() as s:
         return list(s.scalars(select(AuditEntry).where(AuditEntry.action == "identity.mismatch")))
 
 

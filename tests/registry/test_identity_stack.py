@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from kernel.db import make_engine, migrate, session_factory
+from kernel.settings import Settings
 from sealflow import stack
-from sealflow.db import make_engine, migrate, session_factory
-from sealflow.settings import Settings
 from stamping.audit.models import AuditEntry
 from stamping.registry import SealRegistry
-from stamping.registry import identity_simulator as register_file
+from stamping.registry import identity_register as register_file
 from stamping.registry.demo import DEMO_PERSON, DEMO_PERSON_ID, DEMO_UNIT, KEEPER, bootstrap_demo
 from stamping.registry.errors import IdentityMismatch, IdentityNotConfigured
 from stamping.registry.models import SealApplication
@@ -165,8 +165,8 @@ def test_production_without_an_identity_register_does_not_start(tmp_path: Path) 
 
 def test_the_cli_refuses_a_seal_application_in_production_without_a_register(
         checked: Checked, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from kernel.settings import get_settings
     from sealflow.cli import main
-    from sealflow.settings import get_settings
     from stamping.registry.demo import credentials_file, keep_credentials
 
     creds = keep_credentials(checked.settings, checked.demo["credentials"])

@@ -8,15 +8,16 @@ import pytest
 from sqlalchemy import select
 
 from filing.outbox import OutboxRecord
+from gmpki.keys.store import KeyNotFound
+from kernel.keys import custody_path
 from stamping.audit.models import AuditEntry
-from stamping.keys.store import KeyNotFound, custody_path
 from stamping.registry.errors import InvalidState, NotAuthorised
 from stamping.registry.models import SealVersion
 from tests.registry.conftest import PIN, World
 
 
 def _key_ids(world: World, es_id: str) -> list[str]:
-    with world.registry._sessions() as s:
+    with world.registry.sessions() as s:
         return sorted(s.scalars(select(SealVersion.key_id).where(SealVersion.es_id == es_id)))
 
 
@@ -39,7 +40,7 @@ def test_revocation_destroys_every_key_and_custody_copy(world: World) -> None:
     reg.renew("keeper", es_id, PIN)  # a second version with a key of its own
     keys = _key_ids(world, es_id)
     assert len(keys) == 2 and all(reg.keystore.exists(k) for k in keys)
-    BatchSeals(reg.settings, reg._sessions, reg).enrol(es_id, PIN, "keeper")
+    BatchSeals(reg.settings, reg.sessions, reg).enrol(es_id, PIN, "keeper")
     assert custody_path(reg.settings, es_id).exists()
 
     assert sorted(reg.revoke("admin", es_id, "unit dissolved")) == keys
@@ -50,7 +51,7 @@ def test_revocation_destroys_every_key_and_custody_copy(world: World) -> None:
     for key_id in keys:
         with pytest.raises(KeyNotFound):
             reg.keystore.signer(key_id, PIN)  # the key itself is gone, not just refused by status
-    with reg._sessions() as s:
+    with reg.sessions() as s:
         (entry,) = s.scalars(select(AuditEntry).where(AuditEntry.es_id == es_id,
                                                       AuditEntry.action == "seal.destroy")).all()
         assert entry.actor == "admin" and entry.payload["destroyed"] == keys

@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from filing.outbox import OutboxRecord
 from filing.protocol import record_body, validate_record
+from gmpki.gm.sm2 import signature_der_to_raw
+from gmpki.gm.sm3 import sm3
 from stamping.audit.models import AuditEntry
-from stamping.gm.sm2 import signature_der_to_raw
-from stamping.gm.sm3 import sm3
 from stamping.registry import (
     InvalidInput,
     InvalidState,
@@ -27,8 +27,8 @@ from stamping.registry import (
 from stamping.registry.models import Seal, StatusChange, aware
 from stamping.registry.service import cert_info
 from stamping.ses.codec import parse_seal
-from stamping.verify.result import SealStatus, SignatureResult
-from stamping.verify.seal_checks import check_seal
+from stamping.verdict.result import SealStatus, SignatureResult
+from stamping.verdict.seal_checks import check_seal
 from tests.registry.conftest import (
     OTHER_CODE,
     OTHER_PERSON_ID,
@@ -42,7 +42,7 @@ from tests.registry.conftest import (
 
 
 def _outbox(world: World, es_id: str) -> list[OutboxRecord]:
-    with world.registry._sessions() as s:
+    with world.registry.sessions() as s:
         return list(s.scalars(select(OutboxRecord).where(OutboxRecord.subject == es_id)
                               .order_by(OutboxRecord.subject_seq)))
 
@@ -356,9 +356,9 @@ def test_uses_are_audited(world: World) -> None:
     es_id = world.made()
     entry = reg.record_use(es_id, "keeper", "a.pdf sm3:00", "batch-1", "licence issued")
     assert (entry.action, entry.es_id, entry.payload["batch_id"]) == ("seal.use", es_id, "batch-1")
-    with reg._sessions() as s, s.begin():
+    with reg.sessions() as s, s.begin():
         reg.record_uses(s, es_id=es_id, actor="keeper", batch_id="b2", documents=[("x.ofd", "11"), ("y.ofd", "22")])
-    with reg._sessions() as s:
+    with reg.sessions() as s:
         docs = [e.payload["document"] for e in s.scalars(select(AuditEntry).where(AuditEntry.action == "seal.use")
                                                          .order_by(AuditEntry.seq))]
     assert docs == ["a.pdf sm3:00", "x.ofd sm3:11", "y.ofd sm3:22"]

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import event
 
-from stamping.verify.result import SealStatus
+from stamping.verdict.result import SealStatus
 from tests.registry.conftest import PERSON, PERSON_ID, World
 
 

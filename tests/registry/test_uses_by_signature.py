@@ -18,12 +18,12 @@ def test_a_recorded_signature_is_found_and_an_unrecorded_one_is_not(world: World
 
 
 def test_uses_recorded_by_a_batch_are_found_after_the_first_lookup(world: World) -> None:
-    from stamping.gm.sm3 import sm3
+    from gmpki.gm.sm3 import sm3
 
     reg = world.registry
     es_id = world.made()
     assert reg.use_recorded(es_id, b"sig-1") is False  # read (and cached) before the batch's uses exist
-    with reg._sessions() as s, s.begin():
+    with reg.sessions() as s, s.begin():
         reg.record_uses(s, es_id=es_id, actor="keeper", batch_id="b1",
                         documents=[("x.ofd", "11", sm3(b"sig-1").hex()), ("y.ofd", "22", "")])
     assert reg.use_recorded(es_id, b"sig-1") is True

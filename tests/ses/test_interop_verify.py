@@ -6,10 +6,10 @@ from datetime import datetime
 
 import pytest
 
-from stamping.gm.sm3 import sm3
+from gmpki.gm.sm3 import sm3
 from stamping.ses.codec import is_signature, parse_seal, parse_signature
-from stamping.verify.result import SignatureResult
-from stamping.verify.seal_checks import check_seal, check_ses_signature
+from stamping.verdict.result import SignatureResult
+from stamping.verdict.seal_checks import check_seal, check_ses_signature
 
 
 def _checks(result: SignatureResult) -> dict[str, tuple[bool, str]]:
@@ -51,7 +51,7 @@ def test_every_interop_seal_maker_signature_verifies(interop_bytes: dict[str, by
 
 def test_v1_seal_signed_differently(interop_bytes: dict[str, bytes]) -> None:
     """GM/T 0031-2014: the maker signs SEQUENCE{esealInfo, cert, alg}; over SES_SealInfo alone it fails."""
-    from stamping.verify.seal_checks import verify_sm2
+    from stamping.verdict.seal_checks import verify_sm2
 
     seal = parse_seal(interop_bytes["UserV1.esl"])
     assert verify_sm2(seal.maker_cert, seal.signed_value, seal.signed_bytes)[0]

@@ -11,12 +11,12 @@ from asn1crypto import core, x509
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stamping.gm.sm2 import SM2PublicKey, signature_der_to_raw
-from stamping.gm.sm3 import sm3
-from stamping.keys.signer import SoftwareSigner
+from gmpki.gm.sm2 import SM2PublicKey, signature_der_to_raw
+from gmpki.gm.sm3 import sm3
+from gmpki.keys.signer import SoftwareSigner
+from gmpki.pki.ca import DemoCA
+from gmpki.pki.trust import TrustStore
 from stamping.pictures import demo_official_seal
-from stamping.pki.ca import DemoCA
-from stamping.pki.trust import TrustStore
 from stamping.ses import asn1
 from stamping.ses.codec import SesFormatError, parse_seal, parse_signature
 from stamping.ses.make import (
@@ -28,8 +28,8 @@ from stamping.ses.make import (
     make_seal_info,
     make_signature,
 )
-from stamping.verify.result import SealStatus, SignatureResult
-from stamping.verify.seal_checks import check_ses_signature
+from stamping.verdict.result import SealStatus, SignatureResult
+from stamping.verdict.seal_checks import check_ses_signature
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 DATA_HASH = sm3(b"<Signature/>")
@@ -287,7 +287,7 @@ def test_jpeg_seal_picture_converted_for_reports(kit: Kit) -> None:
 
     from PIL import Image
 
-    from stamping.verify.seal_checks import picture_png
+    from stamping.verdict.seal_checks import picture_png
 
     out = io.BytesIO()
     Image.new("RGB", (100, 100), (200, 0, 0)).save(out, format="JPEG")

@@ -17,7 +17,7 @@ from stamping.ofd.demo import DEMO_CREDIT_CODE, DEMO_ES_ID, DEMO_UNIT, DemoKit, 
 def kit(tmp_path_factory) -> DemoKit:
     """The demo kit, with a signer certificate and seal valid since 20 hours ago (the demo CA's
     certificates start a day back), so that signatures can honestly be dated in the past."""
-    from stamping.keys.signer import SoftwareSigner
+    from gmpki.keys.signer import SoftwareSigner
     from stamping.pictures import demo_official_seal
     from stamping.ses.make import SealSpec, make_seal
 
@@ -49,7 +49,7 @@ def tsa_url(kit: DemoKit, tmp_path_factory) -> Iterator[str]:
 
 @pytest.fixture
 def tsa(tsa_url: str):
-    from stamping.pki.tsa_client import TsaClient
+    from gmpki.pki.tsa_client import TsaClient
 
     client = TsaClient(tsa_url)
     yield client

@@ -16,7 +16,7 @@ from stamping.ofd.writer import make_sample_certificate_ofd, sample_business_lic
 from stamping.pdf.cms import parse_signed_data
 from stamping.pdf.sign import stamp_pdf
 from stamping.placement import Placement
-from stamping.verify.result import Verdict
+from stamping.verdict.result import Verdict
 from tests.shared_paths import SHARED_DIR
 
 ANCHOR = Placement.parse("anchor:（盖章）")

@@ -7,17 +7,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from stamping.keys.signer import SoftwareSigner
+from gmpki.keys.signer import SoftwareSigner
+from gmpki.pki.timestamp import TimestampAuthority
 from stamping.ofd.stamp import stamp_ofd
 from stamping.ofd.verify import verify_ofd
 from stamping.ofd.writer import make_sample_certificate_ofd, sample_business_licence_fields
 from stamping.pdf.sign import stamp_pdf
 from stamping.pdf.verify import verify_pdf
 from stamping.pictures import demo_official_seal
-from stamping.pki.timestamp import TimestampAuthority
 from stamping.placement import Placement
 from stamping.ses.make import SealSpec, make_seal
-from stamping.verify.result import SealStatus, Verdict
+from stamping.verdict.result import SealStatus, Verdict
 
 ANCHOR = Placement.parse("anchor:（盖章）")
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -131,7 +131,7 @@ def test_a_token_of_another_signature_is_an_integrity_failure(kit, tsa, fmt):
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_a_token_from_an_untrusted_tsa_proves_nothing_and_warns(kit, fmt, tmp_path):
-    from stamping.pki.ca import DemoCA
+    from gmpki.pki.ca import DemoCA
 
     stranger = DemoCA.create(tmp_path / "stranger", name="Stranger")
     key, cert = stranger.issue_tsa("Stranger TSA")
@@ -162,7 +162,7 @@ def test_without_a_token_the_report_says_the_time_is_only_claimed(kit, fmt):
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_with_the_registry_a_signature_must_be_an_audited_use(kit, tsa, fmt):
-    from stamping.keys.signer import RecordingSigner
+    from gmpki.keys.signer import RecordingSigner
 
     recorded: set[bytes] = set()
     signer = RecordingSigner(kit.signer)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from gmpki.pki.ca import DemoCA
+from gmpki.pki.timestamp import verify_token
+from gmpki.pki.tsa_client import TsaClient
 from sealflow.stack import read_pid, status
-from stamping.pki.ca import DemoCA
-from stamping.pki.timestamp import verify_token
-from stamping.pki.tsa_client import TsaClient
 
 pytestmark = pytest.mark.stack
 

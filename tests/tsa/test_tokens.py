@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 import pytest
 from asn1crypto import x509
 
-from stamping.keys.signer import SoftwareSigner
-from stamping.pki.ca import DemoCA
-from stamping.pki.timestamp import (
+from gmpki.keys.signer import SoftwareSigner
+from gmpki.pki.ca import DemoCA
+from gmpki.pki.timestamp import (
     TIME_STAMPING_EKU,
     TimestampAuthority,
     TimestampError,
@@ -27,7 +27,7 @@ from stamping.pki.timestamp import (
     token_from_response,
     verify_token,
 )
-from stamping.pki.tsa_client import TsaClient, TsaUnavailable
+from gmpki.pki.tsa_client import TsaClient, TsaUnavailable
 
 SIGNATURE = b"\x30\x44" + b"\x02\x20" + b"\x11" * 32 + b"\x02\x20" + b"\x22" * 32
 

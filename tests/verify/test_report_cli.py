@@ -8,9 +8,9 @@ import pytest
 
 from sealflow.cli import main
 from stamping.ofd.writer import make_sample_certificate_ofd, sample_business_licence_fields
+from stamping.verdict.result import DocumentResult, SignatureResult
 from stamping.verify.dispatch import sniff_format, verify_file
 from stamping.verify.report import render_html, results_to_json
-from stamping.verify.result import DocumentResult, SignatureResult
 
 PNG = b"\x89PNG\r\n\x1a\n-not-really"
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from sealflow.cli import UsageError, main
+from sealflow.cli import main
 from sealflow.commands.stamp import parse_placement, plan
+from sealflow.exits import UsageError
 
 
 def test_placement_spec():

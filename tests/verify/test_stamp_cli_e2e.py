@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
+from kernel.db import make_engine, migrate, session_factory
+from kernel.settings import get_settings
 from sealflow.cli import main
-from sealflow.db import make_engine, migrate, session_factory
-from sealflow.settings import get_settings
 from stamping.ofd.writer import make_sample_certificate_ofd, sample_business_licence_fields
 from stamping.tsa.server import make_server
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from stamping.verify.trust_cache import CachedTrustStore, cached
+from stamping.verdict.trust_cache import CachedTrustStore, cached
 
 
 def test_cache_respects_time(kit):

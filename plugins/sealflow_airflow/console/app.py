@@ -5,8 +5,8 @@ valid token or UI session cookie) and then checks the person's SealFlow roles (4
 static route: the stylesheet is inlined into each page, so no endpoint escapes the check.
 
 Decisions:
-- The database and key store are reached through the pipeline's own builders
-  (``sealflow_airflow.pipeline``), so the console sees exactly what the DAGs write.
+- The database and key store are reached through the composition root
+  (``sealflow_airflow.root``), so the console sees exactly what the DAGs write.
 - 验章 upload verifies in memory and stores nothing; uploads are capped at the verifier's own limit.
 - Archive verification downloads the package into a private temporary folder and runs the same offline
   check as ``sealflow archive verify``; the folder is removed afterwards. Share links, EEP export and
@@ -58,15 +58,15 @@ FILING_DAG_ID = "file_records"
 
 
 def _sessions():
-    from sealflow_airflow import pipeline
+    from sealflow_airflow import root
 
-    return pipeline._sessions()
+    return root.sessions()
 
 
 def _settings():
-    from sealflow_airflow import pipeline
+    from sealflow_airflow import root
 
-    return pipeline.settings()
+    return root.settings()
 
 
 BatchesUser = Annotated[ConsoleUser, Depends(requires(BATCHES, _sessions))]
@@ -182,13 +182,12 @@ def archive_page(user: ArchiveUser, q: str = "", day: str = "") -> HTMLResponse:
 
 def verify_archived(archival_code: str) -> dict[str, Any]:
     """Download one package and run the offline package verification on it (as ``sealflow archive verify``)."""
-    from archive.integration import trust_store
     from archive.models import ArchiveRecord
     from archive.offline import verify_package
     from archive.package import PackageError
     from archive.retrieve import download_package
     from archive.store import ObjectStore
-    from sealflow_airflow import pipeline
+    from sealflow_airflow import root
 
     settings = _settings()
     with _sessions()() as session:
@@ -202,7 +201,7 @@ def verify_archived(archival_code: str) -> dict[str, Any]:
         except PackageError as exc:
             return {"archival_code": archival_code, "ok": False, "problems": [{"file": exc.args[0] if exc.args else "",
                                                                                 "reason": str(exc)}]}
-        result = verify_package(folder, trust_store(settings) or pipeline.seals().trust_store()).to_json()
+        result = verify_package(folder, root.trust()).to_json()
     result["archival_code"] = result.get("archival_code") or archival_code
     result.pop("folder", None)
     return result
@@ -233,7 +232,7 @@ def _record(archival_code: str):
 
 def _audit(actor: str, action: str, reason: str, payload: dict[str, Any]) -> None:
     """One audit entry (who did what to which record), in its own transaction."""
-    from sealflow.db import transaction
+    from kernel.db import transaction
     from sealflow_airflow import pipeline
 
     with transaction(_sessions()) as session:
@@ -405,15 +404,14 @@ def inbox_page(request: Request, user: InboxUser) -> HTMLResponse:
 # ---- 验章 upload -------------------------------------------------------------------------------------
 
 async def _verify_upload(upload: UploadFile) -> dict[str, Any]:
-    from sealflow_airflow import pipeline
+    from sealflow_airflow import root
     from stamping.verify.dispatch import MAX_FILE_BYTES, verify_bytes
 
     data = await upload.read(MAX_FILE_BYTES + 1)
     if len(data) > MAX_FILE_BYTES:
         raise HTTPException(413, detail=f"{upload.filename}: 文件超过 {MAX_FILE_BYTES // (1024 * 1024)} MB")
-    desk = pipeline.seals()
     name = Path(upload.filename or "upload").name
-    return verify_bytes(data, name, desk.trust_store(), desk.status_lookup).to_json()
+    return verify_bytes(data, name, root.trust(), root.seals().status_lookup).to_json()
 
 
 @app.post("/api/verify", summary="验章 Verify an uploaded OFD or PDF",
@@ -504,7 +502,7 @@ def retry_dead_letter(record_id: str, user: str) -> dict[str, Any]:
     """Make one dead-lettered filing record due again (audited: who, which record) and ask Airflow for a
     ``file_records`` run, whose outbox dispatcher sends it."""
     from filing.dispatcher import retry
-    from sealflow.db import transaction
+    from kernel.db import transaction
     from sealflow_airflow import pipeline
 
     with transaction(_sessions()) as session:

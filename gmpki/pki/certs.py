@@ -13,11 +13,11 @@ from datetime import UTC, datetime, timedelta
 
 from asn1crypto import x509
 
-import stamping.pki  # noqa: F401  (registers GM OIDs with asn1crypto)
-from stamping.gm.oids import SM2_WITH_SM3
-from stamping.gm.sm2 import SM2PublicKey
-from stamping.gm.sm3 import sm3
-from stamping.keys.signer import Signer
+import gmpki.pki  # noqa: F401  (registers GM OIDs with asn1crypto)
+from gmpki.gm.oids import SM2_WITH_SM3
+from gmpki.gm.sm2 import SM2PublicKey
+from gmpki.gm.sm3 import sm3
+from gmpki.keys.signer import Signer
 
 CA_USAGE = ("key_cert_sign", "crl_sign")
 SIGNER_USAGE = ("digital_signature", "non_repudiation")

@@ -20,7 +20,7 @@ sign "yesterday". So (Issue 12, trusted time):
 
 :func:`check_recorded_use` is the registry's side: a signature with one of OUR seals must be
 recorded as a use (``seal.use``) in the audit log, found by the SM3 of its signature value
-through the injected :data:`stamping.verify.result.SignatureUseLookup`.
+through the injected :data:`stamping.verdict.result.SignatureUseLookup`.
 """
 
 from __future__ import annotations
@@ -31,12 +31,12 @@ from typing import TYPE_CHECKING
 
 from asn1crypto import x509
 
-from stamping.gm.sm3 import sm3
-from stamping.pki.timestamp import verify_token
-from stamping.verify.result import SealStatus, SealStatusLookup, SignatureResult, SignatureUseLookup
+from gmpki.gm.sm3 import sm3
+from gmpki.pki.timestamp import verify_token
+from stamping.verdict.result import SealStatus, SealStatusLookup, SignatureResult, SignatureUseLookup
 
 if TYPE_CHECKING:
-    from stamping.pki.trust import TrustStore
+    from gmpki.pki.trust import TrustStore
     from stamping.ses.model import Seal
 
 __all__ = ["FUTURE_TOLERANCE", "check_recorded_use", "judge_signing_time"]

@@ -15,7 +15,7 @@ CMS SignedData whose content is a TSTInfo holding the hash of the signature valu
 :func:`verify_token` separates a token that is *broken* (bad signature, wrong imprint, malformed:
 ``intact`` False) from one that is intact but *not trusted* (unknown issuer, no timeStamping
 EKU). Only a token that is both proves the time. Nothing here touches the network: the HTTP
-client is :mod:`stamping.pki.tsa_client`, the server the program :mod:`stamping.tsa.server`.
+client is :mod:`gmpki.pki.tsa_client`, the server the program :mod:`stamping.tsa.server`.
 
 Everything is built with asn1crypto except the bytes SM2 signs, which are taken verbatim from
 what was parsed (never re-encoded), as for every other signature in SealFlow.
@@ -33,14 +33,14 @@ from typing import TYPE_CHECKING
 
 from asn1crypto import cms, core, tsp, x509
 
-import stamping.pki  # noqa: F401  (registers GM OIDs with asn1crypto)
-from stamping.gm.oids import SM2_SIGN, SM2_WITH_SM3, SM3
-from stamping.gm.sm2 import SM2PublicKey
-from stamping.gm.sm3 import sm3
+import gmpki.pki  # noqa: F401  (registers GM OIDs with asn1crypto)
+from gmpki.gm.oids import SM2_SIGN, SM2_WITH_SM3, SM3
+from gmpki.gm.sm2 import SM2PublicKey
+from gmpki.gm.sm3 import sm3
 
 if TYPE_CHECKING:
-    from stamping.keys.signer import Signer
-    from stamping.pki.trust import TrustStore
+    from gmpki.keys.signer import Signer
+    from gmpki.pki.trust import TrustStore
 
 __all__ = [
     "SEALFLOW_TSA_POLICY",

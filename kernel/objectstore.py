@@ -1,7 +1,7 @@
 """S3 clients for SealFlow's object store (the embedded SeaweedFS, MinIO or a cloud S3).
 
 Only the endpoint, credentials and buckets change between the embedded stack and production;
-they all come from :class:`~sealflow.settings.Settings` (or, inside Airflow, the ``sealflow_s3``
+they all come from :class:`~kernel.settings.Settings` (or, inside Airflow, the ``sealflow_s3``
 connection — see ``plugins/sealflow_airflow/hooks.py``).
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sealflow.settings import Settings
+from kernel.settings import Settings
 
 # boto3 >= 1.36 sends CRC checksums by default; some S3-compatible stores mishandle them, so we
 # only send/validate checksums when an operation requires them (Object Lock puts do: Content-MD5).

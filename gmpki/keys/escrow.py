@@ -21,7 +21,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from stamping.gm.sm3 import sm3
+from gmpki.gm.sm3 import sm3
 
 PRIME = 2**521 - 1
 MAX_SECRET_BYTES = 64

@@ -3,6 +3,10 @@
 Two layers protect a key file: the PIN (through scrypt, a slow KDF) and the key-encryption key
 (KEK) from configuration — an env value or a 0600 file. Five wrong PINs in a row lock the key
 until an administrator unlocks it. Neither keys nor PINs ever appear in repr, logs or errors.
+
+Plain arguments only (a key directory, KEK bytes, a PIN file's path): which directory and which KEK an
+installation uses is the foundation's business (``kernel.keys``), so this module imports nothing of
+SealFlow's but the GM primitives.
 """
 
 from __future__ import annotations
@@ -16,14 +20,14 @@ import re
 import secrets
 import stat
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from sealflow.settings import Settings, make_private_dirs
-from stamping.gm.sm2 import SM2PrivateKey, SM2PublicKey
-from stamping.gm.sm3 import sm3
-from stamping.gm.sm4 import DecryptionFailed, decrypt_gcm, encrypt_gcm
-from stamping.keys.signer import Signer, SoftwareSigner
+from gmpki.gm.sm2 import SM2PrivateKey, SM2PublicKey
+from gmpki.gm.sm3 import sm3
+from gmpki.gm.sm4 import DecryptionFailed, decrypt_gcm, encrypt_gcm
+from gmpki.keys.signer import Signer, SoftwareSigner
+from gmpki.private_files import make_private_dirs, write_private
 
 MAX_WRONG_PINS = 5
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}
@@ -57,21 +61,19 @@ class KeyLocked(KeyStoreError):
                          f"unlock it (sealflow ca unlock-key {key_id})")
 
 
-def kek_material(settings: Settings) -> bytes:
-    """The KEK as configured (``SEALFLOW_KEK`` or the 0600 KEK file, made if absent): what escrow splits."""
-    if settings.kek:
-        raw = settings.kek.strip()
+def read_kek_material(configured: str, kek_file: Path) -> bytes:
+    """The KEK material: ``configured`` (hex) when set, else the 0600 file ``kek_file`` (made if absent).
+    It is what escrow splits; :func:`derive_kek` turns it into the SM4 key."""
+    if configured:
+        raw = configured.strip()
     else:
-        path = settings.resolved_kek_file
-        if not path.exists():
-            make_private_dirs(path.parent)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_hex(32))
-        mode = stat.S_IMODE(path.stat().st_mode)
+        if not kek_file.exists():
+            with suppress(FileExistsError):  # two processes' first start: the first one's KEK stands
+                write_private(kek_file, secrets.token_hex(32).encode(), exclusive=True)
+        mode = stat.S_IMODE(kek_file.stat().st_mode)
         if mode & 0o077:
-            raise KeyStoreError(f"KEK file {path} is readable by others (mode {mode:o}); chmod 600 it")
-        raw = path.read_text().strip()
+            raise KeyStoreError(f"KEK file {kek_file} is readable by others (mode {mode:o}); chmod 600 it")
+        raw = kek_file.read_text().strip()
     try:
         material = bytes.fromhex(raw)
     except ValueError:
@@ -81,9 +83,9 @@ def kek_material(settings: Settings) -> bytes:
     return material
 
 
-def load_kek(settings: Settings) -> bytes:
-    """The 16-byte SM4 key-encryption key derived from the configured KEK material."""
-    return sm3(b"sealflow-kek-v1" + kek_material(settings))[:16]
+def derive_kek(material: bytes) -> bytes:
+    """The 16-byte SM4 key-encryption key derived from the KEK material."""
+    return sm3(b"sealflow-kek-v1" + material)[:16]
 
 
 def _pin_key(pin: str, salt: bytes) -> bytes:
@@ -93,9 +95,12 @@ def _pin_key(pin: str, salt: bytes) -> bytes:
 class KeyStore:
     """Keys in ``<state>/keys/<key_id>.json``; see the module docstring for the protection."""
 
-    def __init__(self, settings: Settings, directory: Path | None = None) -> None:
-        self._dir = directory or settings.keystore_dir
-        self._kek = load_kek(settings)
+    def __init__(self, directory: Path, kek: bytes) -> None:
+        """``kek``: the 16-byte SM4 key from :func:`derive_kek`."""
+        if len(kek) != 16:
+            raise KeyStoreError("the key store needs the 16-byte derived KEK (see derive_kek)")
+        self._dir = directory
+        self._kek = kek
 
     def __repr__(self) -> str:
         return f"KeyStore({self._dir})"
@@ -125,13 +130,7 @@ class KeyStore:
         return json.loads(path.read_text())
 
     def _write(self, path: Path, record: dict) -> None:
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(record, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        write_private(path, json.dumps(record).encode())
 
     def exists(self, key_id: str) -> bool:
         return self._path(key_id).exists()
@@ -206,6 +205,15 @@ class KeyStore:
             raise KeyStoreError(f"key {key_id} has no certificate yet")
         return SoftwareSigner(key, cert)
 
+    def service_signer(self, key_id: str, pin: str) -> Signer:
+        """The signer of a key nobody types the PIN of (a service key): a PIN that does not open it
+        raises :class:`ServicePinMismatch` and counts no wrong-PIN try, so no caller can lock it."""
+        key = self._unlock(key_id, pin, count_wrong=False)
+        cert = self.certificate(key_id)
+        if cert is None:
+            raise KeyStoreError(f"key {key_id} has no certificate yet")
+        return SoftwareSigner(key, cert)
+
     def private_key(self, key_id: str, pin: str) -> SM2PrivateKey:
         """The unlocked key itself, for issuing certificates before one exists (CA bootstrap)."""
         return self._unlock(key_id, pin)
@@ -225,7 +233,8 @@ class KeyStore:
         live on in the certificates the registry keeps, so earlier signatures still verify."""
         with self._locked(key_id) as path:
             found = path.exists()
-            for victim in (path, path.with_suffix(".tmp")):
+            # the key, and any temporary a crash left (this writer's ``.name.*.part``, older ``.tmp``)
+            for victim in (path, path.with_suffix(".tmp"), *path.parent.glob(f".{path.name}.*.part")):
                 shred(victim)
         return found
 
@@ -248,11 +257,6 @@ def shred(path: Path) -> None:
     path.unlink()
 
 
-def custody_path(settings: Settings, es_id: str) -> Path:
-    """Where batch custody keeps a seal's PIN (SM4-GCM under the KEK) for approved batches."""
-    return settings.state_dir / "custody" / f"{base64.urlsafe_b64encode(es_id.encode()).decode()}.json"
-
-
 class AdminCredentialRefused(KeyStoreError):
     """The CA administrator's credential is missing or wrong; the key stays as it was."""
 
@@ -273,13 +277,9 @@ def set_admin_credential(directory: Path, pin: str, current: str | None = None) 
     if path.exists():
         check_admin_credential(directory, current or "")
     salt = secrets.token_bytes(16)
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        digest = _admin_hash(pin, salt)
-        json.dump({"salt": base64.b64encode(salt).decode(), "scrypt": base64.b64encode(digest).decode()}, fh)
-    os.replace(tmp, path)
+    digest = _admin_hash(pin, salt)
+    record = {"salt": base64.b64encode(salt).decode(), "scrypt": base64.b64encode(digest).decode()}
+    write_private(path, json.dumps(record).encode())
 
 
 def check_admin_credential(directory: Path, pin: str) -> None:
@@ -298,51 +298,9 @@ def check_admin_credential(directory: Path, pin: str) -> None:
         raise AdminCredentialRefused("the CA administrator's credential is wrong; nothing was changed")
 
 
-def service_pin(settings: Settings, key_id: str, configured: str = "") -> str:
-    """The PIN of a system's own key (archiving unit, filing system…): the configured one, else one
-    generated on first use and kept 0600 in the state directory (the KEK still protects the key)."""
-    if configured:
-        return configured
-    path = settings.state_dir / "pins" / f"{key_id}.pin"
+def generated_pin(path: Path) -> str:
+    """The PIN kept in the 0600 file ``path``, made (random) on first use: for keys no person holds."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(18))
+        with suppress(FileExistsError):
+            write_private(path, secrets.token_urlsafe(18).encode(), exclusive=True)
     return path.read_text().strip()
-
-
-def service_key_ids(settings: Settings) -> set[str]:
-    """The system's own keys (archiving unit, filing system, audit log, backups): no person holds their PIN."""
-    return {settings.archive_key_id, settings.filing_key_id, settings.audit_key_id, settings.backup_key_id}
-
-
-def service_signer(store: KeyStore, settings: Settings, key_id: str, configured_pin: str = "") -> Signer:
-    """The signer of a service key: the ONE way DAGs and CLI open the archiving unit's, the filing
-    system's, the audit log's and the backups' keys (issue 14, item 2).
-
-    The PIN is never typed: it is resolved by :func:`service_pin` (configured, else the generated
-    0600 file). A PIN that does not open the key means two places resolve it differently — a
-    configuration error, raised as :class:`ServicePinMismatch` without counting a wrong-PIN try, so
-    no caller can ever lock a service key. Only the service key ids are opened this way: it is no
-    oracle for seal or signer keys, whose PINs people type and whose tries stay counted.
-    """
-    if key_id not in service_key_ids(settings):
-        raise KeyStoreError(f"{key_id} is not one of this installation's service keys")
-    key = store._unlock(key_id, service_pin(settings, key_id, configured_pin), count_wrong=False)
-    cert = store.certificate(key_id)
-    if cert is None:
-        raise KeyStoreError(f"key {key_id} has no certificate yet")
-    return SoftwareSigner(key, cert)
-
-
-def ensure_service_signer(settings: Settings, key_id: str, configured_pin: str, issue_certificate) -> Signer:
-    """The signer of a service key, creating the key and its certificate on first use.
-
-    ``issue_certificate(public_key) -> DER`` issues the certificate (e.g. the demo CA's ``issue``).
-    """
-    store = KeyStore(settings)
-    if not store.exists(key_id):
-        public = store.create(key_id, service_pin(settings, key_id, configured_pin))
-        store.set_certificate(key_id, issue_certificate(public))
-    return service_signer(store, settings, key_id, configured_pin)

@@ -3,7 +3,7 @@
 ``TsaClient(url).timestamp(signature_value)`` sends SM3(signature value) with a fresh nonce and
 returns the token once the reply is checked to answer this very request (same imprint, same
 nonce). Whether the TSA is *trusted* is not decided here: verification does that with the trust
-roots (:func:`stamping.pki.timestamp.verify_token`).
+roots (:func:`gmpki.pki.timestamp.verify_token`).
 
 Decisions:
 - one kept-alive connection per thread (``http.client``; urllib3 measured ~10 ms more per token
@@ -14,7 +14,7 @@ Decisions:
 - errors say which URL failed and what to run; the configured URL is the provincial TSA in
   production and the embedded stack's ``stamping.tsa.server`` otherwise (``Settings.tsa_url``).
 
-:class:`Timestamper` is what the stampers take; :class:`stamping.pki.timestamp.TimestampAuthority`
+:class:`Timestamper` is what the stampers take; :class:`gmpki.pki.timestamp.TimestampAuthority`
 satisfies it too (an in-process TSA, for tools that hold the TSA key themselves).
 """
 
@@ -27,7 +27,7 @@ import time
 from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
-from stamping.pki.timestamp import SM3, TimestampError, imprint_of, request_der, token_from_response
+from gmpki.pki.timestamp import SM3, TimestampError, imprint_of, request_der, token_from_response
 
 __all__ = ["QUERY_TYPE", "REPLY_TYPE", "Timestamper", "TsaClient", "TsaUnavailable"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from stamping.gm.sm2 import DEFAULT_UID, SM2PrivateKey
+from gmpki.gm.sm2 import DEFAULT_UID, SM2PrivateKey
 
 
 @runtime_checkable

@@ -1,7 +1,7 @@
 """The SealFlow database: one SQLAlchemy metadata, engines, sessions and Alembic migrations.
 
 Each domain keeps its tables in its own models module on :class:`Base` and its migrations in
-``sealflow/migrations/versions`` under its own Alembic branch label (registry, filing, archive),
+``kernel/migrations/versions`` under its own Alembic branch label (registry, filing, archive),
 so ``upgrade heads`` brings every domain up to date.
 """
 
@@ -16,7 +16,8 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-from sealflow.settings import StateNotPrivate, make_private_dirs
+from gmpki.private_files import make_private_dirs
+from kernel.settings import StateNotPrivate
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -73,6 +74,26 @@ def migrate(engine: Engine) -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "heads")
+
+
+def open_database(url: str, *, migrated: bool = True) -> sessionmaker[Session]:
+    """The database at ``url`` as a session factory, migrated to the newest revision first unless
+    ``migrated=False`` (a reader that must not change the schema): the one way a composition root opens
+    it. Its engine is ``factory.kw["bind"]``; :func:`database` disposes of it when done."""
+    engine = make_engine(url)
+    if migrated:
+        migrate(engine)
+    return session_factory(engine)
+
+
+@contextmanager
+def database(url: str, *, migrated: bool = True) -> Iterator[sessionmaker[Session]]:
+    """:func:`open_database` for one command: the engine's connections are closed on leaving."""
+    factory = open_database(url, migrated=migrated)
+    try:
+        yield factory
+    finally:
+        factory.kw["bind"].dispose()
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

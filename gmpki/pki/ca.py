@@ -7,33 +7,31 @@ It stands in for a licensed CA in the embedded stack, the tests and the demo —
 
 from __future__ import annotations
 
-import os
 import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from asn1crypto import pem
 
-from sealflow.settings import Settings
-from stamping.gm.sm2 import SM2PrivateKey
-from stamping.keys.signer import Signer, SoftwareSigner
-from stamping.keys.store import KeyStore
-from stamping.pki.certs import CA_USAGE, SIGNER_USAGE, Subject, issue_certificate
-from stamping.pki.trust import TrustStore
+from gmpki.gm.sm2 import SM2PrivateKey
+from gmpki.keys.signer import Signer, SoftwareSigner
+from gmpki.keys.store import KeyStore, derive_kek, read_kek_material
+from gmpki.pki.certs import CA_USAGE, SIGNER_USAGE, Subject, issue_certificate
+from gmpki.pki.trust import TrustStore
+from gmpki.private_files import write_private
 
 ROOT, INTERMEDIATE, MAKER = "ca-root", "ca-intermediate", "seal-maker"
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
+def _own_key_store(directory: Path) -> KeyStore:
+    """The CA's key store: ``keys/`` under the directory's own 0600 KEK file (made on first use)."""
+    return KeyStore(directory / "keys", derive_kek(read_kek_material("", directory / "kek.hex")))
 
 
 class DemoCA:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self._store = KeyStore(Settings(home=directory, kek_file=str(directory / "kek.hex")), directory / "keys")
+        self._store = _own_key_store(directory)
         self._pin = (directory / "ca.pin").read_text().strip()
         self._signers: dict[str, Signer] = {}
         self.root_der = self._cert(ROOT)
@@ -59,8 +57,8 @@ class DemoCA:
             return cls(directory)
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         pin = secrets.token_urlsafe(18)
-        _write_private(directory / "ca.pin", pin.encode())
-        store = KeyStore(Settings(home=directory, kek_file=str(directory / "kek.hex")), directory / "keys")
+        write_private(directory / "ca.pin", pin.encode())
+        store = _own_key_store(directory)
         now = datetime.now(UTC) - timedelta(days=1)
         keys = {n: SM2PrivateKey.generate() for n in (ROOT, INTERMEDIATE, MAKER)}
         root_self = SoftwareSigner(keys[ROOT], b"")

@@ -19,6 +19,11 @@ def sm3(data: bytes) -> bytes:
     return hashlib.new("sm3", data).digest()
 
 
+def sm3_hex(data: bytes) -> str:
+    """The SM3 digest of ``data`` as 64 lower-case hex digits (what manifests and receipts carry)."""
+    return hashlib.new("sm3", data).hexdigest()
+
+
 def sm3_file(path: str | os.PathLike[str]) -> bytes:
     """The SM3 digest of a file, read in 1 MB chunks."""
     h = hashlib.new("sm3")

@@ -13,10 +13,10 @@ from functools import lru_cache
 
 from asn1crypto import keys, pem
 
-from stamping.gm import _libcrypto as _c
-from stamping.gm._libcrypto import SM2Unavailable
-from stamping.gm.oids import EC_PUBLIC_KEY, SM2_CURVE, register_with_asn1crypto
-from stamping.gm.sm3 import new_sm3
+from gmpki.gm import _libcrypto as _c
+from gmpki.gm._libcrypto import SM2Unavailable
+from gmpki.gm.oids import EC_PUBLIC_KEY, SM2_CURVE, register_with_asn1crypto
+from gmpki.gm.sm3 import new_sm3
 
 __all__ = [
     "DEFAULT_UID",

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from asn1crypto import pem, x509
 
-import stamping.pki  # noqa: F401  (registers GM OIDs with asn1crypto)
-from stamping.gm.oids import SM2_WITH_SM3
-from stamping.gm.sm2 import SM2PublicKey
+import gmpki.pki  # noqa: F401  (registers GM OIDs with asn1crypto)
+from gmpki.gm.oids import SM2_WITH_SM3
+from gmpki.gm.sm2 import SM2PublicKey
 
 MAX_DEPTH = 8
 SM2_SIGNATURE_OIDS = {SM2_WITH_SM3}
@@ -116,6 +116,11 @@ class TrustStore:
     @property
     def roots(self) -> list[bytes]:
         return [c.der for c in self._roots]
+
+    @property
+    def intermediates(self) -> list[bytes]:
+        """The known intermediate CA certificates (DER): what travels with a package to verify offline."""
+        return [c.der for c in self._intermediates]
 
     def _issuers(self, child: _Cert, pool: list[_Cert]) -> list[_Cert]:
         aki = child.cert.authority_key_identifier

@@ -1,7 +1,7 @@
 """验章: the checks of a seal signature (SES_Signature) and of the seal (SESeal) it carries.
 
 Everything is checked over the original bytes the parser kept. Each check names what it
-looked at and, when it fails, why. Kinds (see :mod:`stamping.verify.result`): ``integrity``
+looked at and, when it fails, why. Kinds (see :mod:`stamping.verdict.result`): ``integrity``
 for signatures and digests, ``trust`` for chains to trusted roots, ``status`` for validity
 windows and the registry status.
 """
@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 from asn1crypto import x509
 
 from stamping.ses.model import Seal, SesSignature
-from stamping.verify.result import SealStatus, SealStatusLookup, SignatureResult, SignatureUseLookup
+from stamping.verdict.result import SealStatus, SealStatusLookup, SignatureResult, SignatureUseLookup
 
 if TYPE_CHECKING:
-    from stamping.gm.sm2 import SM2PublicKey
-    from stamping.pki.trust import TrustStore
+    from gmpki.gm.sm2 import SM2PublicKey
+    from gmpki.pki.trust import TrustStore
 
 SM2_WITH_SM3 = "1.2.156.10197.1.501"
 # SM2 signature OID some producers write instead of SM2-with-SM3; SM3 is implied.
@@ -47,7 +47,7 @@ def _cert_facts(der: bytes) -> tuple[str, datetime, datetime] | None:
         return None
 
 
-def _cn(der: bytes) -> str:
+def common_name(der: bytes) -> str:
     facts = _cert_facts(bytes(der))
     return facts[0] if facts else ""
 
@@ -55,7 +55,7 @@ def _cn(der: bytes) -> str:
 @lru_cache(maxsize=256)
 def _public_key(cert_der: bytes) -> SM2PublicKey:
     """Keys of the few certificates a batch sees (one seal maker, a few signers), loaded once."""
-    from stamping.gm.sm2 import SM2PublicKey
+    from gmpki.gm.sm2 import SM2PublicKey
 
     return SM2PublicKey.from_certificate(cert_der)
 
@@ -71,7 +71,7 @@ def verify_sm2(cert_der: bytes, signature: bytes, data: bytes) -> tuple[bool, st
     return False, "SM2 signature does not verify"
 
 
-def _check_signature(result: SignatureResult, name: str, who: str, cert_der: bytes, alg: str,
+def check_signature(result: SignatureResult, name: str, who: str, cert_der: bytes, alg: str,
                      signature: bytes, data: bytes, what: str) -> bool:
     if alg not in _SM2_SIGN_ALGS:
         return result.add(name, False, f"{who} signature algorithm {alg} is not SM2-with-SM3 ({SM2_WITH_SM3})")
@@ -116,7 +116,7 @@ def _seal_validity(result: SignatureResult, seal: Seal, signed_at: datetime | No
     return result.add(name, True, f"signed within the seal's validity ({window})", "status")
 
 
-def _cert_validity(result: SignatureResult, signer_cert: bytes, signed_at: datetime | None) -> bool:
+def check_cert_validity(result: SignatureResult, signer_cert: bytes, signed_at: datetime | None) -> bool:
     name = "signer_cert_validity"
     facts = _cert_facts(bytes(signer_cert))
     if facts is None:
@@ -131,7 +131,7 @@ def _cert_validity(result: SignatureResult, signer_cert: bytes, signed_at: datet
     return result.add(name, True, f"signer certificate valid at signing ({window})", "status")
 
 
-def _chain(result: SignatureResult, name: str, who: str, cert_der: bytes, at: datetime | None,
+def check_chain(result: SignatureResult, name: str, who: str, cert_der: bytes, at: datetime | None,
            trust: TrustStore | None) -> bool:
     if trust is None:
         return result.add(name, False, "no trusted roots configured", "trust")
@@ -174,9 +174,9 @@ def picture_png(seal: Seal) -> bytes | None:
         return data
     try:
         if kind == "SVG" or b"<svg" in data[:4096]:
-            from stamping.pictures import _render_svg
+            from stamping.pictures import render_svg
 
-            img = _render_svg(data, "seal picture", float(seal.picture_width_mm or 40))
+            img = render_svg(data, "seal picture", float(seal.picture_width_mm or 40))
         else:
             from PIL import Image
 
@@ -192,7 +192,7 @@ def picture_png(seal: Seal) -> bytes | None:
 
 
 def _describe(result: SignatureResult, seal: Seal, signer_cert: bytes, signed_at: datetime | None) -> None:
-    result.signer = result.signer or _cn(signer_cert)
+    result.signer = result.signer or common_name(signer_cert)
     result.seal_name = result.seal_name or seal.name
     result.es_id = result.es_id or seal.es_id
     if signed_at is not None and not result.signed_at:
@@ -207,13 +207,13 @@ def check_seal(result: SignatureResult, seal: Seal, signer_cert: bytes, signed_a
     _describe(result, seal, signer_cert, signed_at)
     what = ("DER(SEQUENCE{SES_SealInfo, cert, signatureAlgorithm})" if seal.version == 1
             else "DER(SES_SealInfo)")
-    _check_signature(result, "maker_signature", "seal maker", seal.maker_cert, seal.sign_alg,
+    check_signature(result, "maker_signature", "seal maker", seal.maker_cert, seal.sign_alg,
                      seal.signed_value, seal.signed_bytes, what)
     _signer_in_cert_list(result, seal, signer_cert)
     _seal_validity(result, seal, signed_at)
-    _cert_validity(result, signer_cert, signed_at)
-    _chain(result, "signer_chain", "signer", signer_cert, signed_at, trust)
-    _chain(result, "maker_chain", "seal maker", seal.maker_cert, seal.create_date, trust)
+    check_cert_validity(result, signer_cert, signed_at)
+    check_chain(result, "signer_chain", "signer", signer_cert, signed_at, trust)
+    check_chain(result, "maker_chain", "seal maker", seal.maker_cert, seal.create_date, trust)
     _seal_status(result, seal, signed_at, status_lookup)
 
 
@@ -222,8 +222,8 @@ def check_ses_signature(result: SignatureResult, sig: SesSignature, expected_dat
                         use_lookup: SignatureUseLookup | None = None) -> None:
     """All checks of an electronic signature with a seal (电子签章): dataHash, the signer's
     signature over TBS_Sign, the signing time (proven by the timeStamp token or only claimed, see
-    :mod:`stamping.verify.signing_time`), then :func:`check_seal` at that time."""
-    from stamping.verify.signing_time import check_recorded_use, judge_signing_time
+    :mod:`stamping.verdict.signing_time`), then :func:`check_seal` at that time."""
+    from stamping.verdict.signing_time import check_recorded_use, judge_signing_time
 
     claimed = sig.time_info if isinstance(sig.time_info, datetime) else None
     if expected_data_hash is not None:
@@ -232,7 +232,7 @@ def check_ses_signature(result: SignatureResult, sig: SesSignature, expected_dat
         else:
             result.add("data_hash", False, f"dataHash {sig.data_hash.hex()} does not match the digest of the "
                                            f"signed data {expected_data_hash.hex()}: the data was changed")
-    _check_signature(result, "signer_signature", "signer", sig.signer_cert, sig.sign_alg, sig.signature,
+    check_signature(result, "signer_signature", "signer", sig.signer_cert, sig.sign_alg, sig.signature,
                      sig.signed_bytes, "DER(TBS_Sign)")
     signed_at = judge_signing_time(result, claimed=claimed, token=sig.time_stamp, signature_value=sig.signature,
                                    signer_cert=sig.signer_cert, seal=sig.seal, trust=trust,

@@ -1,11 +1,11 @@
-"""Alembic environment: runs on the connection handed over by :func:`sealflow.db.migrate`."""
+"""Alembic environment: runs on the connection handed over by :func:`kernel.db.migrate`."""
 
 from alembic import context
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - only via `alembic` CLI
-    from sealflow.db import make_engine
-    from sealflow.settings import get_settings
+    from kernel.db import make_engine
+    from kernel.settings import get_settings
 
     connection = make_engine(get_settings().resolved_database_url).connect()
 

@@ -100,7 +100,7 @@ class Settings:
     audit_checkpoint_interval: int = 7200
     # Identity registers of the data-sharing platform (身份核验): persons and units are checked there
     # on applying for and using a seal. "" on the embedded stack = its own simulator on identity_port
-    # (sealflow.stack.with_stack_identity); "" anywhere else (production) refuses both steps.
+    # (sealflow.root.with_stack_identity); "" anywhere else (production) refuses both steps.
     identity_url: str = ""
     identity_port: int = 18620
     # Backups (备份): where they go (a folder or s3://bucket/prefix; never inside the home), the backup
@@ -287,21 +287,6 @@ PRIVATE_UMASK = 0o077
 
 class StateNotPrivate(RuntimeError):
     """The state directory, a database or a secret file can be read by other users."""
-
-
-def make_private_dirs(path: Path) -> None:
-    """Create ``path`` and every missing parent with mode 0700 (``mkdir(parents=True)`` would make
-    the parents 0755 whatever ``mode`` says): the state directory is private from its first moment."""
-    missing = []
-    current = Path(path)
-    while not current.exists():
-        missing.append(current)
-        current = current.parent
-    for folder in reversed(missing):
-        try:
-            folder.mkdir(mode=0o700)
-        except FileExistsError:
-            continue
 
 
 def _sqlite_path(url: str) -> Path | None:

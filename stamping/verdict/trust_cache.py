@@ -31,7 +31,7 @@ def _window(path: list[bytes]) -> tuple[datetime, datetime] | None:
 
 
 class CachedTrustStore:
-    """Same interface as :class:`stamping.pki.trust.TrustStore` (validate + attributes)."""
+    """Same interface as :class:`gmpki.pki.trust.TrustStore` (validate + attributes)."""
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner

@@ -1,0 +1,51 @@
+"""Private files for key material: folders made 0700 from their first moment, files written 0600 and
+atomically (a temporary in the same folder, fsynced, renamed over the target).
+
+It lives at the bottom of the house because the key store, the demo CA and the escrow write secrets and
+may import nothing of SealFlow's; the foundation's ``kernel.files`` builds on the same two functions, so
+the installation has one way to write a private file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def make_private_dirs(path: Path) -> None:
+    """Create ``path`` and every missing parent with mode 0700 (``mkdir(parents=True)`` would make
+    the parents 0755 whatever ``mode`` says): the state directory is private from its first moment."""
+    missing = []
+    current = Path(path)
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+
+
+def write_private(path: Path, data: bytes, *, exclusive: bool = False) -> None:
+    """Write ``data`` to ``path`` 0600, all or nothing. ``exclusive``: refuse (FileExistsError) when
+    ``path`` exists — for secrets made once (a KEK file, a generated PIN) that must never be replaced."""
+    path = Path(path)
+    make_private_dirs(path.parent)
+    if exclusive and path.exists():
+        raise FileExistsError(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")  # mkstemp: 0600
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if exclusive:
+            os.link(tmp, path)  # fails if another process made it meanwhile; never overwrites
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
