@@ -12,8 +12,9 @@ the numbers it is asked about.
 The embedded stack runs it as its ``identity`` component on ``<state>/identity/registers.json``;
 ``stamping.registry.identity_register.register`` adds people and units to that file (the demo
 registers its own, a test registers a mismatch) and the running simulator re-reads the file when
-it changes — no restart, no admin endpoint that anyone on the network could use to register themselves. A missing file is an empty
-register (everything is refused), never an error that stops the simulator.
+it changes — no restart, no admin endpoint that anyone on the network could use to register
+themselves. A missing file is an empty register (everything is refused), never an error that stops
+the simulator.
 """
 
 from __future__ import annotations
