@@ -98,7 +98,7 @@ class AirflowApi:
             time.sleep(1)
 
     def unpause(self, dag_id: str) -> None:
-        self._call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+        self._patch_again_on_server_error(f"/dags/{dag_id}", {"is_paused": False})
 
     def run_state(self, dag_id: str, run_id: str) -> str:
         return self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
@@ -143,13 +143,18 @@ class AirflowApi:
         earlier try did land."""
         path = (f"/dags/{approval.dag_id}/dagRuns/{approval.run_id}/taskInstances/{approval.task_id}/"
                 f"{approval.map_index}/hitlDetails")
-        body = {"chosen_options": [option], "params_input": params_input}
+        self._patch_again_on_server_error(path, {"chosen_options": [option], "params_input": params_input},
+                                          landed_if_conflict=True)
+
+    def _patch_again_on_server_error(self, path: str, body: dict[str, Any], landed_if_conflict: bool = False) -> None:
+        """An idempotent PATCH, sent again after a server error (``landed_if_conflict``: a 409 on a
+        later try means an earlier one landed)."""
         for attempt in range(1, ANSWER_TRIES + 1):
             try:
                 self._call("PATCH", path, json=body)
                 return
             except AirflowApiError as error:
-                if attempt > 1 and error.status == 409:
+                if landed_if_conflict and attempt > 1 and error.status == 409:
                     return
                 if error.status < 500 or attempt == ANSWER_TRIES:
                     raise
