@@ -98,16 +98,9 @@ class AirflowApi:
             time.sleep(1)
 
     def unpause(self, dag_id: str) -> None:
-        """Idempotent, so tried again when the API server's own database is busy (SQLite under a busy
+        """Idempotent, so sent again when the API server's own database is busy (SQLite under a busy
         scheduler answers 500 "Database error" now and then)."""
-        for attempt in range(3):
-            try:
-                self._call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
-                return
-            except AirflowApiError as exc:
-                if exc.status < 500 or attempt == 2:
-                    raise
-                time.sleep(1 + attempt)
+        self._patch_again_on_server_error(f"/dags/{dag_id}", {"is_paused": False})
 
     def run_state(self, dag_id: str, run_id: str) -> str:
         return self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
@@ -152,13 +145,18 @@ class AirflowApi:
         earlier try did land."""
         path = (f"/dags/{approval.dag_id}/dagRuns/{approval.run_id}/taskInstances/{approval.task_id}/"
                 f"{approval.map_index}/hitlDetails")
-        body = {"chosen_options": [option], "params_input": params_input}
+        self._patch_again_on_server_error(path, {"chosen_options": [option], "params_input": params_input},
+                                          landed_if_conflict=True)
+
+    def _patch_again_on_server_error(self, path: str, body: dict[str, Any], landed_if_conflict: bool = False) -> None:
+        """An idempotent PATCH, sent again after a server error (``landed_if_conflict``: a 409 on a
+        later try means an earlier one landed)."""
         for attempt in range(1, ANSWER_TRIES + 1):
             try:
                 self._call("PATCH", path, json=body)
                 return
             except AirflowApiError as error:
-                if attempt > 1 and error.status == 409:
+                if landed_if_conflict and attempt > 1 and error.status == 409:
                     return
                 if error.status < 500 or attempt == ANSWER_TRIES:
                     raise
