@@ -217,7 +217,13 @@ class Drill:
 
         folder = self.work / "samples" / batch_id
         write_batch(folder, count, bad=False, start=start)
-        result = run_batch(self.settings, folder, seal.es_id, seal.keeper, batch_id, timeout=1200)
+        try:
+            result = run_batch(self.settings, folder, seal.es_id, seal.keeper, batch_id, timeout=1200)
+        except Exception as exc:  # e.g. the run failed before asking for approval: the JSON line still comes
+            if must:
+                raise
+            self.say(f"{batch_id}: {type(exc).__name__}: {exc}")
+            return None
         self.say(f"{batch_id}: stamp_batch {result['state']} in {result['seconds']} s")
         if result["state"] != "success":
             if must:
