@@ -46,8 +46,8 @@ from typing import Any
 from kernel.settings import Settings
 
 PORT_FIELDS = ("s3_port", "master_port", "filer_port", "volume_port", "seaweed_admin_port", "platform_port",
-               "airflow_port", "tsa_port", "replica_s3_port", "replica_master_port", "replica_filer_port",
-               "replica_volume_port", "replica_admin_port")
+               "airflow_port", "tsa_port", "identity_port", "replica_s3_port", "replica_master_port",
+               "replica_filer_port", "replica_volume_port", "replica_admin_port")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -154,6 +154,12 @@ class Drill:
         self._cli("kek", "recover", str(shares[0]), str(shares[2]), str(shares[4]))
         restored = json.loads(self._cli("backup", "restore", "--from", str(backups), "--trust",
                                         str(self.work / "trust" / "ca-root.pem"), "--no-check", "--json"))
+        # The identity registers stand for the data-sharing platform: the world, which our disaster does
+        # not touch. The embedded stack keeps their data file in the home, so it is put back as the
+        # platform still holds it (a backup of ours never carries the registers).
+        from stamping.registry.demo import register_demo_identities
+
+        register_demo_identities(self.settings)
         self._up()
         check = json.loads(self._cli("backup", "check", "--json", check=False))
         rto_s = round(time.monotonic() - recovery_started, 1)
