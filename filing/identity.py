@@ -80,14 +80,11 @@ def setup_system_identity(settings: Settings, ca_dir: Path | None = None) -> byt
 
 
 def _pin(settings: Settings) -> str:
-    """The configured PIN; on the embedded stack (no platform URL configured) one generated on first use."""
-    if settings.filing_key_pin or settings.platform_url:
-        if not settings.filing_key_pin:
-            raise FilingNotConfigured("set SEALFLOW_FILING_KEY_PIN: the PIN of the filing system's key")
-        return settings.filing_key_pin
+    """The PIN of the sending system's key: the configured one, else the generated 0600 one (the one
+    service-key rule of ``kernel.keys.service_pin``; the KEK still protects the key)."""
     from kernel.keys import service_pin
 
-    return service_pin(settings, settings.filing_key_id)
+    return service_pin(settings, settings.filing_key_id, settings.filing_key_pin)
 
 
 def system_signer(settings: Settings, pin: str | None = None) -> Any:

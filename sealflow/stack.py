@@ -857,6 +857,16 @@ def _pin_platform_certificate(settings: Settings, out: Callable[[str], None]) ->
         out(f"platform: certificate not pinned ({exc})")
 
 
+def _ensure_filing_identity(settings: Settings, out: Callable[[str], None]) -> None:
+    """The sending system's key for the stack's own simulator, made before any filing task runs: the
+    tasks read the platform from the ``sealflow_platform`` connection and, like production, never make
+    a key themselves (a cron run at start-up would otherwise fail and hold the DAG for a retry)."""
+    from filing.identity import setup_system_identity
+
+    setup_system_identity(settings)
+    out(f"platform: filing key {settings.filing_key_id!r} ready")
+
+
 def _ensure_identity(settings: Settings, out: Callable[[str], None]) -> None:
     if settings.identity_url:
         out(f"identity: not started, using the configured identity register {settings.identity_url}")
@@ -900,6 +910,7 @@ def up(settings: Settings, ui: bool = False, out: Callable[[str], None] = print)
             try:
                 _ensure(settings, platform_component(settings), out)
                 _pin_platform_certificate(settings, out)
+                _ensure_filing_identity(settings, out)
             except StackError as exc:
                 # The object store and Airflow still work; filing tasks will report the platform as down.
                 lines = str(exc).splitlines()

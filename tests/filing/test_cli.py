@@ -52,7 +52,7 @@ def test_filing_commands_end_to_end(tmp_path, own_simulator, seal_payload, capsy
     cmd.run_status(Namespace(json=False), settings)
     assert f"dead {dead}" in capsys.readouterr().out
 
-    assert cmd.run_reconcile(Namespace(url=None, json=True), settings) == 0
+    assert cmd.run_reconcile(Namespace(url=None, json=True, apply=False), settings) == 0
     assert json.loads(capsys.readouterr().out)["ours_sent"] == 2
 
     cmd.run_retry(Namespace(record_ids=[], dead=True, failed=False), settings)
@@ -66,7 +66,7 @@ def test_filing_commands_end_to_end(tmp_path, own_simulator, seal_payload, capsy
         row = session.scalars(select(OutboxRecord).where(OutboxRecord.record_id == good[0])).one()
         row.receipt = {"receipt": dict(row.receipt["receipt"], receipt_id="RC-forged"), "signature": "x"}
     with pytest.raises(CheckFailed, match="differences"):
-        cmd.run_reconcile(Namespace(url=None, json=False), settings)
+        cmd.run_reconcile(Namespace(url=None, json=False, apply=False), settings)
     assert "mismatch " + good[0] in capsys.readouterr().out
     engine.dispose()
 

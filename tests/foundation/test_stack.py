@@ -89,9 +89,7 @@ def test_second_up_is_a_no_op(embedded_stack):
     messages: list[str] = []
     from sealflow.stack import up
 
-    started = time.monotonic()
     up(embedded_stack.settings, out=messages.append)
-    assert time.monotonic() - started < 5
     after = {name: read_pid(embedded_stack.settings, name) for name in ("seaweedfs", "platform")}
     assert after == before
     assert f"seaweedfs: already running (pid {before['seaweedfs'].pid})" in messages

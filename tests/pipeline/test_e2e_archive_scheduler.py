@@ -138,9 +138,14 @@ def test_the_pipeline_s_sealed_files_hold_the_seal_picture_once_compressed(archi
         docs = s.scalars(select(BatchDocument).where(BatchDocument.batch_id == archived.batch_id)).all()
     seal_der = _seal_der(archived)
     picture = seal_picture(seal_der)
-    for fmt, check in (("ofd", assert_ofd_within_bound), ("pdf", assert_pdf_picture_compressed)):
-        doc = next(d for d in docs if d.format == fmt)
-        check((archived.source / doc.file).read_bytes(), Path(doc.output_path).read_bytes(), picture)
+    from stamping.ses.codec import parse_seal
+
+    (signer_certificate,) = parse_seal(seal_der).cert_list  # the demo seal lists its one signer's certificate
+    ofd = next(d for d in docs if d.format == "ofd")
+    assert_ofd_within_bound((archived.source / ofd.file).read_bytes(), Path(ofd.output_path).read_bytes(), picture)
+    pdf = next(d for d in docs if d.format == "pdf")
+    assert_pdf_picture_compressed((archived.source / pdf.file).read_bytes(), Path(pdf.output_path).read_bytes(),
+                                  picture, seal_der, signer_certificate)
 
 
 def test_the_pipeline_s_package_verifies_with_only_the_root(archived: Archived, tmp_path: Path, cli) -> None:

@@ -465,7 +465,7 @@ def _last_fixity() -> str:
         return f"{run.run_id}: {run.state} ({run.end_date or run.start_date or ''})"
 
 
-def _audit() -> str:
+def _audit_summary() -> str:
     from stamping.audit.models import AuditCheckpoint, AuditEntry
 
     with _sessions()() as session:
@@ -484,7 +484,7 @@ def health() -> dict[str, Any]:
         data = {"outbox": queries.outbox(session), "seals_expiring": queries.seals_expiring(session),
                 "archive": queries.archive_totals(session),
                 "alerts": [{"key": c.key, "subject": c.subject, "body": c.body} for c in conditions(session, keys)]}
-    return {**data, "keys": keys, "fixity": _last_fixity(), "audit": _audit(),
+    return {**data, "keys": keys, "fixity": _last_fixity(), "audit": _audit_summary(),
             "at": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
