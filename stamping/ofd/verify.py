@@ -53,19 +53,24 @@ def parse_signature_datetime(value: str) -> datetime | None:
     v = (value or "").strip()
     if not v:
         return None
-    try:
-        dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
-    except ValueError:
-        dt = None
-        core = v[:-1] if v.endswith("Z") else v
-        for fmt in _DT_FORMATS:
-            try:
-                dt = datetime.strptime(core, fmt)
-                break
-            except ValueError:
-                continue
-        if dt is None:
+    dt = None
+    core = v[:-1] if v.endswith("Z") else v
+    # The producers' fixed formats first: Python's fromisoformat reads "20261207101130" as the date
+    # 2026-12-07, the separator "1" and the time 01:13:0 — a signing time nine hours off whenever the
+    # hour is 10–23, which put honest signatures outside their certificate's validity.
+    for fmt in _DT_FORMATS:
+        try:
+            dt = datetime.strptime(core, fmt)
+            break
+        except ValueError:
+            continue
+    if dt is None and ("-" in v[:10] or "T" in v):  # ISO 8601 with a zone: only in its extended form
+        try:
+            dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
+        except ValueError:
             return None
+    if dt is None:
+        return None
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
