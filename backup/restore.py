@@ -25,7 +25,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, MetaData, inspect, text
 
-from backup.snapshot import BackupError, BackupKeys, Destination, decode_value, schema_revisions
+from backup.snapshot import BackupError, BackupKeys, Destination, backup_ids, decode_value, schema_revisions
 from gmpki.gm.sm2 import SM2PublicKey
 from gmpki.gm.sm3 import sm3
 from gmpki.gm.sm4 import DecryptionFailed, decrypt_gcm
@@ -46,10 +46,6 @@ class BackupCheck:
     @property
     def ok(self) -> bool:
         return not self.problems
-
-
-def backup_ids(dest: Destination) -> list[str]:
-    return sorted({k.split("/")[1] for k in dest.list("backups/") if k.endswith("/manifest.json")})
 
 
 def _resolve_id(dest: Destination, backup_id: str | None) -> str:

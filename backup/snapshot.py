@@ -240,11 +240,24 @@ class BackupResult:
     base: str | None
 
 
-def _latest_manifest(dest: Destination) -> dict | None:
-    ids = sorted({k.split("/")[1] for k in dest.list("backups/") if k.endswith("/manifest.json")})
+def backup_ids(dest: Destination) -> list[str]:
+    """The backups at a destination, oldest first (ids begin with their UTC time, so they sort by it)."""
+    return sorted({k.split("/")[1] for k in dest.list("backups/") if k.endswith("/manifest.json")})
+
+
+def latest_manifest(dest: Destination) -> dict | None:
+    """The newest backup's manifest (one listing, one read), or None when the destination holds none.
+
+    Only the plain manifest is read: its signature is checked by ``verify_backup``, not here. A manifest
+    is written after its signature, so a listed one is complete."""
+    ids = backup_ids(dest)
     if not ids:
         return None
-    return json.loads(dest.get(f"backups/{ids[-1]}/manifest.json"))
+    try:
+        return json.loads(dest.get(f"backups/{ids[-1]}/manifest.json"))
+    except ValueError as exc:
+        raise BackupError(f"{dest.describe()}: the manifest of backup {ids[-1]} is unreadable ({exc}); "
+                          "check it with `sealflow backup verify`") from None
 
 
 def create_backup(engine: Engine, state_dir: Path, dest: Destination, keys: BackupKeys, signer: Signer,
@@ -257,7 +270,7 @@ def create_backup(engine: Engine, state_dir: Path, dest: Destination, keys: Back
     """
     now = now or datetime.now(UTC)
     backup_id = now.strftime("%Y%m%dT%H%M%S%fZ") + "-" + uuid.uuid4().hex[:8]
-    previous = _latest_manifest(dest)
+    previous = latest_manifest(dest)
     known: dict[str, str] = {o["id"]: o["sm3"] for o in previous.get("objects", [])} if previous else {}
     objects: list[dict] = []
     tables: dict[str, dict[str, Any]] = {}
@@ -303,6 +316,9 @@ def create_backup(engine: Engine, state_dir: Path, dest: Destination, keys: Back
         "signer_certificate": base64.b64encode(signer.certificate).decode(),
         "intermediates": [base64.b64encode(c).decode() for c in intermediates],
         "not_backed_up": list(NOT_BACKED_UP),
+        # What this backup added to the destination (the rest was there from earlier backups): lets the
+        # health page say how big an incremental backup was without reading its base.
+        "written": {"objects": written, "bytes": nbytes},
     }
     body = json.dumps(manifest, ensure_ascii=False, indent=1, sort_keys=True).encode()
     # The signature goes first and the manifest last: a manifest that is visible is always signed.

@@ -1,7 +1,8 @@
 """sealflow_alerts — 告警: every 15 minutes, e-mail each new condition once (a seal entering its 30-day
 renewal window or expired, a dead-lettered filing, a fixity problem, a locked key, a failed or refused
-batch) through Airflow's SMTP notifier (connection ``smtp_default``). Recipients: the Airflow Variable
-``sealflow_alert_recipients`` (comma-separated); without it the run is skipped and says so."""
+batch, no recent backup at the configured target) through Airflow's SMTP notifier (connection
+``smtp_default``). Recipients: the Airflow Variable ``sealflow_alert_recipients`` (comma-separated);
+without it the run is skipped and says so."""
 
 from __future__ import annotations
 

@@ -105,10 +105,13 @@ class Settings:
     identity_port: int = 18620
     # Backups (备份): where they go (a folder or s3://bucket/prefix; never inside the home), the backup
     # key in the key store and its PIN, and the Object Lock retention of backup objects in days.
+    # With a target set, the health page and the alerts raise a condition when the newest backup there is
+    # older than backup_alert_after_h hours (default: the daily `backup` DAG plus two hours of slack).
     backup_target: str = ""
     backup_key_id: str = "backup-system"
     backup_key_pin: str = field(default="", repr=False)
     backup_retention_days: int = 30
+    backup_alert_after_h: int = 26
     # Airflow API server for `sealflow stack up --ui`.
     airflow_port: int = 18280
     # Key-encryption key for the key store: a hex value, or a 0600 file holding it.

@@ -1,6 +1,6 @@
 """Alerts (告警) through Airflow's notifiers: a seal entering its 30-day renewal window or expired, a
-dead-lettered filing record, a fixity problem, a locked key, a failed or refused batch — each e-mailed
-once per condition.
+dead-lettered filing record, a fixity problem, a locked key, a failed or refused batch, a configured
+backup target whose newest backup is missing, too old or unreadable — each e-mailed once per condition.
 
 ``SealFlowAlertNotifier`` is an Airflow notifier (``BaseNotifier``): use it as a DAG or task callback,
 or call it from the ``sealflow_alerts`` watch DAG. On each call it works out the conditions that hold
@@ -11,8 +11,8 @@ Decisions:
 - Once per condition: a ledger (``<state>/alerts/sent.json``, written atomically) keeps the keys of the
   conditions already announced; a condition that clears is dropped from it, so if it comes back it is
   announced again. A crash between sending and writing the ledger may repeat one mail — never lose one.
-- Conditions are read from the database and the key store (the facts), not from task events, so a
-  watch that was down for a while still reports what happened meanwhile.
+- Conditions are read from the database, the key store and the backup target (the facts), not from
+  task events, so a watch that was down for a while still reports what happened meanwhile.
 - Recipients are passed in by the DAG from configuration (an Airflow Variable), never hard-coded.
 """
 
@@ -27,7 +27,7 @@ from typing import Any
 from airflow.sdk import BaseNotifier
 
 from kernel.files import write_atomic
-from sealflow_airflow.console.conditions import conditions, key_states
+from sealflow_airflow.console.conditions import backup_state, conditions, key_states
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class SealFlowAlertNotifier(BaseNotifier):
 
         sessions, settings = self._env()
         with sessions() as session:
-            now_holding = conditions(session, key_states(settings.keystore_dir))
+            now_holding = conditions(session, key_states(settings.keystore_dir), backup=backup_state(settings))
         ledger = AlertLedger(settings.state_dir / "alerts" / "sent.json")
         sent = ledger.load()
         holding = {c.key for c in now_holding}

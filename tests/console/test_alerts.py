@@ -119,7 +119,7 @@ def test_the_health_page_shows_every_condition_that_is_mailed_and_the_last_fixit
     pipeline_module(settings)
     from airflow.api_fastapi.core_api.security import get_user
     from sealflow_airflow.console.app import app
-    from sealflow_airflow.console.conditions import conditions, key_states
+    from sealflow_airflow.console.conditions import backup_state, conditions, key_states
 
     class Admin:
         def get_name(self) -> str:
@@ -132,7 +132,7 @@ def test_the_health_page_shows_every_condition_that_is_mailed_and_the_last_fixit
         app.dependency_overrides.clear()
     assert page.status_code == 200, page.text
     with sessions() as session:
-        holding = conditions(session, key_states(settings.keystore_dir))
+        holding = conditions(session, key_states(settings.keystore_dir), backup=backup_state(settings))
     assert len(holding) == 8  # the seven of the mail test and the fixity problem
     for condition in holding:
         assert escape(condition.subject) in page.text, condition.subject

@@ -477,18 +477,21 @@ def _audit_summary() -> str:
 
 
 def health() -> dict[str, Any]:
-    from sealflow_airflow.console.conditions import conditions
+    from sealflow_airflow.console.conditions import backup_state, conditions
 
     keys = _keys()
+    backup = backup_state(_settings())  # one listing and one manifest read at the backup target
     with _sessions()() as session:
+        holding = conditions(session, keys, backup=backup)
         data = {"outbox": queries.outbox(session), "seals_expiring": queries.seals_expiring(session),
                 "archive": queries.archive_totals(session),
-                "alerts": [{"key": c.key, "subject": c.subject, "body": c.body} for c in conditions(session, keys)]}
-    return {**data, "keys": keys, "fixity": _last_fixity(), "audit": _audit_summary(),
+                "alerts": [{"key": c.key, "subject": c.subject, "body": c.body} for c in holding]}
+    return {**data, "keys": keys, "fixity": _last_fixity(), "audit": _audit_summary(), "backup": backup,
             "at": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
-@app.get("/api/health", summary="运行状况 Filing backlog, dead letters, expiring seals, key locks, fixity, audit")
+@app.get("/api/health", summary="运行状况 Filing backlog, dead letters, expiring seals, key locks, fixity, audit, "
+                                "last backup")
 def api_health(user: HealthUser) -> dict[str, Any]:
     return health()
 

@@ -201,7 +201,53 @@ def health_page(h: dict, retried: dict | None = None, can_retry: bool = False) -
         + f"<table><tr><th>密钥</th><th>连续错误口令</th><th>状态</th></tr>{keys}</table></section>"
         + "<section><h2>最近一次完整性检查 <small class='en'>last fixity run</small></h2>"
         + f"<p>{esc(fixity)}</p></section>"
-        + f"<section><h2>审计检查点 <small class='en'>audit checkpoints</small></h2><p>{esc(audit)}</p></section>")
+        + f"<section><h2>审计检查点 <small class='en'>audit checkpoints</small></h2><p>{esc(audit)}</p></section>"
+        + "<section><h2>最近一次备份 <small class='en'>last backup</small></h2>"
+        + f"{_backup(h['backup'])}</section>")
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    value, unit = n / 1024, "KB"
+    for bigger in ("MB", "GB", "TB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, bigger
+    return f"{value:.1f} {unit}"
+
+
+def _age(seconds: int) -> str:
+    if seconds < 3600:
+        return f"{max(seconds, 0) // 60} 分钟前 <span class='en'>min ago</span>"
+    if seconds < 72 * 3600:
+        return f"{seconds // 3600} 小时前 <span class='en'>h ago</span>"
+    return f"{seconds // 86400} 天前 <span class='en'>days ago</span>"
+
+
+def _backup(b: dict) -> str:
+    """The newest backup at the target (``conditions.backup_state``), or why there is none to show."""
+    if not b["configured"]:
+        return ("<p class='warn'>未配置备份 (no backup target configured)：请将 SEALFLOW_BACKUP_TARGET 设为主目录之外的"
+                "文件夹或 s3://bucket/prefix。 <span class='en'>Set SEALFLOW_BACKUP_TARGET; the backup DAG "
+                "skips until then.</span></p>")
+    where = f"位置 <span class='en'>where</span>: <code>{esc(b['target'])}</code>"
+    if b["error"]:
+        return (f"<p class='bad'>备份位置无法读取 <span class='en'>target unreadable</span>：{esc(b['error'])} · "
+                f"{where}</p>")
+    latest = b["latest"]
+    if latest is None:
+        return (f"<p class='bad'>尚无备份 <span class='en'>no backup yet</span> · {where} · "
+                "请执行 <code>sealflow backup create</code></p>")
+    kind = ("全量 full" if latest["kind"] == "full"
+            else f"增量 incremental，基于 <span class='tech'>{esc(latest['base'])}</span>")
+    added = ("" if latest["new_objects"] is None else
+             f" · 本次写入 <span class='en'>added</span> {latest['new_objects']} 个对象，{_size(latest['new_bytes'])}")
+    return (f"<p class='{'bad' if b['stale'] else 'ok'}'>{esc(latest['created_at'])}（{_age(latest['age_s'])}）· "
+            f"{kind} · {latest['objects']} 个对象 <span class='en'>objects</span>，{_size(latest['bytes'])}{added}"
+            f" · {where}<span class='tech'>{esc(latest['backup_id'])}</span></p>"
+            + (f"<p class='bad'>超过 {b['alert_after_h']} 小时没有新的备份 <span class='en'>older than the "
+               f"{b['alert_after_h']} h limit</span></p>" if b["stale"] else ""))
 
 
 def _retry_button(dead: dict, can_retry: bool) -> str:
