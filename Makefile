@@ -21,7 +21,7 @@ demo: install
 
 test: install
 	$(BIN)/ruff check --no-cache .  # a stale cache hid import-order errors that a fresh clone reports
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=40  # the slowest tests named in every CI log: where the time goes
 
 lint: install
 	$(BIN)/ruff check .
