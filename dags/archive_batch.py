@@ -7,12 +7,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import dag, get_current_context, task
+from sealflow_airflow.alerts import SealFlowAlertNotifier
 from sealflow_airflow.assets import ARCHIVED_BATCHES, STAMPED_BATCHES
 from sealflow_airflow.root import parse_settings
 
 
 @dag(dag_id="archive_batch", schedule=[STAMPED_BATCHES], catchup=False, max_active_runs=1,
-     tags=["sealflow", "archive"], doc_md=__doc__)
+     tags=["sealflow", "archive"], doc_md=__doc__, on_failure_callback=SealFlowAlertNotifier())
 def archive_batch() -> None:
     @task
     def batches_to_archive() -> list[str]:

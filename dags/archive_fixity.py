@@ -8,10 +8,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import dag, task
+from sealflow_airflow.alerts import SealFlowAlertNotifier
 
 
 @dag(dag_id="archive_fixity", schedule="@weekly", catchup=False, max_active_runs=1,
-     tags=["sealflow", "archive"], doc_md=__doc__)
+     tags=["sealflow", "archive"], doc_md=__doc__, on_failure_callback=SealFlowAlertNotifier())
 def archive_fixity() -> None:
     @task(execution_timeout=timedelta(hours=6))
     def check() -> dict:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
+from sealflow_airflow.alerts import SealFlowAlertNotifier
 from sealflow_airflow.assets import ARCHIVED_BATCHES, STAMPED_BATCHES
 from sealflow_airflow.root import parse_settings
 
@@ -30,6 +31,7 @@ from sealflow_airflow.root import parse_settings
     max_active_runs=1,
     tags=["sealflow", "filing"],
     doc_md=__doc__,
+    on_failure_callback=SealFlowAlertNotifier(),  # a dead letter or a long outage is mailed at once
 )
 def file_records() -> None:
     @task(retries=1)

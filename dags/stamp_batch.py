@@ -22,6 +22,7 @@ from datetime import timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task, task_group
 from sealflow_airflow import pipeline
+from sealflow_airflow.alerts import SealFlowAlertNotifier
 from sealflow_airflow.approval import SealUseApprovalOperator
 from sealflow_airflow.assets import STAMPED_BATCHES
 from sealflow_airflow.root import parse_settings
@@ -38,6 +39,9 @@ RETRY_DELAY = timedelta(seconds=parse_settings().task_retry_delay_s)
     max_active_tasks=2,
     tags=["sealflow", "stamping"],
     doc_md=__doc__,
+    # A refused, failed or incomplete batch is mailed when its run ends, not at the next watch.
+    on_success_callback=SealFlowAlertNotifier(),
+    on_failure_callback=SealFlowAlertNotifier(),
     # Built when the file is parsed: the seal list holds the seals enrolled for batch use (trigger_form.py).
     params={name: Param(**schema) for name, schema in stamp_batch_params(parse_settings()).items()},
 )

@@ -46,13 +46,14 @@ class PipelineEnv:
         return code
 
     def run_batch(self, conf: dict[str, Any], answer: str | None, code: str | None = None,
-                  timeout: float = 600, before: Any = None) -> subprocess.CompletedProcess:
+                  timeout: float = 600, before: Any = None, env: dict[str, str] | None = None
+                  ) -> subprocess.CompletedProcess:
         """``dag.test()`` of stamp_batch while the keeper answers its approval through the REST API.
 
         ``before(pending)`` runs first (e.g. wrong answers); ``answer=None`` answers nothing (the run is
-        expected to end before asking)."""
+        expected to end before asking); ``env`` adds to the stack's Airflow environment."""
         proc = subprocess.Popen([sys.executable, "-c", dag_test_script("stamp_batch", conf)],
-                                env=self.stack.airflow_env(), cwd=self.settings.airflow_home,
+                                env={**self.stack.airflow_env(), **(env or {})}, cwd=self.settings.airflow_home,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
             deadline = time.monotonic() + timeout

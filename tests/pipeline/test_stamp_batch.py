@@ -20,6 +20,7 @@ from stamping.batch.samples import write_batch
 from stamping.registry.demo import KEEPER
 from stamping.verify.dispatch import verify_file
 from tests.pipeline.conftest import PipelineEnv, batch_conf
+from tests.smtp_inbox import smtp_fixture  # noqa: F401 (the fixture ``smtp``)
 
 
 def _docs(env: PipelineEnv, batch_id: str) -> list[BatchDocument]:
@@ -113,6 +114,19 @@ def test_refused_approval_fails_the_run_and_stamps_nothing(pipeline_env: Pipelin
     _refused(pipeline_env, "refused-1", "the keeper refused")
     refused = _audit(pipeline_env, "seal.use.refused", "refused-1")
     assert refused and refused[0].actor == KEEPER
+
+
+def test_a_refused_batch_is_mailed_when_its_run_ends(pipeline_env: PipelineEnv, tmp_path: Path, smtp) -> None:
+    """The run's own callback mails the refusal (issue 16, item 3): nobody waits for the 15-minute watch."""
+    import os
+
+    write_batch(tmp_path / "in", 2, bad=False, start=140)
+    mail = {"AIRFLOW_CONN_SMTP_DEFAULT": os.environ["AIRFLOW_CONN_SMTP_DEFAULT"],
+            "AIRFLOW_VAR_SEALFLOW_ALERT_RECIPIENTS": "records@office.example"}
+    result = pipeline_env.run_batch(batch_conf(pipeline_env, tmp_path / "in", "mailed-1"), "Reject", env=mail)
+    assert result.returncode != 0, result.stdout[-3000:]
+    refusals = [m for m in smtp.messages if "批次被拒绝 mailed-1" in str(m["Subject"])]
+    assert len(refusals) == 1 and refusals[0]["To"] == "records@office.example", smtp.subjects()
 
 
 def test_wrong_code_then_right_code_and_the_code_never_shows(pipeline_env: PipelineEnv, tmp_path: Path) -> None:
