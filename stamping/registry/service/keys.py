@@ -6,6 +6,8 @@ Decisions:
 * **Given, else the installation's, and only when first needed**: a composition root may pass a key
   store and a CA; otherwise they come from ``kernel.keys`` (``<state>/keys``, ``<state>/ca``) on
   first use, so read-only uses such as status lookups never open the key store or touch a CA.
+* **No demo CA in production**: ``kernel.keys.installation_ca`` makes one only on the embedded
+  stack; elsewhere a missing CA refuses the step (:class:`CANotConfigured`, "run `sealflow ca init`").
 * **A collaborator, not part of the lifecycle**: :class:`RegistryKeys` knows nothing of seals; the
   registry asks it for a key store, a CA and the audit signer.
 * **The audit key is a service key** (``kernel.keys.service_signer``): its PIN is never typed and a
@@ -17,6 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kernel.settings import Settings
+from stamping.registry.errors import CANotConfigured
 
 if TYPE_CHECKING:
     from gmpki.gm.sm2 import SM2PublicKey
@@ -44,9 +47,12 @@ class RegistryKeys:
     @property
     def ca(self) -> DemoCA:
         if self._ca is None:
-            from kernel.keys import installation_ca  # given by the composition root, else the installation's
+            from kernel.keys import CANotInstalled, installation_ca  # given by the composition root, else ours
 
-            self._ca = installation_ca(self.settings)
+            try:
+                self._ca = installation_ca(self.settings)
+            except CANotInstalled as exc:  # production without a CA: refused like any registry step
+                raise CANotConfigured(str(exc)) from None
         return self._ca
 
     def audit_pin(self) -> str:
