@@ -84,16 +84,32 @@ def ensure_service_signer(settings: Settings, key_id: str, configured_pin: str,
     return service_signer(store, settings, key_id, configured_pin)
 
 
+class CANotInstalled(RuntimeError):
+    """No CA in ``<state>/ca`` on an install that is not the embedded stack: SealFlow does not make one."""
+
+
 def installation_ca(settings: Settings) -> DemoCA:
-    """The installation's seal-making CA: the one in ``<state>/ca``, made on first use.
+    """The installation's seal-making CA: the one in ``<state>/ca``.
 
     SealFlow ships no client for a licensed CA, so every installation (the demo, the embedded stack, the
     compose deployment) issues from this local CA; this function is the one place that says so — the
     registry, the archiving unit's, filing system's and backups' keys all get their CA here — so a
-    licensed CA replaces it in one place."""
-    from gmpki.pki.ca import DemoCA
+    licensed CA replaces it in one place.
 
-    return DemoCA.create(settings.state_dir / "ca")
+    Only the embedded stack (``settings.embedded``: demo, tests, one machine) makes the demo CA on first
+    use. Any other install must have set its CA up on purpose (``sealflow ca init``, compose's
+    airflow-init): a CA made silently on first use would certify seals with keys nobody chose to trust,
+    so a missing one is :class:`CANotInstalled`, saying what to run."""
+    from gmpki.pki.ca import MAKER, DemoCA
+
+    directory = settings.state_dir / "ca"
+    if settings.embedded:
+        return DemoCA.create(directory)
+    if not (directory / f"{MAKER}.pem").exists():
+        raise CANotInstalled(f"no CA in {directory}: this install is not the embedded stack (SEALFLOW_S3_ENDPOINT "
+                             "is set), so SealFlow does not make one on first use; run `sealflow ca init` to set "
+                             "the installation's CA up (docs/crypto-and-keys.md)")
+    return DemoCA.load(directory)
 
 
 def installation_trust(settings: Settings, ca: DemoCA | None = None) -> TrustStore | None:

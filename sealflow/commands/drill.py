@@ -242,12 +242,10 @@ class Drill:
 
         from archive.models import ArchivedBatch
         from filing.outbox import OutboxRecord
-        from kernel.db import make_engine, session_factory
+        from kernel.db import database
         from stamping.batch.models import BatchDocument
 
-        engine = make_engine(self.settings.resolved_database_url)
-        try:
-            sessions = session_factory(engine)
+        with database(self.settings.resolved_database_url, migrated=False) as sessions:
             deadline = time.monotonic() + timeout
             while True:
                 with sessions() as s:
@@ -263,8 +261,6 @@ class Drill:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{batch_id}: not archived and filed within {timeout:.0f} s")
                 time.sleep(2)
-        finally:
-            engine.dispose()
 
     def _disaster(self) -> None:
         from sealflow import stack
@@ -284,17 +280,13 @@ class Drill:
         from archive.retrieve import download_package
         from archive.store import ObjectStore
         from gmpki.pki.trust import TrustStore
-        from kernel.db import make_engine, session_factory
+        from kernel.db import database
 
         trust = TrustStore.from_paths([self.work / "trust" / "ca-root.pem"])
         store = ObjectStore(self.settings)
         out = self.work / "retrieved"
-        engine = make_engine(self.settings.resolved_database_url)
-        try:
-            with session_factory(engine)() as s:
-                rows = list(s.scalars(select(ArchiveRecord).where(ArchiveRecord.state == ARCHIVED)))
-        finally:
-            engine.dispose()
+        with database(self.settings.resolved_database_url, migrated=False) as sessions, sessions() as s:
+            rows = list(s.scalars(select(ArchiveRecord).where(ArchiveRecord.state == ARCHIVED)))
         bad = []
         for row in rows:
             try:

@@ -48,13 +48,10 @@ class _Listing:
 def check_restored(settings: Settings) -> dict[str, Any]:
     """Run the three checks (module docstring); ``ok`` only when the restored state agrees with the world
     up to the backup, and everything after it is accounted for."""
-    from kernel.db import make_engine, migrate, session_factory
+    from kernel.db import database
     from stamping.registry import SealRegistry
 
-    engine = make_engine(settings.resolved_database_url)
-    try:
-        migrate(engine)
-        sessions = session_factory(engine)
+    with database(settings.resolved_database_url) as sessions:
         registry = SealRegistry(sessions, settings)
         # Where the restored log ends, read before anything below appends to it (each repair is audited).
         from stamping.audit import verify_audit
@@ -68,8 +65,6 @@ def check_restored(settings: Settings) -> dict[str, Any]:
             items = list(client.listing())
             audit = _audit(settings, sessions, registry, items, head)
             filing = _filing(sessions, client, items)
-    finally:
-        engine.dispose()
     origin = restored_from_file(settings)
     restored = json.loads(origin.read_text()) if origin.is_file() else {}
     after = {"documents": archive.pop("found"), "filings": filing.pop("after_backup"),

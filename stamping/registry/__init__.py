@@ -2,6 +2,7 @@
 their lifecycle, status lookups for 验章, signers and use records."""
 
 from stamping.registry.errors import (
+    CANotConfigured,
     ConcurrentChange,
     InvalidInput,
     InvalidState,
@@ -20,7 +21,7 @@ from stamping.registry.models import OfficialType, Role, SealKind
 from stamping.registry.service import SealRegistry
 
 __all__ = [
-    "ConcurrentChange", "InvalidInput", "InvalidState", "NameMismatch", "NotAuthorised", "NotFound", "OfficialType",
-    "PinRefused", "RegistryError", "RenewalWindow", "ReviewRefused", "Role", "SealKind", "SealNotActive",
-    "SealRegistry", "SealRevoked", "ValidityMismatch",
+    "CANotConfigured", "ConcurrentChange", "InvalidInput", "InvalidState", "NameMismatch", "NotAuthorised", "NotFound",
+    "OfficialType", "PinRefused", "RegistryError", "RenewalWindow", "ReviewRefused", "Role", "SealKind",
+    "SealNotActive", "SealRegistry", "SealRevoked", "ValidityMismatch",
 ]

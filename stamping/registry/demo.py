@@ -24,7 +24,7 @@ from sqlalchemy import select
 from stamping.registry import identity_register, rules
 from stamping.registry.errors import NotAuthorised
 from stamping.registry.models import Person, RegistryUser, Seal, Unit
-from stamping.registry.service import SealRegistry, state_file
+from stamping.registry.service import SealRegistry, anyone_can_authenticate, state_file
 
 DEMO_UNIT = "南宁市示范行政审批局"
 DEMO_UNIT_CODE = rules.demo_credit_code("11450100MB1234567")
@@ -51,7 +51,7 @@ def _make_people(registry: SealRegistry, levels: int, actor: str | None, os_logi
     """The demo unit, its administrator and people; returns each new user's credential."""
     credentials = {name: secrets.token_urlsafe(18) for name in [ADMIN] + [p[0] for p in _people(levels)]}
     with registry.sessions() as session:
-        fresh = not registry._anyone_can_authenticate(session)
+        fresh = not anyone_can_authenticate(session)
     if fresh:
         registry.bootstrap(ADMIN, DEMO_UNIT, DEMO_UNIT_CODE, os_login=os_login, credential=credentials[ADMIN])
     elif actor is None:

@@ -65,3 +65,7 @@ class IdentityMismatch(RegistryError):
 
 class IdentityNotConfigured(IdentityMismatch):
     """No identity register is configured outside the embedded stack: nothing can be checked, so the step is refused."""
+
+
+class CANotConfigured(RegistryError):
+    """No CA to certify seals outside the embedded stack (``kernel.keys.CANotInstalled``): set one up first."""

@@ -36,7 +36,7 @@ def test_object_store_killed_during_ingest_fails_the_task_and_the_retry_register
     weed = stack.read_pid(settings, "seaweedfs")
     assert weed is not None
     os.kill(weed.pid, signal.SIGKILL)
-    child = stack._CHILDREN.pop(weed.pid, None)
+    child = stack.CHILDREN.pop(weed.pid, None)
     if child is not None:
         child.wait(timeout=10)
     try:

@@ -208,7 +208,7 @@ def test_a_scheduler_killed_with_sigkill_leaves_nothing_behind_and_the_batch_com
     assert scheduler is not None
     workers = {m.pid for m in stack.stack_processes(sched.settings, ["scheduler"])} - {scheduler.pid}
     os.kill(scheduler.pid, signal.SIGKILL)
-    stack._CHILDREN.pop(scheduler.pid).wait(timeout=10)
+    stack.CHILDREN.pop(scheduler.pid).wait(timeout=10)
     orphans = {m.pid for m in stack.leftovers(sched.settings, ["scheduler"])}
     assert orphans & workers  # the workers it forked outlived it
 
@@ -304,7 +304,7 @@ def test_seaweedfs_killed_while_archive_batch_uploads_leaves_no_unsigned_run_and
         assert published == 0, "archive_batch finished before SeaweedFS was stopped: nothing was interrupted"
     finally:
         os.kill(weed.pid, signal.SIGKILL)
-        child = stack._CHILDREN.pop(weed.pid, None)
+        child = stack.CHILDREN.pop(weed.pid, None)
         if child is not None:
             child.wait(timeout=10)
     failed_try = _wait("archive's try to fail", lambda: (ti := _archive_task(sched, submitted)) is not None and (

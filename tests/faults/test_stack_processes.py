@@ -47,7 +47,7 @@ def _start_fake_scheduler(settings: Settings, tmp_path: Path) -> tuple[stack.Run
     pids_file = tmp_path / "workers.json"
     comp = stack.Component("scheduler", [sys.executable, "-c", FAKE_SCHEDULER, str(pids_file)], None,
                            dict(os.environ), lambda: pids_file.exists(), 30.0, tmp_path)
-    entry = stack._start(settings, comp)
+    entry = stack.launch(settings, comp)
     return entry, json.loads(pids_file.read_text())
 
 
@@ -60,7 +60,7 @@ def _alive(pid: int) -> bool:
 
 def _crash(entry: stack.Running) -> None:
     os.kill(entry.pid, signal.SIGKILL)
-    stack._CHILDREN.pop(entry.pid).wait(timeout=10)  # reaped: the PID file now points at nothing
+    stack.CHILDREN.pop(entry.pid).wait(timeout=10)  # reaped: the PID file now points at nothing
 
 
 @pytest.fixture
@@ -149,13 +149,13 @@ def test_a_wall_clock_step_does_not_make_a_running_component_look_dead(settings:
     file's start time no longer matches. The component's own stack tag still identifies it."""
     entry, workers = _start_fake_scheduler(settings, tmp_path)
     try:
-        pid_file = stack._pid_file(settings, "scheduler")
+        pid_file = stack.pid_file(settings, "scheduler")
         recorded = json.loads(pid_file.read_text())
         pid_file.write_text(json.dumps({**recorded, "create_time": recorded["create_time"] - 138.0}))
         assert stack.alive(settings, "scheduler") is not None
         assert stack.leftovers(settings) == []  # so `up` reaps nothing that runs
         stranger = stack.Running("scheduler", os.getpid(), 0.0, None, "", [])  # this test: no stack tag
-        assert stack._process(stranger) is None
+        assert stack.process_of(stranger) is None
     finally:
         stack.down(settings, out=lambda _m: None)
     assert not any(_alive(pid) for pid in [entry.pid, *workers])

@@ -232,3 +232,11 @@ def test_airflow_sends_its_own_metrics_to_a_statsd_exporter_prometheus_can_scrap
                for m in mappings)
     # The StatsD client ships in the image: the Dockerfile installs Airflow with its statsd extra.
     assert "apache-airflow[statsd]==" in (ROOT / "Dockerfile").read_text()
+
+
+def test_compose_sets_its_ca_up_before_anything_asks_for_one(compose):
+    # Not the embedded stack: nothing makes a CA on first use, so airflow-init makes it first.
+    lines = [line.strip() for line in "\n".join(compose["services"]["airflow-init"]["command"]).splitlines()]
+    assert "sealflow ca init" in lines
+    first_use = next(i for i, line in enumerate(lines) if line.startswith("sealflow filing setup"))
+    assert lines.index("sealflow ca init") < first_use

@@ -14,7 +14,7 @@ import psutil
 import pytest
 from botocore.exceptions import ClientError
 
-from sealflow.stack import Running, _pid_file, alive, read_pid, run_dir, status
+from sealflow.stack import Running, alive, pid_file, read_pid, run_dir, status
 
 pytestmark = pytest.mark.stack
 
@@ -110,7 +110,7 @@ def test_restart_keeps_data_and_down_stops_exactly_our_processes(embedded_stack)
     try:
         # (the triggerer only runs with --ui, so its PID file is free for this forgery)
         stale = Running("triggerer", bystander.pid, psutil.Process(bystander.pid).create_time() - 50, None, "x", [])
-        _pid_file(settings, "triggerer").write_text(json.dumps(stale.__dict__))
+        pid_file(settings, "triggerer").write_text(json.dumps(stale.__dict__))
         stopped = embedded_stack.down()
         assert "seaweedfs" in stopped
         assert bystander.poll() is None, "down killed a process it did not start"
@@ -176,10 +176,10 @@ def test_a_killed_owner_leaves_no_servers_behind(tmp_path):
     script = (
         "import time\n"
         "from kernel.settings import Settings\n"
-        "from sealflow.stack import _ensure, seaweed_component, spawn_reaper\n"
+        "from sealflow.stack import ensure_component, seaweed_component, spawn_reaper\n"
         "s = Settings.from_env()\n"
         "spawn_reaper(s)\n"
-        "entry = _ensure(s, seaweed_component(s), lambda _m: None)\n"
+        "entry = ensure_component(s, seaweed_component(s), lambda _m: None)\n"
         "print(entry.pid, flush=True)\n"
         "time.sleep(120)\n"
     )

@@ -23,6 +23,7 @@ import pytest
 from sqlalchemy import select
 
 import sealflow.stack as stack_module
+import sealflow.stack.components as stack_components
 from sealflow.airflow_api import PendingApproval
 from sealflow.stack import airflow_login, down, start_components
 from stamping.batch.models import BatchDocument
@@ -96,7 +97,7 @@ def _add_users(settings, passwords_file: Path) -> dict[str, str]:
     passwords = json.loads(passwords_file.read_text())
     for user in EXTRA_USERS:
         passwords.setdefault(user, secrets.token_urlsafe(12))
-    stack_module._write_private(passwords_file, json.dumps(passwords) + "\n")
+    stack_module.write_private(passwords_file, json.dumps(passwords) + "\n")
     return {**passwords, admin: admin_password}
 
 
@@ -107,8 +108,8 @@ def console_env(pipeline_env: PipelineEnv, tmp_path_factory: pytest.TempPathFact
     credit_code = SealRegistry(pipeline_env.sessions, settings).show(pipeline_env.es_id)["credit_code"]
     SealRegistry(pipeline_env.sessions, settings).add_user(credit_code, OTHER_KEEPER, "keeper", actor=ADMIN,
                                                            person_id_number=DEMO_PERSON_ID)
-    passwords = _add_users(settings, stack_module._passwords_file(settings))
-    original = stack_module.airflow_env
+    passwords = _add_users(settings, stack_module.passwords_file(settings))
+    original = stack_components.airflow_env
 
     def with_console_users(s, base=None):
         env = original(s, base)
@@ -119,10 +120,11 @@ def console_env(pipeline_env: PipelineEnv, tmp_path_factory: pytest.TempPathFact
         return env
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(stack_module, "airflow_env", with_console_users)
+        # where the api-server's component is built (the name it calls), not the package's re-export
+        patch.setattr(stack_components, "airflow_env", with_console_users)
         down(settings, out=lambda _m: None, only=["api-server"])
         start_components(settings, ["api-server"], out=lambda _m: None)
-    passwords = {**json.loads(stack_module._passwords_file(settings).read_text()), **passwords}
+    passwords = {**json.loads(stack_module.passwords_file(settings).read_text()), **passwords}
     folder = tmp_path_factory.mktemp("console") / "in"
     expected = write_batch(folder, 10, bad=True, start=900)
     result = pipeline_env.run_batch(batch_conf(pipeline_env, folder, BATCH_ID), "Approve")
