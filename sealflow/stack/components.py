@@ -38,12 +38,29 @@ def http_ok(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
+READY_PROBE = ".sealflow/ready"
+
+
 def s3_ready(settings: Settings) -> bool:
+    """The store answers AND serves data: after a restart SeaweedFS lists buckets before its volume server
+    has reported its volumes, and a read in that window fails with InternalError. So once ``up`` has
+    written the probe object to the work bucket, ready means that object can be read back."""
+    from botocore.exceptions import ClientError
+
     try:
-        s3_client(settings, retries={"max_attempts": 1}, connect_timeout=1, read_timeout=3).list_buckets()
+        client = s3_client(settings, retries={"max_attempts": 1}, connect_timeout=1, read_timeout=3)
+        client.list_buckets()
+        client.get_object(Bucket=settings.work_bucket, Key=READY_PROBE)["Body"].read()
         return True
-    except Exception:  # any error means "not ready yet"; the caller times out with the log tail
+    except ClientError as exc:  # a fresh store: no bucket or no probe yet, nothing to wait for
+        return exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "NoSuchBucket", "404")
+    except Exception:  # any other error means "not ready yet"; the caller times out with the log tail
         return False
+
+
+def write_ready_probe(settings: Settings) -> None:
+    """The object :func:`s3_ready` reads back on the next start (the work bucket is never locked)."""
+    s3_client(settings).put_object(Bucket=settings.work_bucket, Key=READY_PROBE, Body=b"ready\n")
 
 
 def replica_ready(settings: Settings) -> bool:

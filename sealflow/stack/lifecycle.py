@@ -38,6 +38,7 @@ from sealflow.stack.components import (
     s3_ready,
     seaweed_component,
     tsa_component,
+    write_ready_probe,
 )
 from sealflow.stack.orphans import describe, leftovers, prune_sessions, reap_leftovers, stack_processes, stop_processes
 from sealflow.stack.paths import (
@@ -122,6 +123,8 @@ def up(settings: Settings, ui: bool = False, out: Callable[[str], None] = print)
         else:
             ensure_component(settings, seaweed_component(settings), out)
         ensure_buckets(s3_client(settings), settings)
+        if not settings.s3_endpoint:
+            write_ready_probe(settings)  # the next start waits until this object reads back
         if embedded_replica(settings):
             ensure_component(settings, replica_component(settings), out)
         elif settings.replica_enabled:
