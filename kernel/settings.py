@@ -126,7 +126,8 @@ class Settings:
     sms_url: str = ""
     sms_token: str = field(default="", repr=False)
     approval_mac_key_file: str = ""
-    stamp_chunk_size: int = 500
+    # The largest chunk of a batch (a stamp task and a verify task each); see stamping.batch.process.chunk_length.
+    stamp_chunk_size: int = 1000
     # Airflow's fault handling on the embedded stack: a task whose supervisor died is failed (and
     # retried) after ``airflow_heartbeat_timeout_s``, looked for every ``airflow_heartbeat_check_s``;
     # a restarted scheduler adopts a dead one's tasks within ``airflow_orphan_check_s`` (Airflow's

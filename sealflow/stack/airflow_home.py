@@ -111,7 +111,9 @@ def airflow_env(settings: Settings, base: Mapping[str, str] | None = None) -> di
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{n}:{r}" for n, r in airflow_users(settings)),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file(settings)),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            # Wait up to 60 s for SQLite's write lock (not 5): on a loaded machine the dag-processor and the
+            # triggerer died on "database is locked".
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}?timeout=60",
             # A task's calls to the API server wait 60 s (not 5) for an answer: on a loaded machine a
             # call that timed out but landed (a task's start) is otherwise retried into a 409 and fails.
             "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
@@ -123,6 +125,9 @@ def airflow_env(settings: Settings, base: Mapping[str, str] | None = None) -> di
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            # A live but busy scheduler marked itself dead after 30 s without a heartbeat and reset its own
+            # running chunks, again and again, on a loaded machine.
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD": "120",
             # A killed task supervisor or scheduler: its tasks are failed (and retried) after 60 s,
             # not 300 s; a restarted scheduler adopts a dead one's tasks within 30 s, not 300 s.
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(settings.airflow_heartbeat_timeout_s),

@@ -151,8 +151,21 @@ def find_manifest(folder: Path) -> Path:
     raise BatchError(f"{folder}: no manifest.csv or manifest.json in the batch folder")
 
 
+# From this many documents a batch is cut into at least two chunks, so both of a small machine's cores stamp.
+SPLIT_FROM = 200
+
+
+def chunk_length(total: int, largest: int) -> int:
+    """Documents per chunk: as few chunks as ``largest`` allows (each chunk is a task, with a task's start-up
+    cost), but at least two from :data:`SPLIT_FROM` documents, and chunks of equal length."""
+    chunks = max(1, -(-total // max(1, largest)))
+    if total >= SPLIT_FROM:
+        chunks = max(chunks, 2)
+    return max(1, -(-total // chunks))
+
+
 def ingest(tools: BatchTools, *, batch_id: str, source: Path, es_id: str, requester: str,
-           placement: Placement, options: dict | None = None, chunk_size: int = 500) -> dict:
+           placement: Placement, options: dict | None = None, chunk_size: int = 1000) -> dict:
     """Check the manifest and files of a batch folder and register its documents.
 
     Accepted documents are copied into the batch's work area and assigned to chunks; the
@@ -172,6 +185,7 @@ def ingest(tools: BatchTools, *, batch_id: str, source: Path, es_id: str, reques
     (work / "in").mkdir(parents=True, exist_ok=True)
     docs: list[dict] = []
     accepted = 0
+    per_chunk = chunk_length(len(checked.accepted), chunk_size)
     for record in checked.accepted:
         try:  # the file was checked a moment ago; if it was swapped since, it is quarantined, not read
             with open_document(source, record.file) as fh:
@@ -182,7 +196,7 @@ def ingest(tools: BatchTools, *, batch_id: str, source: Path, es_id: str, reques
             continue
         write_atomic(work / "in" / record.file, data)
         docs.append(_document_row(batch_id, record.file, record.row, format=record.format,
-                                  chunk=accepted // chunk_size, record=record.to_dict(), state="accepted",
+                                  chunk=accepted // per_chunk, record=record.to_dict(), state="accepted",
                                   input_sm3=sm3(data).hex()))
         accepted += 1
     for rejection in checked.rejected:
