@@ -82,17 +82,30 @@ def _contents(sealed: bytes) -> bytes:
     return bytes.fromhex(max(re.findall(rb"/Contents\s*<([0-9A-Fa-f]*)>", sealed), key=len).decode())
 
 
+def _time_stamp_length(contents: bytes) -> int:
+    """The trusted time-stamp token (可信时间戳) in the CMS's unsigned attributes, when the stack's TSA gave one."""
+    from asn1crypto import cms
+
+    info = cms.ContentInfo.load(contents, strict=False)["content"]["signer_infos"][0]
+    attrs = info["unsigned_attrs"]
+    if not attrs.native:
+        return 0
+    return sum(len(value.dump()) for attr in attrs for value in attr["values"]
+               if attr["type"].dotted == "1.2.840.113549.1.9.16.2.14")
+
+
 def assert_pdf_picture_compressed(source: bytes, sealed: bytes, picture: bytes, seal_der: bytes,
                                   certificate: bytes) -> None:
-    """The pixels once in the image, the CMS holding the seal (picture included) hex-encoded with
-    no room left over, and nothing else beyond the input but the update's dictionaries."""
+    """The pixels once in the image, the CMS holding the seal (picture included, and the time-stamp token
+    when there is one) hex-encoded with no room left over, and nothing else beyond the input but the
+    update's dictionaries."""
     from asn1crypto.core import Asn1Value
 
     images = pdf_image_stream_bytes(sealed)
     assert images <= len(picture), f"image streams {images} B for a {len(picture)} B picture"
     contents = _contents(sealed)
     cms = len(Asn1Value.load(contents, strict=False).dump())
-    assert cms <= len(seal_der) + len(certificate) + CMS_OVERHEAD
+    assert cms <= len(seal_der) + len(certificate) + _time_stamp_length(contents) + CMS_OVERHEAD
     assert len(contents) - cms <= 8  # the hole is the CMS's size (its longest SM2 signature), not a guess
     assert len(sealed) <= len(source) + images + 2 * len(contents) + PDF_UPDATE
 
