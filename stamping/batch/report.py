@@ -70,12 +70,15 @@ class AfterStamping:
     """What became of the batch after stamping, told by the layers above (archive, filing glue).
 
     ``archival_codes``: 档号 by the SM3 of the sealed file; ``archived``: whether archiving has run
-    for the batch (``None``: not yet); ``archive_refused``: documents 四性检测 refused.
+    for the batch (``None``: not yet); ``archive_refused``: documents the archive refused (四性检测, or
+    a licence archived before and sealed again without a declared 换发/补发); ``archive_reasons``: why,
+    by file.
     """
 
     archival_codes: dict[str, str] = field(default_factory=dict)
     archived: bool | None = None
     archive_refused: int = 0
+    archive_reasons: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _iso(value: datetime | None) -> str:
@@ -125,6 +128,8 @@ def _filing_state(session: Session, batch_id: str) -> dict:
 def _document(d, after: AfterStamping, verdicts: dict[int, str]) -> dict:
     waiting = d.state in PENDING_STATES
     reasons = [_waiting_reason(d.state, d.chunk)] if waiting else list(d.reasons or [])
+    if d.state == "verified":  # sealed and valid, yet the archive may have refused it: say why
+        reasons += [f"not archived: {r}" for r in after.archive_reasons.get(d.file, [])]
     verdict = "valid" if d.state == "verified" else verdicts.get(d.id, "")
     return {"row": d.row, "file": d.file, "state": d.state, "reasons": reasons,
             "licence_number": (d.record or {}).get("licence_number", ""),
@@ -208,7 +213,8 @@ def _facts_html(report: dict, seal_class: str) -> str:
         if a["state"] != "approved" and a["reason"]:  # why it was refused; an approval needs no words
             approval += f" · {escape(a['reason'])}"
     if arch["state"] == "archived":
-        archive = f"已归档 {arch['records']} 件" + (f"，四性检测拒收 {arch['refused']} 件" if arch["refused"] else "")
+        refused = f"，拒收 {arch['refused']} 件（原因见下方）" if arch["refused"] else ""
+        archive = f"已归档 {arch['records']} 件{refused}"
     else:
         archive = "待归档（archive_batch 运行后本报告更新）" if report["status"] == "done" else "不归档（批次未完成）"
     filing = (f"{FILING_ZH.get(fil['state'], fil['state'])}（回执 {fil['receipts']}/{fil['records']}）"
