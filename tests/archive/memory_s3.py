@@ -45,7 +45,8 @@ class _Bucket:
 
 
 class MemoryS3:
-    """The subset of a boto3 S3 client that the archive uses. Thread-safe (the upload threads share it)."""
+    """The subset of a boto3 S3 client that the archive uses, with boto3's parameter names (Bucket,
+    Key, ...). Thread-safe (the upload threads share it)."""
 
     def __init__(self) -> None:
         self._buckets: dict[str, _Bucket] = {}
@@ -53,24 +54,24 @@ class MemoryS3:
         self._lock = threading.Lock()
 
     # -- buckets ------------------------------------------------------------------------------
-    def head_bucket(self, Bucket: str) -> dict:  # noqa: N803 - boto3's parameter names
+    def head_bucket(self, Bucket: str) -> dict:
         if Bucket not in self._buckets:
             raise _error("404", "HeadBucket")
         return {}
 
-    def create_bucket(self, Bucket: str, ObjectLockEnabledForBucket: bool = False) -> dict:  # noqa: N803
+    def create_bucket(self, Bucket: str, ObjectLockEnabledForBucket: bool = False) -> dict:
         self._buckets.setdefault(Bucket, _Bucket(lock=ObjectLockEnabledForBucket,
                                                  versioning="Enabled" if ObjectLockEnabledForBucket else ""))
         return {}
 
-    def get_bucket_versioning(self, Bucket: str) -> dict:  # noqa: N803
+    def get_bucket_versioning(self, Bucket: str) -> dict:
         return {"Status": self._bucket(Bucket).versioning}
 
-    def put_bucket_versioning(self, Bucket: str, VersioningConfiguration: dict) -> dict:  # noqa: N803
+    def put_bucket_versioning(self, Bucket: str, VersioningConfiguration: dict) -> dict:
         self._bucket(Bucket).versioning = VersioningConfiguration["Status"]
         return {}
 
-    def get_object_lock_configuration(self, Bucket: str) -> dict:  # noqa: N803
+    def get_object_lock_configuration(self, Bucket: str) -> dict:
         if not self._bucket(Bucket).lock:
             raise _error("ObjectLockConfigurationNotFoundError", "GetObjectLockConfiguration")
         return {"ObjectLockConfiguration": {"ObjectLockEnabled": "Enabled"}}
@@ -81,7 +82,7 @@ class MemoryS3:
         return self._buckets[name]
 
     # -- objects ------------------------------------------------------------------------------
-    def put_object(self, *, Bucket: str, Key: str, Body: bytes, ContentMD5: str = "",  # noqa: N803
+    def put_object(self, *, Bucket: str, Key: str, Body: bytes, ContentMD5: str = "",
                    ChecksumSHA256: str = "", IfNoneMatch: str = "", Metadata: dict | None = None,
                    ObjectLockMode: str = "", ObjectLockRetainUntilDate: datetime | None = None,
                    ContentType: str = "") -> dict:
@@ -108,7 +109,7 @@ class MemoryS3:
                 return v
         raise _error("404" if operation == "HeadObject" else "NoSuchKey", operation)
 
-    def head_object(self, *, Bucket: str, Key: str, VersionId: str | None = None,  # noqa: N803
+    def head_object(self, *, Bucket: str, Key: str, VersionId: str | None = None,
                     ChecksumMode: str = "") -> dict:
         del ChecksumMode
         v = self._version(Bucket, Key, VersionId, "HeadObject")
@@ -118,10 +119,10 @@ class MemoryS3:
             head |= {"ObjectLockMode": v.lock_mode, "ObjectLockRetainUntilDate": v.retain_until}
         return head
 
-    def get_object(self, *, Bucket: str, Key: str, VersionId: str | None = None) -> dict:  # noqa: N803
+    def get_object(self, *, Bucket: str, Key: str, VersionId: str | None = None) -> dict:
         return {"Body": io.BytesIO(self._version(Bucket, Key, VersionId, "GetObject").body)}
 
-    def delete_object(self, *, Bucket: str, Key: str, VersionId: str | None = None) -> dict:  # noqa: N803
+    def delete_object(self, *, Bucket: str, Key: str, VersionId: str | None = None) -> dict:
         with self._lock:
             versions = self._bucket(Bucket).keys.get(Key) or []
             target = next((v for v in versions if v.version_id == VersionId), None) if VersionId else None
@@ -134,7 +135,7 @@ class MemoryS3:
                 del self._bucket(Bucket).keys[Key]
         return {}
 
-    def list_object_versions(self, *, Bucket: str, Prefix: str = "") -> dict:  # noqa: N803
+    def list_object_versions(self, *, Bucket: str, Prefix: str = "") -> dict:
         keys = self._bucket(Bucket).keys
         return {"Versions": [{"Key": k, "VersionId": v.version_id} for k in sorted(keys) if k.startswith(Prefix)
                              for v in reversed(keys[k])]}
@@ -143,7 +144,7 @@ class MemoryS3:
         assert name == "list_objects_v2", name
         return _ListPaginator(self)
 
-    def generate_presigned_url(self, operation: str, Params: dict, ExpiresIn: int) -> str:  # noqa: N803
+    def generate_presigned_url(self, operation: str, Params: dict, ExpiresIn: int) -> str:
         version = f"&versionId={Params['VersionId']}" if Params.get("VersionId") else ""
         return f"memory://{Params['Bucket']}/{Params['Key']}?op={operation}&expires={ExpiresIn}{version}"
 
@@ -155,7 +156,7 @@ class _ListPaginator:
     def __init__(self, client: MemoryS3) -> None:
         self.client = client
 
-    def paginate(self, *, Bucket: str, Prefix: str = "", StartAfter: str = ""):  # noqa: N803
+    def paginate(self, *, Bucket: str, Prefix: str = "", StartAfter: str = ""):
         current = self.client.current(Bucket)
         contents = [{"Key": k, "Size": len(v.body), "ETag": f'"{v.etag}"'} for k, v in sorted(current.items())
                     if k.startswith(Prefix) and k > StartAfter]
