@@ -31,6 +31,7 @@ class _Version:
     lock_mode: str
     retain_until: datetime | None
     sha256_b64: str
+    marker: bool = False  # a delete marker: hides the versions below it, deletes nothing
 
     @property
     def etag(self) -> str:
@@ -106,7 +107,9 @@ class MemoryS3:
         versions = self._bucket(bucket).keys.get(key) or []
         for v in reversed(versions):
             if version_id is None or v.version_id == version_id:
-                return v
+                if not v.marker:
+                    return v
+                break
         raise _error("404" if operation == "HeadObject" else "NoSuchKey", operation)
 
     def head_object(self, *, Bucket: str, Key: str, VersionId: str | None = None,
@@ -124,10 +127,15 @@ class MemoryS3:
 
     def delete_object(self, *, Bucket: str, Key: str, VersionId: str | None = None) -> dict:
         with self._lock:
-            versions = self._bucket(Bucket).keys.get(Key) or []
-            target = next((v for v in versions if v.version_id == VersionId), None) if VersionId else None
+            versions = self._bucket(Bucket).keys.get(Key)
+            if not versions:
+                return {}
+            if not VersionId:  # a versioned bucket adds a delete marker
+                versions.append(_Version(f"v{next(self._ids):06d}", b"", {}, "", None, "", marker=True))
+                return {"DeleteMarker": True}
+            target = next((v for v in versions if v.version_id == VersionId), None)
             if target is None:
-                return {}  # a delete marker would be added; nothing the archive relies on
+                return {}
             if target.lock_mode and target.retain_until and target.retain_until > datetime.now(UTC):
                 raise _error("AccessDenied", "DeleteObject")
             versions.remove(target)
@@ -138,7 +146,7 @@ class MemoryS3:
     def list_object_versions(self, *, Bucket: str, Prefix: str = "") -> dict:
         keys = self._bucket(Bucket).keys
         return {"Versions": [{"Key": k, "VersionId": v.version_id} for k in sorted(keys) if k.startswith(Prefix)
-                             for v in reversed(keys[k])]}
+                             for v in reversed(keys[k]) if not v.marker]}
 
     def get_paginator(self, name: str) -> _ListPaginator:
         assert name == "list_objects_v2", name
@@ -149,7 +157,7 @@ class MemoryS3:
         return f"memory://{Params['Bucket']}/{Params['Key']}?op={operation}&expires={ExpiresIn}{version}"
 
     def current(self, bucket: str) -> dict[str, _Version]:
-        return {k: vs[-1] for k, vs in self._bucket(bucket).keys.items() if vs}
+        return {k: vs[-1] for k, vs in self._bucket(bucket).keys.items() if vs and not vs[-1].marker}
 
 
 class _ListPaginator:
