@@ -42,7 +42,7 @@ REPORT_MODE = 0o640  # the office's group reads it; the state directory's secret
 PUBLISHED_DIR_MODE = 0o750
 # Document states that still wait for work: a batch with any of them is not finished.
 PENDING_STATES = ("accepted", "stamped")
-PROBLEM_ORDER = {"quarantined": 0, "failed": 1, "accepted": 2, "stamped": 2, "verified": 3}
+PROBLEM_ORDER = {"quarantined": 0, "refused": 1, "failed": 1, "accepted": 2, "stamped": 2, "verified": 3}
 THUMBNAIL_PX = 160
 
 STATUS_ZH = {"done": "完成", "refused": "已拒绝（未盖章）", "incomplete": "未完成（有文件待处理）",
@@ -52,7 +52,7 @@ FILING_ZH = {"pending": "待备案", "failed": "备案重试中", "dead": "备�
              "sent": "已备案"}
 # A document's state as the one word in its line (the verdict of a verified document is 有效).
 STATE_WORD = {"verified": ("valid", "有效"), "quarantined": ("quar", "隔离"), "accepted": ("wait", "待盖章"),
-              "stamped": ("wait", "待验章")}
+              "stamped": ("wait", "待验章"), "refused": ("quar", "未盖章")}
 
 _CSS = ("body{font-family:'Noto Sans CJK SC','Microsoft YaHei',sans-serif;margin:1.5em;color:#222}"
         "table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:2px 6px;text-align:left;"
@@ -247,7 +247,7 @@ def _row_html(d: dict) -> str:
         word = VERDICT_ZH[css]
     else:
         css, word = STATE_WORD.get(d["state"], ("wait", d["state"]))
-    problem = ' class="p"' if d["state"] in ("quarantined", "failed") else ""
+    problem = ' class="p"' if d["state"] in ("quarantined", "failed", "refused") else ""
     return (f"<tr{problem}><td>{d['row']}</td><td>{escape(d['file'])}</td><td>{escape(d['licence_number'])}</td>"
             f"<td>{escape(d['holder'])}</td><td class=\"{css}\">{word}</td><td>{_reason_html(d['reasons'])}</td>"
             f"<td>{escape(d['archival_code'])}</td></tr>")

@@ -65,3 +65,8 @@ class IdentityMismatch(RegistryError):
 
 class IdentityNotConfigured(IdentityMismatch):
     """No identity register is configured outside the embedded stack: nothing can be checked, so the step is refused."""
+
+
+class IdentityRegisterUnavailable(IdentityMismatch):
+    """The identity register could not be asked (unreachable, an unreadable answer): the step is refused now,
+    and the same step may pass once the register answers — a failing machine, not a disagreement."""

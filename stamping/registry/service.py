@@ -64,6 +64,7 @@ from stamping.registry.errors import (
     ConcurrentChange,
     IdentityMismatch,
     IdentityNotConfigured,
+    IdentityRegisterUnavailable,
     InvalidInput,
     InvalidState,
     NotAuthenticated,
@@ -254,8 +255,9 @@ class SealRegistry:
             if verdict is not None and verdict.match:
                 continue
             self._audit_identity_refusal(actor, action, es_id, kind, name, number, reason)
-            raise IdentityMismatch(f"{action} refused: the identity register does not confirm the {kind} "
-                                   f"{name} ({number[:6]}…): {reason}")
+            refusal = IdentityMismatch if verdict is not None else IdentityRegisterUnavailable
+            raise refusal(f"{action} refused: the identity register does not confirm the {kind} "
+                          f"{name} ({number[:6]}…): {reason}")
 
     def _audit_identity_refusal(self, actor: str, action: str, es_id: str | None, kind: str, name: str,
                                 number: str, reason: str) -> None:

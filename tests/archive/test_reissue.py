@@ -195,3 +195,38 @@ def test_a_batch_whose_reseal_is_refused_is_finished_with_the_reason_for_its_rep
     assert finished.refused == 1 and finished.not_archived[0]["file"] == again.row["file"]
     assert after.archive_refused == 1
     assert "is already archived as" in after.archive_reasons[again.row["file"]][0]
+
+
+def test_a_reissue_whose_run_died_before_publishing_resumes_and_only_then_supersedes(local_env, archived_then_resealed):
+    """Until the new record is published the earlier one stays current; the rerun resumes the reserved
+    档号 with its link, and marks the earlier record in the same transaction that publishes the new one."""
+    from archive.service import Archiver
+
+    original, again = archived_then_resealed
+    lid = original.row["licence_id"]
+    inp = again.to_input()
+    inp.record.update(REISSUE)
+
+    class Crash(Exception):
+        pass
+
+    def crash(*_a, **_k):
+        raise Crash
+
+    with Archiver(local_env.settings, local_env.store, local_env.sessions, local_env.signer, local_env.trust,
+                  NoScanner()) as archiver:
+        archiver._finish_run = crash  # the run dies after the package is stored
+        with pytest.raises(Crash):
+            archiver.run([inp], "REISSUE")
+    old, pending = _rows(local_env, lid)
+    assert (pending.state, pending.supersedes, old.superseded_by) == ("pending", old.archival_code, None)
+    with local_env.sessions() as s:
+        assert index.find_one(s, lid).archival_code == old.archival_code
+
+    [outcome] = _archive(local_env, [again], "REISSUE", **REISSUE).outcomes
+
+    assert (outcome.status, outcome.archival_code, outcome.supersedes) == ("archived", pending.archival_code,
+                                                                          old.archival_code)
+    old, new = _rows(local_env, lid)
+    assert (new.state, old.superseded_by) == ("archived", new.archival_code)
+    assert len(_versions(local_env, new.object_key)) == 1  # the stored package was adopted, not written again
