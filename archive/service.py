@@ -322,32 +322,32 @@ def _place(inp: ArchiveInput, rows: list[ArchiveRecord], batch_id: str) -> _Plac
         if same.batch_id == batch_id:
             return outcome("already_archived", row=same)
         return outcome("rejected", f"licence {lid}: this sealed document (SM3 {digest[:16]}…) is already "
-                                         f"archived as {same.archival_code} by batch {same.batch_id}; a document is "
-                                         f"archived once")
+                                   f"archived as {same.archival_code} by batch {same.batch_id}; a document is "
+                                   f"archived once")
     if same is not None and same.state == PENDING:
         return _Placement(resume=same)
     pending = next((r for r in rows if r.state == PENDING), None)
     if pending is not None:  # its run crashed; the retry of that batch publishes it, then this one follows
         return outcome("failed", f"licence {lid}: record {pending.archival_code} of another document of this "
-                                       f"licence is still pending (its archiving run did not finish); this document "
-                                       f"is archived after it, on the next run")
+                                 f"licence is still pending (its archiving run did not finish); this document "
+                                 f"is archived after it, on the next run")
     held = same or next((r for r in rows if r.state != ARCHIVED), None)
     if held is not None:
         return outcome("rejected", f"licence {lid}: the archive holds record {held.archival_code} of this "
-                                         f"licence in state {held.state} (found after a restore, see `sealflow backup "
-                                         f"check`); not archived until an operator has dealt with it")
+                                   f"licence in state {held.state} (found after a restore, see `sealflow backup "
+                                   f"check`); not archived until an operator has dealt with it")
     heads = [r for r in rows if not r.superseded_by]
     if len(heads) != 1:
         return outcome("rejected", f"licence {lid}: its archived records {', '.join(r.archival_code for r in rows)} "
-                                         f"do not form one chain of versions (index edited?); not archived")
+                                   f"do not form one chain of versions (index edited?); not archived")
     head = heads[0]
     if declared_reissue(inp.record) is not None:
         return _Placement(supersedes=head.archival_code)
     return outcome("rejected", f"licence {lid} is already archived as {head.archival_code} (batch "
-                                     f"{head.batch_id}, sealed document SM3 {head.document_sm3[:16]}…); this is "
-                                     f"another sealed document of the licence and its batch declared no 换发/补发 "
-                                     f"with a reason: not archived (a licence is sealed again only as a declared "
-                                     f"re-issue: manifest columns reissue and reissue_reason)")
+                               f"{head.batch_id}, sealed document SM3 {head.document_sm3[:16]}…); this is "
+                               f"another sealed document of the licence and its batch declared no 换发/补发 "
+                               f"with a reason: not archived (a licence is sealed again only as a declared "
+                               f"re-issue: manifest columns reissue and reissue_reason)")
 
 
 def _verification(inp: ArchiveInput, trust) -> dict | None:
