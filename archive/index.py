@@ -2,7 +2,12 @@
 
 Rows are reserved ``pending`` (with their 档号) before any upload and published ``archived`` only
 after the package and the run's signed manifest are written and verified: a search never shows a
-record whose package is not complete. The unique 证照标识 and 档号 make reruns duplicate-free.
+record whose package is not complete. The unique 档号 and (证照标识, document SM3) make reruns
+duplicate-free.
+
+A licence's records form a chain (a declared 换发/补发 ``supersedes`` the record before it): asked by
+证照标识 or 证照编号, lookups answer with the current record — the head of the chain — and
+:func:`history` gives the whole chain; a 档号 names one record, current or superseded.
 """
 
 from __future__ import annotations
@@ -20,13 +25,26 @@ from archive.retention import split_archival_code
 IN_CHUNK = 500  # keeps IN (...) lists within every database's parameter limit
 
 
-def existing_by_licence(session: Session, licence_ids: Iterable[str]) -> dict[str, ArchiveRecord]:
-    ids = list(dict.fromkeys(licence_ids))
-    out: dict[str, ArchiveRecord] = {}
+def records_by_licence(session: Session, licence_ids: Iterable[str]) -> dict[str, list[ArchiveRecord]]:
+    """证照标识 → every row of that licence (any state), oldest first."""
+    ids = [i for i in dict.fromkeys(licence_ids) if i]
+    out: dict[str, list[ArchiveRecord]] = {}
     for i in range(0, len(ids), IN_CHUNK):
         part = ids[i:i + IN_CHUNK]
-        for row in session.scalars(select(ArchiveRecord).where(ArchiveRecord.licence_id.in_(part))):
-            out[row.licence_id] = row
+        for row in session.scalars(select(ArchiveRecord).where(ArchiveRecord.licence_id.in_(part))
+                                   .order_by(ArchiveRecord.id)):
+            out.setdefault(row.licence_id, []).append(row)
+    return out
+
+
+def ids_by_code(session: Session, codes: Iterable[str]) -> dict[str, int]:
+    """档号 → row id."""
+    wanted = list(dict.fromkeys(codes))
+    out: dict[str, int] = {}
+    for i in range(0, len(wanted), IN_CHUNK):
+        part = wanted[i:i + IN_CHUNK]
+        out.update(dict(session.execute(select(ArchiveRecord.archival_code, ArchiveRecord.id)
+                                        .where(ArchiveRecord.archival_code.in_(part))).tuples().all()))
     return out
 
 
@@ -62,10 +80,19 @@ def reserve(session: Session, rows: Sequence[dict]) -> None:
         session.execute(insert(ArchiveRecord), [{**r, "state": PENDING} for r in rows])
 
 
-def publish(session: Session, updates: Sequence[dict]) -> None:
-    """Mark rows archived (each dict has ``id`` and the final object facts) in one bulk update."""
+def publish(session: Session, updates: Sequence[dict], superseded: Sequence[tuple[str, str]] = ()) -> None:
+    """Mark rows archived (each dict has ``id`` and the final object facts) in one bulk update, and
+    each (earlier 档号, new 档号) of ``superseded`` as superseded — in the caller's transaction, so the
+    earlier record is marked exactly when the record superseding it becomes visible."""
     if updates:
         session.execute(update(ArchiveRecord), [{**u, "state": ARCHIVED} for u in updates])
+    for old, new in superseded:
+        marked = session.execute(update(ArchiveRecord).where(ArchiveRecord.archival_code == old,
+                                                             ArchiveRecord.superseded_by.is_(None))
+                                 .values(superseded_by=new).execution_options(synchronize_session=False))
+        if marked.rowcount != 1:  # the unique ``supersedes`` makes this unreachable; never publish a fork
+            raise ValueError(f"record {old} cannot be marked superseded by {new}: it is missing or already "
+                             f"superseded")
 
 
 def add_run(session: Session, run: ArchiveRun) -> None:
@@ -83,11 +110,16 @@ class SearchQuery:
     since: datetime | None = None
     until: datetime | None = None
     limit: int = 100
+    # Superseded records (earlier versions of a re-issued licence) are left out unless asked for, or
+    # unless a 档号 is given (a 档号 names one record, whichever version it is).
+    all_versions: bool = False
 
 
 def search(session: Session, q: SearchQuery) -> list[ArchiveRecord]:
     """Archived records matching every given criterion (holder name: substring; the rest exact)."""
     stmt = select(ArchiveRecord).where(ArchiveRecord.state == ARCHIVED)
+    if not (q.all_versions or q.archival_code):
+        stmt = stmt.where(ArchiveRecord.superseded_by.is_(None))
     if q.licence_number:
         stmt = stmt.where(ArchiveRecord.licence_number == q.licence_number)
     if q.licence_id:
@@ -108,13 +140,30 @@ def search(session: Session, q: SearchQuery) -> list[ArchiveRecord]:
 
 
 def find_one(session: Session, key: str) -> ArchiveRecord | None:
-    """An archived record by 档号, 证照标识 or 证照编号 (the first that matches)."""
-    for col in (ArchiveRecord.archival_code, ArchiveRecord.licence_id, ArchiveRecord.licence_number):
-        row = session.scalars(select(ArchiveRecord).where(col == key, ArchiveRecord.state == ARCHIVED)
-                              .order_by(ArchiveRecord.id).limit(1)).first()
+    """An archived record by 档号 (that record, current or superseded), else by 证照标识 or 证照编号
+    (the licence's current record: the latest, not superseded)."""
+    row = session.scalars(select(ArchiveRecord).where(ArchiveRecord.archival_code == key,
+                                                      ArchiveRecord.state == ARCHIVED)).first()
+    if row is not None:
+        return row
+    for col in (ArchiveRecord.licence_id, ArchiveRecord.licence_number):
+        row = session.scalars(select(ArchiveRecord).where(col == key, ArchiveRecord.state == ARCHIVED,
+                                                          ArchiveRecord.superseded_by.is_(None))
+                              .order_by(ArchiveRecord.id.desc()).limit(1)).first()
         if row is not None:
             return row
     return None
+
+
+def history(session: Session, key: str) -> list[ArchiveRecord]:
+    """Every archived record of the licence that ``key`` (档号, 证照标识 or 证照编号) names, oldest
+    first: the original, then each 换发/补发 that superseded the one before."""
+    row = find_one(session, key)
+    if row is None:
+        return []
+    return list(session.scalars(select(ArchiveRecord).where(ArchiveRecord.licence_id == row.licence_id,
+                                                            ArchiveRecord.state == ARCHIVED)
+                                .order_by(ArchiveRecord.id)))
 
 
 def iter_archived(session: Session, after_id: int, limit: int) -> list[ArchiveRecord]:

@@ -82,8 +82,9 @@ def archive_batch(settings: Settings, sessions: sessionmaker[Session], batch_id:
 
     ``trust`` is the trust store the pipeline verified the batch with: its CA certificates travel
     with each run so that a package verifies offline with only the root. When every document is
-    archived, already archived or refused with reasons, the batch is recorded as finished; a
-    document that failed for an infrastructure reason leaves it to the next run.
+    archived, already archived or refused with reasons, the batch is recorded as finished (with the
+    refused documents and their reasons, which its report shows); a document that failed for an
+    infrastructure reason leaves it to the next run.
     """
     store = store or archive_store(settings)
     store.ensure_bucket()  # both stores: an unreachable replica fails the run here, for a retry
@@ -95,7 +96,9 @@ def archive_batch(settings: Settings, sessions: sessionmaker[Session], batch_id:
         with transaction(sessions) as s:
             s.merge(ArchivedBatch(batch_id=batch_id, finished_at=datetime.now(UTC),
                                   archived=result.archived + result.count("already_archived"),
-                                  refused=result.count("rejected")))
+                                  refused=result.count("rejected"),
+                                  not_archived=[{"licence_id": o.licence_id, "file": o.file, "reasons": o.reasons}
+                                                for o in result.outcomes if o.status == "rejected"]))
     return result
 
 
@@ -124,12 +127,14 @@ def scheduled_fixity(settings: Settings, sessions: sessionmaker[Session]) -> dic
 
 def after_stamping(session: Session, batch_id: str):
     """What the archive did with a stamped batch, as its batch report shows it: each document's 档号
-    (by the sealed file's SM3), whether the archive has finished with the batch, how many it refused."""
+    (by the sealed file's SM3), whether the archive has finished with the batch, how many it refused
+    and why (by file)."""
     from archive.models import ARCHIVED, ArchiveRecord
     from stamping.batch.report import AfterStamping
 
     codes = dict(session.execute(select(ArchiveRecord.document_sm3, ArchiveRecord.archival_code).where(
         ArchiveRecord.batch_id == batch_id, ArchiveRecord.state == ARCHIVED)).all())
     finished = session.get(ArchivedBatch, batch_id)
+    reasons = {r["file"]: list(r.get("reasons") or []) for r in (finished.not_archived or [])} if finished else {}
     return AfterStamping(archival_codes=codes, archived=True if finished else None,
-                         archive_refused=finished.refused if finished else 0)
+                         archive_refused=finished.refused if finished else 0, archive_reasons=reasons)

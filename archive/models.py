@@ -1,14 +1,21 @@
-"""Index tables of the archive (档案索引): one row per archived record, one per archiving run.
+"""Index tables of the archive (档案索引): one row per archived package, one per archiving run.
 
 A row is ``pending`` while its package is being written and verified and becomes ``archived``
 only afterwards, so searches never see a half-written package.
+
+A licence (证照标识) may have several records: a declared 换发/补发 is archived as a record of its own
+(its own 档号 and package) that ``supersedes`` the earlier one, whose row then names it in
+``superseded_by`` — records are never overwritten or deleted (DA/T 48: a new version supersedes the old;
+the locked package of the old one is not touched, only its index row gains the link). The same sealed
+document (证照标识 and SM3) is indexed once, and a record is superseded at most once, so a licence's
+records form one chain whose head (``superseded_by`` empty) is its current record.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kernel.db import Base
@@ -18,10 +25,11 @@ PENDING, ARCHIVED = "pending", "archived"
 
 class ArchiveRecord(Base):
     __tablename__ = "archive_record"
+    __table_args__ = (UniqueConstraint("licence_id", "document_sm3", name="uq_archive_record_licence_document"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     archival_code: Mapped[str] = mapped_column(String(64), unique=True)  # 档号
-    licence_id: Mapped[str] = mapped_column(String(128), unique=True)  # 证照标识
+    licence_id: Mapped[str] = mapped_column(String(128), index=True)  # 证照标识
     licence_number: Mapped[str] = mapped_column(String(64), index=True)  # 证照编号
     licence_type: Mapped[str] = mapped_column(String(100), default="")
     holder_name: Mapped[str] = mapped_column(String(200), index=True)  # 持证主体
@@ -39,6 +47,17 @@ class ArchiveRecord(Base):
     manifest_sm3: Mapped[str] = mapped_column(String(64), default="")
     batch_manifest_key: Mapped[str] = mapped_column(Text, default="")
     state: Mapped[str] = mapped_column(String(16), index=True, default=PENDING)
+    # 换发/补发: the 档号 of the record this one supersedes (unique: a record is superseded once) and
+    # of the record that superseded this one; the declared kind and reason of the re-issue.
+    supersedes: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True, default=None)
+    superseded_by: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True, default=None)
+    reissue: Mapped[str] = mapped_column(String(8), default="")
+    reissue_reason: Mapped[str] = mapped_column(Text, default="")
+
+    @property
+    def current(self) -> bool:
+        """Not superseded by a later record of its licence."""
+        return not self.superseded_by
 
 
 class ArchiveRun(Base):
@@ -58,8 +77,9 @@ class ArchiveRun(Base):
 
 class ArchivedBatch(Base):
     """A stamped batch the archive has finished with (every verified document archived, already
-    archived or refused by 四性检测 with its reasons). Batches finished by stamping and absent here
-    are what the next ``archive_batch`` run picks up, whichever asset event triggered it."""
+    archived or refused — by 四性检测, or as a licence archived before — with its reasons). Batches
+    finished by stamping and absent here are what the next ``archive_batch`` run picks up, whichever
+    asset event triggered it."""
 
     __tablename__ = "archive_batch"
 
@@ -67,6 +87,8 @@ class ArchivedBatch(Base):
     finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     archived: Mapped[int] = mapped_column(Integer, default=0)
     refused: Mapped[int] = mapped_column(Integer, default=0)
+    # The refused documents with the reasons ({"licence_id", "file", "reasons"}), for the batch report.
+    not_archived: Mapped[list] = mapped_column(JSON, default=list)
 
 
 class FixityRun(Base):

@@ -44,6 +44,7 @@ class PackageVerification:
     problems: list[Problem] = field(default_factory=list)
     documents: list[dict] = field(default_factory=list)
     signer: str = ""
+    supersedes: str = ""  # a 换发/补发: the 档号 its metadata (covered by the manifest) says it supersedes
 
     @property
     def ok(self) -> bool:
@@ -54,6 +55,7 @@ class PackageVerification:
 
     def to_json(self) -> dict:
         return {"folder": self.folder, "archival_code": self.archival_code, "ok": self.ok, "signer": self.signer,
+                "supersedes": self.supersedes,
                 "problems": [{"file": p.file, "reason": p.reason} for p in self.problems],
                 "documents": self.documents}
 
@@ -100,6 +102,7 @@ def verify_package(folder: Path, trust, *, check_seals: bool = True) -> PackageV
     try:
         meta = json.loads(_read(folder / "metadata.json"))
         res.archival_code = str(meta.get("archival_code", ""))
+        res.supersedes = str((meta.get("reissue") or {}).get("supersedes", ""))
         archived_at = datetime.fromisoformat(meta["archived_at"])
     except (OSError, ValueError, KeyError) as exc:
         res.fail("metadata.json", f"unreadable: {exc}")

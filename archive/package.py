@@ -3,7 +3,8 @@
 One record's package is a folder::
 
     content/<file>          the sealed certificate (OFD or PDF), as stamped
-    metadata.json           电子证照 fields (GB/T 36903), 档号, 保管期限, archiving time, files
+    metadata.json           电子证照 fields (GB/T 36903), 档号, 保管期限, archiving time, files; for a
+                            换发/补发 its kind, reason and the 档号 of the record it supersedes
     metadata.xml            the same metadata in XML
     verification.json       the 验章 result
     checks.json             the 四性检测 report (DA/T 70)
@@ -115,13 +116,16 @@ def environment() -> dict[str, str]:
 def metadata_dict(*, record: dict[str, str], archival_code: str, retention: str, retain_until: datetime,
                   archived_at: datetime, batch_id: str, document_name: str, document_format: str,
                   document_sm3: str, document_size: int, listed: dict[str, tuple[int, str]],
-                  verification_summary: dict) -> dict:
-    """The record's metadata; ``listed`` = name → (size, sm3) of the data files besides the document."""
+                  verification_summary: dict, reissue: dict[str, str] | None = None) -> dict:
+    """The record's metadata; ``listed`` = name → (size, sm3) of the data files besides the document.
+
+    ``reissue`` ({"kind", "reason", "supersedes"}) only for a 换发/补发: the link to the earlier record is
+    written into the new, locked package; the earlier package is never rewritten."""
     files = [{"name": f"content/{document_name}", "size": document_size, "sm3": document_sm3,
               "format": document_format, "role": "sealed certificate"}]
     files += [{"name": n, "size": s, "sm3": d, "format": n.rsplit(".", 1)[-1], "role": "metadata"}
               for n, (s, d) in sorted(listed.items())]
-    return {
+    meta = {
         "package_format": PACKAGE_FORMAT,
         "archival_code": archival_code,
         "retention": retention,
@@ -134,6 +138,9 @@ def metadata_dict(*, record: dict[str, str], archival_code: str, retention: str,
         "environment": environment(),
         "files": files,
     }
+    if reissue:
+        meta["reissue"] = dict(reissue)
+    return meta
 
 
 def metadata_xml(meta: dict) -> bytes:
@@ -142,6 +149,10 @@ def metadata_xml(meta: dict) -> bytes:
     for tag, key in (("档号", "archival_code"), ("保管期限", "retention_name"), ("保管期限代码", "retention"),
                      ("保管期限截止", "retain_until"), ("归档时间", "archived_at"), ("批次", "batch_id")):
         etree.SubElement(root, tag).text = str(meta[key])
+    if meta.get("reissue"):
+        reissue = etree.SubElement(root, "换发补发")
+        for tag, key in (("类型", "kind"), ("原因", "reason"), ("被替代档号", "supersedes")):
+            etree.SubElement(reissue, tag).text = str(meta["reissue"].get(key, ""))
     licence = etree.SubElement(root, "电子证照")
     for key, value in meta["licence"].items():
         etree.SubElement(licence, LICENCE_FIELDS[key]).text = str(value)
@@ -163,14 +174,15 @@ def verification_summary(verification: dict | None) -> dict:
 
 def data_files(*, record: dict[str, str], archival_code: str, retention: str, retain_until: datetime,
                archived_at: datetime, batch_id: str, document_name: str, document_format: str,
-               document: bytes, document_sm3: str, verification: dict | None) -> dict[str, bytes]:
+               document: bytes, document_sm3: str, verification: dict | None,
+               reissue: dict[str, str] | None = None) -> dict[str, bytes]:
     """The package's files before the 四性检测 report and the manifest are added."""
     # Compact JSON: indenting switches json to its pure-Python encoder, several times slower.
     ver_bytes = json.dumps(verification or {}, ensure_ascii=False, sort_keys=True).encode()
     common = dict(record=record, archival_code=archival_code, retention=retention, retain_until=retain_until,
                   archived_at=archived_at, batch_id=batch_id, document_name=document_name,
                   document_format=document_format, document_sm3=document_sm3, document_size=len(document),
-                  verification_summary=verification_summary(verification))
+                  verification_summary=verification_summary(verification), reissue=reissue)
     # metadata.xml lists the files too; build it from a first metadata view without itself.
     listed = {"verification.json": (len(ver_bytes), sm3_hex(ver_bytes))}
     xml = metadata_xml(metadata_dict(listed=listed, **common))

@@ -49,7 +49,8 @@ def _describe(key: str, store_name: str, data: bytes) -> dict[str, Any]:
             "archived_at": meta["archived_at"], "retention": meta.get("retention", ""),
             "retain_until": meta.get("retain_until", meta["archived_at"]), "package_sm3": sm3_hex(data),
             "package_size": len(data), "document_name": str(document.get("name", "")).removeprefix("content/"),
-            "document_sm3": document.get("sm3", "")}
+            "document_sm3": document.get("sm3", ""),
+            "supersedes": str((meta.get("reissue") or {}).get("supersedes", ""))}
 
 
 def unindexed_packages(store: ObjectStore | ReplicatedStore, sessions: sessionmaker[Session]) -> list[dict]:

@@ -4,8 +4,11 @@ The pipeline's ``archive_batch`` DAG calls :func:`archive_records` with :class:`
 (path of the sealed document, its manifest fields, the SM3 and size recorded at stamping, the
 verification result). Records are archived in runs (chunks); each run:
 
-1. skips records already archived (same 证照标识); pending ones from a crashed run resume with
-   their reserved 档号 (their stored package is adopted if intact);
+1. places each record against the licence's records in the index (see :func:`_place`): the same
+   sealed document archived by the same batch is ``already_archived`` (a rerun); a pending one from
+   a crashed run resumes with its reserved 档号 (its stored package is adopted if intact); a declared
+   换发/补发 becomes a new record that supersedes the licence's current one; any other document of
+   an archived licence is ``rejected`` with the reason — never skipped in silence;
 2. runs 四性检测 phase one (content, metadata, seals — reusing the pipeline's verification result)
    in worker threads (or processes, when asked: see :meth:`Archiver._cpu`); records that fail
    are not archived and the result says why;
@@ -62,6 +65,7 @@ from archive.workers import start_pool
 from gmpki.gm.sm3 import sm3_hex
 from kernel.db import transaction
 from kernel.settings import Settings
+from stamping.batch.manifest import REISSUE_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +107,7 @@ class RecordOutcome:
     archival_code: str = ""
     object_key: str = ""
     reasons: list[str] = field(default_factory=list)
+    supersedes: str = ""  # a 换发/补发: the 档号 of the licence's record this one supersedes
 
 
 @dataclass
@@ -127,6 +132,8 @@ class ArchiveResult:
             "registration_key": self.registration_key, "wall_s": round(self.wall_s, 3),
             "counts": dict(Counter(o.status for o in self.outcomes)),
             "not_archived": [asdict(o) for o in self.outcomes if o.status in ("rejected", "failed")],
+            "superseding": [{"licence_id": o.licence_id, "archival_code": o.archival_code, "supersedes": o.supersedes}
+                            for o in self.outcomes if o.status == "archived" and o.supersedes],
         }
 
 
@@ -142,9 +149,19 @@ class _Built:
     sha256_b64: str
 
 
+@dataclass(frozen=True)
+class _Placement:
+    """Where a record goes in its licence's chain: a pending row of its own to resume, or a new row
+    (superseding ``supersedes`` when that is not empty)."""
+
+    resume: ArchiveRecord | None = None
+    supersedes: str = ""
+
+
 @dataclass
 class _Work:
     inp: ArchiveInput
+    placement: _Placement = field(default_factory=_Placement)
     size: int = 0
     actual_sm3: str = ""
     stamp: tuple[int, int] = (0, 0)  # (size, mtime_ns) when phase one hashed the file
@@ -161,6 +178,11 @@ class _Work:
     @property
     def licence_id(self) -> str:
         return self.inp.record.get("licence_id", "")
+
+    @property
+    def supersedes(self) -> str:
+        resumed = self.placement.resume
+        return (resumed.supersedes or "") if resumed is not None else self.placement.supersedes
 
     def fail(self, status: str, reasons: list[str]) -> None:
         self.outcome = RecordOutcome(self.licence_id, self.inp.file_name, status, self.code, reasons=reasons)
@@ -211,8 +233,8 @@ def _check_job(inp: ArchiveInput, verification: dict | None, facts: BatchFacts, 
 
 
 def _build_job(inp: ArchiveInput, verification: dict | None, report: CheckReport, expected_sm3: str,
-               stamp: tuple[int, int], code: str, retention: str, now: datetime, batch_id: str, pattern: str
-               ) -> _Built | list[str]:
+               stamp: tuple[int, int], code: str, retention: str, now: datetime, batch_id: str, pattern: str,
+               reissue: dict[str, str] | None = None) -> _Built | list[str]:
     """Phase two and the package of one record (runs in a worker process); reasons when refused."""
     data = _read(inp)
     if (len(data), os.stat(inp.path).st_mtime_ns) != stamp:
@@ -221,7 +243,7 @@ def _build_job(inp: ArchiveInput, verification: dict | None, report: CheckReport
     files = data_files(record=inp.record, archival_code=code, retention=retention,
                        retain_until=retain_until(retention, now), archived_at=now, batch_id=batch_id,
                        document_name=inp.file_name, document_format=inp.doc_format, document=data,
-                       document_sm3=expected_sm3, verification=verification)
+                       document_sm3=expected_sm3, verification=verification, reissue=reissue)
     ctx = _context(inp, data, expected_sm3, verification, BatchFacts(), code, pattern, files)
     final = merge(report, run_checks(ctx, "GD", only=PHASE_TWO))
     if not final.passed:
@@ -250,6 +272,84 @@ def _batch_facts(inputs: Sequence[ArchiveInput], sizes: dict[int, int], taken: d
     return facts
 
 
+def declared_reissue(record: dict[str, str]) -> tuple[str, str] | None:
+    """(kind, reason) when the record's batch declared it a 换发/补发 with a reason, else None."""
+    kind, reason = record.get("reissue", "").strip(), record.get("reissue_reason", "").strip()
+    return (kind, reason) if kind in REISSUE_KINDS and reason else None
+
+
+def reissue_facts(record: dict[str, str], supersedes: str) -> dict[str, str] | None:
+    """What a package's metadata says of its re-issue (None for a licence's first record)."""
+    declared = declared_reissue(record)
+    if declared is None and not supersedes:
+        return None
+    kind, reason = declared or ("", "")
+    return {"kind": kind, "reason": reason, "supersedes": supersedes}
+
+
+def _document_sm3(inp: ArchiveInput) -> str:
+    """The sealed document's SM3: the one recorded at stamping, else computed (rare: callers carry it)."""
+    if inp.sm3:
+        return inp.sm3.lower()
+    try:
+        return sm3_hex(_read(inp))
+    except (OSError, ValueError):
+        return ""  # phase one refuses an unreadable document with the reason
+
+
+def _place(inp: ArchiveInput, rows: list[ArchiveRecord], batch_id: str) -> _Placement | RecordOutcome:
+    """Where ``inp`` goes among its licence's records (``rows``, oldest first), or its outcome now.
+
+    - the same sealed document (证照标识 and SM3) archived by this batch: ``already_archived`` (a rerun);
+      archived by another batch: ``rejected`` (a document is archived once);
+    - the same document pending (a crashed run reserved it): resumed under its reserved 档号;
+    - a licence whose earlier record is pending or held after a restore: not archived now, with why;
+    - another sealed document of an archived licence: a new record superseding the current one when
+      its batch declared a 换发/补发 with a reason, else ``rejected`` naming the earlier record
+      (admission quarantines such documents; reaching the archive means the database was changed).
+    """
+    lid = inp.record.get("licence_id", "")
+    if not rows:
+        return _Placement()
+    digest = _document_sm3(inp)
+
+    def outcome(status: str, reason: str = "", row: ArchiveRecord | None = None) -> RecordOutcome:
+        return RecordOutcome(lid, inp.file_name, status, row.archival_code if row else "",
+                             row.object_key if row else "", reasons=[reason] if reason else [])
+
+    same = next((r for r in rows if digest and r.document_sm3 == digest), None)
+    if same is not None and same.state == ARCHIVED:
+        if same.batch_id == batch_id:
+            return outcome("already_archived", row=same)
+        return outcome("rejected", f"licence {lid}: this sealed document (SM3 {digest[:16]}…) is already "
+                                   f"archived as {same.archival_code} by batch {same.batch_id}; a document is "
+                                   f"archived once")
+    if same is not None and same.state == PENDING:
+        return _Placement(resume=same)
+    pending = next((r for r in rows if r.state == PENDING), None)
+    if pending is not None:  # its run crashed; the retry of that batch publishes it, then this one follows
+        return outcome("failed", f"licence {lid}: record {pending.archival_code} of another document of this "
+                                 f"licence is still pending (its archiving run did not finish); this document "
+                                 f"is archived after it, on the next run")
+    held = same or next((r for r in rows if r.state != ARCHIVED), None)
+    if held is not None:
+        return outcome("rejected", f"licence {lid}: the archive holds record {held.archival_code} of this "
+                                   f"licence in state {held.state} (found after a restore, see `sealflow backup "
+                                   f"check`); not archived until an operator has dealt with it")
+    heads = [r for r in rows if not r.superseded_by]
+    if len(heads) != 1:
+        return outcome("rejected", f"licence {lid}: its archived records {', '.join(r.archival_code for r in rows)} "
+                                   f"do not form one chain of versions (index edited?); not archived")
+    head = heads[0]
+    if declared_reissue(inp.record) is not None:
+        return _Placement(supersedes=head.archival_code)
+    return outcome("rejected", f"licence {lid} is already archived as {head.archival_code} (batch "
+                               f"{head.batch_id}, sealed document SM3 {head.document_sm3[:16]}…); this is "
+                               f"another sealed document of the licence and its batch declared no 换发/补发 "
+                               f"with a reason: not archived (a licence is sealed again only as a declared "
+                               f"re-issue: manifest columns reissue and reissue_reason)")
+
+
 def _verification(inp: ArchiveInput, trust) -> dict | None:
     if inp.verification is not None:
         return inp.verification
@@ -265,7 +365,7 @@ class _RunState:
     now: datetime
     started: float
     say: Callable[[str], None]
-    existing: dict[str, ArchiveRecord] = field(default_factory=dict)
+    existing: dict[str, list[ArchiveRecord]] = field(default_factory=dict)
     works: list[_Work] = field(default_factory=list)
     futures: dict[Future, _Work] = field(default_factory=dict)
     cpu: Executor | None = None  # checks
@@ -344,16 +444,15 @@ class Archiver:
         run_id = f"{batch_id}-{now:%Y%m%dT%H%M%S%f}-{part:04d}"
         st = _RunState(ArchiveResult(run_id, batch_id), batch_id, now, time.monotonic(), progress or (lambda _m: None))
         with self.sessions() as s:
-            st.existing = index.existing_by_licence(s, (i.record.get("licence_id", "") for i in inputs))
+            st.existing = index.records_by_licence(s, (i.record.get("licence_id", "") for i in inputs))
             taken = index.numbers_taken(s, (i.record.get("licence_number", "") for i in inputs))
-        todo: list[ArchiveInput] = []
+        todo: list[tuple[ArchiveInput, _Placement]] = []
         for inp in inputs:
-            row = st.existing.get(inp.record.get("licence_id", ""))
-            if row is not None and row.state == ARCHIVED:
-                st.result.outcomes.append(RecordOutcome(row.licence_id, inp.file_name, "already_archived",
-                                                        row.archival_code, row.object_key))
+            placed = _place(inp, st.existing.get(inp.record.get("licence_id", ""), []), batch_id)
+            if isinstance(placed, RecordOutcome):
+                st.result.outcomes.append(placed)
             else:
-                todo.append(inp)
+                todo.append((inp, placed))
         if todo:
             st.cpu, st.build = self._cpu(len(todo))
             self._submit_checks(st, todo, taken, duplicates)
@@ -380,11 +479,11 @@ class Archiver:
         result.wall_s = time.monotonic() - st.started
         return result
 
-    def _submit_checks(self, st: _RunState, todo: Sequence[ArchiveInput], taken: dict[str, str],
+    def _submit_checks(self, st: _RunState, todo: Sequence[tuple[ArchiveInput, _Placement]], taken: dict[str, str],
                        duplicates: tuple[set[str], set[str]]) -> None:
         sizes: dict[int, int] = {}
-        for n, inp in enumerate(todo):
-            w = _Work(inp)
+        for n, (inp, placement) in enumerate(todo):
+            w = _Work(inp, placement)
             st.works.append(w)
             try:
                 w.size = sizes[n] = os.stat(inp.path).st_size
@@ -395,7 +494,7 @@ class Archiver:
                 w.retention = retention_code(inp.record.get("retention", ""))
             except RetentionError as exc:
                 w.fail("rejected", [f"真实性: {exc}"])
-        facts = _batch_facts(todo, sizes, taken)
+        facts = _batch_facts([inp for inp, _placement in todo], sizes, taken)
         facts.duplicate_ids |= duplicates[0]
         facts.duplicate_numbers |= duplicates[1]
         live = [w for w in st.works if w.outcome is None]
@@ -417,10 +516,11 @@ class Archiver:
         assert st.build is not None
 
         def flush() -> None:
-            self._assign_codes(pending, st.existing, st.now)
+            self._assign_codes(pending, st.now)
             for w in pending:
                 builds[st.build.submit(_build_job, w.inp, w.verification, w.report, w.actual_sm3, w.stamp, w.code,
-                                       w.retention, w.archived_at or st.now, st.result.batch_id, pattern)] = w
+                                       w.retention, w.archived_at or st.now, st.result.batch_id, pattern,
+                                       reissue_facts(w.inp.record, w.supersedes))] = w
             passed.extend(pending)
             pending.clear()
 
@@ -442,13 +542,13 @@ class Archiver:
         st.result.outcomes += [w.outcome for w in st.works if w.outcome is not None]
         return passed, builds
 
-    def _assign_codes(self, works: list[_Work], existing: dict[str, ArchiveRecord], now: datetime) -> None:
+    def _assign_codes(self, works: list[_Work], now: datetime) -> None:
         """Reuse reserved 档号 of pending rows; number new ones continuously per prefix; reserve rows."""
         s_ = self.settings
         fresh: list[_Work] = []
         for w in works:
-            row = existing.get(w.inp.record.get("licence_id", ""))
-            if row is not None and row.state == PENDING:
+            row = w.placement.resume
+            if row is not None:
                 # A crashed run reserved this 档号 at its time: the package (rebuilt or adopted) and the
                 # published row keep that time, so the index and the package metadata agree.
                 w.code, w.row_id, w.archived_at = row.archival_code, row.id, _utc(row.archived_at)
@@ -468,6 +568,7 @@ class Archiver:
                                             next_no[prefix], s_.archive_item_digits)
                 next_no[prefix] += 1
                 rec = w.inp.record
+                kind, reason = declared_reissue(rec) or ("", "")
                 rows.append({
                     "archival_code": w.code, "licence_id": rec.get("licence_id", ""),
                     "licence_number": rec.get("licence_number", ""), "licence_type": rec.get("licence_type", ""),
@@ -476,12 +577,13 @@ class Archiver:
                     "retain_until": retain_until(w.retention, now), "object_key": package_key(w.code),
                     "object_version": "", "package_sm3": "", "package_size": 0, "document_name": w.inp.file_name,
                     "document_sm3": w.actual_sm3, "manifest_sm3": "", "batch_manifest_key": "",
+                    "supersedes": w.supersedes or None, "reissue": kind, "reissue_reason": reason,
                 })
             index.reserve(s, rows)
         with self.sessions() as s:
-            ids = {r.licence_id: r.id for r in index.existing_by_licence(s, (r["licence_id"] for r in rows)).values()}
+            ids = index.ids_by_code(s, (w.code for w in fresh))
         for w in fresh:
-            w.row_id = ids[w.inp.record.get("licence_id", "")]
+            w.row_id = ids[w.code]
 
     def _store_built(self, builds: dict[Future, _Work], now: datetime) -> None:
         """Each package is uploaded by the I/O threads as soon as a worker has built it."""
@@ -564,6 +666,8 @@ class Archiver:
             "first_archival_code": min(w.code for w in stored), "last_archival_code": max(w.code for w in stored),
             "not_archived": [{"licence_id": o.licence_id, "file": o.file, "reasons": o.reasons}
                              for o in result.outcomes if o.status in ("rejected", "failed")],
+            "superseding": [{"archival_code": w.code, "supersedes": w.supersedes, "licence_id": w.licence_id}
+                            for w in stored if w.supersedes],
         }, ensure_ascii=False, sort_keys=True, indent=1).encode()
         chain = pem_bundle(self.chain)
         manifest = batch_manifest({w.code: w.package.manifest_sm3 for w in stored if w.package}, registration, chain)
@@ -581,10 +685,10 @@ class Archiver:
                 "archived_at": w.archived_at or now, "retain_until": retain_until(w.retention, w.archived_at or now),
                 "package_sm3": w.package.tar_sm3, "package_size": w.package.size,
                 "manifest_sm3": w.package.manifest_sm3, "batch_manifest_key": manifest_key,
-            } for w in stored if w.package])
+            } for w in stored if w.package], superseded=[(w.supersedes, w.code) for w in stored if w.supersedes])
         for w in stored:
             result.outcomes.append(RecordOutcome(w.inp.record.get("licence_id", ""), w.inp.file_name, "archived",
-                                                 w.code, package_key(w.code)))
+                                                 w.code, package_key(w.code), supersedes=w.supersedes))
         result.manifest_key = manifest_key
         result.registration_key = prefix + BATCH_REGISTRATION
         self._clear_staging(batch_id)

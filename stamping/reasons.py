@@ -16,6 +16,19 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 _RULES: list[tuple[re.Pattern[str], str]] = [
+    # What the archive refused (first: the technical text names "sealed" documents, matched below).
+    (re.compile(r"^not archived: licence \S+ is already archived as (\S+)"),
+     "未归档：该证照已归档（档号 {0}），本文件是同一证照再次盖章，但批次未声明换发/补发：如确为换发或补发，"
+     "请在清单 reissue 列写明类型、reissue_reason 列写明原因后重新提交。"),
+    (re.compile(r"^not archived: .*already archived as (\S+) by batch (\S+?);"),
+     "未归档：同一盖章文件已由批次 {1} 归档（档号 {0}），不重复归档。"),
+    (re.compile(r"^not archived: "), "未归档：档案系统拒收该文件，原因见技术说明。"),
+    (re.compile(r"^seal \S+ not used: at stamping time .*identity register does not confirm"),
+     "盖章时身份核验未通过：身份登记信息不再确认印章单位或人员（与审批时不同），本文件未盖章；请核对登记信息后重新提交批次。"),
+    (re.compile(r"^seal \S+ not used: at stamping time"),
+     "盖章时印章登记系统拒绝用章（审批后印章状态或权限有变），本文件未盖章；请按技术说明处理后重新提交批次。"),
+    (re.compile(r"was already sealed by SealFlow in batch (\S+?);"),
+     "该证照已在批次 {0} 盖章：如为换发或补发，请在清单 reissue 列写明类型、reissue_reason 列写明原因后重新提交。"),
     # What the batch pipeline itself records (before the manifest rules: "sealed" would match below).
     (re.compile(r"^verdict valid_with_warnings"), "验章有警告：批次只接受完全有效的文件，请按警告改正原件后重新盖章。"),
     (re.compile(r"^warning: "), "验章警告：见技术说明；改正原件后重新盖章。"),

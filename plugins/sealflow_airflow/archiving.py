@@ -19,15 +19,17 @@ log = logging.getLogger(__name__)
 
 
 def batches_to_archive(context: Any) -> list[str]:
-    """``conf.batch_id`` when given; else the triggering events' batches and every other finished,
-    not yet archived batch in the SealFlow database."""
+    """``conf.batch_id`` when given; else every finished, not yet archived batch in the SealFlow
+    database, oldest first, then any triggering event's batch not among them. Oldest first because a
+    licence's records are chained in the order they are archived: the batch that sealed the original
+    is archived before the one that re-issued it (换发/补发), even when the re-issue's event woke the run."""
     conf = (context.get("dag_run").conf or {}) if context.get("dag_run") else {}
     if conf.get("batch_id"):
         return [str(conf["batch_id"])]
     from archive.integration import batches_to_archive as waiting
 
     with root.sessions()() as session:
-        ids = triggering_batches(context) + waiting(session)
+        ids = waiting(session) + triggering_batches(context)
     return list(dict.fromkeys(ids))
 
 
@@ -55,6 +57,9 @@ def archive_batches(batch_ids: list[str], context: Any) -> list[dict]:
                                trust=root.trust())
         summary = result.to_json()
         log.info("batch %s archived: %s", batch_id, summary["counts"])
+        for refused in summary["not_archived"]:  # refused with a reason (also in the batch report), never silent
+            if refused["status"] == "rejected":
+                log.warning("batch %s: %s not archived: %s", batch_id, refused["file"], "; ".join(refused["reasons"]))
         summary["registrations_queued"] = queue_registrations(sessions, batch_id)
         summary["report_html"] = pipeline.refresh_report(batch_id)  # now with each 档号
         out.append(summary)

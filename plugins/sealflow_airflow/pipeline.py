@@ -202,7 +202,10 @@ def _require_approval(batch_id: str) -> Batch:
 
 def stamp_chunk(batch_id: str, chunk: int) -> dict:
     batch = _require_approval(batch_id)
-    return process.stamp_chunk(tools(), batch_id, chunk, actor=batch.requester)
+    try:
+        return process.stamp_chunk(tools(), batch_id, chunk, actor=batch.requester)
+    except process.SealUseRefused as exc:  # a decision of the registry: a retry would change nothing
+        raise AirflowFailException(str(exc)) from None
 
 
 def verify_chunk(batch_id: str, chunk: int) -> dict:

@@ -1,6 +1,9 @@
-"""``sealflow archive search|get|url|verify|eep|fixity`` — find, fetch and check archived certificates.
+"""``sealflow archive search|get|url|history|verify|eep|fixity`` — find, fetch and check archived certificates.
 
-``verify`` works offline on a downloaded package with only ``--trust ROOT.pem``.
+``verify`` works offline on a downloaded package with only ``--trust ROOT.pem``. A re-issued licence
+(换发/补发) has several records: by 证照标识 or 证照编号, ``search``, ``get`` and ``url`` answer with its
+current record (``search --all-versions`` lists the superseded ones too), a 档号 names one record,
+and ``history`` lists them all with the links between them.
 Exit codes as for ``sealflow verify``: 0 all good, 1 a check failed, 2 usage error.
 """
 
@@ -33,8 +36,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--since", help="archived on or after (YYYY-MM-DD)")
     s.add_argument("--until", help="archived on or before (YYYY-MM-DD)")
     s.add_argument("--limit", type=int, default=100)
+    s.add_argument("--all-versions", action="store_true",
+                   help="also the records a 换发/补发 superseded (default: each licence's current record)")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(handler=run_search)
+
+    h = sub.add_parser("history", help="every record of a licence: the original and each 换发/补发 superseding it")
+    h.add_argument("key", help="档号, 证照标识 or 证照编号")
+    h.add_argument("--json", action="store_true", help="print JSON")
+    h.set_defaults(handler=run_history)
 
     g = sub.add_parser("get", help="download a package to a folder")
     g.add_argument("key", help="档号, 证照标识 or 证照编号")
@@ -93,7 +103,9 @@ def _row_json(r) -> dict:
     return {"archival_code": r.archival_code, "licence_id": r.licence_id, "licence_number": r.licence_number,
             "licence_type": r.licence_type, "holder_name": r.holder_name, "holder_code": r.holder_code,
             "batch_id": r.batch_id, "archived_at": r.archived_at.isoformat(), "retention": r.retention,
-            "retain_until": r.retain_until.isoformat(), "object_key": r.object_key, "package_sm3": r.package_sm3}
+            "retain_until": r.retain_until.isoformat(), "object_key": r.object_key, "package_sm3": r.package_sm3,
+            "supersedes": r.supersedes or "", "superseded_by": r.superseded_by or "", "reissue": r.reissue,
+            "reissue_reason": r.reissue_reason}
 
 
 def run_search(args: argparse.Namespace, settings: Settings | None = None) -> int:
@@ -102,7 +114,8 @@ def run_search(args: argparse.Namespace, settings: Settings | None = None) -> in
     settings = settings or get_settings()
     q = SearchQuery(licence_number=args.number or "", licence_id=args.licence_id or "", holder_name=args.holder or "",
                     holder_code=args.holder_code or "", archival_code=args.code or "", batch_id=args.batch or "",
-                    since=_day(args.since, "since"), until=_day(args.until, "until", end=True), limit=args.limit)
+                    since=_day(args.since, "since"), until=_day(args.until, "until", end=True), limit=args.limit,
+                    all_versions=args.all_versions)
     with _sessions(settings)() as s:
         rows = search(s, q)
     if args.json:
@@ -119,6 +132,27 @@ def run_search(args: argparse.Namespace, settings: Settings | None = None) -> in
     return 0
 
 
+def run_history(args: argparse.Namespace, settings: Settings | None = None) -> int:
+    """The licence's records oldest first; the current one (not superseded) is marked."""
+    from archive.index import history
+
+    settings = settings or get_settings()
+    with _sessions(settings)() as s:
+        rows = history(s, args.key)
+    if not rows:
+        raise UsageError(f"{args.key}: no archived record with this 档号, 证照标识 or 证照编号")
+    if args.json:
+        sys.stdout.write(json.dumps([_row_json(r) for r in rows], ensure_ascii=False, indent=1) + "\n")
+        return 0
+    print(f"证照标识 {rows[0].licence_id}: {len(rows)} record(s), oldest first")
+    for r in rows:
+        state = f"superseded by {r.superseded_by}" if r.superseded_by else "current"
+        why = f" — {r.reissue}: {r.reissue_reason}" if r.reissue else ""
+        linked = f", supersedes {r.supersedes}" if r.supersedes else ""
+        print(f"  {r.archival_code}  {r.archived_at:%Y-%m-%d}  batch {r.batch_id}  {state}{linked}{why}")
+    return 0
+
+
 def _find(settings: Settings, key: str):
     from archive.index import find_one
 
@@ -126,6 +160,9 @@ def _find(settings: Settings, key: str):
         row = find_one(s, key)
     if row is None:
         raise UsageError(f"{key}: no archived record with this 档号, 证照标识 or 证照编号")
+    if row.archival_code != key and row.supersedes:  # a licence asked for: say which version answers
+        print(f"{key}: the current record {row.archival_code} ({row.reissue or 'a re-issue'}) superseding "
+              f"{row.supersedes}; `sealflow archive history {key}` lists every version", file=sys.stderr)
     return row
 
 
@@ -202,6 +239,8 @@ def _verify_folder(args: argparse.Namespace, folder: Path) -> int:
         print(f"{'OK' if result.ok else 'FAILED':7} {result.archival_code} ({folder})")
         if result.signer:
             print(f"    archived by: {result.signer}")
+        if result.supersedes:
+            print(f"    supersedes: {result.supersedes} (换发/补发)")
         for d in result.documents:
             print(f"    {d['file']}: {d['seals']} seal(s), {'valid' if d['valid'] else 'NOT valid'}")
         for p in result.problems:

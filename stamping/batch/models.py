@@ -32,7 +32,8 @@ class BatchDocument(Base):
     """One certificate of a batch and where it is in the flow.
 
     state: accepted → stamped → verified, or quarantined (bad manifest row or file) / failed
-    (stamping or verification refused it), each with its reasons.
+    (stamping or verification refused it) / refused (the batch, or the seal's use, was refused before
+    it was sealed), each with its reasons.
     """
 
     __tablename__ = "batch_document"

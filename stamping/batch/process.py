@@ -14,6 +14,12 @@ document's fault, so :class:`InfrastructureError` is raised after the work alrea
 committed — the task fails, Airflow retries it, and the untouched documents stay ``accepted``
 for that retry. A batch whose accepted documents are not all verified or failed is *incomplete*
 (:class:`BatchIncomplete`): its report says which documents wait and which chunk to clear.
+
+A third kind: the seal's registry refuses its use when the stamping step unlocks the key, though the
+use was approved (the identity register no longer confirms the seal's unit or people, the seal was
+revoked, the key is locked). That is a decision, not a machine fault — retrying changes nothing — so
+every document of the batch still waiting becomes ``refused`` with the registry's reason
+(:class:`SealUseRefused`), instead of waiting ``accepted`` until the retries run out.
 """
 
 from __future__ import annotations
@@ -67,6 +73,10 @@ class InfrastructureError(BatchError):
 
 class BatchIncomplete(BatchError):
     """Some accepted documents are neither verified nor failed: a chunk did not finish."""
+
+
+class SealUseRefused(BatchError):
+    """The registry refused the seal's use at stamping time; the batch's waiting documents are refused."""
 
 
 # errno values that say "the machine", never "the document". Any other OSError with an errno is
@@ -261,7 +271,7 @@ def stamp_chunk(tools: BatchTools, batch_id: str, chunk: int, actor: str) -> dic
             BatchDocument.state == "accepted")))
     if not todo:
         return {"chunk": chunk, "stamped": 0, "failed": 0, "seconds": _since(started)}
-    signer, seal_der = tools.signer_provider(es_id)
+    signer, seal_der = _unlock(tools, batch_id, es_id, chunk)
     signer = RecordingSigner(signer)  # the audit entry of each use names the signature made
     stamped: list[tuple[int, str, str, str, str]] = []
     failed: list[tuple[int, str]] = []
@@ -288,6 +298,39 @@ def stamp_chunk(tools: BatchTools, batch_id: str, chunk: int, actor: str) -> dic
             f"kept, {left} left as accepted for the retry; fix the cause (free space, permissions, storage) "
             f"and let Airflow retry, or clear stamp_chunk[{chunk}]") from broken
     return {"chunk": chunk, "stamped": len(stamped), "failed": len(failed), "seconds": _since(started)}
+
+
+def _unlock(tools: BatchTools, batch_id: str, es_id: str, chunk: int) -> tuple[Signer, bytes]:
+    """The seal's signer; a refusal by the registry refuses the batch's waiting documents (see the module
+    docstring), a register that cannot be asked or a concurrent change is left to the task's retry."""
+    from stamping.registry.errors import ConcurrentChange, IdentityRegisterUnavailable, RegistryError
+
+    assert tools.signer_provider is not None
+    try:
+        return tools.signer_provider(es_id)
+    except (IdentityRegisterUnavailable, ConcurrentChange) as exc:
+        raise InfrastructureError(f"batch {batch_id} chunk {chunk}: {exc} — nothing sealed, the documents wait as "
+                                  f"accepted for the retry") from exc
+    except RegistryError as exc:
+        reason = f"seal {es_id} not used: at stamping time {exc}"
+        refused = refuse_waiting(tools, batch_id, reason)
+        raise SealUseRefused(f"batch {batch_id}: {reason} — {refused} waiting document(s) refused, none sealed "
+                             f"by this step; submit the batch again once the cause is fixed") from exc
+
+
+def refuse_waiting(tools: BatchTools, batch_id: str, reason: str) -> int:
+    """Refuse every document of the batch still waiting to be sealed (``accepted``) with ``reason``; when none
+    of its documents was sealed, the batch is refused as a whole. Returns how many were refused."""
+    with transaction(tools.session_factory) as session:
+        refused = session.execute(update(BatchDocument).where(
+            BatchDocument.batch_id == batch_id, BatchDocument.state == "accepted")
+            .values(state="refused", reasons=[reason]).execution_options(synchronize_session=False)).rowcount
+        sealed = session.scalar(select(BatchDocument.id).where(  # a sealed file, whatever 验章 said of it
+            BatchDocument.batch_id == batch_id, BatchDocument.output_sm3 != "").limit(1))
+        if sealed is None:
+            session.execute(update(Batch).where(Batch.batch_id == batch_id).values(status="refused"))
+    log.warning("batch %s: %d waiting document(s) refused: %s", batch_id, refused, reason)
+    return refused
 
 
 def _commit_stamping(tools: BatchTools, batch_id: str, es_id: str, actor: str,

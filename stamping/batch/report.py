@@ -42,7 +42,7 @@ REPORT_MODE = 0o640  # the office's group reads it; the state directory's secret
 PUBLISHED_DIR_MODE = 0o750
 # Document states that still wait for work: a batch with any of them is not finished.
 PENDING_STATES = ("accepted", "stamped")
-PROBLEM_ORDER = {"quarantined": 0, "failed": 1, "accepted": 2, "stamped": 2, "verified": 3}
+PROBLEM_ORDER = {"quarantined": 0, "refused": 1, "failed": 1, "accepted": 2, "stamped": 2, "verified": 3}
 THUMBNAIL_PX = 160
 
 STATUS_ZH = {"done": "完成", "refused": "已拒绝（未盖章）", "incomplete": "未完成（有文件待处理）",
@@ -52,7 +52,7 @@ FILING_ZH = {"pending": "待备案", "failed": "备案重试中", "dead": "备�
              "sent": "已备案"}
 # A document's state as the one word in its line (the verdict of a verified document is 有效).
 STATE_WORD = {"verified": ("valid", "有效"), "quarantined": ("quar", "隔离"), "accepted": ("wait", "待盖章"),
-              "stamped": ("wait", "待验章")}
+              "stamped": ("wait", "待验章"), "refused": ("quar", "未盖章")}
 
 _CSS = ("body{font-family:'Noto Sans CJK SC','Microsoft YaHei',sans-serif;margin:1.5em;color:#222}"
         "table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:2px 6px;text-align:left;"
@@ -70,12 +70,15 @@ class AfterStamping:
     """What became of the batch after stamping, told by the layers above (archive, filing glue).
 
     ``archival_codes``: 档号 by the SM3 of the sealed file; ``archived``: whether archiving has run
-    for the batch (``None``: not yet); ``archive_refused``: documents 四性检测 refused.
+    for the batch (``None``: not yet); ``archive_refused``: documents the archive refused (四性检测, or
+    a licence archived before and sealed again without a declared 换发/补发); ``archive_reasons``: why,
+    by file.
     """
 
     archival_codes: dict[str, str] = field(default_factory=dict)
     archived: bool | None = None
     archive_refused: int = 0
+    archive_reasons: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _iso(value: datetime | None) -> str:
@@ -125,6 +128,8 @@ def _filing_state(session: Session, batch_id: str) -> dict:
 def _document(d, after: AfterStamping, verdicts: dict[int, str]) -> dict:
     waiting = d.state in PENDING_STATES
     reasons = [_waiting_reason(d.state, d.chunk)] if waiting else list(d.reasons or [])
+    if d.state == "verified":  # sealed and valid, yet the archive may have refused it: say why
+        reasons += [f"not archived: {r}" for r in after.archive_reasons.get(d.file, [])]
     verdict = "valid" if d.state == "verified" else verdicts.get(d.id, "")
     return {"row": d.row, "file": d.file, "state": d.state, "reasons": reasons,
             "licence_number": (d.record or {}).get("licence_number", ""),
@@ -208,7 +213,8 @@ def _facts_html(report: dict, seal_class: str) -> str:
         if a["state"] != "approved" and a["reason"]:  # why it was refused; an approval needs no words
             approval += f" · {escape(a['reason'])}"
     if arch["state"] == "archived":
-        archive = f"已归档 {arch['records']} 件" + (f"，四性检测拒收 {arch['refused']} 件" if arch["refused"] else "")
+        refused = f"，拒收 {arch['refused']} 件（原因见下方）" if arch["refused"] else ""
+        archive = f"已归档 {arch['records']} 件{refused}"
     else:
         archive = "待归档（archive_batch 运行后本报告更新）" if report["status"] == "done" else "不归档（批次未完成）"
     filing = (f"{FILING_ZH.get(fil['state'], fil['state'])}（回执 {fil['receipts']}/{fil['records']}）"
@@ -241,7 +247,7 @@ def _row_html(d: dict) -> str:
         word = VERDICT_ZH[css]
     else:
         css, word = STATE_WORD.get(d["state"], ("wait", d["state"]))
-    problem = ' class="p"' if d["state"] in ("quarantined", "failed") else ""
+    problem = ' class="p"' if d["state"] in ("quarantined", "failed", "refused") else ""
     return (f"<tr{problem}><td>{d['row']}</td><td>{escape(d['file'])}</td><td>{escape(d['licence_number'])}</td>"
             f"<td>{escape(d['holder'])}</td><td class=\"{css}\">{word}</td><td>{_reason_html(d['reasons'])}</td>"
             f"<td>{escape(d['archival_code'])}</td></tr>")

@@ -69,3 +69,8 @@ class IdentityNotConfigured(IdentityMismatch):
 
 class CANotConfigured(RegistryError):
     """No CA to certify seals outside the embedded stack (``kernel.keys.CANotInstalled``): set one up first."""
+
+
+class IdentityRegisterUnavailable(IdentityMismatch):
+    """The identity register could not be asked (unreachable, an unreadable answer): the step is refused now,
+    and the same step may pass once the register answers — a failing machine, not a disagreement."""

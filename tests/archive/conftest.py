@@ -85,6 +85,24 @@ def sealed_docs(tmp_path_factory, kit) -> list[SealedDoc]:
 
 
 @pytest.fixture
+def local_env(tmp_path, kit, archive_signer) -> ArchiveEnv:
+    """As ``env`` without the stack: the real ObjectStore over an in-memory Object-Lock S3
+    (tests/archive/memory_s3.py) and a fresh migrated SQLite index."""
+    from tests.archive.memory_s3 import MemoryS3
+
+    settings = Settings(home=tmp_path / "var", kek="00" * 32).with_overrides(
+        archive_bucket="arch-local", database_url=f"sqlite:///{tmp_path / 'index.db'}", replica_enabled=False,
+        archive_upload_workers=2)
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    store = ObjectStore(settings, client=MemoryS3())
+    store.ensure_bucket()
+    yield ArchiveEnv(settings, store, session_factory(engine), archive_signer, kit.trust, kit.root_pem_path,
+                     tmp_path)
+    engine.dispose()
+
+
+@pytest.fixture
 def env(embedded_stack, tmp_path, kit, archive_signer) -> ArchiveEnv:
     """A fresh Object-Lock bucket and a fresh migrated SQLite index on the embedded SeaweedFS."""
     # One store: these tests are about the archive in a store; replication has tests/archive/test_replica.py.

@@ -168,3 +168,24 @@ def test_once_archived_and_filed_the_report_says_so_with_each_archival_code(batc
 def test_times_are_written_as_the_office_reads_them() -> None:
     assert human_time("2026-01-01T00:30:00+00:00") == "2026年01月01日 08:30（北京时间）"
     assert human_time(None) == ""
+
+
+def test_a_document_the_archive_refused_says_why_in_the_report(batch) -> None:
+    """A sealed, valid document the archive would not take (its licence archived before, no 换发/补发
+    declared) is not a silent gap in the 档号 column: its line gives the archive's reason."""
+    sessions = batch["sessions"]
+    reason = ("licence L-7 is already archived as X001-ZZ·2026-Y-000001 (batch old, sealed document SM3 ab…); "
+              "this is another sealed document of the licence and its batch declared no 换发/补发 with a reason")
+    with transaction(sessions) as session:
+        docs = list(session.scalars(select(BatchDocument).where(BatchDocument.state == "verified")
+                                    .order_by(BatchDocument.row)))
+        refused = docs[0]
+        codes = {d.output_sm3: f"X001-ZZ·2026-Y-{d.row:06d}" for d in docs[1:]}
+        written = refresh_report(session, "office-1", AfterStamping(
+            archival_codes=codes, archived=True, archive_refused=1, archive_reasons={refused.file: [reason]}),
+            reports_dir=batch["tools"].reports_dir)
+    line = next(d for d in written["report"]["documents"] if d["file"] == refused.file)
+    assert line["archival_code"] == "" and line["reasons"] == [f"not archived: {reason}"]
+    html = _html(batch)
+    assert f"已归档 {len(codes)} 件，拒收 1 件（原因见下方）" in html
+    assert "未归档：该证照已归档（档号 X001-ZZ·2026-Y-000001）" in html

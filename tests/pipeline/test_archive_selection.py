@@ -61,6 +61,12 @@ def test_one_event_archives_every_finished_unarchived_batch(archiving) -> None:
     assert archiving.batches_to_archive(_context("a")) == ["a", "b"]
 
 
+def test_the_waiting_batches_are_archived_oldest_first_whichever_event_woke_the_run(archiving) -> None:
+    """A re-issue (换发/补发) supersedes the licence's record archived before it: the batch sealed first
+    is archived first, even when the later batch's event triggered the run."""
+    assert archiving.batches_to_archive(_context("b")) == ["a", "b"]
+
+
 def test_a_run_named_by_no_event_still_archives_what_waits(archiving) -> None:
     assert archiving.batches_to_archive(_context()) == ["a", "b"]
 

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from stamping.audit.models import AuditEntry
 from stamping.registry import SealRegistry
-from stamping.registry.errors import IdentityMismatch
+from stamping.registry.errors import IdentityMismatch, IdentityRegisterUnavailable
 from stamping.registry.identity_source import HttpIdentitySource
 from stamping.registry.models import SealApplication
 from tests.registry.conftest import OTHER_CODE, OTHER_UNIT, PERSON, PERSON_ID, PIN, UNIT, UNIT_CODE, World
@@ -92,3 +92,13 @@ def test_using_a_seal_checks_the_keeper_against_the_register(world: World, regis
 def test_a_register_that_does_not_answer_refuses(world: World) -> None:
     with pytest.raises(IdentityMismatch, match="try again"):
         _checked(world, "http://127.0.0.1:9").apply("applicant", UNIT_CODE, "official", UNIT, keeper="keeper")
+
+
+def test_a_register_that_cannot_be_asked_is_told_apart_from_one_that_disagrees(
+        world: World, register: Register) -> None:
+    """Both refuse the step; only the first may pass on a retry (the batch's stamping step retries it)."""
+    with pytest.raises(IdentityRegisterUnavailable):
+        _checked(world, "http://127.0.0.1:9").apply("applicant", UNIT_CODE, "official", UNIT, keeper="keeper")
+    with pytest.raises(IdentityMismatch) as disagreed:
+        _checked(world, register.url).apply("outsider", OTHER_CODE, "official", OTHER_UNIT, keeper="outsider")
+    assert not isinstance(disagreed.value, IdentityRegisterUnavailable)

@@ -276,7 +276,8 @@ def _record_dict(row) -> dict[str, Any]:
             "holder": row.holder_name, "batch_id": row.batch_id, "archived_at": queries._iso(row.archived_at),
             "retain_until": queries._iso(row.retain_until), "retention": row.retention,
             "document_name": row.document_name, "package_size": row.package_size, "state": row.state,
-            "version": row.object_version or ""}
+            "version": row.object_version or "", "supersedes": row.supersedes or "",
+            "superseded_by": row.superseded_by or "", "reissue": row.reissue, "reissue_reason": row.reissue_reason}
 
 
 @app.post("/api/archive/{archival_code}/share", summary="分享链接 A version-pinned link to the package and its expiry")

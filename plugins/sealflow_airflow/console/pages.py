@@ -129,7 +129,8 @@ def archive_page(query: str, day: str, rows: list[dict], verification: dict | No
     lines = "".join(
         f'<tr><td><a href="{URL_PREFIX}/archive/{quote(r["archival_code"], safe="")}">{esc(r["archival_code"])}</a>'
         f'</td><td>{esc(r["licence_number"])}</td><td>{esc(r["licence_id"])}</td>'
-        f'<td>{esc(r["holder"])}</td><td>{esc(r["batch_id"])}</td><td>{esc(r["archived_at"])}</td><td>{esc(r["state"])}</td>'
+        f'<td>{esc(r["holder"])}</td><td>{esc(r["batch_id"])}</td><td>{esc(r["archived_at"])}</td>'
+        f'<td>{esc(r["state"])}{_version_note(r)}</td>'
         f'<td><form class="inline" method="post" '
         f'action="{URL_PREFIX}/archive/{quote(r["archival_code"], safe="")}/verify">'
         "<button>校验 <span class='en'>verify</span></button></form></td></tr>" for r in rows)
@@ -257,6 +258,19 @@ def _retry_button(dead: dict, can_retry: bool) -> str:
             f'{quote(dead["record_id"], safe="")}/retry"><button>重试 <span class="en">retry</span></button></form>')
 
 
+def _version_note(r: dict) -> str:
+    """A re-issued licence's records name each other (换发/补发): superseded by / supersedes, linked."""
+    def link(code: str) -> str:
+        return f'<a href="{URL_PREFIX}/archive/{quote(code, safe="")}">{esc(code)}</a>'
+
+    note = ""
+    if r.get("superseded_by"):
+        note += f"<br>已被 {link(r['superseded_by'])} 替代 <span class='en'>superseded</span>"
+    if r.get("supersedes"):
+        note += f"<br>替代 {link(r['supersedes'])} <span class='en'>supersedes</span>"
+    return note
+
+
 def record_page(r: dict, page: int, share: dict | None, shown: Any) -> str:
     """One archived record: its metadata, the actions (verify, share link, EEP) and a page preview.
     ``shown`` is the drawn page (``RenderedPage``) or the reason it cannot be drawn."""
@@ -267,6 +281,11 @@ def record_page(r: dict, page: int, share: dict | None, shown: Any) -> str:
         ("archived_at", "归档时间", "archived"), ("retention", "保管期限", "retention"),
         ("retain_until", "保留至", "retained until"), ("document_name", "文件", "document"),
         ("package_size", "档案包大小 (字节)", "package bytes"), ("version", "存储版本", "stored version")))
+    if r.get("supersedes") or r.get("superseded_by"):
+        reissue = f"{esc(r.get('reissue', ''))} {esc(r.get('reissue_reason', ''))}".strip()
+        facts += (f"<tr><th>版本 <br><small>version of the licence</small></th><td>"
+                  f"{'当前版本 current' if not r.get('superseded_by') else '已被替代 superseded'}"
+                  f"{' · ' + reissue if reissue else ''}{_version_note(r)}</td></tr>")
     actions = (f'<div class="actions"><form class="inline" method="post" action="{URL_PREFIX}/archive/{code}/verify">'
                "<button>校验 <span class='en'>verify</span></button></form> "
                f'<form class="inline" method="post" action="{URL_PREFIX}/archive/{code}/share">'

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from archive.models import ArchiveRecord, ArchiveRun, FixityRun
+from archive.models import ArchivedBatch, ArchiveRecord, ArchiveRun, FixityRun
 from filing.outbox import DEAD, PENDING, OutboxRecord
 from stamping.batch.approval import MAX_ATTEMPTS
 from stamping.batch.models import Batch, BatchDocument, SealUseApproval
@@ -114,11 +114,14 @@ def batch_detail(session: Session, batch_id: str) -> dict[str, Any] | None:
         select(ArchiveRecord).where(ArchiveRecord.batch_id == batch_id))}
     receipts = [r.receipt for r in session.scalars(
         select(OutboxRecord).where(OutboxRecord.subject == batch_id, OutboxRecord.state == "sent"))]
+    finished = session.get(ArchivedBatch, batch_id)
+    refused = {r["file"]: r.get("reasons") or [] for r in (finished.not_archived or [])} if finished else {}
     documents = []
     for d in docs:
         archived = codes.get(d.output_sm3) if d.output_sm3 else None
+        not_archived = [f"not archived: {r}" for r in refused.get(d.file, [])] if d.state == "verified" else []
         documents.append({
-            "row": d.row, "file": d.file, "state": d.state, "reasons": list(d.reasons or []),
+            "row": d.row, "file": d.file, "state": d.state, "reasons": list(d.reasons or []) + not_archived,
             "licence_number": (d.record or {}).get("licence_number", ""),
             "holder": (d.record or {}).get("holder_name", ""),
             "verdict": (d.verification or {}).get("verdict", ""),
@@ -130,7 +133,9 @@ def batch_detail(session: Session, batch_id: str) -> dict[str, Any] | None:
 
 
 def search_archive(session: Session, text: str = "", day: str = "", limit: int = 100) -> list[dict[str, Any]]:
-    """Archive records whose 证照编号, 证照标识, holder or 档号 contain ``text``, archived on ``day``."""
+    """Archive records whose 证照编号, 证照标识, holder or 档号 contain ``text``, archived on ``day`` — newest
+    first, so a re-issued licence's current record comes before the ones it superseded (each names its
+    successor in ``superseded_by``)."""
     query = select(ArchiveRecord).order_by(ArchiveRecord.archived_at.desc()).limit(limit)
     if text:
         like = f"%{text}%"
@@ -141,7 +146,8 @@ def search_archive(session: Session, text: str = "", day: str = "", limit: int =
         query = query.where(ArchiveRecord.archived_at >= start, ArchiveRecord.archived_at < start + timedelta(days=1))
     return [{"archival_code": r.archival_code, "licence_id": r.licence_id, "licence_number": r.licence_number,
              "holder": r.holder_name, "batch_id": r.batch_id, "archived_at": _iso(r.archived_at),
-             "state": r.state, "package_size": r.package_size, "document_name": r.document_name}
+             "state": r.state, "package_size": r.package_size, "document_name": r.document_name,
+             "supersedes": r.supersedes or "", "superseded_by": r.superseded_by or ""}
             for r in session.scalars(query)]
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
-from stamping.registry.errors import IdentityMismatch, IdentityNotConfigured
+from stamping.registry.errors import IdentityMismatch, IdentityNotConfigured, IdentityRegisterUnavailable
 from stamping.registry.models import Person, Unit
 from stamping.registry.service.base import RegistryBase
 
@@ -70,8 +70,9 @@ class IdentityChecks(RegistryBase):
             if verdict is not None and verdict.match:
                 continue
             self._audit_identity_refusal(actor, action, es_id, kind, name, number, reason)
-            raise IdentityMismatch(f"{action} refused: the identity register does not confirm the {kind} "
-                                   f"{name} ({number[:6]}…): {reason}")
+            refusal = IdentityMismatch if verdict is not None else IdentityRegisterUnavailable
+            raise refusal(f"{action} refused: the identity register does not confirm the {kind} "
+                          f"{name} ({number[:6]}…): {reason}")
 
     def _audit_identity_refusal(self, actor: str, action: str, es_id: str | None, kind: str, name: str,
                                 number: str, reason: str) -> None:
