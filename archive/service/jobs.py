@@ -49,7 +49,6 @@ class Built:
     sha256_b64: str
 
 
-
 def read_document(inp: ArchiveInput) -> bytes:
     p = Path(inp.path)
     size = p.stat().st_size
@@ -121,7 +120,6 @@ def batch_facts(inputs: Sequence[ArchiveInput], sizes: dict[int, int], taken: di
         facts.registered_count = len(inputs)
         facts.registered_bytes = sum(s for s in declared if s is not None)
     return facts
-
 
 
 def verification_of(inp: ArchiveInput, trust) -> dict | None:

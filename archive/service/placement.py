@@ -29,7 +29,6 @@ class Placement:
     supersedes: str = ""
 
 
-
 def declared_reissue(record: dict[str, str]) -> tuple[str, str] | None:
     """(kind, reason) when the record's batch declared it a 换发/补发 with a reason, else None."""
     kind, reason = record.get("reissue", "").strip(), record.get("reissue_reason", "").strip()

@@ -104,7 +104,6 @@ class Publishing(ArchiverBase):
             log.warning("staged run files of batch %s not removed: %s", batch_id, exc)
 
 
-
 def _subject(cert_der: bytes) -> str:
     try:
         from asn1crypto import x509

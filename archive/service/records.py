@@ -76,7 +76,6 @@ class ArchiveResult:
         }
 
 
-
 def package_key(archival_code: str) -> str:
     return f"packages/{package_slug(archival_code)}.tar"
 

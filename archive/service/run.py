@@ -156,7 +156,6 @@ class Archiver(Numbering, Storing, Publishing):
         return passed, builds
 
 
-
 def archive_records(records: Sequence[ArchiveInput], *, batch_id: str, settings: Settings, store: ObjectStore,
                     sessions: sessionmaker[Session], signer, trust=None, scanner: MalwareScanner | None = None,
                     archived_at: datetime | None = None, chunk_size: int = 5000,

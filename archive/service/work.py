@@ -49,7 +49,6 @@ class Work:
         self.outcome = RecordOutcome(self.licence_id, self.inp.file_name, status, self.code, reasons=reasons)
 
 
-
 @dataclass
 class RunState:
     result: ArchiveResult
@@ -62,7 +61,6 @@ class RunState:
     futures: dict[Future, Work] = field(default_factory=dict)
     cpu: Executor | None = None  # checks
     build: Executor | None = None
-
 
 
 def as_utc(at: datetime) -> datetime:
