@@ -9,6 +9,11 @@ CMS is built here (see ``cms.py``) and spliced into the /Contents hole.
 PyMuPDF reads the input (page objects, /Annots, the AcroForm, anchor text); its writer is never
 used, so a second seal keeps the first one valid.
 
+Two parts live in modules of their own: the incremental-update writer (``incremental.py``: the
+update section, rewritten objects' generations, the cross-reference section and trailer) and the
+widget geometry (``widgets.py``: where the seal goes, in PDF user space). This module builds the
+objects of the seal (field, widgets, appearance, /Sig) and signs.
+
 骑缝章 (``Placement.cross_page``): ONE signature field with one widget per page (its /Kids),
 each widget showing that page's vertical slice of the seal at the page's right edge. One CMS
 signs the whole document once, and a verifier sees a single seal.
@@ -16,10 +21,8 @@ signs the whole document once, and a verifier sees a single seal.
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -32,8 +35,10 @@ from stamping.pdf.active import active_content, docmdp_permission
 from stamping.pdf.appearance import SealImage, ring_ops, seal_image
 from stamping.pdf.cms import CONTAINERS, MAX_SM2_SIG_DER, build_signed_attrs, build_signed_data
 from stamping.pdf.errors import MUPDF_ERRORS, PdfError
+from stamping.pdf.incremental import Update, generation, indirect_ref, last_startxref, write_update
 from stamping.pdf.reading import open_untrusted
-from stamping.placement import AnchorNotFound, Placement, PlacementError
+from stamping.pdf.widgets import MM, Widget, seal_widgets
+from stamping.placement import Placement
 from stamping.ses.make import check_binding
 
 if TYPE_CHECKING:
@@ -41,7 +46,6 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_PDF_BYTES", "PdfError", "open_pdf", "stamp_pdf"]
 
-MM = 72 / 25.4
 MAX_PDF_BYTES = 512 * 1024 * 1024
 MAX_PAGES = 20_000
 _BYTE_RANGE_PLACEHOLDER = b"/ByteRange[0 0000000000 0000000000 0000000000]"
@@ -53,7 +57,6 @@ TOKEN_RESERVE = 8192
 # reserved byte costs two zeros in every sealed file; a token that still does not fit makes the
 # document be stamped again with the full TOKEN_RESERVE (see ``stamp_pdf``), never fail.
 TOKEN_MARGIN = 64
-_STARTXREF = re.compile(rb"startxref\s+(\d+)\s+%%EOF")
 
 pymupdf.TOOLS.mupdf_display_errors(False)  # damaged input is reported as PdfError, not stderr noise
 
@@ -86,24 +89,6 @@ def _refuse_active_content_and_certification(doc: pymupdf.Document, data: bytes,
                              "original instead")
 
 
-def _last_startxref(data: bytes, path: str) -> int:
-    tail = data[-4096:]
-    hits = list(_STARTXREF.finditer(tail))
-    if not hits:
-        raise PdfError(path, "no startxref/%%EOF at the end (truncated file?)")
-    off = int(hits[-1].group(1))
-    if off >= len(data):
-        raise PdfError(path, "startxref points past the end of the file")
-    return off
-
-
-def _ref(obj: tuple[str, str]) -> int | None:
-    kind, value = obj
-    if kind != "xref":
-        return None
-    return int(value.split()[0])
-
-
 def _pdf_text(s: str) -> bytes:
     """A PDF text string: ASCII as a literal, anything else as UTF-16BE hex with BOM."""
     if s.isascii() and s.isprintable():
@@ -123,98 +108,9 @@ def _num(v: float) -> bytes:
     return (b"%.3f" % v).rstrip(b"0").rstrip(b".") or b"0"
 
 
-@dataclass
-class _Widget:
-    page_index: int
-    rect: tuple[float, float, float, float]  # PDF user space (x0, y0, x1, y1)
-    slice_index: int = 0
-    slices: int = 1
-
-
-@dataclass
-class _Update:
-    """Objects of one incremental update section: number → body (without 'N 0 obj')."""
-
-    next_num: int
-    objects: dict[int, bytes] = field(default_factory=dict)
-    gens: dict[int, int] = field(default_factory=dict)  # rewritten objects keep their generation
-
-    def rewrite(self, doc: pymupdf.Document, num: int, body: bytes) -> None:
-        self.objects[num] = body
-        self.gens[num] = _generation(doc, num)
-
-    def add(self, body: bytes = b"") -> int:
-        num = self.next_num
-        self.next_num += 1
-        self.objects[num] = body
-        return num
-
-
-def _generation(doc: pymupdf.Document, num: int) -> int:
-    """The generation number of an existing object (0 for objects in object streams)."""
-    try:
-        entry = pymupdf.mupdf.ll_pdf_get_xref_entry_no_null(pymupdf._as_pdf_document(doc).m_internal, num)
-        return int(entry.gen) if str(entry.type) == "n" else 0
-    except (AttributeError, RuntimeError, TypeError):  # pragma: no cover - older PyMuPDF
-        return 0
-
-
-# --- placement -----------------------------------------------------------------------------
-
-def _to_pdf_space(page: pymupdf.Page, x_pt: float, y_pt: float, displayed: bool) -> pymupdf.Point:
-    """Page coordinates (top-left origin) → PDF user space. ``displayed``: the coordinates are on
-    the page as shown (rotation applied, as placements are given); else unrotated (as
-    PyMuPDF's text search returns them)."""
-    p = pymupdf.Point(x_pt, y_pt)
-    if displayed:
-        p = p * page.derotation_matrix
-    return p * ~page.transformation_matrix
-
-
-def _seal_rect(page: pymupdf.Page, cx_pt: float, cy_pt: float, w_pt: float, h_pt: float, displayed: bool = True):
-    p = _to_pdf_space(page, cx_pt, cy_pt, displayed)
-    if page.rotation % 180:
-        w_pt, h_pt = h_pt, w_pt
-    return (p.x - w_pt / 2, p.y - h_pt / 2, p.x + w_pt / 2, p.y + h_pt / 2)
-
-
-def _widgets(doc: pymupdf.Document, placement: Placement, image: SealImage, path: str) -> list[_Widget]:
-    w_pt, h_pt = image.width_mm * MM, image.height_mm * MM
-    n = doc.page_count
-    dx, dy = placement.offset_mm[0] * MM, placement.offset_mm[1] * MM
-    if placement.cross_page:
-        out = []
-        for i in range(n):
-            page = doc[i]
-            r = page.rect
-            cy = placement.y_mm * MM + dy if placement.y_mm is not None else r.height / 2
-            sw = w_pt / n
-            # The slice's own box sits at the right edge; the appearance shifts the picture.
-            x0, y0, x1, y1 = _seal_rect(page, r.width - sw / 2, cy, sw, h_pt)
-            out.append(_Widget(i, (x0, y0, x1, y1), i, n))
-        return out
-    try:
-        index = placement.page_index(n)
-    except PlacementError as exc:
-        raise PdfError(path, str(exc)) from None
-    if placement.anchor_text:
-        pages = [index] if index is not None else range(n)
-        for i in pages:
-            hits = doc[i].search_for(placement.anchor_text)
-            if hits:
-                hit = hits[0] * doc[i].rotation_matrix  # unrotated → as displayed, where offsets apply
-                cx, cy = (hit.x0 + hit.x1) / 2, (hit.y0 + hit.y1) / 2
-                return [_Widget(i, _seal_rect(doc[i], cx + dx, cy + dy, w_pt, h_pt))]
-        raise AnchorNotFound(path, placement.anchor_text)
-    if placement.x_mm is None or placement.y_mm is None:
-        raise PdfError(path, "placement needs x_mm and y_mm, or an anchor text")
-    assert index is not None
-    return [_Widget(index, _seal_rect(doc[index], placement.x_mm * MM + dx, placement.y_mm * MM + dy, w_pt, h_pt))]
-
-
 # --- objects -------------------------------------------------------------------------------
 
-def _appearance(upd: _Update, image: SealImage, image_num: int | None, widget: _Widget, rotation: int) -> int:
+def _appearance(upd: Update, image: SealImage, image_num: int | None, widget: Widget, rotation: int) -> int:
     w_pt, h_pt = image.width_mm * MM, image.height_mm * MM
     sw = w_pt / widget.slices
     shift = -widget.slice_index * sw
@@ -231,7 +127,7 @@ def _appearance(upd: _Update, image: SealImage, image_num: int | None, widget: _
     return upd.add(body)
 
 
-def _image_objects(upd: _Update, image: SealImage) -> int | None:
+def _image_objects(upd: Update, image: SealImage) -> int | None:
     if image.image_obj is None:
         return None
     image_num = upd.add()
@@ -247,10 +143,10 @@ def _field_name() -> bytes:
     return b"(SealFlow_Seal_" + secrets.token_hex(4).encode() + b")"
 
 
-def _add_to_page_annots(doc: pymupdf.Document, upd: _Update, page_xref: int, nums: Iterable[int], path: str) -> None:
+def _add_to_page_annots(doc: pymupdf.Document, upd: Update, page_xref: int, nums: Iterable[int], path: str) -> None:
     refs = " ".join(f"{n} 0 R" for n in nums)
     annots = doc.xref_get_key(page_xref, "Annots")
-    ref = _ref(annots)
+    ref = indirect_ref(annots)
     if ref is not None:  # an indirect array: update that array object only
         old = doc.xref_object(ref, compressed=True).strip()
         if not (old.startswith("[") and old.endswith("]")):
@@ -262,10 +158,10 @@ def _add_to_page_annots(doc: pymupdf.Document, upd: _Update, page_xref: int, num
     upd.rewrite(doc, page_xref, doc.xref_object(page_xref, compressed=True).encode("latin-1"))
 
 
-def _add_to_acroform(doc: pymupdf.Document, upd: _Update, field_num: int) -> None:
+def _add_to_acroform(doc: pymupdf.Document, upd: Update, field_num: int) -> None:
     root = doc.pdf_catalog()
     form = doc.xref_get_key(root, "AcroForm")
-    form_num = _ref(form)
+    form_num = indirect_ref(form)
     if form_num is None and form[0] != "dict":
         form_num = upd.add(b"<</Fields[%d 0 R]/SigFlags 3>>" % field_num)
         doc.xref_set_key(root, "AcroForm", f"{form_num} 0 R")
@@ -273,7 +169,7 @@ def _add_to_acroform(doc: pymupdf.Document, upd: _Update, field_num: int) -> Non
         return
     owner, prefix = (form_num, "") if form_num is not None else (root, "AcroForm/")
     fields = doc.xref_get_key(owner, prefix + "Fields")
-    fields_num = _ref(fields)
+    fields_num = indirect_ref(fields)
     if fields_num is not None:
         old = doc.xref_object(fields_num, compressed=True).strip()
         upd.rewrite(doc, fields_num, f"{old[:-1]} {field_num} 0 R]".encode("latin-1"))
@@ -282,68 +178,6 @@ def _add_to_acroform(doc: pymupdf.Document, upd: _Update, field_num: int) -> Non
         doc.xref_set_key(owner, prefix + "Fields", f"{old[:-1]} {field_num} 0 R]")
     doc.xref_set_key(owner, prefix + "SigFlags", "3")
     upd.rewrite(doc, owner, doc.xref_object(owner, compressed=True).encode("latin-1"))
-
-
-# --- xref sections ---------------------------------------------------------------------------
-
-def _subsections(nums: list[int]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for n in nums:
-        if out and out[-1][0] + out[-1][1] == n:
-            out[-1] = (out[-1][0], out[-1][1] + 1)
-        else:
-            out.append((n, 1))
-    return out
-
-
-def _trailer_entries(doc: pymupdf.Document, size: int, prev: int) -> bytes:
-    parts = [b"/Size %d" % size]
-    for key in ("Root", "Info"):
-        kind, value = doc.xref_get_key(-1, key)
-        if kind == "xref":
-            parts.append(b"/%s %s" % (key.encode(), value.encode("ascii")))
-    kind, value = doc.xref_get_key(-1, "ID")
-    if kind == "array" and re.fullmatch(r"\[\s*<[0-9A-Fa-f]*>\s*<[0-9A-Fa-f]*>\s*\]", value):
-        parts.append(b"/ID" + value.encode())
-    else:
-        first = secrets.token_hex(16).upper().encode()
-        parts.append(b"/ID[<%s><%s>]" % (first, first))
-    parts.append(b"/Prev %d" % prev)
-    return b"".join(parts)
-
-
-def _write_update(src: bytes, doc: pymupdf.Document, upd: _Update, prev: int, xref_stream: bool) -> bytearray:
-    out = bytearray(src)
-    if not out.endswith(b"\n"):
-        out += b"\n"
-    offsets: dict[int, int] = {}
-    for num in sorted(upd.objects):
-        offsets[num] = len(out)
-        out += b"%d %d obj\n" % (num, upd.gens.get(num, 0)) + upd.objects[num] + b"\nendobj\n"
-    if xref_stream:
-        xref_num = upd.next_num
-        offsets[xref_num] = len(out)
-        nums = sorted(offsets)
-        rows = b"".join(b"\x01" + offsets[n].to_bytes(4, "big") + upd.gens.get(n, 0).to_bytes(2, "big")
-                        for n in nums)
-        index = b" ".join(b"%d %d" % s for s in _subsections(nums))
-        out += (b"%d 0 obj\n<</Type/XRef%s/W[1 4 2]/Index[%s]/Length %d>>stream\n"
-                % (xref_num, _trailer_entries(doc, xref_num + 1, prev), index, len(rows)))
-        out += rows + b"\nendstream\nendobj\n"
-        out += b"startxref\n%d\n%%%%EOF\n" % offsets[xref_num]
-        return out
-    start = len(out)
-    out += b"xref\n"
-    nums = sorted(offsets)
-    pos = 0
-    for first, count in _subsections(nums):
-        out += b"%d %d\n" % (first, count)
-        for n in nums[pos:pos + count]:
-            out += b"%010d %05d n\r\n" % (offsets[n], upd.gens.get(n, 0))
-        pos += count
-    out += b"trailer\n<<" + _trailer_entries(doc, upd.next_num, prev) + b">>\n"
-    out += b"startxref\n%d\n%%%%EOF\n" % start
-    return out
 
 
 # --- signing -------------------------------------------------------------------------------
@@ -391,11 +225,11 @@ def _stamp(src: bytes, seal_der: bytes, signer: Signer, placement: Placement, si
     image = seal_image(seal_der)
     doc = open_pdf(src, path, max_bytes)
     try:
-        prev = _last_startxref(src, path)
+        prev = last_startxref(src, path)
         xref_stream = doc.xref_get_key(-1, "Type") == ("name", "/XRef")
-        widgets = _widgets(doc, placement, image, path)
+        widgets = seal_widgets(doc, placement, image, path)
         kind, size = doc.xref_get_key(-1, "Size")
-        upd = _Update(max(int(size) if kind == "int" else 0, doc.xref_length()))
+        upd = Update(max(int(size) if kind == "int" else 0, doc.xref_length()))
 
         image_num = _image_objects(upd, image)
         sig_num = upd.add()
@@ -407,7 +241,7 @@ def _stamp(src: bytes, seal_der: bytes, signer: Signer, placement: Placement, si
             ap = _appearance(upd, image, image_num, w, page.rotation)
             rect = b" ".join(_num(v) for v in w.rect)
             common = (b"/Type/Annot/Subtype/Widget/P %d %d R/Rect[%s]/F 132/AP<</N %d 0 R>>"
-                      % (page.xref, _generation(doc, page.xref), rect, ap))
+                      % (page.xref, generation(doc, page.xref), rect, ap))
             if len(widgets) == 1:
                 upd.objects[field_num] = (b"<<%s/FT/Sig/T%s/V %d 0 R>>" % (common, _field_name(), sig_num))
                 widget_nums.setdefault(page.xref, []).append(field_num)
@@ -429,7 +263,7 @@ def _stamp(src: bytes, seal_der: bytes, signer: Signer, placement: Placement, si
             b"<</Type/Sig/Filter/Adobe.PPKLite/SubFilter/adbe.pkcs7.detached" + _BYTE_RANGE_PLACEHOLDER
             + b"/Contents<" + b"0" * hole + b">/M" + _pdf_date(signed_at) + b"/Name" + _pdf_text(name)
             + b"/Reason" + _pdf_text(reason) + (b"/Location" + _pdf_text(location) if location else b"") + b">>")
-        out = _write_update(src, doc, upd, prev, xref_stream)
+        out = write_update(src, doc, upd, prev, xref_stream)
     except MUPDF_ERRORS as exc:  # a damaged object met while reading pages, annotations or the form
         raise PdfError(path, f"damaged PDF: {exc}") from None
     finally:
