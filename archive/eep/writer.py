@@ -1,39 +1,29 @@
-"""DA/T 48-2009 EEP (基于XML的电子文件封装包) export and import, both streaming.
+"""Writing an EEP (:func:`write_eep`) from a package folder, streaming: lxml ``etree.xmlfile``
+Base64-encodes each file chunk by chunk, never held whole in memory.
 
-Writing uses lxml ``etree.xmlfile``: files are Base64-encoded chunk by chunk, never held whole in
-memory. Reading feeds the file in chunks to an lxml parser with a *target* (SAX-like events, no
-tree), decoding Base64 to disk as it arrives — so large documents need neither memory nor lxml's
-``huge_tree``. Entities are not resolved and nothing is fetched from the network.
+Decisions:
 
-Signature (电子签名): SM2-with-SM3 (签名算法标识 ``1.2.156.10197.1.501``) by the archiving unit over
-the exact bytes of the ``被签名对象`` element as written in the file, from ``<被签名对象`` through
-``</被签名对象>`` (stated in 签名规则). A reader recomputes it from the raw bytes.
+* **The bytes signed are the bytes written**: a :class:`_HashingFile` between lxml and the file
+  keeps the 被签名对象 element's bytes (then the 电子签名 element's, for the 锁定签名) as they pass.
+* **The file appears whole or not at all** (written to a temporary file, then renamed).
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
-import hashlib
 import json
 import os
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from lxml import etree
 
-from archive.package import MANIFEST_NAME, PackageError, safe_relpath
+from archive.eep.format import LOCK_RULE, NS, SIGN_RULE, SM2_WITH_SM3, EepError
+from archive.package import MANIFEST_NAME, safe_relpath
 
-NS = "http://www.saac.gov.cn/standards/ERM/encapsulation"
-SM2_WITH_SM3 = "1.2.156.10197.1.501"
 FORMAT_DESCRIPTION = "本EEP根据中华人民共和国档案行业标准DA/T 48-2009《基于XML的电子文件封装规范》生成"
-SIGN_RULE = ("SM2-with-SM3 (GB/T 35276, default user id) over the exact UTF-8 bytes of the 被签名对象 element "
-             "as written in this file, from '<被签名对象' through '</被签名对象>'")
-LOCK_RULE = ("SM2-with-SM3 over the exact UTF-8 bytes of the 电子签名 element it names, from '<电子签名' "
-             "through '</电子签名>'")
 ENCODING_DESCRIPTION = (
     "本封装包中“编码数据”元素存储的是计算机文件二进制流的Base64编码，"
     "有关Base64编码规则参见IETF RFC 2045多用途邮件扩展（MIME）第一部分：互联网信息体格式。"
@@ -41,15 +31,6 @@ ENCODING_DESCRIPTION = (
     "并依据封装包中“反编码关键字”元素中记录的值还原计算机文件的扩展名"
 )
 CHUNK = 3 * 64 * 1024  # a multiple of 3: Base64 of each chunk concatenates cleanly
-SIGNED_START = "<被签名对象".encode()
-SIGNED_END = "</被签名对象>".encode()
-LOCKED_START = "<电子签名>".encode()
-LOCKED_END = "</电子签名>".encode()
-MAX_EEP_BYTES = 1024 * 1024 * 1024
-
-
-class EepError(PackageError):
-    """An EEP that cannot be written or read."""
 
 
 class _HashingFile:
@@ -228,190 +209,3 @@ def _subject(cert_der: bytes) -> str:
         return x509.Certificate.load(cert_der).subject.human_friendly
     except Exception:
         return ""
-
-
-# -- reading ------------------------------------------------------------------------------------
-@dataclass
-class EepDocument:
-    name: str
-    declared_size: int
-    size: int = 0
-    sm3: str = ""
-
-
-@dataclass
-class EepContent:
-    fields: dict[str, str] = field(default_factory=dict)  # first value of each simple element
-    documents: list[EepDocument] = field(default_factory=list)
-    signature: bytes = b""
-    lock_signature: bytes = b""
-    certificate: bytes = b""
-    algorithm: str = ""
-    signed_bytes_sm3: str = ""
-    signature_ok: bool | None = None
-
-
-class _Target:
-    """lxml parser target: collects simple fields, streams 编码数据 Base64 to files."""
-
-    def __init__(self, out_dir: Path | None) -> None:
-        self.out_dir = out_dir
-        self.content = EepContent()
-        self.stack: list[str] = []
-        self.text: list[str] = []
-        self.doc_name = ""
-        self.doc_size = 0
-        self.sink = None
-        self.hash = None
-        self.pending = ""
-        self.written = 0
-
-    @staticmethod
-    def _local(tag: str) -> str:
-        return tag.rsplit("}", 1)[-1]
-
-    def start(self, tag, attrib) -> None:
-        name = self._local(tag)
-        self.stack.append(name)
-        self.text = []
-        if name == "编码数据":
-            self.hash = hashlib.new("sm3")
-            self.pending = ""
-            self.written = 0
-            if self.out_dir is not None:
-                target = self.out_dir / safe_relpath(self.doc_name, "EEP")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                self.sink = target.open("wb")
-
-    def data(self, text: str) -> None:
-        if self.stack and self.stack[-1] == "编码数据":
-            self._decode(self.pending + "".join(text.split()))
-        else:
-            self.text.append(text)
-
-    def _decode(self, b64: str, final: bool = False) -> None:
-        usable = len(b64) if final else len(b64) - len(b64) % 4
-        self.pending = b64[usable:]
-        if not usable:
-            return
-        try:
-            chunk = base64.b64decode(b64[:usable], validate=True)
-        except binascii.Error as exc:
-            raise EepError(self.doc_name, f"bad Base64 in 编码数据: {exc}") from exc
-        assert self.hash is not None
-        self.hash.update(chunk)
-        self.written += len(chunk)
-        if self.sink is not None:
-            self.sink.write(chunk)
-
-    def end(self, tag) -> None:
-        name = self._local(tag)
-        value = "".join(self.text).strip()
-        if name == "编码数据":
-            if self.pending:
-                self._decode(self.pending, final=True)
-            if self.sink is not None:
-                self.sink.close()
-                self.sink = None
-            assert self.hash is not None
-            self.content.documents.append(EepDocument(self.doc_name, self.doc_size, self.written,
-                                                      self.hash.hexdigest()))
-        elif name == "计算机文件名":
-            self.doc_name = value
-        elif name == "计算机文件大小":
-            self.doc_size = int(value) if value.isdigit() else -1
-        elif name == "签名结果" and "电子签名" in self.stack:
-            self.content.signature = base64.b64decode(value)
-        elif name == "签名结果" and "锁定签名" in self.stack:
-            self.content.lock_signature = base64.b64decode(value)
-        elif name == "证书" and "电子签名" in self.stack and not self.content.certificate:
-            self.content.certificate = base64.b64decode(value)
-        elif name == "签名算法标识" and "电子签名" in self.stack:
-            self.content.algorithm = value
-        elif value and name not in self.content.fields:
-            self.content.fields[name] = value
-        self.stack.pop()
-        self.text = []
-
-    def close(self) -> EepContent:
-        return self.content
-
-
-class _SignedSpan:
-    """Captures the raw bytes of the 被签名对象 element while the file streams past."""
-
-    def __init__(self, start: bytes = SIGNED_START, end: bytes = SIGNED_END) -> None:
-        self.start_marker, self.end_marker = start, end
-        self.state = "before"  # before → inside → after
-        self.tail = b""
-        self.bytes = bytearray()
-
-    def feed(self, chunk: bytes) -> None:
-        if self.state == "after":
-            return
-        data = self.tail + chunk
-        if self.state == "before":
-            i = data.find(self.start_marker)
-            if i < 0:
-                self.tail = data[-len(self.start_marker):]
-                return
-            self.state, data = "inside", data[i:]
-            self.tail = b""
-        # inside: keep everything, then look for the end marker in the kept bytes' tail
-        start = max(0, len(self.bytes) - len(self.end_marker))
-        self.bytes += data
-        j = self.bytes.find(self.end_marker, start)
-        if j >= 0:
-            del self.bytes[j + len(self.end_marker):]
-            self.state = "after"
-
-
-def read_eep(path: Path, out_dir: Path | None = None, *, chunk_size: int = 256 * 1024) -> EepContent:
-    """Read an EEP streaming; decode its documents into ``out_dir`` (if given) and check the signature.
-
-    ``signature_ok`` is None when the signature could not be checked (no SM2 support or certificate).
-    """
-    if path.stat().st_size > MAX_EEP_BYTES:
-        raise EepError(str(path), "EEP too large")
-    target = _Target(out_dir)
-    parser = etree.XMLParser(target=target, resolve_entities=False, no_network=True, huge_tree=False,
-                             load_dtd=False)
-    span = _SignedSpan()
-    locked = _SignedSpan(LOCKED_START, LOCKED_END)
-    try:
-        with path.open("rb") as fh:
-            while chunk := fh.read(chunk_size):
-                if b"<!DOCTYPE" in chunk or b"<!ENTITY" in chunk:
-                    raise EepError(str(path), "DOCTYPE/ENTITY declarations are refused")
-                span.feed(chunk)
-                locked.feed(chunk)
-                parser.feed(chunk)
-        content = parser.close()
-    except etree.XMLSyntaxError as exc:
-        raise EepError(str(path), f"not well-formed XML: {exc}") from exc
-    finally:
-        if target.sink is not None:
-            target.sink.close()
-    signed = bytes(span.bytes) if span.state == "after" else b""
-    content.signed_bytes_sm3 = hashlib.new("sm3", signed).hexdigest() if signed else ""
-    if signed and content.signature and content.certificate and content.algorithm == SM2_WITH_SM3:
-        from gmpki.gm.sm2 import SM2PublicKey
-
-        try:
-            key = SM2PublicKey.from_certificate(content.certificate)
-            content.signature_ok = key.verify(content.signature, signed)
-            if content.lock_signature:
-                lock_ok = locked.state == "after" and key.verify(content.lock_signature, bytes(locked.bytes))
-                content.signature_ok = content.signature_ok and lock_ok
-        except Exception:
-            content.signature_ok = False
-    return content
-
-
-def validate_eep(path: Path, xsd: Path) -> list[str]:
-    """Errors of ``path`` against an XSD (an in-memory check, for tests and small files)."""
-    schema = etree.XMLSchema(etree.parse(str(xsd), etree.XMLParser(resolve_entities=False, no_network=True)))
-    doc = etree.parse(str(path), etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True))
-    if schema.validate(doc):
-        return []
-    return [f"line {e.line}: {e.message}" for e in schema.error_log]
