@@ -21,6 +21,8 @@ from archive.service.records import ArchiveInput, ArchiveResult, RecordOutcome
 
 @dataclass
 class Work:
+    """One record on its way through a run."""
+
     inp: ArchiveInput
     placement: Placement = field(default_factory=Placement)
     size: int = 0
@@ -51,6 +53,8 @@ class Work:
 
 @dataclass
 class RunState:
+    """One run between :meth:`Archiver.start` and :meth:`Archiver.complete`."""
+
     result: ArchiveResult
     batch_id: str
     now: datetime
@@ -64,4 +68,5 @@ class RunState:
 
 
 def as_utc(at: datetime) -> datetime:
+    """``at`` in UTC; a naive time (as SQLite gives it back) is taken to be UTC."""
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
