@@ -13,6 +13,7 @@ import pytest
 from backup.snapshot import BackupKeys, FolderDestination, create_backup
 from kernel.db import session_factory
 from kernel.settings import Settings
+from tests.backups.seeded import backup_signer
 from tests.console.world import demo_world, get_as_admin
 from tests.pipeline.plugins_path import PLUGINS, pipeline_module
 from tests.smtp_inbox import Inbox, smtp_fixture  # noqa: F401 (the fixture ``smtp``)
@@ -24,14 +25,9 @@ KEK = "00" * 32
 
 @pytest.fixture(scope="module")
 def signer(tmp_path_factory):
-    from gmpki.gm.sm2 import SM2PrivateKey
-    from gmpki.keys.signer import SoftwareSigner
     from gmpki.pki.ca import DemoCA
-    from gmpki.pki.certs import Subject
 
-    ca = DemoCA.create(tmp_path_factory.mktemp("health-ca") / "ca")
-    key = SM2PrivateKey.generate()
-    return SoftwareSigner(key, ca.issue(Subject("SealFlow 备份"), key.public_key()))
+    return backup_signer(DemoCA.create(tmp_path_factory.mktemp("health-ca") / "ca"))
 
 
 def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str):
