@@ -170,22 +170,12 @@ def _proc_cpu(proc) -> float:
 
 
 def _free_ports() -> dict[str, int]:
-    import socket
+    from sealflow.stack.ports import free_port_block
 
     fields = ("s3_port", "master_port", "filer_port", "volume_port", "seaweed_admin_port", "platform_port",
               "airflow_port")
-    for base in range(23000, 24500, 10):
-        ok = True
-        for p in range(base, base + len(fields)):
-            for port in (p, p + 10000):
-                with socket.socket() as s:
-                    try:
-                        s.bind(("127.0.0.1", port))
-                    except OSError:
-                        ok = False
-        if ok:
-            return {f: base + i for i, f in enumerate(fields)}
-    raise RuntimeError("no free ports for a temporary stack")
+    base = free_port_block(len(fields), low=23000, high=24500)  # away from the tests' and the drill's block
+    return {f: base + i for i, f in enumerate(fields)}
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from bench_pipeline import REPO, StackSampler, approve_after_park, domain_reference, stack_pids
+from bench_pipeline import REPO, StackSampler, approve_after_park, domain_reference, keep_stack_logs, stack_pids
 from cpu_figures import BackgroundLoad, TreeCpu
 from sqlalchemy import func, select
 
@@ -225,12 +225,7 @@ def main(docs: int, background_load: int = 0) -> dict[str, Any]:
             api.close()
             figures = measure(settings, seal, docs, root)
         except Exception:
-            keep = Path(tempfile.mkdtemp(prefix="bench-e2e-logs-"))
-            down(settings, out=lambda _m: None)
-            for folder in (settings.state_dir / "logs", settings.airflow_home / "logs"):
-                if folder.is_dir():
-                    shutil.copytree(folder, keep / folder.relative_to(root), dirs_exist_ok=True)
-            print(f"the stack's logs are kept in {keep}", flush=True)
+            keep_stack_logs(settings, root, "bench-e2e-logs-")
             raise
         finally:
             down(settings, out=lambda _m: None)

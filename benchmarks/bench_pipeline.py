@@ -182,6 +182,17 @@ class StackSampler(threading.Thread):
         self.join()
 
 
+def keep_stack_logs(settings: Settings, root: Path, prefix: str) -> None:
+    """After a failed run: stop the stack, copy its logs and Airflow's out of the temporary ``root`` (which
+    goes) into a new folder named ``prefix``…, and say where — the only trace left of what went wrong."""
+    keep = Path(tempfile.mkdtemp(prefix=prefix))
+    down(settings, out=lambda _m: None)
+    for folder in (settings.state_dir / "logs", settings.airflow_home / "logs"):
+        if folder.is_dir():
+            shutil.copytree(folder, keep / folder.relative_to(root), dirs_exist_ok=True)
+    print(f"the stack's logs are kept in {keep}", flush=True)
+
+
 def _duration(ti: dict[str, Any]) -> float:
     if ti.get("duration") is not None:
         return float(ti["duration"])
@@ -377,12 +388,7 @@ def _main(sizes: tuple[int, ...], chunk_size: int | None = None, keeper_wait: bo
             api.close()
             runs = [measure(settings, seal, size, root, keeper_wait) for size in sizes]
         except Exception:
-            keep = Path(tempfile.mkdtemp(prefix="bench-pipeline-logs-"))
-            down(settings, out=lambda _m: None)
-            for folder in (settings.state_dir / "logs", settings.airflow_home / "logs"):
-                if folder.is_dir():
-                    shutil.copytree(folder, keep / folder.relative_to(root), dirs_exist_ok=True)
-            print(f"the stack's logs are kept in {keep}", flush=True)
+            keep_stack_logs(settings, root, "bench-pipeline-logs-")
             raise
         finally:
             down(settings, out=lambda _m: None)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from gmpki.pki.tsa_client import TsaClient, TsaUnavailable  # noqa: E402
+from sealflow.stack.ports import free_port  # noqa: E402
 from stamping.ofd.demo import make_demo_kit  # noqa: E402
 from stamping.ofd.stamp import stamp_ofd  # noqa: E402
 from stamping.ofd.verify import verify_ofd  # noqa: E402
@@ -59,9 +59,7 @@ def main() -> int:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-tsa-"))
     kit = make_demo_kit(work / "kit")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "stamping.tsa.server", "--port", str(port), "--dir",
                                str(work / "tsa"), "--ca", str(kit.ca.directory)], cwd=REPO,
                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)

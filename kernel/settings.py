@@ -26,6 +26,20 @@ def _as_bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+# The resolved_* properties below follow two rules, kept here once so each property stays one readable
+# line (a table of fields would hide which setting falls back to what): an endpoint left "" is the
+# embedded stack's server on this machine, and a file or folder left "" sits in the state directory.
+
+def _configured_or_local(url: str, port: int, path: str = "") -> str:
+    """``url`` when one is configured, else the embedded stack's server on 127.0.0.1:``port``."""
+    return url or f"http://127.0.0.1:{port}{path}"
+
+
+def _configured_or_state(configured: str, default: Path) -> Path:
+    """``configured`` as a path when set, else ``default`` (a place in the state directory)."""
+    return Path(configured) if configured else default
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob of SealFlow. Environment variable = ``SEALFLOW_`` + upper-case field name."""
@@ -175,11 +189,11 @@ class Settings:
 
     @property
     def resolved_s3_endpoint(self) -> str:
-        return self.s3_endpoint or f"http://127.0.0.1:{self.s3_port}"
+        return _configured_or_local(self.s3_endpoint, self.s3_port)
 
     @property
     def resolved_replica_endpoint(self) -> str:
-        return self.replica_s3_endpoint or f"http://127.0.0.1:{self.replica_s3_port}"
+        return _configured_or_local(self.replica_s3_endpoint, self.replica_s3_port)
 
     @property
     def resolved_replica_bucket(self) -> str:
@@ -187,27 +201,27 @@ class Settings:
 
     @property
     def resolved_replica_data_dir(self) -> Path:
-        return Path(self.replica_data_dir) if self.replica_data_dir else self.state_dir / "seaweedfs-replica"
+        return _configured_or_state(self.replica_data_dir, self.state_dir / "seaweedfs-replica")
 
     @property
     def resolved_platform_url(self) -> str:
-        return self.platform_url or f"http://127.0.0.1:{self.platform_port}"
+        return _configured_or_local(self.platform_url, self.platform_port)
 
     @property
     def resolved_tsa_url(self) -> str:
-        return self.tsa_url or f"http://127.0.0.1:{self.tsa_port}/"
+        return _configured_or_local(self.tsa_url, self.tsa_port, "/")
 
     @property
     def resolved_kek_file(self) -> Path:
-        return Path(self.kek_file) if self.kek_file else self.state_dir / "kek.hex"
+        return _configured_or_state(self.kek_file, self.state_dir / "kek.hex")
 
     @property
     def resolved_approval_mac_key_file(self) -> Path:
-        return Path(self.approval_mac_key_file) if self.approval_mac_key_file else self.state_dir / "approval-mac.key"
+        return _configured_or_state(self.approval_mac_key_file, self.state_dir / "approval-mac.key")
 
     @property
     def resolved_sms_outbox(self) -> Path:
-        return Path(self.sms_outbox) if self.sms_outbox else self.state_dir / "sms"
+        return _configured_or_state(self.sms_outbox, self.state_dir / "sms")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -4,10 +4,11 @@ connection pointing at it, so alerts travel through Airflow's SMTP notifier and 
 from __future__ import annotations
 
 import json
-import socket
 from email import message_from_bytes, policy
 
 import pytest
+
+from sealflow.stack.ports import free_port
 
 
 class Inbox:
@@ -27,18 +28,12 @@ class Inbox:
         return next(m for m in self.messages if subject_part in str(m["Subject"])).get_body().get_content()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(name="smtp")
 def smtp_fixture(monkeypatch: pytest.MonkeyPatch):
     """The inbox of a running local SMTP server that ``smtp_default`` points at (import it by this name)."""
     controller_module = pytest.importorskip("aiosmtpd.controller",
                                             reason="aiosmtpd is not installed (pip install -e '.[dev]')")
-    inbox, port = Inbox(), _free_port()
+    inbox, port = Inbox(), free_port()
     controller = controller_module.Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps({

@@ -3,14 +3,12 @@
 Expose it from ``tests/conftest.py`` with ``from tests.stack_fixtures import embedded_stack  # noqa``.
 The stack runs in a temporary state directory on free ports away from the defaults (and away from
 other stacks' gRPC ports = port + 10000), so it never clashes with a developer's own stack or with
-another test run on the same machine.
+another test run on the same machine; the ports come from ``sealflow.stack.ports``, as the drill's do.
 """
 
 from __future__ import annotations
 
 import logging
-import random
-import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,37 +20,9 @@ import pytest
 from kernel.objectstore import s3_client
 from kernel.settings import Settings
 from sealflow.stack import airflow_env, down, run_dag_test, spawn_reaper, up
+from sealflow.stack.ports import free_port_block, free_stack_ports
 
 log = logging.getLogger(__name__)
-
-PORT_FIELDS = ("s3_port", "master_port", "filer_port", "volume_port", "seaweed_admin_port",
-               "platform_port", "airflow_port", "tsa_port", "identity_port",
-               # the archive replica: a second SeaweedFS (sealflow.stack.replica_component)
-               "replica_s3_port", "replica_master_port", "replica_filer_port", "replica_volume_port",
-               "replica_admin_port")
-
-
-def _free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port_block(count: int = len(PORT_FIELDS), low: int = 21000, high: int = 22700) -> int:
-    """A base port with ``count`` free ports from it, and free gRPC companions (+10000).
-
-    The range keeps the gRPC ports (31000–32700) below Linux's ephemeral range (32768+).
-    """
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(low, high - count)
-        if all(_free(p) and _free(p + 10000) for p in range(base, base + count)):
-            return base
-    raise RuntimeError("no free block of ports for the test stack")
-
 
 def cli_identity_port(monkeypatch: pytest.MonkeyPatch) -> int:
     """A free port for the identity simulator that a CLI test's ``sealflow seal demo-setup`` starts
@@ -68,9 +38,7 @@ def stop_stack(home: Path) -> None:
 
 
 def stack_settings(home: Path) -> Settings:
-    base = free_port_block()
-    ports = {name: base + i for i, name in enumerate(PORT_FIELDS)}
-    return Settings(home=home, kek="00" * 32, **ports)
+    return Settings(home=home, kek="00" * 32, **free_stack_ports())
 
 
 @dataclass

@@ -37,6 +37,7 @@ import gmpki.pki  # noqa: F401  (registers GM OIDs with asn1crypto)
 from gmpki.gm.oids import SM2_SIGN, SM2_WITH_SM3, SM3
 from gmpki.gm.sm2 import SM2PublicKey
 from gmpki.gm.sm3 import sm3
+from gmpki.pki.der import attribute, display_name, oid_der, signer_certificate, tlv
 
 if TYPE_CHECKING:
     from gmpki.keys.signer import Signer
@@ -138,29 +139,10 @@ MESSAGE_DIGEST_ATTR = "1.2.840.113549.1.9.4"
 SIGNING_CERTIFICATE_V2_ATTR = "1.2.840.113549.1.9.16.2.47"
 
 
-def _len(n: int) -> bytes:
-    if n < 0x80:
-        return bytes((n,))
-    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes((0x80 | len(body),)) + body
-
-
-def _tlv(tag: int, content: bytes) -> bytes:
-    return bytes((tag,)) + _len(len(content)) + content
-
-
-def _oid(dotted: str) -> bytes:
-    return core.ObjectIdentifier(dotted).dump()
-
-
-def _attr_der(oid: str, value_der: bytes) -> bytes:
-    return _tlv(0x30, _oid(oid) + _tlv(0x31, value_der))
-
-
-_OID_TST_INFO = _oid(TST_INFO)
-_OID_SIGNED_DATA = _oid("1.2.840.113549.1.7.2")
-_SM3_ALG = _tlv(0x30, _oid(SM3) + b"\x05\x00")
-_SM2_ALG = _tlv(0x30, _oid(SM2_WITH_SM3))
+_OID_TST_INFO = oid_der(TST_INFO)
+_OID_SIGNED_DATA = oid_der("1.2.840.113549.1.7.2")
+_SM3_ALG = tlv(0x30, oid_der(SM3) + b"\x05\x00")
+_SM2_ALG = tlv(0x30, oid_der(SM2_WITH_SM3))
 
 
 class TimestampAuthority:
@@ -177,10 +159,10 @@ class TimestampAuthority:
             "hash_algorithm": {"algorithm": SM3}, "cert_hash": sm3(signer.certificate),
             "issuer_serial": {"issuer": [x509.GeneralName("directory_name", self._cert.issuer)],
                               "serial_number": self._cert.serial_number}}]})
-        self._ess_attr = _attr_der(SIGNING_CERTIFICATE_V2_ATTR, ess.dump())
+        self._ess_attr = attribute(SIGNING_CERTIFICATE_V2_ATTR, ess.dump())
         self._sid = cms.IssuerAndSerialNumber({"issuer": self._cert.issuer,
                                                "serial_number": self._cert.serial_number}).dump()
-        self._certs_der = _tlv(0xA0, b"".join((signer.certificate, *(bytes(c) for c in chain))))
+        self._certs_der = tlv(0xA0, b"".join((signer.certificate, *(bytes(c) for c in chain))))
 
     def __repr__(self) -> str:
         return f"TimestampAuthority({self._cert.subject.human_friendly!r})"
@@ -206,17 +188,17 @@ class TimestampAuthority:
         tst_der = tsp.TSTInfo(info).dump()
         # The constant parts (certificates, sid, ESS attribute) are DER made once in __init__;
         # asn1crypto re-encoding the certificates on every token cost ~45 ms.
-        attrs = sorted((_attr_der(CONTENT_TYPE_ATTR, _OID_TST_INFO), _attr_der(MESSAGE_DIGEST_ATTR,
-                        _tlv(0x04, sm3(tst_der))), self._ess_attr))
-        signed_attrs = _tlv(0x31, b"".join(attrs))  # SET OF, DER-sorted: what the signature covers
-        signer_info = _tlv(0x30, b"".join((
+        attrs = sorted((attribute(CONTENT_TYPE_ATTR, _OID_TST_INFO), attribute(MESSAGE_DIGEST_ATTR,
+                        tlv(0x04, sm3(tst_der))), self._ess_attr))
+        signed_attrs = tlv(0x31, b"".join(attrs))  # SET OF, DER-sorted: what the signature covers
+        signer_info = tlv(0x30, b"".join((
             b"\x02\x01\x01", self._sid, _SM3_ALG, b"\xa0" + signed_attrs[1:], _SM2_ALG,
-            _tlv(0x04, self._signer.sign(signed_attrs)))))
-        encap = _tlv(0x30, _OID_TST_INFO + _tlv(0xA0, _tlv(0x04, tst_der)))
+            tlv(0x04, self._signer.sign(signed_attrs)))))
+        encap = tlv(0x30, _OID_TST_INFO + tlv(0xA0, tlv(0x04, tst_der)))
         certs = self._certs_der if cert_req else b""
-        signed_data = _tlv(0x30, b"".join((b"\x02\x01\x03", _tlv(0x31, _SM3_ALG), encap, certs,
-                                           _tlv(0x31, signer_info))))
-        return _tlv(0x30, _OID_SIGNED_DATA + _tlv(0xA0, signed_data))
+        signed_data = tlv(0x30, b"".join((b"\x02\x01\x03", tlv(0x31, _SM3_ALG), encap, certs,
+                                           tlv(0x31, signer_info))))
+        return tlv(0x30, _OID_SIGNED_DATA + tlv(0xA0, signed_data))
 
     def timestamp(self, signature_value: bytes) -> bytes:
         """A token over SM3(``signature_value``): an in-process Timestamper (see tsa_client)."""
@@ -252,7 +234,7 @@ class _TimeStampResp(core.Sequence):
 def _rejection(fail: str, text: str) -> bytes:
     # By hand: asn1crypto's TimeStampResp does not let the token be absent, as a rejection needs.
     status = tsp.PKIStatusInfo({"status": "rejection", "status_string": [text], "fail_info": {fail}}).dump()
-    return _tlv(0x30, status)
+    return tlv(0x30, status)
 
 
 def token_from_response(response: bytes, imprint: bytes, nonce: int | None, hash_oid: str = SM3) -> bytes:
@@ -306,27 +288,6 @@ class TokenInfo:
     ess_cert_hashes: list[tuple[str, bytes]] = field(default_factory=list, repr=False)
     tsa_cert: bytes | None = field(default=None, repr=False)
     certificates: list[bytes] = field(default_factory=list, repr=False)
-
-
-@lru_cache(maxsize=256)
-def _cert_ids(cert_der: bytes) -> tuple[bytes, int, bytes | None]:
-    """(issuer DER, serial, SKI) of a certificate; cached: every token carries the same TSA certificate."""
-    cert = x509.Certificate.load(cert_der)
-    return cert.issuer.dump(), cert.serial_number, cert.key_identifier
-
-
-@lru_cache(maxsize=256)
-def _signer_cert(sid_der: bytes, certs: tuple[bytes, ...]) -> bytes | None:
-    sid = cms.SignerIdentifier.load(sid_der)
-    for der in certs:
-        issuer, serial, ski = _cert_ids(der)
-        if sid.name == "issuer_and_serial_number":
-            ias = sid.chosen
-            if serial == ias["serial_number"].native and issuer == ias["issuer"].dump():
-                return der
-        elif ski == sid.chosen.native:
-            return der
-    return None
 
 
 def _split_certificates(field: core.Asn1Value) -> list[bytes]:
@@ -402,7 +363,7 @@ def read_token(token: bytes) -> TokenInfo:
             signature_oid=si["signature_algorithm"]["algorithm"].dotted, signature=si["signature"].native,
             signed_attrs_der=b"\x31" + der_attrs[1:] if der_attrs[:1] == b"\xa0" else der_attrs,
             content_type=ct[0].dotted if ct else None, message_digest=md[0].native if md else None,
-            ess_cert_hashes=ess, tsa_cert=_signer_cert(si["sid"].dump(), tuple(certs)), certificates=certs,
+            ess_cert_hashes=ess, tsa_cert=signer_certificate(si["sid"].dump(), tuple(certs)), certificates=certs,
         )
     except TimestampError:
         raise
@@ -442,15 +403,6 @@ def _eku_reason(cert_der: bytes) -> str | None:
                 return "its extendedKeyUsage is not critical (RFC 3161 §2.3)"
             return None
     return "it has no extendedKeyUsage with id-kp-timeStamping"
-
-
-@lru_cache(maxsize=256)
-def _name(cert_der: bytes) -> str:
-    try:
-        subject = x509.Certificate.load(cert_der).subject.native
-    except _PARSE_ERRORS:
-        return ""
-    return str(subject.get("common_name") or subject.get("organization_name") or "")
 
 
 def _check_signature(info: TokenInfo) -> str | None:
@@ -502,7 +454,7 @@ def verify_token(token: bytes, signature_value: bytes, trust: TrustStore | None)
     if broken:
         return TokenCheck(False, False, broken, info.gen_time)
     assert info.tsa_cert is not None
-    tsa = _name(info.tsa_cert)
+    tsa = display_name(info.tsa_cert)
     when = info.gen_time.isoformat()
     if trust is None:
         return TokenCheck(True, False, f"token by '{tsa}' at {when}; no trusted roots to judge the TSA", info.gen_time,

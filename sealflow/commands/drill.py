@@ -28,11 +28,9 @@ import argparse
 import contextlib
 import json
 import os
-import random
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,10 +42,6 @@ from pathlib import Path
 from typing import Any
 
 from kernel.settings import Settings
-
-PORT_FIELDS = ("s3_port", "master_port", "filer_port", "volume_port", "seaweed_admin_port", "platform_port",
-               "airflow_port", "tsa_port", "identity_port", "replica_s3_port", "replica_master_port",
-               "replica_filer_port", "replica_volume_port", "replica_admin_port")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -74,25 +68,6 @@ def run(args: argparse.Namespace, settings: Settings | None = None) -> int:
             and result["new_batch_ok"] and result["lost_after_backup"] == result["sealed_after_backup"]):
         raise CheckFailed("the drill found problems (see the JSON line)")
     return 0
-
-
-def _free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_ports(count: int, low: int = 21000, high: int = 22700) -> int:
-    """A base port with ``count`` free ports from it, and free SeaweedFS gRPC companions (+10000)."""
-    rng = random.Random()
-    for _ in range(300):
-        base = rng.randrange(low, high - count)
-        if all(_free(p) and _free(p + 10000) for p in range(base, base + count)):
-            return base
-    raise RuntimeError("no free block of ports for the drill's stack")
 
 
 @dataclass
@@ -190,10 +165,10 @@ class Drill:
     # -- steps ------------------------------------------------------------------------------
     def _settings(self) -> Settings:
         from gmpki.private_files import make_private_dirs
+        from sealflow.stack.ports import free_stack_ports
 
         assert self.work is not None
-        base = free_ports(len(PORT_FIELDS))
-        ports = {name: base + i for i, name in enumerate(PORT_FIELDS)}
+        ports = free_stack_ports()
         database_url = self._create_pg() if self.pg_dsn else ""
         make_private_dirs(self.work / "var")
         # The platform is outside the home, so the filing key's PIN is configuration (as in production),

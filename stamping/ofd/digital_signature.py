@@ -20,9 +20,10 @@ import binascii
 from dataclasses import dataclass
 from datetime import datetime
 
-from asn1crypto import cms, core, x509
+from asn1crypto import cms, core
 
 from gmpki.gm.sm3 import sm3
+from gmpki.pki.der import read_tlv, signer_certificate
 from gmpki.pki.trust import TrustStore
 from stamping.verdict.result import SignatureResult
 from stamping.verdict.seal_checks import check_cert_validity, check_chain, check_signature, common_name
@@ -49,36 +50,18 @@ class DigitalSignedValue:
     signature_algorithm: str
 
 
-def _tlv(data: bytes, pos: int) -> tuple[int, int, int]:
-    """(tag, start of contents, end of contents) of the DER element at ``pos``."""
-    if pos + 2 > len(data):
-        raise SignedValueError("truncated DER")
-    tag, first = data[pos], data[pos + 1]
-    pos += 2
-    if first < 0x80:
-        length = first
-    else:
-        n = first & 0x7F
-        if not 0 < n <= 4 or pos + n > len(data):
-            raise SignedValueError("bad DER length")
-        length, pos = int.from_bytes(data[pos:pos + n], "big"), pos + n
-    if pos + length > len(data):
-        raise SignedValueError("truncated DER")
-    return tag, pos, pos + length
-
-
 def _unwrap(blob: bytes) -> bytes:
     """The SignedData SEQUENCE, with or without its ContentInfo (contentType, [0] EXPLICIT content)."""
-    tag, start, end = _tlv(blob, 0)
+    tag, start, end = read_tlv(blob, 0, SignedValueError)
     if tag != 0x30 or end != len(blob):
         raise SignedValueError("not one DER SEQUENCE")
-    first, _, oend = _tlv(blob, start)
+    first, _, oend = read_tlv(blob, start, SignedValueError)
     if first != 0x06:
         return blob  # a bare SignedData starts with its version INTEGER
     oid = core.ObjectIdentifier.load(blob[start:oend]).dotted
     if oid not in SIGNED_DATA_OIDS:
         raise SignedValueError(f"ContentInfo of type {oid}, not signedData")
-    wrapper, wstart, wend = _tlv(blob, oend)
+    wrapper, wstart, wend = read_tlv(blob, oend, SignedValueError)
     if wrapper != 0xA0:
         raise SignedValueError("ContentInfo without [0] content")
     return blob[wstart:wend]
@@ -111,16 +94,10 @@ def parse_digital_signed_value(blob: bytes) -> DigitalSignedValue:
 
 
 def _signer_cert(si: cms.SignerInfo, certs: list[bytes]) -> bytes:
-    sid = si["sid"]
-    for der in certs:
-        cert = x509.Certificate.load(der)
-        if sid.name == "issuer_and_serial_number":
-            ias = sid.chosen
-            if cert.serial_number == ias["serial_number"].native and cert.issuer.dump() == ias["issuer"].dump():
-                return der
-        elif cert.key_identifier == sid.chosen.native:
-            return der
-    raise SignedValueError("the signer's certificate is not in the SignedData")
+    cert = signer_certificate(si["sid"].dump(), tuple(certs))
+    if cert is None:
+        raise SignedValueError("the signer's certificate is not in the SignedData")
+    return cert
 
 
 def _signed_digest_matches(value: DigitalSignedValue, expected: bytes) -> tuple[bool, str]:

@@ -19,6 +19,7 @@ from functools import lru_cache
 from asn1crypto import cms, core, x509
 
 from gmpki.gm.oids import GBT35275_DATA, GBT35275_SIGNED_DATA, SM2_WITH_SM3, SM3
+from gmpki.pki.der import attribute, oid_der, read_tlv, signer_certificate, tlv
 
 __all__ = ["CONTAINERS", "SESEAL_ATTR_OID", "SIGNATURE_TIME_STAMP_ATTR", "CmsError", "ParsedCms",
            "build_signed_data", "parse_signed_data", "signed_attrs_der"]
@@ -36,63 +37,15 @@ class CmsError(ValueError):
     """A CMS blob that is not the SignedData we expect."""
 
 
-def _der_len(n: int) -> bytes:
-    if n < 0x80:
-        return bytes([n])
-    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(raw)]) + raw
-
-
-def _tlv(tag: int, value: bytes) -> bytes:
-    return bytes([tag]) + _der_len(len(value)) + value
-
-
-def _read_tlv(data: bytes, pos: int) -> tuple[int, int, int]:
-    """(tag, start of value, end of value) of the DER element at ``pos``."""
-    if pos + 2 > len(data):
-        raise CmsError("truncated DER")
-    tag, first = data[pos], data[pos + 1]
-    pos += 2
-    if first < 0x80:
-        length = first
-    else:
-        k = first & 0x7F
-        if k == 0 or k > 4 or pos + k > len(data):
-            raise CmsError("bad DER length")
-        length = int.from_bytes(data[pos:pos + k], "big")
-        pos += k
-    if pos + length > len(data):
-        raise CmsError("truncated DER")
-    return tag, pos, pos + length
-
-
 def _utc(dt: datetime) -> datetime:
     return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).astimezone(UTC).replace(microsecond=0)
-
-
-def _oid(dotted: str) -> bytes:
-    return core.ObjectIdentifier(dotted).dump()
-
-
-_OID_CACHE: dict[str, bytes] = {}
-
-
-def _oid_der(dotted: str) -> bytes:
-    der = _OID_CACHE.get(dotted)
-    if der is None:
-        der = _OID_CACHE[dotted] = _oid(dotted)
-    return der
-
-
-def _attribute(oid: str, value_der: bytes) -> bytes:
-    return _tlv(0x30, _oid_der(oid) + _tlv(0x31, value_der))
 
 
 def _signing_time_der(at: datetime) -> bytes:
     at = _utc(at)
     if 1950 <= at.year < 2050:
-        return _tlv(0x17, at.strftime("%y%m%d%H%M%SZ").encode())
-    return _tlv(0x18, at.strftime("%Y%m%d%H%M%SZ").encode())
+        return tlv(0x17, at.strftime("%y%m%d%H%M%SZ").encode())
+    return tlv(0x18, at.strftime("%Y%m%d%H%M%SZ").encode())
 
 
 def build_signed_attrs(digest: bytes, signed_at: datetime, seal_der: bytes | None,
@@ -103,13 +56,13 @@ def build_signed_attrs(digest: bytes, signed_at: datetime, seal_der: bytes | Non
     pipeline signs thousands of documents per batch."""
     _, data_oid = CONTAINERS[container]
     attrs = [
-        _attribute("1.2.840.113549.1.9.3", _oid_der(data_oid)),
-        _attribute("1.2.840.113549.1.9.5", _signing_time_der(signed_at)),
-        _attribute("1.2.840.113549.1.9.4", _tlv(0x04, digest)),
+        attribute("1.2.840.113549.1.9.3", oid_der(data_oid)),
+        attribute("1.2.840.113549.1.9.5", _signing_time_der(signed_at)),
+        attribute("1.2.840.113549.1.9.4", tlv(0x04, digest)),
     ]
     if seal_der is not None:
-        attrs.append(_attribute(SESEAL_ATTR_OID, seal_der))
-    return _tlv(0x31, b"".join(sorted(attrs)))
+        attrs.append(attribute(SESEAL_ATTR_OID, seal_der))
+    return tlv(0x31, b"".join(sorted(attrs)))
 
 
 def signed_attrs_der(attrs: cms.CMSAttributes) -> bytes:
@@ -125,11 +78,11 @@ def _signer_parts(certificate: bytes, container: str, extra_certs: tuple[bytes, 
     data_oid = CONTAINERS[container][1]
     cert = x509.Certificate.load(certificate)
     ias = cms.IssuerAndSerialNumber({"issuer": cert.issuer, "serial_number": cert.serial_number}).dump()
-    sm3_alg = _tlv(0x30, _oid_der(SM3) + b"\x05\x00")
-    sd_head = (_tlv(0x02, b"\x01") + _tlv(0x31, sm3_alg) + _tlv(0x30, _oid_der(data_oid))
-               + _tlv(0xA0, certificate + b"".join(extra_certs)))
-    si_head = _tlv(0x02, b"\x01") + ias + sm3_alg
-    sig_alg = _tlv(0x30, _oid_der(SM2_WITH_SM3))
+    sm3_alg = tlv(0x30, oid_der(SM3) + b"\x05\x00")
+    sd_head = (tlv(0x02, b"\x01") + tlv(0x31, sm3_alg) + tlv(0x30, oid_der(data_oid))
+               + tlv(0xA0, certificate + b"".join(extra_certs)))
+    si_head = tlv(0x02, b"\x01") + ias + sm3_alg
+    sig_alg = tlv(0x30, oid_der(SM2_WITH_SM3))
     return sd_head, si_head, sig_alg
 
 
@@ -142,11 +95,11 @@ def build_signed_data(signed_attrs: bytes, signature: bytes, certificate: bytes,
     if signed_attrs[:1] != b"\x31":
         raise ValueError("signed_attrs must be DER SET OF Attribute")
     sd_head, si_head, sig_alg = _signer_parts(certificate, container, tuple(extra_certs))
-    unsigned = (_tlv(0xA1, _attribute(SIGNATURE_TIME_STAMP_ATTR, time_stamp_token))
+    unsigned = (tlv(0xA1, attribute(SIGNATURE_TIME_STAMP_ATTR, time_stamp_token))
                 if time_stamp_token else b"")
-    signer_info = _tlv(0x30, si_head + b"\xa0" + signed_attrs[1:] + sig_alg + _tlv(0x04, signature) + unsigned)
-    signed_data = _tlv(0x30, sd_head + _tlv(0x31, signer_info))
-    return _tlv(0x30, _oid_der(CONTAINERS[container][0]) + _tlv(0xA0, signed_data))
+    signer_info = tlv(0x30, si_head + b"\xa0" + signed_attrs[1:] + sig_alg + tlv(0x04, signature) + unsigned)
+    signed_data = tlv(0x30, sd_head + tlv(0x31, signer_info))
+    return tlv(0x30, oid_der(CONTAINERS[container][0]) + tlv(0xA0, signed_data))
 
 
 @dataclass
@@ -168,15 +121,15 @@ class ParsedCms:
 def parse_signed_data(blob: bytes) -> ParsedCms:
     """Parse the /Contents CMS (trailing zero padding allowed). Raises CmsError."""
     try:
-        tag, start, _ = _read_tlv(blob, 0)
+        tag, start, _ = read_tlv(blob, 0, CmsError)
         if tag != 0x30:
             raise CmsError("not a DER SEQUENCE")
-        otag, _, oend = _read_tlv(blob, start)
+        otag, _, oend = read_tlv(blob, start, CmsError)
         if otag != 0x06:
             raise CmsError("ContentInfo without a content type")
         ctype = core.ObjectIdentifier.load(blob[start:oend]).dotted
         container = next((k for k, (s, _) in CONTAINERS.items() if s == ctype), ctype)
-        etag, estart, eend = _read_tlv(blob, oend)
+        etag, estart, eend = read_tlv(blob, oend, CmsError)
         if etag != 0xA0:
             raise CmsError("ContentInfo without [0] content")
         sd = cms.SignedData.load(blob[estart:eend])
@@ -214,17 +167,9 @@ def parse_signed_data(blob: bytes) -> ParsedCms:
         raise CmsError(f"malformed CMS: {exc}") from None
 
 
-@lru_cache(maxsize=256)
 def _find_signer(sid_der: bytes, certs: tuple[bytes, ...]) -> bytes:
-    """The certificate the SignerIdentifier names (cached: a batch has few distinct signers)."""
-    sid = cms.SignerIdentifier.load(sid_der)
-    for der in certs:
-        tbs = x509.Certificate.load(der)["tbs_certificate"]
-        if sid.name == "issuer_and_serial_number":
-            ias = sid.chosen
-            if (tbs["serial_number"].native == ias["serial_number"].native
-                    and tbs["issuer"].dump() == ias["issuer"].dump()):
-                return der
-        elif x509.Certificate.load(der).key_identifier == sid.chosen.native:
-            return der
-    raise CmsError("the signer's certificate is not in the CMS")
+    """The certificate the SignerIdentifier names (the look-up is cached: a batch has few distinct signers)."""
+    cert = signer_certificate(sid_der, certs)
+    if cert is None:
+        raise CmsError("the signer's certificate is not in the CMS")
+    return cert

@@ -37,6 +37,7 @@ import pymupdf
 from gmpki.gm.oids import SM2_SIGN, SM2_WITH_SM3, SM3
 from gmpki.gm.sm2 import SM2PublicKey
 from gmpki.gm.sm3 import new_sm3
+from gmpki.pki.der import display_name
 from stamping.pdf.active import active_content, docmdp_permission
 from stamping.pdf.cms import CONTAINERS, CmsError, ParsedCms, parse_signed_data
 from stamping.pdf.errors import MUPDF_ERRORS, PdfError
@@ -252,17 +253,6 @@ def _check_hole_in_signature(result: SignatureResult, sig: _SigDict, sig_xref: i
 
 
 @lru_cache(maxsize=256)
-def _signer_name(cert_der: bytes) -> str:
-    from asn1crypto import x509
-
-    try:
-        subject = x509.Certificate.load(cert_der).subject.native
-    except ValueError:
-        return ""
-    return str(subject.get("common_name") or subject.get("organization_name") or "")
-
-
-@lru_cache(maxsize=256)
 def _public_key(cert_der: bytes) -> SM2PublicKey:
     return SM2PublicKey.from_certificate(cert_der)
 
@@ -344,7 +334,7 @@ def _verify_one(doc: pymupdf.Document, data: bytes, field: _SigField, path: str,
         result.add("cms", False, f"/Contents is not a CMS SignedData: {exc}")
         return result
     result.add("cms", True, f"CMS SignedData ({cms_info.container})")
-    result.signer = _signer_name(cms_info.signer_cert)
+    result.signer = display_name(cms_info.signer_cert)
     h = new_sm3()
     with memoryview(data) as view:
         h.update(view[:hole_start])

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from stamping.registry.identity_register import load_registers, register
+from stamping.serving import serve_until_stopped
 
 MAX_BODY = 4096
 
@@ -124,14 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     server = ThreadingHTTPServer((args.host, args.port), Handler)
     server.registers = Registers(args.data)  # type: ignore[attr-defined]
     server.registers.current()  # an unreadable file stops the start, with its error
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
-    print(f"identity simulator listening on http://{args.host}:{server.server_address[1]}", flush=True)
-    try:
-        server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    serve_until_stopped(server, "identity simulator", args.host)
     return 0
 
 

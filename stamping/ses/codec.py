@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 from asn1crypto import core
 
+from gmpki.pki.der import tlv
 from stamping.ses import asn1
 from stamping.ses.model import ExtData, Seal, SesSignature
 
@@ -112,18 +113,6 @@ def _parse_seal_v4(der: bytes, version: int) -> Seal:
     return seal
 
 
-def _sequence(content: bytes) -> bytes:
-    """DER SEQUENCE around already-encoded elements."""
-    return b"\x30" + _length(len(content)) + content
-
-
-def _length(n: int) -> bytes:
-    if n < 0x80:
-        return bytes([n])
-    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(body)]) + body
-
-
 def _parse_seal_v1(der: bytes) -> Seal:
     sesl = asn1.SESealV1.load(der, strict=True)
     info = sesl["eseal_info"]
@@ -131,7 +120,7 @@ def _parse_seal_v1(der: bytes) -> Seal:
     sign_info = sesl["sign_info"]
     # GM/T 0031-2014: the maker signs SEQUENCE { esealInfo, cert, signatureAlgorithm },
     # rebuilt here from the original element bytes.
-    signed = _sequence(info.dump() + sign_info["cert"].dump() + sign_info["signature_algorithm"].dump())
+    signed = tlv(0x30, info.dump() + sign_info["cert"].dump() + sign_info["signature_algorithm"].dump())
     seal = Seal(
         version=1, es_id=_text(info["es_id"]), vid=_text(info["header"]["vid"]),
         seal_type=int(prop["type"].native), name=_text(prop["name"]), cert_list_type=1,

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from asn1crypto import core
 from asn1crypto.x509 import Time
 
+from gmpki.pki.der import tlv
 from stamping.ses import asn1
 from stamping.ses.codec import SesFormatError, parse_seal
 
@@ -123,17 +124,6 @@ def make_seal(spec: SealSpec, maker: Signer) -> bytes:
 # --- SES_Signature, by hand -------------------------------------------------------------
 
 
-def _len(n: int) -> bytes:
-    if n < 0x80:
-        return bytes((n,))
-    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes((0x80 | len(body),)) + body
-
-
-def _tlv(tag: int, content: bytes) -> bytes:
-    return bytes((tag,)) + _len(len(content)) + content
-
-
 @lru_cache(maxsize=64)
 def _seal_binding(seal_der: bytes) -> tuple[int, frozenset[bytes], tuple[tuple[str, bytes], ...]]:
     """The seal's version and the signer certificates (or digests) it is bound to; parsed once per seal."""
@@ -164,20 +154,20 @@ def build_tbs_sign(seal_der: bytes, data_hash: bytes, property_info: str, signed
     if not property_info.isascii():
         raise ValueError("propertyInfo must be ASCII (IA5String)")
     when = _utc(signed_at).strftime("%Y%m%d%H%M%SZ").encode()
-    return _tlv(0x30, b"".join((
-        _tlv(0x02, bytes((version,))),
+    return tlv(0x30, b"".join((
+        tlv(0x02, bytes((version,))),
         seal_der,
-        _tlv(0x18, when),
-        _tlv(0x03, b"\x00" + data_hash),
-        _tlv(0x16, property_info.encode("ascii")),
+        tlv(0x18, when),
+        tlv(0x03, b"\x00" + data_hash),
+        tlv(0x16, property_info.encode("ascii")),
     )))
 
 
 def assemble_signature(tbs: bytes, cert: bytes, signature: bytes, time_stamp: bytes | None = None) -> bytes:
     """DER SES_Signature from a TBS_Sign, the signer certificate and the signature value, and
     optionally the RFC 3161 token over the signature value: ``timeStamp [0] EXPLICIT BIT STRING``."""
-    stamp = _tlv(0xA0, _tlv(0x03, b"\x00" + time_stamp)) if time_stamp else b""
-    return _tlv(0x30, b"".join((tbs, _tlv(0x04, cert), _SM2_WITH_SM3_DER, _tlv(0x03, b"\x00" + signature), stamp)))
+    stamp = tlv(0xA0, tlv(0x03, b"\x00" + time_stamp)) if time_stamp else b""
+    return tlv(0x30, b"".join((tbs, tlv(0x04, cert), _SM2_WITH_SM3_DER, tlv(0x03, b"\x00" + signature), stamp)))
 
 
 def make_signature(seal_der: bytes, data_hash: bytes, property_info: str, signer: Signer,

@@ -162,7 +162,7 @@ def test_no_good_copy_means_nothing_is_written(replicated, kit, archive_signer, 
 def test_an_unreachable_replica_fails_archiving_for_a_retry(replicated, kit, archive_signer, sealed_docs, tmp_path):
     from archive.integration import archive_batch
     from archive.store import StoreError
-    from tests.stack_fixtures import free_port_block
+    from sealflow.stack.ports import free_port_block
 
     settings, _store, sessions, _registry = replicated
     down = settings.with_overrides(replica_s3_port=free_port_block(1))  # nothing listens there

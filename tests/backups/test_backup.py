@@ -11,9 +11,6 @@ from sqlalchemy import func, select
 
 from backup.restore import restore_backup, verify_backup
 from backup.snapshot import BackupError, BackupKeys, FolderDestination, create_backup
-from gmpki.gm.sm2 import SM2PrivateKey
-from gmpki.keys.signer import SoftwareSigner
-from gmpki.pki.certs import Subject
 from kernel.db import make_engine, migrate, session_factory
 from kernel.keys import kek_material, key_store
 from kernel.settings import Settings
@@ -21,7 +18,7 @@ from stamping.audit import verify_audit
 from stamping.audit.models import AuditEntry
 from stamping.registry import SealRegistry
 from stamping.registry.rules import demo_id_number
-from tests.backups.seeded import make_official_seal
+from tests.backups.seeded import backup_signer, make_official_seal
 from tests.conftest import PG_DSN, _fresh_pg_database
 from tests.registry.conftest import PERSON_ID, UNIT
 
@@ -51,8 +48,7 @@ def home(tmp_path: Path, ca):
 
 @pytest.fixture
 def signer(ca):
-    key = SM2PrivateKey.generate()
-    return SoftwareSigner(key, ca.issue(Subject("SealFlow 备份"), key.public_key()))
+    return backup_signer(ca)
 
 
 def _keys(settings: Settings) -> BackupKeys:

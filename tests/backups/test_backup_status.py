@@ -10,11 +10,9 @@ import pytest
 
 from backup.service import latest_backup, public_target
 from backup.snapshot import BackupKeys, FolderDestination, create_backup
-from gmpki.gm.sm2 import SM2PrivateKey
-from gmpki.keys.signer import SoftwareSigner
-from gmpki.pki.certs import Subject
 from kernel.db import make_engine, migrate
 from kernel.settings import Settings
+from tests.backups.seeded import backup_signer
 
 KEK = "5a" * 32
 
@@ -23,9 +21,7 @@ KEK = "5a" * 32
 def signer(tmp_path_factory):
     from gmpki.pki.ca import DemoCA
 
-    ca = DemoCA.create(tmp_path_factory.mktemp("status-ca") / "ca")
-    key = SM2PrivateKey.generate()
-    return SoftwareSigner(key, ca.issue(Subject("SealFlow 备份"), key.public_key()))
+    return backup_signer(DemoCA.create(tmp_path_factory.mktemp("status-ca") / "ca"))
 
 
 @pytest.fixture

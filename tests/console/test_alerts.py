@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from kernel.db import make_engine, migrate, session_factory, transaction
-from kernel.settings import Settings
+from kernel.db import transaction
+from tests.console.world import demo_world, get_as_admin
 from tests.pipeline.plugins_path import PLUGINS
 from tests.smtp_inbox import Inbox, smtp_fixture  # noqa: F401 (the fixture ``smtp``)
 
@@ -25,16 +25,10 @@ def world(tmp_path: Path):
     from gmpki.keys.store import WrongPin
     from kernel.keys import key_store
     from stamping.batch.models import Batch
-    from stamping.registry.demo import bootstrap_demo
     from stamping.registry.models import Seal
-    from stamping.registry.service import SealRegistry
 
-    settings = Settings(home=tmp_path / "var", kek="00" * 32)
-    engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
-    sessions = session_factory(engine)
-    demo = bootstrap_demo(SealRegistry(sessions, settings), official_pin="official-246810",
-                          personal_pin="personal-135790")
+    built = demo_world(tmp_path / "var", demo={"official_pin": "official-246810", "personal_pin": "personal-135790"})
+    settings, sessions, demo = built.settings, built.sessions, built.demo
     now = datetime.now(UTC)
     with transaction(sessions) as session:
         session.execute(update(Seal).where(Seal.es_id == demo["es_ids"]["official"])
@@ -59,7 +53,7 @@ def world(tmp_path: Path):
         assert isinstance(caught.value, WrongPin) or "locked" in str(caught.value)
     assert store.is_locked("alert-test")
     yield sessions, settings, store, demo
-    engine.dispose()
+    built.engine.dispose()
 
 
 def test_each_condition_is_mailed_once_and_again_only_when_it_comes_back(smtp: Inbox, world) -> None:
@@ -105,8 +99,6 @@ def test_each_condition_is_mailed_once_and_again_only_when_it_comes_back(smtp: I
 def test_the_health_page_shows_every_condition_that_is_mailed_and_the_last_fixity_pass(world) -> None:
     from html import escape
 
-    from fastapi.testclient import TestClient
-
     from archive.fixity import record_run
     from tests.pipeline.plugins_path import pipeline_module
 
@@ -117,19 +109,9 @@ def test_the_health_page_shows_every_condition_that_is_mailed_and_the_last_fixit
                                         "licence_id": "L1", "problem": "missing", "reason": "no current object"}],
                           "report_key": "reports/fixity/20260101T000000000000Z.json"})
     pipeline_module(settings)
-    from airflow.api_fastapi.core_api.security import get_user
-    from sealflow_airflow.console.app import app
     from sealflow_airflow.console.conditions import backup_state, conditions, key_states
 
-    class Admin:
-        def get_name(self) -> str:
-            return "admin"
-
-    app.dependency_overrides[get_user] = Admin
-    try:
-        page = TestClient(app).get("/health")
-    finally:
-        app.dependency_overrides.clear()
+    page = get_as_admin("/health")
     assert page.status_code == 200, page.text
     with sessions() as session:
         holding = conditions(session, key_states(settings.keystore_dir), backup=backup_state(settings))

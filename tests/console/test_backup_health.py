@@ -9,11 +9,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
 from backup.snapshot import BackupKeys, FolderDestination, create_backup
-from kernel.db import make_engine, migrate, session_factory
+from kernel.db import session_factory
 from kernel.settings import Settings
+from tests.backups.seeded import backup_signer
+from tests.console.world import demo_world, get_as_admin
 from tests.pipeline.plugins_path import PLUGINS, pipeline_module
 from tests.smtp_inbox import Inbox, smtp_fixture  # noqa: F401 (the fixture ``smtp``)
 
@@ -24,30 +25,20 @@ KEK = "00" * 32
 
 @pytest.fixture(scope="module")
 def signer(tmp_path_factory):
-    from gmpki.gm.sm2 import SM2PrivateKey
-    from gmpki.keys.signer import SoftwareSigner
     from gmpki.pki.ca import DemoCA
-    from gmpki.pki.certs import Subject
 
-    ca = DemoCA.create(tmp_path_factory.mktemp("health-ca") / "ca")
-    key = SM2PrivateKey.generate()
-    return SoftwareSigner(key, ca.issue(Subject("SealFlow 备份"), key.public_key()))
+    return backup_signer(DemoCA.create(tmp_path_factory.mktemp("health-ca") / "ca"))
 
 
 def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str):
     """A home with the demo's people (an administrator sees the health page) as the console's root."""
-    from stamping.registry.demo import bootstrap_demo
-    from stamping.registry.service import SealRegistry
-
     # monkeypatch owns the variable, so the target does not leak into later tests' settings
     if target:
         monkeypatch.setenv("SEALFLOW_BACKUP_TARGET", target)
     else:
         monkeypatch.delenv("SEALFLOW_BACKUP_TARGET", raising=False)
-    settings = Settings(home=tmp_path / "var", kek=KEK, backup_target=target)
-    engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
-    bootstrap_demo(SealRegistry(session_factory(engine), settings))
+    world = demo_world(tmp_path / "var", kek=KEK, backup_target=target)
+    settings, engine = world.settings, world.engine
     pipeline_module(settings)
     import sealflow_airflow.console.app as console
 
@@ -68,18 +59,7 @@ def _take(settings: Settings, engine, signer, now: datetime | None = None):
 
 
 def _as_admin(path: str):
-    from airflow.api_fastapi.core_api.security import get_user
-    from sealflow_airflow.console.app import app
-
-    class Admin:
-        def get_name(self) -> str:
-            return "admin"
-
-    app.dependency_overrides[get_user] = Admin
-    try:
-        response = TestClient(app).get(path)
-    finally:
-        app.dependency_overrides.clear()
+    response = get_as_admin(path)
     assert response.status_code == 200, response.text
     return response
 

@@ -15,8 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from kernel.db import make_engine, migrate, session_factory, transaction
-from kernel.settings import Settings
+from kernel.db import transaction
+from tests.console.world import demo_world
 from tests.pipeline.plugins_path import pipeline_module
 
 
@@ -32,23 +32,19 @@ class AirflowUser:
 
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    from stamping.registry.demo import DEMO_PERSON_ID, bootstrap_demo
-    from stamping.registry.service import SealRegistry
+    from stamping.registry.demo import DEMO_PERSON_ID
 
-    settings = Settings(home=tmp_path_factory.mktemp("console") / "var", kek="00" * 32)
-    engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
-    registry = SealRegistry(session_factory(engine), settings)
-    demo = bootstrap_demo(registry)  # admin, applicant, keeper, reviewers, operator, archivist
+    world = demo_world(tmp_path_factory.mktemp("console") / "var")  # admin, applicant, keeper, reviewers, …
+    demo = world.demo
     # A second keeper of the same unit: holds the keeper role, but none of the approvals below is theirs.
-    registry.add_user(demo["credit_code"], "keeper2", "keeper", actor="admin", person_id_number=DEMO_PERSON_ID)
-    pipeline_module(settings)
+    world.registry.add_user(demo["credit_code"], "keeper2", "keeper", actor="admin", person_id_number=DEMO_PERSON_ID)
+    pipeline_module(world.settings)
     from sealflow_airflow.console.app import app
 
-    app.state_for_tests = SimpleNamespace(settings=settings, sessions=session_factory(engine), demo=demo)
+    app.state_for_tests = SimpleNamespace(settings=world.settings, sessions=world.sessions, demo=demo)
     yield app
     app.dependency_overrides.clear()
-    engine.dispose()
+    world.engine.dispose()
 
 
 def _as(app, name: str | None) -> TestClient:

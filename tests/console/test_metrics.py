@@ -8,11 +8,10 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from kernel.db import make_engine, migrate, session_factory, transaction
-from kernel.settings import Settings
+from kernel.db import transaction
+from tests.console.world import demo_world, get_as_admin
 from tests.pipeline.plugins_path import pipeline_module
 
 SAMPLE = re.compile(r'^[a-z_]+(\{[a-z_]+="(?:[^"\\]|\\.)*"(,[a-z_]+="(?:[^"\\]|\\.)*")*\})? -?[0-9.e+]+$')
@@ -28,15 +27,10 @@ FAMILIES = ("sealflow_documents_sealed", "sealflow_documents_verified", "sealflo
 def scrape(tmp_path):
     from archive.fixity import record_run
     from stamping.batch.models import Batch, BatchDocument
-    from stamping.registry.demo import bootstrap_demo
     from stamping.registry.models import Seal
-    from stamping.registry.service import SealRegistry
 
-    settings = Settings(home=tmp_path / "var", kek="00" * 32)
-    engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
-    sessions = session_factory(engine)
-    demo = bootstrap_demo(SealRegistry(sessions, settings))
+    world = demo_world(tmp_path / "var")
+    settings, sessions, demo = world.settings, world.sessions, world.demo
     es_id = demo["es_ids"]["official"]
     checked_at = datetime(2026, 11, 28, 16, 0, 0, 250000, tzinfo=UTC)
     with transaction(sessions) as session:
@@ -54,20 +48,9 @@ def scrape(tmp_path):
                           "problem_counts": {"missing": 2, "mismatch": 1}, "problems": [],
                           "report_key": "reports/fixity/x.json"})
     pipeline_module(settings)
-    from airflow.api_fastapi.core_api.security import get_user
-    from sealflow_airflow.console.app import app
-
-    class Admin:
-        def get_name(self) -> str:
-            return "admin"
-
-    app.dependency_overrides[get_user] = Admin
-    try:
-        response = TestClient(app).get("/metrics")
-    finally:
-        app.dependency_overrides.clear()
+    response = get_as_admin("/metrics")
     yield response, es_id, checked_at
-    engine.dispose()
+    world.engine.dispose()
 
 
 def test_every_family_is_exposed_in_valid_prometheus_text(scrape) -> None:

@@ -24,8 +24,9 @@ def test_sealflow_roles_map_onto_the_auth_managers_roles() -> None:
 def test_the_stack_gives_every_registry_user_an_airflow_login(tmp_path: Path) -> None:
     from sealflow.commands.seal import registry
     from sealflow.stack import airflow_env, ensure_identity
+    from sealflow.stack.ports import free_port_block
     from stamping.registry.demo import bootstrap_demo
-    from tests.stack_fixtures import free_port_block, stop_stack
+    from tests.stack_fixtures import stop_stack
 
     settings = Settings(home=tmp_path / "var", kek="55" * 32, review_levels=1, audit_key_pin="audit-pin-5",
                         identity_port=free_port_block(1))

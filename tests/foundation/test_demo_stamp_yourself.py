@@ -14,9 +14,10 @@ from kernel.settings import Settings
 from sealflow import stack
 from sealflow.batch_runner import personal_pin_file, prepare_demo_seal
 from sealflow.demo_batch import stamp_yourself
+from sealflow.stack.ports import free_port_block
 from stamping.batch.samples import write_batch
 from stamping.tsa.server import make_server
-from tests.stack_fixtures import free_port_block, stop_stack
+from tests.stack_fixtures import stop_stack
 
 
 def test_the_closing_lines_stamp_and_verify_a_document(tmp_path: Path) -> None:

@@ -95,6 +95,7 @@ def digital_signed_value(signature_xml: bytes, signer, *, shape: str = "wrapped"
     from asn1crypto import cms, core, x509
 
     from gmpki.gm.sm3 import sm3
+    from gmpki.pki.der import der_length
 
     digest = sm3(signature_xml)
     cert = x509.Certificate.load(signer.certificate)
@@ -118,22 +119,15 @@ def digital_signed_value(signature_xml: bytes, signer, *, shape: str = "wrapped"
     if content is not None:  # ContentInfo{data, [0] EXPLICIT OCTET STRING digest}, spliced in by hand
         bare_info = cms.ContentInfo({"content_type": "1.2.156.10197.6.1.4.2.1"}).dump()
         octets = core.OctetString(content).dump()
-        body = bare_info[2:] + b"\xa0" + _der_len(len(octets)) + octets
-        with_content = b"\x30" + _der_len(len(body)) + body
+        body = bare_info[2:] + b"\xa0" + der_length(len(octets)) + octets
+        with_content = b"\x30" + der_length(len(body)) + body
         inner = sd.contents.replace(bare_info, with_content, 1)
-        der = b"\x30" + _der_len(len(inner)) + inner
+        der = b"\x30" + der_length(len(inner)) + inner
     if shape == "bare":
         return der
     oid = core.ObjectIdentifier("1.2.156.10197.6.1.4.2.2").dump()
-    explicit = b"\xa0" + _der_len(len(der)) + der
-    return b"\x30" + _der_len(len(oid) + len(explicit)) + oid + explicit
-
-
-def _der_len(n: int) -> bytes:
-    if n < 0x80:
-        return bytes([n])
-    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(raw)]) + raw
+    explicit = b"\xa0" + der_length(len(der)) + der
+    return b"\x30" + der_length(len(oid) + len(explicit)) + oid + explicit
 
 
 def as_digital_signature(sealed: bytes, signer, *, shape: str = "wrapped") -> bytes:

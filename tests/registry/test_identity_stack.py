@@ -15,6 +15,7 @@ from sqlalchemy import select
 from kernel.db import make_engine, migrate, session_factory
 from kernel.settings import Settings
 from sealflow import stack
+from sealflow.stack.ports import free_port_block
 from stamping.audit.models import AuditEntry
 from stamping.registry import SealRegistry
 from stamping.registry import identity_register as register_file
@@ -22,7 +23,7 @@ from stamping.registry.demo import DEMO_PERSON, DEMO_PERSON_ID, DEMO_UNIT, KEEPE
 from stamping.registry.errors import IdentityMismatch, IdentityNotConfigured
 from stamping.registry.models import SealApplication
 from stamping.registry.rules import demo_credit_code, demo_id_number
-from tests.stack_fixtures import free_port_block, stop_stack
+from tests.stack_fixtures import stop_stack
 
 OTHER_UNIT, OTHER_CODE = "柳州市其他局", demo_credit_code("11450200MB0000002")
 HOLDER, HOLDER_ID = "王五", demo_id_number("45010219900101002")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from gmpki.pki.timestamp import (
     verify_token,
 )
 from gmpki.pki.tsa_client import TsaClient, TsaUnavailable
+from sealflow.stack.ports import free_port
 
 SIGNATURE = b"\x30\x44" + b"\x02\x20" + b"\x11" * 32 + b"\x02\x20" + b"\x22" * 32
 
@@ -76,9 +76,7 @@ def test_a_reply_to_another_request_is_refused_by_the_client(tsa_url):
 
 
 def test_an_unreachable_tsa_is_named_with_what_to_run():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     with pytest.raises(TsaUnavailable, match=rf"127.0.0.1:{port}.*sealflow stack up"):
         TsaClient(f"http://127.0.0.1:{port}/", timeout=2, retries=1).timestamp(SIGNATURE)
 
@@ -146,9 +144,7 @@ def test_garbage_is_never_a_token(kit):
 
 
 def test_the_tsa_program_runs_on_its_own_and_answers_over_http(kit, tmp_path):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "stamping.tsa.server", "--port", str(port), "--dir",
                              str(tmp_path / "tsa"), "--ca", str(kit.ca.directory)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(os.environ))

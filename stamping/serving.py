@@ -1,0 +1,27 @@
+"""How the stamping domain's small HTTP programs run: until SIGTERM or Ctrl-C, then close the socket.
+
+The time-stamp authority (``python -m stamping.tsa.server``) and the identity simulator
+(``python -m stamping.registry.identity_simulator``) are started and stopped by the embedded stack
+(``sealflow stack up/down``: SIGTERM) and by people (Ctrl-C); both must finish the request in hand and
+exit 0 either way. ``shutdown`` must not run on the thread that serves (it waits for the loop to end),
+so the signal handler hands it to a thread of its own. The "listening on" line is printed once the
+socket is bound, flushed, so whoever started the program can see the port it got.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from http.server import HTTPServer
+
+
+def serve_until_stopped(server: HTTPServer, what: str, host: str) -> None:
+    """Serve ``server`` until SIGTERM or Ctrl-C, announcing ``what`` listens on ``host`` and its port."""
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
+    print(f"{what} listening on http://{host}:{server.server_address[1]}", flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
