@@ -219,6 +219,21 @@ def test_a_licence_is_sealed_again_only_as_a_declared_reissue(pipeline_env: Pipe
     declared = _audit(pipeline_env, "licence.reissue", "licence-3")
     assert len(declared) == 2 and all(d.reason == "换发: 持证主体名称变更" for d in declared)
     assert {d.payload["previous_batch"] for d in declared} == {"licence-1"}
+    # The archive keeps both: the reissue is a record of its own that supersedes the first (issue 13, item 3).
+    for batch_id in ("licence-1", "licence-3"):
+        archived = pipeline_env.stack.run_dag("archive_batch", {"batch_id": batch_id})
+        assert archived.returncode == 0, archived.stdout[-3000:] + archived.stderr[-3000:]
+    from archive.models import ArchiveRecord
+
+    with pipeline_env.sessions() as session:
+        rows = {(r.batch_id, r.licence_id): r for r in session.scalars(
+            select(ArchiveRecord).where(ArchiveRecord.batch_id.in_(("licence-1", "licence-3"))))}
+    firsts = {lid: r for (b, lid), r in rows.items() if b == "licence-1"}
+    reissues = {lid: r for (b, lid), r in rows.items() if b == "licence-3"}
+    assert len(firsts) == 2 and set(reissues) == set(firsts), sorted(rows)
+    for licence_id, reissue in reissues.items():
+        assert reissue.supersedes == firsts[licence_id].archival_code != reissue.archival_code
+        assert firsts[licence_id].superseded_by == reissue.archival_code
 
 
 def test_killed_chunk_resumes_without_stamping_twice(pipeline_env: PipelineEnv, tmp_path: Path) -> None:
