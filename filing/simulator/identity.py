@@ -7,12 +7,12 @@ here; compose mounts the one the operator generated), never from the network on 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from filing import protocol as p
 from filing.simulator.store import PLATFORM_CREDIT_CODE, PLATFORM_NAME
+from kernel.files import write_atomic
 
 
 def platform_identity(state_dir: Path, ca_dir: Path | None = None) -> tuple[Any, bytes]:
@@ -30,21 +30,6 @@ def platform_identity(state_dir: Path, ca_dir: Path | None = None) -> tuple[Any,
     ca = DemoCA.create(ca_dir or state_dir / "ca", name="Platform Simulator")
     key, cert_der = ca.issue_unit_signer(PLATFORM_NAME, PLATFORM_CREDIT_CODE)
     state_dir.mkdir(parents=True, exist_ok=True)
-    _write_private(key_path, key.to_pkcs8_pem())
-    _write_atomic(cert_path, p.der_to_pem(cert_der))
+    write_atomic(key_path, key.to_pkcs8_pem())
+    write_atomic(cert_path, p.der_to_pem(cert_der), mode=0o644)  # the certificate is public
     return SoftwareSigner(key, cert_der), cert_der
-
-
-def _write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.chmod(mode)
-    tmp.replace(path)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    tmp.replace(path)

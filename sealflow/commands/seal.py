@@ -411,10 +411,7 @@ def run_demo_setup(args: argparse.Namespace, settings: Settings) -> int:
 
 def _write_private_json(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh)
-    os.replace(path.with_suffix(".tmp"), path)
+    write_atomic(path, json.dumps(data).encode())
 
 
 @_run

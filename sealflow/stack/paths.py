@@ -21,6 +21,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from kernel.files import write_atomic
 from kernel.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -70,12 +71,7 @@ def venv_bin() -> Path:
 
 def write_private(path: Path, text: str) -> None:
     """Write a 0600 file atomically (secrets: JWT key, Fernet key, UI password)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    write_atomic(path, text.encode())
 
 
 def sealflow_env(settings: Settings) -> dict[str, str]:

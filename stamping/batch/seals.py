@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gmpki.gm.sm4 import DecryptionFailed, decrypt_gcm, encrypt_gcm
 from gmpki.keys.signer import Signer
 from gmpki.pki.trust import TrustStore
+from kernel.files import write_atomic
 from kernel.keys import custody_path, installation_trust, load_kek
 from kernel.settings import Settings
 from stamping.batch.approval import Decision
@@ -58,10 +58,8 @@ class BatchSeals:
         self._custody_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         blob = encrypt_gcm(load_kek(self.settings), pin.encode(), es_id.encode())
         path = self._custody_file(es_id)
-        fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump({"es_id": es_id, "keeper": keeper, "pin": base64.b64encode(blob).decode()}, fh)
-        os.replace(path.with_suffix(".tmp"), path)
+        write_atomic(path, json.dumps({"es_id": es_id, "keeper": keeper,
+                                       "pin": base64.b64encode(blob).decode()}).encode())
 
     def withdraw(self, es_id: str) -> None:
         self._custody_file(es_id).unlink(missing_ok=True)

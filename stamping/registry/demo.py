@@ -14,13 +14,13 @@ demo, the CLI, each test fixture — gets people the register confirms; producti
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
+from kernel.files import write_atomic
 from stamping.registry import identity_register, rules
 from stamping.registry.errors import NotAuthorised
 from stamping.registry.models import Person, RegistryUser, Seal, Unit
@@ -136,11 +136,7 @@ def keep_credentials(settings, credentials: dict[str, str]) -> Path:
     if credentials:
         old = json.loads(path.read_text()) if path.exists() else {}
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump({**old, **credentials}, fh)
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps({**old, **credentials}).encode())
     return path
 
 

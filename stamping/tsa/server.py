@@ -20,27 +20,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from asn1crypto import pem
 
 from gmpki.pki.timestamp import TimestampAuthority
+from kernel.files import write_atomic
 from stamping.serving import serve_until_stopped
 
 QUERY_TYPE = "application/timestamp-query"
 REPLY_TYPE = "application/timestamp-reply"
 MAX_REQUEST_BYTES = 16 * 1024
 TSA_NAME = "SealFlow Time-Stamp Authority"
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
 
 
 def tsa_identity(directory: Path, ca_dir: Path) -> TimestampAuthority:
@@ -55,7 +47,7 @@ def tsa_identity(directory: Path, ca_dir: Path) -> TimestampAuthority:
         ca = DemoCA.create(ca_dir)
         key, cert = ca.issue_tsa(TSA_NAME)
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _write_private(key_path, key.to_pkcs8_pem())
+        write_atomic(key_path, key.to_pkcs8_pem())
         chain_path.write_bytes(pem.armor("CERTIFICATE", ca.intermediate_der))
         cert_path.write_bytes(pem.armor("CERTIFICATE", cert))
     if key_path.stat().st_mode & 0o077:
