@@ -52,11 +52,10 @@ _BYTE_RANGE_PLACEHOLDER = b"/ByteRange[0 0000000000 0000000000 0000000000]"
 # Room in /Contents for the TSA's token, which arrives only after the byte range is hashed. Ours
 # are ~1.7 KB (token, TSA and issuing-CA certificates); other TSAs' with RSA chains ~4-6 KB.
 TOKEN_RESERVE = 8192
-# The reserve is the largest token the TSA client has seen plus this margin: a TSA's tokens differ by
-# a few bytes (nonce, serial number, DER signature length: ours by 3 in 300 tokens). Every reserved
-# byte costs two zeros in every sealed file, so nothing is reserved before the first token: a token
-# that does not fit makes the document be stamped once more with room for exactly that token plus the
-# margin (see ``stamp_pdf``) — once per TSA client, never 8 KB of zeros in the first file of a task.
+# Once the TSA client has seen a token, the reserve is that size plus this margin: a TSA's tokens
+# differ by a few bytes (nonce, serial number, DER signature length: ours by 3 in 300 tokens). Every
+# reserved byte costs two zeros in every sealed file; a token that still does not fit makes the
+# document be stamped again with the full TOKEN_RESERVE (see ``stamp_pdf``), never fail.
 TOKEN_MARGIN = 64
 
 pymupdf.TOOLS.mupdf_display_errors(False)  # damaged input is reported as PdfError, not stderr noise
@@ -199,8 +198,7 @@ def stamp_pdf(src: bytes, seal_der: bytes, signer: Signer, placement: Placement,
 
     ``timestamper``: the TSA whose token over the signature value is added as the unsigned
     signature-time-stamp attribute; the /Contents hole then leaves room for it (the largest token the
-    client has seen plus ``TOKEN_MARGIN``; the first token sizes it, at the cost of stamping that
-    document twice).
+    client has seen plus ``TOKEN_MARGIN``, or ``TOKEN_RESERVE`` before the first).
 
     ``container``: "pkcs7" or "gbt35275" content-type OIDs. Raises PdfError for input we cannot
     stamp (encrypted, damaged, not a PDF, too large, bad page), AnchorNotFound, and
@@ -213,11 +211,10 @@ def stamp_pdf(src: bytes, seal_der: bytes, signer: Signer, placement: Placement,
     reserve = _token_reserve(timestamper)
     try:
         return _stamp(*args, reserve)
-    except _ReserveTooSmall as exc:
+    except _ReserveTooSmall:
         if reserve >= TOKEN_RESERVE:
             raise
-        # The first token, or one larger than those seen so far: once more, with room for its size.
-        return _stamp(*args, min(TOKEN_RESERVE, reserve + exc.shortfall + TOKEN_MARGIN))
+        return _stamp(*args, TOKEN_RESERVE)  # a token larger than the ones seen so far: once more, with room
 
 
 def _stamp(src: bytes, seal_der: bytes, signer: Signer, placement: Placement, signed_at: datetime, container: str,
@@ -292,11 +289,9 @@ def _sign(out: bytearray, search_from: int, seal_der: bytes, signer: Signer, sig
     blob = build_signed_data(attrs, signature, signer.certificate, container,
                              time_stamp_token=token).hex().upper().encode()
     if len(blob) > hole:  # only a time-stamp token larger than the reserve can do this
-        too_small = _ReserveTooSmall(path, f"the signature with its time-stamp token ({len(blob) // 2} bytes) "
-                                           f"does not fit the /Contents reserve ({hole // 2} bytes): the TSA's "
-                                           f"tokens exceed {TOKEN_RESERVE} bytes")
-        too_small.shortfall = (len(blob) - hole + 1) // 2
-        raise too_small
+        raise _ReserveTooSmall(path, f"the signature with its time-stamp token ({len(blob) // 2} bytes) does not "
+                                     f"fit the /Contents reserve ({hole // 2} bytes): the TSA's tokens exceed "
+                                     f"{TOKEN_RESERVE} bytes")
     out[a + 1:a + 1 + len(blob)] = blob
     return bytes(out)
 
@@ -304,16 +299,14 @@ def _sign(out: bytearray, search_from: int, seal_der: bytes, signer: Signer, sig
 class _ReserveTooSmall(PdfError):
     """The signature with its time-stamp token is larger than the /Contents hole left for it."""
 
-    shortfall: int = 0  # bytes (not hex digits) the token needed beyond the reserve
-
 
 def _token_reserve(timestamper: Timestamper | None) -> int:
-    """Bytes to leave for the token: nothing until the TSA client has seen a token (the first one sizes
-    the reserve), then the largest seen with TOKEN_MARGIN."""
+    """Bytes to leave for the token: TOKEN_RESERVE until the TSA client has seen a token, then
+    that size with TOKEN_MARGIN."""
     if timestamper is None:
         return 0
     seen = getattr(timestamper, "max_token_bytes", 0)
-    return min(TOKEN_RESERVE, seen + TOKEN_MARGIN) if seen else 0
+    return min(TOKEN_RESERVE, seen + TOKEN_MARGIN) if seen else TOKEN_RESERVE
 
 
 @lru_cache(maxsize=256)

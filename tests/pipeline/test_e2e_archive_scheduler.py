@@ -138,12 +138,27 @@ def test_the_pipeline_s_sealed_files_hold_the_seal_picture_once_compressed(archi
         docs = s.scalars(select(BatchDocument).where(BatchDocument.batch_id == archived.batch_id)).all()
     seal_der = _seal_der(archived)
     picture = seal_picture(seal_der)
+    from asn1crypto.core import Asn1Value
+
     from stamping.ses.codec import parse_seal
 
     (signer_certificate,) = parse_seal(seal_der).cert_list  # the demo seal lists its one signer's certificate
     ofd = next(d for d in docs if d.format == "ofd")
     assert_ofd_within_bound((archived.source / ofd.file).read_bytes(), Path(ofd.output_path).read_bytes(), picture)
-    pdf = next(d for d in docs if d.format == "pdf")
+    # A stamp task's first PDF leaves the full token reserve (the token's size is not known before the first
+    # one, and signing a document twice to learn it would give a signature no use record explains): at most
+    # one such file per task try; every other PDF holds the bound with the stamper's margin.
+    from stamping.pdf.sign import TOKEN_MARGIN
+    from tests.pipeline.test_sealed_size import _contents
+
+    def slack(doc) -> int:
+        contents = _contents(Path(doc.output_path).read_bytes())
+        return len(contents) - len(Asn1Value.load(contents, strict=False).dump())  # the unused part of the hole
+
+    pdfs = sorted((d for d in docs if d.format == "pdf"), key=slack)
+    reserved = [d for d in pdfs if slack(d) > TOKEN_MARGIN + 8]
+    assert len(reserved) <= 2 * len({d.chunk for d in pdfs}), len(reserved)  # a task's first, and a retry's
+    pdf = pdfs[0]
     assert_pdf_picture_compressed((archived.source / pdf.file).read_bytes(), Path(pdf.output_path).read_bytes(),
                                   picture, seal_der, signer_certificate)
 

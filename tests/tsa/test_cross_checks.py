@@ -69,26 +69,10 @@ def _contents_hole(out: bytes) -> bytes:
 def test_once_a_token_was_seen_the_contents_leave_room_for_that_size_and_a_small_margin(kit, tsa):
     from stamping.pdf.sign import TOKEN_MARGIN
 
-    stamp_pdf(_pdf(), kit.seal_der, kit.signer, ANCHOR, timestamper=tsa)  # the first token sizes the reserve
+    stamp_pdf(_pdf(), kit.seal_der, kit.signer, ANCHOR, timestamper=tsa)  # the first token: full reserve
     hole = _contents_hole(stamp_pdf(_pdf(), kit.seal_der, kit.signer, ANCHOR, timestamper=tsa))
     padding = len(hole) - len(hole.rstrip(b"0"))
     assert padding <= 2 * (TOKEN_MARGIN + 8)  # 8: an SM2 signature shorter than its longest DER
-
-
-def test_the_first_file_a_new_tsa_client_stamps_carries_no_unused_reserve(kit, tsa_url):
-    """Before, a task's first PDF reserved 8 KB for the token it had not seen yet: 6.5 KB of zeros, twice in
-    hex, in the first sealed file of every stamp task (seen on the pipeline's own output)."""
-    from gmpki.pki.tsa_client import TsaClient
-    from stamping.pdf.sign import TOKEN_MARGIN
-
-    fresh = TsaClient(tsa_url)
-    try:
-        hole = _contents_hole(stamp_pdf(_pdf(), kit.seal_der, kit.signer, ANCHOR, timestamper=fresh))
-    finally:
-        fresh.close()
-    padding = len(hole) - len(hole.rstrip(b"0"))
-    assert parse_signed_data(bytes.fromhex(hole.decode())).time_stamp_token is not None
-    assert padding <= 2 * (TOKEN_MARGIN + 8)
 
 
 def test_a_token_larger_than_the_ones_seen_is_stamped_again_with_room_not_failed(kit, tsa, tmp_path):
