@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import faulthandler
 import signal
-import threading
 from dataclasses import fields
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from filing.simulator.handler import SimulatorServer
 from filing.simulator.identity import platform_identity
 from filing.simulator.platform import Platform
 from filing.simulator.store import PlatformStore
+from kernel.serving import serve_until_stopped
 
 DESCRIPTION = "A national-platform simulator (国家政务服务平台备案接口模拟器) speaking ``sealflow-filing/1``."
 
@@ -79,14 +79,9 @@ def main(argv: list[str] | None = None) -> int:
                              args.verbose, accept_any_sender=args.accept_any_sender, identity_dir=args.identity_dir)
     except ValueError as exc:
         parser.error(str(exc))
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` dumps every thread's stack to stderr
-    print(f"filing simulator listening on http://{args.host}:{server.server_address[1]}", flush=True)
     try:
-        server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
+        serve_until_stopped(server, "filing simulator", args.host)
     finally:
-        server.server_close()
         server.platform.store.close()
     return 0

@@ -26,8 +26,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from kernel.serving import serve_until_stopped
 from stamping.registry.identity_register import load_registers, register
-from stamping.serving import serve_until_stopped
 
 MAX_BODY = 4096
 

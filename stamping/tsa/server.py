@@ -27,7 +27,7 @@ from asn1crypto import pem
 
 from gmpki.pki.timestamp import TimestampAuthority
 from kernel.files import write_atomic
-from stamping.serving import serve_until_stopped
+from kernel.serving import serve_until_stopped
 
 QUERY_TYPE = "application/timestamp-query"
 REPLY_TYPE = "application/timestamp-reply"

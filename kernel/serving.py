@@ -1,9 +1,11 @@
-"""How the stamping domain's small HTTP programs run: until SIGTERM or Ctrl-C, then close the socket.
+"""How SealFlow's small HTTP programs run: until SIGTERM or Ctrl-C, then close the socket.
 
-The time-stamp authority (``python -m stamping.tsa.server``) and the identity simulator
-(``python -m stamping.registry.identity_simulator``) are started and stopped by the embedded stack
-(``sealflow stack up/down``: SIGTERM) and by people (Ctrl-C); both must finish the request in hand and
-exit 0 either way. ``shutdown`` must not run on the thread that serves (it waits for the loop to end),
+The time-stamp authority (``python -m stamping.tsa.server``), the identity simulator
+(``python -m stamping.registry.identity_simulator``) and the national-platform simulator
+(``python -m filing.simulator``) are started and stopped by the embedded stack
+(``sealflow stack up/down``: SIGTERM) and by people (Ctrl-C); each must finish the request in hand and
+exit 0 either way. It lives in the foundation because ``filing`` may not import ``stamping``.
+``shutdown`` must not run on the thread that serves (it waits for the loop to end),
 so the signal handler hands it to a thread of its own. The "listening on" line is printed once the
 socket is bound, flushed, so whoever started the program can see the port it got.
 """
