@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy import Engine, Row, Select, create_engine, event
+from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session, sessionmaker
+from sqlalchemy.sql.elements import ColumnElement
 
 from gmpki.private_files import make_private_dirs
 from kernel.settings import StateNotPrivate
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+IN_CHUNK = 500  # keeps IN (...) lists within every database's parameter limit
 
 
 class Base(DeclarativeBase):
@@ -105,3 +107,14 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session whose work commits on success and rolls back on any error."""
     with factory() as session, session.begin():
         yield session
+
+
+def rows_where_in(session: Session, stmt: Select, column: InstrumentedAttribute | ColumnElement,
+                  values: Iterable) -> Iterator[Row]:
+    """The rows of ``stmt`` whose ``column`` is one of ``values``: asked in chunks of :data:`IN_CHUNK`
+    distinct values (first-seen order), so that no ``IN (...)`` list outgrows a database's parameter
+    limit however many values a batch brings. Each chunk keeps ``stmt``'s ORDER BY; the rows of one
+    chunk come before those of the next."""
+    wanted = list(dict.fromkeys(values))
+    for start in range(0, len(wanted), IN_CHUNK):
+        yield from session.execute(stmt.where(column.in_(wanted[start:start + IN_CHUNK])))
