@@ -12,6 +12,7 @@ import stat
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, Row, Select, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session, sessionmaker
@@ -19,6 +20,9 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from gmpki.private_files import make_private_dirs
 from kernel.settings import StateNotPrivate
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 IN_CHUNK = 500  # keeps IN (...) lists within every database's parameter limit
@@ -65,14 +69,21 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-def migrate(engine: Engine) -> None:
-    """Bring every domain's tables to the newest revision (idempotent)."""
-    from alembic import command
+def alembic_config() -> Config:
+    """The Alembic configuration of SealFlow's migrations: every domain's branch, in ``MIGRATIONS_DIR``."""
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("version_locations", str(MIGRATIONS_DIR / "versions"))
+    return config
+
+
+def migrate(engine: Engine) -> None:
+    """Bring every domain's tables to the newest revision (idempotent)."""
+    from alembic import command
+
+    config = alembic_config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "heads")
