@@ -28,9 +28,15 @@ def make_private_dirs(path: Path) -> None:
             continue
 
 
-def write_private(path: Path, data: bytes, *, exclusive: bool = False) -> None:
-    """Write ``data`` to ``path`` 0600, all or nothing. ``exclusive``: refuse (FileExistsError) when
-    ``path`` exists — for secrets made once (a KEK file, a generated PIN) that must never be replaced."""
+def write_private(path: Path, data: bytes, *, exclusive: bool = False, mode: int = 0o600,
+                  durable: bool = True) -> None:
+    """Write ``data`` to ``path`` 0600, all or nothing — the one atomic writer of the installation
+    (``kernel.files.write_atomic`` is this, for files that are not key material).
+
+    ``exclusive``: refuse (FileExistsError) when ``path`` exists — for secrets made once (a KEK file, a
+    generated PIN) that must never be replaced. ``mode``: another mode, set explicitly so that the umask
+    neither widens nor narrows it (a public certificate, a report for the office's group). ``durable``:
+    fsync before the rename, so that key material survives a crash; off for files that can be made again."""
     path = Path(path)
     make_private_dirs(path.parent)
     if exclusive and path.exists():
@@ -38,9 +44,12 @@ def write_private(path: Path, data: bytes, *, exclusive: bool = False) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")  # mkstemp: 0600
     try:
         with os.fdopen(fd, "wb") as fh:
+            if mode != 0o600:
+                os.fchmod(fh.fileno(), mode)
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         if exclusive:
             os.link(tmp, path)  # fails if another process made it meanwhile; never overwrites
             os.unlink(tmp)
