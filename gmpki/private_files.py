@@ -1,5 +1,6 @@
 """Private files for key material: folders made 0700 from their first moment, files written 0600 and
-atomically (a temporary in the same folder, fsynced, renamed over the target).
+atomically (a temporary in the same folder, fsynced, renamed over the target), and the exclusive lock
+that serialises read-modify-write of such files across processes.
 
 It lives at the bottom of the house because the key store, the demo CA and the escrow write secrets and
 may import nothing of SealFlow's; the foundation's ``kernel.files`` builds on the same two functions, so
@@ -8,8 +9,11 @@ the installation has one way to write a private file.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -58,3 +62,15 @@ def write_private(path: Path, data: bytes, *, exclusive: bool = False, mode: int
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def exclusive_lock(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``lock_file`` (made empty if missing) for the block: one process of
+    the machine at a time; the system releases it if the process dies. The folder must exist."""
+    with open(lock_file, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

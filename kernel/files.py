@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gmpki.private_files import write_private
+from gmpki.private_files import exclusive_lock, write_private
+
+__all__ = ["exclusive_lock", "write_atomic"]  # exclusive_lock: the one cross-process lock of a file
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
