@@ -23,11 +23,14 @@ import time
 import uuid
 from pathlib import Path
 
+import psutil
+
 from archive.checks import NoScanner
 from archive.service import ArchiveInput, archive_records
 from archive.store import ObjectStore
 from kernel.db import make_engine, migrate, session_factory
 from kernel.settings import Settings
+from sealflow.stack import read_pid
 from sealflow.stack.ports import free_stack_ports
 
 
@@ -149,14 +152,10 @@ def _cpu_seconds() -> float:
 
 
 def _weed_process(settings: Settings):
+    entry = read_pid(settings, "seaweedfs")
     try:
-        import psutil
-
-        from sealflow.stack import read_pid
-
-        entry = read_pid(settings, "seaweedfs")
         return psutil.Process(entry.pid) if entry else None
-    except Exception:
+    except psutil.Error:  # gone since its PID file was written: no CPU to count
         return None
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kernel.db import database, open_database
-from kernel.settings import Settings
+from kernel.settings import Settings, local_url
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -48,7 +48,7 @@ def batch_seals(settings: Settings, factory: sessionmaker[Session] | None = None
 
 
 def stack_identity_url(settings: Settings) -> str:
-    return f"http://127.0.0.1:{settings.identity_port}"
+    return local_url(settings.identity_port)
 
 
 def with_stack_identity(settings: Settings) -> Settings:

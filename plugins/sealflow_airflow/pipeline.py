@@ -14,7 +14,7 @@ from sqlalchemy import update
 
 from kernel.db import transaction
 from sealflow_airflow.assets import STAMPED_BATCHES
-from sealflow_airflow.root import seals, sessions, settings, tools
+from sealflow_airflow.root import s3_client, seals, sessions, settings, tools
 from stamping.batch import admission, approval, process
 from stamping.batch.manifest import quarantine_table
 from stamping.batch.models import Batch, BatchDocument
@@ -223,8 +223,6 @@ def _never_approved(batch_id: str) -> bool:
 def copy_report(batch_id: str, json_path: str, html_path: str) -> str:
     """Copy the batch report to the work bucket (``batches/<id>/report.*``); its s3:// address, or ''."""
     try:
-        from sealflow_airflow.root import s3_client
-
         client = s3_client()
         bucket = settings().work_bucket
         for name, path in (("report.json", json_path), ("report.html", html_path)):
