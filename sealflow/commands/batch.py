@@ -142,11 +142,11 @@ def batch_progress(session, batch_id: str) -> dict | None:
               "quarantined": states.get("quarantined", 0), "approved": approved, "stamped": stamped or 0,
               "verified": states.get("verified", 0), "failed": states.get("failed", 0),
               "archived": archived or 0, "filed": filed}
-    report = Path(batch.work_dir) / "report.html"
+    report = str((batch.report or {}).get("html") or "")  # its name in the work bucket, once written
     return {"batch_id": batch_id, "status": batch.status, "es_id": batch.es_id, "requester": batch.requester,
             "approval": approval, "approval_reason": request.reason if request and approval != "awaiting the keeper"
             else "", "counts": counts, "filing_records": dict(Counter(r.state for r in filings)),
-            "report": str(report) if report.exists() else ""}
+            "report": report}
 
 
 def _status(args: argparse.Namespace) -> int:
