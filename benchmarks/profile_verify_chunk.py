@@ -54,19 +54,28 @@ def tools_for(settings: Settings, store: WorkStore | None = None) -> process.Bat
         status_snapshot=desk.registry.status_snapshot)
 
 
-def s3_store(home: Path) -> tuple[Settings, WorkStore]:
-    """An embedded SeaweedFS alone (no Airflow) on free ports, its buckets made, and the S3 work store on it."""
-    from kernel.objectstore import ensure_buckets, s3_client
-    from kernel.workstore import S3WorkStore
-    from sealflow.stack import ensure_component, seaweed_component, spawn_reaper
+def throwaway_settings(home: Path) -> Settings:
+    """Settings of a throw-away home on free ports (the demo seal starts the identity simulator; a reaper
+    stops what was started if this process dies)."""
+    from sealflow.stack import spawn_reaper
     from sealflow.stack.ports import free_stack_ports
 
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)  # the stack refuses a state directory others can read
     settings = Settings(home=home, kek="00" * 32, **free_stack_ports())
     spawn_reaper(settings)
+    return settings
+
+
+def s3_store(settings: Settings) -> WorkStore:
+    """An embedded SeaweedFS alone (no Airflow), its buckets made, and the S3 work store on it."""
+    from kernel.objectstore import ensure_buckets, s3_client
+    from kernel.workstore import S3WorkStore
+    from sealflow.stack import ensure_component, seaweed_component
+
     ensure_component(settings, seaweed_component(settings), lambda _m: None)
     client = s3_client(settings)
     ensure_buckets(client, settings)
-    return settings, S3WorkStore(client, settings.work_bucket)
+    return S3WorkStore(client, settings.work_bucket)
 
 
 def main() -> None:
@@ -79,10 +88,8 @@ def main() -> None:
                         help="one status query per look-up, as before the per-chunk snapshot (for A/B runs)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="profile-verify-") as tmp:
-        settings = Settings(home=Path(tmp) / "var", kek="00" * 32)
-        store = None
-        if args.s3:
-            settings, store = s3_store(Path(tmp) / "var")
+        settings = throwaway_settings(Path(tmp) / "var")
+        store = s3_store(settings) if args.s3 else None
         try:
             seal = prepare_demo_seal(settings)
             write_batch(Path(tmp) / "in", args.docs, bad=False)
@@ -94,24 +101,25 @@ def main() -> None:
                            placement=Placement.parse("anchor:（盖章）"), chunk_size=args.docs)
             ingest_ms = 1000 * (time.process_time() - cpu) / args.docs
             cpu = time.process_time()
-            process.stamp_chunk(tools, "prof", 0, seal.keeper)
+            for chunk in process.chunks(tools, "prof"):  # from 200 documents a batch has two chunks
+                process.stamp_chunk(tools, "prof", chunk, seal.keeper)
             stamp_ms = 1000 * (time.process_time() - cpu) / args.docs
             profile = cProfile.Profile()
             cpu = time.process_time()
             if not args.no_profile:
                 profile.enable()
-            result = process.verify_chunk(tools, "prof", 0)
+            verified = sum(process.verify_chunk(tools, "prof", chunk)["verified"]
+                           for chunk in process.chunks(tools, "prof"))
             profile.disable()
             verify_ms = 1000 * (time.process_time() - cpu) / args.docs
-            assert result["verified"] == args.docs, result
+            assert verified == args.docs, verified
             cpu = time.process_time()
             process.finish(tools, "prof")
             finish_ms = 1000 * (time.process_time() - cpu) / args.docs
-        finally:
-            if args.s3:
-                from sealflow.stack import down
+        finally:  # the identity simulator (the demo seal's checks) and, with --s3, SeaweedFS
+            from sealflow.stack import down
 
-                down(settings, out=lambda _m: None, grace=3)
+            down(settings, out=lambda _m: None, grace=3)
     print(f"{'S3 (SeaweedFS)' if args.s3 else 'folder'} work store, {args.docs} documents: ingest {ingest_ms:.2f}, "
           f"stamp_chunk {stamp_ms:.2f}, verify_chunk {verify_ms:.2f}, finish {finish_ms:.2f} CPU ms/doc"
           f"{'' if args.no_profile else ' (under the profiler)'}{' without the snapshot' if args.no_snapshot else ''}")

@@ -306,7 +306,7 @@ class FolderWorkStore:
             raise ObjectMissing(location)
         base = self.sources[bucket]
         listed = 0
-        for path in sorted(p for p in base.rglob("*") if p.is_file() or p.is_symlink()):
+        for path in sorted(p for p in base.rglob("*") if p.is_file() and not p.is_symlink()):  # S3 has no links
             key = path.relative_to(base).as_posix()
             if not key.startswith(prefix):
                 continue

@@ -66,6 +66,8 @@ def step_batch(ctx: Any) -> None:
         from sealflow.exits import CheckFailed
 
         raise CheckFailed(f"stamp_batch ended {result['state']}; see the run {result['run_id']} in the Airflow UI")
+    from sealflow.root import work_store
+
     store = work_store(ctx.settings)
     report = json.loads(store.get(batch_file_key(batch_id, "report.json")))
     counts = report["counts"]
@@ -82,14 +84,6 @@ def step_batch(ctx: Any) -> None:
     ctx.note("verify one yourself", f"sealflow verify {copies} "
                                     f"--trust {ca / 'ca-root.pem'} --trust {ca / 'ca-intermediate.pem'}")
     ctx.data["stamp_yourself"] = stamp_yourself(ctx.settings, seal, folder)
-
-
-def work_store(settings: Any) -> Any:
-    """The pipeline's work store (the stack's S3 work bucket), as the composition root wires it."""
-    from kernel.objectstore import s3_client
-    from kernel.workstore import S3WorkStore
-
-    return S3WorkStore(s3_client(settings), settings.work_bucket)
 
 
 def copy_sealed(store: Any, batch_id: str, folder: Path) -> Path:
