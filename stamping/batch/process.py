@@ -459,7 +459,7 @@ def _adopt_or_stamp(tools: BatchTools, doc: BatchDocument, out: str, maybe_there
     if existing is not None:
         note = _note(tools, doc)
         if _adoptable(doc, existing, note):
-            result = tools.verifiers[doc.format](existing, store.name(out))
+            result = tools.verifiers[doc.format](existing, doc.file)
             if result.intact and result.signatures:
                 log.info("adopting %s sealed by an interrupted run", doc.file)
                 signature = note.get("signature_sm3")
@@ -513,7 +513,9 @@ def _verify_one(tools: BatchTools, doc: BatchDocument) -> dict:
     if sm3(data).hex() != doc.output_sm3:
         return {"id": doc.id, "state": "failed", "reasons": ["sealed file changed after stamping"],
                 "verification": {}}
-    result = tools.verifiers[doc.format](data, doc.output_path)
+    # The document's own name (as the stamper was given it): the result is kept, and the archive's 四性检测
+    # matches its path with the file it archives (GD-1-11), not with the object's key.
+    result = tools.verifiers[doc.format](data, doc.file)
     summary = result.to_json()
     if result.verdict == Verdict.VALID:  # batches accept only valid: warnings fail the document too
         return {"id": doc.id, "state": "verified", "reasons": [], "verification": summary}

@@ -34,8 +34,13 @@ def _stamper(src: bytes, *_args) -> bytes:
     return src + SEALED_MARK
 
 
+VERIFIED_AS: list[str] = []
+
+
 def _verifier(data: bytes, path: str) -> SimpleNamespace:
-    return SimpleNamespace(intact=True, signatures=[object()], verdict="valid", to_json=lambda: {"verdict": "valid"})
+    VERIFIED_AS.append(path)
+    return SimpleNamespace(intact=True, signatures=[object()], verdict="valid",
+                           to_json=lambda: {"path": path, "verdict": "valid"})
 
 
 def _tools(tmp_path: Path, store) -> process.BatchTools:
@@ -87,7 +92,10 @@ def test_a_batchs_sealed_files_are_in_the_work_store_and_nowhere_on_local_disk(t
     rows = _rows(4)
     _ingest(tools, "b1", _folder(tmp_path, rows))
     assert process.stamp_chunk(tools, "b1", 0, actor="office")["stamped"] == 4
+    VERIFIED_AS.clear()
     assert process.verify_chunk(tools, "b1", 0)["verified"] == 4
+    # 验章 names each document by its file, not by its object: the archive matches the result with the file.
+    assert sorted(VERIFIED_AS) == sorted(r["file"] for r in rows)
     summary = process.finish(tools, "b1")
 
     docs = _docs(tools, "b1").values()

@@ -92,7 +92,7 @@ def _archive_the_batch(env: PipelineEnv, batch_id: str, good: int) -> None:
         assert done.returncode == 0, f"run {attempt}: " + done.stdout[-3000:] + done.stderr[-3000:]
     with env.sessions() as session:
         runs = session.scalars(select(ArchiveRun).where(ArchiveRun.batch_id == batch_id)).all()
-        assert sum(r.records for r in runs) == good
+        assert sum(r.records for r in runs) == good, done.stdout[-6000:]  # the archive task's log says why
         queued = session.scalars(select(OutboxRecord).where(OutboxRecord.kind == "archive.register",
                                                             OutboxRecord.subject == batch_id)).all()
         assert len(queued) == len(runs) >= 1
