@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import unquote, urlparse
@@ -93,6 +94,33 @@ class WorkStore(Protocol):
         """Copy the objects under ``s3://bucket/prefix/`` into the folder ``into`` (see the module
         docstring for what is never written); returns how many objects were listed."""
         ...
+
+
+@contextmanager
+def prefetch(store: WorkStore, keys: list[str | None], window: int = TRANSFER_THREADS
+             ) -> Iterator[Callable[[int], bytes | None]]:
+    """Read ``keys`` ahead of use, ``window`` objects at a time, from a small thread pool: a step that works
+    through a chunk's documents in order waits for the store once, not once per document (a GET's
+    latency is far longer than its CPU). ``get(i)`` returns the bytes of ``keys[i]`` (None for a None key)
+    or raises what reading it raised; at most ``window`` objects are held in memory."""
+    pool = ThreadPoolExecutor(max_workers=max(1, window))
+    pending: dict[int, Future] = {}
+
+    def ask(i: int) -> None:
+        if i < len(keys) and keys[i] is not None:
+            pending[i] = pool.submit(store.get, keys[i])
+
+    def get(i: int) -> bytes | None:
+        ask(i + window)
+        future = pending.pop(i, None)
+        return None if future is None else future.result()
+
+    for i in range(window):
+        ask(i)
+    try:
+        yield get
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def split_s3(location: str) -> tuple[str, str]:
