@@ -49,7 +49,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gmpki.gm.sm3 import sm3
 from gmpki.keys.signer import RecordingSigner, Signer
 from kernel.db import transaction
-from kernel.workstore import WorkStore
+from kernel.workstore import WorkStore, prefetch
 from stamping.batch import keys
 from stamping.batch.manifest import (
     MAX_DOCUMENT_BYTES,
@@ -353,20 +353,22 @@ def stamp_chunk(tools: BatchTools, batch_id: str, chunk: int, actor: str) -> dic
         if not is_infrastructure(exc):
             raise
         left_over, broken = set(), exc
-    for doc in todo if broken is None else []:
-        out = keys.sealed_key(doc)
-        signer.last = None
-        try:
-            data, adopted_signature = _adopt_or_stamp(tools, doc, out, out in left_over, seal_der, signer,
-                                                      placement, options)
-        except Exception as exc:
-            if is_infrastructure(exc):  # the machine, not the document: stop, keep what is done, retry
-                broken = exc
-                break
-            failed.append((doc.id, f"stamping failed: {type(exc).__name__}: {exc}"))
-            continue
-        signature_sm3 = sm3(signer.last).hex() if signer.last is not None else adopted_signature
-        stamped.append((doc.id, doc.file, tools.store.name(out), sm3(data).hex(), signature_sm3))
+    inputs = [keys.input_key(batch_id, doc.input_sm3) for doc in todo]
+    with prefetch(tools.store, inputs if broken is None else []) as received:  # GETs ahead of the stamping
+        for n, doc in enumerate(todo if broken is None else []):
+            out = keys.sealed_key(doc)
+            signer.last = None
+            try:
+                data, adopted_signature = _adopt_or_stamp(tools, doc, out, out in left_over, seal_der, signer,
+                                                          placement, options, lambda n=n: received(n))
+            except Exception as exc:
+                if is_infrastructure(exc):  # the machine, not the document: stop, keep what is done, retry
+                    broken = exc
+                    break
+                failed.append((doc.id, f"stamping failed: {type(exc).__name__}: {exc}"))
+                continue
+            signature_sm3 = sm3(signer.last).hex() if signer.last is not None else adopted_signature
+            stamped.append((doc.id, doc.file, tools.store.name(out), sm3(data).hex(), signature_sm3))
     _commit_stamping(tools, batch_id, es_id, actor, stamped, failed)
     log.info("batch %s chunk %d: %d stamped, %d failed", batch_id, chunk, len(stamped), len(failed))
     if broken is not None:
@@ -450,10 +452,12 @@ def _adoptable(doc: BatchDocument, existing: bytes, note: dict) -> bool:
 
 
 def _adopt_or_stamp(tools: BatchTools, doc: BatchDocument, out: str, maybe_there: bool, seal_der: bytes,
-                    signer: Signer, placement: Placement, options: dict) -> tuple[bytes, str]:
+                    signer: Signer, placement: Placement, options: dict,
+                    received: Callable[[], bytes | None]) -> tuple[bytes, str]:
     """The sealed bytes, and for an adopted file the SM3 of the signature value this batch made (from
     its provenance note; "" for a file sealed now: the RecordingSigner has it). ``out`` is the sealed
-    object's key; ``maybe_there``: the chunk's listing showed it (only then is it read)."""
+    object's key; ``maybe_there``: the chunk's listing showed it (only then is it read); ``received``:
+    the received copy, read ahead by the chunk."""
     store = tools.store
     existing = store.get_or_none(out) if maybe_there else None
     if existing is not None:
@@ -465,8 +469,8 @@ def _adopt_or_stamp(tools: BatchTools, doc: BatchDocument, out: str, maybe_there
                 signature = note.get("signature_sm3")
                 return existing, signature if isinstance(signature, str) else ""
         store.delete(out)
-    source = store.get(keys.input_key(doc.batch_id, doc.input_sm3))
-    if sm3(source).hex() != doc.input_sm3:
+    source = received()
+    if source is None or sm3(source).hex() != doc.input_sm3:
         raise BatchError(f"{doc.file}: the received copy changed after ingest")
     sealed = tools.stampers[doc.format](source, seal_der, signer, placement, doc.file, options)
     # The note first, then the file (each one atomic PUT): a crash between the two leaves a note no
@@ -487,10 +491,11 @@ def verify_chunk(tools: BatchTools, batch_id: str, chunk: int) -> dict:
             BatchDocument.batch_id == batch_id, BatchDocument.chunk == chunk,
             BatchDocument.state == "stamped")))
     updates: list[dict] = []
-    with (tools.status_snapshot or nullcontext)():  # each seal's status history read once for the chunk
-        for doc in todo:
+    names = [_key_or_none(tools.store, doc.output_path) for doc in todo]
+    with (tools.status_snapshot or nullcontext)(), prefetch(tools.store, names) as sealed:  # GETs read ahead
+        for n, doc in enumerate(todo):
             try:
-                updates.append(_verify_one(tools, doc))
+                updates.append(_verify_one(tools, doc, names[n], lambda n=n: sealed(n)))
             except Exception as exc:
                 if not is_infrastructure(exc):
                     raise
@@ -503,13 +508,19 @@ def verify_chunk(tools: BatchTools, batch_id: str, chunk: int) -> dict:
     return {"chunk": chunk, "verified": ok, "failed": len(updates) - ok, "seconds": _since(started)}
 
 
-def _verify_one(tools: BatchTools, doc: BatchDocument) -> dict:
+def _key_or_none(store: WorkStore, name: str) -> str | None:
     try:
-        key = tools.store.key_of(doc.output_path)
-    except ValueError as exc:  # a name of another store: nothing this step can read
-        return {"id": doc.id, "state": "failed", "reasons": [f"sealed file not in the work store: {exc}"],
-                "verification": {}}
-    data = tools.store.get(key)  # missing: ObjectMissing, the storage's fault — the task is retried
+        return store.key_of(name)
+    except ValueError:
+        return None
+
+
+def _verify_one(tools: BatchTools, doc: BatchDocument, key: str | None, sealed: Callable[[], bytes | None]) -> dict:
+    if key is None:  # a name of another store: nothing this step can read
+        return {"id": doc.id, "state": "failed", "verification": {},
+                "reasons": [f"sealed file not in the work store: {doc.output_path!r}"]}
+    data = sealed()  # missing: ObjectMissing, the storage's fault — the task is retried
+    assert data is not None
     if sm3(data).hex() != doc.output_sm3:
         return {"id": doc.id, "state": "failed", "reasons": ["sealed file changed after stamping"],
                 "verification": {}}

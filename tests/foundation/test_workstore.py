@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from kernel.workstore import FolderWorkStore, ObjectMissing, S3WorkStore, WorkStore, safe_relative, split_s3
+from kernel.workstore import (
+    FolderWorkStore,
+    ObjectMissing,
+    S3WorkStore,
+    WorkStore,
+    prefetch,
+    safe_relative,
+    split_s3,
+)
 from tests.archive.memory_s3 import MemoryS3
 
 
@@ -56,3 +64,16 @@ def test_only_keys_that_stay_inside_a_folder_are_written_locally() -> None:
         assert safe_relative(key, "p/") is None, key
     with pytest.raises(ValueError):
         split_s3("/local/folder")
+
+
+def test_objects_read_ahead_come_back_in_order_and_a_missing_one_fails_only_where_it_is_used(
+        store: WorkStore) -> None:
+    keys: list[str | None] = [f"batches/b/in/{n:03d}" for n in range(20)]
+    store.put_many([(k, k.encode()) for k in keys if k is not None])
+    keys[3] = None
+    keys[7] = "batches/b/in/lost"
+    with prefetch(store, keys, window=4) as get:
+        assert [get(n) for n in range(7)] == [k.encode() if k else None for k in keys[:7]]
+        with pytest.raises(ObjectMissing):
+            get(7)
+        assert [get(n) for n in range(8, 20)] == [k.encode() for k in keys[8:] if k]
