@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export AWS_REQUEST_CHECKSUM_CALCULATION ?= when_required
 export AWS_RESPONSE_CHECKSUM_VALIDATION ?= when_required
 
-.PHONY: install demo test lint ui stack-up stack-down drill bench-crypto bench-docs bench-pipeline bench-archive bench-filing bench-e2e clean
+.PHONY: install demo test lint ui stack-up cluster stack-down drill bench-crypto bench-docs bench-pipeline bench-archive bench-filing bench-e2e clean
 
 $(BIN)/sealflow: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ ui: install
 
 stack-up: install
 	$(BIN)/sealflow stack up
+
+# The production layout on this machine: Celery workers, PostgreSQL, Redis, a SeaweedFS cluster (docs/distributed.md).
+cluster: install
+	$(BIN)/sealflow stack up --distributed
 
 stack-down: install
 	$(BIN)/sealflow stack down

@@ -126,6 +126,10 @@ class Settings:
     backup_key_pin: str = field(default="", repr=False)
     backup_retention_days: int = 30
     backup_alert_after_h: int = 26
+    # The distributed stack (`sealflow stack up --distributed`): the machine's PostgreSQL (a database where
+    # this user may CREATE DATABASE; the stack makes its own there) and Redis (the Celery broker).
+    cluster_pg_dsn: str = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+    cluster_redis_url: str = "redis://127.0.0.1:6379/0"
     # Airflow API server for `sealflow stack up --ui`.
     airflow_port: int = 18280
     # Key-encryption key for the key store: a hex value, or a 0600 file holding it.

@@ -23,6 +23,8 @@ up, down, status, …`` is the way in:
 ``components``    what each component runs, on which port, with which health check
 ``airflow_home``  Airflow's environment, secrets, users, metadata DB, connections, ``dag.test()``
 ``lifecycle``     ``up``, ``down``, ``status``, ``init_services``, ``start_components``
+``layout``        the distributed layout declared once (services, executor, broker, DBs, shares)
+``cluster``       that layout on loopback: plan, PostgreSQL/Redis, worker homes, components
 ================  ====================================================================
 
 Decision: a package of small modules that import downwards only (paths → processes → orphans;
@@ -64,6 +66,7 @@ from sealflow.stack.lifecycle import (
     ensure_component,
     ensure_identity,
     init_services,
+    prepare_distributed,
     start_components,
     status,
     up,
@@ -139,7 +142,8 @@ __all__ = [
     "describe", "down", "embedded_replica", "ensure_buckets", "ensure_component", "ensure_identity",
     "ensure_replica_bucket", "ephemeral_range", "http_ok", "identity_component", "init_services", "launch",
     "leftovers", "log_tail", "logs_dir", "passwords_file", "pid_file", "platform_available", "platform_component",
-    "platform_db", "port_problems", "prepare_airflow", "process_of", "prune_sessions", "read_pid", "read_sessions",
+    "platform_db", "port_problems", "prepare_airflow", "prepare_distributed",
+    "process_of", "prune_sessions", "read_pid", "read_sessions",
     "reap_leftovers", "record_session", "replica_client", "replica_component", "replica_ready",
     "require_identity_source", "run_dag_test", "run_dir", "s3_client", "s3_ready", "sealflow_env",
     "seaweed_component", "seaweed_dir", "sender_trust", "sessions_file", "spawn_reaper", "stack_identity_url",

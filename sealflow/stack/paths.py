@@ -35,6 +35,11 @@ AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 REPLICA = "seaweedfs-replica"  # the second SeaweedFS holding the archive replica
 # The stack's own services besides Airflow, in the order `down` stops them (the stores last).
 SERVICE_COMPONENTS = ("platform", "tsa", "identity", "seaweedfs", REPLICA)
+# The distributed stack's own (sealflow.stack.layout): Celery workers stop with Airflow, the SeaweedFS
+# cluster with the services.
+WORKER_COMPONENTS = ("worker-1", "worker-2")
+CLUSTER_STORE_COMPONENTS = ("weed-s3", "weed-filer", "weed-volume-1", "weed-volume-2", "weed-master")
+ALL_COMPONENTS = (*AIRFLOW_COMPONENTS, *WORKER_COMPONENTS, *SERVICE_COMPONENTS, *CLUSTER_STORE_COMPONENTS)
 
 # Processes started by this Python process, kept referenced so they are reaped, not warned about.
 CHILDREN: dict[int, subprocess.Popen] = {}
