@@ -64,11 +64,11 @@ def format_status(state: dict[str, Any]) -> str:
     lines = [f"state dir {state['state_dir']}"]
     for name, comp in state["components"].items():
         if comp["state"] != "running":
-            lines.append(f"  {name:<14} {comp['state']}")
+            lines.append(f"  {name:<17} {comp['state']}")
             continue
         port = f"port {comp['port']}" if comp["port"] else ""
         health = "healthy" if comp["healthy"] else "NOT healthy"
-        lines.append(f"  {name:<14} running  pid {comp['pid']:<8} {port:<11} {health}  log {comp['log']}")
+        lines.append(f"  {name:<17} running  pid {comp['pid']:<8} {port:<11} {health}  log {comp['log']}")
     lines.append(f"S3 {state['s3_endpoint']}  platform {state['platform_url']}  Airflow {state['airflow_url']}")
     lines.append(f"identity register {state.get('identity_url', '')}")
     left = state.get("leftovers") or []

@@ -39,11 +39,10 @@ from sealflow.stack.processes import Component, stack_tag
 
 # The ports of a distributed stack, in the order a free block hands them out. SeaweedFS's come first:
 # each of them also binds port + 10000 (gRPC), which the block keeps free too.
-SEAWEED_PORTS = ("weed-master", "weed-volume-1", "weed-volume-2", "weed-filer", "weed-s3",
-                 "replica_s3_port", "replica_master_port", "replica_filer_port", "replica_volume_port",
-                 "replica_admin_port")
-OTHER_PORTS = ("platform_port", "tsa_port", "identity_port", "airflow_port", "worker-1-logs", "worker-2-logs",
-               "triggerer-logs")
+SEAWEED_PORTS = (*(s.component for s in layout.SEAWEED_SERVICES), "replica_s3_port", "replica_master_port",
+                 "replica_filer_port", "replica_volume_port", "replica_admin_port")
+OTHER_PORTS = ("platform_port", "tsa_port", "identity_port", "airflow_port",
+               *(f"{s.component}-logs" for s in layout.WORKERS), "triggerer-logs")
 # Plan ports that are Settings fields of the same meaning (the rest are the cluster's own).
 SETTINGS_PORTS = {"weed-master": "master_port", "weed-volume-1": "volume_port", "weed-filer": "filer_port",
                   "weed-s3": "s3_port"}
@@ -238,9 +237,9 @@ def worker_env(settings: Settings, plan: ClusterPlan, name: str) -> dict[str, st
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(plan.ports[f"{name}-logs"]),
         "SEALFLOW_HOME": str(home),
         "TMPDIR": str(home / "tmp"),
-        "SEALFLOW_KEK_FILE": str(settings.resolved_kek_file),
-        "SEALFLOW_APPROVAL_MAC_KEY_FILE": str(settings.resolved_approval_mac_key_file),
     })
+    # The stack's secret files, by setting (their folder is not one of the shares).
+    env.update({secret.setting: str(getattr(settings, secret.resolved)) for secret in layout.SECRET_FILES})
     return env
 
 
@@ -268,6 +267,10 @@ def write_s3_config(settings: Settings) -> None:
     write_private(s3_config_file(settings), json.dumps(s3_identities(settings)))
 
 
+def _flags(component: str) -> list[str]:
+    return [f"-{name}={value}" for name, value in layout.SEAWEED_FLAGS[component].items()]
+
+
 def seaweed_components(settings: Settings, plan: ClusterPlan) -> list[Component]:
     """Master, two volume servers (same data center and rack: replication 001), filer, S3 gateway."""
     weed, data, ports = str(venv_bin() / "weed"), settings.state_dir / "seaweedfs", plan.ports
@@ -276,26 +279,22 @@ def seaweed_components(settings: Settings, plan: ClusterPlan) -> list[Component]
     config = s3_config_file(settings)
     loopback = ["-ip=127.0.0.1", "-ip.bind=127.0.0.1"]
     comps = [Component("weed-master", [weed, "master", *loopback, f"-port={ports['weed-master']}",
-                                       f"-mdir={data / 'master'}", f"-defaultReplication={layout.REPLICATION}",
-                                       "-volumeSizeLimitMB=512"],
+                                       f"-mdir={data / 'master'}", *_flags("weed-master")],
                        ports["weed-master"], env, lambda: http_ok(f"http://{master}/cluster/status"), 60.0,
                        data / "master")]
     for service in layout.SEAWEED_VOLUMES:
         port = ports[service.component]
         comps.append(Component(service.component,
                                [weed, "volume", *loopback, f"-port={port}", f"-dir={data / service.component}",
-                                f"-mserver={master}", f"-dataCenter={layout.DATA_CENTER}", f"-rack={layout.RACK}",
-                                "-max=64"],
+                                f"-mserver={master}", *_flags(service.component)],
                                port, env, lambda p=port: http_ok(f"http://127.0.0.1:{p}/status"), 60.0,
                                data / service.component))
     filer = ports["weed-filer"]
     comps.append(Component("weed-filer", [weed, "filer", *loopback, f"-port={filer}", f"-master={master}",
-                                          f"-defaultStoreDir={data / 'filer'}",
-                                          f"-defaultReplicaPlacement={layout.REPLICATION}"],
+                                          f"-defaultStoreDir={data / 'filer'}", *_flags("weed-filer")],
                            filer, env, lambda: tcp_open(filer), 60.0, data / "filer"))
     comps.append(Component("weed-s3", [weed, "s3", f"-filer=127.0.0.1:{filer}", "-ip.bind=127.0.0.1",
-                                       f"-port={ports['weed-s3']}", f"-config={config}", "-port.iceberg=0",
-                                       "-port.lance=0"],
+                                       f"-port={ports['weed-s3']}", f"-config={config}", *_flags("weed-s3")],
                            ports["weed-s3"], env, lambda: s3_ready(settings), 90.0, data))
     return comps
 

@@ -65,6 +65,15 @@ BROKER_SCHEME = "redis"
 REPLICATION = "001"
 DATA_CENTER = "dc1"
 RACK = "rack1"
+# The flags of each SeaweedFS server that make the layout (hosts, ports and folders are the deployment's).
+# 512 MB volumes and 64 per server: each bucket is a collection that grows several volumes at once.
+_VOLUME_FLAGS = {"dataCenter": DATA_CENTER, "rack": RACK, "max": "64"}
+SEAWEED_FLAGS = {
+    SEAWEED_MASTER.component: {"defaultReplication": REPLICATION, "volumeSizeLimitMB": "512"},
+    **{volume.component: _VOLUME_FLAGS for volume in SEAWEED_VOLUMES},
+    SEAWEED_FILER.component: {"defaultReplicaPlacement": REPLICATION},
+    SEAWEED_S3.component: {"port.iceberg": "0", "port.lance": "0"},
+}
 # Database role -> what it holds. The launcher names them sf_<stack>_<role>; compose uses the role.
 DATABASES = {"airflow": "Airflow's metadata and the Celery results", "sealflow": "the SealFlow registry"}
 # Bucket setting -> its default (kernel.settings.Settings), made by `up` / `sealflow stack init`.
@@ -83,8 +92,8 @@ DEPLOYMENT_SETTINGS = (
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__BROKER_URL", "AIRFLOW__CELERY__RESULT_BACKEND",
     "AIRFLOW__OPERATORS__DEFAULT_QUEUE", "AIRFLOW__CORE__EXECUTION_API_SERVER_URL", "AIRFLOW__CORE__FERNET_KEY",
     "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY",
-    "SEALFLOW_DATABASE_URL", "SEALFLOW_S3_ACCESS_KEY", "SEALFLOW_S3_SECRET_KEY", "SEALFLOW_KEK_FILE",
-    *BUCKET_SETTINGS,
+    "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX",
+    "SEALFLOW_DATABASE_URL", "SEALFLOW_S3_ACCESS_KEY", "SEALFLOW_S3_SECRET_KEY", *BUCKET_SETTINGS,
 )
 # Per worker, never shared: its own Airflow logs (and log-server port), scratch and SealFlow home.
 WORKER_OWN_SETTINGS = ("AIRFLOW__LOGGING__BASE_LOG_FOLDER", "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT",
@@ -118,5 +127,22 @@ WORKER_SHARES = (
     Share("batches", "the batch work folder, until batches live in the work bucket", read_only=False,
           temporary=True),
 )
-# Single files reached by setting (not by link): the KEK and the approval codes' MAC key.
-WORKER_SHARED_FILES = {"SEALFLOW_KEK_FILE": "kek.hex", "SEALFLOW_APPROVAL_MAC_KEY_FILE": "approval-mac.key"}
+
+
+@dataclass(frozen=True)
+class SecretFile:
+    """A secret every Airflow process reads from a file named by a setting: on this machine the stack's
+    file (the ``Settings`` property ``resolved``), in compose the secret ``compose`` (/run/secrets/...)."""
+
+    setting: str
+    resolved: str
+    compose: str
+
+
+SECRET_FILES = (
+    SecretFile("SEALFLOW_KEK_FILE", "resolved_kek_file", "sealflow_kek"),
+    # The API server's answer gate checks the codes the workers' tasks issued: one key for all.
+    SecretFile("SEALFLOW_APPROVAL_MAC_KEY_FILE", "resolved_approval_mac_key_file", "approval_mac_key"),
+)
+# The S3 gateway's credentials file (`weed s3 -config`): a compose secret, a 0600 file of the stack here.
+S3_CONFIG_SECRET = "s3_config"

@@ -122,6 +122,7 @@ def prepare_distributed(settings: Settings, out: Callable[[str], None]) -> tuple
     """The stack's plan (made on the first ``up``), checked; its databases made and Redis reachable.
     Returns the stack's settings (ports, SealFlow database) and the plan; a test calls it before ``up``
     to make the demo registry on the stack's database."""
+    check_state(settings)  # the plan is the first file of a new home: private from the start
     plan = cluster.ensure_plan(settings)
     problems = cluster.port_problems(plan)
     if problems:
@@ -258,7 +259,7 @@ def status(settings: Settings) -> dict[str, Any]:
     names: tuple[str, ...] = ("seaweedfs", REPLICA, "platform", "tsa", "identity", *AIRFLOW_COMPONENTS)
     if plan is not None:
         checks.update(cluster.health_checks(settings, plan))
-        names = (*reversed(CLUSTER_STORE_COMPONENTS), *names[1:], *WORKER_COMPONENTS)
+        names = (*(s.component for s in cluster.layout.SEAWEED_SERVICES), *names[1:], *WORKER_COMPONENTS)
     for name in names:
         entry = alive(settings, name)
         if entry is None:

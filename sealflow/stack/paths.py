@@ -23,6 +23,7 @@ from pathlib import Path
 
 from kernel.files import write_atomic
 from kernel.settings import Settings
+from sealflow.stack import layout
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DAGS_DIR = REPO_ROOT / "dags"
@@ -37,8 +38,8 @@ REPLICA = "seaweedfs-replica"  # the second SeaweedFS holding the archive replic
 SERVICE_COMPONENTS = ("platform", "tsa", "identity", "seaweedfs", REPLICA)
 # The distributed stack's own (sealflow.stack.layout): Celery workers stop with Airflow, the SeaweedFS
 # cluster with the services.
-WORKER_COMPONENTS = ("worker-1", "worker-2")
-CLUSTER_STORE_COMPONENTS = ("weed-s3", "weed-filer", "weed-volume-1", "weed-volume-2", "weed-master")
+WORKER_COMPONENTS = tuple(s.component for s in layout.WORKERS)
+CLUSTER_STORE_COMPONENTS = tuple(s.component for s in reversed(layout.SEAWEED_SERVICES))  # the gateway first
 ALL_COMPONENTS = (*AIRFLOW_COMPONENTS, *WORKER_COMPONENTS, *SERVICE_COMPONENTS, *CLUSTER_STORE_COMPONENTS)
 
 # Processes started by this Python process, kept referenced so they are reaped, not warned about.
