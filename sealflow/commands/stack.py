@@ -47,6 +47,10 @@ def _up(args: argparse.Namespace) -> int:
         user, password = airflow_login(settings)
         print(f"Airflow UI: {state['airflow_url']}  login: {user} / {password}")
     print(f"logs: {state['logs']}   stop with: sealflow stack down")
+    if args.distributed:
+        from sealflow.stack.cluster import env_file
+
+        print(f"other sealflow commands on this stack: export SEALFLOW_CONFIG={env_file(settings)}")
     return 0
 
 

@@ -105,6 +105,22 @@ def cluster_settings(settings: Settings, plan: ClusterPlan) -> Settings:
     return settings.with_overrides(database_url=plan.database_url("sealflow"), **ports)
 
 
+def env_file(settings: Settings) -> Path:
+    return run_dir(settings) / "cluster.env"
+
+
+def write_env_file(settings: Settings, plan: ClusterPlan) -> Path:
+    """``SEALFLOW_*`` lines that point the CLI at this stack (its home, ports and SealFlow database):
+    ``export SEALFLOW_CONFIG=<this file>`` and every ``sealflow`` command talks to it (0600)."""
+    applied = cluster_settings(settings, plan)
+    names = ["database_url", *SETTINGS_PORTS.values(), *(n for n in plan.ports if n.endswith("_port"))]
+    lines = [f"SEALFLOW_HOME={settings.state_dir}",
+             *(f"SEALFLOW_{name.upper()}={getattr(applied, name)}" for name in names)]
+    path = env_file(settings)
+    write_private(path, "\n".join(lines) + "\n")
+    return path
+
+
 def port_problems(plan: ClusterPlan) -> list[str]:
     """Plan ports (and SeaweedFS gRPC companions) inside Linux's ephemeral range; empty when all good."""
     low, high = ephemeral_range()

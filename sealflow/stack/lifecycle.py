@@ -131,6 +131,7 @@ def prepare_distributed(settings: Settings, out: Callable[[str], None]) -> tuple
     cluster.check_redis(plan)
     for name in cluster.ensure_databases(plan):
         out(f"postgresql: database {name} created")
+    cluster.write_env_file(settings, plan)
     return cluster.cluster_settings(settings, plan), plan
 
 

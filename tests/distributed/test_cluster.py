@@ -174,12 +174,14 @@ def test_a_batch_runs_to_done_across_both_workers(cluster: Cluster, tmp_path: Pa
     assert len([r for r in rows if r["task_id"] == "stamp_chunk"]) >= 2
     workers = {r["worker"].split("@")[0] for r in rows if r["worker"]}
     assert workers == {s.component for s in layout.WORKERS}, rows
-    for row in rows:
-        if not row["worker"]:
-            continue  # a task the scheduler skipped never reached a worker
-        own, other = (worker_home(cluster.settings, s.component) for s in
-                      sorted(layout.WORKERS, key=lambda s: s.component != row["worker"].split("@")[0]))
-        assert _log_of(own, result["run_id"], row) and not _log_of(other, result["run_id"], row), row
+    for row in rows:  # each task's log is in the own folder of the worker Celery says ran it
+        if row["worker"]:  # (a task the scheduler skipped never reached a worker)
+            assert _log_of(worker_home(cluster.settings, row["worker"].split("@")[0]), result["run_id"], row), row
+    # A deferred task (the approval, parked until the keeper answers) may resume on the other worker,
+    # which then writes the same attempt's log in its own folder: logs are per worker, never one folder.
+    for service in layout.WORKERS:
+        assert list((worker_home(cluster.settings, service.component) / "airflow" / "logs").rglob("*.log"))
+    assert not list((cluster.settings.airflow_home / "logs").rglob("dag_id=stamp_batch/**/*.log"))
 
 
 def test_down_stops_every_process_and_another_home_gets_other_ports(cluster: Cluster,
