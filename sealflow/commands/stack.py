@@ -56,7 +56,7 @@ def _up(args: argparse.Namespace) -> int:
 
 def _down(args: argparse.Namespace) -> int:
     from sealflow.stack import down
-    from sealflow.stack.cluster import purge
+    from sealflow.stack.cluster_stores import purge
 
     down(get_settings())
     if args.purge:

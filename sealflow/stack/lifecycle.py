@@ -31,7 +31,7 @@ from typing import Any
 from kernel.objectstore import ensure_buckets, ensure_replica_bucket, replica_client, s3_client
 from kernel.settings import Settings, check_state
 from sealflow.root import with_stack_identity
-from sealflow.stack import cluster
+from sealflow.stack import cluster, cluster_components, cluster_stores
 from sealflow.stack.airflow_home import prepare_airflow
 from sealflow.stack.components import (
     airflow_components,
@@ -128,8 +128,8 @@ def prepare_distributed(settings: Settings, out: Callable[[str], None]) -> tuple
     if problems:
         raise StackError(f"ports of {cluster.plan_file(settings)} inside Linux's ephemeral range: "
                          f"{', '.join(problems)}; remove that file (after `sealflow stack down`) to choose others")
-    cluster.check_redis(plan)
-    for name in cluster.ensure_databases(plan):
+    cluster_stores.check_redis(plan)
+    for name in cluster_stores.ensure_databases(plan):
         out(f"postgresql: database {name} created")
     cluster.write_env_file(settings, plan)
     return cluster.cluster_settings(settings, plan), plan
@@ -139,8 +139,8 @@ def _start_store(settings: Settings, plan: cluster.ClusterPlan | None, out: Call
     if settings.s3_endpoint:  # an external object store was configured: use it, start nothing
         out(f"seaweedfs: not started, using the configured endpoint {settings.s3_endpoint}")
     elif plan is not None:
-        cluster.write_s3_config(settings)
-        for comp in cluster.seaweed_components(settings, plan):
+        cluster_components.write_s3_config(settings)
+        for comp in cluster_components.seaweed_components(settings, plan):
             ensure_component(settings, comp, out)
     else:
         ensure_component(settings, seaweed_component(settings), out)
@@ -189,9 +189,9 @@ def up(settings: Settings, ui: bool = False, out: Callable[[str], None] = print,
             ensure_component(settings, tsa_component(settings), out)
         _ensure_identity(settings, out)
         if plan is not None:
-            cluster.migrate_sealflow_db(settings)
+            cluster_components.migrate_sealflow_db(settings)
             prepare_airflow(settings, out, env=cluster.cluster_env(settings, plan))
-            for comp in cluster.airflow_cluster_components(settings, plan):
+            for comp in cluster_components.airflow_cluster_components(settings, plan):
                 ensure_component(settings, comp, out)
         else:
             prepare_airflow(settings, out)
@@ -259,7 +259,7 @@ def status(settings: Settings) -> dict[str, Any]:
     }
     names: tuple[str, ...] = ("seaweedfs", REPLICA, "platform", "tsa", "identity", *AIRFLOW_COMPONENTS)
     if plan is not None:
-        checks.update(cluster.health_checks(settings, plan))
+        checks.update(cluster_components.health_checks(settings, plan))
         names = (*(s.component for s in cluster.layout.SEAWEED_SERVICES), *names[1:], *WORKER_COMPONENTS)
     for name in names:
         entry = alive(settings, name)

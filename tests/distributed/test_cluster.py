@@ -23,7 +23,8 @@ import pytest
 from kernel.settings import Settings
 from sealflow.batch_runner import DemoSeal, prepare_demo_seal, run_batch
 from sealflow.stack import down, layout, prepare_distributed, read_pid, spawn_reaper, stack_processes, status, up
-from sealflow.stack.cluster import SEAWEED_PORTS, ClusterPlan, purge, read_plan, worker_env, worker_home
+from sealflow.stack.cluster import SEAWEED_PORTS, ClusterPlan, read_plan, worker_env, worker_home
+from sealflow.stack.cluster_stores import purge
 from sealflow.stack.ports import SEAWEED_GRPC_OFFSET
 from stamping.batch.samples import write_batch
 

@@ -22,9 +22,9 @@ from sealflow.stack.cluster import (
     ClusterPlan,
     cluster_env,
     cluster_settings,
-    seaweed_components,
     worker_env,
 )
+from sealflow.stack.cluster_components import seaweed_components
 
 ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW = [s.compose for s in (*layout.AIRFLOW_SERVICES, *layout.WORKERS)]
