@@ -31,9 +31,8 @@ up, down, status, …`` is the way in:
 
 Decision: a package of small modules that import downwards only (paths → processes → orphans;
 airflow_home → components → cluster → cluster_stores, cluster_components → lifecycle), so each can
-be read and tested on its own. Code that
-replaces a function for a test patches it where it is used (e.g. ``components.airflow_env``), not
-here.
+be read and tested on its own. Code that replaces a function for a test patches it where it is used
+(e.g. ``components.airflow_env``), not here.
 """
 
 from __future__ import annotations
