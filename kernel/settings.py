@@ -150,10 +150,13 @@ class Settings:
     # retried) after ``airflow_heartbeat_timeout_s``, looked for every ``airflow_heartbeat_check_s``;
     # a restarted scheduler adopts a dead one's tasks within ``airflow_orphan_check_s`` (Airflow's
     # defaults: 300, 10, 300). Retry delays of the pipeline's tasks (stamp_batch's, archive_batch's).
+    # A task sent to the executor but never started (its Celery message lost with the broker) is
+    # failed and re-queued by the scheduler after ``airflow_queued_timeout_s`` (Airflow's default, 600).
     # The fault suite's stack shortens them all; a production scheduler keeps these.
     airflow_heartbeat_timeout_s: int = 60
     airflow_heartbeat_check_s: int = 10
     airflow_orphan_check_s: int = 30
+    airflow_queued_timeout_s: int = 600
     task_retry_delay_s: int = 10
     archive_retry_delay_s: int = 30
     # Where the records office reads batch reports on disk (<dir>/<batch>/report.html, 0640 in 0750

@@ -134,6 +134,10 @@ def airflow_env(settings: Settings, base: Mapping[str, str] | None = None) -> di
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL":
                 str(settings.airflow_heartbeat_check_s),
             "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": str(settings.airflow_orphan_check_s),
+            # A queued task whose Celery message was lost (the broker restarted empty) is re-queued
+            # after this; checked as often as heartbeats (Airflow's default: every 120 s).
+            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": str(settings.airflow_queued_timeout_s),
+            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": str(settings.airflow_heartbeat_check_s),
         }
     )
     # Components spawn `airflow ...` themselves; DAG files import the Airflow glue in plugins/.

@@ -12,7 +12,6 @@ The tests run in file order and share one stack: the last one stops it (and a se
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,39 +26,14 @@ from sealflow.stack.cluster import SEAWEED_PORTS, ClusterPlan, read_plan, worker
 from sealflow.stack.cluster_stores import purge
 from sealflow.stack.ports import SEAWEED_GRPC_OFFSET
 from stamping.batch.samples import write_batch
+from tests.distributed.helpers import cluster_test_settings, ran_by, unavailable, worker_of
+from tests.faults.helpers import SchedulerStack, assert_batch_invariants
 
 log = logging.getLogger(__name__)
 pytestmark = [pytest.mark.distributed]
 
-PG_DSN = os.environ.get("SEALFLOW_TEST_PG_DSN", "")
-REDIS_URL = os.environ.get("SEALFLOW_TEST_REDIS_URL", "")
-DOCUMENTS = 300
-CHUNK = 100  # 300 documents = 3 stamp chunks and 3 verify chunks: more tasks at once than one worker takes
-
-
-def _unavailable() -> str | None:
-    """Why the distributed stack cannot run here, or None."""
-    if not PG_DSN:
-        return "SEALFLOW_TEST_PG_DSN is not set (no PostgreSQL for the distributed stack)"
-    if not REDIS_URL:
-        return "SEALFLOW_TEST_REDIS_URL is not set (no Redis broker for the distributed stack)"
-    try:
-        import redis
-        from sqlalchemy import create_engine, text
-
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
-        engine = create_engine(PG_DSN)
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        engine.dispose()
-    except Exception as exc:  # the reason goes into the skip message
-        return f"PostgreSQL or Redis does not answer: {exc}"
-    return None
-
-
-def _settings(home: Path) -> Settings:
-    return Settings(home=home, kek="00" * 32, stamp_chunk_size=CHUNK, cluster_pg_dsn=PG_DSN,
-                    cluster_redis_url=REDIS_URL)
+DOCUMENTS = 2000  # "a few thousand" (issue 17), kept to 2,000 for CI time
+CHUNK = 250  # 8 stamp chunks and 8 verify chunks: more tasks than one worker's two slots
 
 
 @dataclass
@@ -72,10 +46,10 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    reason = _unavailable()
+    reason = unavailable()
     if reason:
         pytest.skip(reason)
-    base = _settings(tmp_path_factory.mktemp("cluster") / "var")
+    base = cluster_test_settings(tmp_path_factory.mktemp("cluster") / "var", CHUNK)
     spawn_reaper(base)  # stops the processes even if this run is killed (the databases then stay: purge)
     try:
         settings, plan = prepare_distributed(base, log.info)
@@ -131,23 +105,6 @@ def test_each_worker_has_its_own_home_logs_and_scratch(cluster: Cluster) -> None
     assert not set(first) & set(second)  # nothing of a worker's own is the other's
 
 
-def _ran_by(cluster: Cluster, run_id: str) -> list[dict[str, Any]]:
-    """Each task instance of the run with the Celery worker that ran it (celery_taskmeta, which the
-    layout's result_extended fills), from Airflow's metadata database."""
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(cluster.plan.database_url("airflow"))
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(text(
-                "SELECT ti.task_id, ti.map_index, ti.try_number, ti.hostname, tm.worker FROM task_instance ti "
-                "LEFT JOIN celery_taskmeta tm ON tm.task_id = ti.external_executor_id "
-                "WHERE ti.dag_id = 'stamp_batch' AND ti.run_id = :run"), {"run": run_id}).mappings().all()
-    finally:
-        engine.dispose()
-    return [dict(row) for row in rows]
-
-
 def _progress(settings: Settings, batch_id: str) -> dict[str, Any]:
     """What ``sealflow batch status`` shows, from the stack's SealFlow database on PostgreSQL."""
     from sealflow import root
@@ -171,18 +128,29 @@ def test_a_batch_runs_to_done_across_both_workers(cluster: Cluster, tmp_path: Pa
     assert result["state"] == "success", result
     progress = _progress(cluster.settings, "dist-1")
     assert progress["status"] == "done" and progress["counts"]["verified"] == expected["good"] == DOCUMENTS
-    rows = _ran_by(cluster, result["run_id"])
-    assert len([r for r in rows if r["task_id"] == "stamp_chunk"]) >= 2
-    workers = {r["worker"].split("@")[0] for r in rows if r["worker"]}
+    rows = ran_by(cluster.plan.database_url("airflow"), result["run_id"])
+    assert len([r for r in rows if r["task_id"] == "stamp_chunk"]) == DOCUMENTS // CHUNK
+    workers = {worker_of(r) for r in rows if r["worker"]}
     assert workers == {s.component for s in layout.WORKERS}, rows
+    stamped_on = {worker_of(r) for r in rows if r["task_id"] == "stamp_chunk"}
+    log.info("stamp chunks per worker: %s", {w: sum(1 for r in rows if r["task_id"] == "stamp_chunk"
+                                                     and worker_of(r) == w) for w in stamped_on})
     for row in rows:  # each task's log is in the own folder of the worker Celery says ran it
         if row["worker"]:  # (a task the scheduler skipped never reached a worker)
-            assert _log_of(worker_home(cluster.settings, row["worker"].split("@")[0]), result["run_id"], row), row
+            assert _log_of(worker_home(cluster.settings, worker_of(row)), result["run_id"], row), row
     # A deferred task (the approval, parked until the keeper answers) may resume on the other worker,
     # which then writes the same attempt's log in its own folder: logs are per worker, never one folder.
     for service in layout.WORKERS:
         assert list((worker_home(cluster.settings, service.component) / "airflow" / "logs").rglob("*.log"))
     assert not list((cluster.settings.airflow_home / "logs").rglob("dag_id=stamp_batch/**/*.log"))
+    # The fault suite's invariants: one seal.use per document, audit intact, one archive package per
+    # document, the batch's registration filed once.
+    stack = SchedulerStack(cluster.settings)
+    try:
+        assert_batch_invariants(stack.sessions, stack.registry, "dist-1")
+        stack.downstream_invariants("dist-1", timeout=900)
+    finally:
+        stack.api.close()
 
 
 def test_down_stops_every_process_and_another_home_gets_other_ports(cluster: Cluster,
@@ -190,7 +158,7 @@ def test_down_stops_every_process_and_another_home_gets_other_ports(cluster: Clu
                                                                      ) -> None:
     """A second stack started beside the first picks ports, databases and a queue of its own; ``down``
     of each leaves no process of it (checked by PID)."""
-    second = _settings(tmp_path_factory.mktemp("cluster-2") / "var")
+    second = cluster_test_settings(tmp_path_factory.mktemp("cluster-2") / "var", CHUNK)
     spawn_reaper(second)
     try:
         up(second, distributed=True, out=log.info)
