@@ -141,8 +141,10 @@ class SchedulerStack:
         raise AssertionError(f"{task_id} never {state} in {run_id}: {self.task_instances(run_id)}")
 
     def downstream_invariants(self, batch_id: str, timeout: float = 240) -> None:
-        """One archive package per verified document, the batch's registration filed once."""
-        from archive.models import ArchiveRecord
+        """One archive package per verified document; one registration per archiving run of the batch
+        (``archiving.queue_registrations``: a try that archived part of the batch made a run of its own,
+        the retry another), the runs covering the packages exactly, each registration filed once."""
+        from archive.models import ArchiveRecord, ArchiveRun
         from filing.outbox import SENT, OutboxRecord
 
         verified = {d.file for d in documents(self.sessions, batch_id) if d.state == "verified"}
@@ -151,19 +153,23 @@ class SchedulerStack:
             with self.sessions() as session:
                 archived = session.scalar(select(func.count()).select_from(ArchiveRecord)
                                           .where(ArchiveRecord.batch_id == batch_id))
+                runs = list(session.scalars(select(ArchiveRun).where(ArchiveRun.batch_id == batch_id)))
                 filed = session.scalars(select(OutboxRecord).where(OutboxRecord.kind == "archive.register",
                                                                    OutboxRecord.subject == batch_id)).all()
-            if archived >= len(verified) and filed and all(r.state == SENT for r in filed):
+            if archived >= len(verified) and len(filed) >= len(runs) and filed and all(r.state == SENT for r in filed):
                 break
             time.sleep(0.5)
         with self.sessions() as session:
             names = session.scalars(select(ArchiveRecord.document_name).where(ArchiveRecord.batch_id == batch_id))
             packages = list(names)
         assert len(packages) == len(verified), f"{len(packages)} packages for {len(verified)} documents"
-        assert len(filed) == 1 and filed[0].state == SENT, [(r.record_id, r.state, r.last_error) for r in filed]
+        assert sum(run.records for run in runs) == len(packages), [(r.run_id, r.records) for r in runs]
+        assert sorted(r.payload.get("manifest_sm3") for r in filed) == sorted(run.manifest_sm3 for run in runs)
+        assert filed and all(r.state == SENT for r in filed), [(r.record_id, r.state, r.last_error) for r in filed]
         with sqlite3.connect(stack.platform_db(self.settings)) as db:
-            held = db.execute("SELECT COUNT(*) FROM filings WHERE record_id = ?", (filed[0].record_id,)).fetchone()
-        assert held == (1,)
+            for record in filed:
+                held = db.execute("SELECT COUNT(*) FROM filings WHERE record_id = ?", (record.record_id,)).fetchone()
+                assert held == (1,), (record.record_id, held)
 
 
 def task_process(ti_id: str) -> psutil.Process | None:
