@@ -40,7 +40,7 @@ from typing import Any
 import psutil
 from bench_e2e import TERMINAL, _archived, _run_after, _wait
 from bench_pipeline import REPO, keep_stack_logs, stack_pids
-from cpu_figures import TreeCpu
+from cpu_figures import TreeCpu, tree_cpu_seconds
 
 from kernel.settings import Settings
 from sealflow.batch_runner import DAG_ID, airflow_api, approve, prepare_demo_seal, submit
@@ -52,16 +52,17 @@ COMPONENTS = tuple(s.component for s in layout.SERVICES)
 
 
 def _pg_server_cpu() -> float:
-    """CPU seconds so far of the PostgreSQL server's processes (postgres/postmaster), whoever's they are."""
-    total = 0.0
-    for proc in psutil.process_iter(["name"]):
-        if proc.info["name"] in ("postgres", "postmaster"):
-            try:
-                times = proc.cpu_times()
-                total += times.user + times.system
-            except psutil.Error:
-                continue
-    return total
+    """CPU seconds so far of the PostgreSQL server: its postmaster's tree, the backends it has reaped
+    included (``cpu_figures.tree_cpu_seconds``) — a closed connection's CPU does not vanish."""
+    postmasters = []
+    for proc in psutil.process_iter(["name", "ppid"]):
+        try:
+            if proc.info["name"] in ("postgres", "postmaster") and psutil.Process(proc.info["ppid"]).name() not in (
+                    "postgres", "postmaster"):
+                postmasters.append(proc.pid)
+        except psutil.Error:
+            continue
+    return tree_cpu_seconds(postmasters)
 
 
 def _verified(settings: Settings, batch_id: str) -> int:
