@@ -21,43 +21,28 @@ from sqlalchemy.orm import Session
 
 from archive.models import ARCHIVED, PENDING, ArchiveRecord, ArchiveRun
 from archive.retention import split_archival_code
-
-IN_CHUNK = 500  # keeps IN (...) lists within every database's parameter limit
+from kernel.db import rows_where_in
 
 
 def records_by_licence(session: Session, licence_ids: Iterable[str]) -> dict[str, list[ArchiveRecord]]:
     """证照标识 → every row of that licence (any state), oldest first."""
-    ids = [i for i in dict.fromkeys(licence_ids) if i]
     out: dict[str, list[ArchiveRecord]] = {}
-    for i in range(0, len(ids), IN_CHUNK):
-        part = ids[i:i + IN_CHUNK]
-        for row in session.scalars(select(ArchiveRecord).where(ArchiveRecord.licence_id.in_(part))
-                                   .order_by(ArchiveRecord.id)):
-            out.setdefault(row.licence_id, []).append(row)
+    for (row,) in rows_where_in(session, select(ArchiveRecord).order_by(ArchiveRecord.id), ArchiveRecord.licence_id,
+                                (i for i in licence_ids if i)):
+        out.setdefault(row.licence_id, []).append(row)
     return out
 
 
 def ids_by_code(session: Session, codes: Iterable[str]) -> dict[str, int]:
     """档号 → row id."""
-    wanted = list(dict.fromkeys(codes))
-    out: dict[str, int] = {}
-    for i in range(0, len(wanted), IN_CHUNK):
-        part = wanted[i:i + IN_CHUNK]
-        out.update(dict(session.execute(select(ArchiveRecord.archival_code, ArchiveRecord.id)
-                                        .where(ArchiveRecord.archival_code.in_(part))).tuples().all()))
-    return out
+    return dict(rows_where_in(session, select(ArchiveRecord.archival_code, ArchiveRecord.id),
+                              ArchiveRecord.archival_code, codes))
 
 
 def numbers_taken(session: Session, licence_numbers: Iterable[str]) -> dict[str, str]:
     """证照编号 → 证照标识 of archived or pending rows with those numbers."""
-    nums = list(dict.fromkeys(licence_numbers))
-    out: dict[str, str] = {}
-    for i in range(0, len(nums), IN_CHUNK):
-        part = nums[i:i + IN_CHUNK]
-        q = select(ArchiveRecord.licence_number, ArchiveRecord.licence_id).where(
-            ArchiveRecord.licence_number.in_(part))
-        out.update(dict(session.execute(q).tuples().all()))
-    return out
+    return dict(rows_where_in(session, select(ArchiveRecord.licence_number, ArchiveRecord.licence_id),
+                              ArchiveRecord.licence_number, licence_numbers))
 
 
 def last_item_number(session: Session, prefix: str) -> int:

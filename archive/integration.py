@@ -1,9 +1,21 @@
 """What the pipeline's DAGs call: a batch's verified documents as archive inputs, the archiving
-unit's signer, and the scheduled fixity run. No Airflow here (the DAGs stay thin)."""
+unit's signer, and the scheduled fixity run. No Airflow here (the DAGs stay thin).
+
+The sealed files live in the work store (``kernel.workstore``: the work bucket), where stamping wrote
+them — possibly on another machine. The archive's workers take local paths (process pool, mtime checks,
+the malware scanner), so :func:`archive_batch` fetches each verified sealed object into a scratch folder
+of its own, archives from there and removes the folder when it is done. The fetched bytes are not
+trusted: the archive's 完整性 check compares their SM3 with the one recorded at stamping (``sm3`` of the
+input), so a sealed object changed in the store is refused with the reason, never archived.
+"""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -14,27 +26,34 @@ from archive.service import ArchiveInput, ArchiveResult, archive_records
 from archive.store import ObjectStore
 from kernel.db import transaction
 from kernel.settings import Settings
+from kernel.workstore import TRANSFER_THREADS, WorkStore
 
 
-def inputs_for_batch(session: Session, batch_id: str) -> list[ArchiveInput]:
-    """The batch's verified documents (state ``verified``) with what stamping recorded about them:
-    the sealed file, the manifest fields, SM3, size and the verification result."""
-    from pathlib import Path
-
+def inputs_for_batch(session: Session, batch_id: str, work: WorkStore, into: Path) -> list[ArchiveInput]:
+    """The batch's verified documents (state ``verified``), each sealed object fetched from the work store
+    into the folder ``into``, with what stamping recorded about them: the manifest fields, the SM3 of the
+    sealed file (checked by the archive against the fetched bytes), size and the verification result.
+    Fetched in parallel (the calls wait on the network); a missing object raises ``ObjectMissing``."""
     from stamping.batch.models import BatchDocument
 
-    docs = session.scalars(select(BatchDocument).where(BatchDocument.batch_id == batch_id,
-                                                       BatchDocument.state == "verified")
-                           .order_by(BatchDocument.row))
-    out = []
-    for d in docs:
-        path = Path(d.output_path)
-        record = dict(d.record or {})
-        out.append(ArchiveInput(path=str(path), record={k: str(v) for k, v in record.items() if v is not None},
-                                format=d.format, sm3=d.output_sm3,
-                                size=path.stat().st_size if path.exists() else None,
-                                verification=d.verification or None, name=record.get("file") or path.name))
-    return out
+    docs = [(d.row, d.file, d.format, d.output_path, d.output_sm3, dict(d.record or {}), d.verification or None)
+            for d in session.scalars(select(BatchDocument).where(BatchDocument.batch_id == batch_id,
+                                                                 BatchDocument.state == "verified")
+                                     .order_by(BatchDocument.row))]
+
+    def fetch(doc: tuple) -> ArchiveInput:
+        row, file, doc_format, name, digest, record, verification = doc
+        data = work.get(work.key_of(name))
+        path = into / f"{row}.{doc_format or 'bin'}"
+        path.write_bytes(data)
+        return ArchiveInput(path=str(path), record={k: str(v) for k, v in record.items() if v is not None},
+                            format=doc_format, sm3=digest, size=len(data), verification=verification,
+                            name=record.get("file") or file)
+
+    if not docs:
+        return []
+    with ThreadPoolExecutor(max_workers=min(TRANSFER_THREADS, len(docs))) as pool:
+        return list(pool.map(fetch, docs))
 
 
 ARCHIVING_UNIT = "SealFlow 归档单位"
@@ -76,9 +95,13 @@ def batches_to_archive(session: Session) -> list[str]:
         .order_by(Batch.finished_at, Batch.batch_id)))
 
 
-def archive_batch(settings: Settings, sessions: sessionmaker[Session], batch_id: str, *, signer=None,
-                  store: ObjectStore | ReplicatedStore | None = None, trust=None) -> ArchiveResult:
+def archive_batch(settings: Settings, sessions: sessionmaker[Session], batch_id: str, *, work: WorkStore,
+                  signer=None, store: ObjectStore | ReplicatedStore | None = None, trust=None,
+                  scratch_root: Path | None = None) -> ArchiveResult:
     """Archive every verified document of a batch (idempotent: rerun it freely).
+
+    ``work`` is the work store the sealed files are read from; they are archived from a scratch folder
+    (under ``scratch_root``, else the system's temporary folder) that is removed when the run ends.
 
     ``trust`` is the trust store the pipeline verified the batch with: its CA certificates travel
     with each run so that a package verifies offline with only the root. When every document is
@@ -88,10 +111,16 @@ def archive_batch(settings: Settings, sessions: sessionmaker[Session], batch_id:
     """
     store = store or archive_store(settings)
     store.ensure_bucket()  # both stores: an unreachable replica fails the run here, for a retry
-    with sessions() as s:
-        inputs = inputs_for_batch(s, batch_id)
-    result = archive_records(inputs, batch_id=batch_id, settings=settings, store=store, sessions=sessions,
-                             signer=signer or archive_signer(settings), trust=trust or trust_store(settings))
+    if scratch_root is not None:
+        scratch_root.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="sealflow-archive-", dir=scratch_root))
+    try:
+        with sessions() as s:
+            inputs = inputs_for_batch(s, batch_id, work, folder)
+        result = archive_records(inputs, batch_id=batch_id, settings=settings, store=store, sessions=sessions,
+                                 signer=signer or archive_signer(settings), trust=trust or trust_store(settings))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     if result.count("failed") == 0:
         with transaction(sessions) as s:
             s.merge(ArchivedBatch(batch_id=batch_id, finished_at=datetime.now(UTC),

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from asn1crypto import x509
+
 from archive.package import (
     BATCH_CERT,
     BATCH_CHAIN,
@@ -26,6 +28,7 @@ from archive.package import (
     package_slug,
     parse_manifest,
 )
+from gmpki.gm.sm2 import SM2PublicKey
 from gmpki.gm.sm3 import sm3_hex
 
 MAX_FILE_BYTES = 512 * 1024 * 1024
@@ -163,8 +166,6 @@ def _check_batch(bdir: Path, manifest_bytes: bytes, res: PackageVerification, tr
     cert = _read(paths[BATCH_CERT])
     signature = _read(paths[BATCH_SIGNATURE])
     try:
-        from gmpki.gm.sm2 import SM2PublicKey
-
         key = SM2PublicKey.from_certificate(cert)
     except Exception as exc:
         res.fail(f"{BATCH_DIR}/{BATCH_CERT}", f"not a usable SM2 certificate: {exc}")
@@ -172,8 +173,6 @@ def _check_batch(bdir: Path, manifest_bytes: bytes, res: PackageVerification, tr
     if not key.verify(signature, batch_bytes):
         res.fail(f"{BATCH_DIR}/{BATCH_SIGNATURE}", "the archiving unit's SM2 signature does not verify")
     try:
-        from asn1crypto import x509
-
         res.signer = x509.Certificate.load(cert).subject.human_friendly
     except Exception:
         res.signer = ""

@@ -23,11 +23,15 @@ import time
 import uuid
 from pathlib import Path
 
+import psutil
+
 from archive.checks import NoScanner
 from archive.service import ArchiveInput, archive_records
 from archive.store import ObjectStore
 from kernel.db import make_engine, migrate, session_factory
 from kernel.settings import Settings
+from sealflow.stack import read_pid
+from sealflow.stack.ports import free_stack_ports
 
 
 def _s3_up(settings: Settings) -> bool:
@@ -78,7 +82,7 @@ def main() -> None:
     if not _s3_up(settings):
         from sealflow.stack import up
 
-        settings = settings.with_overrides(home=work / "var", kek="00" * 32, **_free_ports())
+        settings = settings.with_overrides(home=work / "var", kek="00" * 32, **free_stack_ports())
         print(f"starting a temporary stack in {settings.home}")
         up(settings, out=print)
         started_stack = True
@@ -148,14 +152,10 @@ def _cpu_seconds() -> float:
 
 
 def _weed_process(settings: Settings):
+    entry = read_pid(settings, "seaweedfs")
     try:
-        import psutil
-
-        from sealflow.stack import read_pid
-
-        entry = read_pid(settings, "seaweedfs")
         return psutil.Process(entry.pid) if entry else None
-    except Exception:
+    except psutil.Error:  # gone since its PID file was written: no CPU to count
         return None
 
 
@@ -167,15 +167,6 @@ def _proc_cpu(proc) -> float:
         return t.user + t.system
     except Exception:
         return 0.0
-
-
-def _free_ports() -> dict[str, int]:
-    from sealflow.stack.ports import free_port_block
-
-    fields = ("s3_port", "master_port", "filer_port", "volume_port", "seaweed_admin_port", "platform_port",
-              "airflow_port")
-    base = free_port_block(len(fields), low=23000, high=24500)  # away from the tests' and the drill's block
-    return {f: base + i for i, f in enumerate(fields)}
 
 
 if __name__ == "__main__":

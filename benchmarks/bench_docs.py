@@ -34,6 +34,8 @@ from stamping.ofd.demo import make_demo_kit
 from stamping.ofd.stamp import stamp_ofd
 from stamping.ofd.verify import verify_ofd
 from stamping.ofd.writer import make_sample_certificate_ofd, sample_business_licence_fields
+from stamping.pdf import stamp_pdf, verify_pdf
+from stamping.pdf.samples import make_sample_certificate_pdf
 from stamping.placement import Placement
 
 REPO = Path(__file__).resolve().parents[1]
@@ -96,27 +98,19 @@ def main() -> None:
         measured["ofd_verify"] = rates(lambda d: verify_ofd(d, "bench.ofd", kit.trust), sealed, args.seconds)
         ossl.sample()
 
-        measured["pdf_sign"] = measured["pdf_verify"] = measured["pyhanko_pdf_sign"] = None
-        measured["pdf_verify_two_seals"] = None
-        try:
-            from stamping.pdf import stamp_pdf, verify_pdf
-            from stamping.pdf.samples import make_sample_certificate_pdf
-        except ImportError as exc:
-            print(f"PDF: not available ({exc})", flush=True)
-        else:
-            pdf_docs = [make_sample_certificate_pdf(sample_business_licence_fields(i), "business_licence")
-                        for i in range(args.docs)]
-            measured["pdf_sign"] = rates(lambda d: stamp_pdf(d, kit.seal_der, kit.signer, anchor),
-                                         pdf_docs, args.seconds)
-            signed = [stamp_pdf(d, kit.seal_der, kit.signer, anchor) for d in pdf_docs]
-            measured["pdf_verify"] = rates(lambda d: verify_pdf(d, "bench.pdf", kit.trust), signed, args.seconds)
-            # Two seals: the first seal's later update is classified and its page rendered and compared
-            # (single seals, above, skip that: nothing follows them).
-            two = [stamp_pdf(d, kit.seal_der, kit.signer, Placement(page=0, x_mm=50, y_mm=60)) for d in signed]
-            measured["pdf_verify_two_seals"] = rates(lambda d: verify_pdf(d, "bench.pdf", kit.trust), two,
-                                                     args.seconds)
-            hanko = pyhanko_signer(kit.signer)
-            measured["pyhanko_pdf_sign"] = rates(lambda d: pyhanko_sign(d, hanko), pdf_docs, args.seconds)
+        pdf_docs = [make_sample_certificate_pdf(sample_business_licence_fields(i), "business_licence")
+                    for i in range(args.docs)]
+        measured["pdf_sign"] = rates(lambda d: stamp_pdf(d, kit.seal_der, kit.signer, anchor),
+                                     pdf_docs, args.seconds)
+        signed = [stamp_pdf(d, kit.seal_der, kit.signer, anchor) for d in pdf_docs]
+        measured["pdf_verify"] = rates(lambda d: verify_pdf(d, "bench.pdf", kit.trust), signed, args.seconds)
+        # Two seals: the first seal's later update is classified and its page rendered and compared
+        # (single seals, above, skip that: nothing follows them).
+        two = [stamp_pdf(d, kit.seal_der, kit.signer, Placement(page=0, x_mm=50, y_mm=60)) for d in signed]
+        measured["pdf_verify_two_seals"] = rates(lambda d: verify_pdf(d, "bench.pdf", kit.trust), two,
+                                                 args.seconds)
+        hanko = pyhanko_signer(kit.signer)
+        measured["pyhanko_pdf_sign"] = rates(lambda d: pyhanko_sign(d, hanko), pdf_docs, args.seconds)
         ossl.sample()
     figures = summarize(measured, ossl, args.cpu)
     print(json.dumps(figures))

@@ -117,7 +117,8 @@ def domain_whole_path(settings: Settings, es_id: str, folder: Path, batch_id: st
     stamped = domain_reference(settings, es_id, folder, batch_id)
     cpu = time.process_time()
     sessions = root.sessions()
-    result = archive_batch(root.settings(), sessions, batch_id, signer=root.archive_signer(), trust=root.trust())
+    result = archive_batch(root.settings(), sessions, batch_id, work=root.work_store(), signer=root.archive_signer(),
+                           trust=root.trust())
     archiving.queue_registrations(sessions, batch_id)
     with SealflowPlatformHook().get_conn() as client:
         drain(sessions, client)

@@ -314,12 +314,18 @@ def measure(settings: Settings, seal: Any, size: int, root: Path, keeper_wait: b
             if ti["state"] == "failed":
                 print(_log_tail(settings, run_id, ti), flush=True)
     chunks = sum(1 for ti in tis if ti["task_id"] == "stamp_chunk")
-    work = settings.state_dir / "batches" / run_id.removeprefix("batch__")
-    report = json.loads((work / "report.json").read_text())
+    from kernel.objectstore import s3_client
+    from kernel.workstore import S3WorkStore
+    from stamping.batch.keys import batch_file_key
+
+    work = S3WorkStore(s3_client(settings), settings.work_bucket)  # the tasks wrote the reports there
+    batch_id = run_id.removeprefix("batch__")
+    report = json.loads(work.get(batch_file_key(batch_id, "report.json")))
     verified = report["counts"].get("verified", 0)
-    report_bytes = (work / "report.html").stat().st_size
+    html = work.get(batch_file_key(batch_id, "report.html"))
+    report_bytes = len(html)
     kept = Path(tempfile.mkdtemp(prefix=f"bench-pipeline-report-{size}-")) / "report.html"
-    shutil.copy2(work / "report.html", kept)  # the stack's folder goes; the report stays to be read
+    kept.write_bytes(html)  # the stack's bucket goes; the report stays to be read
     # A twin batch (same kinds and formats, other serials): a licence sealed once is quarantined after.
     twin = root / f"ref-{size}-{int(time.time())}"
     write_batch(twin, size, bad=False, start=9_000_000 + secrets.randbelow(900_000))

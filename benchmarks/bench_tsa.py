@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from gmpki.pki.tsa_client import TsaClient, TsaUnavailable  # noqa: E402
+from kernel.settings import local_url  # noqa: E402
 from sealflow.stack.ports import free_port  # noqa: E402
 from stamping.ofd.demo import make_demo_kit  # noqa: E402
 from stamping.ofd.stamp import stamp_ofd  # noqa: E402
@@ -63,7 +64,7 @@ def main() -> int:
     server = subprocess.Popen([sys.executable, "-m", "stamping.tsa.server", "--port", str(port), "--dir",
                                str(work / "tsa"), "--ca", str(kit.ca.directory)], cwd=REPO,
                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    tsa = TsaClient(f"http://127.0.0.1:{port}/", retries=0)
+    tsa = TsaClient(local_url(port, "/"), retries=0)
     for _ in range(100):
         try:
             tsa.timestamp(b"warm-up")

@@ -13,12 +13,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from filing.client import PlatformClient
 from filing.protocol import der_to_pem, pem_to_der
+from kernel.files import write_atomic
 from kernel.settings import Settings
 
 SYSTEM_NAME = "SealFlow filing system"
@@ -56,10 +56,7 @@ def pin_platform_certificate(settings: Settings, source: Path | None = None) -> 
         der = pem_to_der(Path(source).read_bytes())
     except (OSError, ValueError) as exc:
         raise FilingNotConfigured(f"{source}: cannot read the platform certificate ({exc})") from None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(der_to_pem(der))
-    os.replace(tmp, path)
+    write_atomic(path, der_to_pem(der))
     return der
 
 

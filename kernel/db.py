@@ -9,17 +9,23 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy import Engine, Row, Select, create_engine, event
+from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session, sessionmaker
+from sqlalchemy.sql.elements import ColumnElement
 
 from gmpki.private_files import make_private_dirs
 from kernel.settings import StateNotPrivate
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+IN_CHUNK = 500  # keeps IN (...) lists within every database's parameter limit
 
 
 class Base(DeclarativeBase):
@@ -63,14 +69,21 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-def migrate(engine: Engine) -> None:
-    """Bring every domain's tables to the newest revision (idempotent)."""
-    from alembic import command
+def alembic_config() -> Config:
+    """The Alembic configuration of SealFlow's migrations: every domain's branch, in ``MIGRATIONS_DIR``."""
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("version_locations", str(MIGRATIONS_DIR / "versions"))
+    return config
+
+
+def migrate(engine: Engine) -> None:
+    """Bring every domain's tables to the newest revision (idempotent)."""
+    from alembic import command
+
+    config = alembic_config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "heads")
@@ -105,3 +118,14 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session whose work commits on success and rolls back on any error."""
     with factory() as session, session.begin():
         yield session
+
+
+def rows_where_in(session: Session, stmt: Select, column: InstrumentedAttribute | ColumnElement,
+                  values: Iterable) -> Iterator[Row]:
+    """The rows of ``stmt`` whose ``column`` is one of ``values``: asked in chunks of :data:`IN_CHUNK`
+    distinct values (first-seen order), so that no ``IN (...)`` list outgrows a database's parameter
+    limit however many values a batch brings. Each chunk keeps ``stmt``'s ORDER BY; the rows of one
+    chunk come before those of the next."""
+    wanted = list(dict.fromkeys(values))
+    for start in range(0, len(wanted), IN_CHUNK):
+        yield from session.execute(stmt.where(column.in_(wanted[start:start + IN_CHUNK])))

@@ -1,10 +1,19 @@
-"""Writing files so that no reader ever sees half of one."""
+"""Writing files so that no reader ever sees half of one.
+
+Decision: one atomic writer in the installation — :func:`gmpki.private_files.write_private`, at the
+bottom of the house because the key store writes secrets and may import nothing of ours. This module
+gives the layers above it under its general name, with the two differences of files that are not key
+material: missing folders are made as usual (a report's folder belongs to the office, not only to us),
+and the write is not fsynced (a batch writes every document; each can be made again from the inbox).
+"""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
+
+from gmpki.private_files import exclusive_lock, write_private
+
+__all__ = ["exclusive_lock", "write_atomic"]  # exclusive_lock: the one cross-process lock of a file
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
@@ -15,13 +24,4 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if mode != 0o600:  # mkstemp made it 0600 already
-                os.fchmod(fh.fileno(), mode)
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_private(path, data, mode=mode, durable=False)

@@ -30,9 +30,15 @@ def _as_bool(value: str) -> bool:
 # line (a table of fields would hide which setting falls back to what): an endpoint left "" is the
 # embedded stack's server on this machine, and a file or folder left "" sits in the state directory.
 
+def local_url(port: int, path: str = "") -> str:
+    """The address of a server of this machine's embedded stack (or a test's) on 127.0.0.1:``port`` —
+    the one place such an address is written, for the settings, the shell, benchmarks and tests."""
+    return f"http://127.0.0.1:{port}{path}"
+
+
 def _configured_or_local(url: str, port: int, path: str = "") -> str:
     """``url`` when one is configured, else the embedded stack's server on 127.0.0.1:``port``."""
-    return url or f"http://127.0.0.1:{port}{path}"
+    return url or local_url(port, path)
 
 
 def _configured_or_state(configured: str, default: Path) -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kernel.files import write_atomic
-from kernel.settings import Settings
+from kernel.settings import Settings, local_url
 from sealflow import root
 from sealflow.airflow_api import AirflowApi, AirflowApiError
 from stamping.batch.sms import LocalSmsGateway
@@ -40,7 +40,7 @@ def airflow_api(settings: Settings, user: str | None = None) -> AirflowApi:
     user, password = airflow_login(settings, user or ADMIN_USER)
     # 120 s per request: on a loaded machine (2 cores shared by many stacks) the api-server answered
     # a status poll in over 30 s, and a poll that times out fails the whole run it follows.
-    return AirflowApi(f"http://127.0.0.1:{settings.airflow_port}", user, password, timeout=120.0)
+    return AirflowApi(local_url(settings.airflow_port), user, password, timeout=120.0)
 
 
 def prepare_demo_seal(settings: Settings) -> DemoSeal:

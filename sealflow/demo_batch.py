@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from stamping.batch.keys import batch_file_key, sealed_prefix
+
 DEMO_DOCUMENTS = 40
 
 
@@ -64,8 +66,10 @@ def step_batch(ctx: Any) -> None:
         from sealflow.exits import CheckFailed
 
         raise CheckFailed(f"stamp_batch ended {result['state']}; see the run {result['run_id']} in the Airflow UI")
-    report_path = ctx.settings.state_dir / "batches" / batch_id / "report.json"
-    report = json.loads(report_path.read_text())
+    from sealflow.root import work_store
+
+    store = work_store(ctx.settings)
+    report = json.loads(store.get(batch_file_key(batch_id, "report.json")))
     counts = report["counts"]
     ctx.data["batch"] = {"batch_id": batch_id, "report": report}
     ctx.note("batch", f"{batch_id}: {counts.get('verified', 0)} sealed and verified, "
@@ -73,12 +77,22 @@ def step_batch(ctx: Any) -> None:
     for doc in report["documents"]:
         if doc["state"] in ("quarantined", "failed"):
             ctx.note(f"  {doc['state']}", f"row {doc['row']} {doc['file']}: {'; '.join(doc['reasons'])}")
-    ctx.note("batch report", str(Path(report_path).with_name("report.html")))
-    ctx.note("sealed documents", str(ctx.settings.state_dir / "batches" / batch_id / "out"))
+    ctx.note("batch report", store.name(batch_file_key(batch_id, "report.html")))
+    ctx.note("sealed documents", f"{store.name(sealed_prefix(batch_id))} (the work bucket)")
+    copies = copy_sealed(store, batch_id, folder.with_name(f"{batch_id}-sealed"))
     ca = ctx.settings.state_dir / "ca"
-    ctx.note("verify one yourself", f"sealflow verify {ctx.settings.state_dir / 'batches' / batch_id / 'out'} "
+    ctx.note("verify one yourself", f"sealflow verify {copies} "
                                     f"--trust {ca / 'ca-root.pem'} --trust {ca / 'ca-intermediate.pem'}")
     ctx.data["stamp_yourself"] = stamp_yourself(ctx.settings, seal, folder)
+
+
+def copy_sealed(store: Any, batch_id: str, folder: Path) -> Path:
+    """A copy of the batch's sealed files for the person running the demo to open and verify by hand
+    (the pipeline itself reads them from the work bucket only)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for key in store.keys(sealed_prefix(batch_id)):
+        (folder / key.rsplit("/", 1)[-1]).write_bytes(store.get(key))
+    return folder
 
 
 def stamp_yourself(settings: Any, seal: Any, folder: Path) -> list[str]:

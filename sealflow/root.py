@@ -14,21 +14,31 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kernel.db import database, open_database
-from kernel.settings import Settings
+from kernel.settings import Settings, local_url
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
+    from kernel.workstore import WorkStore
     from stamping.batch.seals import BatchSeals
     from stamping.registry.service import SealRegistry
 
 # `database`: the same call as kernel.db.database, for `with` blocks
-__all__ = ["batch_seals", "database", "registry", "sessions", "stack_identity_url", "with_stack_identity"]
+__all__ = ["batch_seals", "database", "registry", "sessions", "stack_identity_url", "with_stack_identity",
+           "work_store"]
 
 
 def sessions(settings: Settings, *, migrated: bool = True) -> sessionmaker[Session]:
     """The installation's database (migrated first unless ``migrated=False``)."""
     return open_database(settings.resolved_database_url, migrated=migrated)
+
+
+def work_store(settings: Settings) -> WorkStore:
+    """The work bucket where the pipeline keeps every file of a batch (the same S3 store the tasks use)."""
+    from kernel.objectstore import s3_client
+    from kernel.workstore import S3WorkStore
+
+    return S3WorkStore(s3_client(settings), settings.work_bucket)
 
 
 def registry(settings: Settings, factory: sessionmaker[Session] | None = None, *,
@@ -48,7 +58,7 @@ def batch_seals(settings: Settings, factory: sessionmaker[Session] | None = None
 
 
 def stack_identity_url(settings: Settings) -> str:
-    return f"http://127.0.0.1:{settings.identity_port}"
+    return local_url(settings.identity_port)
 
 
 def with_stack_identity(settings: Settings) -> Settings:

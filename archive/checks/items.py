@@ -15,8 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 
+import pymupdf
+from lxml import etree
+
 from archive.checks.scanner import ScanOutcome
 from archive.retention import RETENTION_ALIASES, check_archival_code
+from stamping.ofd.reader import open_ofd
 
 PASS, FAIL, NA, NOT_PERFORMED = "pass", "fail", "not_applicable", "not_performed"
 Outcome = tuple[str, str]
@@ -269,8 +273,6 @@ def metadata_readable(ctx: RecordContext) -> Outcome:
         return NOT_PERFORMED, "package not built"
     try:
         json.loads(ctx.package_files["metadata.json"])
-        from lxml import etree
-
         etree.fromstring(ctx.package_files["metadata.xml"],
                          etree.XMLParser(resolve_entities=False, no_network=True))
     except Exception as exc:
@@ -291,8 +293,6 @@ def _open(ctx: RecordContext) -> Outcome:
     fmt = sniff(ctx.data)
     if fmt == "pdf":
         try:
-            import pymupdf
-
             with pymupdf.open(stream=ctx.data, filetype="pdf") as doc:
                 if doc.needs_pass or doc.is_encrypted:
                     ctx._opened = (FAIL, "PDF is encrypted")
@@ -305,8 +305,6 @@ def _open(ctx: RecordContext) -> Outcome:
             ctx._opened = (FAIL, f"PDF does not open: {exc}")
     elif fmt == "ofd":
         try:
-            from stamping.ofd.reader import open_ofd
-
             doc = open_ofd(ctx.data, ctx.document_name)
             ctx._opened = (PASS, f"OFD opens, {doc.page_count} page(s)") if doc.page_count else (
                 FAIL, "OFD has no pages")

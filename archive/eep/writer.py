@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from asn1crypto import x509
 from lxml import etree
 
 from archive.eep.format import LOCK_RULE, NS, SIGN_RULE, SM2_WITH_SM3, EepError
@@ -204,8 +205,6 @@ def _agents(xf, lic: dict, unit: str) -> None:
 
 def _subject(cert_der: bytes) -> str:
     try:
-        from asn1crypto import x509
-
         return x509.Certificate.load(cert_der).subject.human_friendly
     except Exception:
         return ""

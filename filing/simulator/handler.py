@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from filing import protocol as p
 from filing.simulator.platform import Platform
+from kernel.serving import send_body
 
 MAX_LIST_LIMIT = 1000
 
@@ -33,11 +34,7 @@ class Handler(BaseHTTPRequestHandler):
 
     # --- plumbing ---
     def _reply(self, status: int, body: bytes, content_type: str = "application/json; charset=utf-8") -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        send_body(self, status, body, content_type)
 
     def _json(self, status: int, obj: Any) -> None:
         self._reply(status, json.dumps(obj, ensure_ascii=False, sort_keys=True).encode("utf-8"))

@@ -12,7 +12,6 @@ SealFlow's but the GM primitives.
 from __future__ import annotations
 
 import base64
-import fcntl
 import hashlib
 import json
 import os
@@ -27,7 +26,7 @@ from gmpki.gm.sm2 import SM2PrivateKey, SM2PublicKey
 from gmpki.gm.sm3 import sm3
 from gmpki.gm.sm4 import DecryptionFailed, decrypt_gcm, encrypt_gcm
 from gmpki.keys.signer import Signer, SoftwareSigner
-from gmpki.private_files import make_private_dirs, write_private
+from gmpki.private_files import exclusive_lock, make_private_dirs, write_private
 
 MAX_WRONG_PINS = 5
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}
@@ -114,12 +113,8 @@ class KeyStore:
     def _locked(self, key_id: str) -> Iterator[Path]:
         path = self._path(key_id)
         make_private_dirs(self._dir)
-        with open(self._dir / ".lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield path
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        with exclusive_lock(self._dir / ".lock"):
+            yield path
 
     def _read(self, path: Path, key_id: str) -> dict:
         if not path.exists():

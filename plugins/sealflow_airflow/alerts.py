@@ -23,7 +23,6 @@ Decisions:
 
 from __future__ import annotations
 
-import fcntl
 import html
 import json
 import logging
@@ -34,7 +33,7 @@ from typing import Any
 
 from airflow.sdk import BaseNotifier
 
-from kernel.files import write_atomic
+from kernel.files import exclusive_lock, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +66,8 @@ class AlertLedger:
     def locked(self) -> Iterator[None]:
         """Exclusive use of the ledger across processes (a run's callback and the watch at once)."""
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with open(self.path.with_name(self.path.name + ".lock"), "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with exclusive_lock(self.path.with_name(self.path.name + ".lock")):
+            yield
 
     def save(self, keys: set[str]) -> None:
         write_atomic(self.path, json.dumps(sorted(keys), ensure_ascii=False).encode())

@@ -53,7 +53,7 @@ def archive_batches(batch_ids: list[str], context: Any) -> list[dict]:
     out = []
     unstored: list[str] = []
     for batch_id in batch_ids:
-        result = archive_batch(settings, sessions, batch_id, signer=root.archive_signer(),
+        result = archive_batch(settings, sessions, batch_id, work=root.work_store(), signer=root.archive_signer(),
                                trust=root.trust())
         summary = result.to_json()
         log.info("batch %s archived: %s", batch_id, summary["counts"])

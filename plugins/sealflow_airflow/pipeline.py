@@ -16,6 +16,7 @@ from kernel.db import transaction
 from sealflow_airflow.assets import STAMPED_BATCHES
 from sealflow_airflow.root import seals, sessions, settings, tools
 from stamping.batch import admission, approval, process
+from stamping.batch.keys import batch_prefix
 from stamping.batch.manifest import quarantine_table
 from stamping.batch.models import Batch, BatchDocument
 from stamping.batch.sms import gateway_for
@@ -39,28 +40,15 @@ def _batch_id(params: dict[str, Any], run_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", raw).strip("-")[:64]
 
 
-def _fetch_source(location: str, batch_id: str) -> Path:
-    """A local folder as is; an ``s3://bucket/prefix`` is downloaded into the batch's work area."""
-    if not location.startswith("s3://"):
-        folder = Path(location).expanduser()
-        if not folder.is_dir():
-            raise process.BatchError(f"batch folder {folder} does not exist")
-        return folder
-    from sealflow_airflow.root import s3_client
-
-    bucket, _, prefix = location[5:].partition("/")
-    target = settings().state_dir / "batches" / batch_id / "received"
-    client = s3_client()
-    paginator = client.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-        for obj in page.get("Contents", []):
-            relative = obj["Key"][len(prefix):].lstrip("/")
-            if not relative or ".." in Path(relative).parts:
-                continue
-            dest = target / relative
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            client.download_file(bucket, obj["Key"], str(dest))
-    return target
+def _source(location: str) -> Path | str:
+    """A local folder as is (checked to exist); an ``s3://bucket/prefix`` is read by ingest itself, through
+    the work store's client, into a scratch folder it removes (``process.ingest``)."""
+    if location.startswith("s3://"):
+        return location
+    folder = Path(location).expanduser()
+    if not folder.is_dir():
+        raise process.BatchError(f"batch folder {folder} does not exist")
+    return folder
 
 
 def ingest_batch(params: dict[str, Any], run_id: str) -> dict:
@@ -74,12 +62,13 @@ def ingest_batch(params: dict[str, Any], run_id: str) -> dict:
     requester = params.get("requester") or "unknown"
     try:
         admission.claim(sessions(), batch_id=batch_id, run_id=run_id, es_id=params["es_id"], requester=requester,
-                        source=params["batch_location"], work_dir=str(settings().state_dir / "batches" / batch_id))
+                        source=params["batch_location"],
+                        work_dir=tools().store.name(batch_prefix(batch_id)))
     except admission.AdmissionError as exc:
         raise AirflowFailException(str(exc)) from None
     seals().check_can_request(params["es_id"], params.get("requester") or "")
     counts = process.ingest(
-        tools(), batch_id=batch_id, source=_fetch_source(params["batch_location"], batch_id),
+        tools(), batch_id=batch_id, source=_source(params["batch_location"]),
         es_id=params["es_id"], requester=requester,
         placement=Placement.parse(params.get("placement") or "anchor:（盖章）"),
         options={"pdf_container": params.get("pdf_container", "pkcs7")},
@@ -220,24 +209,9 @@ def _never_approved(batch_id: str) -> bool:
             session, batch_id, batch.run_id or None)
 
 
-def copy_report(batch_id: str, json_path: str, html_path: str) -> str:
-    """Copy the batch report to the work bucket (``batches/<id>/report.*``); its s3:// address, or ''."""
-    try:
-        from sealflow_airflow.root import s3_client
-
-        client = s3_client()
-        bucket = settings().work_bucket
-        for name, path in (("report.json", json_path), ("report.html", html_path)):
-            client.upload_file(path, bucket, f"batches/{batch_id}/{name}")
-        return f"s3://{bucket}/batches/{batch_id}/report.html"
-    except Exception as exc:  # the local report stays the reference; S3 is a copy for operators
-        log.warning("batch %s: report not copied to object storage: %s", batch_id, exc)
-        return ""
-
-
 def refresh_report(batch_id: str) -> str:
     """Write a finished batch's report again with what the archive and the filing did since (档号,
-    archived, filed), and copy it; the path of report.html. A report that cannot be refreshed is
+    archived, filed), in the work store; the name of report.html. A report that cannot be refreshed is
     logged, never fails the archiving or filing that called it (the console shows the live state)."""
     from archive.integration import after_stamping
     from kernel.db import transaction
@@ -245,11 +219,11 @@ def refresh_report(batch_id: str) -> str:
 
     try:
         with transaction(sessions()) as session:
-            written = rewrite(session, batch_id, after_stamping(session, batch_id), tools_reports_dir())
+            written = rewrite(session, batch_id, after_stamping(session, batch_id), tools().store,
+                              tools_reports_dir())
     except Exception as exc:
         log.warning("batch %s: report not refreshed: %s", batch_id, exc)
         return ""
-    copy_report(batch_id, written["json"], written["html"])
     return written["html"]
 
 
@@ -266,9 +240,7 @@ def finish_batch(batch_id: str, context: Any) -> dict:
                                    f"or timed out); nothing was stamped — submit the batch again "
                                    f"(report {summary['report_html']})")
     summary = process.finish(tools(), batch_id)
-    copied = copy_report(batch_id, summary["report_json"], summary["report_html"])
-    if copied:
-        summary["report_s3"] = copied
+    summary["report_s3"] = summary["report_html"]  # finish wrote the report to the work bucket
     if summary["status"] == "incomplete":
         # Documents wait: the run must not end green and archiving must not start. Failing (not
         # retrying) the report is right: only clearing the named chunks can change the answer.

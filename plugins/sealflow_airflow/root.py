@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from gmpki.keys.signer import Signer
     from gmpki.pki.trust import TrustStore
+    from kernel.workstore import WorkStore
     from stamping.batch.process import BatchTools
     from stamping.batch.seals import BatchSeals
     from stamping.registry.service import SealRegistry
@@ -89,6 +90,16 @@ def s3_client() -> Any:
 
 
 @lru_cache(maxsize=1)
+def work_store() -> WorkStore:
+    """The work store of batches: always the S3 work bucket (``settings.work_bucket``) — the embedded stack's
+    SeaweedFS or the deployment's S3 — through one client per process, whose connections are reused."""
+    from kernel.objectstore import s3_client as client_for
+    from kernel.workstore import S3WorkStore
+
+    return S3WorkStore(client_for(settings()), settings().work_bucket)
+
+
+@lru_cache(maxsize=1)
 def tools() -> BatchTools:
     """The batch pipeline's ports: stampers and verifiers per format, the TSA, signers, lookups."""
     from gmpki.pki.tsa_client import TsaClient
@@ -104,7 +115,7 @@ def tools() -> BatchTools:
     tsa = TsaClient(settings().resolved_tsa_url)  # every seal carries a token of the TSA (可信时间戳)
     return BatchTools(
         session_factory=sessions(),
-        work_root=settings().state_dir / "batches",
+        store=work_store(),  # every file of a batch lives in the work bucket; local disk is only scratch
         reports_dir=Path(settings().reports_dir) if settings().reports_dir else None,  # the office's copy
         stampers={
             "pdf": lambda src, seal, signer, placement, path, options: stamp_pdf(
@@ -126,5 +137,5 @@ def tools() -> BatchTools:
 
 def reset() -> None:
     """Forget every object built (tests that change the settings between runs in one process)."""
-    for builder in (settings, sessions, seals, trust, tools):
+    for builder in (settings, sessions, seals, trust, work_store, tools):
         builder.cache_clear()

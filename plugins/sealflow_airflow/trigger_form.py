@@ -29,7 +29,10 @@ import json
 import logging
 from pathlib import Path
 
+from sqlalchemy import create_engine, select
+
 from kernel.settings import Settings
+from stamping.registry.models import Seal
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +66,6 @@ def _seal_names(settings: Settings, es_ids: list[str]) -> dict[str, str]:
     if url.startswith("sqlite") and not Path(url.split("///", 1)[-1]).exists():
         return {}  # never create a database while parsing a DAG file
     try:
-        from sqlalchemy import create_engine, select
-
-        from stamping.registry.models import Seal
-
         args = {"timeout": 3} if url.startswith("sqlite") else {"connect_timeout": 3}
         engine = create_engine(url, connect_args=args)
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -142,11 +143,11 @@ def batch_progress(session, batch_id: str) -> dict | None:
               "quarantined": states.get("quarantined", 0), "approved": approved, "stamped": stamped or 0,
               "verified": states.get("verified", 0), "failed": states.get("failed", 0),
               "archived": archived or 0, "filed": filed}
-    report = Path(batch.work_dir) / "report.html"
+    report = str((batch.report or {}).get("html") or "")  # its name in the work bucket, once written
     return {"batch_id": batch_id, "status": batch.status, "es_id": batch.es_id, "requester": batch.requester,
             "approval": approval, "approval_reason": request.reason if request and approval != "awaiting the keeper"
             else "", "counts": counts, "filing_records": dict(Counter(r.state for r in filings)),
-            "report": str(report) if report.exists() else ""}
+            "report": report}
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -175,8 +176,29 @@ def _status(args: argparse.Namespace) -> int:
     for row, file, state, reasons in bad:
         print(f"  row {row:>5} {state:<11} {file}: {'; '.join(reasons)}")
     if data["report"]:
-        print(f"  report: {data['report']}")
+        print(f"  report: {data['report']} (sealflow batch report {data['batch_id']} -o report.html)")
     return 1 if data["counts"]["failed"] else 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    """A batch's report, read from the work bucket where the pipeline wrote it: to a file, or to stdout."""
+    from kernel.workstore import ObjectMissing
+    from sealflow.root import work_store
+    from stamping.batch.keys import batch_file_key
+
+    settings = get_settings()
+    name = "report.json" if args.json else "report.html"
+    try:
+        data = work_store(settings).get(batch_file_key(args.batch_id, name))
+    except ObjectMissing:
+        raise UsageError(f"batch {args.batch_id} has no {name} in the work bucket {settings.work_bucket} yet: the "
+                         f"report task writes it (sealflow batch status {args.batch_id})") from None
+    if args.output:
+        Path(args.output).write_bytes(data)
+        print(f"{args.output}: {name} of batch {args.batch_id} ({len(data)} bytes)")
+    else:
+        sys.stdout.write(data.decode("utf-8"))
+    return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -208,6 +230,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--name", required=True, help="the issuing unit's name")
     p.add_argument("--actor", default=os.environ.get("USER", "admin"))
     p.set_defaults(handler=_serve)
+    p = sub.add_parser("report", help="a batch's report (report.html, or report.json with --json) from the work bucket")
+    p.add_argument("batch_id")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("-o", "--output", help="write it to this file (default: stdout)")
+    p.set_defaults(handler=_report)
     p = sub.add_parser("status", help="a batch's live progress: checked, approved, stamped, verified, archived, filed")
     p.add_argument("batch_id")
     p.add_argument("--json", action="store_true")

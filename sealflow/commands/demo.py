@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kernel.settings import Settings, get_settings
+from kernel.settings import Settings, get_settings, local_url
 
 
 @dataclass
@@ -114,7 +114,7 @@ def summary_text(ctx: DemoContext) -> str:
         ("state directory", str(ctx.settings.state_dir)),
         ("stack logs", str(logs_dir(ctx.settings))),
         ("Airflow task logs", str(ctx.settings.airflow_home / "logs")),
-        ("Airflow UI", f"make ui  (or: sealflow stack up --ui) → http://127.0.0.1:{ctx.settings.airflow_port}"
+        ("Airflow UI", f"make ui  (or: sealflow stack up --ui) → {local_url(ctx.settings.airflow_port)}"
                        f"  login {user} / {password}"),
         ("seal keeper (用章审批)", f"login {keeper} / {keeper_password}: approval requests are assigned to the "
                                    f"keeper alone; codes in {ctx.settings.resolved_sms_outbox / (keeper + '.txt')}"),

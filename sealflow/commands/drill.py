@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kernel.settings import Settings
+from kernel.settings import Settings, local_url
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -175,7 +175,7 @@ class Drill:
         # not a file of the home: it survives the disaster like the rest of the settings.
         return Settings(home=self.work / "var", database_url=database_url, filing_key_pin=secrets.token_urlsafe(16),
                         replica_data_dir=str(self.work / "replica-store"),
-                        platform_url=f"http://127.0.0.1:{ports['platform_port']}", **ports)
+                        platform_url=local_url(ports["platform_port"]), **ports)
 
     def _up(self, tries: int = 3) -> None:
         """``stack up`` with its UI components; again when a component was too slow to start (``up`` is

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-import tempfile
 from pathlib import Path
 
+from kernel.files import write_atomic
 from kernel.settings import Settings, get_settings
 from sealflow.exits import UsageError
 
@@ -80,18 +79,6 @@ def registry_lookup(settings: Settings):
         return None
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 EXIT_VALID, EXIT_NOT_VALID, EXIT_WARNINGS = 0, 1, 3
 
 
@@ -144,7 +131,7 @@ def run(args: argparse.Namespace, settings: Settings | None = None) -> int:
     uses = getattr(getattr(lookup, "__self__", None), "use_recorded", None)
     results = [verify_file(f, trust, lookup, use_lookup=uses) for f in files]
     if args.html:
-        write_atomic(Path(args.html), render_html(results))
+        write_atomic(Path(args.html), render_html(results).encode("utf-8"))
     if args.json:
         sys.stdout.write(dumps(results) + "\n")
     else:

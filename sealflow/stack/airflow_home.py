@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from kernel.objectstore import CHECKSUM_ENV
-from kernel.settings import Settings
+from kernel.settings import Settings, local_url
 from sealflow.root import with_stack_identity
 from sealflow.stack.paths import (
     ADMIN_USER,
@@ -94,7 +94,7 @@ def airflow_env(settings: Settings, base: Mapping[str, str] | None = None) -> di
     source = os.environ if base is None else base
     env = {k: v for k, v in source.items() if not k.startswith(("AIRFLOW_", "AIRFLOW__", "SEALFLOW_"))}
     home = settings.airflow_home
-    api = f"http://127.0.0.1:{settings.airflow_port}"
+    api = local_url(settings.airflow_port)
     keys = _airflow_secrets(settings)
     env.update(sealflow_env(with_stack_identity(settings)))  # tasks check identities against the stack's register
     env.update(CHECKSUM_ENV)

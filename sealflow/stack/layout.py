@@ -14,8 +14,8 @@ Decisions:
 * **Airflow on Celery**: broker Redis, metadata and Celery results in one PostgreSQL database
   (``airflow``), the SealFlow registry in another (``sealflow``); the launcher names both per stack.
 * **What a worker shares** (:data:`WORKER_SHARES`): only read-mostly configuration a multi-machine
-  deployment must mount on every worker — plus, today, the batch work folder (``batches``), until
-  the data plane moves it to the work bucket; delete that row then.
+  deployment must mount on every worker. A batch's files are not among them: they live in the work
+  bucket (the data plane), so no task relies on a file another task left on a local disk.
 """
 
 from __future__ import annotations
@@ -108,7 +108,6 @@ class Share:
     name: str
     why: str
     read_only: bool = True
-    temporary: bool = False
 
 
 # The one place that says what a worker shares with the rest of the stack. Everything else in a
@@ -122,10 +121,6 @@ WORKER_SHARES = (
     Share("registry", "the demo registry's pins file"),
     Share("inbox", "where offices drop batches for stamp_inbox (production: an upload to the work bucket)"),
     Share("sms", "the local SMS gateway's outbox (production: an SMS gateway URL)", read_only=False),
-    # TEMPORARY: a batch's files pass between tasks through <home>/batches/<batch>; the data-plane
-    # branch moves them to the work bucket, and then this row goes.
-    Share("batches", "the batch work folder, until batches live in the work bucket", read_only=False,
-          temporary=True),
 )
 
 

@@ -55,7 +55,6 @@ from sealflow.stack.paths import (
     StackError,
     embedded_replica,
     logs_dir,
-    platform_available,
     platform_db,
     require_identity_source,
 )
@@ -172,7 +171,7 @@ def up(settings: Settings, ui: bool = False, out: Callable[[str], None] = print,
             ensure_replica_bucket(replica_client(settings), settings)
         if settings.platform_url:
             out(f"platform: not started, using the configured platform {settings.platform_url}")
-        elif platform_available():
+        else:
             try:
                 ensure_component(settings, platform_component(settings), out)
                 _pin_platform_certificate(settings, out)
@@ -181,8 +180,6 @@ def up(settings: Settings, ui: bool = False, out: Callable[[str], None] = print,
                 # The object store and Airflow still work; filing tasks will report the platform as down.
                 lines = str(exc).splitlines()
                 out(f"platform: NOT started — {lines[0]} … {lines[-1].strip()}")
-        else:
-            out("platform: simulator not installed (filing.simulator missing) — skipped")
         if settings.tsa_url:
             out(f"tsa: not started, using the configured time-stamp authority {settings.tsa_url}")
         else:
@@ -264,8 +261,7 @@ def status(settings: Settings) -> dict[str, Any]:
     for name in names:
         entry = alive(settings, name)
         if entry is None:
-            state = "not installed" if name == "platform" and not platform_available() else "stopped"
-            components[name] = {"state": state, "pid": None, "port": None, "healthy": False}
+            components[name] = {"state": "stopped", "pid": None, "port": None, "healthy": False}
             continue
         if name in checks:
             healthy = checks[name]()

@@ -29,7 +29,7 @@ from typing import Any
 
 from kernel.settings import Settings
 from sealflow.stack.paths import ALL_COMPONENTS, CHILDREN, write_private
-from sealflow.stack.processes import STACK_TAG_VAR, alive, read_sessions, sessions_file, stack_tag
+from sealflow.stack.processes import STACK_TAG_VAR, alive, kill_survivors, read_sessions, sessions_file, stack_tag
 
 
 @dataclass(frozen=True)
@@ -101,11 +101,7 @@ def stop_processes(members: list[Member], timeout: float = 20.0) -> list[Member]
             proc = psutil.Process(member.pid)
             proc.terminate()
             procs.append(proc)
-    _, survivors = psutil.wait_procs(procs, timeout=timeout)
-    for straggler in survivors:
-        with contextlib.suppress(psutil.Error):
-            straggler.kill()
-    psutil.wait_procs(survivors, timeout=5)
+    kill_survivors(procs, timeout)
     signalled = {p.pid for p in procs}
     return [m for m in members if m.pid in signalled]
 

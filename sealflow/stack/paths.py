@@ -14,7 +14,6 @@ Decisions:
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -107,11 +106,3 @@ def require_identity_source(settings: Settings) -> None:
 def embedded_replica(settings: Settings) -> bool:
     """Whether this stack runs the replica itself (replication on, no external replica endpoint)."""
     return settings.replica_enabled and not settings.replica_s3_endpoint
-
-
-def platform_available() -> bool:
-    """Whether the national-platform simulator (filing.simulator) is installed."""
-    try:
-        return importlib.util.find_spec("filing.simulator") is not None
-    except ModuleNotFoundError:
-        return False

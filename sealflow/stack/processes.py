@@ -19,7 +19,6 @@ Decisions:
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -32,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kernel.files import exclusive_lock
 from kernel.settings import Settings
 from sealflow.stack.paths import CHILDREN, StackError, logs_dir, run_dir, write_private
 
@@ -217,11 +217,7 @@ def stop_entries(settings: Settings, entries: list[Running], timeout: float = 20
         for child in children:  # tasks move to process groups of their own: signal them directly
             with contextlib.suppress(psutil.Error):
                 child.terminate()
-    _, survivors = psutil.wait_procs(family, timeout=timeout)
-    for straggler in survivors:
-        with contextlib.suppress(psutil.Error):
-            straggler.kill()
-    psutil.wait_procs(survivors, timeout=5)
+    kill_survivors(family, timeout)
     for entry in running:
         child = CHILDREN.pop(entry.pid, None)
         if child is not None:
@@ -229,6 +225,17 @@ def stop_entries(settings: Settings, entries: list[Running], timeout: float = 20
                 child.wait(timeout=1)
         pid_file(settings, entry.name).unlink(missing_ok=True)
     return running
+
+
+def kill_survivors(procs: list[Any], timeout: float) -> None:
+    """Wait up to ``timeout`` s for the SIGTERMed ``procs`` (psutil processes) to end; SIGKILL the rest."""
+    import psutil
+
+    _, survivors = psutil.wait_procs(procs, timeout=timeout)
+    for straggler in survivors:
+        with contextlib.suppress(psutil.Error):
+            straggler.kill()
+    psutil.wait_procs(survivors, timeout=5)
 
 
 def _stop_entry(settings: Settings, entry: Running, timeout: float = 20.0) -> bool:
@@ -239,9 +246,5 @@ def _stop_entry(settings: Settings, entry: Running, timeout: float = 20.0) -> bo
 def stack_lock(settings: Settings) -> Iterator[None]:
     """One `up`/`down` at a time per state directory."""
     run_dir(settings).mkdir(parents=True, exist_ok=True)
-    with open(run_dir(settings) / "stack.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with exclusive_lock(run_dir(settings) / "stack.lock"):
+        yield

@@ -20,7 +20,6 @@ Decisions behind it:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -28,6 +27,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from kernel.db import rows_where_in
 from stamping.batch.models import Batch, BatchDocument, SealServedUnit
 
 SEALED_STATES = ("stamped", "verified")
@@ -155,13 +155,8 @@ def _sealed_before(session: Session, batch_id: str, licences: dict[str, object])
         return {}
     licence = BatchDocument.record["licence_id"].as_string()
     found: dict[str, str] = {}
-    for part in _chunks(sorted(wanted), 500):
-        for lid, other in session.execute(select(licence, BatchDocument.batch_id).where(
-                BatchDocument.batch_id != batch_id, BatchDocument.state.in_(SEALED_STATES), licence.in_(part))):
-            found.setdefault(lid, other)
+    others = select(licence, BatchDocument.batch_id).where(BatchDocument.batch_id != batch_id,
+                                                           BatchDocument.state.in_(SEALED_STATES))
+    for lid, other in rows_where_in(session, others, licence, sorted(wanted)):
+        found.setdefault(lid, other)
     return found
-
-
-def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]

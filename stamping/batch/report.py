@@ -13,9 +13,10 @@ Decisions:
 - What happens after stamping (archiving, filing) is known to the layers above: the archive imports
   this package, never the other way. ``write_report`` takes it as ``AfterStamping``; the archiving glue
   calls it again once the batch is archived and once it is filed, so the report says so.
-- Readable by the office: both files are 0640 (``REPORT_MODE``), not private like secrets; with
-  ``reports_dir`` (``SEALFLOW_REPORTS_DIR``, outside the private state directory) a copy is published
-  there in a 0750 folder for the office's group.
+- Written to the work store (``batches/<batch_id>/report.*``, where every step of the batch can read
+  it, whichever machine ran it). The office's copy: with ``reports_dir`` (``SEALFLOW_REPORTS_DIR``,
+  outside the private state directory) both files are published there, 0640 (``REPORT_MODE``) in a
+  0750 folder for the office's group.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ from sqlalchemy.orm import Session
 
 from filing.outbox import OutboxRecord
 from kernel.files import write_atomic
+from kernel.workstore import WorkStore
 from stamping.batch.approval import current as current_approval
+from stamping.batch.keys import batch_file_key
 from stamping.batch.models import Batch, BatchDocument
 from stamping.reasons import VERDICT_EN, VERDICT_ZH, chinese, human_time
 
@@ -273,32 +276,34 @@ def render_html(report: dict, pictures: dict[str, bytes] | None = None) -> str:
 # ---- writing -----------------------------------------------------------------------------------------
 
 def write_report(session: Session, batch_id: str, *, status: str, finished_at: datetime | None, counts: dict,
-                 after: AfterStamping | None = None, reports_dir: Path | None = None) -> dict:
-    """Write report.json and report.html into the batch's work folder (and publish them to
-    ``reports_dir`` when set); returns ``{"json": path, "html": path, "report": facts}``."""
+                 store: WorkStore, after: AfterStamping | None = None, reports_dir: Path | None = None) -> dict:
+    """Write report.json and report.html into the work store under ``batches/<batch_id>/`` (and publish
+    them to ``reports_dir`` when set); returns ``{"json": name, "html": name, "report": facts}`` with the
+    store's names (``s3://…``)."""
     report, pictures = build_report(session, batch_id, status=status, finished_at=finished_at, counts=counts,
                                     after=after)
-    work = Path(session.get(Batch, batch_id).work_dir)
     data = {"report.json": json.dumps(report, ensure_ascii=False, indent=1).encode(),
             "report.html": render_html(report, pictures).encode()}
     for name, content in data.items():
-        write_atomic(work / name, content, mode=REPORT_MODE)
+        store.put(batch_file_key(batch_id, name), content)
     if reports_dir is not None:
         folder = Path(reports_dir) / batch_id
         folder.mkdir(parents=True, exist_ok=True)
         os.chmod(folder, PUBLISHED_DIR_MODE)  # explicit: the process runs with umask 077
         for name, content in data.items():
             write_atomic(folder / name, content, mode=REPORT_MODE)
-    return {"json": str(work / "report.json"), "html": str(work / "report.html"), "report": report}
+    return {"json": store.name(batch_file_key(batch_id, "report.json")),
+            "html": store.name(batch_file_key(batch_id, "report.html")), "report": report}
 
 
-def refresh_report(session: Session, batch_id: str, after: AfterStamping, reports_dir: Path | None = None) -> dict:
+def refresh_report(session: Session, batch_id: str, after: AfterStamping, store: WorkStore,
+                   reports_dir: Path | None = None) -> dict:
     """Write the report of a finished batch again with what happened since (archived, filed)."""
     batch = session.get(Batch, batch_id)
     if batch is None or batch.finished_at is None:
         raise ValueError(f"batch {batch_id} has not finished: its report is written by stamp_batch's report task")
     return write_report(session, batch_id, status=batch.status, finished_at=batch.finished_at,
-                        counts=state_counts(session, batch_id), after=after, reports_dir=reports_dir)
+                        counts=state_counts(session, batch_id), store=store, after=after, reports_dir=reports_dir)
 
 
 def state_counts(session: Session, batch_id: str) -> dict:

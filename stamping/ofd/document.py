@@ -32,9 +32,7 @@ def _box(el) -> tuple[float, float, float, float] | None:
 
 
 def read_document(pkg: OfdPackage, member: str) -> DocumentInfo:
-    root = pkg.xml(member)
-    if not xmlns.is_ofd(root, "Document"):
-        raise OfdError(pkg.path, f"{member}: root is <{xmlns.local(root)}>, not <Document>")
+    root = pkg.xml_root(member, "Document")
     base = folder_of(member)
     common = xmlns.child(root, "CommonData")
     box = (_box(common) if common is not None else None) or A4

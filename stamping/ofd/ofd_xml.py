@@ -15,9 +15,7 @@ class DocBody:
 
 
 def read_doc_bodies(pkg: OfdPackage) -> list[DocBody]:
-    root = pkg.xml("OFD.xml")
-    if not xmlns.is_ofd(root, "OFD"):
-        raise OfdError(pkg.path, f"OFD.xml root is <{xmlns.local(root)}>, not <OFD>")
+    root = pkg.xml_root("OFD.xml", "OFD")
     bodies = []
     for body in xmlns.children(root, "DocBody"):
         doc_root = xmlns.text(body, "DocRoot")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from stamping.container import ContainerError, ZipEntry, identify, read_zip_layout
+from stamping.ofd import xmlns
 
 MAX_PACKAGE_BYTES = 256 * 1024 * 1024
 MAX_ENTRIES = 10_000
@@ -255,6 +256,13 @@ class OfdPackage:
 
     def xml(self, name: str) -> etree._Element:
         return parse_xml(self.read(name), self.path, name)
+
+    def xml_root(self, name: str, tag: str) -> etree._Element:
+        """``name`` parsed, refused unless its root is the OFD element ``tag`` (in an accepted namespace)."""
+        root = self.xml(name)
+        if not xmlns.is_ofd(root, tag):
+            raise OfdError(self.path, f"{name}: root is <{xmlns.local(root)}>, not <{tag}>")
+        return root
 
     # -- locations ---------------------------------------------------------------------------
     def resolve(self, loc: str, base: str = "") -> str:

@@ -40,9 +40,7 @@ class SignatureInfo:
 
 
 def read_signature(pkg: OfdPackage, member: str) -> SignatureInfo:
-    root = pkg.xml(member)
-    if not xmlns.is_ofd(root, "Signature"):
-        raise OfdError(pkg.path, f"{member}: root is <{xmlns.local(root)}>, not <Signature>")
+    root = pkg.xml_root(member, "Signature")
     base = folder_of(member)
     info = xmlns.child(root, "SignedInfo")
     if info is None:

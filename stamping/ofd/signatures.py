@@ -24,9 +24,7 @@ class SignatureList:
 
 
 def read_signatures(pkg: OfdPackage, member: str) -> SignatureList:
-    root = pkg.xml(member)
-    if not xmlns.is_ofd(root, "Signatures"):
-        raise OfdError(pkg.path, f"{member}: root is <{xmlns.local(root)}>, not <Signatures>")
+    root = pkg.xml_root(member, "Signatures")
     base = folder_of(member)
     entries = []
     for sig in xmlns.children(root, "Signature"):

@@ -389,11 +389,7 @@ class _Analysis:
         old_text = old.xref_object(num, compressed=True).strip()
         new_text = new.xref_object(num, compressed=True).strip()
         if old_text.startswith("[") and not old.xref_is_stream(num) and num in self.growable:
-            added = _grown_array(old_text, new_text)
-            if added is None:
-                self.out.modified(f"{self.name(num)}: array entries changed or removed")
-            else:
-                self.added_refs.update(added)
+            self._grown(old_text, new_text, f"{self.name(num)}: array entries changed or removed")
             return
         if old.xref_is_stream(num) or new.xref_is_stream(num):
             self.out.modified(f"{self.name(num)}: stream changed")
@@ -452,25 +448,27 @@ class _Analysis:
                            f"{self.name(num)} /Fields")
 
     def _fields_value(self, old_v: tuple[str, str], new_v: tuple[str, str], what: str) -> None:
-        if old_v == new_v:
-            return
-        if old_v[0] not in ("array", "null") or new_v[0] != "array":
-            self.out.modified(f"{what}: replaced")
-            return
-        added = _grown_array(old_v[1] if old_v[0] == "array" else "[]", new_v[1])
-        if added is None:
-            self.out.modified(f"{what}: entries changed or removed")
-        else:
-            self.added_refs.update(added)
+        if old_v != new_v:
+            self._array_value(old_v, new_v, f"{what}: replaced", f"{what}: entries changed or removed")
 
     def _annots_key(self, page: int) -> None:
-        old_v, new_v = self.old.xref_get_key(page, "Annots"), self.new.xref_get_key(page, "Annots")
-        if old_v[0] == "xref" or new_v[0] != "array" or old_v[0] not in ("array", "null"):
-            self.out.modified(f"{self.name(page)}: /Annots replaced")
+        self._array_value(self.old.xref_get_key(page, "Annots"), self.new.xref_get_key(page, "Annots"),
+                          f"{self.name(page)}: /Annots replaced", f"{self.name(page)}: annotations changed or removed")
+
+    def _array_value(self, old_v: tuple[str, str], new_v: tuple[str, str], replaced: str, refused: str) -> None:
+        """A key whose direct array (absent before, or an array) may only gain entries; anything else —
+        an indirect array, a value of another type — is ``replaced``."""
+        if old_v[0] not in ("array", "null") or new_v[0] != "array":
+            self.out.modified(replaced)
             return
-        added = _grown_array(old_v[1] if old_v[0] == "array" else "[]", new_v[1])
+        self._grown(old_v[1] if old_v[0] == "array" else "[]", new_v[1], refused)
+
+    def _grown(self, old_text: str, new_text: str, refused: str) -> None:
+        """Accept an array that only gained entries (the objects they name are then judged as added);
+        report ``refused`` for any other change."""
+        added = _grown_array(old_text, new_text)
         if added is None:
-            self.out.modified(f"{self.name(page)}: annotations changed or removed")
+            self.out.modified(refused)
         else:
             self.added_refs.update(added)
 

@@ -8,13 +8,12 @@ module imports. The file holds ID numbers: written whole, 0600, under a lock.
 
 from __future__ import annotations
 
-import fcntl
 import json
 from collections.abc import Iterable
 from pathlib import Path
 
 from gmpki.private_files import make_private_dirs
-from kernel.files import write_atomic
+from kernel.files import exclusive_lock, write_atomic
 
 
 def _read(path: Path) -> dict[str, list[dict[str, str]]]:
@@ -38,8 +37,7 @@ def register(path: Path, persons: Iterable[tuple[str, str]] = (), units: Iterabl
     lock, so two registrations at once both land; a running simulator picks the change up."""
     path = Path(path)
     make_private_dirs(path.parent)
-    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive_lock(path.with_name(f".{path.name}.lock")):
         data = _read(path)
         for kind, field, new in (("persons", "id_number", persons), ("units", "credit_code", units)):
             merged = {e[field].strip().upper(): e["name"] for e in data[kind]}

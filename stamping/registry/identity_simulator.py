@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from kernel.serving import serve_until_stopped
+from kernel.serving import send_body, serve_until_stopped
 from stamping.registry.identity_register import load_registers, register
 
 MAX_BODY = 4096
@@ -71,12 +71,7 @@ class Handler(BaseHTTPRequestHandler):
         return
 
     def _reply(self, status: int, obj: Any) -> None:
-        body = json.dumps(obj, ensure_ascii=False).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        send_body(self, status, json.dumps(obj, ensure_ascii=False).encode("utf-8"), "application/json; charset=utf-8")
 
     def do_GET(self) -> None:
         if self.path == "/v1/health":

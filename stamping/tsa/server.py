@@ -27,7 +27,7 @@ from asn1crypto import pem
 
 from gmpki.pki.timestamp import TimestampAuthority
 from kernel.files import write_atomic
-from kernel.serving import serve_until_stopped
+from kernel.serving import send_body, serve_until_stopped
 
 QUERY_TYPE = "application/timestamp-query"
 REPLY_TYPE = "application/timestamp-reply"
@@ -70,11 +70,7 @@ class Handler(BaseHTTPRequestHandler):
             super().log_message(format, *args)
 
     def _reply(self, status: int, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        send_body(self, status, body, content_type)
 
     def _text(self, status: int, text: str) -> None:
         self._reply(status, (text + "\n").encode(), "text/plain; charset=utf-8")

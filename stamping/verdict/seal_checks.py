@@ -15,7 +15,9 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from asn1crypto import x509
+from PIL import Image
 
+from stamping.pictures import render_svg
 from stamping.ses.model import Seal, SesSignature
 from stamping.verdict.result import SealStatus, SealStatusLookup, SignatureResult, SignatureUseLookup
 
@@ -174,12 +176,8 @@ def picture_png(seal: Seal) -> bytes | None:
         return data
     try:
         if kind == "SVG" or b"<svg" in data[:4096]:
-            from stamping.pictures import render_svg
-
             img = render_svg(data, "seal picture", float(seal.picture_width_mm or 40))
         else:
-            from PIL import Image
-
             img = Image.open(io.BytesIO(data))
             if max(img.size) > 4096:
                 return None

@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 
 from stamping.container import ContainerError, identify
+from stamping.ofd.verify import verify_ofd
+from stamping.pdf.verify import verify_pdf
 from stamping.verdict.result import DocumentResult, SealStatusLookup, SignatureUseLookup
 
 log = logging.getLogger(__name__)
@@ -36,12 +38,8 @@ def verify_bytes(data: bytes, path: str, trust, status_lookup: SealStatusLookup 
         return DocumentResult(path, sniff_format(data[:1024]), error=exc.reason)
     try:
         if fmt == "ofd":
-            from stamping.ofd.verify import verify_ofd
-
             return verify_ofd(data, path, trust, status_lookup, use_lookup=use_lookup)
         if fmt == "pdf":
-            from stamping.pdf.verify import verify_pdf
-
             return verify_pdf(data, path, trust, status_lookup, use_lookup=use_lookup)
     except Exception as exc:
         # A verifier bug must not stop a batch; the document is reported as not verifiable.

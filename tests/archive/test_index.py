@@ -84,15 +84,12 @@ def test_a_reissued_licence_keeps_both_records_and_lookups_answer_with_the_curre
 def test_the_migration_keeps_the_records_archived_before_it(db_engine):
     """archive_0004 on a database holding records: they stay, and the licence may now get a second one."""
     from alembic import command
-    from alembic.config import Config
     from sqlalchemy import MetaData, Table, insert
 
-    from kernel.db import MIGRATIONS_DIR, migrate
+    from kernel.db import alembic_config, migrate
     from kernel.migrations.versions import archive_0004_reissue
 
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("version_locations", str(MIGRATIONS_DIR / "versions"))
+    config = alembic_config()
     with db_engine.begin() as connection:
         config.attributes["connection"] = connection
         command.downgrade(config, "archive_0003_fixity")

@@ -174,17 +174,21 @@ def test_the_same_sealed_document_under_another_batch_is_rejected_not_counted_ar
 def test_a_batch_whose_reseal_is_refused_is_finished_with_the_reason_for_its_report(local_env, archived_then_resealed):
     """Through the pipeline's path: the batch's rows in the database, ``archive_batch``, ``after_stamping``."""
     from archive.integration import after_stamping, archive_batch
+    from kernel.workstore import FolderWorkStore
     from stamping.batch.models import Batch, BatchDocument
 
     _original, again = archived_then_resealed
+    work = FolderWorkStore(local_env.tmp / "work")
+    key = f"batches/EDITED/sealed/{again.sm3}-1.{again.row['format']}"
+    work.put(key, again.path.read_bytes())
     with local_env.sessions() as s, s.begin():  # a re-seal without 换发/补发 that admission would have quarantined
-        s.add(Batch(batch_id="EDITED", source="x", es_id="e", requester="r", work_dir=str(local_env.tmp),
+        s.add(Batch(batch_id="EDITED", source="x", es_id="e", requester="r", work_dir=work.name("batches/EDITED/"),
                     created_at=datetime.now(UTC)))
         s.add(BatchDocument(batch_id="EDITED", file=again.row["file"], row=1, format=again.row["format"],
-                            record=again.to_input().record, state="verified", output_path=str(again.path),
+                            record=again.to_input().record, state="verified", output_path=work.name(key),
                             output_sm3=again.sm3, verification=again.verification))
 
-    result = archive_batch(local_env.settings, local_env.sessions, "EDITED", signer=local_env.signer,
+    result = archive_batch(local_env.settings, local_env.sessions, "EDITED", work=work, signer=local_env.signer,
                            store=local_env.store, trust=local_env.trust)
 
     assert result.count("rejected") == 1

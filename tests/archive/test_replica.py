@@ -162,12 +162,13 @@ def test_no_good_copy_means_nothing_is_written(replicated, kit, archive_signer, 
 def test_an_unreachable_replica_fails_archiving_for_a_retry(replicated, kit, archive_signer, sealed_docs, tmp_path):
     from archive.integration import archive_batch
     from archive.store import StoreError
+    from kernel.workstore import FolderWorkStore
     from sealflow.stack.ports import free_port_block
 
     settings, _store, sessions, _registry = replicated
     down = settings.with_overrides(replica_s3_port=free_port_block(1))  # nothing listens there
     with pytest.raises(StoreError, match="archive replica unreachable"):
-        archive_batch(down, sessions, "R-down", signer=archive_signer)
+        archive_batch(down, sessions, "R-down", work=FolderWorkStore(tmp_path / "work"), signer=archive_signer)
     store = archive_store(down)
     result = archive_records([d.to_input() for d in sealed_docs[:2]], batch_id="R-down", settings=down,
                              store=store, sessions=sessions, signer=archive_signer, trust=kit.trust,

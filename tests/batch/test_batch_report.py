@@ -14,13 +14,13 @@ import json
 import re
 import stat
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
 
 from kernel.db import make_engine, migrate, session_factory, transaction
 from kernel.settings import Settings
+from kernel.workstore import FolderWorkStore
 from stamping.batch import process
 from stamping.batch.approval import request_id_of
 from stamping.batch.models import BatchDocument, SealUseApproval
@@ -56,7 +56,8 @@ def batch(tmp_path_factory: pytest.TempPathFactory):
     demo = bootstrap_demo(SealRegistry(sessions, settings))
     es_id = demo["es_ids"]["official"]
     write_batch(root / "in", DOCUMENTS, bad=True)
-    tools = process.BatchTools(session_factory=sessions, work_root=root / "work", reports_dir=root / "office")
+    tools = process.BatchTools(session_factory=sessions, store=FolderWorkStore(root / "work"),
+                               reports_dir=root / "office")
     process.ingest(tools, batch_id="office-1", source=root / "in", es_id=es_id, requester="applicant",
                    placement=Placement(page=None, anchor_text="（盖章）"))
     now = datetime.now(UTC)
@@ -78,12 +79,17 @@ def batch(tmp_path_factory: pytest.TempPathFactory):
     engine.dispose()
 
 
+def _read(batch, name: str) -> bytes:
+    store = batch["tools"].store
+    return store.get(store.key_of(batch["summary"][name]))
+
+
 def _html(batch) -> str:
-    return Path(batch["summary"]["report_html"]).read_text(encoding="utf-8")
+    return _read(batch, "report_html").decode("utf-8")
 
 
 def test_a_1000_document_batch_report_weighs_at_most_5_kb_per_document(batch) -> None:
-    size = Path(batch["summary"]["report_html"]).stat().st_size
+    size = len(_read(batch, "report_html"))
     documents = batch["summary"]["counts"]["documents"]
     assert documents == DOCUMENTS + 4
     per_document = size / documents
@@ -128,7 +134,7 @@ def test_problem_rows_come_first_each_on_one_line_with_a_chinese_reason_and_the_
 
 
 def test_the_json_keeps_its_fields_for_machines_and_gains_the_facts(batch) -> None:
-    report = json.loads(Path(batch["summary"]["report_json"]).read_text())
+    report = json.loads(_read(batch, "report_json"))
     assert {"batch_id", "es_id", "requester", "source", "status", "created_at", "finished_at", "counts",
             "pending_chunks", "documents"} <= report.keys()
     assert report["approval"]["approver"] == "keeper" and report["seal_name"]
@@ -141,8 +147,8 @@ def test_the_json_keeps_its_fields_for_machines_and_gains_the_facts(batch) -> No
 def test_the_office_group_reads_the_report_while_the_secrets_stay_private(batch) -> None:
     from kernel.settings import open_modes
 
-    for path in (Path(batch["summary"]["report_html"]), Path(batch["summary"]["report_json"]),
-                 batch["root"] / "office" / "office-1" / "report.html"):
+    for path in (batch["root"] / "office" / "office-1" / "report.html",
+                 batch["root"] / "office" / "office-1" / "report.json"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o640, path
     assert stat.S_IMODE((batch["root"] / "office" / "office-1").stat().st_mode) == 0o750
     assert open_modes(batch["settings"]) == []  # keys, KEK, databases: still 0600 in a 0700 home
@@ -159,7 +165,7 @@ def test_once_archived_and_filed_the_report_says_so_with_each_archival_code(batc
         session.flush()
         session.execute(update(OutboxRecord).where(OutboxRecord.record_id == record_id).values(state="sent"))
         refresh_report(session, "office-1", AfterStamping(archival_codes=codes, archived=True),
-                       reports_dir=batch["tools"].reports_dir)
+                       batch["tools"].store, reports_dir=batch["tools"].reports_dir)
     html = _html(batch)
     assert f"已归档 {len(codes)} 件" in html and "已备案（回执 1/1）" in html
     assert "X001-ZZ·2026-Y-000003" in html
@@ -183,7 +189,7 @@ def test_a_document_the_archive_refused_says_why_in_the_report(batch) -> None:
         codes = {d.output_sm3: f"X001-ZZ·2026-Y-{d.row:06d}" for d in docs[1:]}
         written = refresh_report(session, "office-1", AfterStamping(
             archival_codes=codes, archived=True, archive_refused=1, archive_reasons={refused.file: [reason]}),
-            reports_dir=batch["tools"].reports_dir)
+            batch["tools"].store, reports_dir=batch["tools"].reports_dir)
     line = next(d for d in written["report"]["documents"] if d["file"] == refused.file)
     assert line["archival_code"] == "" and line["reasons"] == [f"not archived: {reason}"]
     html = _html(batch)

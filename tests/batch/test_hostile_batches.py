@@ -12,7 +12,8 @@ from types import SimpleNamespace
 import pytest
 
 from kernel.db import make_engine, migrate, session_factory
-from stamping.batch import process
+from kernel.workstore import FolderWorkStore
+from stamping.batch import keys, process
 from stamping.batch.manifest import check_manifest, read_manifest
 from stamping.batch.models import BatchDocument
 from stamping.batch.samples import MANIFEST_FIELDS, sample_rows
@@ -150,7 +151,7 @@ def tools(tmp_path: Path) -> process.BatchTools:
     def verifier(data: bytes, path: str) -> SimpleNamespace:
         return SimpleNamespace(intact=True, signatures=[object()])
 
-    tools = process.BatchTools(session_factory=session_factory(engine), work_root=tmp_path / "work",
+    tools = process.BatchTools(session_factory=session_factory(engine), store=FolderWorkStore(tmp_path / "work"),
                                stampers={"pdf": stamper}, verifiers={"pdf": verifier},
                                signer_provider=lambda es_id: (object(), b"seal"))
     tools.sealed = sealed  # type: ignore[attr-defined]
@@ -178,7 +179,7 @@ def test_ingest_goes_on_past_every_hostile_row_and_stores_only_printable_names(
     with tools.session_factory() as session:
         docs = process.documents(session, "hostile-1")
     assert all("\x00" not in d.file and d.reasons for d in docs)
-    assert not (tmp_path / "work" / "hostile-1" / "in" / rows[3]["file"]).exists()
+    assert not list(tools.store.keys(keys.input_key("hostile-1", "")))  # nothing received: all quarantined
 
 
 def test_resume_adopts_only_a_sealed_file_this_batch_made_from_this_input(
@@ -186,23 +187,26 @@ def test_resume_adopts_only_a_sealed_file_this_batch_made_from_this_input(
     folder, rows = _folder(tmp_path, 3)
     _csv(folder, rows)
     _ingest(tools, folder, "adopt-1")
-    out = tmp_path / "work" / "adopt-1" / "out"
-    out.mkdir(parents=True)
-    # A valid-looking sealed file planted before the run (another document, no provenance): not adopted.
-    (out / rows[0]["file"]).write_bytes(b"%PDF-1.7 another certificate, sealed elsewhere")
-    # A sealed file with a provenance note of another batch: not adopted either.
-    (out / rows[1]["file"]).write_bytes(b"%PDF-1.7 from batch zzz")
-    made = tmp_path / "work" / "adopt-1" / "made"
-    made.mkdir()
     with tools.session_factory() as session:
-        doc = session.query(BatchDocument).filter_by(batch_id="adopt-1", file=rows[1]["file"]).one()
+        first, second, third = (session.query(BatchDocument).filter_by(batch_id="adopt-1", file=r["file"]).one()
+                                for r in rows)
     from gmpki.gm.sm3 import sm3
 
-    (made / f"{rows[1]['file']}.json").write_text(json.dumps(
-        {"batch_id": "zzz", "input_sm3": doc.input_sm3, "output_sm3": sm3(b"%PDF-1.7 from batch zzz").hex()}))
+    # A valid-looking sealed file planted before the run (another document, no provenance): not adopted.
+    tools.store.put(keys.sealed_key(first), b"%PDF-1.7 another certificate, sealed elsewhere")
+    # A sealed file with a provenance note of another batch: not adopted either.
+    tools.store.put(keys.sealed_key(second), b"%PDF-1.7 from batch zzz")
+    tools.store.put(keys.note_key(second), json.dumps(
+        {"batch_id": "zzz", "input_sm3": second.input_sm3, "row": second.row,
+         "output_sm3": sm3(b"%PDF-1.7 from batch zzz").hex()}).encode())
+    # A note naming this batch and input but another row (the same bytes sent twice): not adopted either.
+    tools.store.put(keys.sealed_key(third), b"%PDF-1.7 the other row's")
+    tools.store.put(keys.note_key(third), json.dumps(
+        {"batch_id": "adopt-1", "input_sm3": third.input_sm3, "row": third.row + 1,
+         "output_sm3": sm3(b"%PDF-1.7 the other row's").hex()}).encode())
     process.stamp_chunk(tools, "adopt-1", 0, actor="office")
     assert sorted(tools.sealed) == sorted(r["file"] for r in rows)  # all three sealed here, none adopted
-    assert (out / rows[0]["file"]).read_bytes().endswith(b"%sealed by the test stamper")
+    assert tools.store.get(keys.sealed_key(first)).endswith(b"%sealed by the test stamper")
 
 
 def test_resume_adopts_a_file_the_interrupted_run_sealed(tools: process.BatchTools, tmp_path: Path) -> None:

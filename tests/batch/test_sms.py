@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from kernel.settings import Settings
+from kernel.settings import Settings, local_url
 from stamping.batch.sms import HttpSmsGateway, LocalSmsGateway, SmsError, gateway_for
 
 TEXT = "【SealFlow】用章审批 batch b1, seal 4500001. One-time code 314159, valid until …"
@@ -67,7 +67,7 @@ def sms_server() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/sms"
+    yield local_url(server.server_address[1], "/sms")
     server.shutdown()
     server.server_close()
 

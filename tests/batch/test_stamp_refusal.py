@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from kernel.db import make_engine, migrate, session_factory
+from kernel.workstore import FolderWorkStore
 from stamping.batch import process
 from stamping.batch.models import Batch, BatchDocument
 from stamping.batch.samples import MANIFEST_FIELDS, sample_rows
@@ -47,7 +48,7 @@ def tools(tmp_path: Path, provider: Provider) -> process.BatchTools:
     engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
     migrate(engine)
     return process.BatchTools(
-        session_factory=session_factory(engine), work_root=tmp_path / "work",
+        session_factory=session_factory(engine), store=FolderWorkStore(tmp_path / "work"),
         stampers={"pdf": lambda src, *_a: src + b"\n%sealed by the test stamper"}, signer_provider=provider)
 
 
@@ -87,9 +88,9 @@ def test_a_register_mismatch_at_stamping_refuses_every_waiting_document_with_the
     assert all(reasons == [f"seal es not used: at stamping time {MISMATCH}"] for _, reasons in states.values())
     summary = process.finish(tools, batch_id)
     assert summary["status"] == "refused" and summary["pending_chunks"] == []
-    report = json.loads(Path(summary["report_json"]).read_text())
+    report = json.loads(tools.store.get(tools.store.key_of(summary["report_json"])))
     assert all(d["state"] == "refused" and "identity register" in d["reasons"][0] for d in report["documents"])
-    assert "盖章时身份核验未通过" in Path(summary["report_html"]).read_text(encoding="utf-8")
+    assert "盖章时身份核验未通过" in tools.store.get(tools.store.key_of(summary["report_html"])).decode()
 
 
 def test_documents_sealed_before_the_mismatch_stay_sealed_and_the_batch_is_not_refused_whole(

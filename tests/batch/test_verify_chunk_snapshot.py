@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from gmpki.gm.sm3 import sm3
 from kernel.db import make_engine, migrate, session_factory, transaction
+from kernel.workstore import FolderWorkStore
 from stamping.batch import process
 from stamping.batch.models import Batch, BatchDocument
 from stamping.verdict.result import DocumentResult, SignatureResult
@@ -25,7 +26,8 @@ def test_every_document_of_a_chunk_is_verified_inside_one_snapshot(tmp_path):
             path = tmp_path / f"d{row}.ofd"
             path.write_bytes(b"doc %d" % row)
             s.add(BatchDocument(batch_id="b1", file=path.name, row=row + 2, format="ofd", chunk=0, record={},
-                                state="stamped", reasons=[], input_sm3="", output_path=str(path),
+                                state="stamped", reasons=[], input_sm3="",
+                                output_path=FolderWorkStore(tmp_path).name(path.name),
                                 output_sm3=sm3(path.read_bytes()).hex(), verification={}))
     snapshots: list[str] = []
     inside: list[bool] = []
@@ -43,7 +45,7 @@ def test_every_document_of_a_chunk_is_verified_inside_one_snapshot(tmp_path):
         sig.add("signer_chain", True, "ok", kind="trust")
         return DocumentResult(path, "ofd", signatures=[sig])
 
-    tools = process.BatchTools(session_factory=sessions, work_root=tmp_path, verifiers={"ofd": verify},
+    tools = process.BatchTools(session_factory=sessions, store=FolderWorkStore(tmp_path), verifiers={"ofd": verify},
                                status_snapshot=snapshot)
     assert process.verify_chunk(tools, "b1", 0)["verified"] == 3
     assert inside == [True, True, True]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gmpki.gm.sm3 import sm3
 from kernel.db import make_engine, migrate, session_factory, transaction
+from kernel.workstore import FolderWorkStore
 from stamping.batch import process
 from stamping.batch.models import Batch, BatchDocument
 from stamping.verdict.result import DocumentResult, SignatureResult
@@ -34,9 +35,9 @@ def test_verify_chunk_accepts_only_valid(tmp_path):
         s.flush()
         for row, (name, path) in enumerate(files.items(), start=2):
             s.add(BatchDocument(batch_id="b1", file=name, row=row, format="ofd", chunk=0, record={}, state="stamped",
-                                reasons=[], input_sm3="", output_path=str(path),
+                                reasons=[], input_sm3="", output_path=FolderWorkStore(tmp_path).name(path.name),
                                 output_sm3=sm3(path.read_bytes()).hex(), verification={}))
-    tools = process.BatchTools(session_factory=sessions, work_root=tmp_path,
+    tools = process.BatchTools(session_factory=sessions, store=FolderWorkStore(tmp_path),
                                verifiers={"ofd": lambda data, path: _result(warn=b"warned" in data)})
     assert process.verify_chunk(tools, "b1", 0)["verified"] == 1
     with sessions() as s:

@@ -40,7 +40,7 @@ def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str):
     world = demo_world(tmp_path / "var", kek=KEK, backup_target=target)
     settings, engine = world.settings, world.engine
     pipeline_module(settings)
-    import sealflow_airflow.console.app as console
+    import sealflow_airflow.console.health_routes as console
 
     monkeypatch.setattr(console, "_last_fixity", lambda: "never run")  # no Airflow database in this process
     return settings, engine

@@ -119,7 +119,7 @@ def _ask_keeper(console, batch_id: str) -> str:
 def parked(console, monkeypatch: pytest.MonkeyPatch) -> None:
     """Stands in for Airflow's task table (no Airflow database in this process): every run's approval
     task is parked at map index -1. The real lookup runs in tests/pipeline/test_console.py."""
-    import sealflow_airflow.console.app as module
+    import sealflow_airflow.console.inbox_routes as module
 
     monkeypatch.setattr(module, "_parked", lambda run_ids: dict.fromkeys(run_ids, -1))
 
@@ -159,7 +159,7 @@ def test_another_keeper_sees_nothing_and_other_roles_are_refused_the_inbox(conso
 @pytest.fixture
 def fixity_never_ran(console, monkeypatch: pytest.MonkeyPatch) -> None:
     """Stands in for Airflow's run table on the health page (no Airflow database in this process)."""
-    import sealflow_airflow.console.app as module
+    import sealflow_airflow.console.health_routes as module
 
     monkeypatch.setattr(module, "_last_fixity", lambda: "never run")
 

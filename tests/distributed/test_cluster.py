@@ -143,6 +143,9 @@ def test_a_batch_runs_to_done_across_both_workers(cluster: Cluster, tmp_path: Pa
     for service in layout.WORKERS:
         assert list((worker_home(cluster.settings, service.component) / "airflow" / "logs").rglob("*.log"))
     assert not list((cluster.settings.airflow_home / "logs").rglob("dag_id=stamp_batch/**/*.log"))
+    # The data plane: a batch's files are in the work bucket, never in a folder of a worker or the stack.
+    homes = [cluster.settings.state_dir, *(worker_home(cluster.settings, s.component) for s in layout.WORKERS)]
+    assert not [home / "batches" for home in homes if (home / "batches").exists()]
     # The fault suite's invariants: one seal.use per document, audit intact, one archive package per
     # document, the batch's registration filed once.
     stack = SchedulerStack(cluster.settings)

@@ -26,6 +26,7 @@ from sqlalchemy import func, select
 
 from kernel.db import make_engine, migrate, session_factory
 from kernel.settings import Settings
+from kernel.workstore import FolderWorkStore
 from sealflow import stack
 from sealflow.airflow_api import AirflowApi
 from sealflow.batch_runner import DAG_ID, airflow_api, prepare_demo_seal
@@ -51,7 +52,8 @@ class Bench:
     seals: BatchSeals
     es_id: str
 
-    def tools(self, work_root: Path) -> process.BatchTools:
+    def tools(self, store_root: Path) -> process.BatchTools:
+        """The steps' tools with the work store as a folder under ``store_root`` (a disk the test can fill)."""
         from stamping.ofd.stamp import stamp_ofd
         from stamping.ofd.verify import verify_ofd
         from stamping.pdf.sign import stamp_pdf
@@ -59,7 +61,8 @@ class Bench:
 
         trust, lookup = self.seals.trust_store(), self.seals.status_lookup
         return process.BatchTools(
-            session_factory=self.sessions, work_root=work_root,
+            session_factory=self.sessions, store=FolderWorkStore(store_root),
+            scratch_root=store_root.parent / "scratch",
             stampers={"pdf": lambda src, seal, signer, placement, path, options: stamp_pdf(
                           src, seal, signer, placement, path=path),
                       "ofd": lambda src, seal, signer, placement, path, options: stamp_ofd(

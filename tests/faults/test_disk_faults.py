@@ -4,7 +4,9 @@ rest stay ``accepted`` — none is marked ``failed`` — and once space is back 
 remaining document exactly once. The report of a batch with waiting documents says ``incomplete``.
 
 The disk is a small tmpfs mounted for the test (root and mount permission needed; skipped with
-the reason elsewhere).
+the reason elsewhere), holding the work store as a folder (``kernel.workstore.FolderWorkStore``): in
+production the store is S3, whose failures (botocore) are the same machine fault to the steps — see
+tests/batch/test_work_store_batches.py and tests/faults/test_object_store_faults.py.
 """
 
 from __future__ import annotations

@@ -27,8 +27,12 @@ import psutil
 import pytest
 from sqlalchemy import func, select
 
+from gmpki.gm.sm3 import sm3
+from kernel.objectstore import s3_client
+from kernel.workstore import S3WorkStore
 from sealflow import stack
 from sealflow.batch_runner import DAG_ID, approve, prepare_demo_seal, submit
+from stamping.batch import keys
 from stamping.batch.samples import write_batch
 from tests.faults.helpers import SchedulerStack, assert_batch_invariants, documents, task_process, wait_for
 from tests.stack_fixtures import stack_settings
@@ -78,11 +82,19 @@ def test_a_chunk_out_of_retries_fails_alone_and_the_operator_retries_it_alone(
     batch_id = "chunkfail-1"
     write_batch(tmp_path / "in", 12, bad=False, start=100)
     files = _files_in_manifest_order(tmp_path / "in")
-    # Chunk 1 (documents 4..7) cannot write its sixth document's sealed file: a directory is in the way.
-    blocker = sched.settings.state_dir / "batches" / batch_id / "out" / files[5]
-    blocker.mkdir(parents=True)
-
-    result = _run(sched, tmp_path / "in", batch_id)
+    # Chunk 1 (documents 4..7) cannot read its sixth document's received copy: the work store lost it
+    # after ingest (the object is taken away before the keeper approves, and put back by the "operator").
+    work = S3WorkStore(s3_client(sched.settings), sched.settings.work_bucket)
+    lost = (tmp_path / "in" / files[5]).read_bytes()
+    lost_key = keys.input_key(batch_id, sm3(lost).hex())
+    run_id = submit(sched.api, tmp_path / "in", sched.seal.es_id, batch_id)
+    deadline = time.monotonic() + 300
+    while not any(d.file == files[5] for d in documents(sched.sessions, batch_id)):
+        assert time.monotonic() < deadline, "ingest did not register the batch"
+        time.sleep(1)
+    work.delete(lost_key)
+    _approve(sched, run_id, batch_id)
+    result = {"run_id": run_id, "state": sched.api.wait_for_run(DAG_ID, run_id, timeout=600)}
 
     assert result["state"] == "failed"  # never green with documents not sealed
     tis = sched.task_instances(result["run_id"])
@@ -92,7 +104,7 @@ def test_a_chunk_out_of_retries_fails_alone_and_the_operator_retries_it_alone(
     assert tis[("report", -1)]["state"] == "failed"  # the report still came, and says so
     # Chunks were verified as soon as they were stamped, not after every chunk: before chunk 1 gave up.
     assert tis[("verify_chunk", 0)]["end_date"] < tis[("stamp_chunk", 1)]["end_date"]
-    report = json.loads((sched.settings.state_dir / "batches" / batch_id / "report.json").read_text())
+    report = json.loads(work.get(keys.batch_file_key(batch_id, "report.json")))
     assert report["status"] == "incomplete" and report["pending_chunks"] == [1]
     states = {d.file: d.state for d in documents(sched.sessions, batch_id)}
     assert {states[f] for f in files[:4] + files[8:]} == {"verified"}
@@ -101,7 +113,7 @@ def test_a_chunk_out_of_retries_fails_alone_and_the_operator_retries_it_alone(
     assert waiting and all("clear stamp_chunk[1]" in d["reasons"][0] or "clear verify_chunk[1]" in d["reasons"][0]
                            for d in waiting)
 
-    blocker.rmdir()  # the operator fixes the cause, then clears that chunk alone
+    work.put(lost_key, lost)  # the operator fixes the cause, then clears that chunk alone
     sched.api._call("POST", f"/dags/{DAG_ID}/clearTaskInstances", json={
         "dag_run_id": result["run_id"], "task_ids": [["stamp_chunk", 1]], "include_downstream": True,
         "only_failed": False, "dry_run": False, "reset_dag_runs": True})

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from kernel.settings import local_url
 from sealflow.stack import DAGS_DIR, PLUGINS_DIR
 
 pytestmark = pytest.mark.stack
@@ -109,7 +110,7 @@ def test_ui_components_on_loopback_run_the_smoke_dag_under_the_scheduler(embedde
                      for c in p.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN}
         assert listening and {a.ip for a in listening} == {"127.0.0.1"}, listening
 
-        base = f"http://127.0.0.1:{settings.airflow_port}"
+        base = local_url(settings.airflow_port)
         user, password = airflow_login(settings)
         with httpx.Client(base_url=base, timeout=30) as client:
             assert client.post("/auth/token", json={"username": user, "password": "wrong"}).status_code >= 400

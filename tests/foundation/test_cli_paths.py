@@ -85,6 +85,7 @@ def test_an_unexpected_error_is_one_line_and_its_traceback_needs_debug(
 
 def _batch_with_many_quarantined_rows(home: Path, tmp_path: Path) -> None:
     from kernel.db import make_engine, migrate, session_factory
+    from kernel.workstore import FolderWorkStore
     from stamping.batch import process
     from stamping.placement import Placement
 
@@ -96,7 +97,7 @@ def _batch_with_many_quarantined_rows(home: Path, tmp_path: Path) -> None:
         writer.writerows(sample_rows(3000))  # no file is there: every row is quarantined
     engine = make_engine(f"sqlite:///{home / 'sealflow.db'}")
     migrate(engine)
-    tools = process.BatchTools(session_factory=session_factory(engine), work_root=home / "batches")
+    tools = process.BatchTools(session_factory=session_factory(engine), store=FolderWorkStore(tmp_path / "work"))
     process.ingest(tools, batch_id="many", source=folder, es_id="es", requester="office",
                    placement=Placement.parse("anchor:（盖章）"))
     engine.dispose()
@@ -125,6 +126,7 @@ def test_batch_status_follows_the_approval(tmp_path: Path) -> None:
     """The pipeline's own writes, in its order: a request, a wrong code (still awaiting the keeper), a
     refusal, then the same run asking again (a retried task): a refusal is final, never re-opened."""
     from kernel.db import make_engine, migrate, session_factory, transaction
+    from kernel.workstore import FolderWorkStore
     from sealflow.commands.batch import batch_progress
     from stamping.batch import approval, process
     from stamping.batch.models import Batch
@@ -144,7 +146,7 @@ def test_batch_status_follows_the_approval(tmp_path: Path) -> None:
     migrate(engine)
     sessions = session_factory(engine)
     key = approval.load_mac_key(tmp_path / "approval-mac.key")
-    tools = process.BatchTools(session_factory=sessions, work_root=tmp_path / "work")
+    tools = process.BatchTools(session_factory=sessions, store=FolderWorkStore(tmp_path / "work"))
     process.ingest(tools, batch_id="b1", source=folder, es_id="es", requester="office",
                    placement=Placement.parse("anchor:（盖章）"))
 

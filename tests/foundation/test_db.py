@@ -4,18 +4,14 @@ migration branch reaches its head, and a transaction commits or rolls back as a 
 from __future__ import annotations
 
 import pytest
-from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import Column, Integer, MetaData, String, Table, inspect, select, text
 
-from kernel.db import MIGRATIONS_DIR, session_factory, transaction
+from kernel.db import alembic_config, session_factory, transaction
 
 
 def _heads() -> set[str]:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("version_locations", str(MIGRATIONS_DIR / "versions"))
-    return set(ScriptDirectory.from_config(config).get_heads())
+    return set(ScriptDirectory.from_config(alembic_config()).get_heads())
 
 
 def test_migrate_reaches_every_branch_head(db_engine):

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from types import SimpleNamespace
 
-from kernel.settings import Settings
+from kernel.settings import Settings, local_url
 from sealflow import stack
 from sealflow.batch_runner import personal_pin_file, prepare_demo_seal
 from sealflow.demo_batch import stamp_yourself
@@ -46,7 +46,7 @@ def _closing_lines_work(settings: Settings, tmp_path: Path) -> None:
     threading.Thread(target=tsa.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("SEALFLOW_")}, "SEALFLOW_KEK": "55" * 32,
            "SEALFLOW_REVIEW_LEVELS": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "SEALFLOW_TSA_URL": f"http://127.0.0.1:{tsa.server_address[1]}/",
+           "SEALFLOW_TSA_URL": local_url(tsa.server_address[1], "/"),
            "SEALFLOW_IDENTITY_PORT": str(settings.identity_port)}
     script = "set -e\n" + "\n".join(commands)
     try:

@@ -34,10 +34,6 @@ def test_stack_started_from_nothing(embedded_stack):
 
 
 def test_platform_simulator_runs_and_its_certificate_is_pinned(embedded_stack):
-    from sealflow.stack import platform_available
-
-    if not platform_available():
-        pytest.skip("filing.simulator not installed")
     import httpx
 
     settings = embedded_stack.settings

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from kernel.db import make_engine, migrate, session_factory
+from kernel.settings import local_url
 from sealflow.airflow_api import AirflowApi
 from sealflow.batch_runner import last_code, serve_sample_issuer
 from sealflow.root import with_stack_identity
@@ -104,7 +105,7 @@ def pipeline_env(embedded_stack: EmbeddedStack) -> Iterator[PipelineEnv]:
         seals.enrol(demo["es_ids"]["official"], "official-246810", KEEPER)
     serve_sample_issuer(sessions, seals, demo["es_ids"]["official"])
     start_components(settings, ["api-server"], out=lambda _m: None)
-    base = f"http://127.0.0.1:{settings.airflow_port}"
+    base = local_url(settings.airflow_port)
     api = AirflowApi(base, *airflow_login(settings))
     keeper_api = AirflowApi(base, *airflow_login(settings, KEEPER))
     yield PipelineEnv(embedded_stack, sessions, seals, demo["es_ids"]["official"], demo["es_ids"]["personal"], api,

@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 import sealflow.stack as stack_module
 import sealflow.stack.components as stack_components
+from kernel.settings import local_url
 from sealflow.airflow_api import PendingApproval
 from sealflow.stack import airflow_login, down, start_components
 from stamping.batch.models import BatchDocument
@@ -131,4 +132,4 @@ def console_env(pipeline_env: PipelineEnv, tmp_path_factory: pytest.TempPathFact
     assert result.returncode == 0, result.stdout[-4000:]
     archived = pipeline_env.stack.run_dag("archive_batch", {"batch_id": BATCH_ID})
     assert archived.returncode == 0, archived.stdout[-3000:] + archived.stderr[-3000:]
-    yield ConsoleEnv(pipeline_env, f"http://127.0.0.1:{settings.airflow_port}", passwords, expected)
+    yield ConsoleEnv(pipeline_env, local_url(settings.airflow_port), passwords, expected)

@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from kernel.settings import local_url
 from sealflow.airflow_api import AirflowApi, AirflowApiError, PendingApproval
 
 APPROVAL = PendingApproval("stamp_batch", "batch__b1", "seal_use_approval", -1, "用章审批", ["Approve", "Reject"])
@@ -58,7 +59,7 @@ def airflow() -> Iterator:
         server = ScriptedAirflow(statuses)
         servers.append(server)
         threading.Thread(target=server.serve_forever, daemon=True).start()
-        return server, AirflowApi(f"http://127.0.0.1:{server.server_address[1]}", "keeper", "pw")
+        return server, AirflowApi(local_url(server.server_address[1]), "keeper", "pw")
 
     yield start
     for server in servers:

@@ -27,6 +27,7 @@ import pytest
 
 from tests.pipeline import console_fixtures
 from tests.pipeline.console_fixtures import BATCH_ID, INBOX_BATCH_ID, OTHER_KEEPER, ConsoleEnv
+from tests.work_bucket import read_object
 
 console_env = console_fixtures.console_env  # the fixture, registered once (in this module only)
 
@@ -163,7 +164,7 @@ def test_an_archived_record_gives_a_share_link_an_eep_export_and_a_page_preview(
 
 def test_the_verify_api_accepts_a_sealed_file_and_rejects_a_tampered_one(console_env: ConsoleEnv) -> None:
     doc = next(d for d in console_env.verified_documents() if d.format == "pdf")
-    data = Path(doc.output_path).read_bytes()
+    data = read_object(console_env.env.settings, doc.output_path)
     tampered = tampered_pdf(data)
     with console_env.client("visitor") as client:
         good = client.post(f"{PREFIX}/api/verify", files={"file": ("good.pdf", data)}).json()
@@ -341,7 +342,7 @@ def test_a_person_logs_in_and_uses_every_console_page(browser, console_env: Cons
 
     doc = next(d for d in console_env.verified_documents() if d.format == "pdf")
     tampered = tmp_path / "tampered.pdf"
-    tampered.write_bytes(tampered_pdf(Path(doc.output_path).read_bytes()))
+    tampered.write_bytes(tampered_pdf(read_object(console_env.env.settings, doc.output_path)))
     page.goto(f"{base}/sealflow/verify")
     page.set_input_files("input[type=file]", str(tampered))
     page.click("button:has-text('验章')")

@@ -25,6 +25,7 @@ from sealflow.batch_runner import DAG_ID, airflow_api, approve, prepare_demo_sea
 from sealflow.stack import down, up
 from stamping.batch.samples import write_batch
 from tests.stack_fixtures import stack_settings
+from tests.work_bucket import read_object
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -144,7 +145,8 @@ def test_the_pipeline_s_sealed_files_hold_the_seal_picture_once_compressed(archi
 
     (signer_certificate,) = parse_seal(seal_der).cert_list  # the demo seal lists its one signer's certificate
     ofd = next(d for d in docs if d.format == "ofd")
-    assert_ofd_within_bound((archived.source / ofd.file).read_bytes(), Path(ofd.output_path).read_bytes(), picture)
+    assert_ofd_within_bound((archived.source / ofd.file).read_bytes(), read_object(archived.settings, ofd.output_path),
+                            picture)
     # A stamp task's first PDF leaves the full token reserve (the token's size is not known before the first
     # one, and signing a document twice to learn it would give a signature no use record explains): at most
     # one such file per task try; every other PDF holds the bound with the stamper's margin.
@@ -152,15 +154,16 @@ def test_the_pipeline_s_sealed_files_hold_the_seal_picture_once_compressed(archi
     from tests.pipeline.test_sealed_size import _contents
 
     def slack(doc) -> int:
-        contents = _contents(Path(doc.output_path).read_bytes())
+        contents = _contents(read_object(archived.settings, doc.output_path))
         return len(contents) - len(Asn1Value.load(contents, strict=False).dump())  # the unused part of the hole
 
     pdfs = sorted((d for d in docs if d.format == "pdf"), key=slack)
     reserved = [d for d in pdfs if slack(d) > TOKEN_MARGIN + 8]
     assert len(reserved) <= 2 * len({d.chunk for d in pdfs}), len(reserved)  # a task's first, and a retry's
     pdf = pdfs[0]
-    assert_pdf_picture_compressed((archived.source / pdf.file).read_bytes(), Path(pdf.output_path).read_bytes(),
-                                  picture, seal_der, signer_certificate)
+    assert_pdf_picture_compressed((archived.source / pdf.file).read_bytes(),
+                                  read_object(archived.settings, pdf.output_path), picture, seal_der,
+                                  signer_certificate)
 
 
 def test_the_pipeline_s_package_verifies_with_only_the_root(archived: Archived, tmp_path: Path, cli) -> None:

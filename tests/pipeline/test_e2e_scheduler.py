@@ -15,6 +15,7 @@ from sealflow.batch_runner import prepare_demo_seal, run_batch
 from sealflow.stack import down, up
 from stamping.batch.samples import write_batch
 from tests.stack_fixtures import stack_settings
+from tests.work_bucket import work_store
 
 pytestmark = pytest.mark.e2e
 
@@ -37,7 +38,7 @@ def test_batch_under_the_scheduler(scheduler_stack, tmp_path: Path) -> None:
     expected = write_batch(tmp_path / "in", 30, bad=True)
     result = run_batch(settings, tmp_path / "in", seal.es_id, seal.keeper, "e2e-1", timeout=600)
     assert result["state"] == "success", result
-    report = json.loads((settings.state_dir / "batches" / "e2e-1" / "report.json").read_text())
+    report = json.loads(work_store(settings).get("batches/e2e-1/report.json"))  # in the work bucket
     assert report["counts"]["verified"] == expected["good"]
     assert report["counts"]["quarantined"] == expected["bad"]
     assert report["status"] == "done"
@@ -73,6 +74,8 @@ def test_office_and_keeper_use_the_cli(scheduler_stack, tmp_path: Path, monkeypa
         capsys.readouterr()
         cli.main(["batch", "status", "cli-1"])
         assert "refused" in capsys.readouterr().out  # nothing stamped
+        assert cli.main(["batch", "report", "cli-1", "--json"]) == 0  # read from the work bucket
+        assert json.loads(capsys.readouterr().out)["status"] == "refused"
         assert cli.main(["batch", "submit", str(tmp_path / "cli-batch"), "--seal", seal.es_id,
                          "--batch-id", "cli-1"]) == 1
         resubmitted = capsys.readouterr()

@@ -6,19 +6,19 @@ import contextlib
 import csv
 import json
 import re
-import stat
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from kernel.workstore import S3WorkStore
 from sealflow.airflow_api import AirflowApiError
 from stamping.audit.models import AuditEntry
 from stamping.batch import approval, process
 from stamping.batch.models import Batch, BatchDocument
 from stamping.batch.samples import write_batch
 from stamping.registry.demo import KEEPER
-from stamping.verify.dispatch import verify_file
+from stamping.verify.dispatch import verify_bytes
 from tests.pipeline.conftest import PipelineEnv, batch_conf
 from tests.smtp_inbox import smtp_fixture  # noqa: F401 (the fixture ``smtp``)
 
@@ -26,6 +26,11 @@ from tests.smtp_inbox import smtp_fixture  # noqa: F401 (the fixture ``smtp``)
 def _docs(env: PipelineEnv, batch_id: str) -> list[BatchDocument]:
     with env.sessions() as session:
         return list(session.scalars(select(BatchDocument).where(BatchDocument.batch_id == batch_id)))
+
+
+def _work(env: PipelineEnv) -> S3WorkStore:
+    """The work bucket of the stack, as the tasks' composition root wires it."""
+    return S3WorkStore(env.stack.s3(), env.settings.work_bucket)
 
 
 def _audit(env: PipelineEnv, action: str, batch_id: str) -> list[AuditEntry]:
@@ -46,23 +51,24 @@ def test_happy_path_with_bad_documents(pipeline_env: PipelineEnv, tmp_path: Path
     assert any("check character" in " ".join(r) for r in quarantined.values())
     assert any("not in the batch folder" in " ".join(r) for r in quarantined.values())
     assert any("neither a PDF nor an OFD" in " ".join(r) for r in quarantined.values())
+    work = _work(pipeline_env)
     with pipeline_env.sessions() as session:
         batch = session.get(Batch, "happy-1")
         assert batch.status == "done"
-        report = json.loads(Path(batch.report["json"]).read_text())
+        assert batch.work_dir == f"s3://{pipeline_env.settings.work_bucket}/batches/happy-1/"
+        report = json.loads(work.get(work.key_of(batch.report["json"])))
     assert report["counts"]["verified"] == expected["good"]
-    html = Path(batch.report["html"]).read_text()
+    html = work.get(work.key_of(batch.report["html"])).decode()
     assert len(re.findall(r"<tr[^>]*><td>\d+</td>", html)) == len(docs)  # one line per file
     assert f"{expected['good']} 个文件已盖章并验章有效；{expected['bad']} 个文件未通过" in html
-    assert stat.S_IMODE(Path(batch.report["html"]).stat().st_mode) == 0o640  # the office's group reads it
     uses = _audit(pipeline_env, "seal.use", "happy-1")
     assert len(uses) == expected["good"]  # one audit entry per sealed document
     assert all(len(u.payload.get("signature_sm3", "")) == 64 for u in uses)  # naming the signature made
     assert _audit(pipeline_env, "seal.use.approved", "happy-1")
     trust = pipeline_env.seals.trust_store()
     for doc in docs:
-        if doc.state == "verified":
-            checked = verify_file(doc.output_path, trust)
+        if doc.state == "verified":  # read back from the work bucket, where the tasks left it
+            checked = verify_bytes(work.get(work.key_of(doc.output_path)), doc.output_path, trust)
             assert checked.valid, checked.to_json()
             assert checked.signatures[0].es_id == pipeline_env.es_id
             stamp = next(c for c in checked.signatures[0].checks if c.name == "timestamp")
@@ -70,6 +76,9 @@ def test_happy_path_with_bad_documents(pipeline_env: PipelineEnv, tmp_path: Path
     reports = pipeline_env.stack.s3().list_objects_v2(Bucket=pipeline_env.settings.work_bucket,
                                                       Prefix="batches/happy-1/")
     assert {o["Key"] for o in reports.get("Contents", [])} >= {"batches/happy-1/report.html"}
+    # The sealed files are in the work bucket and nowhere on the machine's disk (the tasks kept only scratch).
+    assert len(list(work.keys("batches/happy-1/sealed/"))) == expected["good"]
+    assert not list(pipeline_env.settings.state_dir.rglob("batches"))
     _archive_the_batch(pipeline_env, "happy-1", expected["good"])
 
 
@@ -83,7 +92,7 @@ def _archive_the_batch(env: PipelineEnv, batch_id: str, good: int) -> None:
         assert done.returncode == 0, f"run {attempt}: " + done.stdout[-3000:] + done.stderr[-3000:]
     with env.sessions() as session:
         runs = session.scalars(select(ArchiveRun).where(ArchiveRun.batch_id == batch_id)).all()
-        assert sum(r.records for r in runs) == good
+        assert sum(r.records for r in runs) == good, done.stdout[-6000:]  # the archive task's log says why
         queued = session.scalars(select(OutboxRecord).where(OutboxRecord.kind == "archive.register",
                                                             OutboxRecord.subject == batch_id)).all()
         assert len(queued) == len(runs) >= 1
@@ -103,7 +112,8 @@ def _refused(env: PipelineEnv, batch_id: str, reason: str) -> None:
     with env.sessions() as session:
         batch = session.get(Batch, batch_id)
         assert batch.status == "refused"
-        assert json.loads((Path(batch.work_dir) / "report.json").read_text())["status"] == "refused"
+        work = _work(env)
+        assert json.loads(work.get(work.key_of(batch.work_dir) + "report.json"))["status"] == "refused"
     assert not _audit(env, "seal.use", batch_id)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from kernel.settings import local_url
 from stamping.ofd.demo import DEMO_CREDIT_CODE, DEMO_ES_ID, DEMO_UNIT, DemoKit, make_demo_kit
 
 
@@ -40,7 +41,7 @@ def tsa_url(kit: DemoKit, tmp_path_factory) -> Iterator[str]:
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
+        yield local_url(server.server_address[1], "/")
     finally:
         server.shutdown()
         server.server_close()

@@ -27,6 +27,7 @@ from gmpki.pki.timestamp import (
     verify_token,
 )
 from gmpki.pki.tsa_client import TsaClient, TsaUnavailable
+from kernel.settings import local_url
 from sealflow.stack.ports import free_port
 
 SIGNATURE = b"\x30\x44" + b"\x02\x20" + b"\x11" * 32 + b"\x02\x20" + b"\x22" * 32
@@ -78,7 +79,7 @@ def test_a_reply_to_another_request_is_refused_by_the_client(tsa_url):
 def test_an_unreachable_tsa_is_named_with_what_to_run():
     port = free_port()
     with pytest.raises(TsaUnavailable, match=rf"127.0.0.1:{port}.*sealflow stack up"):
-        TsaClient(f"http://127.0.0.1:{port}/", timeout=2, retries=1).timestamp(SIGNATURE)
+        TsaClient(local_url(port, "/"), timeout=2, retries=1).timestamp(SIGNATURE)
 
 
 def test_the_tsa_certificate_is_a_critical_time_stamping_certificate(kit, tsa):
@@ -149,7 +150,7 @@ def test_the_tsa_program_runs_on_its_own_and_answers_over_http(kit, tmp_path):
                              str(tmp_path / "tsa"), "--ca", str(kit.ca.directory)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(os.environ))
     try:
-        client = TsaClient(f"http://127.0.0.1:{port}/", retries=0)
+        client = TsaClient(local_url(port, "/"), retries=0)
         deadline = time.monotonic() + 30
         while True:
             try:

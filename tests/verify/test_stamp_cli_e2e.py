@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from kernel.db import make_engine, migrate, session_factory
-from kernel.settings import get_settings
+from kernel.settings import get_settings, local_url
 from sealflow.cli import main
 from stamping.ofd.writer import make_sample_certificate_ofd, sample_business_licence_fields
 from stamping.tsa.server import make_server
@@ -43,7 +43,7 @@ def demo_env(tmp_path, monkeypatch):
     # the time-stamp authority every seal needs, certified by the same demo CA, over HTTP
     tsa = make_server("127.0.0.1", 0, tmp_path / "var" / "tsa", tmp_path / "var" / "ca")
     threading.Thread(target=tsa.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
-    monkeypatch.setenv("SEALFLOW_TSA_URL", f"http://127.0.0.1:{tsa.server_address[1]}/")
+    monkeypatch.setenv("SEALFLOW_TSA_URL", local_url(tsa.server_address[1], "/"))
     get_settings.cache_clear()
     settings = get_settings()
     engine = make_engine(settings.resolved_database_url)

@@ -132,6 +132,16 @@ def batch_detail(session: Session, batch_id: str) -> dict[str, Any] | None:
     return {**listed[0], "documents": documents, "receipts": receipts}
 
 
+def record_detail(row: ArchiveRecord) -> dict[str, Any]:
+    """One archive record as its page shows it (every fact of the index row, versions included)."""
+    return {"archival_code": row.archival_code, "licence_id": row.licence_id, "licence_number": row.licence_number,
+            "holder": row.holder_name, "batch_id": row.batch_id, "archived_at": _iso(row.archived_at),
+            "retain_until": _iso(row.retain_until), "retention": row.retention,
+            "document_name": row.document_name, "package_size": row.package_size, "state": row.state,
+            "version": row.object_version or "", "supersedes": row.supersedes or "",
+            "superseded_by": row.superseded_by or "", "reissue": row.reissue, "reissue_reason": row.reissue_reason}
+
+
 def search_archive(session: Session, text: str = "", day: str = "", limit: int = 100) -> list[dict[str, Any]]:
     """Archive records whose 证照编号, 证照标识, holder or 档号 contain ``text``, archived on ``day`` — newest
     first, so a re-issued licence's current record comes before the ones it superseded (each names its
