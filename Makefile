@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export AWS_REQUEST_CHECKSUM_CALCULATION ?= when_required
 export AWS_RESPONSE_CHECKSUM_VALIDATION ?= when_required
 
-.PHONY: install demo test lint ui stack-up stack-down drill bench-crypto bench-docs bench-pipeline bench-archive bench-filing bench-e2e clean
+.PHONY: install demo test lint ui stack-up cluster stack-down drill bench-crypto bench-docs bench-pipeline bench-archive bench-filing bench-e2e bench-scale clean
 
 $(BIN)/sealflow: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ ui: install
 stack-up: install
 	$(BIN)/sealflow stack up
 
+# The production layout on this machine: Celery workers, PostgreSQL, Redis, a SeaweedFS cluster (docs/distributed.md).
+cluster: install
+	$(BIN)/sealflow stack up --distributed
+
 stack-down: install
 	$(BIN)/sealflow stack down
 
@@ -54,6 +58,11 @@ bench-filing: install
 # inbox → stamp_inbox → approval → stamped+verified → archived → filed; BENCH_E2E_DOCS=10000 for the full size.
 bench-e2e: install
 	$(BIN)/python benchmarks/bench_e2e.py $(BENCH_ARGS)
+
+# One worker against two on the distributed stack (PostgreSQL and Redis of this machine); one JSON line.
+# BENCH_SCALE_DOCS=1000 for a short run, BENCH_ARGS="--workers-only 2" for one phase (docs/distributed.md).
+bench-scale: install
+	$(BIN)/python benchmarks/bench_scale.py $(BENCH_ARGS)
 
 # The disaster-recovery drill (docs/backup.md) on a throw-away stack; its last line is one JSON object.
 # DRILL_ARGS passes options, e.g. `make drill DRILL_ARGS="--pg postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"`.

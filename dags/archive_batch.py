@@ -21,8 +21,12 @@ def archive_batch() -> None:
 
         return archiving.batches_to_archive(get_current_context())
 
-    @task(execution_timeout=timedelta(hours=2), retries=2, outlets=[ARCHIVED_BATCHES],
-          retry_delay=timedelta(seconds=parse_settings().archive_retry_delay_s))  # a test stack shortens it
+    # Retried with a doubling delay (base: a test stack shortens it) for up to about half an hour in
+    # production: a store that cannot take writes (SeaweedFS with a volume server of a 001 pair down
+    # refuses every upload until it is back, docs/distributed.md) is waited out, not failed.
+    @task(execution_timeout=timedelta(hours=2), retries=6, outlets=[ARCHIVED_BATCHES],
+          retry_delay=timedelta(seconds=parse_settings().archive_retry_delay_s),
+          retry_exponential_backoff=2.0, max_retry_delay=timedelta(minutes=10))
     def archive(batch_ids: list[str]) -> list[dict]:
         from sealflow_airflow import archiving
 

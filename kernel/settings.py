@@ -132,6 +132,10 @@ class Settings:
     backup_key_pin: str = field(default="", repr=False)
     backup_retention_days: int = 30
     backup_alert_after_h: int = 26
+    # The distributed stack (`sealflow stack up --distributed`): the machine's PostgreSQL (a database where
+    # this user may CREATE DATABASE; the stack makes its own there) and Redis (the Celery broker).
+    cluster_pg_dsn: str = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+    cluster_redis_url: str = "redis://127.0.0.1:6379/0"
     # Airflow API server for `sealflow stack up --ui`.
     airflow_port: int = 18280
     # Key-encryption key for the key store: a hex value, or a 0600 file holding it.
@@ -152,10 +156,13 @@ class Settings:
     # retried) after ``airflow_heartbeat_timeout_s``, looked for every ``airflow_heartbeat_check_s``;
     # a restarted scheduler adopts a dead one's tasks within ``airflow_orphan_check_s`` (Airflow's
     # defaults: 300, 10, 300). Retry delays of the pipeline's tasks (stamp_batch's, archive_batch's).
+    # A task sent to the executor but never started (its Celery message lost with the broker) is
+    # failed and re-queued by the scheduler after ``airflow_queued_timeout_s`` (Airflow's default, 600).
     # The fault suite's stack shortens them all; a production scheduler keeps these.
     airflow_heartbeat_timeout_s: int = 60
     airflow_heartbeat_check_s: int = 10
     airflow_orphan_check_s: int = 30
+    airflow_queued_timeout_s: int = 600
     task_retry_delay_s: int = 10
     archive_retry_delay_s: int = 30
     # Where the records office reads batch reports on disk (<dir>/<batch>/report.html, 0640 in 0750

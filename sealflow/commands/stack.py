@@ -1,4 +1,4 @@
-"""``sealflow stack up [--ui] | down | status [--json]``: the embedded stack on 127.0.0.1."""
+"""``sealflow stack up [--ui | --distributed] | down [--purge] | status [--json]``: the stack on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -16,8 +16,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     up = actions.add_parser("up", help="start what is not running (a second `up` does nothing)")
     up.add_argument("--ui", action="store_true", help="also run Airflow: api-server, scheduler, dag-processor, "
                                                       "triggerer (bound to 127.0.0.1)")
+    up.add_argument("--distributed", action="store_true",
+                    help="the production layout on this machine: Airflow on Celery with two workers, PostgreSQL "
+                         "and Redis (SEALFLOW_CLUSTER_PG_DSN, SEALFLOW_CLUSTER_REDIS_URL), a SeaweedFS cluster "
+                         "(docs/distributed.md)")
     up.set_defaults(handler=_up)
     down = actions.add_parser("down", help="stop exactly the processes `up` started (PID files)")
+    down.add_argument("--purge", action="store_true",
+                      help="distributed stack: also drop its PostgreSQL databases and Redis keys, forget its ports")
     down.set_defaults(handler=_down)
     status = actions.add_parser("status", help="each component with pid, port and health")
     status.add_argument("--json", action="store_true", help="print one JSON object")
@@ -33,21 +39,28 @@ def _up(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     try:
-        state = up(settings, ui=args.ui)
+        state = up(settings, ui=args.ui, distributed=args.distributed)
     except StackError as exc:
         raise CheckFailed(str(exc)) from exc
     print(f"S3 endpoint {state['s3_endpoint']} (buckets {state['buckets']['work']}, {state['buckets']['archive']})")
-    if args.ui:
+    if args.ui or args.distributed:
         user, password = airflow_login(settings)
         print(f"Airflow UI: {state['airflow_url']}  login: {user} / {password}")
     print(f"logs: {state['logs']}   stop with: sealflow stack down")
+    if args.distributed:
+        from sealflow.stack.cluster import env_file
+
+        print(f"other sealflow commands on this stack: export SEALFLOW_CONFIG={env_file(settings)}")
     return 0
 
 
-def _down(_args: argparse.Namespace) -> int:
+def _down(args: argparse.Namespace) -> int:
     from sealflow.stack import down
+    from sealflow.stack.cluster_stores import purge
 
     down(get_settings())
+    if args.purge:
+        purge(get_settings())
     return 0
 
 
@@ -55,11 +68,11 @@ def format_status(state: dict[str, Any]) -> str:
     lines = [f"state dir {state['state_dir']}"]
     for name, comp in state["components"].items():
         if comp["state"] != "running":
-            lines.append(f"  {name:<14} {comp['state']}")
+            lines.append(f"  {name:<17} {comp['state']}")
             continue
         port = f"port {comp['port']}" if comp["port"] else ""
         health = "healthy" if comp["healthy"] else "NOT healthy"
-        lines.append(f"  {name:<14} running  pid {comp['pid']:<8} {port:<11} {health}  log {comp['log']}")
+        lines.append(f"  {name:<17} running  pid {comp['pid']:<8} {port:<11} {health}  log {comp['log']}")
     lines.append(f"S3 {state['s3_endpoint']}  platform {state['platform_url']}  Airflow {state['airflow_url']}")
     lines.append(f"identity register {state.get('identity_url', '')}")
     left = state.get("leftovers") or []

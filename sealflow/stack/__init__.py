@@ -15,20 +15,24 @@ started (and their children) — never anything found by name. Logs go to ``stat
 One module per seam; this package re-exports their public names, so ``from sealflow.stack import
 up, down, status, …`` is the way in:
 
-================  ====================================================================
-``paths``         folders, component names, the child environment, the stack's errors
-``ports``         ports Linux's ephemeral range could take, refused before anything starts
-``processes``     PID files, start with a health check, stop exactly what we started
-``orphans``       leftovers of crashed components, the reaper of throw-away stacks
-``components``    what each component runs, on which port, with which health check
-``airflow_home``  Airflow's environment, secrets, users, metadata DB, connections, ``dag.test()``
-``lifecycle``     ``up``, ``down``, ``status``, ``init_services``, ``start_components``
-================  ====================================================================
+======================  ====================================================================
+``paths``               folders, component names, the child environment, the stack's errors
+``ports``               ports Linux's ephemeral range could take, refused before anything starts
+``processes``           PID files, start with a health check, stop exactly what we started
+``orphans``             leftovers of crashed components, the reaper of throw-away stacks
+``components``          what each component runs, on which port, with which health check
+``airflow_home``        Airflow's environment, secrets, users, metadata DB, connections, ``dag.test()``
+``lifecycle``           ``up``, ``down``, ``status``, ``init_services``, ``start_components``
+``layout``              the distributed layout declared once (services, executor, broker, DBs, shares)
+``cluster``             that layout on loopback: the stack's plan, Airflow env, worker homes
+``cluster_stores``      its PostgreSQL databases and Redis keys (made, checked, purged)
+``cluster_components``  its processes: the SeaweedFS cluster, Airflow on Celery, two workers
+======================  ====================================================================
 
 Decision: a package of small modules that import downwards only (paths → processes → orphans;
-airflow_home → components → lifecycle), so each can be read and tested on its own. Code that
-replaces a function for a test patches it where it is used (e.g. ``components.airflow_env``), not
-here.
+airflow_home → components → cluster → cluster_stores, cluster_components → lifecycle), so each can
+be read and tested on its own. Code that replaces a function for a test patches it where it is used
+(e.g. ``components.airflow_env``), not here.
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ from sealflow.stack.lifecycle import (
     ensure_component,
     ensure_identity,
     init_services,
+    prepare_distributed,
     start_components,
     status,
     up,
@@ -138,7 +143,8 @@ __all__ = [
     "describe", "down", "embedded_replica", "ensure_buckets", "ensure_component", "ensure_identity",
     "ensure_replica_bucket", "ephemeral_range", "http_ok", "identity_component", "init_services", "launch",
     "leftovers", "log_tail", "logs_dir", "passwords_file", "pid_file", "platform_component",
-    "platform_db", "port_problems", "prepare_airflow", "process_of", "prune_sessions", "read_pid", "read_sessions",
+    "platform_db", "port_problems", "prepare_airflow", "prepare_distributed",
+    "process_of", "prune_sessions", "read_pid", "read_sessions",
     "reap_leftovers", "record_session", "replica_client", "replica_component", "replica_ready",
     "require_identity_source", "run_dag_test", "run_dir", "s3_client", "s3_ready", "sealflow_env",
     "seaweed_component", "seaweed_dir", "sender_trust", "sessions_file", "spawn_reaper", "stack_identity_url",

@@ -134,6 +134,10 @@ def airflow_env(settings: Settings, base: Mapping[str, str] | None = None) -> di
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL":
                 str(settings.airflow_heartbeat_check_s),
             "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": str(settings.airflow_orphan_check_s),
+            # A queued task whose Celery message was lost (the broker restarted empty) is re-queued
+            # after this; checked as often as heartbeats (Airflow's default: every 120 s).
+            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": str(settings.airflow_queued_timeout_s),
+            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": str(settings.airflow_heartbeat_check_s),
         }
     )
     # Components spawn `airflow ...` themselves; DAG files import the Airflow glue in plugins/.
@@ -193,20 +197,26 @@ def _airflow_version() -> str:
     return version("apache-airflow-core")
 
 
-def prepare_airflow(settings: Settings, out: Callable[[str], None] = print) -> bool:
+def prepare_airflow(settings: Settings, out: Callable[[str], None] = print,
+                    env: dict[str, str] | None = None) -> bool:
     """Make the Airflow home: ``airflow db migrate`` once, connections upserted. True if work was done.
 
-    A marker records the Airflow version and the connections; when both are unchanged this is a no-op.
+    A marker records the Airflow version, the metadata database and the connections; when all are
+    unchanged this is a no-op. ``env``: the Airflow environment (default :func:`airflow_env`; the
+    distributed stack's puts the metadata on PostgreSQL).
     """
     home = settings.airflow_home
     home.mkdir(parents=True, exist_ok=True)
     airflow_login(settings)
     specs = connection_specs(settings)
-    fingerprint = hashlib.sha256(json.dumps([_airflow_version(), specs], sort_keys=True).encode()).hexdigest()
+    env = env or airflow_env(settings)
+    metadata = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    fingerprint = hashlib.sha256(json.dumps([_airflow_version(), metadata, specs], sort_keys=True).encode()
+                                 ).hexdigest()
     marker = home / ".sealflow-prepared"
-    if marker.exists() and marker.read_text().strip() == fingerprint and (home / "airflow.db").exists():
+    on_disk = not metadata.startswith("sqlite") or (home / "airflow.db").exists()
+    if marker.exists() and marker.read_text().strip() == fingerprint and on_disk:
         return False
-    env = airflow_env(settings)
     log_path = logs_dir(settings) / "airflow-setup.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     out(f"airflow: migrating the metadata database in {home} ...")

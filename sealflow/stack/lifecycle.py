@@ -12,6 +12,10 @@ Decisions:
 * **The platform may fail alone**: the object store and Airflow still work and filing tasks report
   the platform as down.
 * **``down`` stops Airflow first, then the services** (the stores last), and what each group forked.
+* **``up(distributed=True)`` is the same sequence on the layout of ``sealflow.stack.layout``**
+  (``cluster``): the SeaweedFS cluster instead of ``weed mini``, the databases on PostgreSQL, and
+  Airflow on Celery with two workers always started. ``status`` and ``down`` find out from the
+  stack's plan file, so they take no flag.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any
 from kernel.objectstore import ensure_buckets, ensure_replica_bucket, replica_client, s3_client
 from kernel.settings import Settings, check_state
 from sealflow.root import with_stack_identity
+from sealflow.stack import cluster, cluster_components, cluster_stores
 from sealflow.stack.airflow_home import prepare_airflow
 from sealflow.stack.components import (
     airflow_components,
@@ -43,8 +48,10 @@ from sealflow.stack.components import (
 from sealflow.stack.orphans import describe, leftovers, prune_sessions, reap_leftovers, stack_processes, stop_processes
 from sealflow.stack.paths import (
     AIRFLOW_COMPONENTS,
+    CLUSTER_STORE_COMPONENTS,
     REPLICA,
     SERVICE_COMPONENTS,
+    WORKER_COMPONENTS,
     StackError,
     embedded_replica,
     logs_dir,
@@ -110,17 +117,49 @@ def ensure_identity(settings: Settings, out: Callable[[str], None] = print) -> S
     return with_stack_identity(settings)
 
 
-def up(settings: Settings, ui: bool = False, out: Callable[[str], None] = print) -> dict[str, Any]:
-    """Start what is not running (idempotent) and return :func:`status`."""
+def prepare_distributed(settings: Settings, out: Callable[[str], None]) -> tuple[Settings, cluster.ClusterPlan]:
+    """The stack's plan (made on the first ``up``), checked; its databases made and Redis reachable.
+    Returns the stack's settings (ports, SealFlow database) and the plan; a test calls it before ``up``
+    to make the demo registry on the stack's database."""
+    check_state(settings)  # the plan is the first file of a new home: private from the start
+    plan = cluster.ensure_plan(settings)
+    problems = cluster.port_problems(plan)
+    if problems:
+        raise StackError(f"ports of {cluster.plan_file(settings)} inside Linux's ephemeral range: "
+                         f"{', '.join(problems)}; remove that file (after `sealflow stack down`) to choose others")
+    cluster_stores.check_redis(plan)
+    for name in cluster_stores.ensure_databases(plan):
+        out(f"postgresql: database {name} created")
+    cluster.write_env_file(settings, plan)
+    return cluster.cluster_settings(settings, plan), plan
+
+
+def _start_store(settings: Settings, plan: cluster.ClusterPlan | None, out: Callable[[str], None]) -> None:
+    if settings.s3_endpoint:  # an external object store was configured: use it, start nothing
+        out(f"seaweedfs: not started, using the configured endpoint {settings.s3_endpoint}")
+    elif plan is not None:
+        cluster_components.write_s3_config(settings)
+        for comp in cluster_components.seaweed_components(settings, plan):
+            ensure_component(settings, comp, out)
+    else:
+        ensure_component(settings, seaweed_component(settings), out)
+
+
+def up(settings: Settings, ui: bool = False, out: Callable[[str], None] = print,
+       distributed: bool = False) -> dict[str, Any]:
+    """Start what is not running (idempotent) and return :func:`status`. ``distributed``: the layout
+    of ``sealflow.stack.layout`` (``cluster``), Airflow included."""
     require_identity_source(settings)  # production without an identity register: refuse before anything runs
     check_state(settings)  # refuse an open state dir; what the stack creates is private (umask 077)
+    plan = cluster.read_plan(settings) if not distributed else None
+    if plan is not None:
+        raise StackError(f"{settings.state_dir} holds a distributed stack: run `sealflow stack up --distributed`")
+    if distributed:
+        settings, plan = prepare_distributed(settings, out)
     check_ports(settings)
     with stack_lock(settings):
         reap_leftovers(settings, out)
-        if settings.s3_endpoint:  # an external object store was configured: use it, start nothing
-            out(f"seaweedfs: not started, using the configured endpoint {settings.s3_endpoint}")
-        else:
-            ensure_component(settings, seaweed_component(settings), out)
+        _start_store(settings, plan, out)
         ensure_buckets(s3_client(settings), settings)
         if not settings.s3_endpoint:
             write_ready_probe(settings)  # the next start waits until this object reads back
@@ -146,10 +185,16 @@ def up(settings: Settings, ui: bool = False, out: Callable[[str], None] = print)
         else:
             ensure_component(settings, tsa_component(settings), out)
         _ensure_identity(settings, out)
-        prepare_airflow(settings, out)
-        if ui:
-            for comp in airflow_components(settings):
+        if plan is not None:
+            cluster_components.migrate_sealflow_db(settings)
+            prepare_airflow(settings, out, env=cluster.cluster_env(settings, plan))
+            for comp in cluster_components.airflow_cluster_components(settings, plan):
                 ensure_component(settings, comp, out)
+        else:
+            prepare_airflow(settings, out)
+            if ui:
+                for comp in airflow_components(settings):
+                    ensure_component(settings, comp, out)
     return status(settings)
 
 
@@ -164,7 +209,7 @@ def down(settings: Settings, out: Callable[[str], None] = print, only: Iterable[
     stopped: list[str] = []
     wanted = None if only is None else set(only)
     with stack_lock(settings):
-        for group in (AIRFLOW_COMPONENTS, SERVICE_COMPONENTS):
+        for group in ((*AIRFLOW_COMPONENTS, *WORKER_COMPONENTS), (*SERVICE_COMPONENTS, *CLUSTER_STORE_COMPONENTS)):
             names = [name for name in group if wanted is None or name in wanted]
             entries = [e for e in (read_pid(settings, name) for name in names) if e is not None]
             running = stop_entries(settings, entries, timeout=grace)
@@ -198,6 +243,9 @@ def _monitor(settings: Settings) -> dict[str, Any]:
 def status(settings: Settings) -> dict[str, Any]:
     """Each component with pid, port, health and log path; plus where things are."""
     components: dict[str, Any] = {}
+    plan = cluster.read_plan(settings)
+    if plan is not None:
+        settings = cluster.cluster_settings(settings, plan)
     checks: dict[str, Callable[[], bool]] = {
         "seaweedfs": lambda: s3_ready(settings),
         REPLICA: lambda: replica_ready(settings),
@@ -206,7 +254,11 @@ def status(settings: Settings) -> dict[str, Any]:
         "identity": lambda: http_ok(f"{with_stack_identity(settings).identity_url}/v1/health"),
         "api-server": lambda: http_ok(f"http://127.0.0.1:{settings.airflow_port}/api/v2/monitor/health"),
     }
-    for name in ("seaweedfs", REPLICA, "platform", "tsa", "identity", *AIRFLOW_COMPONENTS):
+    names: tuple[str, ...] = ("seaweedfs", REPLICA, "platform", "tsa", "identity", *AIRFLOW_COMPONENTS)
+    if plan is not None:
+        checks.update(cluster_components.health_checks(settings, plan))
+        names = (*(s.component for s in cluster.layout.SEAWEED_SERVICES), *names[1:], *WORKER_COMPONENTS)
+    for name in names:
         entry = alive(settings, name)
         if entry is None:
             components[name] = {"state": "stopped", "pid": None, "port": None, "healthy": False}
@@ -231,6 +283,9 @@ def status(settings: Settings) -> dict[str, Any]:
         "logs": str(logs_dir(settings)),
         "components": components,
         "leftovers": [asdict(m) for m in leftovers(settings)],
+        "distributed": None if plan is None else {
+            "queue": plan.queue, "redis": plan.redis_url, "redis_key_prefix": plan.redis_prefix,
+            "databases": {role: plan.database(role) for role in cluster.layout.DATABASES}},
     }
 
 

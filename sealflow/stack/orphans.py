@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kernel.settings import Settings
-from sealflow.stack.paths import AIRFLOW_COMPONENTS, CHILDREN, SERVICE_COMPONENTS, write_private
+from sealflow.stack.paths import ALL_COMPONENTS, CHILDREN, write_private
 from sealflow.stack.processes import STACK_TAG_VAR, alive, kill_survivors, read_sessions, sessions_file, stack_tag
 
 
@@ -108,7 +108,7 @@ def stop_processes(members: list[Member], timeout: float = 20.0) -> list[Member]
 
 def leftovers(settings: Settings, components: Iterable[str] | None = None) -> list[Member]:
     """Processes of this stack whose component is no longer running (orphans of a crash)."""
-    live = {name for name in (*AIRFLOW_COMPONENTS, *SERVICE_COMPONENTS) if alive(settings, name)}
+    live = {name for name in ALL_COMPONENTS if alive(settings, name)}
     return [m for m in stack_processes(settings, components) if m.component not in live]
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from kernel.files import write_atomic
 from kernel.settings import Settings
+from sealflow.stack import layout
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DAGS_DIR = REPO_ROOT / "dags"
@@ -34,6 +35,11 @@ AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 REPLICA = "seaweedfs-replica"  # the second SeaweedFS holding the archive replica
 # The stack's own services besides Airflow, in the order `down` stops them (the stores last).
 SERVICE_COMPONENTS = ("platform", "tsa", "identity", "seaweedfs", REPLICA)
+# The distributed stack's own (sealflow.stack.layout): Celery workers stop with Airflow, the SeaweedFS
+# cluster with the services.
+WORKER_COMPONENTS = tuple(s.component for s in layout.WORKERS)
+CLUSTER_STORE_COMPONENTS = tuple(s.component for s in reversed(layout.SEAWEED_SERVICES))  # the gateway first
+ALL_COMPONENTS = (*AIRFLOW_COMPONENTS, *WORKER_COMPONENTS, *SERVICE_COMPONENTS, *CLUSTER_STORE_COMPONENTS)
 
 # Processes started by this Python process, kept referenced so they are reaped, not warned about.
 CHILDREN: dict[int, subprocess.Popen] = {}

@@ -18,7 +18,6 @@ import json
 import os
 import re
 import signal
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,17 +28,13 @@ import pytest
 from sqlalchemy import func, select
 
 from gmpki.gm.sm3 import sm3
-from kernel.db import make_engine, migrate, session_factory
 from kernel.objectstore import s3_client
-from kernel.settings import Settings
 from kernel.workstore import S3WorkStore
 from sealflow import stack
-from sealflow.airflow_api import AirflowApi
-from sealflow.batch_runner import DAG_ID, airflow_api, approve, prepare_demo_seal, submit
+from sealflow.batch_runner import DAG_ID, approve, prepare_demo_seal, submit
 from stamping.batch import keys
 from stamping.batch.samples import write_batch
-from stamping.registry.service import SealRegistry
-from tests.faults.helpers import assert_batch_invariants, documents
+from tests.faults.helpers import SchedulerStack, assert_batch_invariants, documents, task_process, wait_for
 from tests.stack_fixtures import stack_settings
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e]
@@ -49,55 +44,6 @@ FAST_FAULTS = {"stamp_chunk_size": 4, "airflow_heartbeat_timeout_s": 40, "airflo
                # one upload at a time: a batch's packages appear one by one, so SeaweedFS can be killed
                # between the first and the last of them
                "archive_upload_workers": 1}
-
-
-class SchedulerStack:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        engine = make_engine(settings.resolved_database_url)
-        migrate(engine)
-        self.sessions = session_factory(engine)
-        self.registry = SealRegistry(self.sessions, settings)
-        self.seal = prepare_demo_seal(settings)
-        self.api: AirflowApi = airflow_api(settings)
-
-    def task_instances(self, run_id: str) -> dict[tuple[str, int], dict[str, Any]]:
-        data = self.api._call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", params={"limit": 100})
-        return {(ti["task_id"], ti["map_index"]): ti for ti in data["task_instances"]}
-
-    def wait_for_task_state(self, run_id: str, task_id: str, state: str, timeout: float = 180) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for (tid, _index), ti in self.task_instances(run_id).items():
-                if tid == task_id and ti["state"] == state:
-                    return ti
-            time.sleep(0.3)
-        raise AssertionError(f"{task_id} never {state} in {run_id}: {self.task_instances(run_id)}")
-
-    def downstream_invariants(self, batch_id: str, timeout: float = 240) -> None:
-        """One archive package per verified document, the batch's registration filed once."""
-        from archive.models import ArchiveRecord
-        from filing.outbox import SENT, OutboxRecord
-
-        verified = {d.file for d in documents(self.sessions, batch_id) if d.state == "verified"}
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.sessions() as session:
-                archived = session.scalar(select(func.count()).select_from(ArchiveRecord)
-                                          .where(ArchiveRecord.batch_id == batch_id))
-                filed = session.scalars(select(OutboxRecord).where(OutboxRecord.kind == "archive.register",
-                                                                   OutboxRecord.subject == batch_id)).all()
-            if archived >= len(verified) and filed and all(r.state == SENT for r in filed):
-                break
-            time.sleep(0.5)
-        with self.sessions() as session:
-            names = session.scalars(select(ArchiveRecord.document_name).where(ArchiveRecord.batch_id == batch_id))
-            packages = list(names)
-        assert len(packages) == len(verified), f"{len(packages)} packages for {len(verified)} documents"
-        assert len(filed) == 1 and filed[0].state == SENT, [(r.record_id, r.state, r.last_error) for r in filed]
-        with sqlite3.connect(stack.platform_db(self.settings)) as db:
-            held = db.execute("SELECT COUNT(*) FROM filings WHERE record_id = ?", (filed[0].record_id,)).fetchone()
-        assert held == (1,)
 
 
 @pytest.fixture(scope="module")
@@ -180,14 +126,6 @@ def test_a_chunk_out_of_retries_fails_alone_and_the_operator_retries_it_alone(
     sched.downstream_invariants(batch_id)
 
 
-def _task_process(ti_id: str) -> psutil.Process | None:
-    """The task's own process: Airflow titles it ``airflow worker -- <task instance id>``."""
-    for proc in psutil.process_iter(["cmdline"]):
-        if f"airflow worker -- {ti_id}" in " ".join(proc.info.get("cmdline") or []):
-            return proc
-    return None
-
-
 def test_a_task_killed_with_sigkill_is_retried_and_seals_each_document_once(
         sched: SchedulerStack, tmp_path: Path) -> None:
     batch_id = "killtask-1"
@@ -196,7 +134,7 @@ def test_a_task_killed_with_sigkill_is_retried_and_seals_each_document_once(
     _approve(sched, run_id, batch_id)
     ti = sched.wait_for_task_state(run_id, "stamp_chunk", "running")
     deadline = time.monotonic() + 30
-    while (victim := _task_process(ti["id"])) is None and time.monotonic() < deadline:
+    while (victim := task_process(ti["id"])) is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert victim is not None, "the running stamp_chunk's process was not found"
     victim.send_signal(signal.SIGKILL)
@@ -275,15 +213,6 @@ def _archive_task(sched: SchedulerStack, after: str) -> dict[str, Any] | None:
     return None
 
 
-def _wait(what: str, check, timeout: float = 300, every: float = 0.3) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if found := check():
-            return found
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_seaweedfs_killed_while_archive_batch_uploads_leaves_no_unsigned_run_and_index_agrees_with_packages(
         sched: SchedulerStack, tmp_path: Path) -> None:
     from datetime import UTC, datetime
@@ -305,7 +234,7 @@ def test_seaweedfs_killed_while_archive_batch_uploads_leaves_no_unsigned_run_and
 
     # The moment archive_batch has stored its first packages of this batch: freeze the store there
     # (SIGSTOP: its clients' requests hang from this instant), check the run is not finished, kill it.
-    _wait("the batch's first archive packages", lambda: _package_keys(s3, bucket) - before, timeout=400, every=0.02)
+    wait_for("the batch's first archive packages", lambda: _package_keys(s3, bucket) - before, timeout=400, every=0.02)
     weed = stack.read_pid(sched.settings, "seaweedfs")
     assert weed is not None
     os.kill(weed.pid, signal.SIGSTOP)
@@ -319,17 +248,17 @@ def test_seaweedfs_killed_while_archive_batch_uploads_leaves_no_unsigned_run_and
         child = stack.CHILDREN.pop(weed.pid, None)
         if child is not None:
             child.wait(timeout=10)
-    failed_try = _wait("archive's try to fail", lambda: (ti := _archive_task(sched, submitted)) is not None and (
+    failed_try = wait_for("archive's try to fail", lambda: (ti := _archive_task(sched, submitted)) is not None and (
         ti["state"] in ("up_for_retry", "failed") or ti["try_number"] >= 2) and ti, timeout=120)
     stack.up(sched.settings, ui=True, out=lambda _m: None)  # the operator (or systemd) restarts the store
 
-    archive_ti = _wait("archive_batch to end", lambda: (ti := _archive_task(sched, submitted)) is not None
+    archive_ti = wait_for("archive_batch to end", lambda: (ti := _archive_task(sched, submitted)) is not None
                        and ti["state"] in ("success", "failed") and ti, timeout=300)
     if archive_ti["state"] == "failed":  # every try came while the store was still starting (a loaded machine):
         sched.api._call("POST", "/dags/archive_batch/clearTaskInstances", json={  # what its error says to do
             "dag_run_id": archive_ti["dag_run_id"], "task_ids": ["archive"], "only_failed": True,
             "dry_run": False, "reset_dag_runs": True})
-        archive_ti = _wait("archive_batch to succeed", lambda: (ti := _archive_task(sched, submitted)) is not None
+        archive_ti = wait_for("archive_batch to succeed", lambda: (ti := _archive_task(sched, submitted)) is not None
                            and ti["state"] == "success" and ti, timeout=300)
     assert archive_ti["state"] == "success"
     assert archive_ti["try_number"] >= 2 and failed_try["try_number"] <= archive_ti["try_number"]  # Airflow retried

@@ -12,12 +12,22 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 ONE_SHOT = {"airflow-init", "secrets-check"}  # run to completion; the others wait for them
-AIRFLOW = {"airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-worker", "airflow-triggerer"}
+AIRFLOW = {"airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-worker-1", "airflow-worker-2",
+           "airflow-triggerer"}
+WORKERS = ("airflow-worker-1", "airflow-worker-2")
 
 
 @pytest.fixture(scope="module")
 def compose() -> dict:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def _mount(volume: str | dict) -> tuple[str, str]:
+    """(source, target) of a short (``src:dst[:ro]``) or long (``{type, source, target}``) volume entry."""
+    if isinstance(volume, dict):
+        return volume["source"], volume["target"]
+    source, target = volume.split(":")[:2]
+    return source, target
 
 
 def _depends(service: dict) -> dict:
@@ -38,11 +48,11 @@ def test_services_of_the_production_shape(compose):
         assert deps["airflow-init"]["condition"] == "service_completed_successfully", name
         assert deps["postgres"]["condition"] == "service_healthy"
         assert deps["redis"]["condition"] == "service_healthy"
-    assert _depends(services["airflow-worker"])["airflow-apiserver"]["condition"] == "service_healthy"
-    # Workers scale with --scale: no fixed name or published port.
-    worker = services["airflow-worker"]
-    assert "container_name" not in worker and "ports" not in worker
-    assert worker["command"] == "celery worker"
+    for name in WORKERS:
+        assert _depends(services[name])["airflow-apiserver"]["condition"] == "service_healthy"
+        worker = services[name]  # no fixed name or published port
+        assert "container_name" not in worker and "ports" not in worker
+        assert worker["command"].startswith("celery worker")
 
 
 def test_airflow_components_share_executor_and_jwt_secret(compose):
@@ -61,17 +71,18 @@ def test_named_volumes_are_declared_and_persistent_stores_use_them(compose):
     declared = set(compose["volumes"])
     for name, service in compose["services"].items():
         for volume in service.get("volumes", []):
-            source = volume.split(":", 1)[0]
+            source = _mount(volume)[0]
             if not source.startswith((".", "/")):
                 assert source in declared, f"{name}: volume {source} not declared"
-    assert any(v.startswith("s3-data:") for v in compose["services"]["s3"]["volumes"])
+    for name in ("seaweed-master", "seaweed-volume-1", "seaweed-volume-2", "seaweed-filer"):
+        assert any(_mount(v)[0] == f"{name}-data" for v in compose["services"][name]["volumes"]), name
     assert any(v.startswith("postgres-db:") for v in compose["services"]["postgres"]["volumes"])
 
 
 def test_every_mounted_and_built_file_exists(compose):
     for name, service in compose["services"].items():
         for volume in service.get("volumes", []):
-            source = volume.split(":", 1)[0]
+            source = _mount(volume)[0]
             if source.startswith((".", "/")):
                 assert (ROOT / source).exists(), f"{name} mounts missing {source}"
         build = service.get("build")
@@ -156,9 +167,10 @@ def test_the_kek_is_a_separate_secret_never_on_a_volume(compose):
         assert env["SEALFLOW_KEK_FILE"] == "/run/secrets/sealflow_kek", name
         assert "sealflow_kek" in services[name]["secrets"], name
         for volume in services[name].get("volumes", []):
-            target = volume.split(":")[1]
+            target = _mount(volume)[1]
             assert not env["SEALFLOW_KEK_FILE"].startswith(target.rstrip("/") + "/"), f"{name}: KEK on {volume}"
-    assert "SEALFLOW_KEK" not in services["airflow-worker"]["environment"]  # never as a plain variable
+    for name in WORKERS:
+        assert "SEALFLOW_KEK" not in services[name]["environment"]  # never as a plain variable
     platform = services["platform"]
     assert "secrets" not in platform and "environment" not in platform  # the simulator gets no KEK, no passwords
 
