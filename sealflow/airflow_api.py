@@ -79,10 +79,23 @@ class AirflowApi:
         return self._call("GET", path, params=params)
 
     def trigger(self, dag_id: str, conf: dict[str, Any], run_id: str | None = None) -> str:
+        """Start a run; with a ``run_id`` it is sent again after a server error (SQLite under a busy
+        scheduler answers 500 "Database error" now and then), and a 409 on a later try means an earlier
+        try created the run. Without one a retry could start a second run, so none is made."""
         body: dict[str, Any] = {"logical_date": None, "conf": conf}
-        if run_id:
-            body["dag_run_id"] = run_id
-        return self._call("POST", f"/dags/{dag_id}/dagRuns", json=body)["dag_run_id"]
+        if not run_id:
+            return self._call("POST", f"/dags/{dag_id}/dagRuns", json=body)["dag_run_id"]
+        body["dag_run_id"] = run_id
+        for attempt in range(1, ANSWER_TRIES + 1):
+            try:
+                return self._call("POST", f"/dags/{dag_id}/dagRuns", json=body)["dag_run_id"]
+            except AirflowApiError as error:
+                if attempt > 1 and error.status == 409:
+                    return run_id
+                if error.status < 500 or attempt == ANSWER_TRIES:
+                    raise
+            time.sleep(attempt)  # let the database's writer finish
+        raise AssertionError("unreachable: the last try returns or raises")
 
     def wait_for_dag(self, dag_id: str, timeout: float = 300) -> None:
         """Wait until the dag-processor has parsed ``dag_id`` (right after the stack starts; on a loaded

@@ -1,5 +1,5 @@
-"""The keeper's answer against an API server that fails under load (Airflow's SQLite answering 500
-"database is locked"): the client sends the same answer again — safe, because the answer gate has
+"""The keeper's answer (and a batch's trigger) against an API server that fails under load (Airflow's
+SQLite answering 500 "database is locked"): the client sends the same answer again — safe, because the answer gate has
 recorded the decision and maps a repeated answer to it — and a 409 after a failed try means that
 try did land. A real HTTP server plays Airflow's API with scripted statuses."""
 
@@ -25,6 +25,7 @@ class ScriptedAirflow(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.statuses = statuses
         self.patches: list[dict] = []
+        self.triggers: list[dict] = []
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -42,8 +43,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("content-length", 0)))
-        self._reply(201, {"access_token": "token"})
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        if self.path == "/auth/token":
+            self._reply(201, {"access_token": "token"})
+            return
+        self.server.triggers.append(json.loads(body))  # POST /api/v2/dags/<id>/dagRuns
+        status = self.server.statuses.pop(0)
+        created = {"dag_run_id": self.server.triggers[-1].get("dag_run_id", "manual__1")}
+        self._reply(status, {"detail": "database is locked"} if status >= 500 else
+                    {"detail": "run exists"} if status == 409 else created)
 
     def do_PATCH(self) -> None:
         self.server.patches.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
@@ -96,3 +104,24 @@ def test_a_server_that_keeps_failing_ends_in_an_error_after_three_tries(airflow)
     with pytest.raises(AirflowApiError) as failed:
         api.answer(APPROVAL, "Approve", {"code": "123456"})
     assert failed.value.status == 500 and len(server.patches) == 3
+
+
+def test_a_trigger_with_a_run_id_that_met_a_server_error_is_sent_again_and_a_conflict_means_it_landed(
+        airflow) -> None:
+    server, api = airflow([500, 409])
+    assert api.trigger("stamp_batch", {"batch_id": "b1"}, run_id="batch__b1") == "batch__b1"
+    assert len(server.triggers) == 2 and server.triggers[0] == server.triggers[1]
+
+
+def test_a_conflict_on_the_first_trigger_is_a_batch_submitted_before(airflow) -> None:
+    server, api = airflow([409])
+    with pytest.raises(AirflowApiError) as raised:
+        api.trigger("stamp_batch", {"batch_id": "b1"}, run_id="batch__b1")
+    assert raised.value.status == 409 and len(server.triggers) == 1
+
+
+def test_a_trigger_without_a_run_id_is_never_sent_twice(airflow) -> None:
+    server, api = airflow([500, 200])
+    with pytest.raises(AirflowApiError):
+        api.trigger("stamp_batch", {"batch_id": "b1"})
+    assert len(server.triggers) == 1  # a second try could have started a second run
