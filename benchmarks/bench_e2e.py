@@ -41,7 +41,15 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from bench_pipeline import REPO, StackSampler, approve_after_park, domain_reference, keep_stack_logs, stack_pids
+from bench_pipeline import (
+    REPO,
+    StackSampler,
+    approve_after_park,
+    batch_report_file,
+    domain_reference,
+    keep_stack_logs,
+    stack_pids,
+)
 from cpu_figures import BackgroundLoad, TreeCpu
 from sqlalchemy import func, select
 
@@ -181,8 +189,7 @@ def measure(settings: Settings, seal: Any, docs: int, root: Path) -> dict[str, A
     finally:
         sampler.stop()
         api.close()
-    verified = json.loads((settings.state_dir / "batches" / batch_id / "report.json").read_text())["counts"].get(
-        "verified", 0)
+    verified = json.loads(batch_report_file(settings, batch_id, "report.json"))["counts"].get("verified", 0)
     archived = _archived(settings, batch_id)
     reference = domain_whole_path(settings, seal.es_id, reference_folder, f"domain-ref-{batch_id}"[:60])
     stack_ms = 1000 * stack_cpu.seconds / max(1, verified)

@@ -90,6 +90,15 @@ DAG_SLOTS = 2  # stamp_batch's max_active_tasks
 STACK_COMPONENTS = (*AIRFLOW_COMPONENTS, "seaweedfs", "tsa", "platform")
 
 
+
+def batch_report_file(settings: Settings, batch_id: str, name: str) -> bytes:
+    """A batch's ``report.json`` or ``report.html`` from the work bucket, where the tasks wrote it."""
+    from kernel.objectstore import s3_client
+    from kernel.workstore import S3WorkStore
+    from stamping.batch.keys import batch_file_key
+
+    return S3WorkStore(s3_client(settings), settings.work_bucket).get(batch_file_key(batch_id, name))
+
 def stack_pids(settings: Settings, names: tuple[str, ...] = STACK_COMPONENTS) -> list[int]:
     return [entry.pid for name in names if (entry := read_pid(settings, name)) is not None]
 
@@ -314,15 +323,10 @@ def measure(settings: Settings, seal: Any, size: int, root: Path, keeper_wait: b
             if ti["state"] == "failed":
                 print(_log_tail(settings, run_id, ti), flush=True)
     chunks = sum(1 for ti in tis if ti["task_id"] == "stamp_chunk")
-    from kernel.objectstore import s3_client
-    from kernel.workstore import S3WorkStore
-    from stamping.batch.keys import batch_file_key
-
-    work = S3WorkStore(s3_client(settings), settings.work_bucket)  # the tasks wrote the reports there
     batch_id = run_id.removeprefix("batch__")
-    report = json.loads(work.get(batch_file_key(batch_id, "report.json")))
+    report = json.loads(batch_report_file(settings, batch_id, "report.json"))
     verified = report["counts"].get("verified", 0)
-    html = work.get(batch_file_key(batch_id, "report.html"))
+    html = batch_report_file(settings, batch_id, "report.html")
     report_bytes = len(html)
     kept = Path(tempfile.mkdtemp(prefix=f"bench-pipeline-report-{size}-")) / "report.html"
     kept.write_bytes(html)  # the stack's bucket goes; the report stays to be read
