@@ -16,7 +16,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from kernel.settings import Settings
+from kernel.settings import Settings, local_url
 from sealflow.stack import layout
 from sealflow.stack.cluster import ClusterPlan, cluster_env, prepare_worker_home, worker_env
 from sealflow.stack.components import API_SERVER_STARTUP_S, http_ok, s3_ready
@@ -66,7 +66,7 @@ def seaweed_components(settings: Settings, plan: ClusterPlan) -> list[Component]
         comps.append(Component(service.component,
                                [weed, "volume", *loopback, f"-port={port}", f"-dir={data / service.component}",
                                 f"-mserver={master}", *_flags(service.component)],
-                               port, env, lambda p=port: http_ok(f"http://127.0.0.1:{p}/status"), 60.0,
+                               port, env, lambda p=port: http_ok(local_url(p, "/status")), 60.0,
                                data / service.component))
     filer = ports["weed-filer"]
     comps.append(Component("weed-filer", [weed, "filer", *loopback, f"-port={filer}", f"-master={master}",
@@ -82,7 +82,7 @@ def airflow_cluster_components(settings: Settings, plan: ClusterPlan) -> list[Co
     """Api-server, scheduler, dag-processor and triggerer (serving its logs), then the two workers."""
     env = cluster_env(settings, plan)
     airflow = str(venv_bin() / "airflow")
-    health = f"http://127.0.0.1:{settings.airflow_port}/api/v2/monitor/health"
+    health = local_url(settings.airflow_port, "/api/v2/monitor/health")
     home = settings.airflow_home
     comps = [
         Component("api-server", [airflow, "api-server", "--host", "127.0.0.1", "--port", str(settings.airflow_port)],

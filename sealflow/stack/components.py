@@ -23,7 +23,7 @@ import urllib.request
 from pathlib import Path
 
 from kernel.objectstore import replica_client, s3_client
-from kernel.settings import Settings
+from kernel.settings import Settings, local_url
 from sealflow.root import stack_identity_url
 from sealflow.stack.airflow_home import airflow_env
 from sealflow.stack.paths import REPLICA, platform_db, sealflow_env, seaweed_dir, venv_bin
@@ -135,7 +135,7 @@ def tsa_component(settings: Settings) -> Component:
             "--dir", str(directory), "--ca", str(settings.state_dir / "ca")]
     env = dict(os.environ)
     env.update(sealflow_env(settings))
-    url = f"http://127.0.0.1:{settings.tsa_port}/health"
+    url = local_url(settings.tsa_port, "/health")
     return Component("tsa", argv, settings.tsa_port, env, lambda: http_ok(url), 30.0, directory)
 
 
@@ -159,7 +159,7 @@ API_SERVER_STARTUP_S = 300.0
 def airflow_components(settings: Settings) -> list[Component]:
     env = airflow_env(settings)
     airflow = str(venv_bin() / "airflow")
-    health = f"http://127.0.0.1:{settings.airflow_port}/api/v2/monitor/health"
+    health = local_url(settings.airflow_port, "/api/v2/monitor/health")
     api_up = lambda: http_ok(health)  # noqa: E731
     home = settings.airflow_home
     return [

@@ -29,7 +29,7 @@ from dataclasses import asdict
 from typing import Any
 
 from kernel.objectstore import ensure_buckets, ensure_replica_bucket, replica_client, s3_client
-from kernel.settings import Settings, check_state
+from kernel.settings import Settings, check_state, local_url
 from sealflow.root import with_stack_identity
 from sealflow.stack import cluster, cluster_components, cluster_stores
 from sealflow.stack.airflow_home import prepare_airflow
@@ -232,9 +232,9 @@ def down(settings: Settings, out: Callable[[str], None] = print, only: Iterable[
 
 def _monitor(settings: Settings) -> dict[str, Any]:
     """Airflow's own view of its components (heartbeats), via the api-server; {} when it is down."""
-    url = f"http://127.0.0.1:{settings.airflow_port}/api/v2/monitor/health"
+    url = local_url(settings.airflow_port, "/api/v2/monitor/health")
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # our own loopback URL
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 — local_url: http on loopback
             return json.loads(response.read())
     except (urllib.error.URLError, OSError, ValueError):
         return {}
@@ -250,9 +250,9 @@ def status(settings: Settings) -> dict[str, Any]:
         "seaweedfs": lambda: s3_ready(settings),
         REPLICA: lambda: replica_ready(settings),
         "platform": lambda: http_ok(f"{settings.resolved_platform_url}/v1/health"),
-        "tsa": lambda: http_ok(f"http://127.0.0.1:{settings.tsa_port}/health"),
+        "tsa": lambda: http_ok(local_url(settings.tsa_port, "/health")),
         "identity": lambda: http_ok(f"{with_stack_identity(settings).identity_url}/v1/health"),
-        "api-server": lambda: http_ok(f"http://127.0.0.1:{settings.airflow_port}/api/v2/monitor/health"),
+        "api-server": lambda: http_ok(local_url(settings.airflow_port, "/api/v2/monitor/health")),
     }
     names: tuple[str, ...] = ("seaweedfs", REPLICA, "platform", "tsa", "identity", *AIRFLOW_COMPONENTS)
     if plan is not None:
@@ -279,7 +279,7 @@ def status(settings: Settings) -> dict[str, Any]:
         "tsa_url": settings.resolved_tsa_url,
         "identity_url": with_stack_identity(settings).identity_url or "(none configured: seals are refused)",
         "airflow_home": str(settings.airflow_home),
-        "airflow_url": f"http://127.0.0.1:{settings.airflow_port}",
+        "airflow_url": local_url(settings.airflow_port),
         "logs": str(logs_dir(settings)),
         "components": components,
         "leftovers": [asdict(m) for m in leftovers(settings)],
