@@ -86,16 +86,8 @@ class AirflowApi:
         if not run_id:
             return self._call("POST", f"/dags/{dag_id}/dagRuns", json=body)["dag_run_id"]
         body["dag_run_id"] = run_id
-        for attempt in range(1, ANSWER_TRIES + 1):
-            try:
-                return self._call("POST", f"/dags/{dag_id}/dagRuns", json=body)["dag_run_id"]
-            except AirflowApiError as error:
-                if attempt > 1 and error.status == 409:
-                    return run_id
-                if error.status < 500 or attempt == ANSWER_TRIES:
-                    raise
-            time.sleep(attempt)  # let the database's writer finish
-        raise AssertionError("unreachable: the last try returns or raises")
+        created = self._send_again_on_server_error("POST", f"/dags/{dag_id}/dagRuns", body, landed_if_conflict=True)
+        return created["dag_run_id"] if created else run_id
 
     def wait_for_dag(self, dag_id: str, timeout: float = 300) -> None:
         """Wait until the dag-processor has parsed ``dag_id`` (right after the stack starts; on a loaded
@@ -113,7 +105,7 @@ class AirflowApi:
     def unpause(self, dag_id: str) -> None:
         """Idempotent, so sent again when the API server's own database is busy (SQLite under a busy
         scheduler answers 500 "Database error" now and then)."""
-        self._patch_again_on_server_error(f"/dags/{dag_id}", {"is_paused": False})
+        self._send_again_on_server_error("PATCH", f"/dags/{dag_id}", {"is_paused": False})
 
     def run_state(self, dag_id: str, run_id: str) -> str:
         return self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
@@ -158,22 +150,23 @@ class AirflowApi:
         earlier try did land."""
         path = (f"/dags/{approval.dag_id}/dagRuns/{approval.run_id}/taskInstances/{approval.task_id}/"
                 f"{approval.map_index}/hitlDetails")
-        self._patch_again_on_server_error(path, {"chosen_options": [option], "params_input": params_input},
-                                          landed_if_conflict=True)
+        self._send_again_on_server_error("PATCH", path, {"chosen_options": [option], "params_input": params_input},
+                                         landed_if_conflict=True)
 
-    def _patch_again_on_server_error(self, path: str, body: dict[str, Any], landed_if_conflict: bool = False) -> None:
-        """An idempotent PATCH, sent again after a server error (``landed_if_conflict``: a 409 on a
-        later try means an earlier one landed)."""
+    def _send_again_on_server_error(self, method: str, path: str, body: dict[str, Any],
+                                    landed_if_conflict: bool = False) -> Any:
+        """An idempotent request, sent again after a server error; its JSON answer (``landed_if_conflict``:
+        a 409 on a later try means an earlier one landed, and None is returned)."""
         for attempt in range(1, ANSWER_TRIES + 1):
             try:
-                self._call("PATCH", path, json=body)
-                return
+                return self._call(method, path, json=body)
             except AirflowApiError as error:
                 if landed_if_conflict and attempt > 1 and error.status == 409:
-                    return
+                    return None
                 if error.status < 500 or attempt == ANSWER_TRIES:
                     raise
             time.sleep(attempt)  # let the database's writer finish
+        raise AssertionError("unreachable: the last try returns or raises")
 
     def wait_for_approval(self, dag_id: str, run_id: str, timeout: float = 300) -> PendingApproval:
         deadline = time.monotonic() + timeout
