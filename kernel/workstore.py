@@ -159,7 +159,17 @@ def _stand_in(target: Path, size: int) -> None:
         fh.truncate(size)
 
 
-class S3WorkStore:
+class _MissingIsAnError:
+    """``get`` of both stores: ``get_or_none``'s one request, a missing object raised as :class:`ObjectMissing`."""
+
+    def get(self, key: str) -> bytes:
+        data = self.get_or_none(key)  # type: ignore[attr-defined]
+        if data is None:
+            raise ObjectMissing(self.name(key))  # type: ignore[attr-defined]
+        return data
+
+
+class S3WorkStore(_MissingIsAnError):
     """The work store in an S3 bucket, through one boto3 client (its connection pool is reused)."""
 
     def __init__(self, client: Any, bucket: str) -> None:
@@ -168,12 +178,6 @@ class S3WorkStore:
 
     def put(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
-
-    def get(self, key: str) -> bytes:
-        data = self.get_or_none(key)
-        if data is None:
-            raise ObjectMissing(self.name(key))
-        return data
 
     def get_or_none(self, key: str) -> bytes | None:
         try:
@@ -267,7 +271,7 @@ def _list_keys(client: Any, bucket: str, prefix: str) -> Iterator[str]:
         yield key
 
 
-class FolderWorkStore:
+class FolderWorkStore(_MissingIsAnError):
     """The work store as files under ``root`` (unit tests; nothing in production wires it).
 
     ``sources``: the folder standing for an ``s3://`` bucket in :meth:`fetch_prefix` (bucket name →
@@ -286,12 +290,6 @@ class FolderWorkStore:
 
     def put(self, key: str, data: bytes) -> None:
         write_atomic(self._path(key), data)
-
-    def get(self, key: str) -> bytes:
-        data = self.get_or_none(key)
-        if data is None:
-            raise ObjectMissing(self.name(key))
-        return data
 
     def get_or_none(self, key: str) -> bytes | None:
         try:
