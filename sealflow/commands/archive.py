@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from kernel.settings import Settings, get_settings
+from sealflow.commands.seal import print_table
 from sealflow.exits import CheckFailed, UsageError
 
 
@@ -108,6 +109,10 @@ def _row_json(r) -> dict:
             "reissue_reason": r.reissue_reason}
 
 
+SEARCH_COLUMNS = ("档号 archival code", "证照编号 number", "持证主体 holder", "持证主体代码 holder code",
+                  "归档 archived", "证照类型 type")
+
+
 def run_search(args: argparse.Namespace, settings: Settings | None = None) -> int:
     from archive.index import SearchQuery, search
 
@@ -121,13 +126,10 @@ def run_search(args: argparse.Namespace, settings: Settings | None = None) -> in
     if args.json:
         sys.stdout.write(json.dumps([_row_json(r) for r in rows], ensure_ascii=False, indent=1) + "\n")
     else:
-        table = [("档号 archival code", "证照编号 number", "持证主体 holder", "持证主体代码 holder code",
-                  "归档 archived", "证照类型 type")] if rows else []
-        table += [(r.archival_code, r.licence_number, r.holder_name, r.holder_code, f"{r.archived_at:%Y-%m-%d}",
-                   r.licence_type) for r in rows]
-        widths = [max(len(line[i]) for line in table) for i in range(6)] if table else []
-        for line in table:  # columns padded to the widest cell (CJK characters count as one: close enough)
-            print("  ".join(f"{cell:<{w}}" for cell, w in zip(line, widths, strict=True)).rstrip())
+        if rows:  # a person's name (张磊) beside a company's: CJK characters count double on a terminal
+            print_table([dict(zip(SEARCH_COLUMNS, (r.archival_code, r.licence_number, r.holder_name, r.holder_code,
+                                                   f"{r.archived_at:%Y-%m-%d}", r.licence_type), strict=True))
+                         for r in rows], SEARCH_COLUMNS)
         print(f"{len(rows)} record(s)")
     return 0
 
