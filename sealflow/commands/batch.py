@@ -59,11 +59,13 @@ def _approve(args: argparse.Namespace) -> int:
     from SealFlow's approval record (exit 0 only when approved, or when the refusal was asked for)."""
     from sealflow.airflow_api import AirflowApiError
     from sealflow.batch_runner import DAG_ID, airflow_api, approval_outcome
+    from sealflow.stack import ADMIN_USER
 
     settings = get_settings()
     if not args.reject and not args.code:
         raise UsageError("give the one-time code with --code, or --reject")
-    api = airflow_api(settings, args.keeper)
+    who = args.keeper or ADMIN_USER
+    api = airflow_api(settings, who)
     try:
         pending = [p for p in api.pending_approvals(DAG_ID, "~") if args.run_id in (None, p.run_id)]
         if not pending:
@@ -74,7 +76,10 @@ def _approve(args: argparse.Namespace) -> int:
         try:
             api.answer(pending[0], "Reject" if args.reject else "Approve", {"code": args.code or ""})
         except AirflowApiError as exc:
-            if exc.status in (400, 403, 409):
+            if exc.status == 403:  # the gate answers for a user; the keeper answers as themselves
+                raise CheckFailed(f"not accepted: {exc.detail} (you answered as {who}: give the seal "
+                                  f"keeper's user with --keeper NAME)") from None
+            if exc.status in (400, 409):
                 raise CheckFailed(f"not accepted: {exc.detail}") from None
             raise
     finally:
@@ -220,7 +225,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser("approve", help="keeper: answer a batch's 用章审批 with the one-time code")
     p.add_argument("--run-id")
     p.add_argument("--keeper", default=os.environ.get("USER", ""),
-                   help="your Airflow user (the seal's keeper); default: the OS user")
+                   help="your Airflow user (the seal's keeper); default: $USER, else admin")
     p.add_argument("--code")
     p.add_argument("--reject", action="store_true")
     p.set_defaults(handler=_approve)
