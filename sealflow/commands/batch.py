@@ -150,8 +150,9 @@ def batch_progress(session, batch_id: str) -> dict | None:
               "archived": archived or 0, "filed": filed}
     report = str((batch.report or {}).get("html") or "")  # its name in the work bucket, once written
     return {"batch_id": batch_id, "status": batch.status, "es_id": batch.es_id, "requester": batch.requester,
-            "approval": approval, "approval_reason": request.reason if request and approval != "awaiting the keeper"
-            else "", "counts": counts, "filing_records": dict(Counter(r.state for r in filings)),
+            "run_id": batch.run_id, "keeper": request.keeper if request else "", "approval": approval,
+            "approval_reason": request.reason if request and approval != "awaiting the keeper" else "",
+            "counts": counts, "filing_records": dict(Counter(r.state for r in filings)),
             "report": report}
 
 
@@ -175,6 +176,10 @@ def _status(args: argparse.Namespace) -> int:
     reason = f" ({data['approval_reason']})" if data["approval_reason"] else ""
     print(f"batch {data['batch_id']} — {data['status']} — seal {data['es_id']} — "
           f"approval: {data['approval']}{reason}")
+    if data["approval"] == "awaiting the keeper" and data["keeper"]:  # what happens next, and who does it
+        run = f" --run-id {data['run_id']}" if data["run_id"] else ""
+        print(f"  the keeper answers with the texted code: sealflow batch approve --keeper {data['keeper']}{run} "
+              f"--code CODE (or in the Airflow UI)")
     total = data["counts"]["documents"]
     for key in STAGES:
         print(f"  {key:<12} {data['counts'][key]:>6} / {total}")
