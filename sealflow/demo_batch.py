@@ -57,7 +57,9 @@ def step_batch(ctx: Any) -> None:
 
     # New serial numbers each run: the archive keeps one record per certificate (证照标识).
     expected = write_batch(folder, DEMO_DOCUMENTS, bad=True, start=secrets.randbelow(9_000_000))
-    print(f"    batch {batch_id}: {expected['documents']} documents ({expected['bad']} deliberately bad) in {folder}")
+    print(f"    batch {batch_id}: {DEMO_DOCUMENTS} certificates and {expected['documents'] - DEMO_DOCUMENTS} "
+          f"deliberately bad rows in {folder} ({expected['bad']} rows to be set aside: a duplicate 证照编号 "
+          f"quarantines both rows that carry it)")
     seal = ctx.data["seal"]
     ctx.data["batch_started"] = datetime.now(UTC).isoformat()
     result = run_batch(ctx.settings, folder, seal.es_id, seal.keeper, batch_id)
@@ -79,19 +81,27 @@ def step_batch(ctx: Any) -> None:
             ctx.note(f"  {doc['state']}", f"row {doc['row']} {doc['file']}: {'; '.join(doc['reasons'])}")
     ctx.note("batch report", store.name(batch_file_key(batch_id, "report.html")))
     ctx.note("sealed documents", f"{store.name(sealed_prefix(batch_id))} (the work bucket)")
-    copies = copy_sealed(store, batch_id, folder.with_name(f"{batch_id}-sealed"))
+    copies = copy_sealed(store, batch_id, folder.with_name(f"{batch_id}-sealed"), report["documents"])
     ca = ctx.settings.state_dir / "ca"
     ctx.note("verify one yourself", f"sealflow verify {copies} "
                                     f"--trust {ca / 'ca-root.pem'} --trust {ca / 'ca-intermediate.pem'}")
     ctx.data["stamp_yourself"] = stamp_yourself(ctx.settings, seal, folder)
 
 
-def copy_sealed(store: Any, batch_id: str, folder: Path) -> Path:
+def copy_sealed(store: Any, batch_id: str, folder: Path, documents: list[dict]) -> Path:
     """A copy of the batch's sealed files for the person running the demo to open and verify by hand
-    (the pipeline itself reads them from the work bucket only)."""
+    (the pipeline itself reads them from the work bucket only). Each copy is named after the file it
+    was made from (the report's rows); the stored name, ``<input SM3>-<row>.<ext>``, only when two
+    rows share a file name."""
     folder.mkdir(parents=True, exist_ok=True)
+    names = {str(d["row"]): Path(d["file"]).name for d in documents}
+    taken: set[str] = set()
     for key in store.keys(sealed_prefix(batch_id)):
-        (folder / key.rsplit("/", 1)[-1]).write_bytes(store.get(key))
+        stored = key.rsplit("/", 1)[-1]
+        name = names.get(stored.rsplit(".", 1)[0].rsplit("-", 1)[-1], stored)
+        name = stored if name in taken else name
+        taken.add(name)
+        (folder / name).write_bytes(store.get(key))
     return folder
 
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from kernel.settings import Settings, get_settings, local_url
@@ -104,6 +106,15 @@ STEPS: list[Step] = [
 ]
 
 
+def command_line_note() -> list[tuple[str, str]]:
+    """How the person who ran ``make demo`` gets ``sealflow`` on their PATH: it lives in the virtual
+    environment the demo made, which their shell does not know about yet."""
+    activate = Path(sys.executable).parent / "activate"
+    if not activate.is_file():
+        return []
+    return [("command line", f". {activate}  (puts sealflow on your PATH; then: sealflow --help)")]
+
+
 def summary_text(ctx: DemoContext) -> str:
     from sealflow.stack import DEMO_KEEPER, airflow_login, logs_dir
 
@@ -114,11 +125,12 @@ def summary_text(ctx: DemoContext) -> str:
         ("state directory", str(ctx.settings.state_dir)),
         ("stack logs", str(logs_dir(ctx.settings))),
         ("Airflow task logs", str(ctx.settings.airflow_home / "logs")),
-        ("Airflow UI", f"make ui  (or: sealflow stack up --ui) → {local_url(ctx.settings.airflow_port)}"
-                       f"  login {user} / {password}"),
+        ("Airflow UI", f"{local_url(ctx.settings.airflow_port)}  login {user} / {password}  (running now; after "
+                       f"a stack down: make ui, or sealflow stack up --ui)"),
         ("seal keeper (用章审批)", f"login {keeper} / {keeper_password}: approval requests are assigned to the "
                                    f"keeper alone; codes in {ctx.settings.resolved_sms_outbox / (keeper + '.txt')}"),
         ("stop everything", "make stack-down  (or: sealflow stack down)"),
+        *command_line_note(),
     ]
     width = max(len(label) for label, _ in notes)
     return "\n".join(["", "SealFlow demo — summary", *(f"  {label:<{width}}  {value}" for label, value in notes)])
