@@ -6,12 +6,13 @@ Exit codes: 0 success, 1 a check failed (invalid document, broken chain...) or a
 error, 2 usage error, 141 the reader of our output went away (``sealflow ... | head``).
 
 The command line is quiet and exact: libraries (alembic, httpx, botocore) log only warnings
-unless ``--verbose``; an unexpected error is one line saying what to do next, its traceback
-only with ``--debug``; a closed pipe ends the command silently. A command that works on a
-SealFlow home refuses to run when none is found (``SEALFLOW_HOME``, the settings file, or the
-current folder's ``var/`` when it exists) rather than create an empty ``./var`` and answer
-"0 records"; only the commands that set a home up (``demo``, ``stack up``, ``stack init``)
-may create one, and offline checks (``verify``, ``archive verify``, ``seal inspect``) need none.
+unless ``--verbose``; an unexpected error is one line and a line saying what to do next (after a
+refused connection: look whether the stack runs), its traceback only with ``--debug``; a closed
+pipe ends the command silently. A command that works on a SealFlow home refuses to run when none
+is found (``SEALFLOW_HOME``, the settings file, or the current folder's ``var/`` when it exists)
+rather than create an empty ``./var`` and answer "0 records"; only the commands that set a home
+up (``demo``, ``stack up``, ``stack init``) may create one, and offline checks (``verify``,
+``archive verify``, ``seal inspect``) need none.
 """
 
 from __future__ import annotations
@@ -48,11 +49,13 @@ COMMAND_MODULES = (
 # (the drill makes a throw-away home of its own)
 CREATES_HOME = {("demo", None), ("stack", "up"), ("stack", "init"), ("backup", "drill")}
 NEEDS_NO_HOME = {("verify", None), ("archive", "verify"), ("seal", "inspect")}
+DESCRIPTION = ("SealFlow: stamp certificates (电子证照) with electronic seals, verify them (验章), archive and file "
+               "them. Every command has --help.")
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader left
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sealflow", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="sealflow", description=DESCRIPTION)
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="also print the libraries' INFO logs (alembic, httpx...)")
     parser.add_argument("--debug", action="store_true", help="DEBUG logs, and a traceback on unexpected errors")
@@ -120,10 +123,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
-        print(f"sealflow: unexpected error: {type(exc).__name__}: {_one_line(exc)}\n"
-              f"sealflow: run it again with --debug for the details; with --verbose for the logs",
+        hint = ("nothing answers there: is the stack running? `sealflow stack status` names what is stopped, "
+                "`sealflow stack up --ui` starts it; run it again with --debug for the details"
+                if _refused(exc) else  # a stopped stack is no mystery: say so, and where to look
+                "run it again with --debug for the details; with --verbose for the logs")
+        print(f"sealflow: unexpected error: {type(exc).__name__}: {_one_line(exc)}\nsealflow: {hint}",
               file=sys.stderr)
         return 1
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether a connection was refused somewhere down the chain (httpx, botocore and urllib3 each
+    wrap the socket's ConnectionRefusedError in errors of their own)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ConnectionRefusedError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _one_line(exc: BaseException) -> str:

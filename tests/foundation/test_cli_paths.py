@@ -83,6 +83,20 @@ def test_an_unexpected_error_is_one_line_and_its_traceback_needs_debug(
     assert "Traceback" in _run(["--debug", "seal", "list"], tmp_path, env).stderr
 
 
+def test_a_stopped_stack_is_named_as_the_likely_cause(tmp_path: Path, home_env: dict[str, str]) -> None:
+    """After `make stack-down`, submitting a batch met a refused connection: the hint says to look
+    at the stack rather than to read a traceback."""
+    from sealflow.stack.ports import free_port_block
+
+    (tmp_path / "batch").mkdir()
+    env = {**home_env, "SEALFLOW_AIRFLOW_PORT": str(free_port_block(1))}  # nothing listens there
+    done = _run(["batch", "submit", str(tmp_path / "batch"), "--seal", "450000202600825362"], tmp_path, env)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    first, hint = done.stderr.strip().splitlines()
+    assert first.startswith("sealflow: unexpected error: ConnectError")
+    assert hint.startswith("sealflow: nothing answers there: is the stack running? `sealflow stack status`")
+
+
 def _batch_with_many_quarantined_rows(home: Path, tmp_path: Path) -> None:
     from kernel.db import make_engine, migrate, session_factory
     from kernel.workstore import FolderWorkStore
