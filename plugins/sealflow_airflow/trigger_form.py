@@ -101,8 +101,8 @@ def stamp_batch_params(settings: Settings) -> dict:
         "requester": {"default": None, "type": "string", "minLength": 1, "title": "Requested by (用章申请人)",
                       "description": "Your user name in the seal registry: it must be allowed to request this seal."},
         "placement": {"default": "anchor:（盖章）", "type": ["null", "string"], "title": "Placement rule",
-                      "description": "anchor:TEXT[,dx=MM,dy=MM] | page=N,x=MM,y=MM | cross-page "
-                                     "(empty: anchor:（盖章）)"},
+                      "description": "anchor:TEXT[,dx=MM,dy=MM] | page=N,x=MM,y=MM | cross[,y=MM] "
+                                     "(骑缝章; empty: anchor:（盖章）)"},
         "pdf_container": {"default": "pkcs7", "type": "string", "enum": ["pkcs7", "gbt35275"],
                           "title": "PDF signature container"},
         "batch_id": {"default": None, "type": ["null", "string"], "maxLength": 64,

@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from kernel.settings import Settings, get_settings
+from sealflow.commands.seal import print_table
 from sealflow.exits import CheckFailed, UsageError
 
 
@@ -48,7 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     g = sub.add_parser("get", help="download a package to a folder")
     g.add_argument("key", help="档号, 证照标识 or 证照编号")
-    g.add_argument("-o", "--out", default=".", help="destination folder (default: current)")
+    g.add_argument("-o", "--out", default=".",
+                   help="the package goes into OUT/<档号>/, whose path is printed (default OUT: current folder)")
     g.set_defaults(handler=run_get)
 
     u = sub.add_parser("url", help="print a presigned URL of the package with what verifies it (a tar)")
@@ -57,15 +59,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     u.set_defaults(handler=run_url)
 
     v = sub.add_parser("verify", help="verify a downloaded package offline")
-    v.add_argument("folder", help="the package folder written by `sealflow archive get`, or the tar a "
-                                  "`sealflow archive url` link serves")
+    v.add_argument("folder", help="the package folder (the path `sealflow archive get` prints: OUT/<档号>), "
+                                  "or the tar a `sealflow archive url` link serves")
     v.add_argument("--trust", action="append", default=[], metavar="ROOT.pem", required=True,
                    help="a trusted root certificate (PEM or DER); repeatable")
     v.add_argument("--json", action="store_true")
     v.set_defaults(handler=run_verify)
 
     e = sub.add_parser("eep", help="export a downloaded package as a signed DA/T 48 EEP (XML)")
-    e.add_argument("folder", help="the package folder written by `sealflow archive get`")
+    e.add_argument("folder", help="the package folder (the path `sealflow archive get` prints: OUT/<档号>)")
     e.add_argument("-o", "--out", required=True, help="the EEP file to write")
     e.set_defaults(handler=run_eep)
 
@@ -108,6 +110,10 @@ def _row_json(r) -> dict:
             "reissue_reason": r.reissue_reason}
 
 
+SEARCH_COLUMNS = ("档号 archival code", "证照编号 number", "持证主体 holder", "持证主体代码 holder code",
+                  "归档 archived", "证照类型 type")
+
+
 def run_search(args: argparse.Namespace, settings: Settings | None = None) -> int:
     from archive.index import SearchQuery, search
 
@@ -121,13 +127,10 @@ def run_search(args: argparse.Namespace, settings: Settings | None = None) -> in
     if args.json:
         sys.stdout.write(json.dumps([_row_json(r) for r in rows], ensure_ascii=False, indent=1) + "\n")
     else:
-        table = [("档号 archival code", "证照编号 number", "持证主体 holder", "持证主体代码 holder code",
-                  "归档 archived", "证照类型 type")] if rows else []
-        table += [(r.archival_code, r.licence_number, r.holder_name, r.holder_code, f"{r.archived_at:%Y-%m-%d}",
-                   r.licence_type) for r in rows]
-        widths = [max(len(line[i]) for line in table) for i in range(6)] if table else []
-        for line in table:  # columns padded to the widest cell (CJK characters count as one: close enough)
-            print("  ".join(f"{cell:<{w}}" for cell, w in zip(line, widths, strict=True)).rstrip())
+        if rows:  # a person's name (张磊) beside a company's: CJK characters count double on a terminal
+            print_table([dict(zip(SEARCH_COLUMNS, (r.archival_code, r.licence_number, r.holder_name, r.holder_code,
+                                                   f"{r.archived_at:%Y-%m-%d}", r.licence_type), strict=True))
+                         for r in rows], SEARCH_COLUMNS)
         print(f"{len(rows)} record(s)")
     return 0
 
@@ -210,13 +213,30 @@ def run_verify(args: argparse.Namespace, settings: Settings | None = None) -> in
                 unpacked = unpack_share(folder, Path(tmp))
             except PackageError as exc:
                 raise UsageError(str(exc)) from None
-            return _verify_folder(args, unpacked)
+            return _verify_folder(args, unpacked, shown=folder)  # the tar's name, not a deleted temporary path
     if not folder.is_dir():
         raise UsageError(f"{folder}: no such folder or package tar")
+    inside = _packages_inside(folder)
+    if inside:  # `archive get -o DIR` writes DIR/<档号>/: the package is the folder it printed
+        raise UsageError(_not_a_package(folder, inside, f"sealflow archive verify {inside[0]} --trust ROOT.pem"))
     return _verify_folder(args, folder)
 
 
-def _verify_folder(args: argparse.Namespace, folder: Path) -> int:
+def _packages_inside(folder: Path) -> list[Path]:
+    """The package folders directly inside ``folder`` when it is not one itself."""
+    from archive.package import MANIFEST_NAME
+
+    if (folder / MANIFEST_NAME).exists():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_dir() and (p / MANIFEST_NAME).is_file())
+
+
+def _not_a_package(folder: Path, inside: list[Path], command: str) -> str:
+    return (f"{folder} is not a package but the folder around {len(inside)} package(s); name the package "
+            f"folder: {command}")
+
+
+def _verify_folder(args: argparse.Namespace, folder: Path, shown: Path | None = None) -> int:
     from archive.offline import verify_package
     from archive.package import PackageError
 
@@ -234,9 +254,10 @@ def _verify_folder(args: argparse.Namespace, folder: Path) -> int:
     except PackageError as exc:
         raise UsageError(str(exc)) from None
     if args.json:
-        sys.stdout.write(json.dumps(result.to_json(), ensure_ascii=False, indent=1) + "\n")
+        sys.stdout.write(json.dumps({**result.to_json(), "folder": str(shown or folder)}, ensure_ascii=False,
+                                    indent=1) + "\n")
     else:
-        print(f"{'OK' if result.ok else 'FAILED':7} {result.archival_code} ({folder})")
+        print(f"{'OK' if result.ok else 'FAILED':7} {result.archival_code} ({shown or folder})")
         if result.signer:
             print(f"    archived by: {result.signer}")
         if result.supersedes:
@@ -258,7 +279,9 @@ def run_eep(args: argparse.Namespace, settings: Settings | None = None) -> int:
     settings = settings or get_settings()
     folder = Path(args.folder)
     if not (folder / "metadata.json").is_file():
-        raise UsageError(f"{folder}: not a downloaded archival package (no metadata.json)")
+        inside = _packages_inside(folder) if folder.is_dir() else []
+        raise UsageError(_not_a_package(folder, inside, f"sealflow archive eep {inside[0]} -o {args.out}") if inside
+                         else f"{folder}: not a downloaded archival package (no metadata.json)")
     try:
         signer = archive_signer(settings)
     except Exception as exc:  # the key store names the problem (unknown key, wrong PIN, locked)

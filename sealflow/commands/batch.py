@@ -59,11 +59,13 @@ def _approve(args: argparse.Namespace) -> int:
     from SealFlow's approval record (exit 0 only when approved, or when the refusal was asked for)."""
     from sealflow.airflow_api import AirflowApiError
     from sealflow.batch_runner import DAG_ID, airflow_api, approval_outcome
+    from sealflow.stack import ADMIN_USER
 
     settings = get_settings()
     if not args.reject and not args.code:
         raise UsageError("give the one-time code with --code, or --reject")
-    api = airflow_api(settings, args.keeper)
+    who = args.keeper or ADMIN_USER
+    api = airflow_api(settings, who)
     try:
         pending = [p for p in api.pending_approvals(DAG_ID, "~") if args.run_id in (None, p.run_id)]
         if not pending:
@@ -74,7 +76,10 @@ def _approve(args: argparse.Namespace) -> int:
         try:
             api.answer(pending[0], "Reject" if args.reject else "Approve", {"code": args.code or ""})
         except AirflowApiError as exc:
-            if exc.status in (400, 403, 409):
+            if exc.status == 403:  # the gate answers for a user; the keeper answers as themselves
+                raise CheckFailed(f"not accepted: {exc.detail} (you answered as {who}: give the seal "
+                                  f"keeper's user with --keeper NAME)") from None
+            if exc.status in (400, 409):
                 raise CheckFailed(f"not accepted: {exc.detail}") from None
             raise
     finally:
@@ -145,8 +150,9 @@ def batch_progress(session, batch_id: str) -> dict | None:
               "archived": archived or 0, "filed": filed}
     report = str((batch.report or {}).get("html") or "")  # its name in the work bucket, once written
     return {"batch_id": batch_id, "status": batch.status, "es_id": batch.es_id, "requester": batch.requester,
-            "approval": approval, "approval_reason": request.reason if request and approval != "awaiting the keeper"
-            else "", "counts": counts, "filing_records": dict(Counter(r.state for r in filings)),
+            "run_id": batch.run_id, "keeper": request.keeper if request else "", "approval": approval,
+            "approval_reason": request.reason if request and approval != "awaiting the keeper" else "",
+            "counts": counts, "filing_records": dict(Counter(r.state for r in filings)),
             "report": report}
 
 
@@ -170,6 +176,10 @@ def _status(args: argparse.Namespace) -> int:
     reason = f" ({data['approval_reason']})" if data["approval_reason"] else ""
     print(f"batch {data['batch_id']} — {data['status']} — seal {data['es_id']} — "
           f"approval: {data['approval']}{reason}")
+    if data["approval"] == "awaiting the keeper" and data["keeper"]:  # what happens next, and who does it
+        run = f" --run-id {data['run_id']}" if data["run_id"] else ""
+        print(f"  the keeper answers with the texted code: sealflow batch approve --keeper {data['keeper']}{run} "
+              f"--code CODE (or in the Airflow UI)")
     total = data["counts"]["documents"]
     for key in STAGES:
         print(f"  {key:<12} {data['counts'][key]:>6} / {total}")
@@ -220,7 +230,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser("approve", help="keeper: answer a batch's 用章审批 with the one-time code")
     p.add_argument("--run-id")
     p.add_argument("--keeper", default=os.environ.get("USER", ""),
-                   help="your Airflow user (the seal's keeper); default: the OS user")
+                   help="your Airflow user (the seal's keeper); default: $USER, else admin")
     p.add_argument("--code")
     p.add_argument("--reject", action="store_true")
     p.set_defaults(handler=_approve)

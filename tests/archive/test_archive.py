@@ -158,7 +158,8 @@ def test_search_get_url_and_offline_verify(env, sealed_docs, monkeypatch, capsys
     assert {"manifest-sm3.txt", "metadata.json", "_batch/manifest-sm3.txt.sig", "_batch/signer.cer"} <= names
     (env.tmp / "shared.tar").write_bytes(shared)
     assert main(["archive", "verify", str(env.tmp / "shared.tar"), "--trust", str(env.root_pem)]) == 0
-    capsys.readouterr()
+    said = capsys.readouterr().out
+    assert f"({env.tmp / 'shared.tar'})" in said.splitlines()[0] and "sealflow-verify-" not in said  # no temp path
 
     out = env.tmp / "fetched"
     assert main(["archive", "get", doc.row["licence_id"], "-o", str(out)]) == 0
@@ -166,6 +167,11 @@ def test_search_get_url_and_offline_verify(env, sealed_docs, monkeypatch, capsys
     assert (folder / "_batch" / "manifest-sm3.txt.sig").is_file()
     assert main(["archive", "verify", str(folder), "--trust", str(env.root_pem)]) == 0
     capsys.readouterr()
+    # The folder given to -o holds the package: verifying it names the package folder to verify instead.
+    assert main(["archive", "verify", str(out), "--trust", str(env.root_pem)]) == 2
+    assert f"sealflow archive verify {folder} --trust" in capsys.readouterr().err
+    assert main(["archive", "eep", str(out), "-o", str(env.tmp / "x.xml")]) == 2
+    assert f"sealflow archive eep {folder} -o" in capsys.readouterr().err
 
     # any altered byte fails, and the report names the file
     for name in (f"content/{doc.row['file']}", "metadata.json", "checks.json", "_batch/registration.json",

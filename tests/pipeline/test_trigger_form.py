@@ -128,3 +128,17 @@ def test_a_run_named_batch__name_is_batch_name() -> None:
     assert _batch_id({"batch_id": None}, "batch__office-2026-11") == "office-2026-11"
     assert _batch_id({}, "manual__2026-11-28T13:30:00+00:00_AbC") == "manual__2026-11-28T13-30-00-00-00_AbC"
     assert _batch_id({"batch_id": "given"}, "batch__other") == "given"
+
+
+def test_every_placement_the_form_describes_is_accepted(form: dict) -> None:
+    """The form's help for the placement rule is what an office types: each alternative, its
+    placeholders filled in, is a rule the batch accepts (it once said ``cross-page``, refused)."""
+    from stamping.placement import Placement
+
+    described = form["params"]["placement"]["description"].split(" (", 1)[0]
+    alternatives = [alt.strip() for alt in described.split("|")]
+    assert len(alternatives) == 3 and alternatives[2].startswith("cross")
+    for alternative in alternatives:
+        filled = alternative.replace("TEXT", "（盖章）").replace("=N", "=0").replace("MM", "10")
+        for typed in (filled.replace("[", "").replace("]", ""), filled.split("[", 1)[0]):
+            Placement.parse(typed)  # raises PlacementError for a rule the batch would refuse
