@@ -218,14 +218,20 @@ def _started_with(service: dict) -> dict[str, str]:
 
 
 def test_the_auth_users_command_is_the_clis(capsys, tmp_path, monkeypatch):
+    from kernel.settings import get_settings
     from sealflow.cli import main
 
     monkeypatch.setenv("SEALFLOW_HOME", str(tmp_path / "var"))
-    monkeypatch.setenv("SEALFLOW_KEK", "00" * 32)
-    assert layout.AUTH_USERS_COMMAND[0] == "sealflow"
-    assert main(list(layout.AUTH_USERS_COMMAND[1:])) == 0
-    assert capsys.readouterr().out.strip() == "admin:admin"
-    assert "admin" in json.loads(passwords_file(Settings(home=tmp_path / "var")).read_text())
+    monkeypatch.delenv("SEALFLOW_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    try:
+        assert layout.AUTH_USERS_COMMAND[0] == "sealflow"
+        assert main(list(layout.AUTH_USERS_COMMAND[1:])) == 0
+    finally:
+        get_settings.cache_clear()
+    assert capsys.readouterr().out.strip() == "admin:admin"  # no registry yet: the administrator alone
+    passwords = passwords_file(Settings(home=tmp_path / "var"))
+    assert "admin" in json.loads(passwords.read_text()) and passwords.stat().st_mode & 0o077 == 0
 
 
 def _as_env(value: object) -> str:
