@@ -1,100 +1,35 @@
 """The work bucket's clean-up (archive.work_purge): once a batch is archived and filed and the retention has
 passed, its received files, sealed files and provenance notes leave the work bucket — and nothing else does.
 
-The batches are made by the real steps (ingest, stamp, verify, finish: stand-in stamper and verifier, real keys
-and reports) in a folder work store; what the archive and the platform did is written into the database as they
-write it (the last test has the real archive make it). Most tests try to make the clean-up remove something it
-must not. The real S3 (the embedded SeaweedFS) is in test_work_purge_s3.py.
+The batches are made by the real steps in a folder work store and archived and filed as the archive and the
+platform write it into the database (tests/archive/work_batches.py). Most tests try to make the clean-up remove
+something it must not. The real S3 (the embedded SeaweedFS) after the real archive: test_work_purge_s3.py.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import uuid
-from datetime import UTC, datetime, timedelta
+import json
+from datetime import timedelta
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select, update
 
-from archive.models import ARCHIVED, ArchivedBatch, ArchiveRecord, ArchiveRun
+from archive.models import ArchivedBatch, ArchiveRecord
 from archive.work_purge import ACTION, PurgeRefused, purge_work
-from filing.outbox import SENT, OutboxRecord, enqueue
+from filing.outbox import SENT, OutboxRecord
 from kernel.db import session_factory, transaction
-from kernel.settings import Settings
 from kernel.workstore import FolderWorkStore
-from stamping.audit.log import AuditLog
 from stamping.audit.models import AuditEntry
 from stamping.batch import keys, process
 from stamping.batch.models import Batch, BatchDocument
-from stamping.batch.samples import MANIFEST_FIELDS, sample_rows
-from stamping.placement import Placement
-
-FILED = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)  # when the test batches were archived and filed
-DUE = FILED + timedelta(days=31)  # past the default retention (30 days)
-
-
-def _verifier(data: bytes, path: str) -> SimpleNamespace:
-    return SimpleNamespace(intact=True, signatures=[object()], verdict="valid", to_json=lambda: {"path": path})
+from tests.archive.work_batches import DUE, FILED, archived_and_filed, make_world, stamped
 
 
 @pytest.fixture
 def world(tmp_path: Path, db_engine):
     """A work store, the database (SQLite, and PostgreSQL when configured) and the audit log."""
-    store = FolderWorkStore(tmp_path / "bucket")
-    tools = process.BatchTools(session_factory=session_factory(db_engine), store=store,
-                               stampers={"pdf": lambda src, *_: src + b"\n%sealed"}, verifiers={"pdf": _verifier},
-                               signer_provider=lambda es_id: (object(), b"seal"), scratch_root=tmp_path / "scratch")
-    settings = Settings(home=tmp_path / "var", kek="00" * 32)
-    return SimpleNamespace(store=store, tools=tools, sessions=tools.session_factory, settings=settings,
-                           audit=AuditLog(), tmp=tmp_path)
-
-
-def _stamped(world, batch_id: str, count: int = 3) -> dict[str, BatchDocument]:
-    """A batch ingested, stamped, verified and finished by the real steps: its files in the work store."""
-    rows = sample_rows(count, formats=("pdf",))
-    folder = world.tmp / "inbox" / batch_id
-    folder.mkdir(parents=True)
-    for row in rows:
-        (folder / row["file"]).write_bytes(b"%PDF-1.7\n" + row["licence_number"].encode())
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=MANIFEST_FIELDS)
-    writer.writeheader()
-    writer.writerows(rows)
-    (folder / "manifest.csv").write_text(buf.getvalue())
-    process.ingest(world.tools, batch_id=batch_id, source=folder, es_id="es", requester="office",
-                   placement=Placement.parse("anchor:（盖章）"))
-    process.stamp_chunk(world.tools, batch_id, 0, actor="office")
-    process.verify_chunk(world.tools, batch_id, 0)
-    process.finish(world.tools, batch_id)
-    with world.sessions() as session:
-        return {d.file: d for d in process.documents(session, batch_id)}
-
-
-def _archived_and_filed(world, batch_id: str, *, at: datetime = FILED, refused: int = 0,
-                        registration: str = SENT) -> None:
-    """What archive_batch and file_records write for a batch: one archived record per verified document, the
-    archiving run, the batch finished, and the run's registration (sent with the platform's receipt)."""
-    manifest_sm3 = uuid.uuid4().hex * 2
-    with transaction(world.sessions) as s:
-        for d in process.documents(s, batch_id, ["verified"]):
-            s.add(ArchiveRecord(archival_code=f"X001-ZZ·2026-Y-{uuid.uuid4().int % 10**6:06d}",
-                                licence_id=f"{batch_id}-{d.row}", licence_number=str(d.row), holder_name="h",
-                                holder_code="c", batch_id=batch_id, archived_at=at, retention="Y",
-                                retain_until=at + timedelta(days=3650), object_key=f"packages/{d.row}.tar",
-                                document_sm3=d.output_sm3, manifest_sm3=manifest_sm3, state=ARCHIVED))
-        s.add(ArchiveRun(run_id=uuid.uuid4().hex, batch_id=batch_id, created_at=at, records=1, bytes=1,
-                         manifest_key=f"runs/{batch_id}/manifest.json", manifest_sm3=manifest_sm3))
-        s.add(ArchivedBatch(batch_id=batch_id, finished_at=at, archived=1, refused=refused,
-                            not_archived=[{"licence_id": "l", "file": "f", "reasons": ["r"]}] if refused else []))
-        record_id = enqueue(s, "archive.register", batch_id, {"batch_id": batch_id, "manifest_sm3": manifest_sm3},
-                            now=at)
-    with transaction(world.sessions) as s:
-        s.execute(update(OutboxRecord).where(OutboxRecord.record_id == record_id).values(
-            state=registration, sent_at=at if registration == SENT else None,
-            receipt={"receipt": {"record_id": record_id}, "signature": "c2ln"} if registration == SENT else None))
+    return make_world(tmp_path, session_factory(db_engine))
 
 
 def _objects(world, batch_id: str) -> set[str]:
@@ -116,8 +51,8 @@ def _state(report, batch_id: str):
 
 
 def test_an_archived_and_filed_batch_loses_its_received_and_sealed_files_and_keeps_manifest_and_report(world):
-    docs = _stamped(world, "b1")
-    _archived_and_filed(world, "b1")
+    docs = stamped(world, "b1")
+    archived_and_filed(world, "b1")
     before = _objects(world, "b1")
     assert {k.split("/")[0] for k in before} == {"in", "sealed", "made", "manifest.csv", "report.json",
                                                   "report.html"}
@@ -133,8 +68,6 @@ def test_an_archived_and_filed_batch_loses_its_received_and_sealed_files_and_kee
     assert entry.actor == "work-purge" and entry.payload["batch_id"] == "b1"
     assert entry.payload["objects"] == len(before) - 3 and entry.payload["retention_days"] == 30
     # the report says so; the sealed documents' database rows are untouched (the archive has them)
-    import json
-
     written = json.loads(world.store.get(keys.batch_file_key("b1", "report.json")))
     assert written["work"]["purged_at"] and written["status"] == "done"
     assert "工作副本" in world.store.get(keys.batch_file_key("b1", "report.html")).decode()
@@ -142,9 +75,9 @@ def test_an_archived_and_filed_batch_loses_its_received_and_sealed_files_and_kee
         assert {d.file: d.state for d in process.documents(s, "b1")} == {f: "verified" for f in docs}
 
 
-def test_nothing_goes_before_the_retention_has_passed_since_the_batch_was_archived_and_filed(world):
-    _stamped(world, "early")
-    _archived_and_filed(world, "early")
+def test_nothing_goes_before_the_retention_has_passed_since_the_batch_wasarchived_and_filed(world):
+    stamped(world, "early")
+    archived_and_filed(world, "early")
     report = _purge(world, now=FILED + timedelta(days=29, hours=23))
     assert report.batches == []  # not even looked at: archived too recently
     report = _purge(world, now=FILED + timedelta(days=29, hours=23), batch_ids=["early"])
@@ -155,8 +88,8 @@ def test_nothing_goes_before_the_retention_has_passed_since_the_batch_was_archiv
 
 
 def test_the_clock_starts_at_the_platforms_receipt_when_filing_came_later(world):
-    _stamped(world, "late")
-    _archived_and_filed(world, "late")
+    stamped(world, "late")
+    archived_and_filed(world, "late")
     with transaction(world.sessions) as s:  # the platform was down: filed ten days after archiving
         s.execute(update(OutboxRecord).values(sent_at=FILED + timedelta(days=10)))
     assert _state(_purge(world, now=FILED + timedelta(days=35)), "late").state == "held"
@@ -164,8 +97,8 @@ def test_the_clock_starts_at_the_platforms_receipt_when_filing_came_later(world)
 
 
 def test_zero_days_keeps_the_work_copies_for_ever_and_unsafe_settings_are_refused(world):
-    _stamped(world, "kept")
-    _archived_and_filed(world, "kept")
+    stamped(world, "kept")
+    archived_and_filed(world, "kept")
     forever = world.settings.with_overrides(work_retention_days=0)
     assert _purge(world, settings=forever, now=FILED + timedelta(days=3650)).batches == []
     assert "sealed" in {k.split("/")[0] for k in _objects(world, "kept")}
@@ -177,8 +110,8 @@ def test_zero_days_keeps_the_work_copies_for_ever_and_unsafe_settings_are_refuse
 
 
 def test_a_dry_run_says_what_would_go_and_removes_nothing(world):
-    _stamped(world, "dry")
-    _archived_and_filed(world, "dry")
+    stamped(world, "dry")
+    archived_and_filed(world, "dry")
     before = _objects(world, "dry")
     report = _purge(world, dry_run=True)
     assert _state(report, "dry").state == "would_purge" and _state(report, "dry").objects == len(before) - 3
@@ -186,8 +119,8 @@ def test_a_dry_run_says_what_would_go_and_removes_nothing(world):
 
 
 def test_a_second_run_and_a_run_racing_it_remove_each_batch_once_with_one_audit_entry(world):
-    _stamped(world, "race")
-    _archived_and_filed(world, "race")
+    stamped(world, "race")
+    archived_and_filed(world, "race")
 
     class Racing(FolderWorkStore):
         """The work store of a run that another run overtakes while it deletes."""
@@ -208,11 +141,11 @@ def test_a_second_run_and_a_run_racing_it_remove_each_batch_once_with_one_audit_
 
 
 def test_a_batch_with_a_failed_document_keeps_everything_the_evidence_included(world):
-    docs = _stamped(world, "failed")
+    docs = stamped(world, "failed")
     with transaction(world.sessions) as s:  # 验章 refused one sealed file
         s.execute(update(BatchDocument).where(BatchDocument.id == next(iter(docs.values())).id).values(
             state="failed", reasons=["signature does not verify"]))
-    _archived_and_filed(world, "failed")
+    archived_and_filed(world, "failed")
     before = _objects(world, "failed")
     report = _purge(world, now=FILED + timedelta(days=3650))
     assert _state(report, "failed").state == "held"
@@ -221,11 +154,11 @@ def test_a_batch_with_a_failed_document_keeps_everything_the_evidence_included(w
 
 
 def test_quarantined_rows_do_not_hold_a_batch(world):
-    docs = _stamped(world, "quar", count=4)
+    docs = stamped(world, "quar", count=4)
     with transaction(world.sessions) as s:  # refused at the door (say, a licence sealed before)
         s.execute(update(BatchDocument).where(BatchDocument.id == next(iter(docs.values())).id).values(
             state="quarantined", output_path="", output_sm3=""))
-    _archived_and_filed(world, "quar")
+    archived_and_filed(world, "quar")
     assert _state(_purge(world), "quar").state == "purged"
     assert _objects(world, "quar") == {"manifest.csv", "report.json", "report.html"}
 
@@ -239,9 +172,9 @@ def test_quarantined_rows_do_not_hold_a_batch(world):
     ("incomplete", "stamping has not finished it as done (status incomplete)"),
 ])
 def test_a_batch_not_fully_archived_and_filed_keeps_its_work_copies(world, what, why):
-    _stamped(world, "b")
+    stamped(world, "b")
     if what != "never_archived":
-        _archived_and_filed(world, "b", refused=int(what == "archive_refused"),
+        archived_and_filed(world, "b", refused=int(what == "archive_refused"),
                             registration={"registration_pending": "pending",
                                           "registration_dead": "dead"}.get(what, SENT))
     with transaction(world.sessions) as s:
@@ -256,9 +189,9 @@ def test_a_batch_not_fully_archived_and_filed_keeps_its_work_copies(world, what,
 
 
 def test_a_row_pointing_at_another_batchs_sealed_file_holds_its_batch_and_touches_neither(world):
-    theirs = _stamped(world, "theirs")
-    ours = _stamped(world, "ours")
-    _archived_and_filed(world, "ours")
+    theirs = stamped(world, "theirs")
+    ours = stamped(world, "ours")
+    archived_and_filed(world, "ours")
     victim = next(iter(theirs.values())).output_path
     with transaction(world.sessions) as s:  # the database edited: our row names their sealed file
         s.execute(update(BatchDocument).where(BatchDocument.id == next(iter(ours.values())).id).values(
@@ -271,23 +204,23 @@ def test_a_row_pointing_at_another_batchs_sealed_file_holds_its_batch_and_touche
 
 
 def test_a_row_naming_the_manifest_as_its_input_cannot_get_the_manifest_removed(world):
-    docs = _stamped(world, "m")
+    docs = stamped(world, "m")
     with transaction(world.sessions) as s:  # a quarantined row does not hold the batch: it is a way in
         s.execute(update(BatchDocument).where(BatchDocument.id == next(iter(docs.values())).id).values(
             state="quarantined", input_sm3="../manifest.csv", format="pdf", output_path=""))
-    _archived_and_filed(world, "m")
+    archived_and_filed(world, "m")
     assert _state(_purge(world), "m").state == "purged"
     assert {"manifest.csv", "report.json", "report.html"} <= _objects(world, "m")
 
 
 def test_a_batch_id_that_is_not_a_plain_name_is_never_touched(world):
-    _stamped(world, "b1")
-    _stamped(world, "b10")  # a neighbour whose folder starts with b1's name
-    _archived_and_filed(world, "b1")
+    stamped(world, "b1")
+    stamped(world, "b10")  # a neighbour whose folder starts with b1's name
+    archived_and_filed(world, "b1")
     with transaction(world.sessions) as s:  # a batch named so that its folders would be b1's
         s.add(Batch(batch_id="b1/sealed/..", source="x", es_id="es", requester="r", status="done",
                     work_dir="", created_at=FILED, finished_at=FILED))
-    _archived_and_filed(world, "b1/sealed/..")
+    archived_and_filed(world, "b1/sealed/..")
     b1, b10 = _objects(world, "b1"), _objects(world, "b10")
     report = _purge(world, batch_ids=["b1/sealed/.."])
     assert "not a plain name" in _state(report, "b1/sealed/..").reasons[0]
@@ -297,8 +230,8 @@ def test_a_batch_id_that_is_not_a_plain_name_is_never_touched(world):
 
 
 def test_objects_the_database_does_not_name_are_left_and_said(world):
-    _stamped(world, "stray")
-    _archived_and_filed(world, "stray")
+    stamped(world, "stray")
+    archived_and_filed(world, "stray")
     world.store.put("batches/stray/sealed/not-ours.pdf", b"%PDF a file nobody recorded")
     report = _purge(world)
     assert _state(report, "stray").left == ["batches/stray/sealed/not-ours.pdf"]
@@ -307,10 +240,10 @@ def test_objects_the_database_does_not_name_are_left_and_said(world):
 
 
 def test_a_store_that_fails_for_one_batch_does_not_stop_the_others_and_is_reported(world):
-    _stamped(world, "a")
-    _stamped(world, "z")
-    _archived_and_filed(world, "a")
-    _archived_and_filed(world, "z")
+    stamped(world, "a")
+    stamped(world, "z")
+    archived_and_filed(world, "a")
+    archived_and_filed(world, "z")
 
     class Failing(FolderWorkStore):
         def delete_many(self, names: list[str]) -> None:
