@@ -258,3 +258,24 @@ def test_a_store_that_fails_for_one_batch_does_not_stop_the_others_and_is_report
         assert s.get(ArchivedBatch, "a").work_purged_at is None  # not marked: the next run tries again
     assert _state(_purge(world), "a").state == "purged"
     assert [e.payload["batch_id"] for e in _audited(world)] == ["z", "a"]
+
+
+def test_the_migration_keeps_the_batches_archived_before_it_with_their_work_copies_there(db_engine):
+    from alembic import command
+    from sqlalchemy import MetaData, Table, insert
+
+    from kernel.db import alembic_config, migrate
+
+    config = alembic_config()
+    with db_engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "archive_0004_reissue")
+    with db_engine.begin() as connection:
+        old = Table("archive_batch", MetaData(), autoload_with=connection)  # as archive_0004 left it
+        assert "work_purged_at" not in old.columns
+        connection.execute(insert(old).values(batch_id="old", finished_at=FILED, archived=2, refused=0,
+                                              not_archived=[]))
+    migrate(db_engine)
+    with session_factory(db_engine)() as s:
+        kept = s.get(ArchivedBatch, "old")
+        assert (kept.archived, kept.work_purged_at, kept.work_purged_objects) == (2, None, 0)
