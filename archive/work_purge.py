@@ -280,8 +280,8 @@ def _one(settings: Settings, sessions: sessionmaker[Session], store: WorkStore, 
     with sessions() as session:
         finished = session.get(ArchivedBatch, batch_id)
         if finished is not None and finished.work_purged_at is not None:
-            return BatchPurge(batch_id, "already_purged", objects=finished.work_purged_objects,
-                              since=as_utc(finished.work_purged_at))
+            return BatchPurge(batch_id, "already_purged", [f"removed on {as_utc(finished.work_purged_at):%Y-%m-%d}"],
+                              objects=finished.work_purged_objects)
         reasons, since = hold_reasons(session, batch_id, now=now, retention=retention)
         if reasons:
             return BatchPurge(batch_id, "held", reasons, since=since)

@@ -154,6 +154,8 @@ DEPLOYMENT_SETTINGS = (
 # Per worker, never shared: its own Airflow logs (and log-server port), scratch and SealFlow home.
 WORKER_OWN_SETTINGS = ("AIRFLOW__LOGGING__BASE_LOG_FOLDER", "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT",
                        "SEALFLOW_HOME", "TMPDIR")
+
+
 @dataclass(frozen=True)
 class Share:
     """A folder of the stack's state that a worker's own SealFlow home links to (on several machines:

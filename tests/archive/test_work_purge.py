@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from archive.models import ArchivedBatch, ArchiveRecord
+from archive.models import ArchivedBatch, ArchiveRecord, ArchiveRun
 from archive.work_purge import ACTION, PurgeRefused, purge_work
 from filing.outbox import SENT, OutboxRecord
 from kernel.db import session_factory, transaction
@@ -168,6 +168,8 @@ def test_quarantined_rows_do_not_hold_a_batch(world):
     ("not_archived", "verified document(s) are no archived record"),
     ("registration_pending", "archive registration(s) not filed"),
     ("registration_dead", "archive registration(s) not filed"),
+    ("sent_without_receipt", "archive registration(s) not filed"),
+    ("second_run_unfiled", "1 of its 2 archive registration(s) not filed"),
     ("never_archived", "the archive has not finished with it"),
     ("incomplete", "stamping has not finished it as done (status incomplete)"),
 ])
@@ -182,6 +184,11 @@ def test_a_batch_not_fully_archived_and_filed_keeps_its_work_copies(world, what,
             s.delete(s.scalars(select(ArchiveRecord).where(ArchiveRecord.batch_id == "b")).first())
         if what == "incomplete":
             s.execute(update(Batch).where(Batch.batch_id == "b").values(status="incomplete"))
+        if what == "sent_without_receipt":
+            s.execute(update(OutboxRecord).values(receipt=None))
+        if what == "second_run_unfiled":  # a failed try archived part of the batch: its registration waits
+            s.add(ArchiveRun(run_id="second", batch_id="b", created_at=FILED, records=1, bytes=1,
+                             manifest_key="runs/b/second/manifest.json", manifest_sm3="cd" * 32))
     before = _objects(world, "b")
     report = _purge(world, now=FILED + timedelta(days=3650), batch_ids=["b"])
     assert _state(report, "b").state == "held" and why in " ".join(_state(report, "b").reasons)
