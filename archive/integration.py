@@ -95,6 +95,10 @@ def batches_to_archive(session: Session) -> list[str]:
         .order_by(Batch.finished_at, Batch.batch_id)))
 
 
+class WorkCopiesRemoved(ValueError):
+    """The batch is archived and its work copies were removed (``archive.work_purge``): nothing to archive."""
+
+
 def archive_batch(settings: Settings, sessions: sessionmaker[Session], batch_id: str, *, work: WorkStore,
                   signer=None, store: ObjectStore | ReplicatedStore | None = None, trust=None,
                   scratch_root: Path | None = None) -> ArchiveResult:
@@ -109,6 +113,12 @@ def archive_batch(settings: Settings, sessions: sessionmaker[Session], batch_id:
     refused documents and their reasons, which its report shows); a document that failed for an
     infrastructure reason leaves it to the next run.
     """
+    with sessions() as s:
+        finished = s.get(ArchivedBatch, batch_id)
+        if finished is not None and finished.work_purged_at is not None:
+            raise WorkCopiesRemoved(f"batch {batch_id} was archived on {finished.finished_at:%Y-%m-%d} and its work "
+                                    f"copies removed on {finished.work_purged_at:%Y-%m-%d}: nothing is left to "
+                                    f"archive (its records: sealflow archive search --batch {batch_id})")
     store = store or archive_store(settings)
     store.ensure_bucket()  # both stores: an unreachable replica fails the run here, for a retry
     if scratch_root is not None:
@@ -166,4 +176,5 @@ def after_stamping(session: Session, batch_id: str):
     finished = session.get(ArchivedBatch, batch_id)
     reasons = {r["file"]: list(r.get("reasons") or []) for r in (finished.not_archived or [])} if finished else {}
     return AfterStamping(archival_codes=codes, archived=True if finished else None,
-                         archive_refused=finished.refused if finished else 0, archive_reasons=reasons)
+                         archive_refused=finished.refused if finished else 0, archive_reasons=reasons,
+                         work_purged_at=finished.work_purged_at if finished else None)

@@ -89,6 +89,10 @@ class ArchivedBatch(Base):
     refused: Mapped[int] = mapped_column(Integer, default=0)
     # The refused documents with the reasons ({"licence_id", "file", "reasons"}), for the batch report.
     not_archived: Mapped[list] = mapped_column(JSON, default=list)
+    # When the batch's received files, sealed files and provenance notes were removed from the work bucket
+    # (archive.work_purge), and how many objects; None while they are there.
+    work_purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, default=None)
+    work_purged_objects: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class FixityRun(Base):

@@ -210,14 +210,78 @@ def finish_package(archival_code: str, files: dict[str, bytes], checks: dict, ar
 
 
 def tar_folder(folder: str, files: dict[str, bytes], mtime: datetime) -> bytes:
+    """The folder as an uncompressed POSIX (pax) tar: members sorted by name, read-only, one mtime.
+
+    The same bytes as ``tarfile`` writes in ``PAX_FORMAT`` for these members (a test holds it), built
+    directly: ``tarfile`` spent ~0.2-0.45 ms per package on Python-level header objects, copies and
+    checksums (a quarter of building a package, issue 19). A name that is not valid UTF-8 text is left
+    to ``tarfile``, which knows how to record it.
+    """
+    stamp = int(mtime.timestamp())
+    names = sorted(files)
+    paths = [f"{folder}/{name}" for name in names]
+    if not all(_utf8_text(p) for p in paths):
+        return _tar_with_tarfile(paths, [files[n] for n in names], stamp)
+    out = bytearray()
+    for path, name in zip(paths, names, strict=True):
+        data = files[name]
+        if not path.isascii() or len(path) > _TAR_NAME_FIELD:
+            records = _pax_record("path", path)
+            out += _tar_header(b"././@PaxHeader", len(records), 0, 0, b"x")
+            out += _padded(records)
+        out += _tar_header(path.encode("ascii", "replace"), len(data), stamp, 0o444, b"0")
+        out += _padded(data)
+    out += bytes(2 * _TAR_BLOCK)
+    out += bytes(-len(out) % _TAR_RECORD)
+    return bytes(out)
+
+
+_TAR_BLOCK = 512
+_TAR_RECORD = 20 * _TAR_BLOCK  # tar's default blocking factor: the archive ends on a whole record
+_TAR_NAME_FIELD = 100
+
+
+def _tar_header(name: bytes, size: int, mtime: int, mode: int, typeflag: bytes) -> bytes:
+    """One ustar header block (uid/gid 0, no user or group names), as ``tarfile`` writes it."""
+    if not (0 <= size < 8 ** 11 and 0 <= mtime < 8 ** 11):
+        raise PackageError(name.decode("ascii", "replace"), "size or time out of the tar header's range")
+    head = b"".join((
+        name[:_TAR_NAME_FIELD].ljust(_TAR_NAME_FIELD, b"\0"), b"%07o\0" % mode, b"0000000\0", b"0000000\0",
+        b"%011o\0" % size, b"%011o\0" % mtime, b" " * 8, typeflag, bytes(100), b"ustar\x0000",
+    )).ljust(_TAR_BLOCK, b"\0")
+    return head[:148] + b"%06o\0" % sum(head) + head[155:]
+
+
+def _pax_record(keyword: str, value: str) -> bytes:
+    """``<length> <keyword>=<value>\\n``, the length counting its own digits."""
+    body = f" {keyword}={value}\n".encode()
+    length = len(body)
+    while len(str(length)) + len(body) != length:
+        length = len(str(length)) + len(body)
+    return str(length).encode() + body
+
+
+def _padded(data: bytes) -> bytes:
+    return data + bytes(-len(data) % _TAR_BLOCK)
+
+
+def _utf8_text(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates (undecodable file-name bytes)
+        return False
+    return True
+
+
+def _tar_with_tarfile(paths: list[str], contents: list[bytes], mtime: int) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
-        for name in sorted(files):
-            info = tarfile.TarInfo(f"{folder}/{name}")
-            info.size = len(files[name])
-            info.mtime = int(mtime.timestamp())
+        for path, data in zip(paths, contents, strict=True):
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            info.mtime = mtime
             info.mode = 0o444
-            tf.addfile(info, io.BytesIO(files[name]))
+            tf.addfile(info, io.BytesIO(data))
     return buf.getvalue()
 
 

@@ -17,8 +17,10 @@ process). Decisions:
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -116,16 +118,18 @@ class BackgroundLoad:
     """``n`` bounded CPU burners (busy-looping child processes) for loaded runs of a benchmark.
 
     Started and stopped by the benchmark itself; each burner also ends on its own after
-    ``max_seconds``, so a killed benchmark cannot leave them spinning."""
+    ``max_seconds`` or as soon as the benchmark that started it is gone (its parent changes), so a
+    killed benchmark cannot leave them spinning for an hour."""
 
     def __init__(self, n: int, max_seconds: float = 3600.0) -> None:
         self.n, self.max_seconds = n, max_seconds
         self._procs: list[subprocess.Popen] = []
 
     def __enter__(self) -> BackgroundLoad:
-        import sys
-
-        code = f"import time\nend = time.monotonic() + {self.max_seconds}\nwhile time.monotonic() < end:\n    pass\n"
+        # The parent's pid is written in, not read at start: a burner still starting when the benchmark
+        # dies would otherwise take its new parent for the benchmark and spin on.
+        code = (f"import os, time\nend = time.monotonic() + {self.max_seconds}\n"
+                f"while time.monotonic() < end and os.getppid() == {os.getpid()}:\n    pass\n")
         self._procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(self.n)]
         return self
 

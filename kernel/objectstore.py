@@ -18,6 +18,9 @@ CHECKSUM_ENV = {
     "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required",
 }
 
+# Bodies up to this size are sent without ``Expect: 100-continue`` (see :func:`send_small_bodies_at_once`).
+EXPECT_CONTINUE_FROM = 1024 * 1024
+
 
 def client_config(**extra: Any) -> Any:  # botocore.config.Config
     from botocore.config import Config
@@ -40,7 +43,7 @@ def make_s3_client(endpoint_url: str | None, access_key: str | None, secret_key:
     import boto3
 
     session = boto3.session.Session()
-    return session.client(
+    client = session.client(
         "s3",
         endpoint_url=endpoint_url or None,
         aws_access_key_id=access_key or None,
@@ -48,6 +51,33 @@ def make_s3_client(endpoint_url: str | None, access_key: str | None, secret_key:
         region_name=region,
         config=client_config(**config),
     )
+    send_small_bodies_at_once(client)
+    return client
+
+
+def send_small_bodies_at_once(client: Any) -> None:
+    """PUTs of bodies up to :data:`EXPECT_CONTINUE_FROM` bytes go without ``Expect: 100-continue``.
+
+    botocore asks for it on every PUT whose body is file-like, and it makes a ``bytes`` body file-like:
+    each upload then sends its headers, waits for the store's interim ``100 Continue`` and only then
+    its body — one more exchange per object. The header saves sending a large body the store would
+    refuse (a failed precondition, a bad signature); for an archive package (~50 KB) the exchange costs
+    more than the body. SeaweedFS 4.48 accepts both and still refuses an ``If-None-Match: *`` clash with
+    412. Measured there (locked PUTs of ~50 KB, A/B windows in one process): SeaweedFS CPU 0.09–0.19 ms
+    less per PUT of ~2.6 ms, ours unchanged within noise. Larger or unsized bodies keep the header.
+    """
+    from botocore.utils import determine_content_length
+
+    def drop_expect(request: Any, **_kwargs: Any) -> None:
+        if "Expect" in request.headers:
+            size = determine_content_length(request.body)
+            if size is not None and size <= EXPECT_CONTINUE_FROM:
+                del request.headers["Expect"]
+
+    # Before signing, when the request is built: botocore adds the header in an earlier event
+    # ('before-call'), and the SigV4 signature never covers it.
+    for operation in ("PutObject", "UploadPart"):
+        client.meta.events.register(f"before-sign.s3.{operation}", drop_expect)
 
 
 def s3_client(settings: Settings, **config: Any) -> Any:  # a botocore S3 client

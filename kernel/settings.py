@@ -81,6 +81,11 @@ class Settings:
     replica_volume_port: int = 18180
     replica_admin_port: int = 18746
     work_bucket: str = "sealflow-work"
+    # Days a batch's received files, sealed files and provenance notes stay in the work bucket after the
+    # archive holds its records and the platform has filed them; then `sealflow batch purge-work` (and the
+    # hourly seal_maintenance job) removes them, keeping the manifest and the report. 0 keeps them for
+    # ever (docs/backup.md says why 30 and why 0 is not "at once").
+    work_retention_days: int = 30
     # Archives (电子档案): 档号 parts (全宗号, 门类代码), its pattern, upload threads, URL expiry,
     # the archiving unit's key in the key store.
     archive_fonds: str = "X001"

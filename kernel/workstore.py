@@ -74,6 +74,10 @@ class WorkStore(Protocol):
         """Remove the object (nothing happens when there is none)."""
         ...
 
+    def delete_many(self, keys: list[str]) -> None:
+        """Remove several objects (none missing is an error), in parallel where the store gains from it."""
+        ...
+
     def keys(self, prefix: str) -> Iterator[str]:
         """Every key starting with ``prefix``, in key order."""
         ...
@@ -200,6 +204,9 @@ class S3WorkStore(_MissingIsAnError):
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=key)
 
+    def delete_many(self, keys: list[str]) -> None:
+        _in_parallel(self.delete, keys)
+
     def keys(self, prefix: str) -> Iterator[str]:
         yield from _list_keys(self.client, self.bucket, prefix)
 
@@ -213,13 +220,7 @@ class S3WorkStore(_MissingIsAnError):
         return name[len(head):]
 
     def put_many(self, items: list[tuple[str, bytes]]) -> None:
-        if len(items) < 2:
-            for key, data in items:
-                self.put(key, data)
-            return
-        with ThreadPoolExecutor(max_workers=min(TRANSFER_THREADS, len(items))) as pool:
-            for _ in pool.map(lambda item: self.put(*item), items):  # re-raises the first failure
-                pass
+        _in_parallel(lambda item: self.put(*item), items)
 
     def fetch_prefix(self, location: str, into: Path, *, max_object_bytes: int) -> int:
         bucket, prefix = split_s3(location)
@@ -249,6 +250,18 @@ class S3WorkStore(_MissingIsAnError):
             for _ in pool.map(download, wanted):
                 pass
         return listed
+
+
+def _in_parallel(call: Callable[[Any], None], items: list) -> None:
+    """``call`` on every item, from a small thread pool when there are several (S3 calls wait on the network);
+    the first failure is raised once all have been tried or cancelled."""
+    if len(items) < 2:
+        for item in items:
+            call(item)
+        return
+    with ThreadPoolExecutor(max_workers=min(TRANSFER_THREADS, len(items))) as pool:
+        for _ in pool.map(call, items):  # re-raises the first failure
+            pass
 
 
 def _is_missing(exc: BaseException) -> bool:
@@ -302,6 +315,10 @@ class FolderWorkStore(_MissingIsAnError):
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def delete_many(self, keys: list[str]) -> None:
+        for key in keys:
+            self.delete(key)
 
     def keys(self, prefix: str) -> Iterator[str]:
         if not self.root.is_dir():

@@ -3,10 +3,10 @@
 In Airflow the person acting is the logged-in user (the auth manager's user on API calls and on
 the HITL response), so each registry user (``registry_users`` and their unit roles) is an Airflow
 user of the same name — the convention the 用章审批 step relies on when it assigns the approval to
-the keeper's Airflow user. On the embedded stack the SimpleAuthManager gets them through
+the keeper's Airflow user. On every stack and in compose the auth manager is the SimpleAuthManager
+(``sealflow.stack.layout.AUTH_MANAGER``, docs/identities.md says why): the API server gets them through
 ``AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS`` and a 0600 passwords file (one generated password per
-user, kept there for the person to collect); the production auth manager (FAB in compose) is given
-the same mapping with ``airflow users create`` (docs/identities.md).
+user, kept there for the person to collect).
 
 Mapping (the highest wins when a user holds several roles):
 

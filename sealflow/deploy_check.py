@@ -30,7 +30,6 @@ SECRETS: dict[str, str] = {
     "AIRFLOW_JWT_SECRET": 'python -c "import secrets; print(secrets.token_urlsafe(32))"',
     "AIRFLOW_API_SECRET_KEY": 'python -c "import secrets; print(secrets.token_urlsafe(32))"',
     "AIRFLOW_FERNET_KEY": 'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"',
-    "AIRFLOW_ADMIN_PASSWORD": 'python -c "import secrets; print(secrets.token_urlsafe(18))"',
     "POSTGRES_PASSWORD": 'python -c "import secrets; print(secrets.token_urlsafe(24))"',
     "SEALFLOW_DB_PASSWORD": 'python -c "import secrets; print(secrets.token_urlsafe(24))"',
     "S3_SECRET_KEY": 'python -c "import secrets; print(secrets.token_urlsafe(32))"',

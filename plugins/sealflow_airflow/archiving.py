@@ -46,15 +46,20 @@ def triggering_batches(context: Any) -> list[str]:
 
 
 def archive_batches(batch_ids: list[str], context: Any) -> list[dict]:
-    from archive.integration import archive_batch
+    from archive.integration import WorkCopiesRemoved, archive_batch
 
     settings = root.settings()
     sessions = root.sessions()
     out = []
     unstored: list[str] = []
     for batch_id in batch_ids:
-        result = archive_batch(settings, sessions, batch_id, work=root.work_store(), signer=root.archive_signer(),
-                               trust=root.trust())
+        try:
+            result = archive_batch(settings, sessions, batch_id, work=root.work_store(),
+                                   signer=root.archive_signer(), trust=root.trust())
+        except WorkCopiesRemoved as exc:  # a run asked for an archived batch whose work copies are gone
+            log.info("%s", exc)
+            out.append({"batch_id": batch_id, "skipped": str(exc)})
+            continue
         summary = result.to_json()
         log.info("batch %s archived: %s", batch_id, summary["counts"])
         for refused in summary["not_archived"]:  # refused with a reason (also in the batch report), never silent

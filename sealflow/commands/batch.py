@@ -1,5 +1,6 @@
-"""``sealflow batch enrol|submit|approve|status`` — a records office and a seal keeper at the command
-line, through the same interfaces as the Airflow UI (its REST API) and the registry."""
+"""``sealflow batch enrol|submit|approve|status|report|purge-work`` — a records office and a seal keeper at the
+command line, through the same interfaces as the Airflow UI (its REST API) and the registry; and the work
+bucket's clean-up an operator can run (and preview) by hand, as the hourly job does."""
 
 from __future__ import annotations
 
@@ -125,7 +126,7 @@ def batch_progress(session, batch_id: str) -> dict | None:
     """
     from sqlalchemy import func, select
 
-    from archive.models import ARCHIVED, ArchiveRecord
+    from archive.models import ARCHIVED, ArchivedBatch, ArchiveRecord
     from filing.outbox import SENT, OutboxRecord
     from stamping.batch.models import Batch, BatchDocument, SealUseApproval
 
@@ -149,11 +150,14 @@ def batch_progress(session, batch_id: str) -> dict | None:
               "verified": states.get("verified", 0), "failed": states.get("failed", 0),
               "archived": archived or 0, "filed": filed}
     report = str((batch.report or {}).get("html") or "")  # its name in the work bucket, once written
+    finished = session.get(ArchivedBatch, batch_id)
+    purged = finished.work_purged_at if finished is not None else None
     return {"batch_id": batch_id, "status": batch.status, "es_id": batch.es_id, "requester": batch.requester,
             "run_id": batch.run_id, "keeper": request.keeper if request else "", "approval": approval,
             "approval_reason": request.reason if request and approval != "awaiting the keeper" else "",
             "counts": counts, "filing_records": dict(Counter(r.state for r in filings)),
-            "report": report}
+            "report": report,
+            "work_purged": {"at": purged.isoformat(), "objects": finished.work_purged_objects} if purged else None}
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -187,7 +191,45 @@ def _status(args: argparse.Namespace) -> int:
         print(f"  row {row:>5} {state:<11} {file}: {'; '.join(reasons)}")
     if data["report"]:
         print(f"  report: {data['report']} (sealflow batch report {data['batch_id']} -o report.html)")
+    if data["work_purged"]:
+        print(f"  work files: removed {data['work_purged']['at'][:19]} ({data['work_purged']['objects']} received "
+              f"and sealed files, provenance notes) after archiving and filing; manifest and report kept — the "
+              f"sealed documents are in the archive: sealflow archive search --batch {data['batch_id']}")
     return 1 if data["counts"]["failed"] else 0
+
+
+def _purge_work(args: argparse.Namespace) -> int:
+    """The work bucket's clean-up (archive.work_purge), as the hourly job runs it: each batch removed or
+    held, with the reasons; ``--dry-run`` changes nothing. Exit 1 when a batch could not be dealt with."""
+    from archive.work_purge import PurgeRefused, purge_work
+    from sealflow import root
+    from sealflow.commands.seal import os_login
+
+    settings = get_settings()
+    sessions = root.sessions(settings)
+    try:
+        report = purge_work(settings, sessions, root.work_store(settings), root.registry(settings, sessions).audit,
+                            dry_run=args.dry_run, batch_ids=args.batch or None,
+                            trigger=f"sealflow batch purge-work (OS user {os_login()})")
+    except PurgeRefused as exc:
+        raise UsageError(str(exc)) from None
+    if args.json:
+        print(json.dumps(report.to_json(), ensure_ascii=False, indent=1))
+        return 1 if report.errors else 0
+    if not report.retention_days:
+        print("SEALFLOW_WORK_RETENTION_DAYS=0: the work copies are kept for ever; nothing removed")
+        return 0
+    for batch in report.batches:
+        detail = "; ".join(batch.reasons) if batch.reasons else f"{batch.objects} objects"
+        if batch.left:
+            detail += f"; {len(batch.left)} other objects in its folders left (not named by the database)"
+        print(f"  {batch.state:<14} {batch.batch_id}: {detail}")
+    summary = report.to_json()
+    verb = "would remove" if args.dry_run else "removed"
+    print(f"{verb} the work copies of {summary['counts']['would_purge' if args.dry_run else 'purged']} batch(es), "
+          f"{summary['objects']} objects; {summary['counts']['held']} held, {summary['counts']['error']} failed "
+          f"(retention {report.retention_days} days after archiving and filing)")
+    return 1 if report.errors else 0
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -245,6 +287,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.add_argument("-o", "--output", help="write it to this file (default: stdout)")
     p.set_defaults(handler=_report)
+    p = sub.add_parser("purge-work", help="operator: remove the received and sealed files of batches archived and "
+                                          "filed more than SEALFLOW_WORK_RETENTION_DAYS ago (manifest and report "
+                                          "kept, each batch audited); what the hourly seal_maintenance job does")
+    p.add_argument("--dry-run", action="store_true", help="only say which batches would go and which are held, why")
+    p.add_argument("--batch", action="append", metavar="BATCH_ID",
+                   help="only this batch (repeatable); the same conditions apply")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_purge_work)
     p = sub.add_parser("status", help="a batch's live progress: checked, approved, stamped, verified, archived, filed")
     p.add_argument("batch_id")
     p.add_argument("--json", action="store_true")

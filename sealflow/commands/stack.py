@@ -1,4 +1,5 @@
-"""``sealflow stack up [--ui | --distributed] | down [--purge] | status [--json]``: the stack on 127.0.0.1."""
+"""``sealflow stack up [--ui | --distributed] | down [--purge] | status [--json] | init | airflow-users``:
+the stack on 127.0.0.1, and what a production install (compose) runs of it."""
 
 from __future__ import annotations
 
@@ -31,6 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     init = actions.add_parser("init", help="prepare external services (production): migrate the SealFlow "
                                            "database, create the buckets")
     init.set_defaults(handler=_init)
+    users = actions.add_parser("airflow-users", help="print the Airflow users (name:role,…: the registry's people "
+                                                    "by role), making a password for each new one in the passwords "
+                                                    "file; compose's API server runs it when it starts")
+    users.set_defaults(handler=_airflow_users)
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -98,4 +103,13 @@ def _init(_args: argparse.Namespace) -> int:
         init_services(get_settings())
     except StackError as exc:
         raise CheckFailed(str(exc)) from exc
+    return 0
+
+
+def _airflow_users(_args: argparse.Namespace) -> int:
+    """The value of the auth manager's users setting (``layout.AUTH_USERS_COMMAND``): what `up` gives its API
+    server, for compose's to read when it starts. Passwords stay in the 0600 file, never printed."""
+    from sealflow.stack.airflow_home import auth_users
+
+    print(auth_users(get_settings()))
     return 0

@@ -7,7 +7,9 @@ Decisions:
   ``dag.test()`` see exactly the home of ``settings``; inherited ``AIRFLOW_*``/``SEALFLOW_*``
   variables are replaced, and tasks check identities against the stack's register.
 * **Secrets made once, 0600**: the JWT and API secrets and the Fernet key, and a generated password
-  per SimpleAuthManager user (the registry's people by role, :func:`airflow_users`).
+  per user of the auth manager (``layout.AUTH_MANAGER``: the registry's people by role, :func:`airflow_users`).
+* **What every stack shares with compose comes from the layout** (``layout.AIRFLOW_COMMON_SETTINGS``,
+  ``AIRFLOW_FROM_SETTINGS``); what is set here is this machine's (paths, ports, the executor, SQLite).
 * **Prepared once per Airflow version and connection set** (:func:`prepare_airflow`): a marker
   with their fingerprint makes a second ``up`` skip ``airflow db migrate``.
 """
@@ -27,6 +29,7 @@ from typing import Any
 from kernel.objectstore import CHECKSUM_ENV
 from kernel.settings import Settings, local_url
 from sealflow.root import with_stack_identity
+from sealflow.stack import layout
 from sealflow.stack.paths import (
     ADMIN_USER,
     DAGS_DIR,
@@ -85,11 +88,26 @@ def airflow_login(settings: Settings, user: str = ADMIN_USER) -> tuple[str, str]
     return user, passwords[user]
 
 
-def airflow_env(settings: Settings, base: Mapping[str, str] | None = None) -> dict[str, str]:
+def auth_users(settings: Settings) -> str:
+    """The auth manager's users as its setting holds them (``name:role,...``), each with a password in the
+    passwords file — what ``sealflow stack airflow-users`` (``layout.AUTH_USERS_COMMAND``) prints."""
+    return ",".join(f"{name}:{role}" for name, role in airflow_users(settings))
+
+
+def auth_env(settings: Settings) -> dict[str, str]:
+    """What the API server needs to sign people in (``layout.AUTH_SERVICE``): the users and their passwords file."""
+    return {layout.AUTH_USERS_SETTING: auth_users(settings),
+            layout.AUTH_PASSWORDS_SETTING: str(passwords_file(settings))}
+
+
+def airflow_env(settings: Settings, base: Mapping[str, str] | None = None, *, sign_in: bool = True
+                ) -> dict[str, str]:
     """The complete environment to run Airflow (CLI, components, ``dag.test()``) on this stack.
 
     ``base`` defaults to the current environment (for PATH, HOME...); any ``AIRFLOW__``/``SEALFLOW_``
-    variables in it are replaced so the Airflow home is exactly the one of ``settings``.
+    variables in it are replaced so the Airflow home is exactly the one of ``settings``. ``sign_in``: with
+    the auth manager's users (:func:`auth_env`) — the embedded stack's one environment has them; on the
+    distributed stack only the API server's does (``layout.AUTH_SERVICE``).
     """
     source = os.environ if base is None else base
     env = {k: v for k, v in source.items() if not k.startswith(("AIRFLOW_", "AIRFLOW__", "SEALFLOW_"))}
@@ -98,6 +116,11 @@ def airflow_env(settings: Settings, base: Mapping[str, str] | None = None) -> di
     keys = _airflow_secrets(settings)
     env.update(sealflow_env(with_stack_identity(settings)))  # tasks check identities against the stack's register
     env.update(CHECKSUM_ENV)
+    # The settings every stack shares with compose (sealflow/stack/layout.py says why each value).
+    env.update(layout.AIRFLOW_COMMON_SETTINGS)
+    env.update({key: str(getattr(settings, field)) for key, field in layout.AIRFLOW_FROM_SETTINGS.items()})
+    if sign_in:
+        env.update(auth_env(settings))
     env.update(
         {
             "AIRFLOW_HOME": str(home),
@@ -106,38 +129,19 @@ def airflow_env(settings: Settings, base: Mapping[str, str] | None = None) -> di
             # Airflow's LocalExecutor minus the race that failed a task resumed right after parking
             # (an approval answered at once): see plugins/sealflow_airflow/executor.py.
             "AIRFLOW__CORE__EXECUTOR": "sealflow_airflow.executor.LocalExecutor",
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__FERNET_KEY": keys["fernet_key"],
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{n}:{r}" for n, r in airflow_users(settings)),
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file(settings)),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
             # SQLite's default 5 s lock wait, on purpose: with 60 s the API server's own threads waited on each
             # other's write lock for a minute and a trigger request failed (seen in bench-e2e 10,000).
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-            # A task's calls to the API server wait 60 s (not 5) for an answer: on a loaded machine a
-            # call that timed out but landed (a task's start) is otherwise retried into a 409 and fails.
-            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
             "AIRFLOW__API__BASE_URL": api,
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(settings.airflow_port),
             "AIRFLOW__API__SECRET_KEY": keys["api_secret_key"],
             "AIRFLOW__API_AUTH__JWT_SECRET": keys["jwt_secret"],
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+            # Its health server would take port 8974 on this machine for every stack (compose asks it).
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
-            # A live but busy scheduler marked itself dead after 30 s without a heartbeat and reset its own
-            # running chunks, again and again, on a loaded machine.
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD": "120",
-            # A killed task supervisor or scheduler: its tasks are failed (and retried) after 60 s,
-            # not 300 s; a restarted scheduler adopts a dead one's tasks within 30 s, not 300 s.
-            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(settings.airflow_heartbeat_timeout_s),
-            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL":
-                str(settings.airflow_heartbeat_check_s),
-            "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": str(settings.airflow_orphan_check_s),
-            # A queued task whose Celery message was lost (the broker restarted empty) is re-queued
-            # after this; checked as often as heartbeats (Airflow's default: every 120 s).
-            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": str(settings.airflow_queued_timeout_s),
-            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": str(settings.airflow_heartbeat_check_s),
         }
     )
     # Components spawn `airflow ...` themselves; DAG files import the Airflow glue in plugins/.

@@ -21,13 +21,14 @@ Decisions:
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from kernel.settings import Settings
 from sealflow.stack import layout
-from sealflow.stack.airflow_home import airflow_env
+from sealflow.stack.airflow_home import airflow_env, auth_env
 from sealflow.stack.paths import run_dir, write_private
 from sealflow.stack.ports import SEAWEED_GRPC_OFFSET, ephemeral_range, free_port_block
 from sealflow.stack.processes import stack_tag
@@ -124,10 +125,11 @@ def port_problems(plan: ClusterPlan) -> list[str]:
     return [f"{name} = {port}" for name, port in wanted if low <= port <= high]
 
 
-def cluster_env(settings: Settings, plan: ClusterPlan) -> dict[str, str]:
+def cluster_env(settings: Settings, plan: ClusterPlan, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of every Airflow process of the distributed stack (:func:`airflow_env` on
-    Celery, PostgreSQL and Redis); workers add their own part (:func:`worker_env`)."""
-    env = airflow_env(settings)
+    Celery, PostgreSQL and Redis); the API server adds the auth manager's users (:func:`api_server_env`),
+    workers their own part (:func:`worker_env`). ``base``: as for :func:`airflow_env`."""
+    env = airflow_env(settings, base, sign_in=False)  # the users: layout.AUTH_SERVICE's alone
     redis_url = urlsplit(plan.redis_url)
     env.update(layout.AIRFLOW_SETTINGS)
     env.update({
@@ -141,6 +143,21 @@ def cluster_env(settings: Settings, plan: ClusterPlan) -> dict[str, str]:
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(plan.ports["triggerer-logs"]),
     })
     return env
+
+
+def api_server_env(settings: Settings, plan: ClusterPlan, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The API server's environment: the stack's, with the users it signs in and their passwords file."""
+    return {**cluster_env(settings, plan, base), **auth_env(settings)}
+
+
+def service_env(settings: Settings, plan: ClusterPlan, component: str, base: Mapping[str, str] | None = None
+                ) -> dict[str, str]:
+    """The environment the launcher starts the Airflow ``component`` with (what the compose test compares)."""
+    if component == layout.AUTH_SERVICE.component:
+        return api_server_env(settings, plan, base)
+    if component in {worker.component for worker in layout.WORKERS}:
+        return worker_env(settings, plan, component, base)
+    return cluster_env(settings, plan, base)
 
 
 def worker_home(settings: Settings, name: str) -> Path:
@@ -160,11 +177,11 @@ def prepare_worker_home(settings: Settings, name: str) -> Path:
     return home
 
 
-def worker_env(settings: Settings, plan: ClusterPlan, name: str) -> dict[str, str]:
+def worker_env(settings: Settings, plan: ClusterPlan, name: str, base: Mapping[str, str] | None = None
+               ) -> dict[str, str]:
     """A worker's environment: the layout's, with its own home, logs, log-server port and scratch."""
     home = worker_home(settings, name)
-    env = cluster_env(settings, plan)
-    env.pop("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", None)  # the api-server's, not a worker's
+    env = cluster_env(settings, plan, base)
     env.update({
         "AIRFLOW_HOME": str(home / "airflow"),
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "airflow" / "logs"),

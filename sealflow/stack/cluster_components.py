@@ -18,7 +18,7 @@ from typing import Any
 
 from kernel.settings import Settings, local_url
 from sealflow.stack import layout
-from sealflow.stack.cluster import ClusterPlan, cluster_env, prepare_worker_home, worker_env
+from sealflow.stack.cluster import ClusterPlan, prepare_worker_home, service_env
 from sealflow.stack.components import API_SERVER_STARTUP_S, http_ok, s3_ready
 from sealflow.stack.paths import venv_bin, write_private
 from sealflow.stack.processes import Component
@@ -80,16 +80,19 @@ def seaweed_components(settings: Settings, plan: ClusterPlan) -> list[Component]
 
 def airflow_cluster_components(settings: Settings, plan: ClusterPlan) -> list[Component]:
     """Api-server, scheduler, dag-processor and triggerer (serving its logs), then the two workers."""
-    env = cluster_env(settings, plan)
+    def env(component: str) -> dict[str, str]:  # the API server's alone signs people in (layout.AUTH_SERVICE)
+        return service_env(settings, plan, component)
+
     airflow = str(venv_bin() / "airflow")
     health = local_url(settings.airflow_port, "/api/v2/monitor/health")
     home = settings.airflow_home
     comps = [
         Component("api-server", [airflow, "api-server", "--host", "127.0.0.1", "--port", str(settings.airflow_port)],
-                  settings.airflow_port, env, lambda: http_ok(health), API_SERVER_STARTUP_S, home),
-        Component("scheduler", [airflow, "scheduler", "--skip-serve-logs"], None, env, lambda: True, 60.0, home),
-        Component("dag-processor", [airflow, "dag-processor"], None, env, lambda: True, 60.0, home),
-        Component("triggerer", [airflow, "triggerer"], plan.ports["triggerer-logs"], env,
+                  settings.airflow_port, env("api-server"), lambda: http_ok(health), API_SERVER_STARTUP_S, home),
+        Component("scheduler", [airflow, "scheduler", "--skip-serve-logs"], None, env("scheduler"), lambda: True,
+                  60.0, home),
+        Component("dag-processor", [airflow, "dag-processor"], None, env("dag-processor"), lambda: True, 60.0, home),
+        Component("triggerer", [airflow, "triggerer"], plan.ports["triggerer-logs"], env("triggerer"),
                   lambda: tcp_open(plan.ports["triggerer-logs"]), 120.0, home),
     ]
     for service in layout.WORKERS:
@@ -97,7 +100,7 @@ def airflow_cluster_components(settings: Settings, plan: ClusterPlan) -> list[Co
         argv = [airflow, "celery", "worker", "--celery-hostname", f"{name}@%h", "--queues", plan.queue,
                 "--concurrency", layout.AIRFLOW_SETTINGS["AIRFLOW__CELERY__WORKER_CONCURRENCY"],
                 "--without-mingle", "--without-gossip"]
-        comps.append(Component(name, argv, port, worker_env(settings, plan, name),
+        comps.append(Component(name, argv, port, env(name),
                                lambda p=port: tcp_open(p), 180.0, prepare_worker_home(settings, name)))
     return comps
 

@@ -75,13 +75,15 @@ class AfterStamping:
     ``archival_codes``: 档号 by the SM3 of the sealed file; ``archived``: whether archiving has run
     for the batch (``None``: not yet); ``archive_refused``: documents the archive refused (四性检测, or
     a licence archived before and sealed again without a declared 换发/补发); ``archive_reasons``: why,
-    by file.
+    by file; ``work_purged_at``: when the batch's received and sealed files left the work bucket (the
+    archive holds the records; manifest and report stay), None while they are there.
     """
 
     archival_codes: dict[str, str] = field(default_factory=dict)
     archived: bool | None = None
     archive_refused: int = 0
     archive_reasons: dict[str, list[str]] = field(default_factory=dict)
+    work_purged_at: datetime | None = None
 
 
 def _iso(value: datetime | None) -> str:
@@ -177,6 +179,9 @@ def build_report(session: Session, batch_id: str, *, status: str, finished_at: d
         "archive": {"state": "" if after.archived is None else "archived", "records": archived,
                     "refused": after.archive_refused},
         "filing": _filing_state(session, batch_id),
+        # The work bucket's copies (received files, sealed files, provenance notes): removed once archived
+        # and filed (archive.work_purge); the manifest and this report stay.
+        "work": {"purged_at": _iso(after.work_purged_at)},
         "documents": docs,
     }
     return report, ({batch.es_id: picture} if picture else {})
@@ -236,6 +241,11 @@ def _facts_html(report: dict, seal_class: str) -> str:
                                               f"隔离 {c.get('quarantined', 0)} · 无效 {c.get('failed', 0)}"),
             ("归档 <small>archive</small>", archive),
             ("备案 <small>filing</small>", escape(filing)))
+    if report.get("work", {}).get("purged_at"):
+        rows += (("工作副本 <small>work copies</small>",
+                  f"已于 {human_time(report['work']['purged_at'])} 清理：收到的文件与盖章文件已归档并备案，"
+                  f"档案中有其记录（按档号检索）；本报告与清单保留<small>received and sealed files removed from the "
+                  f"work bucket after archiving and filing; manifest and report kept</small>"),)
     return "<table>" + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows) + "</table>"
 
 

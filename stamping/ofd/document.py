@@ -35,7 +35,10 @@ def read_document(pkg: OfdPackage, member: str) -> DocumentInfo:
     root = pkg.xml_root(member, "Document")
     base = folder_of(member)
     common = xmlns.child(root, "CommonData")
-    box = (_box(common) if common is not None else None) or A4
+    try:
+        box = (_box(common) if common is not None else None) or A4
+    except ValueError as exc:
+        raise OfdError(pkg.path, f"{member}: PhysicalBox {exc}") from None
     templates = {}
     max_unit = 0
     if common is not None:

@@ -222,6 +222,11 @@ def _artefacts(entry: SignatureEntry, info: SignatureInfo | OfdError | None) -> 
     return {entry.member, info.signed_value_member, *([info.seal_member] if info.seal_member else [])}
 
 
+def _reason(exc: ValueError) -> str:
+    """What to tell the reader: an OfdError's reason, else the value that could not be read."""
+    return exc.reason if isinstance(exc, OfdError) else f"unreadable value: {exc}"
+
+
 def verify_ofd(data: bytes, path: str, trust: TrustStore | None,
                status_lookup: SealStatusLookup | None = None, *,
                use_lookup: SignatureUseLookup | None = None) -> DocumentResult:
@@ -237,8 +242,8 @@ def verify_ofd(data: bytes, path: str, trust: TrustStore | None,
         displayed: Displayed | None = None
         try:
             displayed = Displayed(read_document(pkg, bodies[0].doc_root))
-        except OfdError as exc:
-            doc_error = exc.reason
+        except ValueError as exc:  # OfdError, or a value the standard's type refuses (a box "0 0 210:97")
+            doc_error = _reason(exc)
         drawn_cache: dict = {}
         for body in bodies:
             if not body.signatures:
@@ -251,8 +256,8 @@ def verify_ofd(data: bytes, path: str, trust: TrustStore | None,
             try:
                 doc = displayed.doc if displayed and body is bodies[0] else read_document(pkg, body.doc_root)
                 page_ids = {p.id: p.member for p in doc.pages}
-            except OfdError as exc:
-                doc_error = doc_error or exc.reason
+            except ValueError as exc:
+                doc_error = doc_error or _reason(exc)
             sig_list = read_signatures(pkg, body.signatures)
             parsed = [_parse(pkg, e) for e in sig_list.entries]
             for k, entry in enumerate(sig_list.entries):
@@ -261,8 +266,8 @@ def verify_ofd(data: bytes, path: str, trust: TrustStore | None,
                     later |= _artefacts(sig_list.entries[j], parsed[j])
                 result.signatures.append(_verify_one(pkg, entry, displayed, page_ids, later, trust,
                                                      status_lookup, drawn_cache, parsed[k], use_lookup))
-    except OfdError as exc:
-        result.error = exc.reason
+    except ValueError as exc:  # never raises for bad input: an unreadable value fails the document
+        result.error = _reason(exc)
         return result
     if doc_error:
         result.error = doc_error

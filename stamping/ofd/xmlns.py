@@ -54,4 +54,7 @@ def floats(value: str | None) -> list[float]:
     """An ST_Array of numbers ("x y w h"); producers sometimes separate with commas."""
     if not value:
         return []
-    return [float(v) for v in value.replace(",", " ").split()]
+    try:
+        return [float(v) for v in value.replace(",", " ").split()]
+    except ValueError:
+        raise ValueError(f"{value[:40]!r} is not a list of numbers") from None

@@ -8,8 +8,10 @@ returns the bytes it was parsed from), so non-DER quirks in real files verify.
 
 from __future__ import annotations
 
+import copy
 import re
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 
 from asn1crypto import core
 
@@ -145,8 +147,23 @@ def _validate(seal: Seal) -> Seal:
 
 
 def parse_seal(der: bytes) -> Seal:
-    """Parse a DER SESeal (V1, V4 or V5); raises :class:`SesFormatError` when malformed."""
-    der = _check_input(der, "SESeal")
+    """Parse a DER SESeal (V1, V4 or V5); raises :class:`SesFormatError` when malformed.
+
+    Each distinct SESeal is parsed once per process: a batch carries the same seal (with its
+    picture) in every document, and its parse was a seventh of an OFD 验章. The memo is keyed by
+    the exact DER bytes, so any other byte string is parsed afresh; every call gets its own copy."""
+    return _copy(_parse_seal_once(_check_input(der, "SESeal")))
+
+
+def _copy(seal: Seal) -> Seal:
+    """A copy a caller may change without touching the memo (bytes, dates and ExtData are immutable)."""
+    out = copy.copy(seal)
+    out.cert_list, out.cert_digests, out.ext_datas = list(seal.cert_list), list(seal.cert_digests), list(seal.ext_datas)
+    return out
+
+
+@lru_cache(maxsize=64)
+def _parse_seal_once(der: bytes) -> Seal:
     try:
         count, version = _header_version(der)
         if count == 2:

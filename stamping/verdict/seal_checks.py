@@ -73,11 +73,25 @@ def verify_sm2(cert_der: bytes, signature: bytes, data: bytes) -> tuple[bool, st
     return False, "SM2 signature does not verify"
 
 
+@lru_cache(maxsize=64)
+def _seal_signature_verdict(cert_der: bytes, signature: bytes, data: bytes) -> tuple[bool, str]:
+    """The seal maker's signature, verified once per process for each exact (certificate, signature
+    value, signed bytes): a batch carries the same SESeal in every document, and that verification was
+    half of the SM2 work of 验章. Keyed by every byte the verification reads, so a seal that differs
+    anywhere (a forged picture, a swapped certificate, another signature) is verified afresh."""
+    return verify_sm2(cert_der, signature, data)
+
+
 def check_signature(result: SignatureResult, name: str, who: str, cert_der: bytes, alg: str,
-                     signature: bytes, data: bytes, what: str) -> bool:
+                     signature: bytes, data: bytes, what: str, *, same_in_every_document: bool = False) -> bool:
+    """``same_in_every_document``: the signed bytes are shared by a batch's documents (the seal), so the
+    verdict is memoized by the exact bytes (:func:`_seal_signature_verdict`)."""
     if alg not in _SM2_SIGN_ALGS:
         return result.add(name, False, f"{who} signature algorithm {alg} is not SM2-with-SM3 ({SM2_WITH_SM3})")
-    ok, why = verify_sm2(cert_der, signature, data)
+    if same_in_every_document:
+        ok, why = _seal_signature_verdict(bytes(cert_der), bytes(signature), bytes(data))
+    else:
+        ok, why = verify_sm2(cert_der, signature, data)
     if ok:
         return result.add(name, True, f"{who} SM2 signature over {what} is valid")
     return result.add(name, False, f"{who} signature over {what} is invalid: {why}")
@@ -206,7 +220,7 @@ def check_seal(result: SignatureResult, seal: Seal, signer_cert: bytes, signed_a
     what = ("DER(SEQUENCE{SES_SealInfo, cert, signatureAlgorithm})" if seal.version == 1
             else "DER(SES_SealInfo)")
     check_signature(result, "maker_signature", "seal maker", seal.maker_cert, seal.sign_alg,
-                     seal.signed_value, seal.signed_bytes, what)
+                     seal.signed_value, seal.signed_bytes, what, same_in_every_document=True)
     _signer_in_cert_list(result, seal, signer_cert)
     _seal_validity(result, seal, signed_at)
     check_cert_validity(result, signer_cert, signed_at)

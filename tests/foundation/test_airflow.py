@@ -19,8 +19,11 @@ from airflow import plugins_manager
 from airflow.dag_processing.dagbag import DagBag
 bag = DagBag(dag_folder={str(DAGS_DIR)!r})
 plugins, plugin_errors = plugins_manager._get_plugins()
+housekeeping = bag.dags.get("seal_maintenance")
 print(json.dumps({{"dags": sorted(bag.dags), "errors": {{k: str(v) for k, v in bag.import_errors.items()}},
-                  "plugins": sorted(p.name for p in plugins), "plugin_errors": plugin_errors}}))
+                  "plugins": sorted(p.name for p in plugins), "plugin_errors": plugin_errors,
+                  "housekeeping": {{t.task_id: sorted(t.upstream_task_ids) for t in housekeeping.tasks}}
+                  if housekeeping else None}}))
 """
 
 
@@ -34,6 +37,8 @@ def test_dagbag_loads_every_dag_without_import_errors(embedded_stack):
     assert "sealflow" in result["plugins"] and result["plugin_errors"] == {}
     expected = {p.stem for p in DAGS_DIR.glob("*.py")}
     assert len(result["dags"]) >= len(expected)
+    # the work bucket's clean-up runs beside the registry's job, neither waiting for the other
+    assert result["housekeeping"] == {"expire_and_checkpoint": [], "purge_work": []}
 
 
 def test_airflow_env_points_at_the_stack(embedded_stack):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -43,3 +45,18 @@ def test_any_byte_change_is_detected(sealed_docs, kit, which, pick, pos, delta):
     # the changed part is named, unless it is the signature data itself (then the signature fails)
     if not name.endswith(("Signature.xml", "SignedValue.dat")):
         assert any(name in w for w in where), (name, where)
+
+
+def test_a_page_box_that_is_not_numbers_fails_the_document_with_its_reason(kit, sealed_docs) -> None:
+    """Found by the property above: one changed byte in Document.xml's PhysicalBox ("297" → ":97")
+    made 验章 raise ValueError instead of answering INVALID."""
+    data = sealed_docs["ours"]
+    name = "Doc_0/Document.xml"
+    content = members(data)[name]
+    assert b"<ofd:PhysicalBox>" in content
+    broken = re.sub(rb"(<ofd:PhysicalBox>[^<]*?)(\d)(</ofd:PhysicalBox>)", rb"\1:\3", content, count=1)
+    assert broken != content
+    result = verify_ofd(replace_member(data, name, broken), "ours", kit.trust)
+    assert not result.valid
+    assert "Doc_0/Document.xml: PhysicalBox" in (result.error or "")
+    assert "not a list of numbers" in result.error
