@@ -4,12 +4,20 @@ A narrow API over OpenSSL: keys are opaque objects; ``sign`` returns DER ``SEQUE
 ``verify`` takes DER or raw ``r||s`` and answers True/False, never raising on a bad signature.
 The message digest e = SM3(Z_A || M) is computed here (Z_A from the user id and the public key,
 cached per key), and OpenSSL signs e with a nonce from its own CSPRNG.
+
+Hashing once what every message of a batch begins with: an SES TBS_Sign starts with the whole
+SESeal (its picture, ~14 KB), the same in every document a seal signs or a verifier checks, and
+hashing it was a seventh of signing one. Each key keeps the SM3 state after Z_A and the longest
+beginning (≥ 4 KiB) its last two long messages shared (:class:`_SharedPrefix`); a message that
+starts with exactly those bytes continues from that state. The digest is the same number by
+construction (SM3 is computed left to right), so nothing about what is signed or checked changes.
 """
 
 from __future__ import annotations
 
 import ctypes
 from functools import lru_cache
+from typing import Any
 
 from asn1crypto import keys, pem
 
@@ -37,6 +45,48 @@ N = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54123
 GX = 0x32C4AE2C1F1981195F9904466A39C9948FE30BBFF2660BE1715A4589334C74C7
 GY = 0xBC3736A2F4F6779C59BDCEE36B692153D0A9877CC62A474002DF32E52139F0A0
 _CURVE_BYTES = b"".join(v.to_bytes(32, "big") for v in (A, B, GX, GY))
+
+
+class _SharedPrefix:
+    """SM3(Z_A || prefix) as a hashlib state for the longest beginning two long messages shared.
+
+    Looked at only for messages of ``MIN_MESSAGE`` bytes or more. The state object is never updated
+    (every use continues from a copy), and what is kept is swapped as one tuple, so threads may share
+    a key. A message that does not start with the kept bytes is hashed in full, as before."""
+
+    MIN_MESSAGE = 8192
+    MIN_PREFIX = 4096
+    _STEP = 1024
+
+    def __init__(self) -> None:
+        self._kept: tuple[bytes, bytes, Any] | None = None  # (uid, prefix, state after Z || prefix)
+        self._last: tuple[bytes, bytes] | None = None  # (uid, the last long message)
+
+    def digest(self, z: bytes, uid: bytes, data: bytes) -> bytes:
+        kept = self._kept
+        if kept is not None and kept[0] == uid and data.startswith(kept[1]):
+            h = kept[2].copy()
+            h.update(memoryview(data)[len(kept[1]):])
+            return h.digest()
+        last, self._last = self._last, (uid, data)
+        shared = self._common_length(last[1], data) if last is not None and last[0] == uid else 0
+        h = new_sm3(z)
+        if shared < self.MIN_PREFIX:
+            h.update(data)
+            return h.digest()
+        prefix = data[:shared]
+        h.update(prefix)
+        self._kept = (uid, prefix, h.copy())
+        h.update(memoryview(data)[shared:])
+        return h.digest()
+
+    @classmethod
+    def _common_length(cls, a: bytes, b: bytes) -> int:
+        """How many leading bytes ``a`` and ``b`` share, in whole steps (a lower bound is enough)."""
+        n, step, i = min(len(a), len(b)), cls._STEP, 0
+        while i + step <= n and a[i:i + step] == b[i:i + step]:
+            i += step
+        return i
 
 
 def _der_int(value: bytes, pos: int) -> tuple[int, int]:
@@ -134,6 +184,7 @@ class _Key:
         self._pkey = pkey
         self._pool: list[int] = []
         self._z: dict[bytes, bytes] = {}
+        self._shared = _SharedPrefix()
 
     def _take_ctx(self) -> int:
         try:
@@ -148,6 +199,8 @@ class _Key:
         z = self._z.get(uid)
         if z is None:
             z = self._z[uid] = _z_digest(point, uid)
+        if len(data) >= _SharedPrefix.MIN_MESSAGE:
+            return self._shared.digest(z, uid, bytes(data))
         h = new_sm3(z)
         h.update(data)
         return h.digest()

@@ -68,7 +68,7 @@ def _advance(deltas: list[float], size: float, i: int) -> float:
     return sum(deltas[:i]) if len(deltas) >= i else size * i
 
 
-_TEXTCODE_TAGS = tuple(f"{{{ns}}}TextCode" if ns else "TextCode" for ns in xmlns.ACCEPTED_NS)
+_TEXTCODE_TAGS = xmlns.qualified("TextCode")
 
 
 def find_text(pkg: OfdPackage, member: str, needle: str) -> TextItem | None:

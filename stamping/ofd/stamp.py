@@ -28,7 +28,7 @@ from gmpki.gm.sm3 import sm3
 from gmpki.keys.signer import Signer
 from stamping.ofd import xmlns
 from stamping.ofd.document import DocumentInfo, read_document
-from stamping.ofd.ofd_xml import read_doc_bodies
+from stamping.ofd.ofd_xml import DocBody, read_doc_bodies
 from stamping.ofd.package import OfdError, OfdPackage, folder_of
 from stamping.ofd.page import PageContent, find_text, read_page
 from stamping.ofd.signature import read_signature
@@ -194,9 +194,9 @@ def _free_sign_folder(pkg: OfdPackage, signs_dir: str) -> str:
     return f"{signs_dir}/Sign_{k}"
 
 
-def _refuse_breaking_earlier_seals(pkg: OfdPackage, changed: set[str]) -> None:
+def _refuse_breaking_earlier_seals(pkg: OfdPackage, bodies: list[DocBody], changed: set[str]) -> None:
     """Every existing signature must keep verifying: none may protect a file this seal writes."""
-    for body in read_doc_bodies(pkg):
+    for body in bodies:
         if not body.signatures or body.signatures not in pkg:
             continue
         for entry in read_signatures(pkg, body.signatures).entries:
@@ -223,7 +223,8 @@ def stamp_ofd(src: bytes, seal_der: bytes, signer: Signer, placement: Placement,
     seal_file = not compact
     signed_at = (signed_at or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     pkg = OfdPackage(src, path)
-    body = read_doc_bodies(pkg)[0]
+    bodies = read_doc_bodies(pkg)  # OFD.xml parsed once, for the new seal and the earlier ones
+    body = bodies[0]
     doc = read_document(pkg, body.doc_root)
     size = _seal_size(seal_der)
     annots = _annotations(pkg, doc, placement, size, cross_page or bool(getattr(placement, "cross_page", False)))
@@ -241,7 +242,7 @@ def stamp_ofd(src: bytes, seal_der: bytes, signer: Signer, placement: Placement,
     sign_dir = _free_sign_folder(pkg, f"{folder_of(sig_list_member)}")
     sig_member, seal_member, value_member = (f"{sign_dir}/Signature.xml", f"{sign_dir}/Seal.esl",
                                              f"{sign_dir}/SignedValue.dat")
-    _refuse_breaking_earlier_seals(pkg, {*replaced, sig_list_member, sig_member, seal_member, value_member})
+    _refuse_breaking_earlier_seals(pkg, bodies, {*replaced, sig_list_member, sig_member, seal_member, value_member})
 
     refs: list[tuple[str, bytes]] = []
     for name in pkg.names():

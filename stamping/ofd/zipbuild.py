@@ -24,6 +24,12 @@ def _dos_time(date_time: tuple[int, int, int, int, int, int]) -> tuple[int, int]
     return (h << 11) | (mi << 5) | (s // 2), ((y - 1980) << 9) | (mo << 5) | d
 
 
+def _window_bits(size: int) -> int:
+    """The smallest deflate window (2**9 … 2**15 bytes) that holds ``size`` bytes: the same matches can be
+    found, and zlib need not set up (and the kernel zero) 256 KB of state for a 1 KB XML part."""
+    return min(15, max(9, (size - 1).bit_length()))
+
+
 class ZipBuilder:
     def __init__(self, date_time: tuple[int, int, int, int, int, int] | None = None) -> None:
         self._buf = bytearray()
@@ -59,8 +65,7 @@ class ZipBuilder:
 
     def add(self, name: str, data: bytes, compress: bool = True) -> None:
         if compress:
-            comp = zlib.compressobj(6, zlib.DEFLATED, -15)
-            raw = comp.compress(data) + comp.flush()
+            raw = zlib.compress(data, 6, -_window_bits(len(data)))
             method = zipfile.ZIP_DEFLATED
         else:
             raw, method = data, zipfile.ZIP_STORED

@@ -77,9 +77,11 @@ def _diff_box(a: pymupdf.Pixmap, b: pymupdf.Pixmap, masks: list[pymupdf.IRect]) 
 
 
 def compare_rendering(old: pymupdf.Document, new: pymupdf.Document,
-                      allowed: dict[int, list[tuple[float, float, float, float]]]) -> list[PageDifference]:
+                      allowed: dict[int, list[tuple[float, float, float, float]]],
+                      new_pixmaps: dict | None = None) -> list[PageDifference]:
     """Pages of ``new`` that do not look like the same page of ``old`` outside ``allowed`` rectangles
-    (page index → rectangles in PDF user space of that page)."""
+    (page index → rectangles in PDF user space of that page). ``new_pixmaps``: renderings of ``new``'s
+    pages kept by the caller across calls (keyed by page index; only read here, never changed)."""
     diffs: list[PageDifference] = []
     for i in range(max(old.page_count, new.page_count)):
         if i >= old.page_count or i >= new.page_count:
@@ -87,7 +89,12 @@ def compare_rendering(old: pymupdf.Document, new: pymupdf.Document,
             continue
         p_old, p_new = old[i], new[i]
         matrix = pymupdf.Matrix(ZOOM, ZOOM)
-        a, b = p_old.get_pixmap(matrix=matrix, alpha=False), p_new.get_pixmap(matrix=matrix, alpha=False)
+        a = p_old.get_pixmap(matrix=matrix, alpha=False)
+        b = new_pixmaps.get(i) if new_pixmaps is not None else None
+        if b is None:
+            b = p_new.get_pixmap(matrix=matrix, alpha=False)
+            if new_pixmaps is not None:
+                new_pixmaps[i] = b
         if (a.width, a.height) != (b.width, b.height) or p_old.rotation != p_new.rotation:
             diffs.append(PageDifference(i, None))
             continue

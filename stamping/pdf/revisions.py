@@ -36,7 +36,7 @@ import pymupdf
 from stamping.pdf.active import active_in_object
 from stamping.pdf.errors import MUPDF_ERRORS
 
-__all__ = ["LaterUpdates", "analyse_later_updates"]
+__all__ = ["LaterUpdates", "Revisions", "analyse_later_updates"]
 
 _STARTXREF_EOF = re.compile(rb"startxref\s+(\d+)\s+%%EOF[ \t]*(?:\r\n|\r|\n)?")
 _OBJ_HEADER = re.compile(rb"(?<![0-9])(\d+)\s+(\d+)\s+obj\b")
@@ -64,6 +64,36 @@ class LaterUpdates:
     def modified(self, what: str) -> None:
         if len(self.modifications) < _MAX_NAMED and what not in self.modifications:
             self.modifications.append(what)
+
+
+class Revisions:
+    """The revisions of one file while it is verified, each opened at most once.
+
+    Every signature over an earlier revision needs the revision it signed (for the object analysis and
+    for the rendering) and each revision after it (file structure): opened afresh per signature, that was
+    the signed revision twice and (k-1)(k-2)/2 intermediate revisions for a file with k seals. The
+    renderings of the whole file's pages are kept here too (``pixmaps``, see ``rendering.py``): every
+    earlier signature compares against the same pages. Owned by one verification; ``close`` ends it."""
+
+    def __init__(self, doc: pymupdf.Document, data: bytes) -> None:
+        self.doc, self.data = doc, data
+        self._opened: dict[int, pymupdf.Document] = {}
+        self.pixmaps: dict[int, pymupdf.Pixmap] = {}  # page index → the whole file's page, rendered
+
+    def at(self, end: int) -> pymupdf.Document:
+        """The revision ending at byte ``end`` (the file itself at its end); MuPDF's errors pass through."""
+        if end == len(self.data):
+            return self.doc
+        rev = self._opened.get(end)
+        if rev is None:
+            rev = self._opened[end] = pymupdf.open(stream=self.data[:end], filetype="pdf")
+        return rev
+
+    def close(self) -> None:
+        for rev in self._opened.values():
+            rev.close()
+        self._opened.clear()
+        self.pixmaps.clear()
 
 
 # --- xref entries ------------------------------------------------------------------------------
@@ -139,7 +169,8 @@ def _stream_section(rev: pymupdf.Document, num: int) -> list[tuple[int, str, int
     return rows
 
 
-def _check_file_structure(out: LaterUpdates, doc: pymupdf.Document, data: bytes, signed_end: int) -> None:
+def _check_file_structure(out: LaterUpdates, revisions: Revisions, signed_end: int) -> None:
+    data = revisions.data
     ends = _revision_ends(data, signed_end)
     if not ends or data[ends[-1][0]:].strip():
         out.modified(f"{len(data) - signed_end} bytes after the signed revision are not a complete incremental "
@@ -149,14 +180,10 @@ def _check_file_structure(out: LaterUpdates, doc: pymupdf.Document, data: bytes,
     prev_xref = before[-1] if before else -1
     rev_start = signed_end
     for end, startxref in ends:
-        rev = doc if end == len(data) else pymupdf.open(stream=data[:end], filetype="pdf")
         try:
-            _check_revision(out, rev, data, signed_end, rev_start, end, startxref, prev_xref)
+            _check_revision(out, revisions.at(end), data, signed_end, rev_start, end, startxref, prev_xref)
         except MUPDF_ERRORS as exc:
             out.modified(f"unreadable incremental update ending at byte {end}: {exc}")
-        finally:
-            if rev is not doc:
-                rev.close()
         prev_xref, rev_start = startxref, end
 
 
@@ -520,12 +547,25 @@ class _Analysis:
                         self.out.new_widget_rects.setdefault(index, []).append(tuple(rect))
 
 
-def analyse_later_updates(doc: pymupdf.Document, data: bytes, signed_end: int) -> LaterUpdates:
-    """Classify the updates after the revision ending at ``signed_end`` (``doc`` is the whole file)."""
-    out = LaterUpdates()
-    _check_file_structure(out, doc, data, signed_end)
+def analyse_later_updates(doc: pymupdf.Document, data: bytes, signed_end: int,
+                          revisions: Revisions | None = None) -> LaterUpdates:
+    """Classify the updates after the revision ending at ``signed_end`` (``doc`` is the whole file).
+    ``revisions``: the file's revisions as the caller keeps them open (else opened here and closed)."""
+    own = revisions is None
+    revisions = Revisions(doc, data) if revisions is None else revisions
     try:
-        old = pymupdf.open(stream=data[:signed_end], filetype="pdf")
+        return _analyse(revisions, signed_end)
+    finally:
+        if own:
+            revisions.close()
+
+
+def _analyse(revisions: Revisions, signed_end: int) -> LaterUpdates:
+    doc = revisions.doc
+    out = LaterUpdates()
+    _check_file_structure(out, revisions, signed_end)
+    try:
+        old = revisions.at(signed_end)
     except MUPDF_ERRORS as exc:
         out.modified(f"the signed revision cannot be read: {exc}")
         return out
@@ -537,6 +577,4 @@ def analyse_later_updates(doc: pymupdf.Document, data: bytes, signed_end: int) -
         _Analysis(old, doc, out).run()
     except MUPDF_ERRORS as exc:
         out.modified(f"damaged objects in a later update: {exc}")
-    finally:
-        old.close()
     return out

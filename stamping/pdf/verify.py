@@ -43,7 +43,7 @@ from stamping.pdf.cms import CONTAINERS, CmsError, ParsedCms, parse_signed_data
 from stamping.pdf.errors import MUPDF_ERRORS, PdfError
 from stamping.pdf.reading import open_untrusted
 from stamping.pdf.rendering import compare_rendering
-from stamping.pdf.revisions import analyse_later_updates
+from stamping.pdf.revisions import Revisions, analyse_later_updates
 from stamping.pdf.sign import MAX_PDF_BYTES
 from stamping.verdict.result import DocumentResult, SealStatusLookup, SignatureResult, SignatureUseLookup
 from stamping.verdict.signing_time import check_recorded_use, judge_signing_time
@@ -203,11 +203,11 @@ def _entry(doc: pymupdf.Document, num: int) -> tuple[str, int]:
     return str(e.type), int(e.ofs)
 
 
-def _check_later_changes(result: SignatureResult, doc: pymupdf.Document, data: bytes, signed_end: int,
-                         sig_xref: int) -> None:
+def _check_later_changes(result: SignatureResult, revisions: Revisions, signed_end: int, sig_xref: int) -> None:
     """Classify every update after the signed revision (``revisions.py``) and compare what the pages show
     (``rendering.py``); either finding makes the signature not valid."""
-    updates = analyse_later_updates(doc, data, signed_end)
+    doc = revisions.doc
+    updates = analyse_later_updates(doc, revisions.data, signed_end, revisions)
     if docmdp_permission(doc) == (1, sig_xref):
         updates.modified("the signature certifies the document with DocMDP /P 1 (no changes allowed) "
                          "but later updates follow")
@@ -218,11 +218,7 @@ def _check_later_changes(result: SignatureResult, doc: pymupdf.Document, data: b
         result.add("later_changes", True, f"later updates only add signatures (fields: {added})"
                    + (" and DSS data" if updates.adds_dss else ""))
     try:
-        old = pymupdf.open(stream=data[:signed_end], filetype="pdf")
-        try:
-            diffs = compare_rendering(old, doc, updates.new_widget_rects)
-        finally:
-            old.close()
+        diffs = compare_rendering(revisions.at(signed_end), doc, updates.new_widget_rects, revisions.pixmaps)
     except MUPDF_ERRORS as exc:
         result.add("rendering", False, f"document modified after sealing: cannot render a revision ({exc})")
         return
@@ -305,9 +301,10 @@ def _chain_only(result: SignatureResult, cms_info: ParsedCms, signed_at: datetim
     result.add("signer_chain", chain.ok, chain.reason, kind="trust")
 
 
-def _verify_one(doc: pymupdf.Document, data: bytes, field: _SigField, path: str, trust: TrustStore | None,
+def _verify_one(revisions: Revisions, field: _SigField, trust: TrustStore | None,
                 status_lookup: SealStatusLookup | None, use_lookup: SignatureUseLookup | None = None
                 ) -> SignatureResult:
+    doc, data = revisions.doc, revisions.data
     result = SignatureResult(location=field.name)
     sig = _SigDict(doc, data, field.sig_xref)
     sub = sig.sub_filter
@@ -321,7 +318,7 @@ def _verify_one(doc: pymupdf.Document, data: bytes, field: _SigField, path: str,
     if not _check_hole_in_signature(result, sig, field.sig_xref, (hole_start, hole_end), signed_end):
         return result
     if signed_end < len(data):
-        _check_later_changes(result, doc, data, signed_end, field.sig_xref)
+        _check_later_changes(result, revisions, signed_end, field.sig_xref)
     try:
         blob = bytes.fromhex(data[hole_start + 1:hole_end - 1].decode("ascii"))
         cms_info = parse_signed_data(blob)
@@ -369,6 +366,7 @@ def verify_pdf(data: bytes, path: str, trust: TrustStore | None, status_lookup: 
     except PdfError as exc:
         result.error = exc.reason
         return result
+    revisions = Revisions(doc, data)  # each revision opened once for all the signatures over earlier ones
     try:
         fields = _signature_fields(doc)
         if not fields:
@@ -377,7 +375,7 @@ def verify_pdf(data: bytes, path: str, trust: TrustStore | None, status_lookup: 
         result.warnings.extend(f"active content: {what}" for what in active_content(doc, data))
         for f in fields:
             try:
-                result.signatures.append(_verify_one(doc, data, f, path, trust, status_lookup, use_lookup))
+                result.signatures.append(_verify_one(revisions, f, trust, status_lookup, use_lookup))
                 result.warnings.extend(_later_signatures_warning(result.signatures[-1]))
             except MUPDF_ERRORS as exc:  # a damaged object under the signature dictionary
                 sig = SignatureResult(location=f.name)
@@ -386,5 +384,6 @@ def verify_pdf(data: bytes, path: str, trust: TrustStore | None, status_lookup: 
     except MUPDF_ERRORS as exc:
         result.error = f"damaged PDF structure: {exc}"
     finally:
+        revisions.close()
         doc.close()
     return result

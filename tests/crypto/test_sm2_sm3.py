@@ -216,3 +216,29 @@ def test_public_keys_copy_and_pickle_safely() -> None:
         assert clone == public and clone.verify(sig, b"m")
     with pytest.raises(TypeError):
         copy.deepcopy(key)
+
+
+def test_messages_sharing_a_long_beginning_sign_and_verify_as_any_other(tmp_path: Path) -> None:
+    """Each key keeps the SM3 state of the beginning its long messages share (an SES TBS_Sign starts with
+    the whole seal): OpenSSL still verifies what we sign, and a bit flipped inside that beginning or after
+    it fails while the state is warm."""
+    import os
+
+    key = SM2PrivateKey.generate()
+    seal = os.urandom(14_000)
+    messages = [b"\x30\x82\x37\x00\x02\x01\x04" + seal + os.urandom(300) for _ in range(4)]
+    messages.append(messages[0][:9000])  # a long message that ends inside the shared beginning
+    (tmp_path / "pub.pem").write_bytes(pem.armor("PUBLIC KEY", key.public_key().to_spki_der()))
+    for i, message in enumerate(messages):
+        sig = key.sign(message)
+        (tmp_path / f"msg{i}").write_bytes(message)
+        (tmp_path / f"sig{i}").write_bytes(sig)
+        result = _openssl("dgst", "-sm3", "-verify", "pub.pem", "-sigopt", "distid:1234567812345678",
+                          "-signature", f"sig{i}", f"msg{i}", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert key.public_key().verify(sig, message)
+        for pos in (7, 5_000, len(message) - 1):  # in the seal, in the kept beginning, at the end
+            changed = bytearray(message)
+            changed[pos] ^= 0x01
+            assert not key.public_key().verify(sig, bytes(changed))
+            assert key.public_key().verify(sig, message)

@@ -277,3 +277,24 @@ def test_signer_must_be_in_the_seal_cert_list(kit, sample_pdf):
     key, cert = kit.ca.issue_unit_signer("另一个单位", "91450100MA5L000001")
     with pytest.raises(SealBindingError):
         stamp_pdf(sample_pdf, kit.seal_der, SoftwareSigner(key, cert), ANCHOR)
+
+
+def test_three_seals_verify_with_each_revision_opened_once(kit, sample_pdf, monkeypatch):
+    """A seal over an earlier revision needs the revision it signed and each one after it. They are opened
+    once per file, not once per signature (that was 6 opens for three seals, growing with their square)."""
+    data = sample_pdf
+    for x in (40, 90, 140):
+        data = stamp_pdf(data, kit.seal_der, kit.signer, Placement(page=0, x_mm=x, y_mm=60))
+    opened: list[int] = []
+    real_open = pymupdf.open
+
+    def counting_open(*args, **kwargs):
+        opened.append(len(kwargs.get("stream") or b""))
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(pymupdf, "open", counting_open)
+    result = verify_pdf(data, "three.pdf", kit.trust)
+    assert result.verdict == "valid_with_warnings" and len(result.signatures) == 3
+    later = [c for s in result.signatures for c in s.checks if c.name in ("later_changes", "rendering")]
+    assert len(later) == 4 and all(c.ok for c in later)  # the first two seals: updates and pages checked
+    assert len(opened) == 3 == len(set(opened))  # the file and its two earlier revisions, once each
