@@ -12,7 +12,7 @@ records; one bad record never holds back the others of its request (the dispatch
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 from sealflow_airflow.alerts import SealFlowAlertNotifier
@@ -34,7 +34,9 @@ from sealflow_airflow.root import parse_settings
     on_failure_callback=SealFlowAlertNotifier(),  # a dead letter or a long outage is mailed at once
 )
 def file_records() -> None:
-    @task(retries=1)
+    # Airflow's default retry delay is 5 minutes; with max_active_runs=1 every later run (the next
+    # batch's filing) waits behind it. Draining is idempotent, so the second try comes at once.
+    @task(retries=1, retry_delay=timedelta(seconds=30))
     def drain_outbox() -> dict:
         from sealflow_airflow.platform_hook import file_records as run
 
